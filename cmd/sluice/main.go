@@ -1,0 +1,227 @@
+// Command sluice runs the Sluice server: a Postgres-wire SQL front end for
+// change-data-capture mirrors. See `sluice --help`.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/executor"
+	"github.com/sluicedb/sluice/internal/pgcluster"
+	"github.com/sluicedb/sluice/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `Sluice: change-data-capture mirrors driven from psql.
+
+Usage:
+  sluice serve [flags]    run the server
+  sluice version          print the version
+  sluice --help           this text
+
+Flags of serve (each also read from the environment variable shown):
+  --listen ADDR        address to listen on (SLUICE_LISTEN, default 127.0.0.1:9900)
+  --catalog URL        Postgres URL of the catalog database (SLUICE_CATALOG); without it
+                       sluice runs a private catalog cluster under the data dir, using the
+                       installed Postgres server binaries (initdb, postgres)
+  --data-dir DIR       state directory (SLUICE_DATA_DIR, default ./sluice-data)
+  --tls-cert FILE      TLS certificate for client connections (SLUICE_TLS_CERT)
+  --tls-key FILE       TLS private key (SLUICE_TLS_KEY)
+  --max-message-size N largest protocol message in bytes (SLUICE_MAX_MESSAGE_SIZE, default 67108864)
+  --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
+
+Environment only:
+  SLUICE_PASSWORD      password of the login user "sluice" (SCRAM-SHA-256); required to listen
+                       on a non-loopback address. Without it, loopback logins are trusted.
+  SLUICE_SECRET_KEY    32-byte key (hex or base64) encrypting peer secrets in the catalog;
+                       default: a key file created in the data dir (secret.key, mode 0600)
+  SLUICE_PG_BINDIR     directory of initdb/postgres for the private catalog (default: PATH,
+                       then the newest /usr/lib/postgresql/*/bin)
+
+Connect with: psql -h 127.0.0.1 -p 9900 -U sluice
+`
+
+// Config is everything serve needs, from flags and environment.
+type Config struct {
+	Listen         string
+	CatalogURL     string
+	DataDir        string
+	Password       string
+	SecretKey      string
+	TLSCert        string
+	TLSKey         string
+	MaxMessageSize int
+	LogLevel       slog.Level
+}
+
+// Validate reports a config that cannot or must not run.
+func (c *Config) Validate() error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("invalid --listen %q: %w", c.Listen, err)
+	}
+	if c.Password == "" && !isLoopback(host) {
+		return fmt.Errorf("refusing to listen on %s without a password: set SLUICE_PASSWORD, or listen on 127.0.0.1", c.Listen)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key must be given together")
+	}
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func parseServe(args []string, stderr io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("sluice serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfg := &Config{Password: os.Getenv("SLUICE_PASSWORD"), SecretKey: os.Getenv("SLUICE_SECRET_KEY")}
+	fs.StringVar(&cfg.Listen, "listen", envOr("SLUICE_LISTEN", "127.0.0.1:9900"), "")
+	fs.StringVar(&cfg.CatalogURL, "catalog", envOr("SLUICE_CATALOG", ""), "")
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", "./sluice-data"), "")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", envOr("SLUICE_TLS_CERT", ""), "")
+	fs.StringVar(&cfg.TLSKey, "tls-key", envOr("SLUICE_TLS_KEY", ""), "")
+	maxMsg, err := strconv.Atoi(envOr("SLUICE_MAX_MESSAGE_SIZE", strconv.Itoa(server.DefaultMaxMessageSize)))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_MAX_MESSAGE_SIZE: %w", err)
+	}
+	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", maxMsg, "")
+	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q", *level)
+	}
+	return cfg, cfg.Validate()
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "--version":
+		fmt.Fprintf(stdout, "sluice %s\n", version)
+		return 0
+	case "serve":
+		cfg, err := parseServe(args[1:], stderr)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "sluice: %v\n", err)
+			return 2
+		}
+		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		slog.SetDefault(logger)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		if err := serve(ctx, cfg, logger); err != nil {
+			fmt.Fprintf(stderr, "sluice: %v\n", err)
+			return 1
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+// serve wires catalog, executor and server together and runs until ctx ends.
+func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	catalogURL := cfg.CatalogURL
+	if catalogURL == "" {
+		cluster, url, err := pgcluster.StartLocal(ctx, cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("start private catalog cluster: %w", err)
+		}
+		defer cluster.Stop()
+		catalogURL = url
+		logger.InfoContext(ctx, "private catalog cluster running", "port", cluster.Port(), "data_dir", cfg.DataDir)
+	}
+	key, err := catalog.LoadKey(cfg.SecretKey, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	store, err := catalog.Open(ctx, catalogURL, key)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger})
+	if err != nil {
+		return err
+	}
+	scfg := server.Config{Password: cfg.Password, MaxMessageSize: cfg.MaxMessageSize, Logger: logger}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		scfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv, err := server.New(scfg, ex)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	auth := "trust (loopback only)"
+	if cfg.Password != "" {
+		auth = "scram-sha-256"
+	}
+	logger.InfoContext(ctx, "sluice listening", "addr", l.Addr().String(), "auth", auth, "tls", cfg.TLSCert != "",
+		"connect", "psql -h "+strings.Split(l.Addr().String(), ":")[0]+" -p "+portOf(l.Addr())+" -U sluice")
+	return srv.Serve(ctx, l)
+}
+
+func portOf(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return strconv.Itoa(t.Port)
+	}
+	return ""
+}

@@ -1,0 +1,206 @@
+// Package postgres is the Postgres connector: peer configuration and
+// validation, and connections for federated queries.
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// PeerConfig is a Postgres peer's connection settings, parsed from the
+// options of CREATE PEER ... FROM POSTGRES.
+type PeerConfig struct {
+	Host     string
+	Port     int
+	User     string
+	Password string
+	Database string
+	// MetadataSchema is accepted for PeerDB compatibility (default "_sluice").
+	MetadataSchema string
+	RequireTLS     bool
+	DisableTLS     bool
+	RootCA         string // PEM
+	TLSHost        string
+	SkipCertVerify bool
+}
+
+// OptionKeys lists every option a Postgres peer accepts, sorted.
+var OptionKeys = []string{"database", "disable_tls", "host", "metadata_schema", "password", "port",
+	"require_tls", "root_ca", "skip_cert_verification", "tls_host", "user"}
+
+// ParsePeerOptions validates opts (keys lower-case) and returns the config.
+// An unknown key, a missing required key (host, user, database) or a bad
+// value is an *connectors.OptionError naming the key.
+func ParsePeerOptions(opts map[string]string) (*PeerConfig, error) {
+	known := make(map[string]bool, len(OptionKeys))
+	for _, k := range OptionKeys {
+		known[k] = true
+	}
+	keys := make([]string, 0, len(opts))
+	for k := range opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !known[k] {
+			return nil, &connectors.OptionError{Key: k, Unknown: true,
+				Reason: "a POSTGRES peer accepts " + strings.Join(OptionKeys, ", ")}
+		}
+	}
+	cfg := &PeerConfig{
+		Host:           opts["host"],
+		User:           opts["user"],
+		Password:       opts["password"],
+		Database:       opts["database"],
+		MetadataSchema: opts["metadata_schema"],
+		RootCA:         opts["root_ca"],
+		TLSHost:        opts["tls_host"],
+		Port:           5432,
+	}
+	for _, k := range []string{"host", "user", "database"} {
+		if strings.TrimSpace(opts[k]) == "" {
+			return nil, &connectors.OptionError{Key: k, Missing: true}
+		}
+	}
+	if p, ok := opts["port"]; ok {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, &connectors.OptionError{Key: "port", Reason: fmt.Sprintf("%q is not a port number (1-65535)", p)}
+		}
+		cfg.Port = n
+	}
+	for key, dst := range map[string]*bool{"require_tls": &cfg.RequireTLS, "disable_tls": &cfg.DisableTLS,
+		"skip_cert_verification": &cfg.SkipCertVerify} {
+		v, ok := opts[key]
+		if !ok {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, &connectors.OptionError{Key: key, Reason: fmt.Sprintf("%q is not a boolean", v)}
+		}
+		*dst = b
+	}
+	if cfg.RequireTLS && cfg.DisableTLS {
+		return nil, &connectors.OptionError{Key: "disable_tls", Reason: "conflicts with require_tls = true"}
+	}
+	if cfg.RootCA != "" {
+		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(cfg.RootCA)); !ok {
+			return nil, &connectors.OptionError{Key: "root_ca", Reason: "not a PEM certificate"}
+		}
+	}
+	return cfg, nil
+}
+
+// ConnConfig returns a pgconn config for the peer. Cancelling a context
+// passed to the connection sends the server a cancel request first, so a
+// cancelled statement does not cost the connection.
+func (c *PeerConfig) ConnConfig(appName string) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig("")
+	if err != nil {
+		return nil, fmt.Errorf("build connection config: %w", err)
+	}
+	cfg.Host = c.Host
+	cfg.Port = uint16(c.Port)
+	cfg.User = c.User
+	cfg.Password = c.Password
+	cfg.Database = c.Database
+	cfg.ConnectTimeout = 15 * time.Second
+	cfg.Fallbacks = nil
+	cfg.RuntimeParams = map[string]string{"application_name": appName}
+	if !c.DisableTLS {
+		tc := &tls.Config{ServerName: c.Host, InsecureSkipVerify: c.SkipCertVerify || (!c.RequireTLS && c.RootCA == "")}
+		if c.TLSHost != "" {
+			tc.ServerName = c.TLSHost
+		}
+		if c.RootCA != "" {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM([]byte(c.RootCA))
+			tc.RootCAs = pool
+		}
+		cfg.TLSConfig = tc
+		if !c.RequireTLS {
+			// sslmode=prefer: try TLS, fall back to plain text.
+			cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port}}
+		}
+	}
+	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, CancelRequestDelay: 0, DeadlineDelay: 10 * time.Second}
+	}
+	return cfg, nil
+}
+
+// Connect opens a connection to the peer.
+func (c *PeerConfig) Connect(ctx context.Context, appName string) (*pgconn.PgConn, error) {
+	cfg, err := c.ConnConfig(appName)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), err)
+	}
+	return conn, nil
+}
+
+// ServerInfo is what validation learns about a Postgres peer.
+type ServerInfo struct {
+	Version     string // server_version, e.g. "15.18"
+	VersionNum  int    // server_version_num, e.g. 150018
+	WalLevel    string
+	Replication bool // the user may replicate (rolreplication or superuser)
+	Superuser   bool
+}
+
+// CanBeSource reports whether the peer can serve as a CDC source, and why not.
+func (i ServerInfo) CanBeSource() (bool, string) {
+	switch {
+	case i.WalLevel != "logical":
+		return false, fmt.Sprintf("wal_level is %s, not logical", i.WalLevel)
+	case !i.Replication:
+		return false, "the user lacks the REPLICATION privilege"
+	case i.VersionNum < 120000:
+		return false, "Postgres 12 or newer is required"
+	}
+	return true, ""
+}
+
+// Inspect connects to the peer and reads its version, wal_level and the
+// user's privileges. It is how CREATE PEER validates a peer.
+func (c *PeerConfig) Inspect(ctx context.Context) (ServerInfo, error) {
+	conn, err := c.Connect(ctx, "sluice-validate")
+	if err != nil {
+		return ServerInfo{}, err
+	}
+	defer conn.Close(context.Background())
+	res := conn.ExecParams(ctx, `SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+		current_setting('wal_level'), r.rolreplication, r.rolsuper
+		FROM pg_roles r WHERE r.rolname = current_user`, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		return ServerInfo{}, fmt.Errorf("inspect server: %w", res.Err)
+	}
+	if len(res.Rows) != 1 {
+		return ServerInfo{}, fmt.Errorf("inspect server: current user not found in pg_roles")
+	}
+	row := res.Rows[0]
+	num, _ := strconv.Atoi(string(row[1]))
+	info := ServerInfo{
+		Version:    strings.Fields(string(row[0]))[0],
+		VersionNum: num,
+		WalLevel:   string(row[2]),
+		Superuser:  string(row[4]) == "t",
+	}
+	info.Replication = string(row[3]) == "t" || info.Superuser
+	return info, nil
+}

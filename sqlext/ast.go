@@ -1,0 +1,274 @@
+package sqlext
+
+import (
+	"fmt"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// Statement is one parsed statement: either one of Sluice's own verbs
+// (CreatePeer, CreateMirror, ...) or a Passthrough of standard SQL.
+type Statement interface {
+	// SQL returns the statement's own text, without the trailing semicolon.
+	SQL() string
+	stmt()
+}
+
+// Pos is a 1-based character offset into the text given to Parse, as
+// Postgres reports positions in ErrorResponse.
+type Pos int
+
+// Value is an option value: a string, number or boolean literal as written.
+// Numbers and booleans keep their source text (port = 5432 and port = '5432'
+// both give Text "5432").
+type Value struct {
+	Kind ValueKind
+	Text string
+	Pos  Pos
+}
+
+// ValueKind tells which literal form an option value had.
+type ValueKind int
+
+// Literal forms of an option value.
+const (
+	StringValue ValueKind = iota
+	NumberValue
+	BoolValue
+	IdentValue // an unquoted word such as swap in strategy = swap
+)
+
+// String names the kind for error messages: "string", "number", "boolean"
+// or "identifier".
+func (k ValueKind) String() string {
+	switch k {
+	case StringValue:
+		return "string"
+	case NumberValue:
+		return "number"
+	case BoolValue:
+		return "boolean"
+	case IdentValue:
+		return "identifier"
+	}
+	return fmt.Sprintf("ValueKind(%d)", int(k))
+}
+
+// Option is one key = value pair of a WITH (...) list. Keys are lower-cased.
+type Option struct {
+	Key   string
+	Value Value
+	Pos   Pos // position of the key
+}
+
+// Options is a WITH (...) list in source order. Parse rejects a key given twice.
+type Options []Option
+
+// Get returns the option named key and whether it was present.
+func (o Options) Get(key string) (Option, bool) {
+	for _, opt := range o {
+		if opt.Key == key {
+			return opt, true
+		}
+	}
+	return Option{}, false
+}
+
+// QualifiedName is a possibly schema-qualified name such as public.users.
+// Unquoted identifiers are lower-cased as in Postgres; quoted ones are kept.
+type QualifiedName struct {
+	Schema string // empty when not given
+	Name   string
+	Pos    Pos
+}
+
+// String renders the name as schema.name (or name) without quoting.
+func (q QualifiedName) String() string {
+	if q.Schema == "" {
+		return q.Name
+	}
+	return q.Schema + "." + q.Name
+}
+
+// PeerType is the kind of database a peer is.
+type PeerType string
+
+// Peer types accepted by CREATE PEER.
+const (
+	PeerPostgres   PeerType = "POSTGRES"
+	PeerClickHouse PeerType = "CLICKHOUSE"
+	PeerMySQL      PeerType = "MYSQL"
+	PeerSnowflake  PeerType = "SNOWFLAKE"
+	PeerBigQuery   PeerType = "BIGQUERY"
+)
+
+// CreatePeer is CREATE PEER [IF NOT EXISTS] name FROM type [WITH (...)].
+type CreatePeer struct {
+	Text        string
+	IfNotExists bool
+	Name        string
+	NamePos     Pos
+	Type        PeerType
+	TypePos     Pos
+	Options     Options
+}
+
+// DropPeer is DROP PEER [IF EXISTS] name.
+type DropPeer struct {
+	Text     string
+	IfExists bool
+	Name     string
+	NamePos  Pos
+}
+
+// ExecutePeer is EXECUTE peer('raw sql').
+type ExecutePeer struct {
+	Text    string
+	Peer    string
+	PeerPos Pos
+	Query   string // the string literal's value, unescaped
+}
+
+// TableMapping is one entry of WITH TABLE MAPPING (...): either
+// source:destination or {from: s.t, to: s.t, key: col, exclude: [a, b], ...}.
+type TableMapping struct {
+	Source      QualifiedName
+	Destination QualifiedName
+	// PartitionKey is the brace form's key: the snapshot partition column.
+	PartitionKey string
+	// Exclude lists columns not replicated.
+	Exclude []string
+	// OrderBy is the brace form's order_by: [a, b] (used by ClickHouse).
+	OrderBy []string
+	Pos     Pos
+}
+
+// CreateMirror is CREATE MIRROR [IF NOT EXISTS] m FROM src TO dst WITH TABLE
+// MAPPING (...) [WITH (...)].
+type CreateMirror struct {
+	Text        string
+	IfNotExists bool
+	Name        string
+	NamePos     Pos
+	Source      string
+	SourcePos   Pos
+	Destination string
+	DestPos     Pos
+	Mappings    []TableMapping
+	Options     Options
+}
+
+// DropMirror is DROP MIRROR [IF EXISTS] m [WITH (...)].
+type DropMirror struct {
+	Text     string
+	IfExists bool
+	Name     string
+	NamePos  Pos
+	Options  Options
+}
+
+// PauseMirror is PAUSE MIRROR [IF EXISTS] m.
+type PauseMirror struct {
+	Text     string
+	IfExists bool
+	Name     string
+	NamePos  Pos
+}
+
+// ResumeMirror is RESUME MIRROR [IF EXISTS] m.
+type ResumeMirror struct {
+	Text     string
+	IfExists bool
+	Name     string
+	NamePos  Pos
+}
+
+// ResyncMirror is RESYNC MIRROR [IF EXISTS] m [WITH (...)].
+type ResyncMirror struct {
+	Text     string
+	IfExists bool
+	Name     string
+	NamePos  Pos
+	Options  Options
+}
+
+// ResyncTable is RESYNC TABLE m.schema.table [WITH (...)].
+type ResyncTable struct {
+	Text    string
+	Mirror  string
+	Table   QualifiedName
+	NamePos Pos
+	Options Options
+}
+
+// ExecuteMirror is PeerDB's EXECUTE MIRROR m (query replication); parsed so
+// that it can be refused clearly.
+type ExecuteMirror struct {
+	Text    string
+	Name    string
+	NamePos Pos
+}
+
+// Passthrough is standard SQL, parsed by pg_query and handed on unchanged.
+type Passthrough struct {
+	Text string
+	// Stmt is pg_query's parse tree of Text; positions in it are relative to Text.
+	Stmt *pg_query.RawStmt
+	// Offset is Text's 0-based byte offset in the string given to Parse.
+	Offset int
+}
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *CreatePeer) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *DropPeer) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *ExecutePeer) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *CreateMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *DropMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *PauseMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *ResumeMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *ResyncMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *ResyncTable) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *ExecuteMirror) SQL() string { return s.Text }
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *Passthrough) SQL() string { return s.Text }
+
+func (*CreatePeer) stmt()    {}
+func (*DropPeer) stmt()      {}
+func (*ExecutePeer) stmt()   {}
+func (*CreateMirror) stmt()  {}
+func (*DropMirror) stmt()    {}
+func (*PauseMirror) stmt()   {}
+func (*ResumeMirror) stmt()  {}
+func (*ResyncMirror) stmt()  {}
+func (*ResyncTable) stmt()   {}
+func (*ExecuteMirror) stmt() {}
+func (*Passthrough) stmt()   {}
+
+// SyntaxError is a parse failure. Pos is 1-based in the text given to Parse
+// (0 when unknown); the server reports it as SQLSTATE 42601 with that position.
+type SyntaxError struct {
+	Msg string
+	Pos Pos
+}
+
+// Error returns Msg, without the position.
+func (e *SyntaxError) Error() string { return e.Msg }

@@ -1,0 +1,217 @@
+package sqlext
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+)
+
+// Token kinds used by the grammar. Single-character tokens have the
+// character's code as their kind, including '{' and '}', which the
+// protobuf enum does not name.
+const (
+	tokEOF       pg_query.Token = 0
+	tokLParen    pg_query.Token = '('
+	tokRParen    pg_query.Token = ')'
+	tokComma     pg_query.Token = ','
+	tokDot       pg_query.Token = '.'
+	tokColon     pg_query.Token = ':'
+	tokSemicolon pg_query.Token = ';'
+	tokEquals    pg_query.Token = '='
+	tokLBracket  pg_query.Token = '['
+	tokRBracket  pg_query.Token = ']'
+	tokLBrace    pg_query.Token = '{'
+	tokRBrace    pg_query.Token = '}'
+	tokPlus      pg_query.Token = '+'
+	tokMinus     pg_query.Token = '-'
+)
+
+// token is one lexical token of the input, as found by Postgres' scanner.
+type token struct {
+	kind  pg_query.Token
+	kw    pg_query.KeywordKind
+	text  string // source text; empty for the end-of-input token
+	start int    // byte offsets of text in the input
+	end   int
+	pos   Pos // 1-based character position of start
+}
+
+// isWord reports whether t can be a name: an identifier, quoted or not, or
+// any keyword. Reserved keywords are accepted as names (PeerDB's parser
+// accepts them too, so public.user works unquoted).
+func (t token) isWord() bool {
+	return t.kind == pg_query.Token_IDENT || t.kw != pg_query.KeywordKind_NO_KEYWORD
+}
+
+// isQuoted reports whether t is a double-quoted identifier.
+func (t token) isQuoted() bool {
+	return t.kind == pg_query.Token_IDENT && strings.HasPrefix(t.text, `"`)
+}
+
+// is reports whether t is the unquoted word w (given in lower case), in any
+// letter case.
+func (t token) is(w string) bool {
+	return t.isWord() && !t.isQuoted() && lower(t.text) == w
+}
+
+// ident returns the identifier t names: quoted identifiers lose their quotes
+// and keep their case, unquoted ones are lower-cased as Postgres does.
+func (t token) ident() string {
+	if t.isQuoted() {
+		return strings.ReplaceAll(t.text[1:len(t.text)-1], `""`, `"`)
+	}
+	return lower(t.text)
+}
+
+// isString reports whether t starts a string literal: '...', E'...',
+// $tag$...$tag$ or U&'...'.
+func (t token) isString() bool {
+	return t.kind == pg_query.Token_SCONST || t.kind == pg_query.Token_USCONST
+}
+
+// isNumber reports whether t is an unsigned numeric literal.
+func (t token) isNumber() bool {
+	return t.kind == pg_query.Token_ICONST || t.kind == pg_query.Token_FCONST
+}
+
+// found describes t for an error message: the token as written, or end of
+// input.
+func (t token) found() string {
+	if t.kind == tokEOF {
+		return "end of input"
+	}
+	return `"` + t.text + `"`
+}
+
+// lower lower-cases ASCII letters only, as Postgres' downcase_identifier does
+// for multi-byte encodings.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// scan tokenizes input with Postgres' own scanner. Comments are dropped; the
+// result always ends with an end-of-input token whose position is one past
+// the last character, where Postgres reports "at end of input".
+func scan(input string) ([]token, error) {
+	res, err := pg_query.Scan(input)
+	if err != nil {
+		return nil, pgError(err, 0)
+	}
+	toks := make([]token, 0, len(res.GetTokens())+1)
+	off, chars := 0, 0
+	for _, st := range res.GetTokens() {
+		if st.Token == pg_query.Token_SQL_COMMENT || st.Token == pg_query.Token_C_COMMENT {
+			continue
+		}
+		start, end := int(st.Start), int(st.End)
+		if start < off || end < start || end > len(input) {
+			return nil, &SyntaxError{Msg: "scanner returned an invalid token offset", Pos: Pos(chars + 1)}
+		}
+		chars += utf8.RuneCountInString(input[off:start])
+		off = start
+		toks = append(toks, token{
+			kind:  st.Token,
+			kw:    st.KeywordKind,
+			text:  input[start:end],
+			start: start,
+			end:   end,
+			pos:   Pos(chars + 1),
+		})
+	}
+	chars += utf8.RuneCountInString(input[off:])
+	return append(toks, token{kind: tokEOF, start: len(input), end: len(input), pos: Pos(chars + 1)}), nil
+}
+
+// pgError turns an error from pg_query into a *SyntaxError. Postgres reports
+// cursor positions in characters, 1-based, relative to the text it was given;
+// base is the character position of that text's first character minus one.
+// A position of 0 (unknown) stays 0.
+func pgError(err error, base Pos) *SyntaxError {
+	var pe *pgparser.Error
+	if !errors.As(err, &pe) {
+		return &SyntaxError{Msg: err.Error()}
+	}
+	se := &SyntaxError{Msg: pe.Message}
+	if pe.Cursorpos > 0 {
+		se.Pos = base + Pos(pe.Cursorpos)
+	}
+	return se
+}
+
+// split cuts toks (which end with the end-of-input token) into statements.
+// Each returned statement holds at least one token, followed by its
+// terminator: the ';' that ends it or the end-of-input token.
+//
+// Like psql, a ';' ends a statement only outside parentheses (CREATE RULE ...
+// DO (a; b)) and outside the BEGIN ... END body of CREATE [OR REPLACE]
+// FUNCTION|PROCEDURE (SQL-standard function bodies).
+func split(toks []token) [][]token {
+	var (
+		stmts [][]token
+		start int
+		depth int      // parenthesis depth
+		begin int      // BEGIN ... END depth in a routine body
+		head  []string // leading unquoted words, up to four
+	)
+	for i, t := range toks {
+		switch {
+		case t.kind == tokLParen:
+			depth++
+		case t.kind == tokRParen:
+			if depth > 0 {
+				depth--
+			}
+		case t.kind == tokEOF || t.kind == tokSemicolon && depth == 0 && begin == 0:
+			if i > start {
+				stmts = append(stmts, toks[start:i+1])
+			}
+			start, depth, begin, head = i+1, 0, 0, head[:0]
+		case t.isWord() && !t.isQuoted():
+			w := lower(t.text)
+			if len(head) < 4 {
+				head = append(head, w)
+			}
+			if depth > 0 || !isRoutineHead(head) {
+				break
+			}
+			switch {
+			case w == "begin":
+				begin++
+			case w == "case" && begin > 0:
+				begin++ // CASE ... END inside the body
+			case w == "end" && begin > 0:
+				begin--
+			}
+		}
+	}
+	return stmts
+}
+
+// isRoutineHead reports whether a statement's leading words are CREATE [OR
+// REPLACE] FUNCTION or PROCEDURE, psql's test for a body that may hold
+// semicolons.
+func isRoutineHead(head []string) bool {
+	routine := func(w string) bool { return w == "function" || w == "procedure" }
+	switch {
+	case len(head) < 2 || head[0] != "create":
+		return false
+	case routine(head[1]):
+		return true
+	default:
+		return len(head) >= 4 && head[1] == "or" && head[2] == "replace" && routine(head[3])
+	}
+}
