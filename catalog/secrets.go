@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -102,12 +103,11 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("load key: key file %s is accessible by group or others (mode %04o): run chmod 600 %s",
 			path, perm, path)
 	}
-	b := make([]byte, 4*KeySize)
-	n, err := f.Read(b)
+	b, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
 		return nil, fmt.Errorf("load key: read %s: %w", path, err)
 	}
-	key, ok := decodeKey(string(b[:n]))
+	key, ok := decodeKey(string(b))
 	if !ok {
 		return nil, fmt.Errorf("load key: %s must hold 32 bytes, base64 encoded", path)
 	}
