@@ -159,20 +159,26 @@ func (c *Cluster) Initialized() bool {
 	return err == nil
 }
 
-// Init runs initdb into Dir. It is an error if Dir already holds a cluster.
+// Init runs initdb for Dir. It is an error if Dir already holds a cluster.
+// initdb writes into a scratch directory renamed into place on success, so a
+// run killed half-way never leaves a half-made cluster behind.
 func (c *Cluster) Init(ctx context.Context) error {
 	if c.Initialized() {
 		return fmt.Errorf("pgcluster: %s already holds a cluster", c.cfg.Dir)
 	}
-	if err := os.MkdirAll(c.cfg.Dir, 0o700); err != nil {
+	scratch := strings.TrimRight(c.cfg.Dir, "/") + ".initdb"
+	if err := os.RemoveAll(scratch); err != nil {
+		return fmt.Errorf("pgcluster: remove stale %s: %w", scratch, err)
+	}
+	if err := os.MkdirAll(scratch, 0o700); err != nil {
 		return fmt.Errorf("pgcluster: create data dir: %w", err)
 	}
-	if err := c.chown(c.cfg.Dir); err != nil {
+	if err := c.chown(scratch); err != nil {
 		return fmt.Errorf("pgcluster: chown data dir: %w", err)
 	}
 	// The server user must be able to reach the data dir through its parents.
 	if c.cred != nil {
-		for p := filepath.Dir(c.cfg.Dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		for p := filepath.Dir(scratch); p != "/" && p != "."; p = filepath.Dir(p) {
 			if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
 				if err := os.Chmod(p, st.Mode().Perm()|0o011); err != nil {
 					return fmt.Errorf("pgcluster: make %s traversable: %w", p, err)
@@ -193,14 +199,18 @@ func (c *Cluster) Init(ctx context.Context) error {
 		return fmt.Errorf("pgcluster: chown password file: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(c.bin, "initdb"),
-		"-D", c.cfg.Dir, "-U", c.cfg.Superuser, "--pwfile", pwfile.Name(),
+		"-D", scratch, "-U", c.cfg.Superuser, "--pwfile", pwfile.Name(),
 		"--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
 		"-E", "UTF8", "--locale=C", "--no-sync")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	cmd.Dir = "/"
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		os.RemoveAll(scratch)
 		return fmt.Errorf("pgcluster: initdb: %w\n%s", err, out)
+	}
+	if err := os.Rename(scratch, c.cfg.Dir); err != nil {
+		return fmt.Errorf("pgcluster: move new cluster into place: %w", err)
 	}
 	return nil
 }
