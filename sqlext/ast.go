@@ -192,7 +192,9 @@ type ResyncMirror struct {
 	Options  Options
 }
 
-// ResyncTable is RESYNC TABLE m.schema.table [WITH (...)].
+// ResyncTable is RESYNC TABLE m.schema.table [WITH (...)]. Parse also
+// accepts m.table, leaving Table.Schema empty. NamePos is the position of m;
+// Table.Pos that of the schema (or of the table when no schema is given).
 type ResyncTable struct {
 	Text    string
 	Mirror  string

@@ -79,8 +79,8 @@
 // # Splitting
 //
 // Statements are separated by ';'. As in psql, a ';' inside parentheses
-// (CREATE RULE ... DO (a; b)) or inside the BEGIN ... END body of CREATE [OR
-// REPLACE] FUNCTION or PROCEDURE does not end a statement. Empty statements
+// (CREATE RULE ... DO (a; b)) or inside the BEGIN ATOMIC ... END body of
+// CREATE [OR REPLACE] FUNCTION or PROCEDURE does not end a statement. Empty statements
 // are skipped. A statement's Text runs from its first token to its last:
 // surrounding whitespace, comments before it and after it, and the ';' are
 // not part of it.

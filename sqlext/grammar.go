@@ -218,7 +218,10 @@ func (p *parser) value(key string) (Value, error) {
 	switch {
 	case t.isString():
 		s, err := p.stringLit()
-		return Value{Kind: StringValue, Text: s, Pos: t.pos}, err
+		if err != nil {
+			return Value{}, err
+		}
+		return Value{Kind: StringValue, Text: s, Pos: t.pos}, nil
 	case t.kind == tokPlus || t.kind == tokMinus:
 		p.next()
 		n := p.peek()

@@ -157,8 +157,10 @@ func pgError(err error, base Pos) *SyntaxError {
 // terminator: the ';' that ends it or the end-of-input token.
 //
 // Like psql, a ';' ends a statement only outside parentheses (CREATE RULE ...
-// DO (a; b)) and outside the BEGIN ... END body of CREATE [OR REPLACE]
-// FUNCTION|PROCEDURE (SQL-standard function bodies).
+// DO (a; b)) and outside the BEGIN ATOMIC ... END body of CREATE [OR
+// REPLACE] FUNCTION|PROCEDURE (SQL-standard routine bodies). Unlike psql,
+// BEGIN opens a body only when followed by ATOMIC, so a routine named begin
+// does not swallow the statements after it.
 func split(toks []token) [][]token {
 	var (
 		stmts [][]token
@@ -189,7 +191,7 @@ func split(toks []token) [][]token {
 				break
 			}
 			switch {
-			case w == "begin":
+			case w == "begin" && toks[i+1].is("atomic"):
 				begin++
 			case w == "case" && begin > 0:
 				begin++ // CASE ... END inside the body

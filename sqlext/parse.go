@@ -1,7 +1,9 @@
 package sqlext
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -50,8 +52,8 @@ func parseStatements(sql string, stmts [][]token, completeOnly bool) ([]Statemen
 // statement is reported before a lexical error further on; scanFailure
 // therefore parses the complete statements before the bad token first.
 func scanFailure(sql string, scanErr error) error {
-	se, ok := scanErr.(*SyntaxError)
-	if !ok || se.Pos <= 0 {
+	var se *SyntaxError
+	if !errors.As(scanErr, &se) || se.Pos <= 0 {
 		return scanErr
 	}
 	prefix := sql[:byteOffset(sql, se.Pos)]
@@ -84,7 +86,8 @@ func byteOffset(s string, pos Pos) int {
 func checkEncoding(sql string) error {
 	pos := Pos(1)
 	for i, r := range sql {
-		if r == 0 || r == utf8.RuneError && !validRuneAt(sql, i) {
+		// A decoding error gives RuneError; a genuine U+FFFD is spelled out.
+		if r == 0 || r == utf8.RuneError && !strings.HasPrefix(sql[i:], "\uFFFD") {
 			return &SyntaxError{
 				Msg: fmt.Sprintf(`invalid byte sequence for encoding "UTF8": 0x%02x`, sql[i]),
 				Pos: pos,
@@ -93,13 +96,6 @@ func checkEncoding(sql string) error {
 		pos++
 	}
 	return nil
-}
-
-// validRuneAt reports whether the rune at byte i of s is well-formed (a
-// literal U+FFFD is; a decoding error is not).
-func validRuneAt(s string, i int) bool {
-	_, size := utf8.DecodeRuneInString(s[i:])
-	return size > 1
 }
 
 // parseStatement parses one statement: toks are its tokens followed by its
