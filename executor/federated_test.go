@@ -73,6 +73,13 @@ func TestFederatedQueries(t *testing.T) {
 		want := rawResult(t, direct.PgConn(), "SELECT t, by FROM all_types ORDER BY id")
 		compareRaw(t, got, want)
 	})
+	t.Run("EXECUTE of a prepared statement", func(t *testing.T) {
+		mustExec(t, conn, "PREPARE q(text) AS SELECT upper($1)")
+		got := rawResult(t, conn.PgConn(), "EXECUTE q('abc')")
+		if len(got.rows) != 1 || string(got.rows[0][0]) != "ABC" {
+			t.Fatalf("EXECUTE q('abc') = %q", got.rows)
+		}
+	})
 	t.Run("errors", func(t *testing.T) {
 		_, err := conn.Exec(ctx, "SELECT * FROM nosuch.public.all_types")
 		pe := wantError(t, err, pgerrcode.UndefinedObject)

@@ -118,8 +118,18 @@ func (s *session) dropPeer(ctx context.Context, st *sqlext.DropPeer, w server.Re
 }
 
 // executePeer runs raw SQL on a peer and relays every result.
+// EXECUTE name('x') is also SQL's way to run a prepared statement: when no
+// peer has that name but the session prepared a statement with it (PREPARE),
+// the statement runs on the catalog as SQL.
 func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
 	conn, err := s.peerConn(ctx, st.Peer)
+	if err != nil && s.hasPreparedStatement(ctx, st.Peer) {
+		cat, cerr := s.catalogConn(ctx)
+		if cerr != nil {
+			return cerr
+		}
+		return relayAll(cat.Exec(ctx, st.Text), w, false)
+	}
 	if err != nil {
 		var e *sqlerr.Error
 		if errors.As(err, &e) && e.Code == pgerrcode.UndefinedObject {
@@ -138,4 +148,16 @@ func (s *session) mirrorStatement(_ context.Context, st sqlext.Statement, _ serv
 			"EXECUTE MIRROR (PeerDB query replication) is not supported")
 	}
 	return sqlerr.New(pgerrcode.FeatureNotSupported, "%s is not implemented yet in this version of Sluice", verb(st))
+}
+
+// hasPreparedStatement reports whether the session's catalog connection has
+// a SQL-level prepared statement called name.
+func (s *session) hasPreparedStatement(ctx context.Context, name string) bool {
+	cat, err := s.catalogConn(ctx)
+	if err != nil {
+		return false
+	}
+	res := cat.ExecParams(ctx, "SELECT 1 FROM pg_prepared_statements WHERE name = $1",
+		[][]byte{[]byte(name)}, nil, nil, nil).Read()
+	return res.Err == nil && len(res.Rows) == 1
 }
