@@ -100,10 +100,17 @@ SELECT name, type, options_sealed, created_at FROM sluice.peers ORDER BY name CO
 	return peers, nil
 }
 
+// ErrInUse is wrapped by DropPeer when a mirror still uses the peer.
+var ErrInUse = errors.New("peer is used by a mirror")
+
 // DropPeer deletes the peer named name. It fails with an error wrapping
-// ErrNotFound when there is none, so it is not idempotent.
+// ErrNotFound when there is none (so it is not idempotent), and with one
+// wrapping ErrInUse while a mirror uses it.
 func (s *Store) DropPeer(ctx context.Context, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM sluice.peers WHERE name = $1`, name)
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == pgerrcode.ForeignKeyViolation {
+		return fmt.Errorf("drop peer %q: %w", name, ErrInUse)
+	}
 	if err != nil {
 		return fmt.Errorf("drop peer %q: %w", name, err)
 	}

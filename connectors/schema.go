@@ -60,6 +60,8 @@ type TableSchema struct {
 	PrimaryKey          []string
 	ReplicaIdentityFull bool
 	Enums               []EnumType
+	// Exclude lists source columns deliberately not replicated.
+	Exclude []string
 	// EstimatedRows and Pages come from pg_class at describe time.
 	EstimatedRows int64
 	Pages         int64
@@ -73,6 +75,16 @@ func (t *TableSchema) ColumnIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// Excluded reports whether the named source column is excluded.
+func (t *TableSchema) Excluded(name string) bool {
+	for _, e := range t.Exclude {
+		if e == name {
+			return true
+		}
+	}
+	return false
 }
 
 // KeyIndexes returns the column indexes of the primary key.

@@ -140,16 +140,6 @@ func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w ser
 	return relayAll(conn.Exec(ctx, st.Query), w, true)
 }
 
-// mirrorStatement answers the mirror statements, which are parsed but not
-// yet executed by this version.
-func (s *session) mirrorStatement(_ context.Context, st sqlext.Statement, _ server.ResultWriter) error {
-	if _, ok := st.(*sqlext.ExecuteMirror); ok {
-		return sqlerr.New(pgerrcode.FeatureNotSupported,
-			"EXECUTE MIRROR (PeerDB query replication) is not supported")
-	}
-	return sqlerr.New(pgerrcode.FeatureNotSupported, "%s is not implemented yet in this version of Sluice", verb(st))
-}
-
 // hasPreparedStatement reports whether the session's catalog connection has
 // a SQL-level prepared statement called name.
 func (s *session) hasPreparedStatement(ctx context.Context, name string) bool {

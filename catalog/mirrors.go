@@ -1,0 +1,338 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrMirrorNotFound is wrapped when no mirror has the name.
+var ErrMirrorNotFound = errors.New("mirror does not exist")
+
+// ErrMirrorExists is wrapped by CreateMirror when the name is taken.
+var ErrMirrorExists = errors.New("mirror already exists")
+
+// Mirror phases: the step of the flow a mirror is in. The status shown to
+// users derives from the phase, the desired state and the error.
+const (
+	PhaseSetup    = "SETUP"
+	PhaseSnapshot = "SNAPSHOT"
+	PhaseCDC      = "CDC"
+)
+
+// Desired states of a mirror, set by the operator.
+const (
+	DesiredRunning = "RUNNING"
+	DesiredPaused  = "PAUSED"
+)
+
+// Mirror is a CDC mirror as stored in the catalog.
+type Mirror struct {
+	Name            string
+	SourcePeer      string
+	DestinationPeer string
+	// Options are the validated mirror options (key to value text).
+	Options       map[string]string
+	Phase         string
+	Desired       string
+	Publication   string
+	Slot          string
+	ConsistentLSN uint64 // the slot's consistent point; 0 until created
+	LastSyncedLSN uint64
+	Error         string
+	Tables        []MirrorTable
+	CreatedAt     time.Time
+}
+
+// MirrorTable is one table mapping of a mirror and its progress.
+type MirrorTable struct {
+	Source       string // schema.table on the source
+	Destination  string // schema.table on the destination
+	PartitionKey string
+	Exclude      []string
+	Status       string
+	// Partitions is the snapshot plan (JSON owned by the executor); nil
+	// until planned.
+	Partitions      json.RawMessage
+	PartitionsTotal int
+	PartitionsDone  int
+	RowsCopied      int64
+	RowsEstimated   int64
+}
+
+// CreateMirror stores m and its tables in one transaction, with a "created"
+// event. It fails with an error wrapping ErrMirrorExists when the name is
+// taken. Not idempotent.
+func (s *Store) CreateMirror(ctx context.Context, m Mirror) error {
+	opts, err := json.Marshal(m.Options)
+	if err != nil {
+		return fmt.Errorf("create mirror %q: encode options: %w", m.Name, err)
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+INSERT INTO sluice.mirrors (name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			m.Name, m.SourcePeer, m.DestinationPeer, opts, PhaseSetup, DesiredRunning, m.Publication, m.Slot)
+		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation {
+			return fmt.Errorf("create mirror %q: %w", m.Name, ErrMirrorExists)
+		}
+		if err != nil {
+			return fmt.Errorf("create mirror %q: %w", m.Name, err)
+		}
+		for i, t := range m.Tables {
+			exclude := t.Exclude
+			if exclude == nil {
+				exclude = []string{}
+			}
+			_, err := tx.Exec(ctx, `
+INSERT INTO sluice.mirror_tables (mirror, source_table, destination_table, ordinal, partition_key, exclude)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)`, m.Name, t.Source, t.Destination, i, t.PartitionKey, exclude)
+			if err != nil {
+				return fmt.Errorf("create mirror %q: table %s: %w", m.Name, t.Source, err)
+			}
+		}
+		return addEvent(ctx, tx, m.Name, "created", fmt.Sprintf("mirror created from %s to %s with %d tables",
+			m.SourcePeer, m.DestinationPeer, len(m.Tables)))
+	})
+}
+
+// GetMirror returns the mirror named name with its tables in mapping order.
+func (s *Store) GetMirror(ctx context.Context, name string) (Mirror, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name,
+       coalesce(consistent_lsn, 0), coalesce(last_synced_lsn, 0), coalesce(error, ''), created_at
+FROM sluice.mirrors WHERE name = $1`, name)
+	if err != nil {
+		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, err)
+	}
+	m, err := pgx.CollectExactlyOneRow(rows, scanMirror)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, ErrMirrorNotFound)
+	}
+	if err != nil {
+		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, err)
+	}
+	rows, err = s.pool.Query(ctx, `
+SELECT source_table, destination_table, coalesce(partition_key, ''), exclude, status, partitions,
+       partitions_total, partitions_done, rows_copied, rows_estimated
+FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
+	if err != nil {
+		return Mirror{}, fmt.Errorf("get mirror %q tables: %w", name, err)
+	}
+	m.Tables, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (MirrorTable, error) {
+		var t MirrorTable
+		var parts []byte
+		err := row.Scan(&t.Source, &t.Destination, &t.PartitionKey, &t.Exclude, &t.Status, &parts,
+			&t.PartitionsTotal, &t.PartitionsDone, &t.RowsCopied, &t.RowsEstimated)
+		if parts != nil {
+			t.Partitions = parts
+		}
+		return t, err
+	})
+	if err != nil {
+		return Mirror{}, fmt.Errorf("get mirror %q tables: %w", name, err)
+	}
+	return m, nil
+}
+
+func scanMirror(row pgx.CollectableRow) (Mirror, error) {
+	var m Mirror
+	var opts []byte
+	var consistent, synced int64
+	err := row.Scan(&m.Name, &m.SourcePeer, &m.DestinationPeer, &opts, &m.Phase, &m.Desired, &m.Publication,
+		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt)
+	if err != nil {
+		return m, err
+	}
+	m.ConsistentLSN, m.LastSyncedLSN = uint64(consistent), uint64(synced)
+	if err := json.Unmarshal(opts, &m.Options); err != nil {
+		return m, fmt.Errorf("decode options: %w", err)
+	}
+	return m, nil
+}
+
+// MirrorNames lists every mirror's name.
+func (s *Store) MirrorNames(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM sluice.mirrors ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list mirrors: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// MirrorsUsingPeer lists the mirrors whose source or destination is peer.
+func (s *Store) MirrorsUsingPeer(ctx context.Context, peer string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT name FROM sluice.mirrors WHERE source_peer = $1 OR destination_peer = $1 ORDER BY name`, peer)
+	if err != nil {
+		return nil, fmt.Errorf("list mirrors of peer %q: %w", peer, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// DeleteMirror removes the mirror and its tables, with a "dropped" event.
+func (s *Store) DeleteMirror(ctx context.Context, name string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM sluice.mirrors WHERE name = $1`, name)
+		if err != nil {
+			return fmt.Errorf("delete mirror %q: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("delete mirror %q: %w", name, ErrMirrorNotFound)
+		}
+		return addEvent(ctx, tx, name, "dropped", "mirror dropped")
+	})
+}
+
+// update runs one UPDATE of sluice.mirrors for mirror name, with an event
+// when kind is not empty. It fails wrapping ErrMirrorNotFound when the
+// mirror is gone.
+func (s *Store) update(ctx context.Context, name, kind, message, sql string, args ...any) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, sql, append([]any{name}, args...)...)
+		if err != nil {
+			return fmt.Errorf("update mirror %q: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("update mirror %q: %w", name, ErrMirrorNotFound)
+		}
+		if kind == "" {
+			return nil
+		}
+		return addEvent(ctx, tx, name, kind, message)
+	})
+}
+
+// SetPhase moves the mirror to phase, clearing any error, with an event.
+func (s *Store) SetPhase(ctx context.Context, name, phase string) error {
+	return s.update(ctx, name, "phase", "phase "+phase, `
+UPDATE sluice.mirrors SET phase = $2, error = NULL, error_count = 0, updated_at = now() WHERE name = $1`, phase)
+}
+
+// SetConsistentLSN records the replication slot's consistent point.
+func (s *Store) SetConsistentLSN(ctx context.Context, name string, lsn uint64) error {
+	return s.update(ctx, name, "slot", fmt.Sprintf("replication slot created at %s", FormatLSN(lsn)), `
+UPDATE sluice.mirrors SET consistent_lsn = $2, updated_at = now() WHERE name = $1`, int64(lsn))
+}
+
+// SetDesired records the operator's intent (DesiredRunning or DesiredPaused).
+func (s *Store) SetDesired(ctx context.Context, name, desired string) error {
+	kind := "resumed"
+	if desired == DesiredPaused {
+		kind = "paused"
+	}
+	return s.update(ctx, name, kind, "mirror "+kind, `
+UPDATE sluice.mirrors SET desired = $2, updated_at = now() WHERE name = $1`, desired)
+}
+
+// SetError records a failing step (the mirror shows FAILED) with an event.
+func (s *Store) SetError(ctx context.Context, name, msg string) error {
+	return s.update(ctx, name, "error", msg, `
+UPDATE sluice.mirrors SET error = $2, error_count = error_count + 1, updated_at = now() WHERE name = $1`, msg)
+}
+
+// ClearError clears the error of a mirror that recovered, with an event;
+// it does nothing when there is no error.
+func (s *Store) ClearError(ctx context.Context, name string) error {
+	var had bool
+	err := s.pool.QueryRow(ctx, `SELECT error IS NOT NULL FROM sluice.mirrors WHERE name = $1`, name).Scan(&had)
+	if err != nil || !had {
+		return nil
+	}
+	return s.update(ctx, name, "recovered", "mirror recovered", `
+UPDATE sluice.mirrors SET error = NULL, error_count = 0, updated_at = now() WHERE name = $1`)
+}
+
+// TableCounts are per-table change counts of one applied batch.
+type TableCounts struct{ Inserts, Updates, Deletes int64 }
+
+// RecordSync records an applied CDC batch: the mirror's position and
+// totals, and each table's counts, in one transaction.
+func (s *Store) RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]TableCounts) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+UPDATE sluice.mirrors SET last_synced_lsn = $2, last_synced_at = $3, rows_synced = rows_synced + $4,
+       error = NULL, error_count = 0, updated_at = now()
+WHERE name = $1`, name, int64(lsn), at, rows)
+		if err != nil {
+			return fmt.Errorf("record sync of mirror %q: %w", name, err)
+		}
+		for table, c := range counts {
+			_, err := tx.Exec(ctx, `
+UPDATE sluice.mirror_tables SET inserts = inserts + $3, updates = updates + $4, deletes = deletes + $5
+WHERE mirror = $1 AND source_table = $2`, name, table, c.Inserts, c.Updates, c.Deletes)
+			if err != nil {
+				return fmt.Errorf("record sync of mirror %q table %s: %w", name, table, err)
+			}
+		}
+		return nil
+	})
+}
+
+// SetLag records how far the mirror is behind the source's WAL, in bytes.
+func (s *Store) SetLag(ctx context.Context, name string, lag int64) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sluice.mirrors SET lag_bytes = $2 WHERE name = $1`, name, lag)
+	if err != nil {
+		return fmt.Errorf("set lag of mirror %q: %w", name, err)
+	}
+	return nil
+}
+
+// SetTablePlan stores a table's snapshot plan and estimate.
+func (s *Store) SetTablePlan(ctx context.Context, mirror, table string, plan json.RawMessage, total int, estimated int64) error {
+	_, err := s.pool.Exec(ctx, `
+UPDATE sluice.mirror_tables SET partitions = $3, partitions_total = $4, rows_estimated = $5, status = 'snapshot'
+WHERE mirror = $1 AND source_table = $2`, mirror, table, []byte(plan), total, estimated)
+	if err != nil {
+		return fmt.Errorf("set plan of %s in mirror %q: %w", table, mirror, err)
+	}
+	return nil
+}
+
+// SetTableProgress sets a table's snapshot progress.
+func (s *Store) SetTableProgress(ctx context.Context, mirror, table string, done int, rows int64) error {
+	_, err := s.pool.Exec(ctx, `
+UPDATE sluice.mirror_tables SET partitions_done = $3, rows_copied = $4 WHERE mirror = $1 AND source_table = $2`,
+		mirror, table, done, rows)
+	if err != nil {
+		return fmt.Errorf("set progress of %s in mirror %q: %w", table, mirror, err)
+	}
+	return nil
+}
+
+// SetTableStatus sets a table's status (pending, snapshot, running, ...).
+func (s *Store) SetTableStatus(ctx context.Context, mirror, table, status string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE sluice.mirror_tables SET status = $3 WHERE mirror = $1 AND source_table = $2`,
+		mirror, table, status)
+	if err != nil {
+		return fmt.Errorf("set status of %s in mirror %q: %w", table, mirror, err)
+	}
+	return nil
+}
+
+// AddEvent appends an event to the mirror's history.
+func (s *Store) AddEvent(ctx context.Context, mirror, kind, message string) error {
+	return addEvent(ctx, s.pool, mirror, kind, message)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func addEvent(ctx context.Context, db execer, mirror, kind, message string) error {
+	_, err := db.Exec(ctx, `INSERT INTO sluice.mirror_events (mirror, kind, message) VALUES ($1, $2, $3)`,
+		mirror, kind, message)
+	if err != nil {
+		return fmt.Errorf("add event to mirror %q: %w", mirror, err)
+	}
+	return nil
+}
+
+// FormatLSN renders an LSN as Postgres does, e.g. 0/16B3748.
+func FormatLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }
