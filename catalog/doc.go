@@ -20,6 +20,26 @@
 //     sluice_status.peers has name, type, host, port, database, "user" and
 //     created_at only.
 //
+// # The reader role
+//
+// Front-end sessions do not query the catalog as its owner. When the
+// catalog's user may create roles, Open (after the migrations, so that new
+// views are covered) makes sure a LOGIN role named sluice_reader_ plus the
+// first 10 hex digits of md5(current_database()) exists, gives it a fresh
+// random password (sent as a SCRAM verifier, so statement logs never hold
+// it, and kept sealed in sluice.settings so other processes sharing the
+// catalog can learn it: Store.RefreshReaderURL), takes back any attribute,
+// membership or privilege it was given on schemas sluice, sluice_status and
+// public, and grants it USAGE on sluice_status and SELECT on its views,
+// which read the internal tables with their owner's rights. The role has
+// default_transaction_read_only = on and search_path = sluice_status. Roles
+// are cluster-wide, so this is done by Open, not by a migration; it happens
+// in one transaction, under the migration lock. Store.ReaderURL is the
+// catalog URL with that user and password. When the catalog's user cannot
+// create roles (or lacks a privilege for a step), nothing is changed,
+// ReaderURL is the catalog URL itself and Store.ReaderIsolated reports
+// false, for the caller to warn about.
+//
 // # Migrations
 //
 // The schema is built by numbered SQL files, migrations/NNNN_name.sql,

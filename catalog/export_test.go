@@ -44,3 +44,6 @@ func MigrateWithExtra(ctx context.Context, conn *pgx.Conn, name, sql string) err
 	ms = append(ms, migration{version: len(ms) + 1, name: name, sql: sql})
 	return migrate(ctx, conn, ms)
 }
+
+// URLWithUser is urlWithUser.
+var URLWithUser = urlWithUser

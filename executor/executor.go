@@ -2,12 +2,18 @@
 // statement kind) and standard SQL, which it routes either to the catalog
 // (status views, SET, SHOW, psql's catalog look-ups) or, for a query naming
 // a peer as in SELECT ... FROM peer.schema.table, to that peer.
+//
+// Sessions query the catalog as its unprivileged reader role
+// (catalog.Store.ReaderURL), read-only; statements that could write are
+// refused before they reach it (readonly.go). Federated queries run on a
+// read-only connection to the peer; EXECUTE peer('...') on a read-write one.
 package executor
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/server"
@@ -15,10 +21,11 @@ import (
 
 // Config configures an Executor.
 type Config struct {
-	// Store is the catalog; the executor does not own it.
+	// Store is the catalog; the executor does not own it. Sessions connect
+	// to the catalog with Store.ReaderURL().
 	Store *catalog.Store
-	// CatalogURL is the catalog database's URL; each client session opens
-	// its own read-only connection to it for status queries.
+	// CatalogURL is the catalog database's URL. It is kept for
+	// compatibility: sessions use it only if Store.ReaderURL() is empty.
 	CatalogURL string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -29,9 +36,6 @@ func (c *Config) Validate() error {
 	if c.Store == nil {
 		return errors.New("executor: catalog store is required")
 	}
-	if c.CatalogURL == "" {
-		return errors.New("executor: catalog URL is required")
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -40,7 +44,9 @@ func (c *Config) Validate() error {
 
 // Executor opens sessions for the server. It is safe for concurrent use.
 type Executor struct {
-	cfg Config
+	cfg  Config
+	warn sync.Once  // the warning that sessions are not isolated
+	sup  supervisor // the mirrors' runners
 }
 
 var _ server.Backend = (*Executor)(nil)
@@ -50,13 +56,33 @@ func New(cfg Config) (*Executor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Executor{cfg: cfg}, nil
+	if cfg.Store.ReaderURL() == "" && cfg.CatalogURL == "" {
+		return nil, errors.New("executor: catalog URL is required")
+	}
+	e := &Executor{cfg: cfg}
+	e.sup.ex = e
+	return e, nil
+}
+
+// catalogURL is the URL sessions connect to the catalog with.
+func (e *Executor) catalogURL() string {
+	if u := e.cfg.Store.ReaderURL(); u != "" {
+		return u
+	}
+	return e.cfg.CatalogURL
 }
 
 // Open starts a session: it connects to the catalog (read-only, search_path
 // set to the status views) so that status queries and psql's look-ups work.
 func (e *Executor) Open(ctx context.Context, info server.SessionInfo) (server.Session, error) {
-	s := &session{ex: e, info: info, peers: make(map[string]*peerConn)}
+	if !e.cfg.Store.ReaderIsolated() {
+		e.warn.Do(func() {
+			e.cfg.Logger.WarnContext(ctx, "the catalog's user cannot create roles, so client sessions query "+
+				"the catalog as that user: only Sluice's checks keep them read-only; "+
+				"give it CREATEROLE to have sessions use an unprivileged reader role")
+		})
+	}
+	s := &session{ex: e, info: info, peers: make(map[string]*peerConn), readers: make(map[string]*peerConn)}
 	if err := s.connectCatalog(ctx); err != nil {
 		return nil, err
 	}

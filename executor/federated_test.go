@@ -130,6 +130,11 @@ func compareRaw(t *testing.T, got, want rawRes) {
 	}
 	for i := range want.fields {
 		g, w := got.fields[i], want.fields[i]
+		if w.DataTypeOID >= 16384 {
+			// The peer's own types (the enum mood) mean nothing to the
+			// client: they are described as text.
+			w.DataTypeOID, w.DataTypeSize, w.TypeModifier = 25, -1, -1
+		}
 		if g.Name != w.Name || g.DataTypeOID != w.DataTypeOID || g.TypeModifier != w.TypeModifier || g.DataTypeSize != w.DataTypeSize {
 			t.Errorf("column %d: got %+v, want %+v", i, g, w)
 		}

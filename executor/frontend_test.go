@@ -199,9 +199,9 @@ func TestCatalogIsReadOnly(t *testing.T) {
 func TestMirrorStatementsNotYetExecuted(t *testing.T) {
 	s := startSluice(t, testbed.Options{})
 	conn := connect(t, s.URL())
-	_, err := conn.Exec(testCtx(t), "PAUSE MIRROR m")
+	_, err := conn.Exec(testCtx(t), "RESYNC MIRROR m")
 	pe := wantError(t, err, pgerrcode.FeatureNotSupported)
-	if !strings.Contains(pe.Message, "PAUSE MIRROR") {
+	if !strings.Contains(pe.Message, "RESYNC MIRROR") {
 		t.Errorf("message %q", pe.Message)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,97 +20,108 @@ import (
 type route struct {
 	peer string // "" for the catalog
 	sql  string // the text to send (peer qualifiers removed)
+	// position maps a position in sql to one in the client's query string.
+	position func(pos int) int
 }
 
-// routeOf decides where p runs. A statement that names a peer as the first
-// part of a three-part table name (peer.schema.table) runs on that peer with
-// the peer part removed; all other statements run on the catalog, read-only.
-func (s *session) routeOf(ctx context.Context, p *sqlext.Passthrough) (route, error) {
+// routeOf decides where p, a statement of the query string full, runs. A
+// statement that names a peer as the first part of a three-part table name
+// (peer.schema.table) or of a four-part column name (peer.schema.table.col)
+// runs on that peer with the peer part removed, if it only reads; all other
+// statements run on the catalog, read-only.
+func (s *session) routeOf(ctx context.Context, full string, p *sqlext.Passthrough) (route, error) {
+	r, err := s.route(ctx, full, p)
+	if err != nil && s.TxStatus() == 'E' {
+		// In a failed transaction block Postgres refuses every statement
+		// alike, before looking at it.
+		return route{}, errAborted()
+	}
+	return r, err
+}
+
+func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough) (route, error) {
+	if p.Stmt.Stmt.GetCopyStmt() != nil {
+		return route{}, errCopy()
+	}
+	at := func(location int) int { return charPos(full, p.Offset+location) }
 	refs := peerRefs(p.Stmt)
 	if len(refs) == 0 {
 		if err := catalogAllowed(p); err != nil {
 			return route{}, err
 		}
-		return route{sql: p.Text}, nil
+		return route{sql: p.Text, position: offsetPositions(full, p.Offset)}, nil
 	}
 	peer := refs[0].name
 	for _, r := range refs[1:] {
 		if r.name != peer {
 			return route{}, sqlerr.New(pgerrcode.FeatureNotSupported,
-				"a query cannot read from two peers (%q and %q)", peer, r.name).WithPosition(r.location + 1)
+				"a query cannot read from two peers (%q and %q)", peer, r.name).WithPosition(at(r.location))
 		}
 	}
 	if _, err := s.ex.cfg.Store.GetPeer(ctx, peer); err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
 			return route{}, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", peer).
-				WithPosition(refs[0].location + 1).
-				WithHint("a three-part name peer.schema.table reads from a peer; see SELECT * FROM peers")
+				WithPosition(at(refs[0].location)).
+				WithHint("A three-part name peer.schema.table reads from a peer; see SELECT * FROM peers.")
 		}
 		return route{}, err
 	}
-	if p.Stmt.Stmt.GetSelectStmt() == nil && p.Stmt.Stmt.GetExplainStmt() == nil {
-		return route{}, sqlerr.New(pgerrcode.FeatureNotSupported,
-			"only SELECT can read from a peer by name").
-			WithHint("to run other SQL on peer %q, use EXECUTE %s('...')", peer, peer)
+	if err := federatedAllowed(p, peer); err != nil {
+		return route{}, err
 	}
-	return route{peer: peer, sql: stripQualifiers(p.Text, refs)}, nil
+	spans := qualifierSpans(p.Text, refs)
+	return route{
+		peer:     peer,
+		sql:      removeSpans(p.Text, spans),
+		position: strippedPositions(full, p.Offset, p.Text, spans),
+	}, nil
 }
 
-// peerRef is a table reference whose first name part may be a peer.
+// peerRef is a reference whose first name part may be a peer.
 type peerRef struct {
 	name     string
 	location int // 0-based byte offset in the statement text
 }
 
-// peerRefs finds every table reference with three name parts.
+// peerRefs finds every table reference with three name parts and every
+// column reference with four (peer.schema.table.column or .*).
 func peerRefs(raw *pg_query.RawStmt) []peerRef {
 	var refs []peerRef
-	walk(raw.ProtoReflect(), func(m protoreflect.Message) {
-		if rv, ok := m.Interface().(*pg_query.RangeVar); ok && rv.Catalogname != "" {
-			refs = append(refs, peerRef{name: rv.Catalogname, location: int(rv.Location)})
+	walk(raw.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch v := m.Interface().(type) {
+		case *pg_query.RangeVar:
+			if v.GetCatalogname() != "" {
+				refs = append(refs, peerRef{name: v.GetCatalogname(), location: int(v.GetLocation())})
+			}
+		case *pg_query.ColumnRef:
+			if f := v.GetFields(); len(f) == 4 && f[0].GetString_() != nil {
+				refs = append(refs, peerRef{name: f[0].GetString_().GetSval(), location: int(v.GetLocation())})
+			}
 		}
+		return true
 	})
 	sort.Slice(refs, func(i, j int) bool { return refs[i].location < refs[j].location })
 	return refs
 }
 
-// walk calls f on m and every message below it.
-func walk(m protoreflect.Message, f func(protoreflect.Message)) {
-	f(m)
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			list := v.List()
-			for i := 0; i < list.Len(); i++ {
-				walk(list.Get(i).Message(), f)
-			}
-		case fd.IsMap():
-		case fd.Message() != nil:
-			walk(v.Message(), f)
-		}
-		return true
-	})
-}
-
-// stripQualifiers removes "peer." before each reference.
-func stripQualifiers(text string, refs []peerRef) string {
-	var b strings.Builder
+// qualifierSpans returns the "peer ." before each reference, in order.
+func qualifierSpans(text string, refs []peerRef) []span {
+	var spans []span
 	last := 0
 	for _, r := range refs {
 		end := qualifierEnd(text, r.location)
 		if end < 0 || r.location < last {
 			continue
 		}
-		b.WriteString(text[last:r.location])
+		spans = append(spans, span{start: r.location, end: end})
 		last = end
 	}
-	b.WriteString(text[last:])
-	return b.String()
+	return spans
 }
 
 // qualifierEnd returns the offset just past "name ." starting at i, or -1.
 func qualifierEnd(text string, i int) int {
-	if i >= len(text) {
+	if i < 0 || i >= len(text) {
 		return -1
 	}
 	j := i
@@ -157,37 +167,9 @@ func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
-// catalogAllowed admits the statements a client may run on the catalog:
-// queries, session settings, transactions and cursors. The catalog is
-// Sluice's state; it changes only through Sluice's own statements.
-func catalogAllowed(p *sqlext.Passthrough) error {
-	n := p.Stmt.Stmt
-	switch {
-	case n.GetSelectStmt() != nil, n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil,
-		n.GetTransactionStmt() != nil, n.GetExplainStmt() != nil, n.GetDeallocateStmt() != nil,
-		n.GetDiscardStmt() != nil, n.GetPrepareStmt() != nil, n.GetExecuteStmt() != nil,
-		n.GetDeclareCursorStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
-		n.GetListenStmt() != nil, n.GetUnlistenStmt() != nil:
-		return nil
-	}
-	return sqlerr.New(pgerrcode.ReadOnlySQLTransaction, "the Sluice catalog is read-only: %s is not allowed here", stmtKind(n)).
-		WithHint("read status with SELECT (peers, ...); run SQL on a peer with EXECUTE peer('...') " +
-			"or query it as peer.schema.table")
-}
-
-// stmtKind names a parse node's statement kind, e.g. "CREATE TABLE".
-func stmtKind(n *pg_query.Node) string {
-	if n == nil || n.Node == nil {
-		return "this statement"
-	}
-	name := string(n.ProtoReflect().WhichOneof(n.ProtoReflect().Descriptor().Oneofs().Get(0)).Name())
-	name = strings.TrimSuffix(name, "_stmt")
-	return strings.ToUpper(strings.ReplaceAll(name, "_", " "))
-}
-
 // passthrough runs standard SQL in the simple protocol.
 func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passthrough, w server.ResultWriter) error {
-	r, err := s.routeOf(ctx, p)
+	r, err := s.routeOf(ctx, full, p)
 	if err != nil {
 		return err
 	}
@@ -196,22 +178,30 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 		if err != nil {
 			return err
 		}
-		return shiftPosition(relayAll(conn.Exec(ctx, r.sql), w, false), full, p.Offset)
+		before := conn.TxStatus()
+		err = relayAll(conn.Exec(ctx, r.sql), w, false)
+		s.trackSettings(ctx, p.Stmt.Stmt, p.Text, before, err)
+		s.enforceReadOnly(ctx)
+		return mapPosition(err, r.position)
 	}
 	if s.TxStatus() == 'E' {
-		return sqlerr.New(pgerrcode.InFailedSQLTransaction,
-			"current transaction is aborted, commands ignored until end of transaction block")
+		return errAborted()
 	}
-	conn, err := s.peerConn(ctx, r.peer)
+	conn, err := s.peerConn(ctx, r.peer, true)
 	if err != nil {
 		return err
 	}
-	return relayAll(conn.Exec(ctx, r.sql), w, true)
+	err = relayAll(conn.Exec(ctx, r.sql), w, true)
+	s.checkReader(ctx, r.peer)
+	return mapPosition(err, r.position)
 }
 
 // peerConn returns the session's connection to a Postgres peer, opening it
-// on first use and again when the peer was re-created or the connection lost.
-func (s *session) peerConn(ctx context.Context, name string) (*pgconn.PgConn, error) {
+// on first use and again when the peer was re-created or the connection
+// lost. readOnly selects the connection for federated queries, opened with
+// default_transaction_read_only on, rather than EXECUTE's. A new connection
+// gets the session's settings (settings.go).
+func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pgconn.PgConn, error) {
 	peer, err := s.ex.cfg.Store.GetPeer(ctx, name)
 	if err != nil {
 		if errors.Is(err, catalog.ErrNotFound) {
@@ -219,12 +209,16 @@ func (s *session) peerConn(ctx context.Context, name string) (*pgconn.PgConn, er
 		}
 		return nil, err
 	}
-	if pc, ok := s.peers[name]; ok {
+	conns := s.peers
+	if readOnly {
+		conns = s.readers
+	}
+	if pc, ok := conns[name]; ok {
 		if !pc.conn.IsClosed() && pc.created.Equal(peer.CreatedAt) {
 			return pc.conn, nil
 		}
 		pc.conn.Close(ctx)
-		delete(s.peers, name)
+		delete(conns, name)
 	}
 	if peer.Type != string(sqlext.PeerPostgres) {
 		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "queries on %s peer %q are not supported yet", peer.Type, name)
@@ -239,11 +233,39 @@ func (s *session) peerConn(ctx context.Context, name string) (*pgconn.PgConn, er
 	}
 	s.forwardParams(cc.RuntimeParams)
 	cc.RuntimeParams["application_name"] = "sluice-federated"
+	if readOnly {
+		cc.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	cc.OnNotice = s.onNotice
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
 		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "connect to peer %q: %v", name, err)
 	}
-	s.peers[name] = &peerConn{conn: conn, created: peer.CreatedAt}
+	s.replay(ctx, conn, s.settings)
+	conns[name] = &peerConn{conn: conn, created: peer.CreatedAt}
 	return conn, nil
+}
+
+// checkReader closes the read-only connection to peer if a query turned
+// read-only mode off on it (set_config can; Postgres 14 and later report
+// the setting), so that the next query gets a fresh read-only connection.
+func (s *session) checkReader(ctx context.Context, peer string) {
+	pc, ok := s.readers[peer]
+	if !ok {
+		return
+	}
+	if v := pc.conn.ParameterStatus("default_transaction_read_only"); v != "" && v != "on" {
+		pc.conn.Close(ctx)
+		delete(s.readers, peer)
+	}
+}
+
+// closePeer closes the session's connections to peer.
+func (s *session) closePeer(ctx context.Context, peer string) {
+	for _, m := range []map[string]*peerConn{s.peers, s.readers} {
+		if pc, ok := m[peer]; ok {
+			pc.conn.Close(ctx)
+			delete(m, peer)
+		}
+	}
 }

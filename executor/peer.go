@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/postgres"
@@ -27,7 +29,7 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	}
 	if st.Type != sqlext.PeerPostgres {
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "%s peers are not supported yet", st.Type).
-			WithPosition(int(st.TypePos)).WithHint("Sluice supports POSTGRES peers today")
+			WithPosition(int(st.TypePos)).WithHint("Sluice supports POSTGRES peers today.")
 	}
 	cfg, err := postgres.ParsePeerOptions(opts)
 	if err != nil {
@@ -35,7 +37,7 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	}
 	if _, err := s.ex.cfg.Store.GetPeer(ctx, st.Name); err == nil {
 		if st.IfNotExists {
-			_ = w.Notice("NOTICE", fmt.Sprintf("peer %q already exists, skipping", st.Name), "")
+			_ = w.Notice(sqlerr.Notice("peer %q already exists, skipping", st.Name))
 			return w.Complete("CREATE PEER")
 		}
 		return sqlerr.New(pgerrcode.DuplicateObject, "peer %q already exists", st.Name).WithPosition(int(st.NamePos))
@@ -51,12 +53,12 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 		}
 		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection,
 			"create peer %q: cannot connect: %v", st.Name, err).
-			WithHint("check host, port, user, password and database; nothing was stored")
+			WithHint("Check host, port, user, password and database; nothing was stored.")
 	}
 	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: string(st.Type), Options: opts})
 	if errors.Is(err, catalog.ErrExists) {
 		if st.IfNotExists {
-			_ = w.Notice("NOTICE", fmt.Sprintf("peer %q already exists, skipping", st.Name), "")
+			_ = w.Notice(sqlerr.Notice("peer %q already exists, skipping", st.Name))
 			return w.Complete("CREATE PEER")
 		}
 		return sqlerr.New(pgerrcode.DuplicateObject, "peer %q already exists", st.Name).WithPosition(int(st.NamePos))
@@ -68,12 +70,12 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	if info.Replication {
 		replication = "yes"
 	}
-	_ = w.Notice("NOTICE", fmt.Sprintf("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
-		st.Name, info.Version, info.WalLevel, replication), "")
+	_ = w.Notice(sqlerr.Notice("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
+		st.Name, info.Version, info.WalLevel, replication))
 	if ok, why := info.CanBeSource(); !ok {
-		_ = w.Notice("WARNING", fmt.Sprintf("peer %q can be a destination but not a CDC source: %s", st.Name, why),
-			"a source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) "+
-				"and a user with the REPLICATION privilege")
+		_ = w.Notice(sqlerr.Warning("peer %q can be a destination but not a CDC source: %s", st.Name, why).
+			WithHint("A source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) " +
+				"and a user with the REPLICATION privilege."))
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "peer created", "peer", st.Name, "type", st.Type, "version", info.Version)
 	return w.Complete("CREATE PEER")
@@ -101,35 +103,90 @@ func (s *session) dropPeer(ctx context.Context, st *sqlext.DropPeer, w server.Re
 	err := s.ex.cfg.Store.DropPeer(ctx, st.Name)
 	if errors.Is(err, catalog.ErrNotFound) {
 		if st.IfExists {
-			_ = w.Notice("NOTICE", fmt.Sprintf("peer %q does not exist, skipping", st.Name), "")
+			_ = w.Notice(sqlerr.Notice("peer %q does not exist, skipping", st.Name))
 			return w.Complete("DROP PEER")
 		}
 		return sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", st.Name).WithPosition(int(st.NamePos))
 	}
+	if errors.Is(err, catalog.ErrInUse) {
+		mirrors, _ := s.ex.cfg.Store.MirrorsUsingPeer(ctx, st.Name)
+		return sqlerr.New(pgerrcode.DependentObjectsStillExist, "cannot drop peer %q because mirrors use it", st.Name).
+			WithPosition(int(st.NamePos)).
+			WithDetail("Mirrors using it: %s.", strings.Join(mirrors, ", ")).
+			WithHint("Drop those mirrors first.")
+	}
 	if err != nil {
 		return fmt.Errorf("drop peer %q: %w", st.Name, err)
 	}
-	if pc, ok := s.peers[st.Name]; ok {
-		pc.conn.Close(ctx)
-		delete(s.peers, st.Name)
-	}
+	s.closePeer(ctx, st.Name)
 	s.ex.cfg.Logger.InfoContext(ctx, "peer dropped", "peer", st.Name)
 	return w.Complete("DROP PEER")
 }
 
-// executePeer runs raw SQL on a peer and relays every result.
-// EXECUTE name('x') is also SQL's way to run a prepared statement: when no
-// peer has that name but the session prepared a statement with it (PREPARE),
-// the statement runs on the catalog as SQL.
-func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
-	conn, err := s.peerConn(ctx, st.Peer)
-	if err != nil && s.hasPreparedStatement(ctx, st.Peer) {
-		cat, cerr := s.catalogConn(ctx)
-		if cerr != nil {
-			return cerr
-		}
-		return relayAll(cat.Exec(ctx, st.Text), w, false)
+// execute runs EXECUTE name('...'). It is also SQL's way to run a prepared
+// statement: when no peer has that name but the session prepared a
+// statement with it (PREPARE), the statement runs on the catalog as SQL, in
+// a transaction block too. Otherwise it is EXECUTE peer('sql'), which acts on
+// the peer and so cannot run inside a transaction block.
+func (s *session) execute(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
+	if s.TxStatus() == 'E' {
+		return errAborted()
 	}
+	isPeer, prepared, err := s.executeTarget(ctx, st)
+	if err != nil {
+		return err
+	}
+	if prepared {
+		cat, err := s.catalogConn(ctx)
+		if err != nil {
+			return err
+		}
+		err = relayAll(cat.Exec(ctx, st.Text), w, false)
+		s.enforceReadOnly(ctx)
+		return mapPosition(err, func(pos int) int { return int(st.TextPos()) - 1 + pos })
+	}
+	if !isPeer {
+		return errNoPeer(st)
+	}
+	if err := s.checkOutsideTransaction(st); err != nil {
+		return err
+	}
+	return s.executePeer(ctx, st, w)
+}
+
+// executeTarget tells what EXECUTE name('...') runs: the peer called name,
+// or else the SQL-level prepared statement of that name on the session's
+// catalog connection, or neither.
+func (s *session) executeTarget(ctx context.Context, st *sqlext.ExecutePeer) (isPeer, prepared bool, err error) {
+	_, err = s.ex.cfg.Store.GetPeer(ctx, st.Peer)
+	if err == nil {
+		return true, false, nil
+	}
+	if !errors.Is(err, catalog.ErrNotFound) {
+		return false, false, err
+	}
+	cat, err := s.catalogConn(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	res := cat.ExecParams(ctx, "SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = $1 AND from_sql",
+		[][]byte{[]byte(st.Peer)}, nil, nil, nil).Read()
+	return false, res.Err == nil && len(res.Rows) == 1, nil
+}
+
+// errNoPeer reports that EXECUTE names no peer (nor prepared statement).
+func errNoPeer(st *sqlext.ExecutePeer) error {
+	return sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", st.Peer).WithPosition(int(st.PeerPos))
+}
+
+// executePeer runs raw SQL on a peer, on the session's read-write
+// connection to it, and relays every result. Positions in the peer's errors
+// point into the string literal as the client wrote it.
+func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
+	if err := checkExecuteQuery(st); err != nil {
+		return err
+	}
+	conn, err := s.peerConn(ctx, st.Peer, false)
 	if err != nil {
 		var e *sqlerr.Error
 		if errors.As(err, &e) && e.Code == pgerrcode.UndefinedObject {
@@ -137,17 +194,26 @@ func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w ser
 		}
 		return err
 	}
-	return relayAll(conn.Exec(ctx, st.Query), w, true)
+	return mapPosition(relayAll(conn.Exec(ctx, st.Query), w, true), literalPositions(st))
 }
 
-// hasPreparedStatement reports whether the session's catalog connection has
-// a SQL-level prepared statement called name.
-func (s *session) hasPreparedStatement(ctx context.Context, name string) bool {
-	cat, err := s.catalogConn(ctx)
+// checkExecuteQuery refuses COPY in EXECUTE's query: its data would need
+// the COPY sub-protocol, which Sluice's front end does not speak. A query
+// Sluice's parser cannot read is left for the peer to judge.
+func checkExecuteQuery(st *sqlext.ExecutePeer) error {
+	res, err := pg_query.Parse(st.Query)
 	if err != nil {
-		return false
+		return nil
 	}
-	res := cat.ExecParams(ctx, "SELECT 1 FROM pg_prepared_statements WHERE name = $1",
-		[][]byte{[]byte(name)}, nil, nil, nil).Read()
-	return res.Err == nil && len(res.Rows) == 1
+	for _, raw := range res.GetStmts() {
+		if raw.GetStmt().GetCopyStmt() != nil {
+			e := errCopy()
+			loc := int(raw.GetStmtLocation())
+			if loc >= 0 && loc <= len(st.Query) {
+				e.Position = literalPositions(st)(charPos(st.Query, loc))
+			}
+			return e
+		}
+	}
+	return nil
 }

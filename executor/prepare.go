@@ -14,7 +14,16 @@ import (
 // Prepare implements server.Session for the extended protocol. Standard SQL
 // is prepared on the backend it routes to (catalog or peer), so parameter and
 // result types are the backend's own; Sluice's statements take no parameters.
+// An error inside a transaction block aborts it, as in Postgres.
 func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
+	st, err := s.prepare(ctx, sql, paramOIDs)
+	if err != nil {
+		s.abortBlock(ctx)
+	}
+	return st, err
+}
+
+func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
 	stmts, err := parse(sql)
 	if err != nil {
 		return nil, err
@@ -28,68 +37,210 @@ func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 	}
 	switch st := stmts[0].(type) {
 	case *sqlext.Passthrough:
-		r, err := s.routeOf(ctx, st)
+		r, err := s.routeOf(ctx, sql, st)
 		if err != nil {
 			return nil, err
+		}
+		if r.peer != "" && s.TxStatus() == 'E' {
+			return nil, errAborted()
 		}
 		var conn *pgconn.PgConn
 		if r.peer == "" {
 			conn, err = s.catalogConn(ctx)
 		} else {
-			conn, err = s.peerConn(ctx, r.peer)
+			conn, err = s.peerConn(ctx, r.peer, true)
 		}
 		if err != nil {
 			return nil, err
 		}
-		return s.prepareOn(ctx, conn, r.sql, paramOIDs, r.peer != "")
+		bs, err := s.prepareOn(ctx, conn, r.sql, paramOIDs, r.peer != "", r.position)
+		if err != nil {
+			return nil, err
+		}
+		if r.peer == "" {
+			bs.catalogStmt = st
+		} else {
+			bs.peer, bs.readOnly = r.peer, true
+		}
+		return bs, nil
 	case *sqlext.ExecutePeer:
-		conn, err := s.peerConn(ctx, st.Peer)
+		isPeer, prepared, err := s.executeTarget(ctx, st)
 		if err != nil {
 			return nil, err
 		}
-		return s.prepareOn(ctx, conn, st.Query, nil, true)
+		if prepared {
+			cat, err := s.catalogConn(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.prepareOn(ctx, cat, st.Text, paramOIDs, false,
+				func(pos int) int { return int(st.TextPos()) - 1 + pos })
+		}
+		if !isPeer {
+			return nil, errNoPeer(st)
+		}
+		if err := s.checkOutsideTransaction(st); err != nil {
+			return nil, err
+		}
+		if err := checkExecuteQuery(st); err != nil {
+			return nil, err
+		}
+		conn, err := s.peerConn(ctx, st.Peer, false)
+		if err != nil {
+			return nil, err
+		}
+		bs, err := s.prepareOn(ctx, conn, st.Query, nil, true, literalPositions(st))
+		if err != nil {
+			return nil, err
+		}
+		bs.peer = st.Peer
+		return bs, nil
 	default:
-		return &verbStatement{s: s, st: st}, nil
+		return &verbStatement{s: s, st: st, sql: sql}, nil
 	}
 }
 
-func (s *session) prepareOn(ctx context.Context, conn *pgconn.PgConn, sql string, paramOIDs []uint32, federated bool) (server.Statement, error) {
+func (s *session) prepareOn(ctx context.Context, conn *pgconn.PgConn, sql string, paramOIDs []uint32,
+	fromPeer bool, position func(int) int) (*backendStatement, error) {
 	name := s.nextName()
 	sd, err := conn.Prepare(ctx, name, sql, paramOIDs)
 	if err != nil {
-		return nil, err
+		return nil, mapPosition(err, position)
 	}
-	ps := &backendStatement{s: s, conn: conn, sd: sd, federated: federated}
+	ps := &backendStatement{s: s, conn: conn, sd: sd, sql: sql, paramOIDs: paramOIDs, fromPeer: fromPeer, position: position}
 	if len(sd.Fields) > 0 {
-		ps.fields = fieldsOf(sd.Fields, federated)
+		ps.fields = fieldsOf(sd.Fields, fromPeer)
 	}
 	return ps, nil
 }
 
 // backendStatement is a statement prepared on the catalog or a peer.
 type backendStatement struct {
-	s         *session
-	conn      *pgconn.PgConn
-	sd        *pgconn.StatementDescription
-	fields    []pgproto3.FieldDescription
-	federated bool
+	s        *session
+	conn     *pgconn.PgConn
+	sd       *pgconn.StatementDescription
+	fields   []pgproto3.FieldDescription
+	fromPeer bool
+	position func(int) int
+	// What was prepared, to prepare it again on a new connection.
+	sql       string
+	paramOIDs []uint32
+	// catalogStmt is the statement prepared on the catalog (nil on a peer),
+	// for the session to follow settings and transactions.
+	catalogStmt *sqlext.Passthrough
+	// peer names the peer the statement runs on ("" for the catalog), on
+	// its read-only connection for a federated query.
+	peer     string
+	readOnly bool
 }
 
-func (b *backendStatement) ParamOIDs() []uint32                 { return b.sd.ParamOIDs }
+// ParamOIDs are the backend's parameter types; a peer's own types (see
+// fieldsOf) are described as text.
+func (b *backendStatement) ParamOIDs() []uint32 {
+	if !b.fromPeer {
+		return b.sd.ParamOIDs
+	}
+	oids := make([]uint32, len(b.sd.ParamOIDs))
+	for i, oid := range b.sd.ParamOIDs {
+		if oid >= firstUserOID {
+			oid = textOID
+		}
+		oids[i] = oid
+	}
+	return oids
+}
+
 func (b *backendStatement) Fields() []pgproto3.FieldDescription { return b.fields }
 
 func (b *backendStatement) Execute(ctx context.Context, params [][]byte, paramFormats, resultFormats []int16, w server.ResultWriter) error {
-	if b.conn.IsClosed() {
-		return sqlerr.New(pgerrcode.ConnectionDoesNotExist,
-			"the connection this statement was prepared on was lost: prepare it again")
+	err := b.execute(ctx, params, paramFormats, resultFormats, w)
+	if err != nil {
+		b.s.abortBlock(ctx)
+	}
+	return err
+}
+
+func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFormats, resultFormats []int16, w server.ResultWriter) error {
+	if b.fromPeer && b.s.TxStatus() == 'E' {
+		return errAborted()
+	}
+	if err := b.reprepare(ctx); err != nil {
+		return err
 	}
 	if len(b.sd.Fields) == 0 {
 		resultFormats = nil
 	}
+	if b.fromPeer {
+		resultFormats = peerFormats(oidsOf(b.sd.Fields), resultFormats)
+		paramFormats = peerFormats(b.sd.ParamOIDs, paramFormats)
+	}
 	b.s.notices = w
 	defer func() { b.s.notices = nil }()
+	before := b.s.TxStatus()
 	rr := b.conn.ExecPrepared(ctx, b.sd.Name, params, paramFormats, resultFormats)
-	return relay(rr, w, false, b.federated)
+	err := relay(rr, w, false, b.fromPeer)
+	if b.catalogStmt != nil {
+		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
+	}
+	if !b.fromPeer {
+		b.s.enforceReadOnly(ctx)
+	}
+	if b.readOnly {
+		b.s.checkReader(ctx, b.peer)
+	}
+	return mapPosition(err, b.position)
+}
+
+// reprepare prepares the statement again when the session's connection it
+// belongs on is no longer the one it was prepared on (the connection was
+// lost, or the peer was re-created). Like Postgres after a schema change, it
+// refuses a statement whose result columns changed.
+func (b *backendStatement) reprepare(ctx context.Context) error {
+	var (
+		conn *pgconn.PgConn
+		err  error
+	)
+	if b.peer == "" {
+		conn, err = b.s.catalogConn(ctx)
+	} else {
+		conn, err = b.s.peerConn(ctx, b.peer, b.readOnly)
+	}
+	if err != nil {
+		return err
+	}
+	if conn == b.conn {
+		return nil
+	}
+	sd, err := conn.Prepare(ctx, b.s.nextName(), b.sql, b.paramOIDs)
+	if err != nil {
+		return mapPosition(err, b.position)
+	}
+	if !sameShape(sd, b.sd, b.fromPeer) {
+		_ = conn.Deallocate(ctx, sd.Name)
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "cached plan must not change result type")
+	}
+	b.conn, b.sd = conn, sd
+	return nil
+}
+
+// sameShape reports whether two descriptions have the same parameter and
+// result types, as the client sees them.
+func sameShape(a, b *pgconn.StatementDescription, fromPeer bool) bool {
+	if len(a.ParamOIDs) != len(b.ParamOIDs) || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for i := range a.ParamOIDs {
+		if a.ParamOIDs[i] != b.ParamOIDs[i] {
+			return false
+		}
+	}
+	fa, fb := fieldsOf(a.Fields, fromPeer), fieldsOf(b.Fields, fromPeer)
+	for i := range fa {
+		if fa[i].DataTypeOID != fb[i].DataTypeOID || string(fa[i].Name) != string(fb[i].Name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (b *backendStatement) Close(ctx context.Context) error {
@@ -99,10 +250,12 @@ func (b *backendStatement) Close(ctx context.Context) error {
 	return b.conn.Deallocate(ctx, b.sd.Name)
 }
 
-// verbStatement is one of Sluice's own statements, run at Execute.
+// verbStatement is one of Sluice's own statements, run at Execute. sql is the text it was parsed from,
+// which positions refer to.
 type verbStatement struct {
-	s  *session
-	st sqlext.Statement
+	s   *session
+	st  sqlext.Statement
+	sql string
 }
 
 func (v *verbStatement) ParamOIDs() []uint32                 { return nil }
@@ -111,7 +264,11 @@ func (v *verbStatement) Fields() []pgproto3.FieldDescription { return nil }
 func (v *verbStatement) Execute(ctx context.Context, _ [][]byte, _, _ []int16, w server.ResultWriter) error {
 	v.s.notices = w
 	defer func() { v.s.notices = nil }()
-	return v.s.exec(ctx, v.st.SQL(), v.st, w)
+	err := v.s.exec(ctx, v.sql, v.st, w)
+	if err != nil {
+		v.s.abortBlock(ctx)
+	}
+	return err
 }
 
 func (v *verbStatement) Close(context.Context) error { return nil }

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -26,6 +24,11 @@ var reportedParams = []string{"server_version", "server_encoding", "client_encod
 // catalog and peer connections, so results are formatted as it asked.
 var forwardedParams = []string{"DateStyle", "TimeZone", "IntervalStyle", "extra_float_digits", "application_name"}
 
+// abortStatement fails on purpose, to put the catalog's transaction block
+// into the failed state after an error of Sluice's own; its text explains
+// it in the catalog server's log.
+const abortStatement = "SELECT 'sluice: an error aborted this transaction block'::pg_catalog.int4"
+
 // session is one client's session. Used by one goroutine at a time.
 type session struct {
 	ex   *Executor
@@ -33,7 +36,16 @@ type session struct {
 
 	cat      *pgconn.PgConn // catalog connection (read-only)
 	reported map[string]string
-	peers    map[string]*peerConn
+	// Connections to peers: for EXECUTE (read-write) and for federated
+	// queries (peer.schema.table, opened read-only), by peer name.
+	peers   map[string]*peerConn
+	readers map[string]*peerConn
+	// settings are the session-level SET/RESET statements that succeeded on
+	// the catalog, replayed on every peer connection (see settings.go);
+	// pending are those made inside the current transaction block, applied
+	// at COMMIT.
+	settings []setting
+	pending  []setting
 	notices  server.ResultWriter // where backend notices go while a statement runs
 	seq      int
 }
@@ -44,9 +56,26 @@ type peerConn struct {
 }
 
 func (s *session) connectCatalog(ctx context.Context) error {
-	cfg, err := pgconn.ParseConfig(s.ex.cfg.CatalogURL)
+	url := s.ex.catalogURL()
+	conn, err := s.dialCatalog(ctx, url)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgerrcode.InvalidPassword && s.ex.cfg.Store.ReaderIsolated() {
+		// Another process sharing the catalog set a new password.
+		if url, rerr := s.ex.cfg.Store.RefreshReaderURL(ctx); rerr == nil {
+			conn, err = s.dialCatalog(ctx, url)
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("parse catalog URL: %w", err)
+		return sqlerr.New(pgerrcode.SQLServerRejectedEstablishmentOfSQLConnection, "connect to catalog: %v", err)
+	}
+	s.cat = conn
+	return nil
+}
+
+func (s *session) dialCatalog(ctx context.Context, url string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse catalog URL: %w", err)
 	}
 	cfg.RuntimeParams["search_path"] = catalog.StatusSchema
 	cfg.RuntimeParams["default_transaction_read_only"] = "on"
@@ -57,12 +86,7 @@ func (s *session) connectCatalog(ctx context.Context) error {
 	}
 	cfg.OnNotice = s.onNotice
 	cfg.BuildContextWatcherHandler = cancelHandler
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return sqlerr.New(pgerrcode.SQLServerRejectedEstablishmentOfSQLConnection, "connect to catalog: %v", err)
-	}
-	s.cat = conn
-	return nil
+	return pgconn.ConnectConfig(ctx, cfg)
 }
 
 func (s *session) forwardParams(dst map[string]string) {
@@ -81,9 +105,10 @@ func cancelHandler(pc *pgconn.PgConn) ctxwatch.Handler {
 	return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 10 * time.Second}
 }
 
+// onNotice relays a backend's notice, every field of it, to the client.
 func (s *session) onNotice(_ *pgconn.PgConn, n *pgconn.Notice) {
 	if s.notices != nil {
-		_ = s.notices.Notice(n.Severity, n.Message, n.Detail)
+		_ = s.notices.Notice(sqlerr.FromPgError((*pgconn.PgError)(n)))
 	}
 }
 
@@ -99,6 +124,16 @@ func (s *session) catalogConn(ctx context.Context) (*pgconn.PgConn, error) {
 
 // Query implements server.Session.
 func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) error {
+	s.notices = w
+	defer func() { s.notices = nil }()
+	err := s.query(ctx, sql, w)
+	if err != nil {
+		s.abortBlock(ctx)
+	}
+	return err
+}
+
+func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {
 	stmts, err := parse(sql)
 	if err != nil {
 		return err
@@ -106,14 +141,47 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 	if len(stmts) == 0 {
 		return w.EmptyQuery()
 	}
-	s.notices = w
-	defer func() { s.notices = nil }()
 	for _, st := range stmts {
 		if err := s.exec(ctx, sql, st, w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// abortBlock puts the catalog's transaction block, if one is open, into the
+// failed state, as any error inside a block does in Postgres: an error of
+// Sluice's own (a refused statement, a peer's error) leaves the catalog's
+// transaction untouched, so a failing statement is sent to it.
+func (s *session) abortBlock(ctx context.Context) {
+	if s.cat == nil || s.cat.IsClosed() || s.cat.TxStatus() != 'T' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	saved := s.notices
+	s.notices = nil
+	defer func() { s.notices = saved }()
+	_, _ = s.cat.Exec(ctx, abortStatement).ReadAll()
+}
+
+// enforceReadOnly turns read-only mode back on for the catalog connection
+// if a statement turned it off for later transactions (a set_config() call
+// whose arguments Sluice's checks cannot see; Postgres 14 and later report
+// the setting). Within a transaction block it waits: the block's own mode
+// was fixed when it began.
+func (s *session) enforceReadOnly(ctx context.Context) {
+	if s.cat == nil || s.cat.IsClosed() || s.cat.TxStatus() != 'I' {
+		return
+	}
+	if v := s.cat.ParameterStatus("default_transaction_read_only"); v == "" || v == "on" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := s.cat.Exec(ctx, "SET default_transaction_read_only = on").ReadAll(); err != nil {
+		s.cat.Close(ctx) // the next statement reconnects, read-only
+	}
 }
 
 // parse runs the parser and turns its errors into SQL errors.
@@ -129,10 +197,14 @@ func parse(sql string) ([]sqlext.Statement, error) {
 	return stmts, nil
 }
 
-// exec runs one statement in the simple protocol.
+// exec runs one statement in the simple protocol. full is the query string
+// the statement came from, which positions in errors refer to.
 func (s *session) exec(ctx context.Context, full string, st sqlext.Statement, w server.ResultWriter) error {
-	if p, ok := st.(*sqlext.Passthrough); ok {
-		return s.passthrough(ctx, full, p, w)
+	switch st := st.(type) {
+	case *sqlext.Passthrough:
+		return s.passthrough(ctx, full, st, w)
+	case *sqlext.ExecutePeer:
+		return s.execute(ctx, st, w)
 	}
 	if err := s.checkOutsideTransaction(st); err != nil {
 		return err
@@ -142,14 +214,19 @@ func (s *session) exec(ctx context.Context, full string, st sqlext.Statement, w 
 		return s.createPeer(ctx, st, w)
 	case *sqlext.DropPeer:
 		return s.dropPeer(ctx, st, w)
-	case *sqlext.ExecutePeer:
-		return s.executePeer(ctx, st, w)
 	case *sqlext.CreateMirror, *sqlext.DropMirror, *sqlext.PauseMirror, *sqlext.ResumeMirror,
 		*sqlext.ResyncMirror, *sqlext.ResyncTable, *sqlext.ExecuteMirror:
 		return s.mirrorStatement(ctx, st, w)
 	default:
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "statement %T is not supported", st)
 	}
+}
+
+// errAborted is Postgres' refusal of a statement in a failed transaction
+// block.
+func errAborted() error {
+	return sqlerr.New(pgerrcode.InFailedSQLTransaction,
+		"current transaction is aborted, commands ignored until end of transaction block")
 }
 
 // checkOutsideTransaction refuses Sluice's own statements inside a
@@ -159,8 +236,7 @@ func (s *session) checkOutsideTransaction(st sqlext.Statement) error {
 	case 'T':
 		return sqlerr.New(pgerrcode.ActiveSQLTransaction, "%s cannot run inside a transaction block", verb(st))
 	case 'E':
-		return sqlerr.New(pgerrcode.InFailedSQLTransaction,
-			"current transaction is aborted, commands ignored until end of transaction block")
+		return errAborted()
 	}
 	return nil
 }
@@ -200,7 +276,9 @@ func (s *session) TxStatus() byte {
 	return s.cat.TxStatus()
 }
 
-// ParameterChanges implements server.Session.
+// ParameterChanges implements server.Session. The values are the catalog
+// connection's own, is_superuser included: sessions log in as the reader
+// role, which is not a superuser.
 func (s *session) ParameterChanges() map[string]string {
 	changed := make(map[string]string)
 	if s.cat == nil {
@@ -211,9 +289,6 @@ func (s *session) ParameterChanges() map[string]string {
 	}
 	for _, k := range reportedParams {
 		v := s.cat.ParameterStatus(k)
-		if k == "is_superuser" {
-			v = "off"
-		}
 		if v != "" && s.reported[k] != v {
 			s.reported[k] = v
 			changed[k] = v
@@ -232,77 +307,9 @@ func (s *session) Close(ctx context.Context) {
 	for _, pc := range s.peers {
 		pc.conn.Close(ctx)
 	}
-}
-
-// relay copies every result of rr to w. describe sends RowDescription (the
-// simple protocol); federated results hide the peer's table OIDs, which mean
-// nothing in the catalog.
-func relay(rr *pgconn.ResultReader, w server.ResultWriter, describe, federated bool) error {
-	if describe {
-		if fds := rr.FieldDescriptions(); fds != nil {
-			if err := w.Fields(fieldsOf(fds, federated)); err != nil {
-				rr.Close()
-				return err
-			}
-		}
+	for _, pc := range s.readers {
+		pc.conn.Close(ctx)
 	}
-	for rr.NextRow() {
-		if err := w.Row(rr.Values()); err != nil {
-			rr.Close()
-			return err
-		}
-	}
-	tag, err := rr.Close()
-	if err != nil {
-		return err
-	}
-	return w.Complete(tag.String())
-}
-
-func fieldsOf(fds []pgconn.FieldDescription, federated bool) []pgproto3.FieldDescription {
-	out := make([]pgproto3.FieldDescription, len(fds))
-	for i, fd := range fds {
-		out[i] = pgproto3.FieldDescription{
-			Name:                 []byte(fd.Name),
-			TableOID:             fd.TableOID,
-			TableAttributeNumber: fd.TableAttributeNumber,
-			DataTypeOID:          fd.DataTypeOID,
-			DataTypeSize:         fd.DataTypeSize,
-			TypeModifier:         fd.TypeModifier,
-			Format:               fd.Format,
-		}
-		if federated {
-			out[i].TableOID, out[i].TableAttributeNumber = 0, 0
-		}
-	}
-	return out
-}
-
-// relayAll copies every result of a multi-statement Exec to w.
-func relayAll(mrr *pgconn.MultiResultReader, w server.ResultWriter, federated bool) error {
-	var firstErr error
-	for mrr.NextResult() {
-		if err := relay(mrr.ResultReader(), w, true, federated); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	if err := mrr.Close(); err != nil && firstErr == nil {
-		firstErr = err
-	}
-	return firstErr
-}
-
-// shiftPosition moves a backend error's position from the statement's own
-// text to the whole query string the client sent.
-func shiftPosition(err error, full string, byteOffset int) error {
-	var pe *pgconn.PgError
-	if byteOffset <= 0 || !errors.As(err, &pe) || pe.Position == 0 {
-		return err
-	}
-	e := sqlerr.From(err)
-	cp := *e
-	cp.Position = e.Position + utf8.RuneCountInString(full[:byteOffset])
-	return &cp
 }
 
 // nextName returns a fresh name for a statement prepared on a backend.

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // Backend is what the server needs from the layer that runs statements.
@@ -73,6 +74,10 @@ type ResultWriter interface {
 	Complete(tag string) error
 	// EmptyQuery reports a query string with no statement.
 	EmptyQuery() error
-	// Notice sends a NoticeResponse (severity NOTICE, or WARNING).
-	Notice(severity, message, detail string) error
+	// Notice sends a NoticeResponse with every field of n: its severity
+	// (NOTICE when empty; WARNING, INFO, ...), SQLSTATE (00000 for a notice
+	// and 01000 for a warning when empty), message, detail, hint and the
+	// rest. Notices go to the client at once, even while rows are being
+	// buffered for a portal.
+	Notice(n *sqlerr.Error) error
 }

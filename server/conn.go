@@ -147,7 +147,7 @@ func (c *conn) authenticate(user string) bool {
 	if c.srv.scram == nil {
 		if user != c.srv.cfg.User {
 			return fail(sqlerr.New(pgerrcode.InvalidAuthorizationSpecification, "role %q does not exist", user).
-				WithHint("log in as %q", c.srv.cfg.User))
+				WithHint("Log in as %q.", c.srv.cfg.User))
 		}
 		return true
 	}
@@ -332,8 +332,7 @@ func (w *streamWriter) EmptyQuery() error {
 	return nil
 }
 
-func (w *streamWriter) Notice(severity, message, detail string) error {
-	w.c.be.Send(&pgproto3.NoticeResponse{Severity: severity, SeverityUnlocalized: severity, Code: "00000",
-		Message: message, Detail: detail})
+func (w *streamWriter) Notice(n *sqlerr.Error) error {
+	w.c.sendNotice(n)
 	return nil
 }

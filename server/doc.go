@@ -15,8 +15,13 @@
 //     Describe, Execute, Close, Sync, Flush; after an error, messages up to
 //     Sync are skipped). Statements are run by a Session obtained from the
 //     Backend, the one interface this package needs from the executor.
-//  5. Errors (errors.go): every error reaching the client is turned into an
-//     ErrorResponse from a *sqlerr.Error here and only here.
+//  5. Errors and notices (errors.go): every error reaching the client is
+//     turned into an ErrorResponse from a *sqlerr.Error here and only here,
+//     with every field it carries (SQLSTATE, detail, hint, position,
+//     context, schema/table/column/type/constraint names, internal query,
+//     location); notices and warnings, the same type with severity NOTICE,
+//     WARNING, ..., become NoticeResponse messages, sent at once even while
+//     a portal's rows are buffered.
 //
 // One misbehaving session never affects another: each has its own goroutine,
 // its own Session, and a panic in one is recovered and reported to that

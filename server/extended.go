@@ -161,7 +161,7 @@ func (c *conn) execute(ctx context.Context, m *pgproto3.Execute) error {
 		return p.stmt.Execute(ctx, p.params, p.paramFormats, p.resultFormats, w)
 	}
 	if !p.executed {
-		bw := &bufferWriter{}
+		bw := &bufferWriter{c: c}
 		p.executed = true
 		if err := p.stmt.Execute(ctx, p.params, p.paramFormats, p.resultFormats, bw); err != nil {
 			return err
@@ -231,7 +231,10 @@ func (s *extendedState) closeAll(ctx context.Context) {
 }
 
 // bufferWriter keeps a statement's rows for a portal executed in pieces.
+// Notices are not kept: they go to the client at once, as Postgres sends
+// them while the statement runs.
 type bufferWriter struct {
+	c    *conn
 	rows [][][]byte
 	tag  string
 }
@@ -253,5 +256,7 @@ func (w *bufferWriter) Complete(tag string) error { w.tag = tag; return nil }
 
 func (w *bufferWriter) EmptyQuery() error { return nil }
 
-func (w *bufferWriter) Notice(string, string, string) error { return nil }
-
+func (w *bufferWriter) Notice(n *sqlerr.Error) error {
+	w.c.sendNotice(n)
+	return nil
+}

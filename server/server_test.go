@@ -101,6 +101,14 @@ func counter() *fakeSession {
 			case "sleep":
 				<-ctx.Done()
 				return ctx.Err()
+			case "notice":
+				_ = w.Notice(sqlerr.Warning("careful").WithHint("Look both ways.").WithDetail("Cars."))
+				_ = w.Notice(&sqlerr.Error{Message: "plain"})
+				_ = w.Notice(&sqlerr.Error{Severity: "INFO", Code: "01P01", Message: "info", Where: "here",
+					SchemaName: "s", TableName: "t", ColumnName: "c", DataTypeName: "d", ConstraintName: "k"})
+				continue
+			case "fields":
+				return fullError
 			}
 			if err := w.Fields(intField); err != nil {
 				return err
@@ -115,6 +123,12 @@ func counter() *fakeSession {
 		return nil
 	}
 	s.prepare = func(_ context.Context, sql string, oids []uint32) (Statement, error) {
+		if sql == "notice" {
+			return &fakeStatement{exec: func(_ context.Context, _ [][]byte, w ResultWriter) error {
+				_ = w.Notice(sqlerr.Warning("from a portal"))
+				return w.Complete("SELECT 0")
+			}}, nil
+		}
 		if !strings.HasPrefix(sql, "count") {
 			return nil, sqlerr.New(pgerrcode.SyntaxError, "cannot prepare %q", sql)
 		}
@@ -123,6 +137,79 @@ func counter() *fakeSession {
 		}}, nil
 	}
 	return s
+}
+
+// fullError has every field an ErrorResponse can carry.
+var fullError = &sqlerr.Error{Code: pgerrcode.CheckViolation, Message: "m", Detail: "D.", Hint: "H.", Position: 3,
+	Where: "W", SchemaName: "s", TableName: "t", ColumnName: "c", DataTypeName: "d", ConstraintName: "k",
+	InternalQuery: "SELECT x", InternalPosition: 8, File: "f.c", Line: 12, Routine: "r"}
+
+func TestNoticesAndErrorFields(t *testing.T) {
+	addr := startServer(t, Config{})
+	ctx := context.Background()
+	var notices []*pgconn.Notice
+	cfg, err := pgconn.ParseConfig("postgres://sluice@" + addr + "/db?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n) }
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "notice").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := []pgconn.Notice{
+		{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "01000", Message: "careful", Detail: "Cars.", Hint: "Look both ways."},
+		{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: "plain"},
+		{Severity: "INFO", SeverityUnlocalized: "INFO", Code: "01P01", Message: "info", Where: "here",
+			SchemaName: "s", TableName: "t", ColumnName: "c", DataTypeName: "d", ConstraintName: "k"},
+	}
+	if len(notices) != len(want) {
+		t.Fatalf("notices = %v", notices)
+	}
+	for i := range want {
+		if *notices[i] != want[i] {
+			t.Errorf("notice %d = %+v, want %+v", i, *notices[i], want[i])
+		}
+	}
+	_, err = conn.Exec(ctx, "fields").ReadAll()
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v", err)
+	}
+	if pe.Severity != "ERROR" || pe.Code != fullError.Code || pe.Message != "m" || pe.Detail != "D." || pe.Hint != "H." ||
+		pe.Position != 3 || pe.Where != "W" || pe.SchemaName != "s" || pe.TableName != "t" || pe.ColumnName != "c" ||
+		pe.DataTypeName != "d" || pe.ConstraintName != "k" || pe.InternalQuery != "SELECT x" || pe.InternalPosition != 8 ||
+		pe.File != "f.c" || pe.Line != 12 || pe.Routine != "r" {
+		t.Errorf("error = %+v", *pe)
+	}
+	// A notice while a portal runs in pieces reaches the client too.
+	notices = nil
+	if _, err := conn.Prepare(ctx, "n", "notice", nil); err != nil {
+		t.Fatal(err)
+	}
+	if res := conn.ExecPrepared(ctx, "n", nil, nil, nil).Read(); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if len(notices) != 1 || notices[0].Message != "from a portal" {
+		t.Fatalf("notices = %v", notices)
+	}
+	// Also when the portal's rows are buffered for an Execute with a row
+	// limit.
+	fe := rawConn(t, addr)
+	fe.Send(&pgproto3.Parse{Query: "notice"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Execute{MaxRows: 1})
+	fe.Send(&pgproto3.Sync{})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := until(t, fe, 'Z'); got != "12NCZ" {
+		t.Errorf("buffered portal: got %s", got)
+	}
 }
 
 func startServer(t *testing.T, cfg Config) string {

@@ -1,8 +1,9 @@
 // Package sqlerr is the one place that builds errors meant for a SQL client:
 // an Error carries a SQLSTATE code (from github.com/jackc/pgerrcode), a
-// message, and optional detail, hint and position. Every layer returns them
-// wrapped with %w as usual; only the server turns them into ErrorResponse
-// messages.
+// message, and optional detail, hint, position and the other fields of a
+// Postgres ErrorResponse. Every layer returns them wrapped with %w as usual;
+// only the server turns them into ErrorResponse (or, for notices and
+// warnings, NoticeResponse) messages.
 package sqlerr
 
 import (
@@ -15,16 +16,36 @@ import (
 )
 
 // Error is an error with a SQLSTATE. Message is lower-case, "verb noun: cause"
-// or a Postgres-style sentence; it names the offending thing.
+// or a Postgres-style sentence; it names the offending thing. Detail and Hint
+// are full sentences (capitalised, ending with a period), as Postgres writes
+// them.
+//
+// The same type describes a notice (Severity NOTICE, WARNING, INFO, ...):
+// see Notice and Warning.
 type Error struct {
 	Code     string // SQLSTATE, e.g. pgerrcode.SyntaxError
 	Message  string
 	Detail   string
 	Hint     string
 	Position int // 1-based character position in the query text; 0 if none
-	// Severity is ERROR unless set (FATAL for errors that end the session).
+	// Severity is ERROR unless set (FATAL for errors that end the session;
+	// NOTICE, WARNING, INFO, ... for notices).
 	Severity string
-	err      error
+
+	// Fields a Postgres server may add, relayed as they came (see From).
+	Where            string // CONTEXT: the call stack, e.g. a PL/pgSQL line
+	SchemaName       string
+	TableName        string
+	ColumnName       string
+	DataTypeName     string
+	ConstraintName   string
+	InternalQuery    string // the text of an internally generated query that failed
+	InternalPosition int    // 1-based position in InternalQuery; 0 if none
+	File             string // the server's source file, line and routine (LOCATION)
+	Line             int
+	Routine          string
+
+	err error
 }
 
 // New returns an Error with code and a formatted message. A %w verb in format
@@ -32,6 +53,18 @@ type Error struct {
 func New(code, format string, args ...any) *Error {
 	wrapped := fmt.Errorf(format, args...)
 	return &Error{Code: code, Message: wrapped.Error(), err: errors.Unwrap(wrapped)}
+}
+
+// Notice returns a notice (severity NOTICE, SQLSTATE 00000) with a formatted
+// message.
+func Notice(format string, args ...any) *Error {
+	return &Error{Severity: "NOTICE", Code: pgerrcode.SuccessfulCompletion, Message: fmt.Sprintf(format, args...)}
+}
+
+// Warning returns a warning (severity WARNING, SQLSTATE 01000) with a
+// formatted message.
+func Warning(format string, args ...any) *Error {
+	return &Error{Severity: "WARNING", Code: pgerrcode.Warning, Message: fmt.Sprintf(format, args...)}
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -58,10 +91,10 @@ func (e *Error) WithPosition(pos int) *Error {
 }
 
 // From finds the most specific SQL error in err's chain: an *Error, or a
-// Postgres server's *pgconn.PgError (passed on with its own code, so a peer's
-// errors reach the client as the peer reported them). Anything else becomes
-// internal_error (XX000) with err's text; a cancelled statement becomes
-// query_canceled (57014).
+// Postgres server's *pgconn.PgError (passed on with its own code and every
+// field, so a peer's errors reach the client as the peer reported them).
+// Anything else becomes internal_error (XX000) with err's text; a cancelled
+// statement becomes query_canceled (57014).
 func From(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
@@ -69,8 +102,9 @@ func From(err error) *Error {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return &Error{Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint,
-			Position: int(pe.Position), Severity: pe.Severity, err: err}
+		e := FromPgError(pe)
+		e.err = err
+		return e
 	}
 	if errors.Is(err, context.Canceled) {
 		return &Error{Code: pgerrcode.QueryCanceled, Message: "canceling statement due to user request", err: err}
@@ -78,3 +112,30 @@ func From(err error) *Error {
 	return &Error{Code: pgerrcode.InternalError, Message: err.Error(), err: err}
 }
 
+// FromPgError copies every field of a Postgres server's error or notice (a
+// *pgconn.Notice is a *pgconn.PgError). The result does not wrap pe.
+func FromPgError(pe *pgconn.PgError) *Error {
+	sev := pe.SeverityUnlocalized
+	if sev == "" {
+		sev = pe.Severity
+	}
+	return &Error{
+		Code:             pe.Code,
+		Message:          pe.Message,
+		Detail:           pe.Detail,
+		Hint:             pe.Hint,
+		Position:         int(pe.Position),
+		Severity:         sev,
+		Where:            pe.Where,
+		SchemaName:       pe.SchemaName,
+		TableName:        pe.TableName,
+		ColumnName:       pe.ColumnName,
+		DataTypeName:     pe.DataTypeName,
+		ConstraintName:   pe.ConstraintName,
+		InternalQuery:    pe.InternalQuery,
+		InternalPosition: int(pe.InternalPosition),
+		File:             pe.File,
+		Line:             int(pe.Line),
+		Routine:          pe.Routine,
+	}
+}

@@ -129,6 +129,32 @@ type ExecutePeer struct {
 	Query   string // the string literal's value, unescaped
 }
 
+// QueryLiteral locates the string literal that Query was decoded from: it
+// returns the literal as written (quotes, E or U& prefix and all) and the
+// 1-based character position of its first character in the text given to
+// Parse (the same base as PeerPos). ok is false when Text does not have the
+// shape EXECUTE name(literal), which Parse never returns. It scans Text again
+// with Postgres' scanner, does no I/O and is safe for concurrent use.
+func (s *ExecutePeer) QueryLiteral() (raw string, pos Pos, ok bool) {
+	toks, err := scan(s.Text)
+	if err != nil || len(toks) < 5 || toks[2].kind != tokLParen || !toks[3].isString() {
+		return "", 0, false
+	}
+	name, lit := toks[1], toks[3]
+	return lit.text, s.PeerPos - name.pos + lit.pos, true
+}
+
+// TextPos returns the 1-based character position of Text's first character
+// in the text given to Parse (the same base as PeerPos), or 0 when Text does
+// not have the shape EXECUTE name(literal).
+func (s *ExecutePeer) TextPos() Pos {
+	toks, err := scan(s.Text)
+	if err != nil || len(toks) < 2 {
+		return 0
+	}
+	return s.PeerPos - toks[1].pos + 1
+}
+
 // TableMapping is one entry of WITH TABLE MAPPING (...): either
 // source:destination or {from: s.t, to: s.t, key: col, exclude: [a, b], ...}.
 type TableMapping struct {

@@ -194,6 +194,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := ex.Start(ctx); err != nil {
+		return err
+	}
+	defer ex.Close()
 	scfg := server.Config{Password: cfg.Password, MaxMessageSize: cfg.MaxMessageSize, Logger: logger}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)

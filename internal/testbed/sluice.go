@@ -29,6 +29,7 @@ type Sluice struct {
 	CatalogURL string
 	Store      *catalog.Store
 
+	ex     *executor.Executor
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -91,6 +92,13 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 		Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, User: "sluice", Password: password,
 		CatalogURL: url, Store: store, cancel: cancel, done: make(chan error, 1),
 	}
+	if err := ex.Start(sctx); err != nil {
+		cancel()
+		l.Close()
+		store.Close()
+		return nil, err
+	}
+	s.ex = ex
 	go func() { s.done <- srv.Serve(sctx, l) }()
 	return s, nil
 }
@@ -108,6 +116,7 @@ func (s *Sluice) URL() string {
 func (s *Sluice) Stop() error {
 	s.cancel()
 	err := <-s.done
+	s.ex.Close()
 	s.Store.Close()
 	return err
 }

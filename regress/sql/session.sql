@@ -148,8 +148,9 @@ INSERT INTO peers (name) VALUES ('x');
 UPDATE peers SET host = 'elsewhere';
 DELETE FROM peers;
 DROP VIEW peers;
--- A SELECT that writes is refused too, even in a transaction that claims
--- to be read-write. Only the SQLSTATE is shown for these.
+-- A SELECT that writes is refused too, and so is every way out of
+-- read-only mode: BEGIN READ WRITE and SET or RESET of
+-- default_transaction_read_only. Only the SQLSTATE is shown for these.
 \set VERBOSITY sqlstate
 SELECT 1 AS a INTO t;
 BEGIN READ WRITE;

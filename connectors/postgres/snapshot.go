@@ -1,0 +1,419 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// Partition is a range of heap pages of a source table, the unit of the
+// initial load: [StartPage, EndPage), or every page from StartPage on when
+// EndPage < 0 (the last partition, so that rows stored beyond the pages
+// counted at planning time are copied too).
+type Partition struct {
+	Index     int
+	StartPage int64
+	EndPage   int64
+}
+
+// defaultRowsPerPage is the density PlanPartitions assumes for a table
+// that has pages but no row estimate (never analyzed): about 130-byte rows.
+const defaultRowsPerPage = 50
+
+// maxPartitions bounds the partitions of one table, whatever the sizes.
+const maxPartitions = 1_000_000
+
+// PlanPartitions splits a table of pages heap pages and about estRows rows
+// into partitions of roughly rowsPerPartition rows each, assuming rows are
+// spread evenly over the pages. The partitions are numbered from 0, cover
+// the pages from 0 contiguously, and the last is open-ended. There is always
+// at least one; an empty table, or rowsPerPartition <= 0, gives a single
+// open-ended partition. A partition is never smaller than one page, and
+// there are at most maxPartitions. When estRows is unknown (0) for a table
+// with pages, a density of defaultRowsPerPage rows per page is assumed: a
+// wrong estimate changes the partitions' sizes, never which rows are
+// copied. PlanPartitions is a pure function.
+func PlanPartitions(pages, estRows, rowsPerPartition int64) []Partition {
+	if pages <= 0 || rowsPerPartition <= 0 {
+		return []Partition{{Index: 0, StartPage: 0, EndPage: -1}}
+	}
+	if estRows <= 0 {
+		estRows = pages * defaultRowsPerPage
+	}
+	n := (estRows-1)/rowsPerPartition + 1
+	n = max(1, min(n, pages, maxPartitions))
+	parts := make([]Partition, n)
+	// bound(i) = i*pages/n without overflow.
+	bound := func(i int64) int64 {
+		hi, lo := bits.Mul64(uint64(i), uint64(pages))
+		q, _ := bits.Div64(hi, lo, uint64(n))
+		return int64(q)
+	}
+	for i := range n {
+		parts[i] = Partition{Index: int(i), StartPage: bound(i), EndPage: bound(i + 1)}
+	}
+	parts[n-1].EndPage = -1
+	return parts
+}
+
+// PartitionQuery returns the SELECT of columns cols of table src whose rows
+// lie in partition p, as a TID range (a TID Range Scan from Postgres 14 on;
+// older servers filter a sequential scan).
+func PartitionQuery(src connectors.TableName, cols []string, p Partition) string {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = quoteIdent(c)
+	}
+	return partitionQuery(src, exprs, p)
+}
+
+func partitionQuery(src connectors.TableName, exprs []string, p Partition) string {
+	q := fmt.Sprintf("SELECT %s FROM %s WHERE ctid >= '(%d,0)'::tid", strings.Join(exprs, ", "), src.Quoted(), p.StartPage)
+	if p.EndPage >= 0 {
+		q += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", p.EndPage)
+	}
+	return q
+}
+
+// BeginSnapshot starts a REPEATABLE READ, READ ONLY transaction on conn
+// that reads under the exported snapshot snapshotName (from
+// pg_export_snapshot or a replication slot made with an exported
+// snapshot), or under a fresh snapshot, taken at its first query, when
+// snapshotName is empty. The caller owns the transaction and ends it.
+func BeginSnapshot(ctx context.Context, conn *pgx.Conn, snapshotName string) (pgx.Tx, error) {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	if snapshotName != "" {
+		if _, err := tx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshotName)); err != nil {
+			_ = tx.Rollback(ctx)
+			return nil, fmt.Errorf("import snapshot %q: %w", snapshotName, err)
+		}
+	}
+	return tx, nil
+}
+
+// CopyJob is one partition of one table to load. The destination table
+// exists (see CreateTableDDL) and has the columns.
+type CopyJob struct {
+	Source, Dest connectors.TableName
+	// Columns are the replicated columns, named as on both sides.
+	Columns []string
+	// PrimaryKey is the destination's primary key; required with Upsert.
+	PrimaryKey []string
+	Partition  Partition
+	// Meta is the destination's metadata schema ("" for the default) and
+	// Mirror the mirror's name, for MarkPartitionDone, which records the
+	// partition under Source.
+	Meta, Mirror string
+	// Upsert loads through a temporary table and INSERT ... ON CONFLICT
+	// (PrimaryKey) DO UPDATE, for a load resumed under a newer snapshot
+	// than the one some rows were loaded with. The primary key must exist.
+	Upsert bool
+	// SoftDeleteColumn and SyncedAtColumn, when set, are reset by an
+	// upsert to false and now() on rows that already existed.
+	SoftDeleteColumn, SyncedAtColumn string
+}
+
+// loadStageTable is the temporary table a staged load copies into.
+const loadStageTable = `pg_temp."_sluice_load"`
+
+// errCopyAborted is what the source side of a copy sees when the
+// destination side stopped reading.
+var errCopyAborted = errors.New("copy aborted: the destination side failed")
+
+// CopyPartition copies partition job.Partition of job.Source, read on src,
+// into job.Dest on dst, and returns the number of rows copied.
+//
+// src must be inside a transaction under the load's snapshot (see
+// BeginSnapshot); dst must be idle, outside a transaction. The rows stream
+// as binary COPY from src straight into a COPY on dst, with no decoding and
+// no staging on disk, in one dst transaction that also records the
+// partition with MarkPartitionDone: on success the partition is loaded and
+// marked, on error neither. Arrays of enums, whose binary form names the
+// source's enum OID, are sent as text[] into a temporary table and cast on
+// insert; arrays of domains are sent as arrays of their base type.
+//
+// An error on either side stops the other, and CopyPartition returns once
+// both have (no goroutine outlives it). After an error the caller treats
+// the source transaction as finished (it is aborted, or its connection was
+// closed to abandon the COPY): it rolls it back and, to retry, takes a new
+// connection or snapshot transaction. dst stays usable unless its
+// connection broke (a cancelled ctx may close either connection, as its
+// context watcher decides).
+//
+// CopyPartition uses src and dst exclusively until it returns. To load
+// partitions in parallel, give each worker its own pair of connections,
+// each source connection importing the same exported snapshot.
+func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJob) (rows int64, err error) {
+	fail := func(err error) (int64, error) {
+		return 0, fmt.Errorf("copy %s partition %d into %s: %w", job.Source, job.Partition.Index, job.Dest, err)
+	}
+	if len(job.Columns) == 0 {
+		return fail(errors.New("no columns to copy"))
+	}
+	if job.Upsert && len(job.PrimaryKey) == 0 {
+		return fail(errors.New("an upsert needs the primary key"))
+	}
+	plan, err := planCopy(ctx, src, job)
+	if err != nil {
+		return fail(err)
+	}
+
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = tx.Rollback(rctx)
+			cancel()
+		}
+	}()
+
+	target := job.Dest.Quoted()
+	if plan.staged {
+		if err := plan.destTypes(ctx, tx, job.Dest); err != nil {
+			return fail(err)
+		}
+		if _, err := tx.Exec(ctx, plan.createStage(job.Dest)); err != nil {
+			return fail(fmt.Errorf("create staging table: %w", err))
+		}
+		target = loadStageTable
+	}
+	out := "COPY (" + partitionQuery(job.Source, plan.srcExprs, job.Partition) + ") TO STDOUT (FORMAT binary)"
+	in := "COPY " + target + " (" + quoteIdents(job.Columns) + ") FROM STDIN (FORMAT binary)"
+	rows, err = pipeCopy(ctx, src.PgConn(), tx.Conn().PgConn(), out, in)
+	if err != nil {
+		return fail(err)
+	}
+	if plan.staged {
+		if _, err := tx.Exec(ctx, plan.insertFromStage(job)); err != nil {
+			return fail(fmt.Errorf("insert from staging table: %w", err))
+		}
+	}
+	if err = MarkPartitionDone(ctx, tx, job.Meta, job.Mirror, job.Source, job.Partition.Index, rows); err != nil {
+		return fail(err)
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	return rows, nil
+}
+
+// pipeCopy runs COPY out on src and COPY in on dst, feeding the first's
+// data to the second through a pipe, and returns the row count.
+//
+// The source's rows (one CopyData message each) are gathered into chunks
+// of copyBufferSize, so the destination gets few large messages. When one
+// side fails the other is stopped, and pipeCopy returns once both have; the
+// first error wins. A failed source closes the pipe with its error, so the
+// destination's COPY ends with CopyFail and dst stays usable. A failed
+// destination closes the pipe and cancels the source's context: pgconn then
+// closes src or asks the server to cancel, as src's context watcher says.
+func pipeCopy(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int64, error) {
+	srcCtx, cancelSrc := context.WithCancel(ctx)
+	defer cancelSrc()
+	var (
+		once  sync.Once
+		first error
+	)
+	failed := func(err error) { once.Do(func() { first = err }) }
+	pr, pw := io.Pipe()
+	srcDone := make(chan pgconn.CommandTag, 1)
+	go func() {
+		bw := bufio.NewWriterSize(pw, copyBufferSize)
+		tag, err := src.CopyTo(srcCtx, bw, out)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			failed(fmt.Errorf("source: %w", err))
+			pw.CloseWithError(err)
+		} else {
+			pw.Close()
+		}
+		srcDone <- tag
+	}()
+	inTag, err := dst.CopyFrom(ctx, pr, in)
+	if err != nil {
+		failed(fmt.Errorf("destination: %w", err))
+		cancelSrc()
+	}
+	// Unblock a source still writing when the destination stopped early.
+	pr.CloseWithError(errCopyAborted)
+	outTag := <-srcDone
+	if first != nil {
+		// A done context can surface as any network error: say why.
+		if cerr := ctx.Err(); cerr != nil && !errors.Is(first, cerr) {
+			return 0, fmt.Errorf("%w: %v", cerr, first)
+		}
+		return 0, first
+	}
+	if outTag.RowsAffected() != inTag.RowsAffected() {
+		return 0, fmt.Errorf("source sent %d rows but destination received %d", outTag.RowsAffected(), inTag.RowsAffected())
+	}
+	return inTag.RowsAffected(), nil
+}
+
+// copyBufferSize is the size of the chunks a copy sends to the destination.
+const copyBufferSize = 64 << 10
+
+// copyPlan is how the columns of a job travel.
+type copyPlan struct {
+	cols     []string
+	srcExprs []string // source SELECT list
+	// asText marks arrays of enums, sent as text[]; their destination
+	// types (destType) are read from dst.
+	asText   []bool
+	destType []string
+	upsert   bool
+	staged   bool
+}
+
+// planCopy reads the source types of the job's columns (inside the
+// snapshot transaction) and decides how each travels.
+func planCopy(ctx context.Context, src *pgx.Conn, job CopyJob) (*copyPlan, error) {
+	p := &copyPlan{cols: job.Columns, srcExprs: make([]string, len(job.Columns)), asText: make([]bool, len(job.Columns)),
+		upsert: job.Upsert, staged: job.Upsert}
+	// Only user-defined types (or arrays of them) can need a conversion.
+	rows, err := src.Query(ctx, `
+SELECT a.attname::text, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),
+       a.atttypid >= $3 OR coalesce(t.typelem >= $3, false)
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY($2)`,
+		job.Source.Quoted(), job.Columns, uint32(firstUserOID))
+	if err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	type attr struct {
+		name     string
+		typ      uint32
+		typmod   int32
+		declared string
+		user     bool
+	}
+	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
+		var a attr
+		err := r.Scan(&a.name, &a.typ, &a.typmod, &a.declared, &a.user)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	if len(attrs) == 0 {
+		return nil, fmt.Errorf("read column types: %w: %s", ErrTableNotFound, job.Source)
+	}
+	res := &typeResolver{q: src}
+	for i, c := range job.Columns {
+		k := -1
+		for j := range attrs {
+			if attrs[j].name == c {
+				k = j
+			}
+		}
+		if k < 0 {
+			return nil, fmt.Errorf("column %s of %s not found on the source", c, job.Source)
+		}
+		p.srcExprs[i] = quoteIdent(c)
+		if !attrs[k].user {
+			continue
+		}
+		rt, err := res.resolve(ctx, attrs[k].typ, attrs[k].typmod)
+		if errors.Is(err, errUnsupportedType) {
+			return nil, &UnsupportedTypeError{Table: job.Source, Column: c, Type: attrs[k].declared}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", c, err)
+		}
+		switch {
+		case rt.array && rt.enum != nil:
+			p.srcExprs[i] = quoteIdent(c) + "::text[]"
+			p.asText[i] = true
+			p.staged = true
+		case rt.array && rt.domain:
+			p.srcExprs[i] = quoteIdent(c) + "::" + rt.sql
+		}
+	}
+	return p, nil
+}
+
+// destTypes reads the destination types of the columns sent as text.
+func (p *copyPlan) destTypes(ctx context.Context, tx pgx.Tx, dest connectors.TableName) error {
+	p.destType = make([]string, len(p.cols))
+	for i, c := range p.cols {
+		if !p.asText[i] {
+			continue
+		}
+		err := tx.QueryRow(ctx, `
+SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped`,
+			dest.Quoted(), c).Scan(&p.destType[i])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("column %s of %s not found on the destination", c, dest)
+		}
+		if err != nil {
+			return fmt.Errorf("read type of column %s of %s: %w", c, dest, err)
+		}
+	}
+	return nil
+}
+
+// createStage makes the temporary table a staged copy lands in: the
+// destination's columns, text[] for arrays of enums, no constraints.
+func (p *copyPlan) createStage(dest connectors.TableName) string {
+	sel := make([]string, len(p.cols))
+	for i, c := range p.cols {
+		sel[i] = quoteIdent(c)
+		if p.asText[i] {
+			sel[i] = "NULL::text[] AS " + quoteIdent(c)
+		}
+	}
+	return "CREATE TEMP TABLE " + loadStageTable + " ON COMMIT DROP AS SELECT " + strings.Join(sel, ", ") +
+		" FROM " + dest.Quoted() + " WITH NO DATA"
+}
+
+// insertFromStage moves the staged rows into the destination table.
+func (p *copyPlan) insertFromStage(job CopyJob) string {
+	sel := make([]string, len(p.cols))
+	for i, c := range p.cols {
+		sel[i] = quoteIdent(c)
+		if p.asText[i] {
+			sel[i] += "::" + p.destType[i]
+		}
+	}
+	q := "INSERT INTO " + job.Dest.Quoted() + " (" + quoteIdents(p.cols) + ") SELECT " + strings.Join(sel, ", ") + " FROM " + loadStageTable
+	if !p.upsert {
+		return q
+	}
+	var set []string
+	for _, c := range p.cols {
+		if !slices.Contains(job.PrimaryKey, c) {
+			set = append(set, quoteIdent(c)+" = EXCLUDED."+quoteIdent(c))
+		}
+	}
+	if job.SoftDeleteColumn != "" {
+		set = append(set, quoteIdent(job.SoftDeleteColumn)+" = false")
+	}
+	if job.SyncedAtColumn != "" {
+		set = append(set, quoteIdent(job.SyncedAtColumn)+" = now()")
+	}
+	q += " ON CONFLICT (" + quoteIdents(job.PrimaryKey) + ")"
+	if len(set) == 0 {
+		return q + " DO NOTHING"
+	}
+	return q + " DO UPDATE SET " + strings.Join(set, ", ")
+}

@@ -1,0 +1,209 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The crash tests run the real sluice binary and kill it with SIGKILL at
+// chosen moments, as an operator's machine would.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func sluiceBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "sluice-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "sluice")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/sluice").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// process is a sluice server running as a child process.
+type process struct {
+	t       *testing.T
+	args    []string
+	env     []string
+	port    int
+	cmd     *exec.Cmd
+	logPath string
+}
+
+func startProcess(t *testing.T) *process {
+	t.Helper()
+	catalogURL := catalogCluster.NewDB(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p := &process{t: t, port: port, logPath: filepath.Join(t.TempDir(), "sluice.log"),
+		args: []string{"serve", "--catalog", catalogURL, "--listen", "127.0.0.1:" + strconv.Itoa(port),
+			"--data-dir", t.TempDir(), "--log-level", "debug"},
+		env: append(os.Environ(), "SLUICE_PASSWORD="+testPassword,
+			"SLUICE_SECRET_KEY=0000000000000000000000000000000000000000000000000000000000000001")}
+	p.start()
+	t.Cleanup(func() {
+		if p.cmd != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			_ = p.cmd.Wait()
+		}
+		if t.Failed() {
+			if b, err := os.ReadFile(p.logPath); err == nil {
+				t.Logf("sluice log:\n%s", lastLines(string(b), 60))
+			}
+		}
+	})
+	return p
+}
+
+func (p *process) start() {
+	p.t.Helper()
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(sluiceBinary(p.t), p.args...)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = cmd
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.t.Fatal("sluice did not start listening")
+}
+
+// kill sends SIGKILL and waits for the process to die.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+func (p *process) url() string {
+	return fmt.Sprintf("postgres://sluice:%s@127.0.0.1:%d/sluice?sslmode=disable", testPassword, p.port)
+}
+
+func lastLines(s string, n int) string {
+	lines := 0
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == '\n' {
+			lines++
+			if lines > n {
+				return s[i+1:]
+			}
+		}
+	}
+	return s
+}
+
+// waitFor polls cond on a fresh connection to sluice until it holds.
+func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		conn, err := pgx.Connect(ctx, p.url())
+		if err == nil {
+			ok := cond(conn)
+			conn.Close(ctx)
+			cancel()
+			if ok {
+				return
+			}
+		} else {
+			cancel()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestKillAndRestart(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "3", "-q")
+
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, srcURL, "-n", "-c", "3", "-T", "25")
+	}()
+	mustExec(t, conn, `CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (
+		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)
+		WITH (snapshot_num_rows_per_partition = 15000, snapshot_max_parallel_workers = 2, max_batch_size = 500)`)
+	conn.Close(context.Background())
+
+	// Mid-snapshot: some partitions done, not all.
+	waitFor(t, p, "a partly done snapshot", func(c *pgx.Conn) bool {
+		var done, total int
+		err := c.QueryRow(context.Background(), `SELECT partitions_done, partitions_total FROM mirror_tables
+			WHERE mirror = 'm' AND source_table = 'public.pgbench_accounts'`).Scan(&done, &total)
+		return err == nil && done >= 3
+	})
+	p.kill()
+	p.start()
+
+	// Mid-CDC, while pgbench writes: twice, a moment apart.
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+		var status string
+		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'm'`).Scan(&status)
+		return err == nil && status == "RUNNING"
+	})
+	for i := 0; i < 2; i++ {
+		time.Sleep(1500 * time.Millisecond)
+		p.kill()
+		p.start()
+	}
+	<-load
+	waitFor(t, p, "an event saying the initial load resumed", func(c *pgx.Conn) bool {
+		var n int
+		err := c.QueryRow(context.Background(), `SELECT count(*) FROM mirror_events
+			WHERE mirror = 'm' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	for _, tbl := range []struct{ name, key string }{{"pgbench_accounts", "aid"}, {"pgbench_branches", "bid"}, {"pgbench_tellers", "tid"}} {
+		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}
+}

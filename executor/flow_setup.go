@@ -1,0 +1,106 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// setup is the SETUP phase: publication, destination tables, then the
+// replication slot, whose exported snapshot the initial load uses at once
+// while the connection that made it stays open. Every action is idempotent,
+// so a setup killed half-way is simply run again.
+func (f *flow) setup(ctx context.Context) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-setup")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := f.dst.ConnectSQL(ctx, "sluice-setup")
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+
+	tables := f.tables()
+	sources := make([]connectors.TableName, len(tables))
+	for i, t := range tables {
+		sources[i] = t.source
+	}
+	if err := postgres.CreatePublication(ctx, src, f.cfg.Publication, sources); err != nil {
+		return err
+	}
+	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
+		if err != nil {
+			return err
+		}
+		if err := f.createDestination(ctx, dst, t.dest, ts); err != nil {
+			return err
+		}
+	}
+	// A slot with our name here was made by an earlier setup that died
+	// before recording it: nothing was copied under it, so replace it.
+	if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+		return err
+	}
+	repl, err := f.src.ConnectReplication(ctx, "sluice-snapshot")
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+	slot, err := postgres.CreateSlot(ctx, repl, f.cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if err := f.ex.cfg.Store.SetConsistentLSN(ctx, f.m.Name, slot.ConsistentLSN); err != nil {
+		return err
+	}
+	if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseSnapshot); err != nil {
+		return err
+	}
+	f.m.Phase, f.m.ConsistentLSN = catalog.PhaseSnapshot, slot.ConsistentLSN
+	f.log.InfoContext(ctx, "replication slot created", "slot", slot.Name, "lsn", catalog.FormatLSN(slot.ConsistentLSN))
+	return f.snapshot(ctx, slot.Snapshot)
+}
+
+// createDestination creates the destination table unless an earlier run of
+// this setup already did.
+func (f *flow) createDestination(ctx context.Context, dst *pgx.Conn, dest connectors.TableName, ts *connectors.TableSchema) error {
+	exists, err := postgres.TableExists(ctx, dst, dest)
+	if err != nil || exists {
+		return err
+	}
+	return pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		for _, stmt := range postgres.CreateTableDDL(dest, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn) {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("create destination table %s: %w", dest, err)
+			}
+		}
+		return nil
+	})
+}
+
+// mirrorTable is a table mapping of the flow's mirror.
+type mirrorTable struct {
+	source, dest connectors.TableName
+	exclude      []string
+	catalog      catalog.MirrorTable
+}
+
+func (f *flow) tables() []mirrorTable {
+	out := make([]mirrorTable, len(f.m.Tables))
+	for i, t := range f.m.Tables {
+		src, _ := connectors.ParseTableName(t.Source)
+		dst, _ := connectors.ParseTableName(t.Destination)
+		out[i] = mirrorTable{source: src, dest: dst, exclude: t.Exclude, catalog: t}
+	}
+	return out
+}

@@ -1,0 +1,296 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// snapshot is the SNAPSHOT phase: the initial load. snapshotName is the
+// slot's exported snapshot when the load starts right after setup; empty
+// when a load interrupted by a restart resumes. Then the snapshot is gone:
+// the remaining partitions are copied under a fresh snapshot, upserting, and
+// CDC replays every change from the slot's consistent point; as each change
+// carries the whole row (or keeps the destination's unchanged TOAST value)
+// and applies idempotently, the destination converges all the same.
+//
+// Partitions already loaded are recorded on the destination in the same
+// transaction as their rows, so none is copied twice or lost.
+func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
+	resumed := snapshotName == ""
+	src, err := f.src.ConnectSQL(ctx, "sluice-snapshot")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := f.dst.ConnectSQL(ctx, "sluice-snapshot")
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+
+	tables := f.tables()
+	schemas := make([]*connectors.TableSchema, len(tables))
+	for i, t := range tables {
+		if schemas[i], err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
+			return err
+		}
+	}
+	if f.cfg.DoInitialCopy {
+		f.log.InfoContext(ctx, "initial load", "tables", len(tables), "resumed", resumed)
+		msg := fmt.Sprintf("initial load of %d table(s) started", len(tables))
+		if resumed {
+			msg = fmt.Sprintf("initial load of %d table(s) resumed after a restart: loaded partitions are kept, the rest is copied under a new snapshot", len(tables))
+		}
+		if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "snapshot", msg); err != nil {
+			return err
+		}
+		for start := 0; start < len(tables); start += f.cfg.TablesInParallel {
+			end := min(start+f.cfg.TablesInParallel, len(tables))
+			if err := f.loadTables(ctx, src, dst, snapshotName, tables[start:end], schemas[start:end]); err != nil {
+				return err
+			}
+		}
+	}
+	for i, t := range tables {
+		if err := f.finishTable(ctx, src, dst, t, schemas[i]); err != nil {
+			return err
+		}
+	}
+	if f.cfg.ReplicateForeignKeys {
+		if err := f.foreignKeys(ctx, src, dst, tables, schemas); err != nil {
+			return err
+		}
+	}
+	if f.cfg.InitialCopyOnly {
+		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+			return err
+		}
+		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
+			return err
+		}
+		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, phaseCompleted); err != nil {
+			return err
+		}
+		return errFlowDone
+	}
+	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseCDC)
+}
+
+// copyJob is one partition to load.
+type copyJob struct {
+	table int // index into the group
+	job   postgres.CopyJob
+}
+
+// loadTables loads a group of tables with the parallel workers.
+func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName string, tables []mirrorTable, schemas []*connectors.TableSchema) error {
+	store := f.ex.cfg.Store
+	resumed := snapshotName == ""
+	var jobs []copyJob
+	progress := make([]*tableProgress, len(tables))
+	for i, t := range tables {
+		plan, err := f.plan(ctx, t, schemas[i])
+		if err != nil {
+			return err
+		}
+		done, err := postgres.DonePartitions(ctx, dst, f.meta, f.m.Name, t.source)
+		if err != nil {
+			return err
+		}
+		p := &tableProgress{name: t.source.String(), total: len(plan)}
+		for _, rows := range done {
+			p.done++
+			p.rows += rows
+		}
+		progress[i] = p
+		if err := store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows); err != nil {
+			return err
+		}
+		if len(done) == len(plan) {
+			continue
+		}
+		if resumed {
+			// Upserting needs the key; rows loaded so far came from one
+			// snapshot, so they hold no duplicate.
+			if err := f.ensurePrimaryKey(ctx, dst, t.dest, schemas[i]); err != nil {
+				return err
+			}
+		}
+		cols := columnNames(schemas[i])
+		for _, part := range plan {
+			if _, ok := done[part.Index]; ok {
+				continue
+			}
+			jobs = append(jobs, copyJob{table: i, job: postgres.CopyJob{
+				Source: t.source, Dest: t.dest, Columns: cols, PrimaryKey: schemas[i].PrimaryKey,
+				Partition: part, Meta: f.meta, Mirror: f.m.Name, Upsert: resumed,
+				SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn,
+			}})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	workers := min(f.cfg.MaxParallelWorkers, len(jobs))
+	queue := make(chan copyJob)
+	errs := make(chan error, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.copyWorker(ctx, snapshotName, queue, progress); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+feed:
+	for _, j := range jobs {
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(queue)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+type tableProgress struct {
+	mu    sync.Mutex
+	name  string
+	total int
+	done  int
+	rows  int64
+}
+
+// copyWorker copies partitions from the queue, each in its own destination
+// transaction, on connections of its own.
+func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan copyJob, progress []*tableProgress) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-copy")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := f.dst.ConnectSQL(ctx, "sluice-copy")
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	tx, err := postgres.BeginSnapshot(ctx, src, snapshotName)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	for j := range queue {
+		rows, err := postgres.CopyPartition(ctx, src, dst, j.job)
+		if err != nil {
+			return fmt.Errorf("copy %s partition %d: %w", j.job.Source, j.job.Partition.Index, err)
+		}
+		p := progress[j.table]
+		p.mu.Lock()
+		p.done++
+		p.rows += rows
+		done, total := p.done, p.rows
+		p.mu.Unlock()
+		if err := f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, done, total); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plan returns the table's partition plan, made once and kept in the
+// catalog so that a resumed load numbers partitions the same way.
+func (f *flow) plan(ctx context.Context, t mirrorTable, ts *connectors.TableSchema) ([]postgres.Partition, error) {
+	if t.catalog.Partitions != nil {
+		var plan []postgres.Partition
+		if err := json.Unmarshal(t.catalog.Partitions, &plan); err != nil {
+			return nil, fmt.Errorf("decode snapshot plan of %s: %w", t.source, err)
+		}
+		return plan, nil
+	}
+	plan := postgres.PlanPartitions(ts.Pages, ts.EstimatedRows, f.cfg.RowsPerPartition)
+	raw, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.ex.cfg.Store.SetTablePlan(ctx, f.m.Name, t.source.String(), raw, len(plan), ts.EstimatedRows); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// finishTable builds what the load left out: the primary key, and the
+// source's indexes with replicate_indexes.
+func (f *flow) finishTable(ctx context.Context, src, dst *pgx.Conn, t mirrorTable, ts *connectors.TableSchema) error {
+	if err := f.ensurePrimaryKey(ctx, dst, t.dest, ts); err != nil {
+		return err
+	}
+	if f.cfg.ReplicateIndexes {
+		stmts, err := postgres.IndexDDL(ctx, src, ts, t.dest)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := dst.Exec(ctx, s); err != nil {
+				return fmt.Errorf("create index on %s: %w", t.dest, err)
+			}
+		}
+	}
+	return f.ex.cfg.Store.SetTableStatus(ctx, f.m.Name, t.source.String(), "running")
+}
+
+func (f *flow) ensurePrimaryKey(ctx context.Context, dst *pgx.Conn, dest connectors.TableName, ts *connectors.TableSchema) error {
+	has, err := postgres.HasPrimaryKey(ctx, dst, dest)
+	if err != nil || has {
+		return err
+	}
+	if _, err := dst.Exec(ctx, postgres.PrimaryKeyDDL(dest, ts)); err != nil {
+		return fmt.Errorf("add primary key to %s: %w", dest, err)
+	}
+	return nil
+}
+
+// foreignKeys recreates foreign keys between mirrored tables.
+func (f *flow) foreignKeys(ctx context.Context, src, dst *pgx.Conn, tables []mirrorTable, schemas []*connectors.TableSchema) error {
+	names := make(map[connectors.TableName]connectors.TableName, len(tables))
+	for _, t := range tables {
+		names[t.source] = t.dest
+	}
+	for i, t := range tables {
+		stmts, err := postgres.ForeignKeyDDL(ctx, src, schemas[i], t.dest, names)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			if _, err := dst.Exec(ctx, s); err != nil {
+				return fmt.Errorf("create foreign key on %s: %w", t.dest, err)
+			}
+		}
+	}
+	return nil
+}
+
+func columnNames(ts *connectors.TableSchema) []string {
+	out := make([]string, len(ts.Columns))
+	for i, c := range ts.Columns {
+		out[i] = c.Name
+	}
+	return out
+}

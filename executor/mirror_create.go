@@ -1,0 +1,259 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/sqlerr"
+	"github.com/sluicedb/sluice/sqlext"
+)
+
+// createMirror validates everything before touching anything, then stores
+// the mirror, makes the publication and the destination tables, and hands
+// the mirror to its runner, which creates the slot and loads and streams.
+// A failure before the hand-off undoes what was made: no publication, table
+// or catalog row is left behind.
+func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w server.ResultWriter) error {
+	store := s.ex.cfg.Store
+	if _, err := store.GetMirror(ctx, st.Name); err == nil {
+		if st.IfNotExists {
+			_ = w.Notice(sqlerr.Notice("mirror %q already exists, skipping", st.Name))
+			return w.Complete("CREATE MIRROR")
+		}
+		return sqlerr.New(pgerrcode.DuplicateObject, "mirror %q already exists", st.Name).WithPosition(int(st.NamePos))
+	} else if !errors.Is(err, catalog.ErrMirrorNotFound) {
+		return err
+	}
+	opts, notices, err := validateMirrorOptions(st.Name, st.Options)
+	if err != nil {
+		return optionError(err, st.Options, st.NamePos)
+	}
+	cfg := configOf(opts)
+	srcCfg, err := s.mirrorPeer(ctx, st.Source, st.SourcePos)
+	if err != nil {
+		return err
+	}
+	dstCfg, err := s.mirrorPeer(ctx, st.Destination, st.DestPos)
+	if err != nil {
+		return err
+	}
+	tables, err := normalizeMappings(st)
+	if err != nil {
+		return err
+	}
+	info, err := srcCfg.Inspect(ctx)
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to source peer %q: %v",
+			st.Name, st.Source, err)
+	}
+	if ok, why := info.CanBeSource(); !ok {
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", st.Source, why).
+			WithPosition(int(st.SourcePos)).
+			WithHint("A source needs wal_level = logical and a user with the REPLICATION privilege.")
+	}
+	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: %v", st.Name, err)
+	}
+	defer src.Close(context.Background())
+	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
+			st.Name, st.Destination, err)
+	}
+	defer dst.Close(context.Background())
+	schemas, err := validateTables(ctx, src, dst, tables)
+	if err != nil {
+		return err
+	}
+	if err := validateNames(ctx, src, cfg); err != nil {
+		return err
+	}
+
+	m := catalog.Mirror{Name: st.Name, SourcePeer: st.Source, DestinationPeer: st.Destination, Options: opts,
+		Publication: cfg.Publication, Slot: cfg.Slot}
+	for _, t := range tables {
+		m.Tables = append(m.Tables, catalog.MirrorTable{Source: t.source.String(), Destination: t.dest.String(),
+			PartitionKey: t.key, Exclude: t.exclude})
+	}
+	if err := store.CreateMirror(ctx, m); err != nil {
+		if errors.Is(err, catalog.ErrMirrorExists) {
+			return sqlerr.New(pgerrcode.DuplicateObject, "mirror %q already exists", st.Name).WithPosition(int(st.NamePos))
+		}
+		return err
+	}
+	if err := s.prepareMirror(ctx, src, dst, m, cfg, tables, schemas); err != nil {
+		// Undo, so that nothing is left half made.
+		_ = postgres.DropPublication(context.Background(), src, cfg.Publication)
+		for _, t := range tables {
+			_, _ = dst.Exec(context.Background(), "DROP TABLE IF EXISTS "+t.dest.Quoted())
+		}
+		_ = store.DeleteMirror(context.Background(), st.Name)
+		return fmt.Errorf("create mirror %q: %w", st.Name, err)
+	}
+	for _, n := range notices {
+		_ = w.Notice(sqlerr.Notice("%s", n))
+	}
+	for _, t := range tables {
+		if t.key != "" {
+			_ = w.Notice(sqlerr.Notice("partition key %q of %s is checked but not needed: Sluice partitions the initial load by physical row location", t.key, t.source))
+		}
+	}
+	s.ex.sup.start(st.Name)
+	s.ex.cfg.Logger.InfoContext(ctx, "mirror created", "mirror", st.Name, "tables", len(tables))
+	return w.Complete("CREATE MIRROR")
+}
+
+// prepareMirror makes the publication and the destination tables.
+func (s *session) prepareMirror(ctx context.Context, src, dst *pgx.Conn, m catalog.Mirror, cfg mirrorConfig,
+	tables []mapping, schemas []*connectors.TableSchema) error {
+	names := make([]connectors.TableName, len(tables))
+	for i, t := range tables {
+		names[i] = t.source
+	}
+	if err := postgres.CreatePublication(ctx, src, cfg.Publication, names); err != nil {
+		return err
+	}
+	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	if err != nil {
+		return err
+	}
+	if err := postgres.EnsureMetadata(ctx, dst, metadataSchema(dstPeer.Options)); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		for i, t := range tables {
+			for _, stmt := range postgres.CreateTableDDL(t.dest, schemas[i], cfg.SoftDeleteColumn, cfg.SyncedAtColumn) {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("create destination table %s: %w", t.dest, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// mirrorPeer loads a peer named in CREATE MIRROR.
+func (s *session) mirrorPeer(ctx context.Context, name string, pos sqlext.Pos) (*postgres.PeerConfig, error) {
+	p, err := s.ex.cfg.Store.GetPeer(ctx, name)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", name).WithPosition(int(pos))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.Type != string(sqlext.PeerPostgres) {
+		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "mirrors with %s peer %q are not supported yet", p.Type, name).
+			WithPosition(int(pos))
+	}
+	return postgres.ParsePeerOptions(p.Options)
+}
+
+// mapping is a validated table mapping.
+type mapping struct {
+	source, dest connectors.TableName
+	key          string
+	exclude      []string
+	pos          sqlext.Pos
+}
+
+// normalizeMappings applies the default schema (public) and refuses a
+// table mapped twice or two tables mapped to one.
+func normalizeMappings(st *sqlext.CreateMirror) ([]mapping, error) {
+	if len(st.Mappings) == 0 {
+		return nil, sqlerr.New(pgerrcode.SyntaxError, "a mirror needs at least one table mapping")
+	}
+	qualify := func(q sqlext.QualifiedName) connectors.TableName {
+		schema := q.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		return connectors.TableName{Schema: schema, Name: q.Name}
+	}
+	seenSrc := make(map[connectors.TableName]bool)
+	seenDst := make(map[connectors.TableName]bool)
+	var out []mapping
+	for _, mp := range st.Mappings {
+		m := mapping{source: qualify(mp.Source), dest: qualify(mp.Destination), key: mp.PartitionKey,
+			exclude: mp.Exclude, pos: mp.Pos}
+		if len(mp.OrderBy) > 0 {
+			return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "order_by applies to ClickHouse destinations only").
+				WithPosition(int(mp.Pos))
+		}
+		if seenSrc[m.source] {
+			return nil, sqlerr.New(pgerrcode.DuplicateObject, "table %s is mapped twice", m.source).WithPosition(int(mp.Pos))
+		}
+		if seenDst[m.dest] {
+			return nil, sqlerr.New(pgerrcode.DuplicateObject, "two tables are mapped to %s", m.dest).WithPosition(int(mp.Pos))
+		}
+		seenSrc[m.source], seenDst[m.dest] = true, true
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// validateTables checks every source table can be mirrored and every
+// destination name is free.
+func validateTables(ctx context.Context, src, dst *pgx.Conn, tables []mapping) ([]*connectors.TableSchema, error) {
+	schemas := make([]*connectors.TableSchema, len(tables))
+	for i, t := range tables {
+		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
+		switch {
+		case errors.Is(err, postgres.ErrTableNotFound):
+			return nil, sqlerr.New(pgerrcode.UndefinedTable, "%v", err).WithPosition(int(t.pos))
+		case errors.Is(err, postgres.ErrNoPrimaryKey):
+			return nil, sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "%v", err).WithPosition(int(t.pos)).
+				WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
+		case err != nil:
+			return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).WithPosition(int(t.pos))
+		}
+		if len(ts.PrimaryKey) == 0 {
+			return nil, sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "table %s has no primary key", t.source).
+				WithPosition(int(t.pos)).
+				WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
+		}
+		if t.key != "" && ts.ColumnIndex(t.key) < 0 {
+			return nil, sqlerr.New(pgerrcode.UndefinedColumn, "partition key column %q does not exist in %s", t.key, t.source).
+				WithPosition(int(t.pos))
+		}
+		exists, err := postgres.TableExists(ctx, dst, t.dest)
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			return nil, sqlerr.New(pgerrcode.DuplicateTable, "destination table %s already exists", t.dest).
+				WithPosition(int(t.pos)).
+				WithHint("Map the table to another name, or drop the destination table first.")
+		}
+		schemas[i] = ts
+	}
+	return schemas, nil
+}
+
+// validateNames refuses a publication or slot name already in use.
+func validateNames(ctx context.Context, src *pgx.Conn, cfg mirrorConfig) error {
+	var pub bool
+	if err := src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&pub); err != nil {
+		return err
+	}
+	if pub {
+		return sqlerr.New(pgerrcode.DuplicateObject, "publication %q already exists on the source", cfg.Publication).
+			WithHint("Choose another name with publication_name, or drop the publication.")
+	}
+	slot, err := postgres.SlotExists(ctx, src, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if slot {
+		return sqlerr.New(pgerrcode.DuplicateObject, "replication slot %q already exists on the source", cfg.Slot).
+			WithHint("Choose another name with replication_slot_name, or drop the slot.")
+	}
+	return nil
+}
