@@ -36,3 +36,8 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## bench: initial load and CDC against a binary COPY pipe and native replication (SCALE=30)
+SCALE ?= 30
+bench: deps
+	$(GO) run ./cmd/sluice-bench -scale $(SCALE)

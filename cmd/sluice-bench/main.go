@@ -1,0 +1,287 @@
+// Command sluice-bench measures Sluice against baselines on the same
+// machine and the same data, in one run, and prints rows/s and ratios:
+//
+//  1. initial load of pgbench_accounts by CREATE MIRROR, against a plain
+//     binary COPY ... TO STDOUT | COPY ... FROM STDIN pipe into an
+//     index-less table followed by the primary key build;
+//  2. CDC catch-up of the same changes, against native logical replication
+//     (a subscription), each run alone while the other is idle.
+//
+// It is a program, not a test: it asserts nothing about time.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/pgcluster"
+	"github.com/sluicedb/sluice/internal/testbed"
+)
+
+func main() {
+	scale := flag.Int("scale", 30, "pgbench scale of the source (100,000 accounts per unit)")
+	changes := flag.Int("changes", 400000, "row changes for the CDC catch-up")
+	workers := flag.Int("workers", 4, "snapshot_max_parallel_workers of the mirror")
+	flag.Parse()
+	if err := run(*scale, *changes, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(scale, changes, workers int) error {
+	ctx := context.Background()
+	fmt.Printf("starting clusters (source, destination, catalog)...\n")
+	srcC, err := testbed.Start(ctx, "bench-src")
+	if err != nil {
+		return err
+	}
+	defer srcC.Stop()
+	dstC, err := testbed.Start(ctx, "bench-dst")
+	if err != nil {
+		return err
+	}
+	defer dstC.Stop()
+	catC, err := testbed.Start(ctx, "bench-cat")
+	if err != nil {
+		return err
+	}
+	defer catC.Stop()
+	for _, db := range []string{"app"} {
+		if err := exec1(ctx, srcC.URL("postgres"), "CREATE DATABASE "+db); err != nil {
+			return err
+		}
+	}
+	for _, db := range []string{"pipe", "mirror", "native"} {
+		if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+db); err != nil {
+			return err
+		}
+	}
+	srcURL := srcC.URL("app")
+	fmt.Printf("pgbench -i -s %d ...\n", scale)
+	if err := pgbench(srcURL, "-i", "-s", fmt.Sprint(scale), "-q"); err != nil {
+		return err
+	}
+	src, err := pgx.Connect(ctx, srcURL)
+	if err != nil {
+		return err
+	}
+	defer src.Close(ctx)
+	var rows int64
+	if err := src.QueryRow(ctx, "SELECT count(*) FROM pgbench_accounts").Scan(&rows); err != nil {
+		return err
+	}
+	for _, sql := range []string{"VACUUM ANALYZE pgbench_accounts", "CHECKPOINT"} {
+		if _, err := src.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+
+	// 1a. Baseline: binary COPY pipe, then the primary key.
+	pipeSecs, err := copyPipe(ctx, srcURL, dstC.URL("pipe"))
+	if err != nil {
+		return err
+	}
+	// 1b. Sluice: CREATE MIRROR until the table is loaded and keyed.
+	s, err := testbed.StartSluice(ctx, catC, testbed.Options{Password: "bench"})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	sl, err := pgx.Connect(ctx, s.URL())
+	if err != nil {
+		return err
+	}
+	defer sl.Close(ctx)
+	peer := func(name string, c *testbed.Cluster, db string) string {
+		return fmt.Sprintf("CREATE PEER %s FROM POSTGRES WITH (host='127.0.0.1', port=%d, user='postgres', password='%s', database='%s')",
+			name, c.Port(), c.Password(), db)
+	}
+	if _, err := sl.Exec(ctx, peer("src", srcC, "app")); err != nil {
+		return err
+	}
+	if _, err := sl.Exec(ctx, peer("dst", dstC, "mirror")); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR bench FROM src TO dst WITH TABLE MAPPING
+		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'bench'`); err != nil {
+		return err
+	}
+	mirrorSecs := time.Since(start).Seconds()
+
+	// The pipe again, into a fresh database, now that caches are as warm
+	// for it as they were for the mirror; the faster run counts.
+	if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE pipe2"); err != nil {
+		return err
+	}
+	if again, err := copyPipe(ctx, srcURL, dstC.URL("pipe2")); err != nil {
+		return err
+	} else if again < pipeSecs {
+		pipeSecs = again
+	}
+
+	fmt.Printf("\n== initial load: pgbench_accounts, %d rows ==\n", rows)
+	fmt.Printf("binary COPY pipe + primary key: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
+	fmt.Printf("sluice CREATE MIRROR:           %7.2f s  %9.0f rows/s\n", mirrorSecs, float64(rows)/mirrorSecs)
+	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/mirrorSecs)
+
+	// 2. CDC: the same changes for both, each catching up alone.
+	native, err := pgx.Connect(ctx, dstC.URL("native"))
+	if err != nil {
+		return err
+	}
+	defer native.Close(ctx)
+	if err := copyTableDef(ctx, native); err != nil {
+		return err
+	}
+	if _, err := src.Exec(ctx, "CREATE PUBLICATION native_pub FOR TABLE pgbench_accounts"); err != nil {
+		return err
+	}
+	if _, err := native.Exec(ctx, fmt.Sprintf(`CREATE SUBSCRIPTION native_sub CONNECTION 'host=127.0.0.1 port=%d user=postgres password=%s dbname=app'
+		PUBLICATION native_pub WITH (copy_data = false)`, srcC.Port(), srcC.Password())); err != nil {
+		return err
+	}
+	// Both start from the same state: copy the source's rows into the
+	// native destination with a plain COPY, then pause both.
+	if _, err := copyPipe(ctx, srcURL, dstC.URL("native")); err != nil {
+		return err
+	}
+	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub DISABLE"); err != nil {
+		return err
+	}
+	if _, err := sl.Exec(ctx, "PAUSE MIRROR bench"); err != nil {
+		return err
+	}
+	fmt.Printf("\n== CDC catch-up: %d changes ==\n", changes)
+	// The target is a WAL position inside the changing transaction: a
+	// replica whose applied position passed it has applied the commit.
+	tx, err := src.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %d", changes)); err != nil {
+		return err
+	}
+	var target string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&target); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub ENABLE"); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, src, fmt.Sprintf(`SELECT confirmed_flush_lsn >= '%s' FROM pg_replication_slots WHERE slot_name = 'native_sub'`, target)); err != nil {
+		return err
+	}
+	nativeSecs := time.Since(start).Seconds()
+	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub DISABLE"); err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := sl.Exec(ctx, "RESUME MIRROR bench"); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT last_synced_lsn >= '%s' FROM mirrors WHERE name = 'bench'`, target)); err != nil {
+		return err
+	}
+	sluiceSecs := time.Since(start).Seconds()
+	fmt.Printf("native logical replication: %7.2f s  %9.0f rows/s\n", nativeSecs, float64(changes)/nativeSecs)
+	fmt.Printf("sluice:                     %7.2f s  %9.0f rows/s\n", sluiceSecs, float64(changes)/sluiceSecs)
+	fmt.Printf("ratio (sluice / native):    %7.2f\n", nativeSecs/sluiceSecs)
+	return nil
+}
+
+func exec1(ctx context.Context, url, sql string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+func pgbench(url string, args ...string) error {
+	bin, err := pgcluster.BinDir()
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(filepath.Join(bin, "pgbench"), append(args, url)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pgbench: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// copyTableDef creates pgbench_accounts (index-less) on a destination.
+func copyTableDef(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pgbench_accounts (aid integer NOT NULL, bid integer,
+		abalance integer, filler character(84))`)
+	return err
+}
+
+// copyPipe copies pgbench_accounts with a binary COPY pipe and builds the
+// primary key; it returns the seconds taken.
+func copyPipe(ctx context.Context, srcURL, dstURL string) (float64, error) {
+	src, err := pgx.Connect(ctx, srcURL)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close(ctx)
+	dst, err := pgx.Connect(ctx, dstURL)
+	if err != nil {
+		return 0, err
+	}
+	defer dst.Close(ctx)
+	if err := copyTableDef(ctx, dst); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := src.PgConn().CopyTo(ctx, pw, "COPY pgbench_accounts TO STDOUT (FORMAT binary)")
+		pw.CloseWithError(err)
+		errc <- err
+	}()
+	if _, err := dst.PgConn().CopyFrom(ctx, pr, "COPY pgbench_accounts FROM STDIN (FORMAT binary)"); err != nil {
+		return 0, err
+	}
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	if _, err := dst.Exec(ctx, "ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)"); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// waitFor polls a boolean query until it is true (10 minutes at most).
+func waitFor(ctx context.Context, conn *pgx.Conn, sql string) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		var ok *bool
+		if err := conn.QueryRow(ctx, sql).Scan(&ok); err != nil {
+			return fmt.Errorf("%s: %w", sql, err)
+		}
+		if ok != nil && *ok {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("timed out: %s", sql)
+}
