@@ -170,7 +170,7 @@ func TestKillAndRestart(t *testing.T) {
 		defer close(load)
 		pgbench(t, srcURL, "-n", "-c", "3", "-T", "25")
 	}()
-	mustExec(t, conn, `CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (
+	mustExec(t, conn, `CREATE MIRROR crash FROM src TO dst WITH TABLE MAPPING (
 		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)
 		WITH (snapshot_num_rows_per_partition = 15000, snapshot_max_parallel_workers = 2, max_batch_size = 500)`)
 	conn.Close(context.Background())
@@ -179,7 +179,7 @@ func TestKillAndRestart(t *testing.T) {
 	waitFor(t, p, "a partly done snapshot", func(c *pgx.Conn) bool {
 		var done, total int
 		err := c.QueryRow(context.Background(), `SELECT partitions_done, partitions_total FROM mirror_tables
-			WHERE mirror = 'm' AND source_table = 'public.pgbench_accounts'`).Scan(&done, &total)
+			WHERE mirror = 'crash' AND source_table = 'public.pgbench_accounts'`).Scan(&done, &total)
 		return err == nil && done >= 3
 	})
 	p.kill()
@@ -188,7 +188,7 @@ func TestKillAndRestart(t *testing.T) {
 	// Mid-CDC, while pgbench writes: twice, a moment apart.
 	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
 		var status string
-		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'm'`).Scan(&status)
+		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'crash'`).Scan(&status)
 		return err == nil && status == "RUNNING"
 	})
 	for i := 0; i < 2; i++ {
@@ -200,7 +200,7 @@ func TestKillAndRestart(t *testing.T) {
 	waitFor(t, p, "an event saying the initial load resumed", func(c *pgx.Conn) bool {
 		var n int
 		err := c.QueryRow(context.Background(), `SELECT count(*) FROM mirror_events
-			WHERE mirror = 'm' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&n)
+			WHERE mirror = 'crash' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&n)
 		return err == nil && n == 1
 	})
 	for _, tbl := range []struct{ name, key string }{{"pgbench_accounts", "aid"}, {"pgbench_branches", "bid"}, {"pgbench_tellers", "tid"}} {

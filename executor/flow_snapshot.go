@@ -83,6 +83,10 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseCDC)
 }
 
+// smallTablePages bounds the tables whose rows are counted when the
+// planner has no estimate (80 MB of 8 kB pages).
+const smallTablePages = 10000
+
 // copyJob is one partition to load.
 type copyJob struct {
 	table int // index into the group
@@ -96,7 +100,7 @@ func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName 
 	var jobs []copyJob
 	progress := make([]*tableProgress, len(tables))
 	for i, t := range tables {
-		plan, err := f.plan(ctx, t, schemas[i])
+		plan, err := f.plan(ctx, src, t, schemas[i])
 		if err != nil {
 			return err
 		}
@@ -202,13 +206,15 @@ func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan
 		if err != nil {
 			return fmt.Errorf("copy %s partition %d: %w", j.job.Source, j.job.Partition.Index, err)
 		}
+		// Under the lock, so that progress written by two workers cannot
+		// land out of order.
 		p := progress[j.table]
 		p.mu.Lock()
 		p.done++
 		p.rows += rows
-		done, total := p.done, p.rows
+		err = f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows)
 		p.mu.Unlock()
-		if err := f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, done, total); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -217,13 +223,23 @@ func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan
 
 // plan returns the table's partition plan, made once and kept in the
 // catalog so that a resumed load numbers partitions the same way.
-func (f *flow) plan(ctx context.Context, t mirrorTable, ts *connectors.TableSchema) ([]postgres.Partition, error) {
+func (f *flow) plan(ctx context.Context, src *pgx.Conn, t mirrorTable, ts *connectors.TableSchema) ([]postgres.Partition, error) {
 	if t.catalog.Partitions != nil {
 		var plan []postgres.Partition
 		if err := json.Unmarshal(t.catalog.Partitions, &plan); err != nil {
 			return nil, fmt.Errorf("decode snapshot plan of %s: %w", t.source, err)
 		}
 		return plan, nil
+	}
+	if ts.EstimatedRows <= 0 && ts.Pages > 0 {
+		// Never analyzed: count small tables, guess big ones.
+		if ts.Pages <= smallTablePages {
+			if err := src.QueryRow(ctx, "SELECT count(*) FROM "+t.source.Quoted()).Scan(&ts.EstimatedRows); err != nil {
+				return nil, fmt.Errorf("count rows of %s: %w", t.source, err)
+			}
+		} else {
+			ts.EstimatedRows = ts.Pages * 50
+		}
 	}
 	plan := postgres.PlanPartitions(ts.Pages, ts.EstimatedRows, f.cfg.RowsPerPartition)
 	raw, err := json.Marshal(plan)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -205,14 +206,8 @@ func validateTables(ctx context.Context, src, dst *pgx.Conn, tables []mapping) (
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
-		switch {
-		case errors.Is(err, postgres.ErrTableNotFound):
-			return nil, sqlerr.New(pgerrcode.UndefinedTable, "%v", err).WithPosition(int(t.pos))
-		case errors.Is(err, postgres.ErrNoPrimaryKey):
-			return nil, sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "%v", err).WithPosition(int(t.pos)).
-				WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
-		case err != nil:
-			return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).WithPosition(int(t.pos))
+		if err != nil {
+			return nil, describeError(err, t)
 		}
 		if len(ts.PrimaryKey) == 0 {
 			return nil, sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "table %s has no primary key", t.source).
@@ -235,6 +230,32 @@ func validateTables(ctx context.Context, src, dst *pgx.Conn, tables []mapping) (
 		schemas[i] = ts
 	}
 	return schemas, nil
+}
+
+// describeError turns a failure to describe a source table into a SQL
+// error naming the table.
+func describeError(err error, t mapping) error {
+	msg := strings.TrimPrefix(err.Error(), "describe table "+t.source.String()+": ")
+	var unsupported *postgres.UnsupportedTypeError
+	switch {
+	case errors.Is(err, postgres.ErrTableNotFound):
+		if rest, ok := strings.CutPrefix(msg, postgres.ErrTableNotFound.Error()+": "); ok {
+			return sqlerr.New(pgerrcode.WrongObjectType, "source table %s cannot be mirrored: %s", t.source, rest).WithPosition(int(t.pos))
+		}
+		return sqlerr.New(pgerrcode.UndefinedTable, "source table %s does not exist", t.source).WithPosition(int(t.pos))
+	case errors.Is(err, postgres.ErrNoPrimaryKey):
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", t.source).
+			WithPosition(int(t.pos)).
+			WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
+	case errors.As(err, &unsupported):
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "source table %s: %s", t.source, msg).WithPosition(int(t.pos)).
+			WithHint("Exclude the column with {from: ..., to: ..., exclude: [column]}.")
+	case strings.HasPrefix(msg, "excluded column"):
+		return sqlerr.New(pgerrcode.UndefinedColumn, "source table %s: %s", t.source, msg).WithPosition(int(t.pos))
+	case strings.HasPrefix(msg, "cannot exclude"):
+		return sqlerr.New(pgerrcode.InvalidColumnReference, "source table %s: %s", t.source, msg).WithPosition(int(t.pos))
+	}
+	return sqlerr.New(pgerrcode.FeatureNotSupported, "source table %s: %s", t.source, msg).WithPosition(int(t.pos))
 }
 
 // validateNames refuses a publication or slot name already in use.

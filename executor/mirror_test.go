@@ -121,10 +121,10 @@ func TestMirrorLifecycle(t *testing.T) {
 	f := newMirrorFixture(t)
 	ctx := testCtx(t)
 	mustExec(t, f.src, mirrorTypesSQL)
-	mustExec(t, f.conn, `CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (
+	mustExec(t, f.conn, `CREATE MIRROR life FROM src TO dst WITH TABLE MAPPING (
 		{from: public.items, to: copy.items, exclude: [secret]}, public.orders:public.orders)
 		WITH (do_initial_copy = true, snapshot_num_rows_per_partition = 700, snapshot_max_parallel_workers = 3)`)
-	f.waitStatus(t, "m", "RUNNING")
+	f.waitStatus(t, "life", "RUNNING")
 	const itemCols = "id, name, price, tags, doc, at, m::text, p, raw, u, big"
 	srcItems := fmt.Sprintf("(SELECT %s FROM public.items)", itemCols)
 	dstItems := fmt.Sprintf("(SELECT %s FROM copy.items)", itemCols)
@@ -134,7 +134,7 @@ func TestMirrorLifecycle(t *testing.T) {
 	var copied, estimated int64
 	var status string
 	if err := f.conn.QueryRow(ctx, `SELECT status, rows_copied, rows_estimated FROM mirror_tables
-		WHERE mirror = 'm' AND source_table = 'public.items'`).Scan(&status, &copied, &estimated); err != nil {
+		WHERE mirror = 'life' AND source_table = 'public.items'`).Scan(&status, &copied, &estimated); err != nil {
 		t.Fatal(err)
 	}
 	if copied != 5000 || status != "running" {
@@ -160,35 +160,35 @@ func TestMirrorLifecycle(t *testing.T) {
 	waitEqual(t, f.src, f.dst, "public.orders", "public.orders", "id")
 
 	// Pause: changes wait in the slot; resume: they arrive.
-	mustExec(t, f.conn, "PAUSE MIRROR m")
-	f.waitStatus(t, "m", "PAUSED")
+	mustExec(t, f.conn, "PAUSE MIRROR life")
+	f.waitStatus(t, "life", "PAUSED")
 	mustExec(t, f.src, "UPDATE orders SET qty = 99 WHERE id = 1")
 	time.Sleep(500 * time.Millisecond)
 	var qty int
 	if err := f.dst.QueryRow(ctx, "SELECT qty FROM orders WHERE id = 1").Scan(&qty); err != nil || qty == 99 {
 		t.Fatalf("paused mirror applied a change: qty = %d, %v", qty, err)
 	}
-	mustExec(t, f.conn, "RESUME MIRROR m")
-	f.waitStatus(t, "m", "RUNNING")
+	mustExec(t, f.conn, "RESUME MIRROR life")
+	f.waitStatus(t, "life", "RUNNING")
 	waitEqual(t, f.src, f.dst, "public.orders", "public.orders", "id")
 
 	var inserts, updates, deletes int64
 	if err := f.conn.QueryRow(ctx, `SELECT inserts, updates, deletes FROM mirror_tables
-		WHERE mirror = 'm' AND source_table = 'public.items'`).Scan(&inserts, &updates, &deletes); err != nil {
+		WHERE mirror = 'life' AND source_table = 'public.items'`).Scan(&inserts, &updates, &deletes); err != nil {
 		t.Fatal(err)
 	}
 	if inserts != 1 || updates != 594 || deletes != 51 {
 		t.Errorf("items counts: %d inserts, %d updates, %d deletes", inserts, updates, deletes)
 	}
 	var events int
-	if err := f.conn.QueryRow(ctx, "SELECT count(*) FROM mirror_events WHERE mirror = 'm'").Scan(&events); err != nil || events < 4 {
+	if err := f.conn.QueryRow(ctx, "SELECT count(*) FROM mirror_events WHERE mirror = 'life'").Scan(&events); err != nil || events < 4 {
 		t.Errorf("mirror_events: %d, %v", events, err)
 	}
 
 	// Drop: slot and publication go, destination tables stay.
-	mustExec(t, f.conn, "DROP MIRROR m")
+	mustExec(t, f.conn, "DROP MIRROR life")
 	var slots, pubs int
-	if err := f.src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)").
+	if err := f.src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()), (SELECT count(*) FROM pg_publication)").
 		Scan(&slots, &pubs); err != nil || slots != 0 || pubs != 0 {
 		t.Fatalf("after DROP MIRROR: %d slots, %d publications, %v", slots, pubs, err)
 	}
@@ -204,14 +204,14 @@ func TestMirrorValidation(t *testing.T) {
 	mustExec(t, f.src, `CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE nokey (v text);`)
 	mustExec(t, f.dst, `CREATE TABLE taken (id int)`)
 	tests := []struct{ name, sql, code string }{
-		{"unknown peer", "CREATE MIRROR m FROM nosuch TO dst WITH TABLE MAPPING (a:a)", pgerrcode.UndefinedObject},
-		{"missing table", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (public.nosuch:public.nosuch)", pgerrcode.UndefinedTable},
-		{"no primary key", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (nokey:nokey)", pgerrcode.ObjectNotInPrerequisiteState},
-		{"destination exists", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (a:taken)", pgerrcode.DuplicateTable},
-		{"unknown option", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (a:a) WITH (colour = 1)", pgerrcode.SyntaxError},
-		{"bad option", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (a:a) WITH (max_batch_size = 'x')", pgerrcode.InvalidParameterValue},
-		{"unknown column", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING ({from: a, to: a, exclude: [nope]})", pgerrcode.FeatureNotSupported},
-		{"twice", "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (a:a, a:b)", pgerrcode.DuplicateObject},
+		{"unknown peer", "CREATE MIRROR val FROM nosuch TO dst WITH TABLE MAPPING (a:a)", pgerrcode.UndefinedObject},
+		{"missing table", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (public.nosuch:public.nosuch)", pgerrcode.UndefinedTable},
+		{"no primary key", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (nokey:nokey)", pgerrcode.ObjectNotInPrerequisiteState},
+		{"destination exists", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (a:taken)", pgerrcode.DuplicateTable},
+		{"unknown option", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (a:a) WITH (colour = 1)", pgerrcode.SyntaxError},
+		{"bad option", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (a:a) WITH (max_batch_size = 'x')", pgerrcode.InvalidParameterValue},
+		{"unknown column", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING ({from: a, to: a, exclude: [nope]})", pgerrcode.UndefinedColumn},
+		{"twice", "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (a:a, a:b)", pgerrcode.DuplicateObject},
 		{"unknown mirror", "PAUSE MIRROR nosuch", pgerrcode.UndefinedObject},
 	}
 	for _, tt := range tests {
@@ -224,7 +224,7 @@ func TestMirrorValidation(t *testing.T) {
 	if err := f.conn.QueryRow(ctx, "SELECT count(*) FROM mirrors").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("failed CREATE MIRROR left %d mirrors (%v)", n, err)
 	}
-	if err := f.src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)").
+	if err := f.src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) + (SELECT count(*) FROM pg_publication)").
 		Scan(&n); err != nil || n != 0 {
 		t.Fatalf("failed CREATE MIRROR left %d slots and publications (%v)", n, err)
 	}
@@ -232,10 +232,10 @@ func TestMirrorValidation(t *testing.T) {
 		t.Fatalf("failed CREATE MIRROR left a destination table (%v)", err)
 	}
 	// A peer in use cannot be dropped.
-	mustExec(t, f.conn, "CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (a:a)")
+	mustExec(t, f.conn, "CREATE MIRROR val FROM src TO dst WITH TABLE MAPPING (a:a)")
 	_, err := f.conn.Exec(ctx, "DROP PEER src")
 	wantError(t, err, pgerrcode.DependentObjectsStillExist)
-	mustExec(t, f.conn, "DROP MIRROR m WITH (drop_destination_tables = true)")
+	mustExec(t, f.conn, "DROP MIRROR val WITH (drop_destination_tables = true)")
 	if err := f.dst.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE tablename = 'a'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("drop_destination_tables left the table (%v)", err)
 	}

@@ -135,6 +135,7 @@ func runFile(t *testing.T, psql, name string) {
 		}
 	})
 	db := newPeerDB(t, name)
+	db2 := newPeerDB(t, name+"_dst")
 
 	vars := []variable{
 		{"peer_host", "127.0.0.1"},
@@ -142,6 +143,7 @@ func runFile(t *testing.T, psql, name string) {
 		{"peer_user", peerUser},
 		{"peer_password", peerPassword},
 		{"peer_db", db},
+		{"peer_db2", db2},
 		{"peer_plain_user", plainUser},
 		{"peer_plain_password", plainPassword},
 	}
@@ -219,6 +221,7 @@ func newPeerDB(t *testing.T, name string) string {
 			return
 		}
 		defer conn.Close(ctx)
+		testbed.DropSlots(ctx, conn, db)
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop %s: %v", db, err)
 		}

@@ -58,8 +58,9 @@ type TableCounts struct{ Inserts, Updates, Deletes int64 }
 // An Applier is not safe for concurrent use. It owns nothing but its staging
 // tables, which are temporary tables of conn's session: after conn breaks,
 // make a new Applier on a new connection. Destination tables must not have
-// foreign keys between them, because changes are applied per table, not
-// interleaved in source order.
+// foreign keys among them (self-references included) unless the
+// constraints are deferred, because changes are applied per table and per
+// kind of statement, not row by row in source order.
 type Applier struct {
 	conn   *pgx.Conn
 	meta   string
@@ -72,9 +73,10 @@ type Applier struct {
 	env flushEnv
 }
 
-// NewApplier checks the table set, makes sure the metadata tables exist
-// (EnsureMetadata) and returns an applier for mirror on conn. Staging tables
-// are created lazily, by the first batch that touches each table.
+// NewApplier checks the table set, makes sure the metadata tables exist in
+// schema meta ("" for DefaultMetadataSchema; see EnsureMetadata) and returns
+// an applier for mirror on conn. Staging tables are created lazily, by the
+// first batch that touches each table.
 func NewApplier(ctx context.Context, conn *pgx.Conn, meta, mirror string, tables []DestTable) (*Applier, error) {
 	if mirror == "" {
 		return nil, errors.New("new applier: mirror name is empty")
@@ -161,28 +163,31 @@ func (ts *tableState) initKeys() {
 // change counts per source table. A batch whose EndLSN is not beyond the
 // recorded position was applied before: it is skipped and the counts are
 // empty. On error nothing of the batch is applied and the position is
-// unchanged. Truncate empties the destination table (soft delete: marks
-// every row deleted) at its place in the batch.
+// unchanged (but when the error is a failed COMMIT, the server may have
+// committed: applying the batch again is then safe either way). Errors
+// name the change and table at fault, not the batch, which the caller
+// knows. Truncate empties the destination table (soft delete: marks every
+// row deleted) at its place in the batch.
 func (a *Applier) Apply(ctx context.Context, b *connectors.Batch) (map[connectors.TableName]TableCounts, error) {
-	if b.EndLSN == 0 {
-		return nil, errors.New("apply batch: batch has no end lsn")
+	if b == nil || b.EndLSN == 0 {
+		return nil, errors.New("batch has no end lsn")
 	}
 	var used []*tableState
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		ts := a.tables[c.Table]
 		if ts == nil {
-			return nil, fmt.Errorf("apply batch: change of %s, which is not in the mirror", c.Table)
+			return nil, fmt.Errorf("change of %s, which is not in the mirror", c.Table)
 		}
 		if ts.err != nil {
-			return nil, fmt.Errorf("apply batch: %w", ts.err)
+			return nil, ts.err
 		}
 		if !slices.Contains(used, ts) {
 			used = append(used, ts)
 		}
 	}
 	if err := a.prepare(ctx, used); err != nil {
-		return nil, fmt.Errorf("apply batch: %w", err)
+		return nil, err
 	}
 	counts, err := a.apply(ctx, b, used, false)
 	if fe := (*freshError)(nil); errors.As(err, &fe) {
@@ -191,7 +196,7 @@ func (a *Applier) Apply(ctx context.Context, b *connectors.Batch) (map[connector
 		counts, err = a.apply(ctx, b, used, true)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("apply batch ending at %X: %w", b.EndLSN, err)
+		return nil, err
 	}
 	return counts, nil
 }
@@ -218,13 +223,15 @@ func (a *Applier) apply(ctx context.Context, b *connectors.Batch, used []*tableS
 			_ = tx.Rollback(rctx) // the error that brought us here is the one to report
 		}
 	}()
+	// The recorded position, locked: a second applier of the mirror (which
+	// should not exist) waits here, then finds the batch applied.
 	var cur int64
-	err = tx.QueryRow(ctx, "SELECT lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE", a.mirror).Scan(&cur)
-	switch {
-	case err == nil && uint64(cur) >= b.EndLSN:
+	switch qerr := tx.QueryRow(ctx, "SELECT lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
+		a.mirror).Scan(&cur); {
+	case qerr == nil && uint64(cur) >= b.EndLSN:
 		return map[connectors.TableName]TableCounts{}, tx.Rollback(ctx)
-	case err != nil && !errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("read recorded lsn: %w", err)
+	case qerr != nil && !errors.Is(qerr, pgx.ErrNoRows):
+		return nil, fmt.Errorf("read recorded lsn: %w", qerr)
 	}
 	counts = make(map[connectors.TableName]TableCounts, len(used))
 	for i := range b.Changes {

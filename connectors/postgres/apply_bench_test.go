@@ -18,12 +18,15 @@ import (
 // applying the same transactions between the test clusters in the same run
 // (from the source's commit to the change being visible on the
 // destination). It asserts nothing about time. SLUICE_BENCH_ROWS sets the
-// row count (default 200000); -short skips it.
+// row count (default 200000, 20000 under the race detector); -short skips it.
 func TestApplyThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("throughput figures skipped in -short mode")
 	}
 	n := 200000
+	if raceEnabled {
+		n = 20000
+	}
 	if v, err := strconv.Atoi(os.Getenv("SLUICE_BENCH_ROWS")); err == nil && v > 0 {
 		n = v
 	}
@@ -65,6 +68,9 @@ func TestApplyThroughput(t *testing.T) {
 
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 	t.Logf("%d-row batches: applier vs native logical replication", n)
+	if raceEnabled {
+		t.Logf("  (race detector on: the applier's figures are not representative)")
+	}
 	t.Logf("  inserts: applier %8.0f rows/s (%v), native %8.0f rows/s (%v), ratio %.2f",
 		rate(insTime), insTime.Round(time.Millisecond), rate(native.ins), native.ins.Round(time.Millisecond), native.ins.Seconds()/insTime.Seconds())
 	t.Logf("  updates: applier %8.0f rows/s (%v), native %8.0f rows/s (%v), ratio %.2f",

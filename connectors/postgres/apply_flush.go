@@ -31,13 +31,14 @@ import (
 // change the result. The split of upserts is only for speed: a plain COPY or
 // INSERT is two to three times as fast as INSERT ... ON CONFLICT, and
 // UPDATE ... FROM avoids the row lock ON CONFLICT DO UPDATE takes on every
-// row. Fresh keys (first seen in the window as an insert) are absent from
-// the destination unless the batch is a replay: then the COPY or INSERT
-// fails with a unique violation, the flush returns a *freshError, and the
-// applier re-runs the whole batch in safe mode, where fresh upserts are
-// INSERT ... ON CONFLICT (key) DO UPDATE. Round trips: the staging COPY,
-// one multi-statement query, the direct COPY, and rarely a second query
-// for missing-row inserts.
+// row. Fresh keys (first seen in the window as an insert, or as a moved
+// row's new key) are absent from the destination unless the batch is a
+// replay. When the fast path fails for any reason (a unique violation: a
+// replay), the flush returns a *freshError and the applier re-runs the whole
+// batch in safe mode, where every upsert is INSERT ... ON CONFLICT (key) DO
+// UPDATE, and which reports any other error for real. Round trips: the
+// staging COPY, one multi-statement query, the direct COPY, and rarely a
+// second query for missing-row inserts.
 //
 // Group numbers are never reused within a transaction, so a second flush of
 // the same table (after a barrier) needs no TRUNCATE of the staging table:

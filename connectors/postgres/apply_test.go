@@ -575,6 +575,12 @@ func TestApplySchemaChange(t *testing.T) {
 	}
 	mustApply(t, a, g.next(short(5), short(2)))
 	wantRows(t, conn, itemsSQL, "(1,a,x,7)", "(2,s,s,8)", "(5,s,s,)")
+	// After a partial update of the same key, such an insert has no
+	// folded equivalent: the applier flushes between the two (a barrier).
+	ins := short(1)
+	ins.New[1] = apRow(t, f.schema, 0, "i", nil, nil)[1]
+	mustApply(t, a, g.next(f.upd(1, "u", apUnch, apUnch), ins, f.upd(6, "x", "x", 1)))
+	wantRows(t, conn, itemsSQL, "(1,i,s,7)", "(2,s,s,8)", "(5,s,s,)", "(6,x,x,1)")
 
 	// A replaced table set: the destination changes.
 	mustExec(t, conn, "CREATE TABLE public.items2 (LIKE public.items INCLUDING ALL)")

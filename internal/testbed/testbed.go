@@ -100,6 +100,7 @@ func (c *Cluster) NewDB(t testing.TB) string {
 			return
 		}
 		defer conn.Close(ctx)
+		DropSlots(ctx, conn, name)
 		_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 	})
 	return c.URL(name)
@@ -139,4 +140,18 @@ func sanitize(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// DropSlots drops the replication slots of database db (a test that failed
+// half-way may leave one, and a slot keeps its database from being dropped).
+func DropSlots(ctx context.Context, conn *pgx.Conn, db string) {
+	_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+		WHERE database = $1 AND active_pid IS NOT NULL`, db)
+	for i := 0; i < 50; i++ {
+		_, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1`, db)
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
