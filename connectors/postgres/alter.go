@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -38,4 +39,66 @@ WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, des
 		added = append(added, c)
 	}
 	return added, nil
+}
+
+// BackfillColumns copies the current source values of cols into the
+// destination rows with the same primary key. It fills columns the source
+// added with a default (existing source rows have it, while no change event
+// carries it); the stream's later changes then apply on top, so the
+// destination converges. Rows are matched by key; rows missing on either
+// side are left alone. It returns the number of rows updated. Idempotent.
+func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest connectors.TableName, key, cols []string) (int64, error) {
+	if len(cols) == 0 {
+		return 0, nil
+	}
+	var hasValues bool
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = quoteIdent(c) + " IS NOT NULL"
+	}
+	err := src.QueryRow(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s)", source.Quoted(), strings.Join(conds, " OR "))).Scan(&hasValues)
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", dest, err)
+	}
+	if !hasValues {
+		return 0, nil
+	}
+	all := append(append([]string{}, key...), cols...)
+	list := quoteIdents(all)
+	stage := pgx.Identifier{"pg_temp", "_sluice_backfill"}.Sanitize()
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", dest, err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s LIMIT 0",
+		stage, list, dest.Quoted())); err != nil {
+		return 0, fmt.Errorf("backfill %s: stage: %w", dest, err)
+	}
+	if _, err := pipeCopy(ctx, src.PgConn(), dst.PgConn(),
+		fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, source.Quoted()),
+		fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, list)); err != nil {
+		return 0, fmt.Errorf("backfill %s: copy: %w", dest, err)
+	}
+	sets := make([]string, len(cols))
+	diff := make([]string, len(cols))
+	for i, c := range cols {
+		q := quoteIdent(c)
+		sets[i] = q + " = s." + q
+		diff[i] = "d." + q + " IS DISTINCT FROM s." + q
+	}
+	match := make([]string, len(key))
+	for i, k := range key {
+		q := quoteIdent(k)
+		match[i] = "d." + q + " = s." + q
+	}
+	tag, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s AS d SET %s FROM %s AS s WHERE %s AND (%s)",
+		dest.Quoted(), strings.Join(sets, ", "), stage, strings.Join(match, " AND "), strings.Join(diff, " OR ")))
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: update: %w", dest, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", dest, err)
+	}
+	return tag.RowsAffected(), nil
 }
