@@ -273,3 +273,83 @@ func TestMirrorUnderPgbench(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestMirrorFailureRecovers(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'ok')`)
+	mustExec(t, f.conn, "CREATE MIRROR fails FROM src TO dst WITH TABLE MAPPING (t:t)")
+	f.waitStatus(t, "fails", "RUNNING")
+	waitEqual(t, f.src, f.dst, "t", "t", "id")
+	// The destination refuses a row: the mirror fails, says why, retries.
+	mustExec(t, f.dst, `ALTER TABLE t ADD CONSTRAINT no_bad CHECK (v <> 'bad')`)
+	mustExec(t, f.src, `INSERT INTO t VALUES (2, 'bad')`)
+	f.waitStatus(t, "fails", "FAILED")
+	var msg string
+	if err := f.conn.QueryRow(ctx, "SELECT error FROM mirrors WHERE name = 'fails'").Scan(&msg); err != nil ||
+		!strings.Contains(msg, "no_bad") {
+		t.Fatalf("error = %q, %v; want it to name the constraint", msg, err)
+	}
+	// Fixed on the destination: the retry succeeds and the error clears.
+	mustExec(t, f.dst, `ALTER TABLE t DROP CONSTRAINT no_bad`)
+	f.waitStatus(t, "fails", "RUNNING")
+	waitEqual(t, f.src, f.dst, "t", "t", "id")
+	var kinds []string
+	rows, err := f.conn.Query(ctx, "SELECT kind FROM mirror_events WHERE mirror = 'fails' AND kind IN ('error', 'recovered') ORDER BY at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(kinds) < 2 || kinds[len(kinds)-1] != "recovered" {
+		t.Fatalf("events = %v, %v", kinds, err)
+	}
+}
+
+func TestMirrorSoftDelete(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) g`)
+	mustExec(t, f.conn, `CREATE MIRROR soft FROM src TO dst WITH TABLE MAPPING (t:t)
+		WITH (soft_delete_col_name = '_deleted', synced_at_col_name = '_synced_at')`)
+	f.waitStatus(t, "soft", "RUNNING")
+	mustExec(t, f.src, `DELETE FROM t WHERE id <= 10; INSERT INTO t VALUES (5, 'back'); UPDATE t SET v = 'changed' WHERE id = 50`)
+	live := "(SELECT id, v FROM t WHERE NOT _deleted)"
+	waitEqual(t, f.src, f.dst, "(SELECT id, v FROM t)", live, "id")
+	var deleted, unsynced int
+	if err := f.dst.QueryRow(ctx, `SELECT count(*) FILTER (WHERE _deleted), count(*) FILTER (WHERE _synced_at IS NULL) FROM t`).
+		Scan(&deleted, &unsynced); err != nil {
+		t.Fatal(err)
+	}
+	if deleted != 9 || unsynced != 0 {
+		t.Fatalf("%d soft-deleted rows (want 9), %d rows without _synced_at", deleted, unsynced)
+	}
+}
+
+func TestMirrorSlotAdvancesWhenIdle(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, `CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE other (id int)`)
+	mustExec(t, f.conn, "CREATE MIRROR idle FROM src TO dst WITH TABLE MAPPING (t:t)")
+	f.waitStatus(t, "idle", "RUNNING")
+	// WAL moves on, but not in the mirrored table.
+	mustExec(t, f.src, `INSERT INTO other SELECT generate_series(1, 1000)`)
+	var target string
+	if err := f.src.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var passed bool
+		err := f.src.QueryRow(ctx, `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'sluice_idle'`,
+			target).Scan(&passed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if passed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot of an idle mirror did not advance past %s", target)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
