@@ -207,3 +207,37 @@ func TestKillAndRestart(t *testing.T) {
 		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
 	}
 }
+
+func TestKillDuringSetup(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g`)
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	conn.Close(context.Background())
+	// Each round kills sluice a moment after CREATE MIRROR returns (during
+	// slot creation or the load), restarts it, and checks it converges.
+	for i, delay := range []time.Duration{0, 30 * time.Millisecond, 150 * time.Millisecond} {
+		name := fmt.Sprintf("setup%d", i)
+		dest := fmt.Sprintf("t%d", i)
+		c := connect(t, p.url())
+		mustExec(t, c, fmt.Sprintf("CREATE MIRROR %s FROM src TO dst WITH TABLE MAPPING (t:%s) WITH (snapshot_num_rows_per_partition = 2000)", name, dest))
+		c.Close(context.Background())
+		time.Sleep(delay)
+		p.kill()
+		mustExec(t, src, fmt.Sprintf("UPDATE t SET v = v || '%d' WHERE id %% 100 = 0", i))
+		p.start()
+		waitFor(t, p, name+" running", func(c *pgx.Conn) bool {
+			var status string
+			err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = $1`, name).Scan(&status)
+			return err == nil && status == "RUNNING"
+		})
+		waitEqual(t, src, dst, "t", dest, "id")
+	}
+	var slots int
+	if err := src.QueryRow(context.Background(), "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()").Scan(&slots); err != nil || slots != 3 {
+		t.Fatalf("%d slots for 3 mirrors (%v)", slots, err)
+	}
+}
