@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,69 +73,190 @@ func (f *flow) cdc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// src serves the reader (type names of new columns) and the batcher
+	// (heartbeats), one at a time.
+	srcMu := new(sync.Mutex)
+	describe := postgres.TypeDescriber(src)
 	stream, err := postgres.StartStream(ctx, repl, postgres.StreamConfig{
 		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas,
-		DescribeType: postgres.TypeDescriber(src),
+		DescribeType: func(ctx context.Context, oid uint32, typmod int32) (string, error) {
+			srcMu.Lock()
+			defer srcMu.Unlock()
+			return describe(ctx, oid, typmod)
+		},
 	})
 	if err != nil {
 		repl.Close(context.Background())
 		return err
 	}
-	defer stream.Close(context.Background())
+	defer stream.Close(context.Background()) // after b.run, which stops the reader
 	if err := f.ex.cfg.Store.ClearError(ctx, f.m.Name); err != nil {
 		return err
 	}
 	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
 
-	b := &batcher{f: f, applier: applier, stream: stream, applied: start, dests: dests, dst: dst}
-	return b.run(ctx, src)
+	b := &batcher{f: f, applier: applier, applied: start, dests: dests, dst: dst, chunk: addChunk(f.cfg.MaxBatchSize)}
+	b.eager = min(eagerAdd, b.chunk)
+	b.setAcked(start)
+	return b.run(ctx, stream, src, srcMu)
 }
+
+// addChunk is how many rows of a batch the batcher hands to the destination
+// at a time: half a batch, within [minAddChunk, maxAddChunk].
+func addChunk(maxBatch int) int {
+	return min(max(maxBatch/2, minAddChunk), maxAddChunk)
+}
+
+// The batcher and the stream reader.
+//
+// A reader goroutine owns the stream (which, like its connection, is not
+// safe for concurrent use): it decodes events and hands them over in
+// chunks, and it tells the source the position the batcher acknowledges.
+// The batcher groups whole source transactions into batches, each applied
+// in one destination transaction that also records the batch's end. It
+// does not wait for the end of a batch to start applying it: it opens the
+// destination transaction and adds rows to it once a chunk of them waits
+// (addChunk), or once a few wait (eagerAdd) and the reader has nothing more
+// for now, so the destination works while the source is still sending, and
+// chunks grow to what the destination takes in the time the stream needs
+// to deliver them.
+// A batch still ends, and the destination transaction commits, only at the
+// end of a source transaction; a trigger (max_batch_size, sync_interval,
+// an idle stream) that comes in the middle of a source transaction of which
+// rows were already added waits for its end.
+//
+// Rows of a source transaction are added before its commit only when the
+// transaction is known to commit after the applied position (its Begin
+// carries where its commit record starts). Others (only possible right
+// after a restart) are held until their commit tells whether the
+// destination has them already.
+//
+// The batcher keeps every change of the batch until it commits, so it can
+// start over with one destination transaction (see addColumns).
 
 // batcher groups whole transactions into batches.
 type batcher struct {
 	f       *flow
 	applier *postgres.Applier
-	stream  *postgres.Stream
 	dst     *pgx.Conn
 	dests   []postgres.DestTable
+	chunk   int // rows to add at once
+	eager   int // rows to add when the reader has nothing more for now
+	// ack is the position the reader reports to the source: acked, shared.
+	ack atomic.Uint64
 
 	applied uint64 // end LSN of the last applied transaction
-	batch   connectors.Batch
-	rows    int
-	started time.Time // when the batch got its first change
-	tx      []connectors.Change
-	walEnd  uint64
+	acked   uint64
+
+	// changes holds the batch: complete source transactions, then from
+	// txStart those of the transaction being received.
+	changes    changeList
+	txStart    int
+	endLSN     uint64    // end of the last complete transaction
+	commitTime time.Time // its commit time
+	rows       int       // row changes of the complete transactions
+	started    time.Time // when the batch got its first complete change
+	inTx       bool      // a source transaction is being received
+	txEarly    bool      // its rows may be added before its commit
+	// added counts the changes given to the open destination transaction,
+	// begun when it was opened.
+	added  int
+	begun  time.Time
+	walEnd uint64
 }
 
-func (b *batcher) run(ctx context.Context, src *pgx.Conn) error {
+const (
+	// readChunk is how many events the reader hands over at a time.
+	readChunk = 1024
+	// readAhead is how many chunks the reader may have handed over that
+	// the batcher has not taken: enough to keep reading while the batcher
+	// adds a chunk of rows to the destination.
+	readAhead = 64
+	// minAddChunk and maxAddChunk bound addChunk.
+	minAddChunk = 256
+	maxAddChunk = 32768
+	// eagerAdd is how many rows are worth adding when the reader has
+	// nothing more for now (at most a chunk).
+	eagerAdd = 1024
+)
+
+// readResult is what the reader hands over: events, or nothing when the
+// stream was idle for idleFlush, or the error that stopped it.
+type readResult struct {
+	events []postgres.Event
+	err    error
+}
+
+func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Conn, srcMu *sync.Mutex) error {
+	rctx, cancel := context.WithCancel(ctx)
+	results := make(chan readResult, readAhead)
+	free := make(chan []postgres.Event, readAhead+2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.read(rctx, stream, results, free)
+	}()
+	defer func() {
+		cancel()
+		<-done // the stream is the reader's until it returns
+		if b.applier.InTx() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_ = b.applier.Rollback(rctx) // err is the one to report
+		}
+	}()
+
 	lastActivity := time.Now()
 	lastLag := time.Time{}
 	maxWait := time.Duration(b.f.cfg.SyncInterval) * time.Second
 	for {
-		ev, err := b.stream.Next(ctx, idleFlush)
-		if err != nil {
-			return err
+		var r readResult
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if ev == nil {
+		if r.err != nil {
+			return r.err
+		}
+		if len(r.events) == 0 {
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
 			if time.Since(lastActivity) > heartbeatEvery {
-				if err := postgres.EmitHeartbeat(ctx, src); err != nil {
+				srcMu.Lock()
+				err := postgres.EmitHeartbeat(ctx, src)
+				srcMu.Unlock()
+				if err != nil {
 					return err
 				}
 				lastActivity = time.Now()
 			}
 		} else {
 			lastActivity = time.Now()
-			if ev.ServerWALEnd > b.walEnd {
-				b.walEnd = ev.ServerWALEnd
+			for i := range r.events {
+				ev := &r.events[i]
+				if ev.ServerWALEnd > b.walEnd {
+					b.walEnd = ev.ServerWALEnd
+				}
+				if err := b.handle(ctx, ev); err != nil {
+					return err
+				}
 			}
-			if err := b.handle(ctx, ev); err != nil {
-				return err
+			clear(r.events) // the changes live on in b.changes
+			select {
+			case free <- r.events[:0]:
+			default:
+			}
+			if len(results) == 0 {
+				// Nothing more to take now: rather than let the
+				// destination wait for a full chunk, give it what there is.
+				if err := b.add(ctx, b.eager); err != nil {
+					return err
+				}
 			}
 		}
-		if b.rows >= b.f.cfg.MaxBatchSize || (b.rows > 0 && time.Since(b.started) >= maxWait) {
+		if b.rows > 0 && time.Since(b.started) >= maxWait {
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
@@ -141,8 +264,8 @@ func (b *batcher) run(ctx context.Context, src *pgx.Conn) error {
 		if time.Since(lastLag) >= lagEvery {
 			lastLag = time.Now()
 			lag := int64(0)
-			if b.walEnd > b.stream.Acked() {
-				lag = int64(b.walEnd - b.stream.Acked())
+			if b.walEnd > b.acked {
+				lag = int64(b.walEnd - b.acked)
 			}
 			if err := b.f.ex.cfg.Store.SetLag(ctx, b.f.m.Name, lag); err != nil {
 				return err
@@ -151,45 +274,124 @@ func (b *batcher) run(ctx context.Context, src *pgx.Conn) error {
 	}
 }
 
+// read is the reader goroutine: it hands the stream's events over until
+// ctx ends or the stream fails, and reports the acknowledged position to
+// the source, also while the batcher is too busy to take events.
+func (b *batcher) read(ctx context.Context, stream *postgres.Stream, results chan<- readResult, free <-chan []postgres.Event) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		stream.Ack(b.ack.Load())
+		var buf []postgres.Event
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]postgres.Event, 0, readChunk+8)
+		}
+		evs, err := stream.Read(ctx, buf, readChunk, idleFlush)
+		r := readResult{events: evs, err: err}
+		for sent := false; !sent; {
+			select {
+			case results <- r:
+				sent = true
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				stream.Ack(b.ack.Load())
+				if err := stream.KeepAlive(ctx); err != nil && r.err == nil {
+					r = readResult{err: err}
+				}
+			}
+		}
+		if r.err != nil {
+			return
+		}
+	}
+}
+
 func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 	switch ev.Kind {
 	case postgres.EventBegin:
-		b.tx = b.tx[:0]
+		b.inTx = true
+		// Its commit record starts at ev.LSN and ends beyond: when that is
+		// not before the applied position, the destination does not have
+		// the transaction.
+		b.txEarly = ev.LSN >= b.applied
 	case postgres.EventChange:
-		b.tx = append(b.tx, ev.Change)
+		b.changes.add(ev.Change)
+		return b.add(ctx, b.chunk)
 	case postgres.EventCommit:
+		b.inTx = false
 		if ev.LSN <= b.applied {
 			// Applied before a restart: the destination has it.
-			b.tx = b.tx[:0]
+			if b.added > b.txStart {
+				return fmt.Errorf("transaction ending at %s was applied before, and again", catalog.FormatLSN(ev.LSN))
+			}
+			b.changes.truncate(b.txStart)
 			return nil
 		}
-		if len(b.tx) > 0 {
-			if b.rows == 0 {
+		if b.changes.n > b.txStart {
+			if b.txStart == 0 {
 				b.started = time.Now()
 			}
-			b.batch.Changes = append(b.batch.Changes, b.tx...)
-			for _, c := range b.tx {
-				if c.Kind != connectors.Truncate {
+			for i := b.txStart; i < b.changes.n; i++ {
+				if b.changes.at(i).Kind != connectors.Truncate {
 					b.rows++
 				}
 			}
 		}
-		b.tx = b.tx[:0]
-		b.batch.EndLSN, b.batch.CommitTime = ev.LSN, ev.CommitTime
+		b.txStart = b.changes.n
+		b.endLSN, b.commitTime = ev.LSN, ev.CommitTime
+		if b.rows >= b.f.cfg.MaxBatchSize {
+			return b.flush(ctx)
+		}
+		return b.add(ctx, b.chunk)
 	case postgres.EventNewColumns:
 		return b.addColumns(ctx, ev)
 	case postgres.EventProgress:
-		if len(b.batch.Changes) == 0 && len(b.tx) == 0 && ev.LSN > b.stream.Acked() {
-			b.stream.Ack(ev.LSN)
+		if b.changes.n == 0 && ev.LSN > b.acked {
+			b.setAcked(ev.LSN)
 		}
 	}
 	return nil
 }
 
+// add hands the rows that may go to the destination transaction to it,
+// opening it, when at least atLeast wait.
+func (b *batcher) add(ctx context.Context, atLeast int) error {
+	limit := b.txStart
+	if b.inTx && b.txEarly {
+		limit = b.changes.n
+	}
+	if limit-b.added < atLeast {
+		return nil
+	}
+	if !b.applier.InTx() {
+		if _, err := b.applier.Begin(ctx); err != nil {
+			return err
+		}
+		b.begun = time.Now()
+	}
+	if err := b.applier.Add(ctx, b.changes.span(b.added, limit)...); err != nil {
+		return fmt.Errorf("apply batch after %s: %w", catalog.FormatLSN(b.applied), err)
+	}
+	b.added = limit
+	return nil
+}
+
 // addColumns handles columns the source added: earlier complete
-// transactions are applied with the old columns, the destination gains the
-// new ones, and changes of the current transaction are padded with NULL.
+// transactions are applied with the old columns, the destination and the
+// schemas the applier uses gain the new ones, and changes of the current
+// transaction are padded with NULL.
 func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
+	if b.added > b.txStart {
+		// Rows of the current transaction, decoded with the old columns,
+		// are in the destination transaction: start it over.
+		if err := b.applier.Rollback(ctx); err != nil {
+			return err
+		}
+		b.added = 0
+	}
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
@@ -200,6 +402,8 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {
 			return err
 		}
+		// The stream decodes with its own copy of the schema.
+		d.Schema.Columns = append(d.Schema.Columns, ev.NewColumns...)
 		b.f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(ev.NewColumns))
 		_ = b.f.ex.cfg.Store.AddEvent(ctx, b.f.m.Name, "schema",
 			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(ev.NewColumns), d.Dest))
@@ -211,8 +415,8 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 			width = len(d.Schema.Columns)
 		}
 	}
-	for i := range b.tx {
-		c := &b.tx[i]
+	for i := range b.changes.n {
+		c := b.changes.at(i)
 		if c.Table != ev.Table {
 			continue
 		}
@@ -226,29 +430,147 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 	return nil
 }
 
-// flush applies the batch in one destination transaction, records it in
-// the catalog, and acknowledges its end LSN to the source.
+// flush ends the batch: the complete transactions are applied in one
+// destination transaction with their end LSN, recorded in the catalog, and
+// the LSN is acknowledged to the source. It does nothing while rows of the
+// current transaction are in the destination transaction: the batch then
+// ends at that transaction's commit.
 func (b *batcher) flush(ctx context.Context) error {
-	if b.batch.EndLSN <= b.applied {
+	if b.endLSN <= b.applied || b.added > b.txStart {
 		return nil
 	}
-	if len(b.batch.Changes) > 0 {
-		counts, err := b.applier.Apply(ctx, &b.batch)
+	if b.txStart > 0 {
+		start := time.Now()
+		counts, err := b.commit(ctx)
 		if err != nil {
-			return fmt.Errorf("apply batch ending at %s: %w", catalog.FormatLSN(b.batch.EndLSN), err)
+			return fmt.Errorf("apply batch ending at %s: %w", catalog.FormatLSN(b.endLSN), err)
 		}
 		byName := make(map[string]catalog.TableCounts, len(counts))
 		for t, c := range counts {
 			byName[t.String()] = catalog.TableCounts{Inserts: c.Inserts, Updates: c.Updates, Deletes: c.Deletes}
 		}
-		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.batch.EndLSN, b.batch.CommitTime, int64(b.rows), byName); err != nil {
+		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
-		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatLSN(b.batch.EndLSN))
+		// took: the destination transaction, opened while the batch was
+		// still coming; tail: what was left when it was complete.
+		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatLSN(b.endLSN),
+			"took", time.Since(b.begun), "tail", time.Since(start))
 	}
-	b.applied = b.batch.EndLSN
-	b.stream.Ack(b.applied)
-	b.batch = connectors.Batch{Changes: b.batch.Changes[:0]}
-	b.rows = 0
+	b.applied = b.endLSN
+	b.setAcked(b.applied)
+	b.changes.drop(b.txStart) // the current transaction's changes start the next batch
+	b.txStart, b.added, b.rows = 0, 0, 0
 	return nil
+}
+
+// commit applies what remains of the batch's complete transactions and
+// commits the destination transaction.
+func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres.TableCounts, error) {
+	if !b.applier.InTx() {
+		recorded, err := b.applier.Begin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.begun = time.Now()
+		if recorded >= b.endLSN {
+			return nil, b.applier.Rollback(ctx) // applied before
+		}
+	}
+	if b.added < b.txStart {
+		if err := b.applier.Add(ctx, b.changes.span(b.added, b.txStart)...); err != nil {
+			return nil, err
+		}
+		b.added = b.txStart
+	}
+	return b.applier.Commit(ctx, b.endLSN)
+}
+
+// setAcked acknowledges lsn, if beyond what was.
+func (b *batcher) setAcked(lsn uint64) {
+	if lsn > b.acked {
+		b.acked = lsn
+		b.ack.Store(lsn)
+	}
+}
+
+// changeList is a list of changes kept in segments of segSize, so that a
+// large batch is never copied to grow. Every segment but the last is full.
+type changeList struct {
+	segs  [][]connectors.Change
+	n     int
+	spare [][]connectors.Change // emptied segments, for reuse
+}
+
+const (
+	segSize  = 4096
+	maxSpare = 16
+)
+
+func (l *changeList) add(c connectors.Change) {
+	if len(l.segs) == 0 || len(l.segs[len(l.segs)-1]) == segSize {
+		var seg []connectors.Change
+		if k := len(l.spare); k > 0 {
+			seg, l.spare = l.spare[k-1], l.spare[:k-1]
+		} else {
+			seg = make([]connectors.Change, 0, segSize)
+		}
+		l.segs = append(l.segs, seg)
+	}
+	last := &l.segs[len(l.segs)-1]
+	*last = append(*last, c)
+	l.n++
+}
+
+// at returns change i.
+func (l *changeList) at(i int) *connectors.Change { return &l.segs[i/segSize][i%segSize] }
+
+// span returns changes [from, to) as slices of the segments.
+func (l *changeList) span(from, to int) [][]connectors.Change {
+	var out [][]connectors.Change
+	for from < to {
+		seg := l.segs[from/segSize]
+		end := min(len(seg), to-from/segSize*segSize)
+		out = append(out, seg[from%segSize:end])
+		from += end - from%segSize
+	}
+	return out
+}
+
+// truncate drops the changes from n on.
+func (l *changeList) truncate(n int) {
+	for l.n > n {
+		last := &l.segs[len(l.segs)-1]
+		k := min(len(*last), l.n-n)
+		clear((*last)[len(*last)-k:])
+		*last = (*last)[:len(*last)-k]
+		l.n -= k
+		if len(*last) == 0 {
+			l.release(*last)
+			l.segs = l.segs[:len(l.segs)-1]
+		}
+	}
+}
+
+// drop drops the changes before n, moving the others to the front.
+func (l *changeList) drop(n int) {
+	var keep []connectors.Change
+	for _, s := range l.span(n, l.n) {
+		keep = append(keep, s...)
+	}
+	for _, s := range l.segs {
+		clear(s)
+		l.release(s)
+	}
+	clear(l.segs)
+	l.segs, l.n = l.segs[:0], 0
+	for _, c := range keep {
+		l.add(c)
+	}
+}
+
+func (l *changeList) release(seg []connectors.Change) {
+	if len(l.spare) < maxSpare {
+		l.spare = append(l.spare, seg[:0])
+	}
 }

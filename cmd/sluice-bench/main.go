@@ -4,8 +4,10 @@
 //  1. initial load of pgbench_accounts by CREATE MIRROR, against a plain
 //     binary COPY ... TO STDOUT | COPY ... FROM STDIN pipe into an
 //     index-less table followed by the primary key build;
-//  2. CDC catch-up of the same changes, against native logical replication
-//     (a subscription), each run alone while the other is idle.
+//  2. CDC catch-up of the same changes (one transaction updating or
+//     inserting -changes rows), against native logical replication (a
+//     subscription), each run alone while the other is idle, until the
+//     transaction is visible on the destination.
 //
 // It is a program, not a test: it asserts nothing about time.
 package main
@@ -29,15 +31,19 @@ func main() {
 	scale := flag.Int("scale", 30, "pgbench scale of the source (100,000 accounts per unit)")
 	changes := flag.Int("changes", 400000, "row changes for the CDC catch-up")
 	workers := flag.Int("workers", 4, "snapshot_max_parallel_workers of the mirror")
+	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
 	flag.Parse()
-	if err := run(*scale, *changes, *workers); err != nil {
+	if err := run(*scale, *changes, *workers, *workload); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scale, changes, workers int) error {
+func run(scale, changes, workers int, workload string) error {
 	ctx := context.Background()
+	if workload != "update" && workload != "insert" {
+		return fmt.Errorf("unknown workload %q", workload)
+	}
 	fmt.Printf("starting clusters (source, destination, catalog)...\n")
 	srcC, err := testbed.Start(ctx, "bench-src")
 	if err != nil {
@@ -163,39 +169,72 @@ func run(scale, changes, workers int) error {
 	if _, err := sl.Exec(ctx, "PAUSE MIRROR bench"); err != nil {
 		return err
 	}
-	fmt.Printf("\n== CDC catch-up: %d changes ==\n", changes)
-	// The target is a WAL position inside the changing transaction: a
-	// replica whose applied position passed it has applied the commit.
-	tx, err := src.Begin(ctx)
-	if err != nil {
+	// A subscription's worker restarts no sooner than
+	// wal_retrieve_retry_interval (5 s) after it last started: make that
+	// short, so the native figure does not include a wait that depends on
+	// how long ago the copy above ended. And no autovacuum: the first run
+	// leaves dead rows that the second would otherwise share its CPU with.
+	for _, c := range []*testbed.Cluster{srcC, dstC} {
+		for _, sql := range []string{"ALTER SYSTEM SET wal_retrieve_retry_interval = '10ms'",
+			"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
+			if err := exec1(ctx, c.URL("postgres"), sql); err != nil {
+				return err
+			}
+		}
+	}
+	// Each run starts right after a checkpoint (it then pays for the same
+	// full-page images).
+	checkpoint := func() error {
+		for _, c := range []*testbed.Cluster{srcC, dstC} {
+			if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Printf("\n== CDC catch-up: %d changes (%s) ==\n", changes, workload)
+	// One transaction. Each replica applies it in one transaction too, so
+	// its last row becomes visible with all the others: the catch-up ends
+	// when doneSQL sees it. (The slot's confirmed_flush_lsn would add the
+	// subscriber's feedback delay, up to seconds.)
+	workSQL := fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %d", changes)
+	doneSQL := fmt.Sprintf("SELECT abalance = 1 FROM pgbench_accounts WHERE aid = %d", changes)
+	if workload == "insert" {
+		workSQL = fmt.Sprintf("INSERT INTO pgbench_accounts SELECT g, 1, 0, '' FROM generate_series(%d, %d) g", rows+1, rows+int64(changes))
+		doneSQL = fmt.Sprintf("SELECT EXISTS (SELECT FROM pgbench_accounts WHERE aid = %d)", rows+int64(changes))
+	} else if int64(changes) > rows {
+		return fmt.Errorf("%d changes: the update workload changes at most the %d rows there are", changes, rows)
+	}
+	if _, err := src.Exec(ctx, workSQL); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %d", changes)); err != nil {
-		return err
-	}
-	var target string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&target); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := checkpoint(); err != nil {
 		return err
 	}
 	start = time.Now()
 	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub ENABLE"); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, src, fmt.Sprintf(`SELECT confirmed_flush_lsn >= '%s' FROM pg_replication_slots WHERE slot_name = 'native_sub'`, target)); err != nil {
+	if err := waitFor(ctx, native, doneSQL); err != nil {
 		return err
 	}
 	nativeSecs := time.Since(start).Seconds()
 	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub DISABLE"); err != nil {
 		return err
 	}
+	mirrored, err := pgx.Connect(ctx, dstC.URL("mirror"))
+	if err != nil {
+		return err
+	}
+	defer mirrored.Close(ctx)
+	if err := checkpoint(); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := sl.Exec(ctx, "RESUME MIRROR bench"); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT last_synced_lsn >= '%s' FROM mirrors WHERE name = 'bench'`, target)); err != nil {
+	if err := waitFor(ctx, mirrored, doneSQL); err != nil {
 		return err
 	}
 	sluiceSecs := time.Since(start).Seconds()

@@ -22,8 +22,9 @@ type DestTable struct {
 	Dest connectors.TableName
 	// Schema lists the replicated columns (Change values come in its column
 	// order) and the primary key, which must not be empty. The applier
-	// reads it at every batch: when the stream appends columns to it, the
-	// staging table is rebuilt (the destination must have them by then).
+	// reads it when a transaction first touches the table: when the caller
+	// appends columns to it (between transactions), the staging table is
+	// rebuilt (the destination must have them by then).
 	Schema *connectors.TableSchema
 	// SoftDeleteColumn, if set, names a boolean destination column: a
 	// delete sets it true and keeps the row and its values, an insert or
@@ -39,44 +40,57 @@ type DestTable struct {
 // kind as received (before any folding).
 type TableCounts struct{ Inserts, Updates, Deletes int64 }
 
-// Applier applies CDC batches to a Postgres destination. Each batch is one
-// destination transaction that also records the batch's end position
-// (SetLSN), so after a crash the destination holds a batch and its position,
-// or neither.
+// Applier applies CDC changes to a Postgres destination in transactions,
+// each of which also records the position its changes end at (SetLSN), so
+// after a crash the destination holds a transaction and its position, or
+// neither. A transaction is Begin, any number of Add, then Commit (or
+// Rollback); Apply does all three for one batch. Adding changes while the
+// rest of a batch is still being received overlaps the two.
 //
-// Replays are safe: a batch whose EndLSN is not beyond the recorded position
-// is skipped whole, and re-applying changes whose effects are already present
-// (a batch that straddles the recorded position, a resumed initial load) gives
-// the same final state, because inserts and updates are upserts by primary
-// key and deletes of missing rows do nothing. The one exception is a
-// primary-key change whose new row has unchanged TOAST values: those values
-// are read from the old row on the destination, so re-applying it after
-// later changes reused the old key can copy the wrong values. Start the
-// stream at LastLSN so the source never resends a transaction the
+// Replays are safe: a transaction whose position is not beyond the
+// recorded one is rolled back whole (Apply skips such a batch without
+// applying anything), and re-applying changes whose effects are already
+// present (a batch that straddles the recorded position, a resumed initial
+// load) gives the same final state, because inserts and updates are upserts
+// by primary key and deletes of missing rows do nothing. The one exception
+// is a primary-key change whose new row has unchanged TOAST values: those
+// values are read from the old row on the destination, so re-applying it
+// after later changes reused the old key can copy the wrong values. Start
+// the stream at LastLSN so the source never resends a transaction the
 // destination holds.
 //
 // An Applier is not safe for concurrent use. It owns nothing but its staging
-// tables, which are temporary tables of conn's session: after conn breaks,
-// make a new Applier on a new connection. Destination tables must not have
-// foreign keys among them (self-references included) unless the
-// constraints are deferred, because changes are applied per table and per
-// kind of statement, not row by row in source order.
+// tables, which are temporary tables of conn's session, and conn is its
+// own while a transaction is open: after conn breaks, make a new Applier on
+// a new connection. Destination tables must not have foreign keys among
+// them (self-references included) unless the constraints are deferred,
+// because changes are applied per table and per kind of statement, not row
+// by row in source order.
 type Applier struct {
 	conn   *pgx.Conn
 	meta   string
 	mirror string
 	tables map[connectors.TableName]*tableState
-	// drop lists staging tables of replaced tables, dropped before the
-	// next batch.
+	// drop lists staging tables of replaced tables, dropped by the next
+	// Begin.
 	drop []string
-	// env is the state of the batch being applied.
-	env flushEnv
+	// last is the table of the last change looked up.
+	last *tableState
+
+	// The open transaction (tx is nil when there is none).
+	tx       pgx.Tx
+	env      flushEnv
+	recorded uint64                // the position recorded when it began
+	added    [][]connectors.Change // for a redo in safe mode
+	nAdded   int
+	used     []*tableState // tables it touched
+	created  []*tableState // tables whose staging table it created
 }
 
 // NewApplier checks the table set, makes sure the metadata tables exist in
 // schema meta ("" for DefaultMetadataSchema; see EnsureMetadata) and returns
 // an applier for mirror on conn. Staging tables are created lazily, by the
-// first batch that touches each table.
+// first transaction that touches each table.
 func NewApplier(ctx context.Context, conn *pgx.Conn, meta, mirror string, tables []DestTable) (*Applier, error) {
 	if mirror == "" {
 		return nil, errors.New("new applier: mirror name is empty")
@@ -96,10 +110,12 @@ func NewApplier(ctx context.Context, conn *pgx.Conn, meta, mirror string, tables
 
 // SetTables replaces the table set (after a schema change or a resync).
 // Staging tables of tables whose destination and columns did not change are
-// kept; the others are dropped before the next batch and re-created when
-// needed. An invalid table makes every batch that touches it fail.
+// kept; the others are dropped by the next Begin and re-created when
+// needed. An invalid table makes every batch that touches it fail. It must
+// not be called while a transaction is open.
 func (a *Applier) SetTables(tables []DestTable) {
 	old := a.tables
+	a.last = nil
 	a.tables = make(map[connectors.TableName]*tableState, len(tables))
 	for _, dt := range tables {
 		ts := &tableState{DestTable: dt, err: validateDestTable(dt)}
@@ -159,122 +175,270 @@ func (ts *tableState) initKeys() {
 }
 
 // Apply applies b in one destination transaction that also records
-// b.EndLSN (which must be set) as the mirror's position. It returns the
-// change counts per source table. A batch whose EndLSN is not beyond the
-// recorded position was applied before: it is skipped and the counts are
-// empty. On error nothing of the batch is applied and the position is
-// unchanged (but when the error is a failed COMMIT, the server may have
-// committed: applying the batch again is then safe either way). Errors
-// name the change and table at fault, not the batch, which the caller
-// knows. Truncate empties the destination table (soft delete: marks every
-// row deleted) at its place in the batch.
+// b.EndLSN (which must be set) as the mirror's position: Begin, Add and
+// Commit in one. It returns the change counts per source table. A batch
+// whose EndLSN is not beyond the recorded position was applied before: it
+// is skipped and the counts are empty. On error nothing of the batch is
+// applied and the position is unchanged (but when the error is a failed
+// COMMIT, the server may have committed: applying the batch again is then
+// safe either way). Errors name the change and table at fault, not the
+// batch, which the caller knows. Truncate empties the destination table
+// (soft delete: marks every row deleted) at its place in the batch.
 func (a *Applier) Apply(ctx context.Context, b *connectors.Batch) (map[connectors.TableName]TableCounts, error) {
 	if b == nil || b.EndLSN == 0 {
 		return nil, errors.New("batch has no end lsn")
 	}
-	var used []*tableState
-	for i := range b.Changes {
-		c := &b.Changes[i]
-		ts := a.tables[c.Table]
-		if ts == nil {
-			return nil, fmt.Errorf("change of %s, which is not in the mirror", c.Table)
-		}
-		if ts.err != nil {
-			return nil, ts.err
-		}
-		if !slices.Contains(used, ts) {
-			used = append(used, ts)
-		}
-	}
-	if err := a.prepare(ctx, used); err != nil {
-		return nil, err
-	}
-	counts, err := a.apply(ctx, b, used, false)
-	if fe := (*freshError)(nil); errors.As(err, &fe) {
-		// A row the fast path took for new was there (a replay): do it
-		// again, tolerating existing rows everywhere.
-		counts, err = a.apply(ctx, b, used, true)
-	}
+	recorded, err := a.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return counts, nil
+	if recorded >= b.EndLSN {
+		return map[connectors.TableName]TableCounts{}, a.Rollback(ctx)
+	}
+	if err := a.Add(ctx, b.Changes); err != nil {
+		return nil, err
+	}
+	return a.Commit(ctx, b.EndLSN)
 }
 
-// apply runs b in one transaction; safe disables the fast paths that
-// assume fresh keys are absent (see apply_flush.go).
-func (a *Applier) apply(ctx context.Context, b *connectors.Batch, used []*tableState, safe bool) (counts map[connectors.TableName]TableCounts, err error) {
-	for _, ts := range used {
-		ts.red.reset()
-		ts.nextGroup = 0
+// Begin opens a destination transaction, to which Add applies changes and
+// which Commit ends by recording a position. It returns the position
+// recorded for the mirror (0 if none), locked until the transaction ends:
+// a second applier of the mirror (which should not exist) waits here, then
+// finds what the first recorded. Only one transaction is open at a time.
+func (a *Applier) Begin(ctx context.Context) (uint64, error) {
+	if a.tx != nil {
+		return 0, errors.New("begin: a transaction is already open")
 	}
-	a.env = flushEnv{conn: a.conn, safe: safe}
+	for len(a.drop) > 0 {
+		if _, err := a.conn.Exec(ctx, "DROP TABLE IF EXISTS "+a.drop[0]); err != nil {
+			return 0, fmt.Errorf("drop staging table %s: %w", a.drop[0], err)
+		}
+		a.drop = a.drop[1:]
+	}
+	if err := a.begin(ctx, false); err != nil {
+		return 0, err
+	}
+	return a.recorded, nil
+}
+
+// begin opens the transaction; safe disables the fast paths that assume
+// fresh keys are absent (see apply_flush.go).
+func (a *Applier) begin(ctx context.Context, safe bool) error {
 	tx, err := a.conn.Begin(ctx)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			for _, ts := range used {
-				ts.red.reset()
-			}
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			_ = tx.Rollback(rctx) // the error that brought us here is the one to report
-		}
-	}()
-	// The recorded position, locked: a second applier of the mirror (which
-	// should not exist) waits here, then finds the batch applied.
 	var cur int64
 	switch qerr := tx.QueryRow(ctx, "SELECT lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
 		a.mirror).Scan(&cur); {
-	case qerr == nil && uint64(cur) >= b.EndLSN:
-		return map[connectors.TableName]TableCounts{}, tx.Rollback(ctx)
-	case qerr != nil && !errors.Is(qerr, pgx.ErrNoRows):
-		return nil, fmt.Errorf("read recorded lsn: %w", qerr)
+	case qerr == nil:
+		a.recorded = uint64(cur)
+	case errors.Is(qerr, pgx.ErrNoRows):
+		a.recorded = 0
+	default:
+		a.tx = tx
+		a.abort(ctx)
+		return fmt.Errorf("read recorded lsn: %w", qerr)
 	}
-	counts = make(map[connectors.TableName]TableCounts, len(used))
-	for i := range b.Changes {
-		c := &b.Changes[i]
-		ts := a.tables[c.Table]
-		if err = a.applyChange(ctx, ts, c); err != nil {
-			return nil, fmt.Errorf("change %d (%c of %s): %w", i, c.Kind, c.Table, err)
-		}
-		n := counts[c.Table]
-		switch c.Kind {
-		case connectors.Insert:
-			n.Inserts++
-		case connectors.Update:
-			n.Updates++
-		case connectors.Delete:
-			n.Deletes++
-		}
-		counts[c.Table] = n
+	a.tx = tx
+	a.env = flushEnv{conn: a.conn, safe: safe}
+	return nil
+}
+
+// Add applies the changes of the slices, in order, after those added
+// before, in the open transaction: when Add returns, the destination holds
+// their effect (visible to the transaction only). Reduction per key
+// (apply_reduce.go) works within one call, so fewer, larger calls do less
+// work; a call may end anywhere, even inside a source transaction. The
+// applier keeps the slices (not a copy) until the transaction ends: the
+// caller must not modify them before. On error the transaction is rolled
+// back, and nothing of it is applied.
+func (a *Applier) Add(ctx context.Context, changes ...[]connectors.Change) error {
+	if a.tx == nil {
+		return errors.New("add changes: no open transaction")
 	}
-	for _, ts := range used {
-		if err = ts.flush(ctx, &a.env); err != nil {
-			return nil, err
+	err := a.add(ctx, changes, a.nAdded)
+	if fe := (*freshError)(nil); errors.As(err, &fe) && !a.env.safe {
+		// A row the fast path took for new was there (a replay): do the
+		// transaction again, tolerating existing rows everywhere.
+		err = a.redo(ctx, changes)
+	}
+	if err != nil {
+		a.abort(ctx)
+		return err
+	}
+	for _, c := range changes {
+		a.added = append(a.added, c)
+		a.nAdded += len(c)
+	}
+	return nil
+}
+
+// redo rolls the transaction back and applies its changes and then more
+// again, in safe mode.
+func (a *Applier) redo(ctx context.Context, more [][]connectors.Change) error {
+	a.rollback(ctx)
+	if err := a.begin(ctx, true); err != nil {
+		return err
+	}
+	if err := a.add(ctx, a.added, 0); err != nil {
+		return err
+	}
+	return a.add(ctx, more, a.nAdded)
+}
+
+// add folds the changes of the slices (numbered from base in errors) and
+// flushes every table.
+func (a *Applier) add(ctx context.Context, chunks [][]connectors.Change, base int) error {
+	n := len(a.used)
+	for _, changes := range chunks {
+		for i := range changes {
+			ts := a.table(changes[i].Table)
+			if ts == nil {
+				return fmt.Errorf("change of %s, which is not in the mirror", changes[i].Table)
+			}
+			if ts.err != nil {
+				return ts.err
+			}
+			if !ts.used {
+				ts.used = true
+				a.used = append(a.used, ts)
+			}
 		}
 	}
-	if err = SetLSN(ctx, tx, a.meta, a.mirror, b.EndLSN); err != nil {
+	if err := a.prepare(ctx, a.used[n:]); err != nil {
+		return err
+	}
+	for _, changes := range chunks {
+		for i := range changes {
+			c := &changes[i]
+			ts := a.table(c.Table)
+			if err := a.applyChange(ctx, ts, c); err != nil {
+				return fmt.Errorf("change %d (%c of %s): %w", base+i, c.Kind, c.Table, err)
+			}
+			switch c.Kind {
+			case connectors.Insert:
+				ts.counts.Inserts++
+			case connectors.Update:
+				ts.counts.Updates++
+			case connectors.Delete:
+				ts.counts.Deletes++
+			}
+		}
+		base += len(changes)
+	}
+	for _, ts := range a.used {
+		if err := ts.flush(ctx, &a.env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// table returns the state of source table name, or nil. Consecutive
+// changes are mostly of one table: the last one found is checked first.
+func (a *Applier) table(name connectors.TableName) *tableState {
+	if a.last != nil && a.last.Source == name {
+		return a.last
+	}
+	ts := a.tables[name]
+	if ts != nil {
+		a.last = ts
+	}
+	return ts
+}
+
+// Commit records lsn (which must be set) as the mirror's position in the
+// open transaction and commits it. It returns the change counts per source
+// table of the changes added. When lsn is not beyond the position Begin
+// returned, the transaction was applied before: it is rolled back and the
+// counts are empty. On error the transaction is rolled back (but when the
+// error is a failed COMMIT, the server may have committed).
+func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]TableCounts, error) {
+	if a.tx == nil {
+		return nil, errors.New("commit: no open transaction")
+	}
+	if lsn == 0 {
+		a.abort(ctx)
+		return nil, errors.New("commit: no end lsn")
+	}
+	if a.recorded >= lsn {
+		return map[connectors.TableName]TableCounts{}, a.Rollback(ctx)
+	}
+	if err := SetLSN(ctx, a.tx, a.meta, a.mirror, lsn); err != nil {
+		a.abort(ctx)
 		return nil, err
 	}
-	if err = tx.Commit(ctx); err != nil {
+	counts := make(map[connectors.TableName]TableCounts, len(a.used))
+	for _, ts := range a.used {
+		counts[ts.Source] = ts.counts
+	}
+	err := a.tx.Commit(ctx)
+	a.finish(err == nil)
+	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return counts, nil
 }
 
-// prepare drops replaced staging tables and (re)creates the staging tables
-// of used whose schema changed. It runs outside the batch transaction so a
-// failed batch cannot undo a creation.
-func (a *Applier) prepare(ctx context.Context, used []*tableState) error {
-	for len(a.drop) > 0 {
-		if _, err := a.conn.Exec(ctx, "DROP TABLE IF EXISTS "+a.drop[0]); err != nil {
-			return fmt.Errorf("drop staging table %s: %w", a.drop[0], err)
-		}
-		a.drop = a.drop[1:]
+// Rollback rolls the open transaction back, if any. Idempotent.
+func (a *Applier) Rollback(ctx context.Context) error {
+	if a.tx == nil {
+		return nil
 	}
+	err := a.tx.Rollback(ctx)
+	a.finish(false)
+	return err
+}
+
+// InTx reports whether a transaction is open.
+func (a *Applier) InTx() bool { return a.tx != nil }
+
+// abort rolls the open transaction back after an error, which is the one
+// to report.
+func (a *Applier) abort(ctx context.Context) {
+	a.rollback(ctx)
+	a.added, a.nAdded = nil, 0
+}
+
+// rollback rolls the database transaction back and forgets what it did,
+// but not the changes added (see redo).
+func (a *Applier) rollback(ctx context.Context) {
+	if a.tx == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = a.tx.Rollback(rctx)
+	added, n := a.added, a.nAdded
+	a.finish(false)
+	a.added, a.nAdded = added, n
+}
+
+// finish forgets the transaction that just ended. A rolled-back one also
+// took the staging tables it created with it.
+func (a *Applier) finish(committed bool) {
+	for _, ts := range a.used {
+		ts.red.reset()
+		ts.nextGroup, ts.staged = 0, 0
+		ts.used, ts.counts = false, TableCounts{}
+	}
+	if !committed {
+		for _, ts := range a.created {
+			ts.stage = ""
+		}
+	}
+	clear(a.used)
+	a.used, a.created = a.used[:0], a.created[:0]
+	a.tx, a.recorded, a.env = nil, 0, flushEnv{}
+	a.added, a.nAdded = nil, 0
+}
+
+// prepare (re)creates the staging tables of used whose schema changed,
+// in the open transaction (a rollback undoes that: see finish). Replaced
+// staging tables are dropped by the next Begin.
+func (a *Applier) prepare(ctx context.Context, used []*tableState) error {
 	for _, ts := range used {
 		if !ts.stale() {
 			continue
@@ -286,6 +450,7 @@ func (a *Applier) prepare(ctx context.Context, used []*tableState) error {
 		if err := ts.createStage(ctx, a.conn); err != nil {
 			return err
 		}
+		a.created = append(a.created, ts)
 		if old != "" {
 			a.drop = append(a.drop, old)
 		}

@@ -32,19 +32,25 @@ import (
 // INSERT is two to three times as fast as INSERT ... ON CONFLICT, and
 // UPDATE ... FROM avoids the row lock ON CONFLICT DO UPDATE takes on every
 // row. Fresh keys (first seen in the window as an insert, or as a moved
-// row's new key) are absent from the destination unless the batch is a
+// row's new key) are absent from the destination unless the changes are a
 // replay. When the fast path fails for any reason (a unique violation: a
 // replay), the flush returns a *freshError and the applier re-runs the whole
-// batch in safe mode, where every upsert is INSERT ... ON CONFLICT (key) DO
+// transaction in safe mode, where every upsert is INSERT ... ON CONFLICT (key) DO
 // UPDATE, and which reports any other error for real. Round trips: the
 // staging COPY, one multi-statement query, the direct COPY, and rarely a
 // second query for missing-row inserts.
 //
 // Group numbers are never reused within a transaction, so a second flush of
-// the same table (after a barrier) needs no TRUNCATE of the staging table:
-// statements filter on the group.
+// the same table (after a barrier, or the next Add of the transaction)
+// needs no TRUNCATE of the staging table: statements filter on the group.
+// But every statement scans the whole staging table, so once it holds
+// truncateStageAt rows the next flush empties it first.
 
-// flushEnv is what flushes of one batch transaction share.
+// truncateStageAt is how many staged rows make a flush truncate the
+// staging table before staging more.
+const truncateStageAt = 4096
+
+// flushEnv is what flushes of one transaction share.
 type flushEnv struct {
 	conn *pgx.Conn
 	// safe: upsert fresh keys with ON CONFLICT instead of plain inserts.
@@ -69,8 +75,8 @@ func (env *flushEnv) nowIn(ctx context.Context, typ string) ([]byte, error) {
 	return res.Rows[0][0], nil
 }
 
-// freshError reports that a fast path for fresh keys failed; the batch is
-// then applied again in safe mode.
+// freshError reports that a fast path for fresh keys failed; the
+// transaction is then applied again in safe mode.
 type freshError struct{ err error }
 
 func (e *freshError) Error() string { return e.err.Error() }
@@ -121,7 +127,14 @@ func (ts *tableState) flush(ctx context.Context, env *flushEnv) error {
 		staged = append(staged, stagedRow{e: e, group: g})
 	}
 	n := len(ts.red.entries)
+	if len(staged) > 0 && ts.staged >= truncateStageAt {
+		if _, err := env.conn.Exec(ctx, "TRUNCATE "+ts.stage); err != nil {
+			return fmt.Errorf("empty staging table of %s: %w", ts.Dest, err)
+		}
+		ts.staged = 0
+	}
 	if len(staged) > 0 {
+		ts.staged += len(staged)
 		src := &copyStream{rows: staged, encode: ts.appendRow}
 		if _, err := env.conn.PgConn().CopyFrom(ctx, src, "COPY "+ts.stage+" FROM STDIN (FORMAT binary)"); err != nil {
 			return fmt.Errorf("stage %d changes of %s: %w", len(staged), ts.Dest, err)

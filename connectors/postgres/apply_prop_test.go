@@ -18,7 +18,9 @@ import (
 
 // The property test: random source histories on a small key space, applied
 // through the Applier in random batch splits with a simulated crash and
-// replay, must leave the destination as a model of the source says.
+// replay, must leave the destination as a model of the source says. Half
+// the batches go through Begin, Add of random pieces (cut anywhere, even
+// inside a source transaction) and Commit instead of Apply.
 //
 // A replay restarts at a random earlier transaction and re-batches from
 // there, so batches that end at or before the recorded position are
@@ -201,6 +203,20 @@ func propRun(t *testing.T, conn *pgx.Conn, rng *rand.Rand, h propHistory, seed i
 	}
 	var log []string
 	var last *connectors.Batch
+	apply := func(b *connectors.Batch, what string) {
+		if rng.IntN(2) == 0 {
+			log = append(log, what)
+			mustApply(t, a, b)
+			return
+		}
+		var cuts []int
+		for range rng.IntN(4) {
+			cuts = append(cuts, rng.IntN(len(b.Changes)+1))
+		}
+		slices.Sort(cuts)
+		log = append(log, fmt.Sprintf("%s, added in pieces cut at %v", what, cuts))
+		applyChunked(t, a, b, cuts...)
+	}
 	run := func(from, to int) {
 		for from < to {
 			n := min(1+rng.IntN(4), to-from)
@@ -208,8 +224,7 @@ func propRun(t *testing.T, conn *pgx.Conn, rng *rand.Rand, h propHistory, seed i
 			for _, txn := range h.txns[from : from+n] {
 				b.Changes = append(b.Changes, txn.changes...)
 			}
-			log = append(log, fmt.Sprintf("batch txns %d..%d", from, from+n-1))
-			mustApply(t, a, b)
+			apply(b, fmt.Sprintf("batch txns %d..%d", from, from+n-1))
 			last = b
 			from += n
 		}
@@ -217,8 +232,7 @@ func propRun(t *testing.T, conn *pgx.Conn, rng *rand.Rand, h propHistory, seed i
 	j := rng.IntN(len(h.txns) + 1)
 	run(0, j)
 	if last != nil {
-		log = append(log, "repeat last batch")
-		mustApply(t, a, last)
+		apply(last, "repeat last batch")
 	}
 	r := rng.IntN(j + 1)
 	if unguarded {

@@ -8,9 +8,9 @@ import (
 
 // Reduction.
 //
-// The applier does not replay a batch change by change. For each table it
-// folds the changes of a "window" (the changes since the table was last
-// flushed) into at most one pending operation per primary key, and a flush
+// The applier does not replay changes one by one. For each table it folds
+// the changes of a "window" (the changes since the table was last flushed:
+// at most those of one Add) into at most one pending operation per primary key, and a flush
 // then applies all pending operations with a few set-based statements. This
 // is correct because, within a window, operations on different keys touch
 // different destination rows and so commute; only the order of operations on

@@ -18,9 +18,10 @@ import (
 //	CREATE TEMP TABLE pg_temp._sluice_stage_N (<replicated columns>, _sluice_group int4)
 //	    ON COMMIT DELETE ROWS
 //
-// created once per connection (outside any batch transaction, so a failed
-// batch cannot roll its creation back) with the source's column types, so
-// the source's binary values always load; moving them into the destination
+// created once per connection, by the first transaction that touches the
+// table (when that one rolls back, so does the creation, and the next one
+// creates it again), with the source's column types, so the source's
+// binary values always load; moving them into the destination
 // applies ordinary assignment casts. ON COMMIT DELETE ROWS empties it at
 // commit (and a rollback discards its rows); Postgres then truncates every
 // such table of the session at each commit that touched any temporary
@@ -60,6 +61,13 @@ type tableState struct {
 
 	red       reducer
 	nextGroup int32
+
+	// In the applier's open transaction: whether it touched the table, the
+	// rows staged since the staging table was last emptied, and the
+	// changes applied.
+	used   bool
+	staged int
+	counts TableCounts
 }
 
 // stale reports whether Schema.Columns no longer matches the staging table.

@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -14,23 +16,34 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
-// statusInterval is how often the stream reports its applied position to
-// the source when nothing else prompts it.
-const statusInterval = 5 * time.Second
+const (
+	// statusInterval is how often the stream reports its applied position
+	// to the source when nothing else prompts it.
+	statusInterval = 5 * time.Second
+	// linger is how long Read goes on collecting events after the first.
+	linger = 5 * time.Millisecond
+	// arenaSize is the size of the blocks row messages are copied into.
+	arenaSize = 256 << 10
+	// valueArenaSize is how many values the value blocks hold.
+	valueArenaSize = 4096
+)
 
 // EventKind tells what a stream Event carries.
 type EventKind int
 
 // Kinds of stream event.
 const (
-	// EventBegin starts a transaction; Change events of it follow.
+	// EventBegin starts a transaction; Change events of it follow. LSN is
+	// where its commit record starts: the transaction's end (the LSN of its
+	// EventCommit) is beyond it.
 	EventBegin EventKind = iota
 	// EventChange is one row change (or truncate) of a mirrored table.
 	EventChange
 	// EventCommit ends a transaction; LSN is its end position.
 	EventCommit
 	// EventNewColumns reports columns the source added to a mirrored table;
-	// the schema the stream decodes with already includes them.
+	// the stream decodes the changes after it with them (appended to the
+	// table's columns).
 	EventNewColumns
 	// EventProgress reports a position with nothing left to apply before it
 	// (idle keepalive or heartbeat): it may be acknowledged once everything
@@ -42,8 +55,8 @@ const (
 type Event struct {
 	Kind       EventKind
 	Change     connectors.Change // EventChange
-	LSN        uint64            // EventCommit: transaction end; EventProgress: position
-	CommitTime time.Time         // EventCommit
+	LSN        uint64            // EventBegin: commit record; EventCommit: transaction end; EventProgress: position
+	CommitTime time.Time         // EventBegin, EventCommit
 	Table      connectors.TableName
 	NewColumns []connectors.Column // EventNewColumns
 	// ServerWALEnd is the source's WAL end as last reported (for lag).
@@ -57,6 +70,8 @@ type relation struct {
 	// index maps the relation's column positions to schema columns (-1:
 	// not replicated).
 	index []int
+	// key holds the schema positions of the primary key columns.
+	key []int
 }
 
 // Stream decodes a pgoutput logical replication stream (binary values)
@@ -73,7 +88,14 @@ type Stream struct {
 	walEnd     uint64
 	nextStatus time.Time
 	inTx       bool
-	pending    []Event
+	pending    []Event // decoded, not yet returned by Next
+	// deadline is the read deadline last set on the connection (zero:
+	// unknown).
+	deadline time.Time
+	// arena is the unused rest of the block row messages are copied into;
+	// vals the same for the values decoded from them.
+	arena []byte
+	vals  []connectors.Value
 }
 
 // StreamConfig configures StartStream.
@@ -83,7 +105,9 @@ type StreamConfig struct {
 	// Start is the position to stream from (changes committed after it).
 	Start uint64
 	// Tables are the mirrored tables' schemas by source name. The stream
-	// extends them in place when the source adds columns.
+	// works on copies: when the source adds columns, it extends its copy
+	// and reports them (EventNewColumns); changes after that event have
+	// them.
 	Tables map[connectors.TableName]*connectors.TableSchema
 	// DescribeType renders a new column's type for the destination.
 	DescribeType func(ctx context.Context, oid uint32, typmod int32) (string, error)
@@ -99,7 +123,13 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("start replication on slot %q: %w", cfg.Slot, err)
 	}
-	return &Stream{conn: conn, tables: cfg.Tables, relations: make(map[uint32]*relation),
+	tables := make(map[connectors.TableName]*connectors.TableSchema, len(cfg.Tables))
+	for name, ts := range cfg.Tables {
+		c := *ts
+		c.Columns, c.PrimaryKey, c.Exclude = slices.Clone(ts.Columns), slices.Clone(ts.PrimaryKey), slices.Clone(ts.Exclude)
+		tables[name] = &c
+	}
+	return &Stream{conn: conn, tables: tables, relations: make(map[uint32]*relation),
 		describeType: cfg.DescribeType, acked: cfg.Start, nextStatus: time.Now().Add(statusInterval)}, nil
 }
 
@@ -129,163 +159,278 @@ func (s *Stream) Flush(ctx context.Context) error {
 	return nil
 }
 
+// KeepAlive sends a status update if one is due. Read sends them, and
+// the source ends a connection that stays silent for wal_sender_timeout:
+// a caller that stops reading for a while (while it applies what it read)
+// calls KeepAlive now and then.
+func (s *Stream) KeepAlive(ctx context.Context) error {
+	if time.Now().Before(s.nextStatus) {
+		return nil
+	}
+	return s.Flush(ctx)
+}
+
 // Close ends the stream and closes its connection.
 func (s *Stream) Close(ctx context.Context) error { return s.conn.Close(ctx) }
 
 // Next returns the next event. It returns ctx.Err() when ctx ends; wait
 // bounds how long it blocks without an event (then it returns nil, nil), so
-// the caller can flush an idle batch.
+// the caller can flush an idle batch. Read is the faster way to take many
+// events.
 func (s *Stream) Next(ctx context.Context, wait time.Duration) (*Event, error) {
-	if len(s.pending) > 0 {
-		ev := s.pending[0]
-		s.pending = s.pending[1:]
-		return &ev, nil
+	if len(s.pending) == 0 {
+		evs, err := s.Read(ctx, nil, 1, wait)
+		if err != nil || len(evs) == 0 {
+			return nil, err
+		}
+		s.pending = evs
 	}
-	deadline := time.Now().Add(wait)
+	ev := s.pending[0]
+	s.pending = s.pending[1:]
+	return &ev, nil
+}
+
+// Read decodes the next events and appends them to buf. It blocks until
+// an event comes or wait has passed (then it returns buf unchanged and no
+// error, so the caller can act on an idle stream), then goes on decoding
+// what arrives within linger of that first event, until it has appended
+// max events (a truncate of several tables may append a few more). It
+// returns ctx.Err() when ctx ends; on any error the events it appended are
+// dropped. The events' values live in memory the stream never reuses.
+func (s *Stream) Read(ctx context.Context, buf []Event, max int, wait time.Duration) ([]Event, error) {
+	n0 := len(buf)
+	if len(s.pending) > 0 { // left by Next
+		buf = append(buf, s.pending...)
+		s.pending = nil
+		return buf, nil
+	}
 	stop := context.AfterFunc(ctx, func() { _ = s.conn.Conn().SetReadDeadline(time.Now()) })
 	defer stop()
-	for {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	deadline := time.Now().Add(wait)
+	for len(buf)-n0 < max {
+		if err := ctx.Err(); err != nil {
+			return buf[:n0], err
 		}
-		if !time.Now().Before(s.nextStatus) {
+		now := time.Now()
+		if !now.Before(s.nextStatus) {
 			if err := s.Flush(ctx); err != nil {
-				return nil, err
+				return buf[:n0], err
 			}
 		}
-		until := s.nextStatus
-		if deadline.Before(until) {
-			until = deadline
+		until := deadline
+		if s.nextStatus.Before(until) {
+			until = s.nextStatus
 		}
-		if !time.Now().Before(until) {
-			return nil, nil
+		if !now.Before(until) {
+			if until.Equal(deadline) {
+				break
+			}
+			continue // time for a status update
 		}
-		_ = s.conn.Conn().SetReadDeadline(until)
+		// The deadline stays set between calls; it is changed only when
+		// it must be (a read that times out early just loops).
+		if !until.Equal(s.deadline) {
+			_ = s.conn.Conn().SetReadDeadline(until)
+			s.deadline = until
+		}
 		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				s.deadline = time.Time{} // may have been set by cancellation
 				continue
 			}
-			return nil, fmt.Errorf("receive replication message: %w", err)
+			return buf[:n0], fmt.Errorf("receive replication message: %w", err)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
-			ev, err := s.handle(ctx, m.Data)
-			if err != nil {
-				return nil, err
+			first := len(buf) == n0
+			if buf, err = s.handle(ctx, buf, m.Data); err != nil {
+				return buf[:n0], err
 			}
-			if ev != nil {
-				return ev, nil
+			if first && len(buf) > n0 {
+				deadline = time.Now().Add(linger)
 			}
 		case *pgproto3.ErrorResponse:
-			return nil, fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
+			return buf[:n0], fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
 		case *pgproto3.CopyDone:
-			return nil, errors.New("replication stream ended by the source")
+			return buf[:n0], errors.New("replication stream ended by the source")
 		}
 	}
+	return buf, nil
 }
 
-func (s *Stream) handle(ctx context.Context, data []byte) (*Event, error) {
+// handle decodes one CopyData message of the stream, appending its events
+// (if any) to buf.
+func (s *Stream) handle(ctx context.Context, buf []Event, data []byte) ([]Event, error) {
 	if len(data) == 0 {
-		return nil, nil
+		return buf, nil
 	}
 	switch data[0] {
 	case pglogrepl.PrimaryKeepaliveMessageByteID:
 		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("parse keepalive: %w", err)
+			return buf, fmt.Errorf("parse keepalive: %w", err)
 		}
 		s.walEnd = uint64(ka.ServerWALEnd)
 		if ka.ReplyRequested {
 			s.nextStatus = time.Time{}
 		}
 		if !s.inTx {
-			return &Event{Kind: EventProgress, LSN: uint64(ka.ServerWALEnd), ServerWALEnd: s.walEnd}, nil
+			buf = append(buf, Event{Kind: EventProgress, LSN: uint64(ka.ServerWALEnd), ServerWALEnd: s.walEnd})
 		}
-		return nil, nil
+		return buf, nil
 	case pglogrepl.XLogDataByteID:
 		xld, err := pglogrepl.ParseXLogData(data[1:])
 		if err != nil {
-			return nil, fmt.Errorf("parse XLogData: %w", err)
+			return buf, fmt.Errorf("parse XLogData: %w", err)
 		}
 		if uint64(xld.ServerWALEnd) > s.walEnd {
 			s.walEnd = uint64(xld.ServerWALEnd)
 		}
-		// pgconn reuses its buffer: the values decoded below point into
-		// this copy, one allocation per message.
-		own := make([]byte, len(xld.WALData))
-		copy(own, xld.WALData)
-		return s.decode(ctx, own, uint64(xld.WALStart))
+		return s.decode(ctx, buf, xld.WALData)
 	}
-	return nil, nil
+	return buf, nil
 }
 
-func (s *Stream) decode(ctx context.Context, data []byte, walStart uint64) (*Event, error) {
+// decode decodes one pgoutput message. data is the connection's buffer,
+// valid until the next receive: row values are decoded from a copy.
+func (s *Stream) decode(ctx context.Context, buf []Event, data []byte) ([]Event, error) {
+	if len(data) == 0 {
+		return buf, nil
+	}
+	switch data[0] {
+	case 'I', 'U', 'D': // the bulk of the stream: decoded here, without garbage
+		return s.decodeRow(buf, data)
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse pgoutput message: %w", err)
+		return buf, fmt.Errorf("parse pgoutput message: %w", err)
 	}
-	ev := func(e Event) *Event { e.ServerWALEnd = s.walEnd; return &e }
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
-		return ev(Event{Kind: EventBegin}), nil
+		return append(buf, Event{Kind: EventBegin, LSN: uint64(m.FinalLSN), CommitTime: m.CommitTime,
+			ServerWALEnd: s.walEnd}), nil
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
-		return ev(Event{Kind: EventCommit, LSN: uint64(m.TransactionEndLSN), CommitTime: m.CommitTime}), nil
+		return append(buf, Event{Kind: EventCommit, LSN: uint64(m.TransactionEndLSN), CommitTime: m.CommitTime,
+			ServerWALEnd: s.walEnd}), nil
 	case *pglogrepl.RelationMessage:
-		return s.relation(ctx, m)
-	case *pglogrepl.InsertMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil || rel.schema == nil {
-			return nil, err
+		ev, err := s.relation(ctx, m)
+		if err != nil || ev == nil {
+			return buf, err
 		}
-		return ev(Event{Kind: EventChange, Table: rel.table, Change: connectors.Change{
-			Kind: connectors.Insert, Table: rel.table, New: rel.values(m.Tuple)}}), nil
-	case *pglogrepl.UpdateMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil || rel.schema == nil {
-			return nil, err
-		}
-		c := connectors.Change{Kind: connectors.Update, Table: rel.table, New: rel.values(m.NewTuple)}
-		if m.OldTuple != nil {
-			old := rel.values(m.OldTuple)
-			if rel.keyChanged(old, c.New) {
-				c.Old = old
-			}
-		}
-		return ev(Event{Kind: EventChange, Table: rel.table, Change: c}), nil
-	case *pglogrepl.DeleteMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil || rel.schema == nil {
-			return nil, err
-		}
-		return ev(Event{Kind: EventChange, Table: rel.table, Change: connectors.Change{
-			Kind: connectors.Delete, Table: rel.table, Old: rel.values(m.OldTuple)}}), nil
+		return append(buf, *ev), nil
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			rel, err := s.rel(id)
 			if err != nil {
-				return nil, err
+				return buf, err
 			}
 			if rel.schema != nil {
-				s.pending = append(s.pending, *ev(Event{Kind: EventChange, Table: rel.table,
-					Change: connectors.Change{Kind: connectors.Truncate, Table: rel.table}}))
+				buf = append(buf, Event{Kind: EventChange, Table: rel.table, ServerWALEnd: s.walEnd,
+					Change: connectors.Change{Kind: connectors.Truncate, Table: rel.table}})
 			}
 		}
-		if len(s.pending) == 0 {
-			return nil, nil
-		}
-		first := s.pending[0]
-		s.pending = s.pending[1:]
-		return &first, nil
 	case *pglogrepl.LogicalDecodingMessage:
 		if !m.Transactional && !s.inTx {
-			return ev(Event{Kind: EventProgress, LSN: uint64(m.LSN)}), nil
+			return append(buf, Event{Kind: EventProgress, LSN: uint64(m.LSN), ServerWALEnd: s.walEnd}), nil
 		}
 	}
-	return nil, nil
+	return buf, nil
+}
+
+var errShortMessage = errors.New("replication stream: truncated row message")
+
+// decodeRow decodes an Insert, Update or Delete message (protocol version
+// 1): Byte1 kind, Int32 relation, then tuples each behind a Byte1 tag
+// ('N' new, 'K' old key, 'O' old row).
+func (s *Stream) decodeRow(buf []Event, data []byte) ([]Event, error) {
+	if len(data) < 6 {
+		return buf, errShortMessage
+	}
+	rel, err := s.rel(binary.BigEndian.Uint32(data[1:5]))
+	if err != nil || rel.schema == nil {
+		return buf, err
+	}
+	own := s.keep(data)
+	kind, p := own[0], own[5:]
+	c := connectors.Change{Table: rel.table}
+	tag := func() byte {
+		if len(p) == 0 {
+			return 0
+		}
+		t := p[0]
+		p = p[1:]
+		return t
+	}
+	switch kind {
+	case 'I':
+		c.Kind = connectors.Insert
+		if tag() != 'N' {
+			return buf, errors.New("replication stream: insert without a new tuple")
+		}
+		c.New, _, err = s.tuple(rel, p)
+	case 'U':
+		c.Kind = connectors.Update
+		t := tag()
+		var old []connectors.Value
+		if t == 'K' || t == 'O' {
+			if old, p, err = s.tuple(rel, p); err != nil {
+				return buf, err
+			}
+			t = tag()
+		}
+		if t != 'N' {
+			return buf, errors.New("replication stream: update without a new tuple")
+		}
+		if c.New, _, err = s.tuple(rel, p); err == nil && old != nil && rel.keyChanged(old, c.New) {
+			c.Old = old
+		}
+	case 'D':
+		c.Kind = connectors.Delete
+		if t := tag(); t != 'K' && t != 'O' {
+			return buf, errors.New("replication stream: delete without an old tuple")
+		}
+		c.Old, _, err = s.tuple(rel, p)
+	}
+	if err != nil {
+		return buf, err
+	}
+	return append(buf, Event{Kind: EventChange, Table: rel.table, Change: c, ServerWALEnd: s.walEnd}), nil
+}
+
+// values returns n values from the stream's value arena (the same idea as
+// keep's: a []Value per row would be the stream's main allocation). The
+// slice's capacity is its length, so appending to it copies.
+func (s *Stream) values(n int) []connectors.Value {
+	if n > len(s.vals) {
+		if n > valueArenaSize/8 {
+			return make([]connectors.Value, n)
+		}
+		s.vals = make([]connectors.Value, valueArenaSize)
+	}
+	out := s.vals[:n:n]
+	s.vals = s.vals[n:]
+	return out
+}
+
+// keep copies data into the stream's arena, which row values point into:
+// one allocation per arenaSize bytes instead of one per message. Blocks are
+// never reused; the garbage collector frees one when no value points into
+// it any more.
+func (s *Stream) keep(data []byte) []byte {
+	if len(data) > len(s.arena) {
+		if len(data) > arenaSize/8 {
+			return append([]byte(nil), data...)
+		}
+		s.arena = make([]byte, arenaSize)
+	}
+	own := s.arena[:len(data):len(data)]
+	copy(own, data)
+	s.arena = s.arena[len(data):]
+	return own
 }
 
 func (s *Stream) rel(id uint32) (*relation, error) {
@@ -305,6 +450,7 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*E
 	if rel.schema == nil {
 		return nil, nil
 	}
+	rel.key = rel.schema.KeyIndexes()
 	var added []connectors.Column
 	for i, col := range m.Columns {
 		idx := rel.schema.ColumnIndex(col.Name)
@@ -326,37 +472,55 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*E
 	return &Event{Kind: EventNewColumns, Table: name, NewColumns: added, ServerWALEnd: s.walEnd}, nil
 }
 
-// values maps a tuple onto the schema's columns. Schema columns the tuple
-// lacks (e.g. dropped on the source) are Unchanged: the destination keeps
-// what it has.
-func (r *relation) values(t *pglogrepl.TupleData) []connectors.Value {
-	out := make([]connectors.Value, len(r.schema.Columns))
+// tuple decodes a TupleData (Int16 column count, then per column Byte1
+// kind: 'n' null, 'u' unchanged TOAST, 't' or 'b' Int32 length and bytes)
+// at the start of p onto the schema's columns of rel, and returns the rest
+// of p. Schema columns the tuple lacks (e.g. dropped on the source) are
+// Unchanged: the destination keeps what it has. Values point into p.
+func (s *Stream) tuple(r *relation, p []byte) ([]connectors.Value, []byte, error) {
+	if len(p) < 2 {
+		return nil, nil, errShortMessage
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	p = p[2:]
+	out := s.values(len(r.schema.Columns))
 	for i := range out {
 		out[i].Kind = connectors.Unchanged
 	}
-	if t == nil {
-		return out
-	}
-	for i, col := range t.Columns {
-		if i >= len(r.index) || r.index[i] < 0 {
-			continue
+	for i := range n {
+		if len(p) == 0 {
+			return nil, nil, errShortMessage
 		}
-		v := &out[r.index[i]]
-		switch col.DataType {
-		case pglogrepl.TupleDataTypeNull:
+		var v connectors.Value
+		switch kind := p[0]; kind {
+		case 'n':
 			v.Kind = connectors.Null
-		case pglogrepl.TupleDataTypeToast:
+		case 'u':
 			v.Kind = connectors.Unchanged
+		case 't', 'b':
+			if len(p) < 5 {
+				return nil, nil, errShortMessage
+			}
+			l := int(binary.BigEndian.Uint32(p[1:5]))
+			if l < 0 || len(p)-5 < l {
+				return nil, nil, errShortMessage
+			}
+			v = connectors.Value{Kind: connectors.Binary, Data: p[5 : 5+l : 5+l]}
+			p = p[4+l:]
 		default:
-			v.Kind, v.Data = connectors.Binary, col.Data
+			return nil, nil, fmt.Errorf("replication stream: unknown tuple column kind %q", kind)
+		}
+		p = p[1:]
+		if i < len(r.index) && r.index[i] >= 0 {
+			out[r.index[i]] = v
 		}
 	}
-	return out
+	return out, p, nil
 }
 
 // keyChanged reports whether an update moved the row to another key.
 func (r *relation) keyChanged(old, new []connectors.Value) bool {
-	for _, i := range r.schema.KeyIndexes() {
+	for _, i := range r.key {
 		if i < 0 {
 			continue
 		}
