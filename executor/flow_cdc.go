@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,11 @@ func (f *flow) cdc(ctx context.Context) error {
 			return err
 		}
 		// Columns the source gained while the mirror was stopped.
-		if _, err := postgres.AddMissingColumns(ctx, dst, t.dest, ts.Columns); err != nil {
+		added, err := postgres.AddMissingColumns(ctx, dst, t.dest, ts.Columns)
+		if err != nil {
+			return err
+		}
+		if err := f.backfill(ctx, src, dst, t.source, t.dest, ts.PrimaryKey, added); err != nil {
 			return err
 		}
 		schemas[t.source] = ts
@@ -381,8 +386,9 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 
 // addColumns handles columns the source added: earlier complete
 // transactions are applied with the old columns, the destination and the
-// schemas the applier uses gain the new ones, and changes of the current
-// transaction are padded with NULL.
+// schemas the applier uses gain the new ones, existing rows get the
+// source's current values of them (a default), and changes of the current
+// transaction keep those values.
 func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 	if b.added > b.txStart {
 		// Rows of the current transaction, decoded with the old columns,
@@ -400,6 +406,9 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 			continue
 		}
 		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {
+			return err
+		}
+		if err := b.backfill(ctx, d, ev.NewColumns); err != nil {
 			return err
 		}
 		// The stream decodes with its own copy of the schema.
@@ -420,8 +429,9 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 		if c.Table != ev.Table {
 			continue
 		}
+		// Unchanged: an updated row keeps the back-filled value.
 		for len(c.New) > 0 && len(c.New) < width {
-			c.New = append(c.New, connectors.Value{Kind: connectors.Null})
+			c.New = append(c.New, connectors.Value{Kind: connectors.Unchanged})
 		}
 		for len(c.Old) > 0 && len(c.Old) < width {
 			c.Old = append(c.Old, connectors.Value{Kind: connectors.Null})
@@ -573,4 +583,35 @@ func (l *changeList) release(seg []connectors.Change) {
 	if len(l.spare) < maxSpare {
 		l.spare = append(l.spare, seg[:0])
 	}
+}
+
+// backfill fills columns the source added into the destination's existing
+// rows, from the source's current values, on a connection of its own.
+func (b *batcher) backfill(ctx context.Context, d postgres.DestTable, cols []connectors.Column) error {
+	src, err := b.f.src.ConnectSQL(ctx, "sluice-backfill")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	return b.f.backfill(ctx, src, b.dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols)
+}
+
+func (f *flow) backfill(ctx context.Context, src, dst *pgx.Conn, source, dest connectors.TableName, key []string, cols []connectors.Column) error {
+	if len(cols) == 0 {
+		return nil
+	}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	n, err := postgres.BackfillColumns(ctx, src, dst, source, dest, key, names)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		f.log.InfoContext(ctx, "back-filled added columns", "table", source.String(), "rows", n)
+		return f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "schema",
+			fmt.Sprintf("back-filled %d row(s) of %s with the source's values of %s", n, dest, strings.Join(names, ", ")))
+	}
+	return nil
 }

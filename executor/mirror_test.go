@@ -155,8 +155,9 @@ func TestMirrorLifecycle(t *testing.T) {
 	waitEqual(t, f.src, f.dst, srcItems, dstItems, "id")
 	waitEqual(t, f.src, f.dst, "public.orders", "public.orders", "id")
 
-	// A column added on the source appears on the destination.
-	mustExec(t, f.src, `ALTER TABLE orders ADD COLUMN note text; INSERT INTO orders VALUES (11, 1, 1, 'hello')`)
+	// A column added on the source appears on the destination, and
+	// existing rows get its default.
+	mustExec(t, f.src, `ALTER TABLE orders ADD COLUMN note text DEFAULT 'n/a'; INSERT INTO orders VALUES (11, 1, 1, 'hello')`)
 	waitEqual(t, f.src, f.dst, "public.orders", "public.orders", "id")
 
 	// Pause: changes wait in the slot; resume: they arrive.
