@@ -24,7 +24,24 @@ const (
 	PhaseSetup    = "SETUP"
 	PhaseSnapshot = "SNAPSHOT"
 	PhaseCDC      = "CDC"
+	// PhaseResync is the swap at the end of a full-mirror resync.
+	PhaseResync = "RESYNC"
 )
+
+// Table resync states (mirror_tables.resync_status).
+const (
+	ResyncPending    = "pending"
+	ResyncInProgress = "in_progress"
+	ResyncDone       = "done"
+	ResyncFailed     = "failed"
+)
+
+// ResyncMirrorKind is Mirror.Resync during a full-mirror resync.
+const ResyncMirrorKind = "mirror"
+
+// ErrResyncInProgress is wrapped by StartTableResync when the table is
+// already being resynced.
+var ErrResyncInProgress = errors.New("a resync of the table is already under way")
 
 // Desired states of a mirror, set by the operator.
 const (
@@ -46,7 +63,10 @@ type Mirror struct {
 	ConsistentLSN uint64 // the slot's consistent point; 0 until created
 	LastSyncedLSN uint64
 	Error         string
-	Tables        []MirrorTable
+	// Resync is ResyncMirrorKind while a full-mirror resync is under way,
+	// else empty.
+	Resync    string
+	Tables    []MirrorTable
 	CreatedAt     time.Time
 }
 
@@ -64,6 +84,10 @@ type MirrorTable struct {
 	PartitionsDone  int
 	RowsCopied      int64
 	RowsEstimated   int64
+	// ResyncStatus is one of the Resync* states, empty if never resynced;
+	// ResyncStrategy the strategy of the last resync (swap or truncate).
+	ResyncStatus   string
+	ResyncStrategy string
 }
 
 // CreateMirror stores m and its tables in one transaction, with a "created"
@@ -106,7 +130,8 @@ VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)`, m.Name, t.Source, t.Destination, i
 func (s *Store) GetMirror(ctx context.Context, name string) (Mirror, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name,
-       coalesce(consistent_lsn, 0), coalesce(last_synced_lsn, 0), coalesce(error, ''), created_at
+       coalesce(consistent_lsn, 0), coalesce(last_synced_lsn, 0), coalesce(error, ''), created_at,
+       coalesce(resync, '')
 FROM sluice.mirrors WHERE name = $1`, name)
 	if err != nil {
 		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, err)
@@ -120,7 +145,8 @@ FROM sluice.mirrors WHERE name = $1`, name)
 	}
 	rows, err = s.pool.Query(ctx, `
 SELECT source_table, destination_table, coalesce(partition_key, ''), exclude, status, partitions,
-       partitions_total, partitions_done, rows_copied, rows_estimated
+       partitions_total, partitions_done, rows_copied, rows_estimated,
+       coalesce(resync_status, ''), coalesce(resync_strategy, '')
 FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
 	if err != nil {
 		return Mirror{}, fmt.Errorf("get mirror %q tables: %w", name, err)
@@ -129,7 +155,7 @@ FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
 		var t MirrorTable
 		var parts []byte
 		err := row.Scan(&t.Source, &t.Destination, &t.PartitionKey, &t.Exclude, &t.Status, &parts,
-			&t.PartitionsTotal, &t.PartitionsDone, &t.RowsCopied, &t.RowsEstimated)
+			&t.PartitionsTotal, &t.PartitionsDone, &t.RowsCopied, &t.RowsEstimated, &t.ResyncStatus, &t.ResyncStrategy)
 		if parts != nil {
 			t.Partitions = parts
 		}
@@ -146,7 +172,7 @@ func scanMirror(row pgx.CollectableRow) (Mirror, error) {
 	var opts []byte
 	var consistent, synced int64
 	err := row.Scan(&m.Name, &m.SourcePeer, &m.DestinationPeer, &opts, &m.Phase, &m.Desired, &m.Publication,
-		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt)
+		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt, &m.Resync)
 	if err != nil {
 		return m, err
 	}
@@ -287,7 +313,8 @@ func (s *Store) SetLag(ctx context.Context, name string, lag int64) error {
 // SetTablePlan stores a table's snapshot plan and estimate.
 func (s *Store) SetTablePlan(ctx context.Context, mirror, table string, plan json.RawMessage, total int, estimated int64) error {
 	_, err := s.pool.Exec(ctx, `
-UPDATE sluice.mirror_tables SET partitions = $3, partitions_total = $4, rows_estimated = $5, status = 'snapshot'
+UPDATE sluice.mirror_tables SET partitions = $3, partitions_total = $4, rows_estimated = $5,
+       status = CASE WHEN status = 'resync' THEN status ELSE 'snapshot' END
 WHERE mirror = $1 AND source_table = $2`, mirror, table, []byte(plan), total, estimated)
 	if err != nil {
 		return fmt.Errorf("set plan of %s in mirror %q: %w", table, mirror, err)

@@ -193,6 +193,8 @@ func (f *flow) step(ctx context.Context) error {
 		return f.snapshot(ctx, "")
 	case catalog.PhaseCDC:
 		return f.cdc(ctx)
+	case catalog.PhaseResync:
+		return f.swapAll(ctx)
 	case phaseCompleted:
 		return errFlowDone
 	}

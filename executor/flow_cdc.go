@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -47,33 +48,44 @@ func (f *flow) cdc(ctx context.Context) error {
 
 	tables := f.tables()
 	schemas := make(map[connectors.TableName]*connectors.TableSchema, len(tables))
-	dests := make([]postgres.DestTable, len(tables))
-	for i, t := range tables {
+	for _, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
 		if err != nil {
 			return err
 		}
+		schemas[t.source] = ts
+	}
+	last, _, err := postgres.LastLSN(ctx, dst, f.meta, f.m.Name)
+	if err != nil {
+		return err
+	}
+	applied := max(last, f.m.ConsistentLSN)
+	rs, start, shadows, copies, err := f.planResyncs(ctx, dst, applied, schemas)
+	if err != nil {
+		return err
+	}
+	dests := make([]postgres.DestTable, len(tables))
+	for i, t := range tables {
+		ts := schemas[t.source]
+		dest := t.dest
+		if sh, ok := shadows[t.source]; ok {
+			dest = sh
+		}
 		// Columns the source gained while the mirror was stopped.
-		added, err := postgres.AddMissingColumns(ctx, dst, t.dest, ts.Columns)
+		added, err := postgres.AddMissingColumns(ctx, dst, dest, ts.Columns)
 		if err != nil {
 			return err
 		}
-		if err := f.backfill(ctx, src, dst, t.source, t.dest, ts.PrimaryKey, added); err != nil {
+		if err := f.backfill(ctx, src, dst, t.source, dest, ts.PrimaryKey, added); err != nil {
 			return err
 		}
-		schemas[t.source] = ts
-		dests[i] = postgres.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
+		dests[i] = postgres.DestTable{Source: t.source, Dest: dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 	}
 	applier, err := postgres.NewApplier(ctx, dst, f.meta, f.m.Name, dests)
 	if err != nil {
 		return err
 	}
-	last, _, err := postgres.LastLSN(ctx, dst, f.meta, f.m.Name)
-	if err != nil {
-		return err
-	}
-	start := max(last, f.m.ConsistentLSN)
 	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
 	if err != nil {
 		return err
@@ -100,10 +112,28 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
 
-	b := &batcher{f: f, applier: applier, applied: start, dests: dests, dst: dst, chunk: addChunk(f.cfg.MaxBatchSize)}
+	b := &batcher{f: f, applier: applier, applied: applied, dests: dests, dst: dst, chunk: addChunk(f.cfg.MaxBatchSize), rs: rs}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(start)
-	return b.run(ctx, stream, src, srcMu)
+	if rs.catchingUp() {
+		// A heartbeat beyond everything: when it comes back, the tables
+		// catching up have caught up even if the source is idle.
+		srcMu.Lock()
+		err := postgres.EmitHeartbeat(ctx, src)
+		srcMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	wait := b.startCopies(cctx, copies, schemas)
+	err = b.run(ctx, stream, src, srcMu)
+	cancel()
+	wait()
+	if errors.Is(err, errRestart) {
+		return nil
+	}
+	return err
 }
 
 // addChunk is how many rows of a batch the batcher hands to the destination
@@ -168,6 +198,10 @@ type batcher struct {
 	added  int
 	begun  time.Time
 	walEnd uint64
+
+	// Table resyncs (flow_resync.go).
+	rs       *resyncs
+	beginLSN uint64 // where the commit of the transaction being received starts
 }
 
 const (
@@ -218,6 +252,11 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 		var r readResult
 		select {
 		case r = <-results:
+		case c := <-b.rs.doneCh():
+			if err := b.copyDone(ctx, c); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -275,6 +314,9 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 			if err := b.f.ex.cfg.Store.SetLag(ctx, b.f.m.Name, lag); err != nil {
 				return err
 			}
+			if err := b.pollResyncs(ctx); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -318,16 +360,29 @@ func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 	switch ev.Kind {
 	case postgres.EventBegin:
 		b.inTx = true
+		b.beginLSN = ev.LSN
 		// Its commit record starts at ev.LSN and ends beyond: when that is
 		// not before the applied position, the destination does not have
 		// the transaction.
 		b.txEarly = ev.LSN >= b.applied
 	case postgres.EventChange:
+		if b.rs.active() {
+			// Tables with a position of their own (a resync catching up)
+			// or whose changes are held (a truncate resync copying).
+			if !b.rs.wanted(ev.Change.Table, b.beginLSN, b.applied) {
+				return nil
+			}
+			b.txEarly = true // what is kept is wanted
+		}
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case postgres.EventCommit:
 		b.inTx = false
-		if ev.LSN <= b.applied {
+		if ev.LSN <= b.applied && b.rs.catchingUp() {
+			if b.changes.n == b.txStart {
+				return nil // nothing in it for a table catching up
+			}
+		} else if ev.LSN <= b.applied {
 			// Applied before a restart: the destination has it.
 			if b.added > b.txStart {
 				return fmt.Errorf("transaction ending at %s was applied before, and again", catalog.FormatLSN(ev.LSN))
@@ -354,6 +409,11 @@ func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 	case postgres.EventNewColumns:
 		return b.addColumns(ctx, ev)
 	case postgres.EventProgress:
+		if b.changes.n == 0 && b.rs.catchingUp() && ev.LSN > b.applied {
+			// Idle: every table has caught up to here.
+			b.endLSN = ev.LSN
+			return b.flush(ctx)
+		}
 		if b.changes.n == 0 && ev.LSN > b.acked {
 			b.setAcked(ev.LSN)
 		}
@@ -446,10 +506,14 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 // current transaction are in the destination transaction: the batch then
 // ends at that transaction's commit.
 func (b *batcher) flush(ctx context.Context) error {
-	if b.endLSN <= b.applied || b.added > b.txStart {
+	if b.added > b.txStart {
 		return nil
 	}
-	if b.txStart > 0 {
+	catchup := b.rs.catchingUp()
+	if b.txStart == 0 && b.endLSN <= b.applied {
+		return nil
+	}
+	if b.txStart > 0 || catchup {
 		start := time.Now()
 		counts, err := b.commit(ctx)
 		if err != nil {
@@ -467,23 +531,29 @@ func (b *batcher) flush(ctx context.Context) error {
 		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatLSN(b.endLSN),
 			"took", time.Since(b.begun), "tail", time.Since(start))
 	}
-	b.applied = b.endLSN
-	b.setAcked(b.applied)
+	b.applied = max(b.applied, b.endLSN)
 	b.changes.drop(b.txStart) // the current transaction's changes start the next batch
 	b.txStart, b.added, b.rows = 0, 0, 0
+	if catchup {
+		if err := b.caughtUp(ctx); err != nil {
+			return err
+		}
+	}
+	b.setAcked(b.applied)
 	return nil
 }
 
 // commit applies what remains of the batch's complete transactions and
 // commits the destination transaction.
 func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres.TableCounts, error) {
+	catchup := b.rs.catchingUp()
 	if !b.applier.InTx() {
 		recorded, err := b.applier.Begin(ctx)
 		if err != nil {
 			return nil, err
 		}
 		b.begun = time.Now()
-		if recorded >= b.endLSN {
+		if recorded >= b.endLSN && !catchup {
 			return nil, b.applier.Rollback(ctx) // applied before
 		}
 	}
@@ -493,11 +563,19 @@ func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres
 		}
 		b.added = b.txStart
 	}
+	if catchup {
+		return b.applier.CommitWith(ctx, b.endLSN, func(tx pgx.Tx) error {
+			return b.rs.record(ctx, tx, b.f.meta, b.f.m.Name, b.endLSN, max(b.applied, b.endLSN))
+		})
+	}
 	return b.applier.Commit(ctx, b.endLSN)
 }
 
 // setAcked acknowledges lsn, if beyond what was.
 func (b *batcher) setAcked(lsn uint64) {
+	if limit := b.rs.ackLimit(); limit > 0 {
+		lsn = min(lsn, limit)
+	}
 	if lsn > b.acked {
 		b.acked = lsn
 		b.ack.Store(lsn)

@@ -31,16 +31,38 @@ func (f *flow) setup(ctx context.Context) error {
 	for i, t := range tables {
 		sources[i] = t.source
 	}
+	resync := f.m.Resync != ""
+	if resync {
+		// A full resync replaces the slot and the publication, so that
+		// source schema changes and an invalidated slot are picked up.
+		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+			return err
+		}
+		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
+			return err
+		}
+	}
 	if err := postgres.CreatePublication(ctx, src, f.cfg.Publication, sources); err != nil {
 		return err
 	}
 	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
 		return err
 	}
+	if resync {
+		if err := postgres.ClearMirror(ctx, dst, f.meta, f.m.Name); err != nil {
+			return err
+		}
+	}
 	for _, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
 		if err != nil {
 			return err
+		}
+		if resync {
+			// The shadow table is made anew from the source's definition.
+			if _, err := dst.Exec(ctx, "DROP TABLE IF EXISTS "+t.dest.Quoted()); err != nil {
+				return fmt.Errorf("drop %s left by an earlier resync: %w", t.dest, err)
+			}
 		}
 		if err := f.createDestination(ctx, dst, t.dest, ts); err != nil {
 			return err
@@ -90,17 +112,23 @@ func (f *flow) createDestination(ctx context.Context, dst *pgx.Conn, dest connec
 
 // mirrorTable is a table mapping of the flow's mirror.
 type mirrorTable struct {
-	source, dest connectors.TableName
-	exclude      []string
-	catalog      catalog.MirrorTable
+	// dest is where the flow writes: live, or its shadow table while a
+	// full resync loads.
+	source, dest, live connectors.TableName
+	exclude            []string
+	catalog            catalog.MirrorTable
 }
 
 func (f *flow) tables() []mirrorTable {
 	out := make([]mirrorTable, len(f.m.Tables))
+	loading := f.m.Resync != "" && (f.m.Phase == catalog.PhaseSetup || f.m.Phase == catalog.PhaseSnapshot)
 	for i, t := range f.m.Tables {
 		src, _ := connectors.ParseTableName(t.Source)
 		dst, _ := connectors.ParseTableName(t.Destination)
-		out[i] = mirrorTable{source: src, dest: dst, exclude: t.Exclude, catalog: t}
+		out[i] = mirrorTable{source: src, dest: dst, live: dst, exclude: t.Exclude, catalog: t}
+		if loading {
+			out[i].dest = postgres.ShadowName(dst)
+		}
 	}
 	return out
 }

@@ -63,6 +63,20 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 			return err
 		}
 	}
+	if f.m.Resync != "" {
+		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseResync); err != nil {
+			return err
+		}
+		f.m.Phase = catalog.PhaseResync
+		return f.swapAll(ctx)
+	}
+	return f.loaded(ctx, src, dst, tables, schemas)
+}
+
+// loaded ends the initial load (the tables hold their data, under their
+// own names): foreign keys, then CDC, or the end of an initial_copy_only
+// mirror.
+func (f *flow) loaded(ctx context.Context, src, dst *pgx.Conn, tables []mirrorTable, schemas []*connectors.TableSchema) error {
 	if f.cfg.ReplicateForeignKeys {
 		if err := f.foreignKeys(ctx, src, dst, tables, schemas); err != nil {
 			return err
@@ -75,12 +89,21 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
 			return err
 		}
-		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, phaseCompleted); err != nil {
+		if err := f.finishPhase(ctx, phaseCompleted); err != nil {
 			return err
 		}
 		return errFlowDone
 	}
-	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseCDC)
+	return f.finishPhase(ctx, catalog.PhaseCDC)
+}
+
+// finishPhase moves the mirror to phase after its load, ending a full
+// resync if one is under way.
+func (f *flow) finishPhase(ctx context.Context, phase string) error {
+	if f.m.Resync != "" {
+		return f.ex.cfg.Store.FinishMirrorResync(ctx, f.m.Name, phase)
+	}
+	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, phase)
 }
 
 // smallTablePages bounds the tables whose rows are counted when the
@@ -255,6 +278,20 @@ func (f *flow) plan(ctx context.Context, src *pgx.Conn, t mirrorTable, ts *conne
 // finishTable builds what the load left out: the primary key, and the
 // source's indexes with replicate_indexes.
 func (f *flow) finishTable(ctx context.Context, src, dst *pgx.Conn, t mirrorTable, ts *connectors.TableSchema) error {
+	if t.dest != t.live {
+		// A full resync's shadow table gets the live table's indexes (the
+		// operator's own included), named so that the swap can rename
+		// them back.
+		exists, err := postgres.TableExists(ctx, dst, t.live)
+		if err != nil {
+			return err
+		}
+		if exists {
+			if err := postgres.BuildShadowIndexes(ctx, dst, t.live, t.dest); err != nil {
+				return err
+			}
+		}
+	}
 	if err := f.ensurePrimaryKey(ctx, dst, t.dest, ts); err != nil {
 		return err
 	}

@@ -25,6 +25,10 @@ func (s *session) mirrorStatement(ctx context.Context, st sqlext.Statement, w se
 		return s.setDesired(ctx, st.Name, st.IfExists, st.NamePos, catalog.DesiredPaused, "PAUSE MIRROR", w)
 	case *sqlext.ResumeMirror:
 		return s.setDesired(ctx, st.Name, st.IfExists, st.NamePos, catalog.DesiredRunning, "RESUME MIRROR", w)
+	case *sqlext.ResyncMirror:
+		return s.resyncMirror(ctx, st, w)
+	case *sqlext.ResyncTable:
+		return s.resyncTable(ctx, st, w)
 	case *sqlext.ExecuteMirror:
 		return sqlerr.New(pgerrcode.FeatureNotSupported,
 			"EXECUTE MIRROR (PeerDB query replication) is not supported")
@@ -158,6 +162,21 @@ func (e *Executor) teardown(ctx context.Context, m catalog.Mirror, dropTables bo
 	}
 	if err := postgres.ClearMirror(ctx, dst, meta, m.Name); err != nil {
 		return err
+	}
+	for _, t := range m.Tables {
+		// Shadow tables of a resync under way are Sluice's own.
+		if m.Resync == "" && t.ResyncStatus != catalog.ResyncPending && t.ResyncStatus != catalog.ResyncInProgress &&
+			t.ResyncStatus != catalog.ResyncFailed {
+			continue
+		}
+		name, err := connectors.ParseTableName(t.Destination)
+		if err != nil {
+			return err
+		}
+		shadow := postgres.ShadowName(name)
+		if _, err := dst.Exec(ctx, "DROP TABLE IF EXISTS "+shadow.Quoted()); err != nil {
+			return fmt.Errorf("drop resync table %s: %w", shadow, err)
+		}
 	}
 	if dropTables {
 		for _, t := range m.Tables {

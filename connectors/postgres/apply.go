@@ -356,6 +356,15 @@ func (a *Applier) table(name connectors.TableName) *tableState {
 // counts are empty. On error the transaction is rolled back (but when the
 // error is a failed COMMIT, the server may have committed).
 func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]TableCounts, error) {
+	return a.CommitWith(ctx, lsn, nil)
+}
+
+// CommitWith is Commit for a caller that keeps its own per-table positions
+// (a table resync catching up): when before is not nil, the transaction
+// commits even if lsn is not beyond the recorded position (which then
+// stays: it never moves back), and before runs in it first, to record
+// those positions.
+func (a *Applier) CommitWith(ctx context.Context, lsn uint64, before func(pgx.Tx) error) (map[connectors.TableName]TableCounts, error) {
 	if a.tx == nil {
 		return nil, errors.New("commit: no open transaction")
 	}
@@ -363,10 +372,16 @@ func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableN
 		a.abort(ctx)
 		return nil, errors.New("commit: no end lsn")
 	}
-	if a.recorded >= lsn {
+	if a.recorded >= lsn && before == nil {
 		return map[connectors.TableName]TableCounts{}, a.Rollback(ctx)
 	}
-	if err := SetLSN(ctx, a.tx, a.meta, a.mirror, lsn); err != nil {
+	if before != nil {
+		if err := before(a.tx); err != nil {
+			a.abort(ctx)
+			return nil, err
+		}
+	}
+	if err := SetLSN(ctx, a.tx, a.meta, a.mirror, max(lsn, a.recorded)); err != nil {
 		a.abort(ctx)
 		return nil, err
 	}

@@ -34,6 +34,15 @@ const (
 	rows bigint NOT NULL,
 	done_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (mirror, source_table, partition))`
+	metaTableStateDDL = `CREATE TABLE IF NOT EXISTS %s.table_state (
+	mirror text,
+	source_table text,
+	stage text NOT NULL,
+	strategy text NOT NULL,
+	lsn bigint NOT NULL DEFAULT 0,
+	saved jsonb,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (mirror, source_table))`
 )
 
 func metaSchema(meta string) string {
@@ -55,6 +64,7 @@ func EnsureMetadata(ctx context.Context, conn *pgx.Conn, meta string) error {
 		"CREATE SCHEMA IF NOT EXISTS " + s,
 		fmt.Sprintf(metaMirrorStateDDL, s),
 		fmt.Sprintf(metaPartitionsDDL, s),
+		fmt.Sprintf(metaTableStateDDL, s),
 	} {
 		if err := execRetryingUnique(ctx, conn, sql); err != nil {
 			return fmt.Errorf("create metadata schema %s: %w", s, err)
@@ -160,13 +170,14 @@ ON CONFLICT (mirror, source_table, partition) DO UPDATE SET rows = excluded.rows
 	return nil
 }
 
-// ClearMirror deletes everything recorded for mirror (its position and its
-// done partitions), for DROP MIRROR or a full resync. Idempotent.
+// ClearMirror deletes everything recorded for mirror (its position, its
+// done partitions and its table resync states), for DROP MIRROR or a full resync. Idempotent.
 func ClearMirror(ctx context.Context, conn *pgx.Conn, meta, mirror string) error {
 	s := metaSchema(meta)
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM "+s+".mirror_state WHERE mirror = $1", mirror)
 	b.Queue("DELETE FROM "+s+".snapshot_partitions WHERE mirror = $1", mirror)
+	b.Queue("DELETE FROM "+s+".table_state WHERE mirror = $1", mirror)
 	if err := sendInTx(ctx, conn, b); err != nil {
 		return fmt.Errorf("clear metadata of mirror %s: %w", mirror, err)
 	}

@@ -1,0 +1,612 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// Table resync (RESYNC TABLE), inside the CDC phase. The mirror's slot is
+// kept and the other tables keep streaming; the table goes through stages
+// recorded on the destination (postgres.TableState), each entered in the
+// transaction that finished the one before:
+//
+//  1. copy: a temporary slot gives a snapshot and its consistent point L;
+//     the table is copied under that snapshot, into itself emptied
+//     (truncate: its indexes and the foreign keys that involve it are
+//     dropped first and rebuilt after) or into a shadow table (swap: the
+//     live table keeps receiving changes meanwhile). While a copy runs,
+//     the mirror acknowledges nothing beyond where its stream started, so
+//     the slot keeps every change committed after L; the truncate
+//     strategy drops the table's changes meanwhile.
+//  2. catchup: the copy committed with L as the table's own position. The
+//     stream restarts from the lowest position of all, and a change is
+//     applied only when its transaction commits after its table's
+//     position, so the table receives exactly its changes after L (into
+//     the shadow table, with swap) while the others skip what they have.
+//     Every batch records the positions it reached; acknowledgements stay
+//     at the lowest.
+//  3. swap (swap strategy): once caught up with the mirror, the shadow
+//     table replaces the live one in one destination transaction.
+//
+// A copy killed half-way starts over (a snapshot does not survive its
+// connection); the other stages resume where the destination says.
+
+// errRestart ends the CDC phase so that it starts again at once: after a
+// table copy, to replay its changes, or to begin a requested resync.
+var errRestart = errors.New("restart the stream")
+
+// resyncs is what the batcher knows of table resyncs. A nil *resyncs is
+// valid and means none.
+type resyncs struct {
+	// pos holds the tables catching up: their own positions, below the
+	// mirror's.
+	pos map[connectors.TableName]uint64
+	// hold holds the tables being copied with the truncate strategy: their
+	// changes are dropped (they are replayed after the copy).
+	hold map[connectors.TableName]bool
+	// strategy of every table with a resync under way here.
+	strategy map[connectors.TableName]string
+	// copying counts copies running; capAt is the acknowledgement limit
+	// while they run.
+	copying int
+	capAt   uint64
+	done    chan copyResult
+	// caught lists the tables the last batch brought up to the mirror.
+	caught []connectors.TableName
+}
+
+type copyResult struct {
+	table connectors.TableName
+	err   error
+}
+
+func newResyncs() *resyncs {
+	return &resyncs{pos: map[connectors.TableName]uint64{}, hold: map[connectors.TableName]bool{},
+		strategy: map[connectors.TableName]string{}, done: make(chan copyResult, 64)}
+}
+
+// doneCh is where copies report (nil, which blocks, when r is nil).
+func (r *resyncs) doneCh() chan copyResult {
+	if r == nil {
+		return nil
+	}
+	return r.done
+}
+
+// pollResyncs restarts the stream when a table resync was requested and
+// no copy is running (copies start with the stream, before any change of
+// their table is received).
+func (b *batcher) pollResyncs(ctx context.Context) error {
+	if b.rs == nil || b.rs.copying > 0 {
+		return nil
+	}
+	m, err := b.f.ex.cfg.Store.GetMirror(ctx, b.f.m.Name)
+	if err != nil {
+		return err
+	}
+	for _, t := range m.Tables {
+		if t.ResyncStatus != catalog.ResyncPending {
+			continue
+		}
+		name, err := connectors.ParseTableName(t.Source)
+		if err != nil {
+			return err
+		}
+		if _, ok := b.rs.strategy[name]; !ok {
+			return errRestart
+		}
+	}
+	return nil
+}
+
+func (r *resyncs) active() bool { return r != nil && (len(r.pos) > 0 || len(r.hold) > 0) }
+
+func (r *resyncs) catchingUp() bool { return r != nil && len(r.pos) > 0 }
+
+// wanted reports whether a change of table in a transaction whose commit
+// starts at begin is to be applied, the mirror being at applied.
+func (r *resyncs) wanted(table connectors.TableName, begin, applied uint64) bool {
+	if r.hold[table] {
+		return false
+	}
+	if p, ok := r.pos[table]; ok {
+		return begin >= p
+	}
+	return begin >= applied
+}
+
+// ackLimit is the highest position that may be acknowledged (0: no limit).
+func (r *resyncs) ackLimit() uint64 {
+	if r == nil {
+		return 0
+	}
+	limit := uint64(0)
+	if r.copying > 0 {
+		limit = r.capAt
+	}
+	for _, p := range r.pos {
+		if limit == 0 || p < limit {
+			limit = p
+		}
+	}
+	return limit
+}
+
+// record runs in the transaction of a batch ending at end, after which the
+// mirror is at applied: every table catching up has its changes up to end.
+func (r *resyncs) record(ctx context.Context, tx pgx.Tx, meta, mirror string, end, applied uint64) error {
+	r.caught = r.caught[:0]
+	for t, p := range r.pos {
+		if end <= p {
+			continue
+		}
+		st := postgres.TableState{Table: t, Stage: postgres.StageCatchup, Strategy: r.strategy[t], LSN: end}
+		if end >= applied {
+			r.caught = append(r.caught, t)
+			if r.strategy[t] == strategyTruncate {
+				if err := postgres.DeleteTableState(ctx, tx, meta, mirror, t); err != nil {
+					return err
+				}
+				continue
+			}
+			st.Stage = postgres.StageSwap
+		}
+		if err := postgres.PutTableState(ctx, tx, meta, mirror, st); err != nil {
+			return err
+		}
+	}
+	for _, t := range r.caught {
+		delete(r.pos, t)
+	}
+	for t := range r.pos {
+		r.pos[t] = max(r.pos[t], end)
+	}
+	return nil
+}
+
+// caughtUp finishes the resyncs of the tables the last batch brought up to
+// the mirror: a truncate resync is done; a swap resync swaps its table in.
+func (b *batcher) caughtUp(ctx context.Context) error {
+	for _, t := range b.rs.caught {
+		if b.rs.strategy[t] == strategyTruncate {
+			if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, t.String(), catalog.ResyncDone, ""); err != nil {
+				return err
+			}
+			b.f.log.InfoContext(ctx, "table resync done", "table", t.String())
+			continue
+		}
+		for i := range b.dests {
+			d := &b.dests[i]
+			if d.Source != t {
+				continue
+			}
+			live, err := b.f.liveName(t)
+			if err != nil {
+				return err
+			}
+			if err := b.f.finishSwap(ctx, b.dst, t, live, d.Schema); err != nil {
+				return err
+			}
+			d.Dest = live
+		}
+		b.applier.SetTables(b.dests)
+	}
+	b.rs.caught = b.rs.caught[:0]
+	return nil
+}
+
+// liveName is the mapped destination of source table t.
+func (f *flow) liveName(t connectors.TableName) (connectors.TableName, error) {
+	for _, mt := range f.tables() {
+		if mt.source == t {
+			return mt.dest, nil
+		}
+	}
+	return connectors.TableName{}, fmt.Errorf("table %s is not in mirror %q", t, f.m.Name)
+}
+
+// Resync strategies.
+const (
+	strategySwap     = "swap"
+	strategyTruncate = "truncate"
+)
+
+// planResyncs reads the destination's table resync states and the
+// catalog's requests: it finishes swaps left to do, returns the batcher's
+// resync state with the stream's start position (the lowest of the
+// mirror's and the tables'), the destination each table's changes go to,
+// and the copies to start.
+func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, schemas map[connectors.TableName]*connectors.TableSchema) (*resyncs, uint64, map[connectors.TableName]connectors.TableName, []resyncCopy, error) {
+	states, err := postgres.TableStates(ctx, dst, f.meta, f.m.Name)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	rs := newResyncs()
+	start := applied
+	dests := make(map[connectors.TableName]connectors.TableName)
+	var copies []resyncCopy
+	for _, t := range f.tables() {
+		st, has := states[t.source]
+		if has && st.Stage == postgres.StageCatchup && st.LSN >= applied {
+			// Caught up already (the stream passed it before a restart).
+			st.Stage = postgres.StageSwap
+			if st.Strategy == strategyTruncate {
+				if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t.source); err != nil {
+					return nil, 0, nil, nil, err
+				}
+				if err := f.ex.cfg.Store.SetTableResync(ctx, f.m.Name, t.source.String(), catalog.ResyncDone, ""); err != nil {
+					return nil, 0, nil, nil, err
+				}
+				continue
+			}
+			if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
+				return nil, 0, nil, nil, err
+			}
+		}
+		switch {
+		case has && st.Stage == postgres.StageSwap:
+			if err := f.finishSwap(ctx, dst, t.source, t.dest, schemas[t.source]); err != nil {
+				return nil, 0, nil, nil, err
+			}
+		case has && st.Stage == postgres.StageCatchup:
+			rs.pos[t.source] = st.LSN
+			rs.strategy[t.source] = st.Strategy
+			start = min(start, st.LSN)
+			if st.Strategy == strategySwap {
+				dests[t.source] = postgres.ShadowName(t.dest)
+			}
+		case has && st.Stage == postgres.StageCopy:
+			copies = append(copies, resyncCopy{table: t, strategy: st.Strategy, state: &st})
+		case t.catalog.ResyncStatus == catalog.ResyncPending || t.catalog.ResyncStatus == catalog.ResyncInProgress:
+			strategy := t.catalog.ResyncStrategy
+			if strategy == "" {
+				strategy = f.cfg.ResyncStrategy
+			}
+			copies = append(copies, resyncCopy{table: t, strategy: strategy})
+		}
+	}
+	for _, c := range copies {
+		rs.strategy[c.table.source] = c.strategy
+		if c.strategy == strategyTruncate {
+			rs.hold[c.table.source] = true
+		}
+	}
+	rs.copying = len(copies)
+	rs.capAt = start
+	return rs, start, dests, copies, nil
+}
+
+// resyncCopy is a table copy to run.
+type resyncCopy struct {
+	table    mirrorTable
+	strategy string
+	state    *postgres.TableState // the destination's record of an earlier attempt, if any
+}
+
+// startCopies runs the copies, each in a goroutine reporting to rs.done.
+// They stop when ctx ends; the caller waits for them with wait.
+func (b *batcher) startCopies(ctx context.Context, copies []resyncCopy, schemas map[connectors.TableName]*connectors.TableSchema) (wait func()) {
+	done := make(chan struct{}, len(copies))
+	for _, c := range copies {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			err := b.f.copyTable(ctx, c, schemas[c.table.source])
+			b.rs.done <- copyResult{table: c.table.source, err: err}
+		}()
+	}
+	return func() {
+		for range copies {
+			<-done
+		}
+	}
+}
+
+// copyDone handles a copy's end in the batcher: an error fails the flow
+// (the copy starts over after the backoff); when the last copy is done,
+// the stream restarts to replay the copied tables' changes.
+func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
+	if r.err != nil {
+		if ctx.Err() == nil {
+			_ = b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error())
+		}
+		return fmt.Errorf("resync of %s: %w", r.table, r.err)
+	}
+	b.rs.copying--
+	if b.rs.copying == 0 {
+		return errRestart
+	}
+	return nil
+}
+
+// truncateSaved is what the truncate strategy removes from the destination
+// before emptying a table, to put back after the copy.
+type truncateSaved struct {
+	Indexes     []postgres.IndexDef      `json:"indexes"`
+	ForeignKeys []postgres.ForeignKeyDef `json:"foreign_keys"`
+}
+
+// copyTable is stage 1 of a table resync: it copies the table under a
+// snapshot of its own and records the copy's position (stage catchup).
+func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.TableSchema) error {
+	store := f.ex.cfg.Store
+	name := c.table.source.String()
+	if err := store.SetTableResync(ctx, f.m.Name, name, catalog.ResyncInProgress, ""); err != nil {
+		return err
+	}
+	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := f.dst.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	live := c.table.dest
+	if c.strategy == strategySwap {
+		if err := postgres.CheckSwappable(ctx, dst, live); err != nil {
+			return err
+		}
+	}
+	repl, err := f.src.ConnectReplication(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, fmt.Sprintf("sluice_resync_%016x", rand.Uint64()), "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return fmt.Errorf("create temporary slot for the copy: %w", err)
+	}
+	at, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return fmt.Errorf("parse consistent point %q: %w", res.ConsistentPoint, err)
+	}
+	lsn := uint64(at)
+	f.log.InfoContext(ctx, "table resync: copying", "table", name, "strategy", c.strategy, "lsn", catalog.FormatLSN(lsn))
+	_ = store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("copying %s (%s) as of %s", name, c.strategy, catalog.FormatLSN(lsn)))
+
+	target := live
+	var saved *truncateSaved
+	switch c.strategy {
+	case strategySwap:
+		target = postgres.ShadowName(live)
+		if err := postgres.CreateShadow(ctx, dst, live, target); err != nil {
+			return err
+		}
+		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy}
+		if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
+			return err
+		}
+	case strategyTruncate:
+		if saved, err = f.emptyTable(ctx, dst, c, live); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown resync strategy %q", c.strategy)
+	}
+	if err := postgres.ClearTable(ctx, dst, f.meta, f.m.Name, c.table.source); err != nil {
+		return err
+	}
+	one := mirrorTable{source: c.table.source, dest: target, live: live, exclude: c.table.exclude,
+		catalog: catalog.MirrorTable{Source: name, Destination: target.String()}}
+	if err := f.loadTables(ctx, src, dst, res.SnapshotName, []mirrorTable{one}, []*connectors.TableSchema{ts}); err != nil {
+		return err
+	}
+	switch c.strategy {
+	case strategySwap:
+		if err := postgres.BuildShadowIndexes(ctx, dst, live, target); err != nil {
+			return err
+		}
+		if err := f.ensurePrimaryKey(ctx, dst, target, ts); err != nil {
+			return err
+		}
+	case strategyTruncate:
+		if err := f.restoreSaved(ctx, dst, live, saved); err != nil {
+			return err
+		}
+		if err := f.ensurePrimaryKey(ctx, dst, live, ts); err != nil {
+			return err
+		}
+	}
+	st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCatchup, Strategy: c.strategy, LSN: lsn}
+	if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
+		return err
+	}
+	if err := postgres.ClearTable(ctx, dst, f.meta, f.m.Name, c.table.source); err != nil {
+		return err
+	}
+	return store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("copied %s; applying its changes since %s", name, catalog.FormatLSN(lsn)))
+}
+
+// emptyTable prepares a truncate copy: it records the table's indexes and
+// the foreign keys that involve it, drops them and empties the table, in
+// one transaction. After a crash the record is reused: the table no longer
+// has what it lists.
+func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live connectors.TableName) (*truncateSaved, error) {
+	saved := &truncateSaved{}
+	if c.state != nil && c.state.Saved != nil {
+		if err := json.Unmarshal(c.state.Saved, saved); err != nil {
+			return nil, fmt.Errorf("decode saved objects of %s: %w", live, err)
+		}
+	} else {
+		var err error
+		if saved.Indexes, err = postgres.TableIndexes(ctx, dst, live); err != nil {
+			return nil, err
+		}
+		if saved.ForeignKeys, err = foreignKeysOf(ctx, dst, live); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := json.Marshal(saved)
+	if err != nil {
+		return nil, err
+	}
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy, Saved: raw}
+		if err := postgres.PutTableState(ctx, tx, f.meta, f.m.Name, st); err != nil {
+			return err
+		}
+		for _, fk := range saved.ForeignKeys {
+			if _, err := tx.Exec(ctx, fk.DropDDL()); err != nil {
+				return fmt.Errorf("drop foreign key %s: %w", fk.Name, err)
+			}
+		}
+		for _, ix := range saved.Indexes {
+			drop := "DROP INDEX IF EXISTS " + pgx.Identifier{live.Schema, ix.Name}.Sanitize()
+			if ix.Constraint {
+				drop = "ALTER TABLE " + live.Quoted() + " DROP CONSTRAINT IF EXISTS " + pgx.Identifier{ix.Name}.Sanitize()
+			}
+			if _, err := tx.Exec(ctx, drop); err != nil {
+				return fmt.Errorf("drop index %s: %w", ix.Name, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, "TRUNCATE "+live.Quoted()); err != nil {
+			return fmt.Errorf("truncate %s: %w", live, err)
+		}
+		return nil
+	})
+	return saved, err
+}
+
+// restoreSaved rebuilds what emptyTable dropped. Idempotent.
+func (f *flow) restoreSaved(ctx context.Context, dst *pgx.Conn, live connectors.TableName, saved *truncateSaved) error {
+	for _, ix := range saved.Indexes {
+		var exists bool
+		err := dst.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{live.Schema, ix.Name}.Sanitize()).Scan(&exists)
+		if err != nil {
+			return fmt.Errorf("look up index %s: %w", ix.Name, err)
+		}
+		if exists {
+			continue
+		}
+		if _, err := dst.Exec(ctx, ix.Create); err != nil {
+			return fmt.Errorf("rebuild index %s on %s: %w", ix.Name, live, err)
+		}
+	}
+	for _, fk := range saved.ForeignKeys {
+		if _, err := dst.Exec(ctx, fk.AddDDL(true)); err != nil {
+			return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
+		}
+	}
+	return nil
+}
+
+// foreignKeysOf lists the foreign keys that involve table: those that
+// reference it and its own.
+func foreignKeysOf(ctx context.Context, q postgres.Querier, table connectors.TableName) ([]postgres.ForeignKeyDef, error) {
+	fks, err := postgres.ReferencingForeignKeys(ctx, q, table)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, `
+SELECT con.conname::text, pg_get_constraintdef(con.oid)
+FROM pg_constraint con WHERE con.conrelid = $1::regclass AND con.contype = 'f' AND con.confrelid <> con.conrelid
+ORDER BY con.conname`, table.Quoted())
+	if err != nil {
+		return nil, fmt.Errorf("list foreign keys of %s: %w", table, err)
+	}
+	own, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (postgres.ForeignKeyDef, error) {
+		d := postgres.ForeignKeyDef{Table: table}
+		return d, r.Scan(&d.Name, &d.Definition)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list foreign keys of %s: %w", table, err)
+	}
+	return append(fks, own...), nil
+}
+
+// finishSwap swaps the caught-up shadow of source table t in for live, in
+// one destination transaction that also ends the table's resync, carrying
+// soft-deleted rows over first. Readers of live wait for it (it takes an
+// exclusive lock) but never see the table missing or empty.
+func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors.TableName, ts *connectors.TableSchema) error {
+	shadow := postgres.ShadowName(live)
+	began := time.Now()
+	var rep postgres.SwapReport
+	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if f.cfg.SoftDeleteColumn != "" {
+			if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
+				return err
+			}
+		}
+		var err error
+		if rep, err = postgres.SwapTable(ctx, tx, live, shadow); err != nil {
+			return err
+		}
+		return postgres.DeleteTableState(ctx, tx, f.meta, f.m.Name, t)
+	})
+	took := time.Since(began)
+	store := f.ex.cfg.Store
+	if errors.Is(err, postgres.ErrNoShadow) {
+		// Changes since the copy went to the shadow table: without it the
+		// table must be copied again.
+		if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t); err != nil {
+			return err
+		}
+		return store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed,
+			fmt.Sprintf("shadow table %s disappeared before the swap; %s misses changes: run RESYNC TABLE %s.%s again", shadow, live, f.m.Name, t))
+	}
+	if err != nil {
+		_ = store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed, err.Error())
+		return fmt.Errorf("swap %s in for %s: %w", shadow, live, err)
+	}
+	if err := store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncDone, ""); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("swapped the resynced copy of %s in for %s in %s", t, live, took.Round(time.Millisecond))
+	if len(rep.ForeignKeys) > 0 {
+		msg += fmt.Sprintf("; foreign keys re-added NOT VALID: %s", strings.Join(rep.ForeignKeys, ", "))
+	}
+	if len(rep.Views) > 0 {
+		msg += fmt.Sprintf("; views recreated: %s", strings.Join(rep.Views, ", "))
+	}
+	f.log.InfoContext(ctx, "table resync done", "table", t.String(), "swap", took)
+	return store.AddEvent(ctx, f.m.Name, "resync", msg)
+}
+
+// carrySoftDeleted copies into shadow the rows of live marked deleted that
+// shadow lacks (by primary key), for the columns both have.
+func carrySoftDeleted(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, ts *connectors.TableSchema, softCol string) error {
+	rows, err := tx.Query(ctx, `
+SELECT quote_ident(a.attname) FROM pg_attribute a
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+  AND EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = $2::regclass AND b.attname = a.attname
+              AND b.attnum > 0 AND NOT b.attisdropped AND b.attgenerated = '')
+ORDER BY a.attnum`, live.Quoted(), shadow.Quoted())
+	if err != nil {
+		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
+	}
+	if len(cols) == 0 {
+		return nil
+	}
+	var match []string
+	for _, k := range ts.PrimaryKey {
+		q := pgx.Identifier{k}.Sanitize()
+		match = append(match, "s."+q+" = l."+q)
+	}
+	list := strings.Join(cols, ", ")
+	sql := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s l WHERE l.%s AND NOT EXISTS (SELECT FROM %s s WHERE %s)`,
+		shadow.Quoted(), list, "l."+strings.Join(cols, ", l."), live.Quoted(), pgx.Identifier{softCol}.Sanitize(),
+		shadow.Quoted(), strings.Join(match, " AND "))
+	if _, err := tx.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
+	}
+	return nil
+}

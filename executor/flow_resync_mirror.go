@@ -1,0 +1,119 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// Full-mirror resync (RESYNC MIRROR). The mirror runs SETUP and SNAPSHOT
+// again, with a new slot and publication, into shadow tables
+// (postgres.ShadowName) made from the source's current definitions, while
+// the live tables stay as they are; then the RESYNC phase (swapAll) swaps
+// every shadow table in, in one destination transaction, and CDC streams
+// from the new slot's consistent point. Each phase is resumable like those
+// of a new mirror; the swap is atomic, so after a crash either every table
+// or none was swapped.
+
+// swapAll is the RESYNC phase: soft-deleted rows are carried from the live
+// tables into the shadow tables, then all shadow tables replace the live
+// ones in one destination transaction.
+func (f *flow) swapAll(ctx context.Context) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	dst, err := f.dst.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer dst.Close(context.Background())
+	tables := f.tables()
+	schemas := make([]*connectors.TableSchema, len(tables))
+	for i, t := range tables {
+		if schemas[i], err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
+			return err
+		}
+	}
+	pending := 0
+	for _, t := range tables {
+		exists, err := postgres.TableExists(ctx, dst, postgres.ShadowName(t.live))
+		if err != nil {
+			return err
+		}
+		if exists {
+			pending++
+		}
+	}
+	began := time.Now()
+	var notes []string
+	if pending > 0 {
+		// All or none: a crash after the commit finds no shadow table.
+		err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+			for i, t := range tables {
+				n, err := f.swapOne(ctx, tx, t.live, schemas[i])
+				if err != nil {
+					return err
+				}
+				notes = append(notes, n...)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("swap resynced tables in: %w", err)
+		}
+	}
+	msg := fmt.Sprintf("swapped %d resynced table(s) in, in %s", len(tables), time.Since(began).Round(time.Millisecond))
+	if len(notes) > 0 {
+		msg += "; " + strings.Join(notes, "; ")
+	}
+	if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", msg); err != nil {
+		return err
+	}
+	f.log.InfoContext(ctx, "full resync: tables swapped in", "tables", len(tables))
+	return f.loaded(ctx, src, dst, tables, schemas)
+}
+
+// swapOne replaces live by its shadow table in tx. A live table that is
+// gone is simply replaced.
+func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, live connectors.TableName, ts *connectors.TableSchema) ([]string, error) {
+	shadow := postgres.ShadowName(live)
+	exists, err := postgres.TableExists(ctx, tx, live)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		_, err := tx.Exec(ctx, "ALTER TABLE "+shadow.Quoted()+" RENAME TO "+pgx.Identifier{live.Name}.Sanitize())
+		if err != nil {
+			return nil, fmt.Errorf("rename %s to %s: %w", shadow, live, err)
+		}
+		return []string{fmt.Sprintf("%s was missing and was created", live)}, nil
+	}
+	if f.cfg.SoftDeleteColumn != "" {
+		if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
+			return nil, err
+		}
+	}
+	rep, err := postgres.SwapTable(ctx, tx, live, shadow)
+	if errors.Is(err, postgres.ErrNoShadow) {
+		return nil, fmt.Errorf("shadow table %s is missing while others were not swapped in yet: run RESYNC MIRROR %s again", shadow, f.m.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var notes []string
+	if len(rep.ForeignKeys) > 0 {
+		notes = append(notes, fmt.Sprintf("foreign keys re-added NOT VALID: %s", strings.Join(rep.ForeignKeys, ", ")))
+	}
+	if len(rep.Views) > 0 {
+		notes = append(notes, fmt.Sprintf("views recreated: %s", strings.Join(rep.Views, ", ")))
+	}
+	return notes, nil
+}

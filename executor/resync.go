@@ -1,0 +1,201 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/sqlerr"
+	"github.com/sluicedb/sluice/sqlext"
+)
+
+// resyncMirror validates, then puts the whole mirror through a resync: new
+// slot and publication, shadow tables loaded, swapped in at once (see
+// flow_resync_mirror.go). A failing validation changes nothing.
+func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w server.ResultWriter) error {
+	const tag = "RESYNC MIRROR"
+	for _, o := range st.Options {
+		return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: RESYNC MIRROR accepts no options", o.Key).
+			WithPosition(int(o.Pos))
+	}
+	m, err := s.getMirror(ctx, st.Name, st.NamePos)
+	if err != nil {
+		if st.IfExists && isCode(err, pgerrcode.UndefinedObject) {
+			_ = w.Notice(sqlerr.Notice("mirror %q does not exist, skipping", st.Name))
+			return w.Complete(tag)
+		}
+		return err
+	}
+	if m.Resync != "" {
+		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of mirror %q is already under way (phase %s)", m.Name, m.Phase).
+			WithPosition(int(st.NamePos)).
+			WithHint("Watch it with SELECT * FROM mirrors; it resumes by itself after a restart.")
+	}
+	if err := s.validateResync(ctx, m); err != nil {
+		return err
+	}
+	s.ex.sup.stop(m.Name)
+	if err := s.ex.cfg.Store.StartMirrorResync(ctx, m.Name); err != nil {
+		if m.Desired == catalog.DesiredRunning {
+			s.ex.sup.start(m.Name)
+		}
+		return err
+	}
+	if m.Desired == catalog.DesiredRunning {
+		s.ex.sup.start(m.Name)
+	} else {
+		_ = w.Notice(sqlerr.Notice("mirror %q is paused: the resync starts when it is resumed", m.Name))
+	}
+	s.ex.cfg.Logger.InfoContext(ctx, "mirror resync started", "mirror", m.Name)
+	return w.Complete(tag)
+}
+
+// validateResync checks that both peers are reachable, the source can
+// still be one, and every source table can still be mirrored.
+func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
+	srcCfg, err := s.ex.postgresPeer(ctx, m.SourcePeer)
+	if err != nil {
+		return err
+	}
+	info, err := srcCfg.Inspect(ctx)
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to source peer %q: %v",
+			m.Name, m.SourcePeer, err)
+	}
+	if ok, why := info.CanBeSource(); !ok {
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", m.SourcePeer, why)
+	}
+	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: %v", m.Name, err)
+	}
+	defer src.Close(context.Background())
+	dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
+	if err != nil {
+		return err
+	}
+	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
+			m.Name, m.DestinationPeer, err)
+	}
+	defer dst.Close(context.Background())
+	for _, t := range m.Tables {
+		source, _ := connectors.ParseTableName(t.Source)
+		ts, err := postgres.DescribeTable(ctx, src, source, t.Exclude)
+		if err != nil {
+			return describeError(err, mapping{source: source})
+		}
+		if len(ts.PrimaryKey) == 0 {
+			return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", source)
+		}
+		dest, _ := connectors.ParseTableName(t.Destination)
+		if err := postgres.CheckSwappable(ctx, dst, dest); err != nil && !errors.Is(err, postgres.ErrTableNotFound) {
+			return sqlerr.New(pgerrcode.DependentObjectsStillExist, "resync mirror %q: %v", m.Name, err).
+				WithHint("The mirror is unchanged.")
+		}
+	}
+	return nil
+}
+
+// resyncTable asks for a resync of one table; the mirror's flow runs it
+// while the other tables keep streaming (see flow_resync.go).
+func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w server.ResultWriter) error {
+	const tag = "RESYNC TABLE"
+	m, err := s.getMirror(ctx, st.Mirror, st.NamePos)
+	if err != nil {
+		return err
+	}
+	strategy := configOf(m.Options).ResyncStrategy
+	if strategy == "" {
+		strategy = strategyTruncate
+	}
+	for _, o := range st.Options {
+		if o.Key != "strategy" {
+			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: RESYNC TABLE accepts strategy", o.Key).
+				WithPosition(int(o.Pos))
+		}
+		switch v := strings.ToLower(o.Value.Text); v {
+		case strategySwap, strategyTruncate:
+			strategy = v
+		default:
+			return sqlerr.New(pgerrcode.InvalidParameterValue, "invalid value for option \"strategy\": %q is not swap or truncate", o.Value.Text).
+				WithPosition(int(o.Value.Pos))
+		}
+	}
+	schema := st.Table.Schema
+	if schema == "" {
+		schema = "public"
+	}
+	table := connectors.TableName{Schema: schema, Name: st.Table.Name}
+	var mt *catalog.MirrorTable
+	for i := range m.Tables {
+		if m.Tables[i].Source == table.String() {
+			mt = &m.Tables[i]
+		}
+	}
+	if mt == nil {
+		return sqlerr.New(pgerrcode.UndefinedTable, "table %s is not in mirror %q", table, m.Name).
+			WithPosition(int(st.Table.Pos)).
+			WithHint("Name the source table, as in SELECT source_table FROM mirror_tables WHERE mirror = '%s'.", m.Name)
+	}
+	switch {
+	case m.Resync != "":
+		return sqlerr.New(pgerrcode.ObjectInUse, "mirror %q is being resynced as a whole", m.Name).WithPosition(int(st.NamePos))
+	case m.Phase == phaseCompleted:
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "mirror %q has completed its initial copy and has nothing to stream", m.Name).
+			WithPosition(int(st.NamePos)).
+			WithHint("Use RESYNC MIRROR to copy it again.")
+	case m.Phase != catalog.PhaseCDC:
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "mirror %q is in its initial load (%s): its tables can be resynced once it streams", m.Name, m.Phase).
+			WithPosition(int(st.NamePos))
+	case mt.ResyncStatus == catalog.ResyncPending || mt.ResyncStatus == catalog.ResyncInProgress:
+		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
+			WithPosition(int(st.Table.Pos))
+	}
+	if strategy == strategySwap {
+		if err := s.checkSwappable(ctx, m, mt); err != nil {
+			return err
+		}
+	}
+	if err := s.ex.cfg.Store.StartTableResync(ctx, m.Name, table.String(), strategy); err != nil {
+		if errors.Is(err, catalog.ErrResyncInProgress) {
+			return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
+				WithPosition(int(st.Table.Pos))
+		}
+		return err
+	}
+	if m.Desired == catalog.DesiredRunning {
+		s.ex.sup.start(m.Name) // a running flow picks the request up within seconds
+	} else {
+		_ = w.Notice(sqlerr.Notice("mirror %q is paused: the resync of %s starts when it is resumed", m.Name, table))
+	}
+	s.ex.cfg.Logger.InfoContext(ctx, "table resync requested", "mirror", m.Name, "table", table.String(), "strategy", strategy)
+	return w.Complete(tag)
+}
+
+// checkSwappable refuses a swap whose destination table has dependent
+// objects the swap cannot carry over, before anything changes.
+func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable) error {
+	dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
+	if err != nil {
+		return err
+	}
+	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to destination peer %q: %v",
+			m.DestinationPeer, err)
+	}
+	defer dst.Close(context.Background())
+	dest, _ := connectors.ParseTableName(mt.Destination)
+	if err := postgres.CheckSwappable(ctx, dst, dest); err != nil {
+		return sqlerr.New(pgerrcode.DependentObjectsStillExist, "cannot resync %s with the swap strategy: %v", mt.Source, err).
+			WithHint("Use strategy = 'truncate', or drop the dependent object first. The mirror is unchanged.")
+	}
+	return nil
+}
