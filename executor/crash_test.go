@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,7 +153,32 @@ func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
+	t.Fatalf("timed out waiting for %s; last events:\n%s", what, lastEvents(p))
+}
+
+// lastEvents renders the newest mirror events, for a failure message.
+func lastEvents(p *process) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.url())
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT * FROM (SELECT mirror || ' ' || kind || ': ' || message, at FROM mirror_events ORDER BY at DESC LIMIT 15) e ORDER BY at`)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for rows.Next() {
+		var line string
+		var at time.Time
+		if err := rows.Scan(&line, &at); err != nil {
+			return err.Error()
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestKillAndRestart(t *testing.T) {
@@ -239,5 +265,67 @@ func TestKillDuringSetup(t *testing.T) {
 	var slots int
 	if err := src.QueryRow(context.Background(), "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()").Scan(&slots); err != nil || slots != 3 {
 		t.Fatalf("%d slots for 3 mirrors (%v)", slots, err)
+	}
+}
+
+// TestKillDuringResync kills sluice in the middle of each kind of resync,
+// under a pgbench workload: a swap copy, a truncate copy, a full resync's
+// load. Each restarted resync completes; the tables converge and no
+// _resync table is left.
+func TestKillDuringResync(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "4", "-q")
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR kr FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
+		WITH (snapshot_num_rows_per_partition = 8000, snapshot_max_parallel_workers = 1)`)
+	conn.Close(context.Background())
+	status := func(c *pgx.Conn) (string, string, int) {
+		var mirror, resync string
+		var done int
+		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), t.partitions_done
+			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
+			WHERE m.name = 'kr' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &done)
+		return mirror, resync, done
+	}
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _ := status(c); return m == "RUNNING" })
+
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, srcURL, "-n", "-c", "2", "-T", "30")
+	}()
+	for _, stmt := range []string{
+		"RESYNC TABLE kr.pgbench_accounts WITH (strategy = 'swap')",
+		"RESYNC TABLE kr.pgbench_accounts WITH (strategy = 'truncate')",
+		"RESYNC MIRROR kr",
+	} {
+		c := connect(t, p.url())
+		mustExec(t, c, stmt)
+		c.Close(context.Background())
+		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
+			_, resync, done := status(c)
+			return resync == "in_progress" && done >= 3 || strings.HasPrefix(stmt, "RESYNC MIRROR") && done >= 3
+		})
+		p.kill()
+		p.start()
+		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
+			m, resync, _ := status(c)
+			return m == "RUNNING" && resync == "done"
+		})
+	}
+	<-load
+	for _, tbl := range pgbenchTables {
+		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}
+	var shadows, slots int
+	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\_resync'`).Scan(&shadows); err != nil || shadows != 0 {
+		t.Fatalf("%d _resync tables left behind (%v)", shadows, err)
+	}
+	if err := src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots); err != nil || slots != 1 {
+		t.Fatalf("%d replication slots on the source, want the mirror's one (%v)", slots, err)
 	}
 }

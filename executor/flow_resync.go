@@ -103,7 +103,7 @@ func (b *batcher) pollResyncs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := b.rs.strategy[name]; !ok {
+		if _, catchingUp := b.rs.pos[name]; !catchingUp {
 			return errRestart
 		}
 	}
