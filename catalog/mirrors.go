@@ -67,7 +67,7 @@ type Mirror struct {
 	// else empty.
 	Resync    string
 	Tables    []MirrorTable
-	CreatedAt     time.Time
+	CreatedAt time.Time
 }
 
 // MirrorTable is one table mapping of a mirror and its progress.

@@ -194,12 +194,15 @@ SELECT i.indrelid, ic.relname::text, i.indisprimary, i.indisunique, i.indisclust
        CASE WHEN con.oid IS NULL THEN pg_get_indexdef(i.indexrelid) ELSE pg_get_constraintdef(con.oid) END,
        format('CREATE %sINDEX %s ON %s ', CASE WHEN i.indisunique THEN 'UNIQUE ' END, quote_ident(ic.relname),
               quote_ident(n.nspname) || '.' || quote_ident(c.relname)),
-       coalesce(obj_description(ic.oid, 'pg_class'), ''), coalesce(obj_description(con.oid, 'pg_constraint'), '')
+       coalesce(obj_description(ic.oid, 'pg_class'), ''), coalesce(obj_description(con.oid, 'pg_constraint'), ''),
+       coalesce(con.condeferrable, false), coalesce(con.condeferred, false), coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
+       coalesce(ic.reloptions, '{}'), coalesce(quote_ident(sp.spcname), '')
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')
+LEFT JOIN pg_tablespace sp ON sp.oid = ic.reltablespace
 `
 
 // readIndexes returns the valid indexes of table (OID oid), the primary
@@ -224,13 +227,56 @@ ORDER BY NOT i.indisprimary, con.oid IS NULL, ic.relname`, oid)
 	return idxs, nil
 }
 
+// scanIndex reads a row of indexSelect. Neither pg_get_indexdef nor
+// pg_get_constraintdef shows the index's tablespace, and the latter not
+// the storage parameters of a primary key's or unique constraint's index:
+// they are put in.
 func scanIndex(r pgx.CollectableRow) (tableIndex, error) {
 	var x tableIndex
-	var prefix string
+	var prefix, pred, spc string
+	var deferrable, deferred bool
+	var opts []string
 	if err := r.Scan(&x.table, &x.Name, &x.Primary, &x.unique, &x.clustered, &x.contype, &x.def, &prefix,
-		&x.comment, &x.conComment); err != nil {
+		&x.comment, &x.conComment, &deferrable, &deferred, &pred, &opts, &spc); err != nil {
 		return x, err
 	}
+	// The definition ends with tail; what is missing goes before it.
+	var params, tail string
+	if deferrable {
+		tail = " DEFERRABLE"
+		if deferred {
+			tail += " INITIALLY DEFERRED"
+		}
+	}
+	if spc != "" {
+		params = " USING INDEX TABLESPACE " + spc
+	}
+	switch x.contype {
+	case "p", "u":
+		if len(opts) > 0 {
+			w, err := withOptions(opts)
+			if err != nil {
+				return x, fmt.Errorf("index %s: %w", x.Name, err)
+			}
+			params = " WITH (" + w + ")" + params
+		}
+	case "x":
+		if pred != "" {
+			tail = " WHERE (" + pred + ")" + tail
+		}
+	case "":
+		if spc != "" {
+			params = " TABLESPACE " + spc
+		}
+		if pred != "" {
+			tail = " WHERE " + pred
+		}
+	}
+	body, ok := strings.CutSuffix(x.def, tail)
+	if !ok {
+		return x, fmt.Errorf("index %s: unexpected definition %q", x.Name, x.def)
+	}
+	x.def = body + params + tail
 	x.Constraint = x.contype != ""
 	if !x.Constraint {
 		x.Create = x.def
@@ -274,13 +320,13 @@ func tableOID(ctx context.Context, q Querier, name connectors.TableName) (uint32
 SELECT c.oid, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2`, name.Schema, name.Name).Scan(&oid, &relkind)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%w: %s", ErrTableNotFound, name)
+		return 0, ErrTableNotFound
 	}
 	if err != nil {
 		return 0, err
 	}
 	if relkind != "r" {
-		return 0, fmt.Errorf("%w: %s is %s, not an ordinary table", ErrTableNotFound, name, relkindName(relkind))
+		return 0, fmt.Errorf("%w: it is %s, not an ordinary table", ErrTableNotFound, relkindName(relkind))
 	}
 	return oid, nil
 }
@@ -372,6 +418,10 @@ LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspnam
 // appended (planShadowIndexes): constraints as constraints of the same kind,
 // with their comments. SwapTable renames them back.
 //
+// A primary key the shadow has already (a loader's, to upsert into it)
+// becomes the copy of live's when its definition is the same (it is
+// renamed), and is dropped otherwise.
+//
 // Each copy is built in a transaction of its own on conn, and a copy that
 // already exists is skipped, so a run killed half-way can be re-run; run it
 // again just before the swap to pick up indexes created on live meanwhile.
@@ -384,7 +434,7 @@ func BuildShadowIndexes(ctx context.Context, conn *pgx.Conn, live, shadow connec
 	}
 	shadowOID, err := tableOID(ctx, conn, shadow)
 	if errors.Is(err, ErrTableNotFound) {
-		return fmt.Errorf("build indexes of %s: %w: %w", shadow, ErrNoShadow, err)
+		return fmt.Errorf("build indexes of %s: %w", shadow, ErrNoShadow)
 	}
 	if err != nil {
 		return fmt.Errorf("build indexes of %s: %w", shadow, err)
@@ -398,17 +448,40 @@ func BuildShadowIndexes(ctx context.Context, conn *pgx.Conn, live, shadow connec
 			continue
 		}
 		var stmts []string
-		if x.Constraint {
-			stmts = append(stmts, "ALTER TABLE "+shadow.Quoted()+" ADD CONSTRAINT "+quoteIdent(x.temp)+" "+x.def)
-			if x.conComment != "" {
-				stmts = append(stmts, "COMMENT ON CONSTRAINT "+quoteIdent(x.temp)+" ON "+shadow.Quoted()+" IS "+quoteLiteral(x.conComment))
+		adopted := false
+		if x.Primary {
+			// The loader may have given the shadow a primary key of its own
+			// (to upsert into it): keep it if it is the same, else replace it.
+			rows, err := conn.Query(ctx, indexSelect+"WHERE i.indrelid = $1 AND i.indisprimary", shadowOID)
+			if err != nil {
+				return fmt.Errorf("look up primary key of %s: %w", shadow, err)
 			}
-		} else {
+			pk, err := pgx.CollectRows(rows, scanIndex)
+			if err != nil {
+				return fmt.Errorf("look up primary key of %s: %w", shadow, err)
+			}
+			if len(pk) == 1 {
+				if pk[0].def == x.def {
+					stmts = append(stmts, "ALTER TABLE "+shadow.Quoted()+" RENAME CONSTRAINT "+quoteIdent(pk[0].Name)+" TO "+quoteIdent(x.temp))
+					adopted = true
+				} else {
+					stmts = append(stmts, "ALTER TABLE "+shadow.Quoted()+" DROP CONSTRAINT "+quoteIdent(pk[0].Name))
+				}
+			}
+		}
+		switch {
+		case adopted:
+		case x.Constraint:
+			stmts = append(stmts, "ALTER TABLE "+shadow.Quoted()+" ADD CONSTRAINT "+quoteIdent(x.temp)+" "+x.def)
+		default:
 			create := "CREATE INDEX "
 			if x.unique {
 				create = "CREATE UNIQUE INDEX "
 			}
 			stmts = append(stmts, create+quoteIdent(x.temp)+" ON "+shadow.Quoted()+" "+x.def)
+		}
+		if x.conComment != "" {
+			stmts = append(stmts, "COMMENT ON CONSTRAINT "+quoteIdent(x.temp)+" ON "+shadow.Quoted()+" IS "+quoteLiteral(x.conComment))
 		}
 		if x.comment != "" {
 			stmts = append(stmts, "COMMENT ON INDEX "+pgx.Identifier{shadow.Schema, x.temp}.Sanitize()+" IS "+quoteLiteral(x.comment))
@@ -498,7 +571,6 @@ func ReferencingForeignKeys(ctx context.Context, q Querier, table connectors.Tab
 // foreignKey is a foreign key with what SwapTable needs.
 type foreignKey struct {
 	ForeignKeyDef
-	table       uint32 // conrelid
 	validated   bool
 	partitioned bool // the referencing table is partitioned
 	comment     string
@@ -510,7 +582,7 @@ type foreignKey struct {
 // in any case.
 func readForeignKeys(ctx context.Context, q Querier, where string, oid uint32) ([]foreignKey, error) {
 	rows, err := q.Query(ctx, `
-SELECT con.conname::text, n.nspname::text, c.relname::text, c.oid, c.relkind = 'p', con.convalidated,
+SELECT con.conname::text, n.nspname::text, c.relname::text, c.relkind = 'p', con.convalidated,
        pg_get_constraintdef(con.oid), quote_ident(rc.relname), quote_ident(rn.nspname) || '.' || quote_ident(rc.relname),
        pg_table_is_visible(rc.oid), coalesce(obj_description(con.oid, 'pg_constraint'), '')
 FROM pg_constraint con
@@ -527,7 +599,7 @@ ORDER BY n.nspname, c.relname, con.conname`, oid)
 		var f foreignKey
 		var short, qualified string
 		var visible bool
-		err := r.Scan(&f.Name, &f.Table.Schema, &f.Table.Name, &f.table, &f.partitioned, &f.validated,
+		err := r.Scan(&f.Name, &f.Table.Schema, &f.Table.Name, &f.partitioned, &f.validated,
 			&f.Definition, &short, &qualified, &visible, &f.comment)
 		if err == nil && visible {
 			f.Definition = strings.Replace(f.Definition, " REFERENCES "+short+"(", " REFERENCES "+qualified+"(", 1)
@@ -963,11 +1035,23 @@ ORDER BY 1, 2`, p.liveOID)
 // What is not carried over: column statistics targets and options,
 // security labels, publication membership (a problem for CheckSwappable),
 // the grantor of a privilege (grants are re-issued by the current user),
-// index tablespaces. Planner statistics start empty: ANALYZE shadow before
-// the swap.
+// the owner of extended statistics. Planner statistics start empty:
+// ANALYZE shadow before the swap.
 //
-// A missing shadow is an error wrapping ErrNoShadow; a missing live table
-// one wrapping ErrTableNotFound.
+// Readers: a statement that queued for the lock of live (or of a dependent
+// view) while SwapTable held it looks the name up again once it gets the
+// lock (Postgres notices the relation it waited for was dropped) and reads
+// the new table, without error, with the simple and extended protocols,
+// prepared statements and PL/pgSQL alike. Renaming the old table away
+// before dropping it (as here) and dropping it first behave the same. But
+// Postgres DDL is not MVCC-safe: a REPEATABLE READ or SERIALIZABLE
+// transaction whose snapshot was taken before shadow's rows were committed
+// reads the new table without them (empty, if it began before the load).
+//
+// Deferred constraint checks that tx has pending on the tables involved
+// make the ALTERs fail: run SET CONSTRAINTS ALL IMMEDIATE first if tx wrote
+// to them. A missing shadow is an error wrapping ErrNoShadow; a missing
+// live table one wrapping ErrTableNotFound.
 func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName) (SwapReport, error) {
 	var rep SwapReport
 	if live == shadow || live.Schema != shadow.Schema {
@@ -981,7 +1065,7 @@ func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 		return rep, fmt.Errorf("swap %s: the transaction must be READ COMMITTED, not %s", live, strings.ToUpper(isolation))
 	}
 	if _, err := tableOID(ctx, tx, shadow); err != nil {
-		return rep, shadowError(live, err)
+		return rep, shadowError(live, shadow, err)
 	}
 	p, err := analyzeSwap(ctx, tx, live)
 	if err != nil {
@@ -1000,7 +1084,7 @@ func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 	// Look again, and lock what appeared meanwhile.
 	shadowOID, err := tableOID(ctx, tx, shadow)
 	if err != nil {
-		return rep, shadowError(live, err)
+		return rep, shadowError(live, shadow, err)
 	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE "+shadow.Quoted()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return rep, fmt.Errorf("swap %s: lock %s: %w", live, shadow, err)
@@ -1135,9 +1219,9 @@ func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 
 // shadowError turns a failed look-up of the shadow table into SwapTable's
 // error.
-func shadowError(live connectors.TableName, err error) error {
+func shadowError(live, shadow connectors.TableName, err error) error {
 	if errors.Is(err, ErrTableNotFound) {
-		return fmt.Errorf("swap %s: %w: %w", live, ErrNoShadow, err)
+		return fmt.Errorf("swap %s: %w: %s", live, ErrNoShadow, shadow)
 	}
 	return fmt.Errorf("swap %s: look up shadow table: %w", live, err)
 }
@@ -1498,20 +1582,22 @@ type swapCapture struct {
 }
 
 // captureSwap reads what SwapTable needs, with an empty search_path so that
-// definitions come with every name qualified.
-func captureSwap(ctx context.Context, tx pgx.Tx, p *swapPlan, shadow connectors.TableName, shadowOID uint32) (*swapCapture, error) {
+// definitions come with every name qualified; tx's search_path is restored
+// after, unless tx failed.
+func captureSwap(ctx context.Context, tx pgx.Tx, p *swapPlan, shadow connectors.TableName, shadowOID uint32) (c *swapCapture, err error) {
 	var path string
-	if err := tx.QueryRow(ctx, "SELECT current_setting('search_path'), set_config('search_path', '', true)").Scan(&path, nil); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT current_setting('search_path')").Scan(&path); err != nil {
+		return nil, fmt.Errorf("read search_path: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT set_config('search_path', '', true)"); err != nil {
 		return nil, fmt.Errorf("clear search_path: %w", err)
 	}
-	c, err := capture(ctx, tx, p, shadow, shadowOID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", path); err != nil {
-		return nil, fmt.Errorf("restore search_path: %w", err)
-	}
-	return c, nil
+	defer func() {
+		if _, rerr := tx.Exec(ctx, "SELECT set_config('search_path', $1, true)", path); rerr != nil && err == nil {
+			c, err = nil, fmt.Errorf("restore search_path: %w", rerr)
+		}
+	}()
+	return capture(ctx, tx, p, shadow, shadowOID)
 }
 
 func capture(ctx context.Context, tx pgx.Tx, p *swapPlan, shadow connectors.TableName, shadowOID uint32) (*swapCapture, error) {

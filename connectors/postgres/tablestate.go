@@ -107,4 +107,3 @@ func DeleteTableState(ctx context.Context, db Execer, meta, mirror string, table
 	}
 	return nil
 }
-
