@@ -413,6 +413,10 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		if err := f.ensurePrimaryKey(ctx, dst, target, ts); err != nil {
 			return err
 		}
+		// The swapped-in table starts with statistics.
+		if _, err := dst.Exec(ctx, "ANALYZE "+target.Quoted()); err != nil {
+			return fmt.Errorf("analyze %s: %w", target, err)
+		}
 	case strategyTruncate:
 		if err := f.restoreSaved(ctx, dst, live, saved); err != nil {
 			return err
@@ -534,9 +538,17 @@ ORDER BY con.conname`, table.Quoted())
 // exclusive lock) but never see the table missing or empty.
 func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors.TableName, ts *connectors.TableSchema) error {
 	shadow := postgres.ShadowName(live)
+	// Indexes made on the live table since the copy was indexed.
+	err := postgres.BuildShadowIndexes(ctx, dst, live, shadow)
+	if err != nil && !errors.Is(err, postgres.ErrNoShadow) && !errors.Is(err, postgres.ErrTableNotFound) {
+		return fmt.Errorf("index %s before the swap: %w", shadow, err)
+	}
 	began := time.Now()
 	var rep postgres.SwapReport
-	err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, swapLockTimeout); err != nil {
+			return err
+		}
 		if f.cfg.SoftDeleteColumn != "" {
 			if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
 				return err
@@ -574,7 +586,31 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 		msg += fmt.Sprintf("; views recreated: %s", strings.Join(rep.Views, ", "))
 	}
 	f.log.InfoContext(ctx, "table resync done", "table", t.String(), "swap", took)
-	return store.AddEvent(ctx, f.m.Name, "resync", msg)
+	if err := store.AddEvent(ctx, f.m.Name, "resync", msg); err != nil {
+		return err
+	}
+	return f.validate(ctx, dst, rep.Validate)
+}
+
+// swapLockTimeout bounds how long a swap waits for a lock: while it waits,
+// readers queue behind it. A swap that times out is retried.
+const swapLockTimeout = "SET LOCAL lock_timeout = '5s'"
+
+// validate validates the foreign keys a swap re-added NOT VALID (they
+// were valid before), outside the swap's transaction: it takes no lock
+// that stops readers or writers. A failure is recorded, not fatal.
+func (f *flow) validate(ctx context.Context, dst *pgx.Conn, stmts []string) error {
+	for _, s := range stmts {
+		if _, err := dst.Exec(ctx, s); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("%s failed: %v", s, err)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // carrySoftDeleted copies into shadow the rows of live marked deleted that

@@ -53,16 +53,27 @@ func (f *flow) swapAll(ctx context.Context) error {
 		}
 	}
 	began := time.Now()
-	var notes []string
+	var notes, validate []string
 	if pending > 0 {
+		for _, t := range tables {
+			// Indexes made on the live tables since the shadows were indexed.
+			err := postgres.BuildShadowIndexes(ctx, dst, t.live, postgres.ShadowName(t.live))
+			if err != nil && !errors.Is(err, postgres.ErrNoShadow) && !errors.Is(err, postgres.ErrTableNotFound) {
+				return err
+			}
+		}
 		// All or none: a crash after the commit finds no shadow table.
 		err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, swapLockTimeout); err != nil {
+				return err
+			}
 			for i, t := range tables {
-				n, err := f.swapOne(ctx, tx, t.live, schemas[i])
+				n, v, err := f.swapOne(ctx, tx, t.live, schemas[i])
 				if err != nil {
 					return err
 				}
 				notes = append(notes, n...)
+				validate = append(validate, v...)
 			}
 			return nil
 		})
@@ -78,42 +89,44 @@ func (f *flow) swapAll(ctx context.Context) error {
 		return err
 	}
 	f.log.InfoContext(ctx, "full resync: tables swapped in", "tables", len(tables))
+	if err := f.validate(ctx, dst, validate); err != nil {
+		return err
+	}
 	return f.loaded(ctx, src, dst, tables, schemas)
 }
 
 // swapOne replaces live by its shadow table in tx. A live table that is
 // gone is simply replaced.
-func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, live connectors.TableName, ts *connectors.TableSchema) ([]string, error) {
+func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, live connectors.TableName, ts *connectors.TableSchema) (notes, validate []string, err error) {
 	shadow := postgres.ShadowName(live)
 	exists, err := postgres.TableExists(ctx, tx, live)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !exists {
 		_, err := tx.Exec(ctx, "ALTER TABLE "+shadow.Quoted()+" RENAME TO "+pgx.Identifier{live.Name}.Sanitize())
 		if err != nil {
-			return nil, fmt.Errorf("rename %s to %s: %w", shadow, live, err)
+			return nil, nil, fmt.Errorf("rename %s to %s: %w", shadow, live, err)
 		}
-		return []string{fmt.Sprintf("%s was missing and was created", live)}, nil
+		return []string{fmt.Sprintf("%s was missing and was created", live)}, nil, nil
 	}
 	if f.cfg.SoftDeleteColumn != "" {
 		if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	rep, err := postgres.SwapTable(ctx, tx, live, shadow)
 	if errors.Is(err, postgres.ErrNoShadow) {
-		return nil, fmt.Errorf("shadow table %s is missing while others were not swapped in yet: run RESYNC MIRROR %s again", shadow, f.m.Name)
+		return nil, nil, fmt.Errorf("shadow table %s is missing while others were not swapped in yet: run RESYNC MIRROR %s again", shadow, f.m.Name)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var notes []string
 	if len(rep.ForeignKeys) > 0 {
 		notes = append(notes, fmt.Sprintf("foreign keys re-added NOT VALID: %s", strings.Join(rep.ForeignKeys, ", ")))
 	}
 	if len(rep.Views) > 0 {
 		notes = append(notes, fmt.Sprintf("views recreated: %s", strings.Join(rep.Views, ", ")))
 	}
-	return notes, nil
+	return notes, rep.Validate, nil
 }

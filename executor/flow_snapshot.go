@@ -291,6 +291,9 @@ func (f *flow) finishTable(ctx context.Context, src, dst *pgx.Conn, t mirrorTabl
 				return err
 			}
 		}
+		if _, err := dst.Exec(ctx, "ANALYZE "+t.dest.Quoted()); err != nil {
+			return fmt.Errorf("analyze %s: %w", t.dest, err)
+		}
 	}
 	if err := f.ensurePrimaryKey(ctx, dst, t.dest, ts); err != nil {
 		return err

@@ -196,12 +196,12 @@ func TestCatalogIsReadOnly(t *testing.T) {
 	mustExec(t, conn, "DROP PEER IF EXISTS p")
 }
 
-func TestMirrorStatementsNotYetExecuted(t *testing.T) {
+func TestQueryReplicationRefused(t *testing.T) {
 	s := startSluice(t, testbed.Options{})
 	conn := connect(t, s.URL())
-	_, err := conn.Exec(testCtx(t), "RESYNC MIRROR m")
+	_, err := conn.Exec(testCtx(t), "EXECUTE MIRROR m")
 	pe := wantError(t, err, pgerrcode.FeatureNotSupported)
-	if !strings.Contains(pe.Message, "RESYNC MIRROR") {
+	if !strings.Contains(pe.Message, "EXECUTE MIRROR") {
 		t.Errorf("message %q", pe.Message)
 	}
 }

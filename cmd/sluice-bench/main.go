@@ -7,7 +7,11 @@
 //  2. CDC catch-up of the same changes (one transaction updating or
 //     inserting -changes rows), against native logical replication (a
 //     subscription), each run alone while the other is idle, until the
-//     transaction is visible on the destination.
+//     transaction is visible on the destination;
+//  3. with -resync (the default), RESYNC TABLE of pgbench_accounts with each
+//     strategy and RESYNC MIRROR, timed until done, next to the COPY pipe
+//     of (1), while a reader polls the table and records the longest any
+//     of its queries waited, and whether it ever saw no rows or an error.
 //
 // It is a program, not a test: it asserts nothing about time.
 package main
@@ -32,14 +36,15 @@ func main() {
 	changes := flag.Int("changes", 400000, "row changes for the CDC catch-up")
 	workers := flag.Int("workers", 4, "snapshot_max_parallel_workers of the mirror")
 	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
+	resync := flag.Bool("resync", true, "also time the resyncs")
 	flag.Parse()
-	if err := run(*scale, *changes, *workers, *workload); err != nil {
+	if err := run(*scale, *changes, *workers, *workload, *resync); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scale, changes, workers int, workload string) error {
+func run(scale, changes, workers int, workload string, resync bool) error {
 	ctx := context.Background()
 	if workload != "update" && workload != "insert" {
 		return fmt.Errorf("unknown workload %q", workload)
@@ -241,7 +246,89 @@ func run(scale, changes, workers int, workload string) error {
 	fmt.Printf("native logical replication: %7.2f s  %9.0f rows/s\n", nativeSecs, float64(changes)/nativeSecs)
 	fmt.Printf("sluice:                     %7.2f s  %9.0f rows/s\n", sluiceSecs, float64(changes)/sluiceSecs)
 	fmt.Printf("ratio (sluice / native):    %7.2f\n", nativeSecs/sluiceSecs)
+	if !resync {
+		return nil
+	}
+	return benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs)
+}
+
+// benchResync times each kind of resync of the mirror's pgbench_accounts
+// against the COPY pipe's time, with a reader polling the table.
+func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, pipeSecs float64) error {
+	fmt.Printf("\n== resync of pgbench_accounts, %d rows (COPY pipe + primary key: %.2f s) ==\n", rows, pipeSecs)
+	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors")
+	for _, c := range []struct{ name, stmt, done string }{
+		{"RESYNC TABLE truncate", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'truncate')",
+			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
+		{"RESYNC TABLE swap", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'swap')",
+			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
+		{"RESYNC MIRROR", "RESYNC MIRROR bench",
+			"SELECT status = 'RUNNING' AND NOT resyncing FROM mirrors WHERE name = 'bench'"},
+	} {
+		r, err := startReader(ctx, dstURL, rows)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if _, err := sl.Exec(ctx, c.stmt); err != nil {
+			r.stop()
+			return err
+		}
+		err = waitFor(ctx, sl, c.done)
+		secs := time.Since(start).Seconds()
+		r.stop()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
+			float64(r.longest.Microseconds())/1000, r.empties, r.errs)
+	}
+	fmt.Printf("(vs pipe: the pipe's time over the resync's; reader: count(*) of 100 keys in a loop)\n")
 	return nil
+}
+
+// probe is a reader polling the destination table during a resync.
+type probe struct {
+	longest        time.Duration
+	empties, errs  int
+	quit, finished chan struct{}
+}
+
+func startReader(ctx context.Context, url string, rows int64) (*probe, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	p := &probe{quit: make(chan struct{}), finished: make(chan struct{})}
+	go func() {
+		defer close(p.finished)
+		defer conn.Close(context.Background())
+		for i := int64(0); ; i++ {
+			select {
+			case <-p.quit:
+				return
+			default:
+			}
+			from := (i*7919)%max(rows-100, 1) + 1
+			began := time.Now()
+			var n int64
+			err := conn.QueryRow(ctx, "SELECT count(*) FROM pgbench_accounts WHERE aid BETWEEN $1 AND $1 + 99", from).Scan(&n)
+			p.longest = max(p.longest, time.Since(began))
+			switch {
+			case err != nil:
+				p.errs++
+			case n == 0:
+				p.empties++
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return p, nil
+}
+
+func (p *probe) stop() {
+	close(p.quit)
+	<-p.finished
 }
 
 func exec1(ctx context.Context, url, sql string) error {
