@@ -316,6 +316,14 @@ func (b *batcher) startCopies(ctx context.Context, copies []resyncCopy, schemas 
 // (the copy starts over after the backoff); when the last copy is done,
 // the stream restarts to replay the copied tables' changes.
 func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
+	if errors.Is(r.err, postgres.ErrNotSwappable) {
+		// Refused before anything changed: the resync fails, the mirror
+		// goes on.
+		if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error()); err != nil {
+			return err
+		}
+		r.err = nil
+	}
 	if r.err != nil {
 		if ctx.Err() == nil {
 			_ = b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error())
@@ -356,9 +364,18 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	defer dst.Close(context.Background())
 	live := c.table.dest
 	if c.strategy == strategySwap {
+		// Refused for good: the resync fails and the mirror goes on.
 		if err := postgres.CheckSwappable(ctx, dst, live); err != nil {
 			return err
 		}
+	}
+	if c.state == nil {
+		// From here on, a failure is retried: the copy starts over.
+		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy}
+		if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
+			return err
+		}
+		c.state = &st
 	}
 	repl, err := f.src.ConnectReplication(ctx, "sluice-resync")
 	if err != nil {
@@ -384,10 +401,6 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	case strategySwap:
 		target = postgres.ShadowName(live)
 		if err := postgres.CreateShadow(ctx, dst, live, target); err != nil {
-			return err
-		}
-		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy}
-		if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
 			return err
 		}
 	case strategyTruncate:
@@ -441,7 +454,7 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 // has what it lists.
 func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live connectors.TableName) (*truncateSaved, error) {
 	saved := &truncateSaved{}
-	if c.state != nil && c.state.Saved != nil {
+	if c.state.Saved != nil {
 		if err := json.Unmarshal(c.state.Saved, saved); err != nil {
 			return nil, fmt.Errorf("decode saved objects of %s: %w", live, err)
 		}

@@ -249,6 +249,26 @@ func TestResyncErrors(t *testing.T) {
 	mustExec(t, f.conn, "RESUME MIRROR re")
 	f.waitResync(t, "re", "public.t", "done")
 	waitEqual(t, f.src, f.dst, "t", "t", "id")
+
+	// A blocker that appears after the request: the resync fails, names
+	// it, and the mirror streams on; once it is gone, a new request works.
+	mustExec(t, f.conn, "PAUSE MIRROR re")
+	mustExec(t, f.conn, "RESYNC TABLE re.t WITH (strategy = 'swap')")
+	mustExec(t, f.dst, `CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM t; END`)
+	mustExec(t, f.conn, "RESUME MIRROR re")
+	f.waitResync(t, "re", "public.t", "failed")
+	var why string
+	if err := f.conn.QueryRow(ctx, `SELECT resync_error FROM mirror_tables WHERE mirror = 're'`).Scan(&why); err != nil || !strings.Contains(why, "t_count") {
+		t.Fatalf("resync_error = %q (%v), want it to name the function", why, err)
+	}
+	mustExec(t, f.src, `UPDATE t SET v = 'after the failed resync' WHERE id = 1`)
+	f.waitStatus(t, "re", "RUNNING")
+	waitEqual(t, f.src, f.dst, "t", "t", "id")
+	mustExec(t, f.dst, `DROP FUNCTION t_count()`)
+	waitEqual(t, f.src, f.dst, "t", "t", "id")
+	mustExec(t, f.conn, "RESYNC TABLE re.t WITH (strategy = 'swap')")
+	f.waitResync(t, "re", "public.t", "done")
+	waitEqual(t, f.src, f.dst, "t", "t", "id")
 }
 
 // TestResyncMirror resyncs a whole mirror with soft deletes under a
