@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -27,13 +29,29 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	for _, o := range st.Options {
 		opts[o.Key] = o.Value.Text
 	}
-	if st.Type != sqlext.PeerPostgres {
+	var check peerCheck
+	switch st.Type {
+	case sqlext.PeerPostgres:
+		cfg, err := postgres.ParsePeerOptions(opts)
+		if err != nil {
+			return optionError(err, st.Options, st.NamePos)
+		}
+		check = postgresCheck(cfg)
+	case sqlext.PeerClickHouse:
+		cfg, err := clickhouse.ParsePeerOptions(opts)
+		if err != nil {
+			return optionError(err, st.Options, st.NamePos)
+		}
+		// Store the defaults too, so the peers view shows what is used.
+		for k, v := range map[string]string{"port": strconv.Itoa(cfg.Port), "user": cfg.User, "database": cfg.Database} {
+			if _, ok := opts[k]; !ok {
+				opts[k] = v
+			}
+		}
+		check = clickHouseCheck(cfg)
+	default:
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "%s peers are not supported yet", st.Type).
-			WithPosition(int(st.TypePos)).WithHint("Sluice supports POSTGRES peers today.")
-	}
-	cfg, err := postgres.ParsePeerOptions(opts)
-	if err != nil {
-		return optionError(err, st.Options, st.NamePos)
+			WithPosition(int(st.TypePos)).WithHint("Sluice supports POSTGRES and CLICKHOUSE peers today.")
 	}
 	if _, err := s.ex.cfg.Store.GetPeer(ctx, st.Name); err == nil {
 		if st.IfNotExists {
@@ -46,10 +64,14 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	}
 	vctx, cancel := context.WithTimeout(ctx, peerValidationTimeout)
 	defer cancel()
-	info, err := cfg.Inspect(vctx)
+	version, notices, err := check(vctx, st.Name)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var e *sqlerr.Error
+		if errors.As(err, &e) {
+			return e
 		}
 		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection,
 			"create peer %q: cannot connect: %v", st.Name, err).
@@ -66,19 +88,53 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	if err != nil {
 		return fmt.Errorf("create peer %q: %w", st.Name, err)
 	}
-	replication := "no"
-	if info.Replication {
-		replication = "yes"
+	for _, n := range notices {
+		_ = w.Notice(n)
 	}
-	_ = w.Notice(sqlerr.Notice("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
-		st.Name, info.Version, info.WalLevel, replication))
-	if ok, why := info.CanBeSource(); !ok {
-		_ = w.Notice(sqlerr.Warning("peer %q can be a destination but not a CDC source: %s", st.Name, why).
-			WithHint("A source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) " +
-				"and a user with the REPLICATION privilege."))
-	}
-	s.ex.cfg.Logger.InfoContext(ctx, "peer created", "peer", st.Name, "type", st.Type, "version", info.Version)
+	s.ex.cfg.Logger.InfoContext(ctx, "peer created", "peer", st.Name, "type", st.Type, "version", version)
 	return w.Complete("CREATE PEER")
+}
+
+// peerCheck connects to a peer named name and returns its server version
+// and the notices to send once the peer is stored. A *sqlerr.Error is
+// returned as it is; any other error means the peer could not be reached.
+type peerCheck func(ctx context.Context, name string) (version string, notices []*sqlerr.Error, err error)
+
+func postgresCheck(cfg *postgres.PeerConfig) peerCheck {
+	return func(ctx context.Context, name string) (string, []*sqlerr.Error, error) {
+		info, err := cfg.Inspect(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		replication := "no"
+		if info.Replication {
+			replication = "yes"
+		}
+		notices := []*sqlerr.Error{sqlerr.Notice("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
+			name, info.Version, info.WalLevel, replication)}
+		if ok, why := info.CanBeSource(); !ok {
+			notices = append(notices, sqlerr.Warning("peer %q can be a destination but not a CDC source: %s", name, why).
+				WithHint("A source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) "+
+					"and a user with the REPLICATION privilege."))
+		}
+		return info.Version, notices, nil
+	}
+}
+
+func clickHouseCheck(cfg *clickhouse.PeerConfig) peerCheck {
+	return func(ctx context.Context, name string) (string, []*sqlerr.Error, error) {
+		info, err := cfg.Inspect(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		if !info.DatabaseExists {
+			return "", nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection,
+				"create peer %q: database %q does not exist on the ClickHouse server at %s", name, cfg.Database, cfg.Addr()).
+				WithHint("Create it in ClickHouse first (CREATE DATABASE %s); nothing was stored.", cfg.Database)
+		}
+		return info.Version, []*sqlerr.Error{sqlerr.Notice("peer %q: ClickHouse %s, database %s",
+			name, info.Version, cfg.Database)}, nil
+	}
 }
 
 // optionError turns a connector's option error into a SQL error pointing at
