@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors/postgres"
 )
@@ -218,6 +219,24 @@ func (f *flow) peers(ctx context.Context) error {
 	}
 	f.meta = metadataSchema(dst.Options)
 	return nil
+}
+
+// connect opens a connection to the source and one to the destination,
+// both named appName; closeConns closes them.
+func (f *flow) connect(ctx context.Context, appName string) (src, dst *pgx.Conn, closeConns func(), err error) {
+	src, err = f.src.ConnectSQL(ctx, appName)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dst, err = f.dst.ConnectSQL(ctx, appName)
+	if err != nil {
+		src.Close(context.Background())
+		return nil, nil, nil, err
+	}
+	return src, dst, func() {
+		src.Close(context.Background())
+		dst.Close(context.Background())
+	}, nil
 }
 
 // metadataSchema is the destination schema holding Sluice's metadata.

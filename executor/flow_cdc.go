@@ -32,16 +32,11 @@ const (
 // stream resumes after the last LSN the destination recorded, so no change
 // is lost or applied twice.
 func (f *flow) cdc(ctx context.Context) error {
-	src, err := f.src.ConnectSQL(ctx, "sluice-cdc")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-cdc")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-cdc")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
 		return err
 	}

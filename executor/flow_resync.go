@@ -352,16 +352,11 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	if err := store.SetTableResync(ctx, f.m.Name, name, catalog.ResyncInProgress, ""); err != nil {
 		return err
 	}
-	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-resync")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-resync")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 	live := c.table.dest
 	if c.strategy == strategySwap {
 		// Refused for good: the resync fails and the mirror goes on.

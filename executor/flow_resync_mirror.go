@@ -25,16 +25,11 @@ import (
 // tables into the shadow tables, then all shadow tables replace the live
 // ones in one destination transaction.
 func (f *flow) swapAll(ctx context.Context) error {
-	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-resync")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-resync")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 	tables := f.tables()
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {

@@ -15,16 +15,11 @@ import (
 // while the connection that made it stays open. Every action is idempotent,
 // so a setup killed half-way is simply run again.
 func (f *flow) setup(ctx context.Context) error {
-	src, err := f.src.ConnectSQL(ctx, "sluice-setup")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-setup")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-setup")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 
 	tables := f.tables()
 	sources := make([]connectors.TableName, len(tables))

@@ -24,16 +24,11 @@ import (
 // transaction as their rows, so none is copied twice or lost.
 func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 	resumed := snapshotName == ""
-	src, err := f.src.ConnectSQL(ctx, "sluice-snapshot")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-snapshot")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-snapshot")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 
 	tables := f.tables()
 	schemas := make([]*connectors.TableSchema, len(tables))
@@ -209,16 +204,11 @@ type tableProgress struct {
 // copyWorker copies partitions from the queue, each in its own destination
 // transaction, on connections of its own.
 func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan copyJob, progress []*tableProgress) error {
-	src, err := f.src.ConnectSQL(ctx, "sluice-copy")
+	src, dst, closeConns, err := f.connect(ctx, "sluice-copy")
 	if err != nil {
 		return err
 	}
-	defer src.Close(context.Background())
-	dst, err := f.dst.ConnectSQL(ctx, "sluice-copy")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
+	defer closeConns()
 	tx, err := postgres.BeginSnapshot(ctx, src, snapshotName)
 	if err != nil {
 		return err

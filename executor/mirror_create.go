@@ -49,15 +49,8 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err != nil {
 		return err
 	}
-	info, err := srcCfg.Inspect(ctx)
-	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to source peer %q: %v",
-			st.Name, st.Source, err)
-	}
-	if ok, why := info.CanBeSource(); !ok {
-		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", st.Source, why).
-			WithPosition(int(st.SourcePos)).
-			WithHint("A source needs wal_level = logical and a user with the REPLICATION privilege.")
+	if err := checkSource(ctx, srcCfg, "create", st.Name, st.Source, st.SourcePos); err != nil {
+		return err
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
@@ -139,6 +132,25 @@ func (s *session) prepareMirror(ctx context.Context, src, dst *pgx.Conn, m catal
 		}
 		return nil
 	})
+}
+
+// checkSource connects to a mirror's source peer and checks it can be a CDC
+// source; verb (create, resync) and pos (0 for none) shape the error.
+func checkSource(ctx context.Context, cfg *postgres.PeerConfig, verb, mirror, peer string, pos sqlext.Pos) error {
+	info, err := cfg.Inspect(ctx)
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s mirror %q: cannot connect to source peer %q: %v",
+			verb, mirror, peer, err)
+	}
+	if ok, why := info.CanBeSource(); !ok {
+		e := sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", peer, why).
+			WithHint("A source needs wal_level = logical and a user with the REPLICATION privilege.")
+		if pos > 0 {
+			e = e.WithPosition(int(pos))
+		}
+		return e
+	}
+	return nil
 }
 
 // mirrorPeer loads a peer named in CREATE MIRROR.

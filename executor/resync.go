@@ -62,13 +62,8 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 	if err != nil {
 		return err
 	}
-	info, err := srcCfg.Inspect(ctx)
-	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to source peer %q: %v",
-			m.Name, m.SourcePeer, err)
-	}
-	if ok, why := info.CanBeSource(); !ok {
-		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", m.SourcePeer, why)
+	if err := checkSource(ctx, srcCfg, "resync", m.Name, m.SourcePeer, 0); err != nil {
+		return err
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
