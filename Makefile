@@ -1,6 +1,6 @@
 # Sluice build and test entry points. `make test` installs what a fresh
 # Debian machine lacks (Postgres server binaries, psql, a C compiler for
-# pg_query) and runs every test with -race.
+# pg_query, the ClickHouse server) and runs every test with -race.
 
 GO ?= go
 GOFLAGS ?=
@@ -17,7 +17,7 @@ build:
 run: deps build
 	./bin/sluice serve
 
-## deps: install Postgres server binaries, psql and gcc when missing (Debian, as root)
+## deps: install Postgres server binaries, psql, gcc and clickhouse-server when missing (Debian, as root)
 deps:
 	@./.ci/install-deps
 

@@ -6,7 +6,11 @@
 // explicitly before os.Exit (a deferred call would never run). Each test then
 // takes a fresh database of its own with NewDB.
 //
-// A missing Postgres installation is a failure, never a skip.
+// StartClickHouse starts a throwaway ClickHouse server the same way (a
+// config in a temporary directory, 127.0.0.1 and free ports); it is up in
+// well under a second, so tests may start one each.
+//
+// A missing Postgres or ClickHouse installation is a failure, never a skip.
 package testbed
 
 import (

@@ -161,9 +161,13 @@ CREATE PEER tls_required FROM POSTGRES WITH (
     password = :'peer_password', database = :'peer_db', require_tls = true
 );
 
+-- A ClickHouse peer's options are checked before connecting: PeerDB's S3
+-- staging options do not apply to Sluice and are refused, naming the option.
+-- (Connecting to ClickHouse is tested in executor/clickhouse_peer_test.go.)
+CREATE PEER ch FROM CLICKHOUSE WITH (host = 'localhost', port = 9000, s3_path = 's3://bucket/staging');
+
 -- Other peer types parse but are not supported yet (0A000), pointing at
 -- the type. Their options are not looked at.
-CREATE PEER ch FROM CLICKHOUSE WITH (host = 'localhost', port = 9000);
 CREATE PEER my FROM MYSQL WITH (host = 'localhost', port = 3306);
 CREATE PEER sf FROM snowflake WITH (account_id = 'a');
 CREATE PEER bq FROM BigQuery WITH (project_id = 'p');
