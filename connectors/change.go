@@ -44,6 +44,11 @@ type Change struct {
 	// columns are set (others may be Null); nil for an Update that kept its
 	// key, where New's key columns identify the row.
 	Old []Value
+	// LSN is where the commit record of the change's source transaction
+	// starts: increasing in commit order, the same for every change of a
+	// transaction and for every replay of it. Destinations without
+	// transactions use it as the row version.
+	LSN uint64
 }
 
 // Batch is a run of whole source transactions applied to a destination

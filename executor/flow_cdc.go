@@ -369,6 +369,7 @@ func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 			}
 			b.txEarly = true // what is kept is wanted
 		}
+		ev.Change.LSN = b.beginLSN
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case postgres.EventCommit:

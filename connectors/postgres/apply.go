@@ -12,33 +12,11 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
-// DestTable is one mirrored table as the applier sees it.
-type DestTable struct {
-	// Source is the source table: the key of Change.Table.
-	Source connectors.TableName
-	// Dest is the destination table. It must exist with every column of
-	// Schema (same names) and a primary key or unique index on
-	// Schema.PrimaryKey.
-	Dest connectors.TableName
-	// Schema lists the replicated columns (Change values come in its column
-	// order) and the primary key, which must not be empty. The applier
-	// reads it when a transaction first touches the table: when the caller
-	// appends columns to it (between transactions), the staging table is
-	// rebuilt (the destination must have them by then).
-	Schema *connectors.TableSchema
-	// SoftDeleteColumn, if set, names a boolean destination column: a
-	// delete sets it true and keeps the row and its values, an insert or
-	// update sets it false, and a truncate sets it true on every row.
-	SoftDeleteColumn string
-	// SyncedAtColumn, if set, names a timestamptz destination column set to
-	// now() (the destination transaction's time) by every applied insert,
-	// update and soft delete.
-	SyncedAtColumn string
-}
+// DestTable is connectors.DestTable (kept here for the applier's callers).
+type DestTable = connectors.DestTable
 
-// TableCounts counts the row changes of a batch for one source table, by
-// kind as received (before any folding).
-type TableCounts struct{ Inserts, Updates, Deletes int64 }
+// TableCounts is connectors.TableCounts.
+type TableCounts = connectors.TableCounts
 
 // Applier applies CDC changes to a Postgres destination in transactions,
 // each of which also records the position its changes end at (SetLSN), so

@@ -1,0 +1,125 @@
+package postgres
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// ReadPartition reads partition p of table source on src, which must be
+// inside a snapshot transaction (see BeginSnapshot), as rows of
+// connectors.Value in the binary send format of each column's type (the
+// form CDC changes carry), for destinations that are not Postgres. It
+// calls fn with each row, in batches of up to batch rows; fn owns nothing
+// it is given once it returns (the rows are reused). It returns the number
+// of rows read. An error of fn stops the read (the source transaction is
+// then finished: roll it back).
+func ReadPartition(ctx context.Context, src *pgx.Conn, source connectors.TableName, columns []string, p Partition,
+	batch int, fn func(rows [][]connectors.Value) error) (int64, error) {
+	if len(columns) == 0 {
+		return 0, errors.New("read partition: no columns")
+	}
+	query := "COPY (" + partitionQuery(source, quotedList(columns), p) + ") TO STDOUT (FORMAT binary)"
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		bw := bufio.NewWriterSize(pw, copyBufferSize)
+		_, err := src.PgConn().CopyTo(rctx, bw, query)
+		if err == nil {
+			err = bw.Flush()
+		}
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	n, err := decodeCopy(pr, len(columns), max(batch, 1), fn)
+	if err != nil {
+		pr.CloseWithError(err)
+		cancel()
+		<-done
+		return n, fmt.Errorf("read %s partition %d: %w", source, p.Index, err)
+	}
+	if err := <-done; err != nil {
+		return n, fmt.Errorf("read %s partition %d: %w", source, p.Index, err)
+	}
+	return n, nil
+}
+
+func quotedList(columns []string) []string {
+	out := make([]string, len(columns))
+	for i, c := range columns {
+		out[i] = quoteIdent(c)
+	}
+	return out
+}
+
+// decodeCopy parses a binary COPY stream of rows of width columns.
+func decodeCopy(r io.Reader, width, batch int, fn func([][]connectors.Value) error) (int64, error) {
+	br := bufio.NewReaderSize(r, copyBufferSize)
+	// The signature (11 bytes), int32 flags, int32 extension length.
+	head := make([]byte, 19)
+	if _, err := io.ReadFull(br, head); err != nil {
+		return 0, fmt.Errorf("copy header: %w", err)
+	}
+	if !bytes.Equal(head[:11], copySignature[:11]) {
+		return 0, errors.New("not a binary COPY stream")
+	}
+	if ext := binary.BigEndian.Uint32(head[15:]); ext > 0 {
+		if _, err := br.Discard(int(ext)); err != nil {
+			return 0, fmt.Errorf("copy header extension: %w", err)
+		}
+	}
+	rows := make([][]connectors.Value, 0, batch)
+	var n int64
+	var buf [4]byte
+	for {
+		if _, err := io.ReadFull(br, buf[:2]); err != nil {
+			return n, fmt.Errorf("row %d: %w", n, err)
+		}
+		fields := int16(binary.BigEndian.Uint16(buf[:2]))
+		if fields == -1 {
+			break
+		}
+		if int(fields) != width {
+			return n, fmt.Errorf("row %d has %d fields, want %d", n, fields, width)
+		}
+		row := make([]connectors.Value, width)
+		for i := range row {
+			if _, err := io.ReadFull(br, buf[:4]); err != nil {
+				return n, fmt.Errorf("row %d: %w", n, err)
+			}
+			size := int32(binary.BigEndian.Uint32(buf[:4]))
+			if size < 0 {
+				row[i] = connectors.Value{Kind: connectors.Null}
+				continue
+			}
+			data := make([]byte, size)
+			if _, err := io.ReadFull(br, data); err != nil {
+				return n, fmt.Errorf("row %d: %w", n, err)
+			}
+			row[i] = connectors.Value{Kind: connectors.Binary, Data: data}
+		}
+		rows = append(rows, row)
+		n++
+		if len(rows) == batch {
+			if err := fn(rows); err != nil {
+				return n, err
+			}
+			rows = rows[:0]
+		}
+	}
+	if len(rows) > 0 {
+		if err := fn(rows); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
