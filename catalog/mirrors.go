@@ -76,7 +76,10 @@ type MirrorTable struct {
 	Destination  string // schema.table on the destination
 	PartitionKey string
 	Exclude      []string
-	Status       string
+	// OrderBy is the sorting key on a ClickHouse destination (empty: the
+	// primary key).
+	OrderBy []string
+	Status  string
 	// Partitions is the snapshot plan (JSON owned by the executor); nil
 	// until planned.
 	Partitions      json.RawMessage
@@ -114,9 +117,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			if exclude == nil {
 				exclude = []string{}
 			}
+			orderBy := t.OrderBy
+			if orderBy == nil {
+				orderBy = []string{}
+			}
 			_, err := tx.Exec(ctx, `
-INSERT INTO sluice.mirror_tables (mirror, source_table, destination_table, ordinal, partition_key, exclude)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6)`, m.Name, t.Source, t.Destination, i, t.PartitionKey, exclude)
+INSERT INTO sluice.mirror_tables (mirror, source_table, destination_table, ordinal, partition_key, exclude, order_by)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)`, m.Name, t.Source, t.Destination, i, t.PartitionKey, exclude, orderBy)
 			if err != nil {
 				return fmt.Errorf("create mirror %q: table %s: %w", m.Name, t.Source, err)
 			}
@@ -144,7 +151,7 @@ FROM sluice.mirrors WHERE name = $1`, name)
 		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, err)
 	}
 	rows, err = s.pool.Query(ctx, `
-SELECT source_table, destination_table, coalesce(partition_key, ''), exclude, status, partitions,
+SELECT source_table, destination_table, coalesce(partition_key, ''), exclude, order_by, status, partitions,
        partitions_total, partitions_done, rows_copied, rows_estimated,
        coalesce(resync_status, ''), coalesce(resync_strategy, '')
 FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
@@ -154,7 +161,7 @@ FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
 	m.Tables, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (MirrorTable, error) {
 		var t MirrorTable
 		var parts []byte
-		err := row.Scan(&t.Source, &t.Destination, &t.PartitionKey, &t.Exclude, &t.Status, &parts,
+		err := row.Scan(&t.Source, &t.Destination, &t.PartitionKey, &t.Exclude, &t.OrderBy, &t.Status, &parts,
 			&t.PartitionsTotal, &t.PartitionsDone, &t.RowsCopied, &t.RowsEstimated, &t.ResyncStatus, &t.ResyncStrategy)
 		if parts != nil {
 			t.Partitions = parts

@@ -9,7 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/sqlext"
 )
 
 // The mirror flows. Each mirror has one runner goroutine that drives it
@@ -178,7 +180,8 @@ type flow struct {
 		ErrorContext(ctx context.Context, msg string, args ...any)
 		DebugContext(ctx context.Context, msg string, args ...any)
 	}
-	src, dst *postgres.PeerConfig
+	src, dst *postgres.PeerConfig   // dst is nil for a ClickHouse destination
+	ch       *clickhouse.PeerConfig // a ClickHouse destination
 	meta     string
 }
 
@@ -186,6 +189,9 @@ type flow struct {
 func (f *flow) step(ctx context.Context) error {
 	if err := f.peers(ctx); err != nil {
 		return err
+	}
+	if f.ch != nil {
+		return f.stepClickHouse(ctx)
 	}
 	switch f.m.Phase {
 	case catalog.PhaseSetup:
@@ -212,6 +218,13 @@ func (f *flow) peers(ctx context.Context) error {
 	dst, err := f.ex.cfg.Store.GetPeer(ctx, f.m.DestinationPeer)
 	if err != nil {
 		return fmt.Errorf("load destination peer: %w", err)
+	}
+	if dst.Type == string(sqlext.PeerClickHouse) {
+		f.ch, err = clickhouse.ParsePeerOptions(dst.Options)
+		if err != nil {
+			return fmt.Errorf("destination peer %q: %w", f.m.DestinationPeer, err)
+		}
+		return nil
 	}
 	f.dst, err = postgres.ParsePeerOptions(dst.Options)
 	if err != nil {

@@ -81,31 +81,11 @@ func (f *flow) cdc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
+	stream, srcMu, err := f.startStream(ctx, src, schemas, start)
 	if err != nil {
-		return err
-	}
-	// src serves the reader (type names of new columns) and the batcher
-	// (heartbeats), one at a time.
-	srcMu := new(sync.Mutex)
-	describe := postgres.TypeDescriber(src)
-	stream, err := postgres.StartStream(ctx, repl, postgres.StreamConfig{
-		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas,
-		DescribeType: func(ctx context.Context, oid uint32, typmod int32) (string, error) {
-			srcMu.Lock()
-			defer srcMu.Unlock()
-			return describe(ctx, oid, typmod)
-		},
-	})
-	if err != nil {
-		repl.Close(context.Background())
 		return err
 	}
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
-	if err := f.ex.cfg.Store.ClearError(ctx, f.m.Name); err != nil {
-		return err
-	}
-	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
 
 	b := &batcher{f: f, applier: applier, applied: applied, dests: dests, dst: dst, chunk: addChunk(f.cfg.MaxBatchSize), rs: rs}
 	b.eager = min(eagerAdd, b.chunk)
@@ -130,6 +110,51 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	return err
 }
+
+// startStream starts streaming from the mirror's slot at start, and clears
+// the mirror's error. The returned mutex serialises uses of src: the
+// stream's reader describes the types of new columns on it, the batcher
+// sends heartbeats on it.
+func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[connectors.TableName]*connectors.TableSchema,
+	start uint64) (*postgres.Stream, *sync.Mutex, error) {
+	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
+	if err != nil {
+		return nil, nil, err
+	}
+	srcMu := new(sync.Mutex)
+	describe := postgres.TypeDescriber(src)
+	stream, err := postgres.StartStream(ctx, repl, postgres.StreamConfig{
+		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas,
+		DescribeType: func(ctx context.Context, oid uint32, typmod int32) (string, error) {
+			srcMu.Lock()
+			defer srcMu.Unlock()
+			return describe(ctx, oid, typmod)
+		},
+	})
+	if err != nil {
+		repl.Close(context.Background())
+		return nil, nil, err
+	}
+	if err := f.ex.cfg.Store.ClearError(ctx, f.m.Name); err != nil {
+		stream.Close(context.Background())
+		return nil, nil, err
+	}
+	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
+	return stream, srcMu, nil
+}
+
+// applier applies batches of changes to a destination: postgres.Applier,
+// clickhouse.Applier. See postgres.Applier for the contract.
+type applier interface {
+	Begin(ctx context.Context) (recorded uint64, err error)
+	Add(ctx context.Context, changes ...[]connectors.Change) error
+	Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]connectors.TableCounts, error)
+	Rollback(ctx context.Context) error
+	InTx() bool
+	SetTables(tables []connectors.DestTable)
+}
+
+var _ applier = (*postgres.Applier)(nil)
 
 // addChunk is how many rows of a batch the batcher hands to the destination
 // at a time: half a batch, within [minAddChunk, maxAddChunk].
@@ -167,7 +192,7 @@ func addChunk(maxBatch int) int {
 // batcher groups whole transactions into batches.
 type batcher struct {
 	f       *flow
-	applier *postgres.Applier
+	applier applier
 	dst     *pgx.Conn
 	dests   []postgres.DestTable
 	chunk   int // rows to add at once
@@ -457,6 +482,10 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
+	if b.dst == nil {
+		return fmt.Errorf("%s gained %d column(s): this destination does not follow source schema changes yet; resync the mirror",
+			ev.Table, len(ev.NewColumns))
+	}
 	for _, d := range b.dests {
 		if d.Source != ev.Table {
 			continue
@@ -560,7 +589,11 @@ func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres
 		b.added = b.txStart
 	}
 	if catchup {
-		return b.applier.CommitWith(ctx, b.endLSN, func(tx pgx.Tx) error {
+		pa, ok := b.applier.(*postgres.Applier)
+		if !ok {
+			return nil, fmt.Errorf("table resyncs are not supported on this destination")
+		}
+		return pa.CommitWith(ctx, b.endLSN, func(tx pgx.Tx) error {
 			return b.rs.record(ctx, tx, b.f.meta, b.f.m.Name, b.endLSN, max(b.applied, b.endLSN))
 		})
 	}

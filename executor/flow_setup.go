@@ -63,29 +63,46 @@ func (f *flow) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	// A slot with our name here was made by an earlier setup that died
-	// before recording it: nothing was copied under it, so replace it.
-	if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+	slot, err := f.createSlot(ctx, src)
+	if err != nil {
 		return err
+	}
+	defer slot.close()
+	return f.snapshot(ctx, slot.Snapshot)
+}
+
+// openSlot is a replication slot just made, whose exported snapshot lives
+// while its connection is open.
+type openSlot struct {
+	postgres.Slot
+	close func()
+}
+
+// createSlot replaces the mirror's slot (one with its name was made by a
+// setup that died before recording it) and records its consistent point;
+// the mirror moves to SNAPSHOT.
+func (f *flow) createSlot(ctx context.Context, src *pgx.Conn) (*openSlot, error) {
+	if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+		return nil, err
 	}
 	repl, err := f.src.ConnectReplication(ctx, "sluice-snapshot")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer repl.Close(context.Background())
 	slot, err := postgres.CreateSlot(ctx, repl, f.cfg.Slot)
+	if err == nil {
+		err = f.ex.cfg.Store.SetConsistentLSN(ctx, f.m.Name, slot.ConsistentLSN)
+	}
+	if err == nil {
+		err = f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseSnapshot)
+	}
 	if err != nil {
-		return err
-	}
-	if err := f.ex.cfg.Store.SetConsistentLSN(ctx, f.m.Name, slot.ConsistentLSN); err != nil {
-		return err
-	}
-	if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseSnapshot); err != nil {
-		return err
+		repl.Close(context.Background())
+		return nil, err
 	}
 	f.m.Phase, f.m.ConsistentLSN = catalog.PhaseSnapshot, slot.ConsistentLSN
 	f.log.InfoContext(ctx, "replication slot created", "slot", slot.Name, "lsn", catalog.FormatLSN(slot.ConsistentLSN))
-	return f.snapshot(ctx, slot.Snapshot)
+	return &openSlot{Slot: slot, close: func() { repl.Close(context.Background()) }}, nil
 }
 
 // createDestination creates the destination table unless an earlier run of

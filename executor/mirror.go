@@ -147,6 +147,9 @@ func (e *Executor) teardown(ctx context.Context, m catalog.Mirror, dropTables bo
 	if err != nil {
 		return err
 	}
+	if dstPeer.Type == string(sqlext.PeerClickHouse) {
+		return e.teardownClickHouse(ctx, m, dstPeer.Options, dropTables)
+	}
 	dstCfg, err := postgres.ParsePeerOptions(dstPeer.Options)
 	if err != nil {
 		return err

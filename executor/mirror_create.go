@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgerrcode"
@@ -41,11 +42,12 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err != nil {
 		return err
 	}
-	dstCfg, err := s.mirrorPeer(ctx, st.Destination, st.DestPos)
+	dest, err := s.openMirrorDest(ctx, st)
 	if err != nil {
 		return err
 	}
-	tables, err := normalizeMappings(st)
+	defer dest.close()
+	tables, err := normalizeMappings(st, dest.defaultSchema(), dest.ordered())
 	if err != nil {
 		return err
 	}
@@ -57,13 +59,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: %v", st.Name, err)
 	}
 	defer src.Close(context.Background())
-	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
-			st.Name, st.Destination, err)
-	}
-	defer dst.Close(context.Background())
-	schemas, err := validateTables(ctx, src, dst, tables)
+	schemas, err := validateTables(ctx, src, dest, tables)
 	if err != nil {
 		return err
 	}
@@ -75,7 +71,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		Publication: cfg.Publication, Slot: cfg.Slot}
 	for _, t := range tables {
 		m.Tables = append(m.Tables, catalog.MirrorTable{Source: t.source.String(), Destination: t.dest.String(),
-			PartitionKey: t.key, Exclude: t.exclude})
+			PartitionKey: t.key, Exclude: t.exclude, OrderBy: t.orderBy})
 	}
 	if err := store.CreateMirror(ctx, m); err != nil {
 		if errors.Is(err, catalog.ErrMirrorExists) {
@@ -83,12 +79,14 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		}
 		return err
 	}
-	if err := s.prepareMirror(ctx, src, dst, m, cfg, tables, schemas); err != nil {
+	err = postgres.CreatePublication(ctx, src, cfg.Publication, sourceNames(tables))
+	if err == nil {
+		err = dest.prepare(ctx, cfg, tables, schemas)
+	}
+	if err != nil {
 		// Undo, so that nothing is left half made.
 		_ = postgres.DropPublication(context.Background(), src, cfg.Publication)
-		for _, t := range tables {
-			_, _ = dst.Exec(context.Background(), "DROP TABLE IF EXISTS "+t.dest.Quoted())
-		}
+		dest.undo(tables)
 		_ = store.DeleteMirror(context.Background(), st.Name)
 		return fmt.Errorf("create mirror %q: %w", st.Name, err)
 	}
@@ -105,24 +103,73 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	return w.Complete("CREATE MIRROR")
 }
 
-// prepareMirror makes the publication and the destination tables.
-func (s *session) prepareMirror(ctx context.Context, src, dst *pgx.Conn, m catalog.Mirror, cfg mirrorConfig,
-	tables []mapping, schemas []*connectors.TableSchema) error {
+func sourceNames(tables []mapping) []connectors.TableName {
 	names := make([]connectors.TableName, len(tables))
 	for i, t := range tables {
 		names[i] = t.source
 	}
-	if err := postgres.CreatePublication(ctx, src, cfg.Publication, names); err != nil {
-		return err
+	return names
+}
+
+// mirrorDest is the destination of a mirror being created: CREATE MIRROR
+// validates against it and then prepares it.
+type mirrorDest interface {
+	// defaultSchema qualifies destination names given without one.
+	defaultSchema() string
+	// ordered reports whether mappings may set order_by.
+	ordered() bool
+	// exists reports whether a destination table exists.
+	exists(ctx context.Context, name connectors.TableName) (bool, error)
+	// prepare makes the metadata and the destination tables.
+	prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
+	// undo drops what prepare made, best effort.
+	undo(tables []mapping)
+	close()
+}
+
+// openMirrorDest connects to the destination peer of st.
+func (s *session) openMirrorDest(ctx context.Context, st *sqlext.CreateMirror) (mirrorDest, error) {
+	p, err := s.ex.cfg.Store.GetPeer(ctx, st.Destination)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", st.Destination).WithPosition(int(st.DestPos))
 	}
-	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
 	if err != nil {
+		return nil, err
+	}
+	if p.Type == string(sqlext.PeerClickHouse) {
+		return s.openClickHouseDest(ctx, st, p.Options)
+	}
+	cfg, err := s.mirrorPeer(ctx, st.Destination, st.DestPos)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
+			st.Name, st.Destination, err)
+	}
+	return &postgresDest{conn: conn, meta: metadataSchema(p.Options)}, nil
+}
+
+// postgresDest is a Postgres mirrorDest.
+type postgresDest struct {
+	conn *pgx.Conn
+	meta string
+}
+
+func (d *postgresDest) defaultSchema() string { return "public" }
+func (d *postgresDest) ordered() bool         { return false }
+func (d *postgresDest) close()                { d.conn.Close(context.Background()) }
+
+func (d *postgresDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
+	return postgres.TableExists(ctx, d.conn, name)
+}
+
+func (d *postgresDest) prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
+	if err := postgres.EnsureMetadata(ctx, d.conn, d.meta); err != nil {
 		return err
 	}
-	if err := postgres.EnsureMetadata(ctx, dst, metadataSchema(dstPeer.Options)); err != nil {
-		return err
-	}
-	return pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		for i, t := range tables {
 			for _, stmt := range postgres.CreateTableDDL(t.dest, schemas[i], cfg.SoftDeleteColumn, cfg.SyncedAtColumn) {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
@@ -132,6 +179,12 @@ func (s *session) prepareMirror(ctx context.Context, src, dst *pgx.Conn, m catal
 		}
 		return nil
 	})
+}
+
+func (d *postgresDest) undo(tables []mapping) {
+	for _, t := range tables {
+		_, _ = d.conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+t.dest.Quoted())
+	}
 }
 
 // checkSource connects to a mirror's source peer and checks it can be a CDC
@@ -174,19 +227,22 @@ type mapping struct {
 	source, dest connectors.TableName
 	key          string
 	exclude      []string
+	orderBy      []string
 	pos          sqlext.Pos
 }
 
-// normalizeMappings applies the default schema (public) and refuses a
-// table mapped twice or two tables mapped to one.
-func normalizeMappings(st *sqlext.CreateMirror) ([]mapping, error) {
+// normalizeMappings applies the default schemas (public on the source,
+// destSchema on the destination) and refuses a table mapped twice, two
+// tables mapped to one, or order_by where the destination has no use for
+// it (ordered false).
+func normalizeMappings(st *sqlext.CreateMirror, destSchema string, ordered bool) ([]mapping, error) {
 	if len(st.Mappings) == 0 {
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "a mirror needs at least one table mapping")
 	}
-	qualify := func(q sqlext.QualifiedName) connectors.TableName {
+	qualify := func(q sqlext.QualifiedName, def string) connectors.TableName {
 		schema := q.Schema
 		if schema == "" {
-			schema = "public"
+			schema = def
 		}
 		return connectors.TableName{Schema: schema, Name: q.Name}
 	}
@@ -194,9 +250,9 @@ func normalizeMappings(st *sqlext.CreateMirror) ([]mapping, error) {
 	seenDst := make(map[connectors.TableName]bool)
 	var out []mapping
 	for _, mp := range st.Mappings {
-		m := mapping{source: qualify(mp.Source), dest: qualify(mp.Destination), key: mp.PartitionKey,
-			exclude: mp.Exclude, pos: mp.Pos}
-		if len(mp.OrderBy) > 0 {
+		m := mapping{source: qualify(mp.Source, "public"), dest: qualify(mp.Destination, destSchema), key: mp.PartitionKey,
+			exclude: mp.Exclude, orderBy: mp.OrderBy, pos: mp.Pos}
+		if len(mp.OrderBy) > 0 && !ordered {
 			return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "order_by applies to ClickHouse destinations only").
 				WithPosition(int(mp.Pos))
 		}
@@ -212,9 +268,10 @@ func normalizeMappings(st *sqlext.CreateMirror) ([]mapping, error) {
 	return out, nil
 }
 
-// validateTables checks every source table can be mirrored and every
+// validateTables checks every source table can be mirrored, every
+// order_by names its columns and includes the primary key, and every
 // destination name is free.
-func validateTables(ctx context.Context, src, dst *pgx.Conn, tables []mapping) ([]*connectors.TableSchema, error) {
+func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables []mapping) ([]*connectors.TableSchema, error) {
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
@@ -230,7 +287,28 @@ func validateTables(ctx context.Context, src, dst *pgx.Conn, tables []mapping) (
 			return nil, sqlerr.New(pgerrcode.UndefinedColumn, "partition key column %q does not exist in %s", t.key, t.source).
 				WithPosition(int(t.pos))
 		}
-		exists, err := postgres.TableExists(ctx, dst, t.dest)
+		for _, c := range t.orderBy {
+			i := ts.ColumnIndex(c)
+			if i < 0 {
+				return nil, sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, t.source).
+					WithPosition(int(t.pos))
+			}
+			if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
+				return nil, sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable: ClickHouse sorting keys cannot be", c, t.source).
+					WithPosition(int(t.pos)).
+					WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
+			}
+		}
+		if len(t.orderBy) > 0 {
+			for _, k := range ts.PrimaryKey {
+				if !slices.Contains(t.orderBy, k) {
+					return nil, sqlerr.New(pgerrcode.InvalidParameterValue, "order_by of %s must include the primary key column %q", t.source, k).
+						WithPosition(int(t.pos)).
+						WithHint("Rows are deduplicated by the sorting key: it must identify a row.")
+				}
+			}
+		}
+		exists, err := dst.exists(ctx, t.dest)
 		if err != nil {
 			return nil, err
 		}

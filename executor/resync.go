@@ -31,6 +31,9 @@ func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w s
 		}
 		return err
 	}
+	if err := s.resyncSupported(ctx, m); err != nil {
+		return err
+	}
 	if m.Resync != "" {
 		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of mirror %q is already under way (phase %s)", m.Name, m.Phase).
 			WithPosition(int(st.NamePos)).
@@ -104,6 +107,9 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 	const tag = "RESYNC TABLE"
 	m, err := s.getMirror(ctx, st.Mirror, st.NamePos)
 	if err != nil {
+		return err
+	}
+	if err := s.resyncSupported(ctx, m); err != nil {
 		return err
 	}
 	strategy := configOf(m.Options).ResyncStrategy
@@ -191,6 +197,19 @@ func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *cata
 	if err := postgres.CheckSwappable(ctx, dst, dest); err != nil {
 		return sqlerr.New(pgerrcode.DependentObjectsStillExist, "cannot resync %s with the swap strategy: %v", mt.Source, err).
 			WithHint("Use strategy = 'truncate', or drop the dependent object first. The mirror is unchanged.")
+	}
+	return nil
+}
+
+// resyncSupported refuses a resync of a mirror into ClickHouse (not
+// supported yet).
+func (s *session) resyncSupported(ctx context.Context, m catalog.Mirror) error {
+	p, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	if err != nil {
+		return err
+	}
+	if p.Type != string(sqlext.PeerPostgres) {
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "resync of mirror %q: resyncing into %s destinations is not supported yet", m.Name, p.Type)
 	}
 	return nil
 }

@@ -11,7 +11,10 @@
 //  3. with -resync (the default), RESYNC TABLE of pgbench_accounts with each
 //     strategy and RESYNC MIRROR, timed until done, next to the COPY pipe
 //     of (1), while a reader polls the table and records the longest any
-//     of its queries waited, and whether it ever saw no rows or an error.
+//     of its queries waited, and whether it ever saw no rows or an error;
+//  4. with -clickhouse (the default), the initial load of the same table
+//     into ClickHouse by CREATE MIRROR (next to the COPY pipe of (1)) and
+//     the CDC catch-up of the same changes.
 //
 // It is a program, not a test: it asserts nothing about time.
 package main
@@ -37,14 +40,15 @@ func main() {
 	workers := flag.Int("workers", 4, "snapshot_max_parallel_workers of the mirror")
 	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
 	resync := flag.Bool("resync", true, "also time the resyncs")
+	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
 	flag.Parse()
-	if err := run(*scale, *changes, *workers, *workload, *resync); err != nil {
+	if err := run(*scale, *changes, *workers, *workload, *resync, *ch); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scale, changes, workers int, workload string, resync bool) error {
+func run(scale, changes, workers int, workload string, resync, ch bool) error {
 	ctx := context.Background()
 	if workload != "update" && workload != "insert" {
 		return fmt.Errorf("unknown workload %q", workload)
@@ -246,10 +250,78 @@ func run(scale, changes, workers int, workload string, resync bool) error {
 	fmt.Printf("native logical replication: %7.2f s  %9.0f rows/s\n", nativeSecs, float64(changes)/nativeSecs)
 	fmt.Printf("sluice:                     %7.2f s  %9.0f rows/s\n", sluiceSecs, float64(changes)/sluiceSecs)
 	fmt.Printf("ratio (sluice / native):    %7.2f\n", nativeSecs/sluiceSecs)
-	if !resync {
-		return nil
+	if resync {
+		if err := benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs); err != nil {
+			return err
+		}
 	}
-	return benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs)
+	if ch && workload == "update" {
+		return benchClickHouse(ctx, sl, src, rows, changes, workers, pipeSecs)
+	}
+	return nil
+}
+
+// benchClickHouse loads pgbench_accounts into ClickHouse with CREATE
+// MIRROR and times the catch-up of changes rows updated in one
+// transaction while the mirror was paused.
+func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes, workers int, pipeSecs float64) error {
+	ch, err := testbed.StartClickHouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer ch.Stop()
+	chConn, err := ch.Open("default")
+	if err != nil {
+		return err
+	}
+	defer chConn.Close()
+	if _, err := sl.Exec(ctx, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port())); err != nil {
+		return err
+	}
+	chWait := func(query string) error {
+		deadline := time.Now().Add(10 * time.Minute)
+		for time.Now().Before(deadline) {
+			var ok uint8
+			if err := chConn.QueryRow(ctx, query).Scan(&ok); err == nil && ok == 1 {
+				return nil
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return fmt.Errorf("timed out: %s", query)
+	}
+	start := time.Now()
+	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR chbench FROM src TO ch WITH TABLE MAPPING
+		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'chbench'`); err != nil {
+		return err
+	}
+	loadSecs := time.Since(start).Seconds()
+	if _, err := sl.Exec(ctx, "PAUSE MIRROR chbench"); err != nil {
+		return err
+	}
+	var before int64
+	if err := src.QueryRow(ctx, fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d", changes)).Scan(&before); err != nil {
+		return err
+	}
+	if _, err := src.Exec(ctx, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %d", changes)); err != nil {
+		return err
+	}
+	start = time.Now()
+	if _, err := sl.Exec(ctx, "RESUME MIRROR chbench"); err != nil {
+		return err
+	}
+	if err := chWait(fmt.Sprintf("SELECT toUInt8(abalance = %d) FROM pgbench_accounts FINAL WHERE aid = %d", before+1, changes)); err != nil {
+		return err
+	}
+	cdcSecs := time.Since(start).Seconds()
+	fmt.Printf("\n== ClickHouse %s destination ==\n", ch.Version())
+	fmt.Printf("binary COPY pipe into Postgres: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
+	fmt.Printf("sluice initial load:            %7.2f s  %9.0f rows/s\n", loadSecs, float64(rows)/loadSecs)
+	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/loadSecs)
+	fmt.Printf("CDC catch-up, %d updates:   %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
+	return nil
 }
 
 // benchResync times each kind of resync of the mirror's pgbench_accounts

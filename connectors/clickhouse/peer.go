@@ -1,6 +1,8 @@
 // Package clickhouse is the ClickHouse connector: peer configuration,
 // connections over the native protocol (github.com/ClickHouse/clickhouse-go/v2)
-// and validation. Mirroring into ClickHouse is not implemented yet.
+// and validation (peer.go); the mirrored tables (types.go, ddl.go), value
+// conversion (convert.go), batch writes (write.go), metadata (meta.go) and
+// the CDC applier (apply.go). docs/clickhouse.md describes the tables.
 //
 // The oldest server it is tested with is 18.16 (Debian's package). There the
 // native protocol works but the HTTP protocol does not, so connections always

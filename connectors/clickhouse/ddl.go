@@ -1,0 +1,184 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// Default names of the columns Sluice adds to every mirrored table.
+const (
+	DefaultVersionColumn  = "_sluice_version"    // UInt64: the source commit position of the row's last change
+	DefaultDeletedColumn  = "_sluice_is_deleted" // UInt8: 1 for a deleted row
+	DefaultSyncedAtColumn = "_sluice_synced_at"  // DateTime: when Sluice wrote the row
+)
+
+// TableOptions shapes a mirrored table. The zero value is valid: ORDER BY
+// the primary key and the default column names.
+type TableOptions struct {
+	// OrderBy is the sorting key; empty means the primary key. It must
+	// contain every primary-key column (ReplacingMergeTree collapses rows by
+	// sorting key, so a key without them would merge distinct rows).
+	OrderBy []string
+	// VersionColumn, DeletedColumn and SyncedAtColumn name the added
+	// columns; empty means the defaults above.
+	VersionColumn, DeletedColumn, SyncedAtColumn string
+}
+
+// withDefaults fills empty names with the defaults.
+func (o TableOptions) withDefaults() TableOptions {
+	if o.VersionColumn == "" {
+		o.VersionColumn = DefaultVersionColumn
+	}
+	if o.DeletedColumn == "" {
+		o.DeletedColumn = DefaultDeletedColumn
+	}
+	if o.SyncedAtColumn == "" {
+		o.SyncedAtColumn = DefaultSyncedAtColumn
+	}
+	return o
+}
+
+// layout is a mirrored table's columns as ClickHouse has them.
+type layout struct {
+	dest    connectors.TableName
+	schema  *connectors.TableSchema
+	opts    TableOptions // with defaults
+	cols    []colMapping // per schema column
+	orderBy []string
+	keyIdx  []int // schema indexes of the primary key
+}
+
+// newLayout maps ts's columns for server v and checks the options.
+func newLayout(dest connectors.TableName, ts *connectors.TableSchema, v ServerInfo, opts TableOptions) (*layout, error) {
+	if ts == nil {
+		return nil, fmt.Errorf("table %s: no schema", dest)
+	}
+	if dest.Schema == "" || dest.Name == "" {
+		return nil, fmt.Errorf("table %s: destination needs a database and a table name", ts.Name)
+	}
+	if len(ts.PrimaryKey) == 0 {
+		return nil, fmt.Errorf("table %s: no primary key (ClickHouse tables are keyed by it)", ts.Name)
+	}
+	l := &layout{dest: dest, schema: ts, opts: opts.withDefaults()}
+	extra := []string{l.opts.VersionColumn, l.opts.DeletedColumn, l.opts.SyncedAtColumn}
+	for i, e := range extra {
+		if ts.ColumnIndex(e) >= 0 {
+			return nil, fmt.Errorf("table %s: column %q is replicated and cannot be a version, deleted or synced-at column", ts.Name, e)
+		}
+		if slices.Contains(extra[:i], e) {
+			return nil, fmt.Errorf("table %s: version, deleted and synced-at columns must differ (%q twice)", ts.Name, e)
+		}
+	}
+	for _, k := range ts.PrimaryKey {
+		i := ts.ColumnIndex(k)
+		if i < 0 {
+			return nil, fmt.Errorf("table %s: primary key column %q is not replicated", ts.Name, k)
+		}
+		l.keyIdx = append(l.keyIdx, i)
+	}
+	l.orderBy = ts.PrimaryKey
+	if len(opts.OrderBy) > 0 {
+		l.orderBy = opts.OrderBy
+		for _, c := range opts.OrderBy {
+			if ts.ColumnIndex(c) < 0 {
+				return nil, fmt.Errorf("table %s: order_by column %q is not a replicated column", ts.Name, c)
+			}
+		}
+		for _, k := range ts.PrimaryKey {
+			if !slices.Contains(opts.OrderBy, k) {
+				return nil, fmt.Errorf("table %s: order_by must contain every primary key column; %q is missing", ts.Name, k)
+			}
+		}
+	}
+	for _, c := range ts.Columns {
+		key := slices.Contains(l.orderBy, c.Name)
+		m, err := mapColumn(c, key, v)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %w", ts.Name, err)
+		}
+		if key && !c.NotNull && !slices.Contains(ts.PrimaryKey, c.Name) {
+			return nil, fmt.Errorf("table %s: order_by column %q is nullable in the source, and ClickHouse sorting keys cannot be Nullable", ts.Name, c.Name)
+		}
+		if key && m.array {
+			return nil, fmt.Errorf("table %s: order_by column %q is an array, which cannot be in the sorting key", ts.Name, c.Name)
+		}
+		l.cols = append(l.cols, m)
+	}
+	return l, nil
+}
+
+// columnList renders the quoted names of every column, added ones last.
+func (l *layout) columnList() string {
+	names := make([]string, 0, len(l.cols)+3)
+	for _, c := range l.schema.Columns {
+		names = append(names, quoteIdent(c.Name))
+	}
+	names = append(names, quoteIdent(l.opts.VersionColumn), quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn))
+	return strings.Join(names, ", ")
+}
+
+// insertSQL is the batch insert statement (18.16 needs the column list).
+func (l *layout) insertSQL() string {
+	return "INSERT INTO " + qualified(l.dest) + " (" + l.columnList() + ")"
+}
+
+// CreateTableDDL returns the CREATE TABLE IF NOT EXISTS statement of the
+// mirrored table dest (dest.Schema is the ClickHouse database) for source
+// table ts on a server of version v:
+//
+//	CREATE TABLE IF NOT EXISTS `db`.`t` (<columns>, `_sluice_version` UInt64,
+//	  `_sluice_is_deleted` UInt8, `_sluice_synced_at` DateTime)
+//	ENGINE = ReplacingMergeTree(`_sluice_version`) ORDER BY (<order by>)
+//
+// Column types come from ColumnType; sorting-key columns are never
+// Nullable. Errors name the table and the column at fault: a type with no
+// mapping, an order_by that lacks a primary-key column or names a nullable
+// or unknown one, an added column that clashes with a replicated one. It is
+// pure; running the statement is idempotent.
+func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v ServerInfo, opts TableOptions) (string, error) {
+	l, err := newLayout(dest, ts, v, opts)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(dest) + " (")
+	for i, c := range ts.Columns {
+		fmt.Fprintf(&b, "%s %s, ", quoteIdent(c.Name), l.cols[i].sql)
+	}
+	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s DateTime) ENGINE = ReplacingMergeTree(%s) ORDER BY (",
+		quoteIdent(l.opts.VersionColumn), quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn),
+		quoteIdent(l.opts.VersionColumn))
+	for i, c := range l.orderBy {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteIdent(c))
+	}
+	b.WriteString(")")
+	return b.String(), nil
+}
+
+// TableExists reports whether table name (Schema is the database) exists.
+// It only reads.
+func TableExists(ctx context.Context, conn driver.Conn, name connectors.TableName) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?",
+		name.Schema, name.Name).Scan(&n); err != nil {
+		return false, fmt.Errorf("look up table %s: %w", name, err)
+	}
+	return n > 0, nil
+}
+
+// DropTable drops table name (Schema is the database) if it exists.
+// Idempotent.
+func DropTable(ctx context.Context, conn driver.Conn, name connectors.TableName) error {
+	if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+qualified(name)); err != nil {
+		return fmt.Errorf("drop table %s: %w", name, err)
+	}
+	return nil
+}

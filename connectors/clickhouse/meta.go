@@ -1,0 +1,161 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// Metadata tables, in each destination database:
+//
+//	_sluice_mirror_state        (mirror String, lsn UInt64, updated_at DateTime)
+//	                            ReplacingMergeTree(lsn) ORDER BY mirror
+//	_sluice_snapshot_partitions (mirror, source_table String, partition Int32,
+//	                            rows Int64, version UInt64)
+//	                            ReplacingMergeTree(version) ORDER BY (mirror, source_table, partition)
+//
+// Rows are only ever inserted; readers take the newest (max lsn, argMax by
+// version), so a merge that has not happened yet changes nothing. Clearing
+// uses ALTER TABLE ... DELETE and waits for the mutation.
+
+// Names of the metadata tables.
+const (
+	MirrorStateTable        = "_sluice_mirror_state"
+	SnapshotPartitionsTable = "_sluice_snapshot_partitions"
+)
+
+func metaTable(db, table string) string { return quoteIdent(db) + "." + quoteIdent(table) }
+
+// EnsureMetadata creates the metadata tables in database db if missing.
+// Idempotent; the database must exist.
+func EnsureMetadata(ctx context.Context, conn driver.Conn, db string) error {
+	for _, ddl := range []string{
+		"CREATE TABLE IF NOT EXISTS " + metaTable(db, MirrorStateTable) +
+			" (mirror String, lsn UInt64, updated_at DateTime) ENGINE = ReplacingMergeTree(lsn) ORDER BY mirror",
+		"CREATE TABLE IF NOT EXISTS " + metaTable(db, SnapshotPartitionsTable) +
+			" (mirror String, source_table String, `partition` Int32, rows Int64, version UInt64)" +
+			" ENGINE = ReplacingMergeTree(version) ORDER BY (mirror, source_table, `partition`)",
+	} {
+		if err := conn.Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create metadata tables in %s: %w", db, err)
+		}
+	}
+	return nil
+}
+
+// LastLSN returns the position recorded for mirror in db (the highest ever
+// recorded), and whether there is one. It only reads.
+func LastLSN(ctx context.Context, conn driver.Conn, db, mirror string) (uint64, bool, error) {
+	var lsn, n uint64
+	if err := conn.QueryRow(ctx, "SELECT max(lsn), count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ?",
+		mirror).Scan(&lsn, &n); err != nil {
+		return 0, false, fmt.Errorf("read recorded lsn of mirror %q: %w", mirror, err)
+	}
+	return lsn, n > 0, nil
+}
+
+// SetLSN records lsn as mirror's position. A position below the recorded
+// one changes nothing (LastLSN returns the highest). Idempotent.
+func SetLSN(ctx context.Context, conn driver.Conn, db, mirror string, lsn uint64) error {
+	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at)",
+		mirror, lsn, time.Now().UTC().Truncate(time.Second)); err != nil {
+		return fmt.Errorf("record lsn of mirror %q: %w", mirror, err)
+	}
+	return nil
+}
+
+// MarkPartitionDone records that partition of source table source was
+// loaded with rows rows. Marking again replaces the row count. Idempotent.
+func MarkPartitionDone(ctx context.Context, conn driver.Conn, db, mirror string, source connectors.TableName, partition int, rows int64) error {
+	if err := insertRow(ctx, conn, metaTable(db, SnapshotPartitionsTable)+" (mirror, source_table, `partition`, rows, version)",
+		mirror, source.String(), int32(partition), rows, uint64(time.Now().UnixNano())); err != nil {
+		return fmt.Errorf("record partition %d of %s done: %w", partition, source, err)
+	}
+	return nil
+}
+
+// DonePartitions returns the partitions of source recorded done for
+// mirror, with their row counts. It only reads.
+func DonePartitions(ctx context.Context, conn driver.Conn, db, mirror string, source connectors.TableName) (map[int]int64, error) {
+	rows, err := conn.Query(ctx, "SELECT `partition`, argMax(rows, version) FROM "+metaTable(db, SnapshotPartitionsTable)+
+		" WHERE mirror = ? AND source_table = ? GROUP BY `partition`", mirror, source.String())
+	if err != nil {
+		return nil, fmt.Errorf("read done partitions of %s: %w", source, err)
+	}
+	defer rows.Close()
+	done := make(map[int]int64)
+	for rows.Next() {
+		var p int32
+		var n int64
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("read done partitions of %s: %w", source, err)
+		}
+		done[int(p)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read done partitions of %s: %w", source, err)
+	}
+	return done, nil
+}
+
+// ClearMirror deletes everything recorded for mirror (its position and
+// its partitions) and waits until the deletes are done. Idempotent.
+func ClearMirror(ctx context.Context, conn driver.Conn, db, mirror string) error {
+	for _, t := range []string{MirrorStateTable, SnapshotPartitionsTable} {
+		if err := deleteWhere(ctx, conn, db, t, "mirror = "+quoteString(mirror)); err != nil {
+			return fmt.Errorf("clear mirror %q: %w", mirror, err)
+		}
+	}
+	return nil
+}
+
+// ClearTable deletes the partitions recorded for source table source of
+// mirror (before the table is loaded again) and waits until the delete is
+// done. Idempotent.
+func ClearTable(ctx context.Context, conn driver.Conn, db, mirror string, source connectors.TableName) error {
+	if err := deleteWhere(ctx, conn, db, SnapshotPartitionsTable,
+		"mirror = "+quoteString(mirror)+" AND source_table = "+quoteString(source.String())); err != nil {
+		return fmt.Errorf("clear partitions of %s: %w", source, err)
+	}
+	return nil
+}
+
+// insertRow inserts one row with a native batch (an inline INSERT ...
+// VALUES hangs on 18.16).
+func insertRow(ctx context.Context, conn driver.Conn, into string, vals ...any) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+into)
+	if err != nil {
+		return err
+	}
+	if err := b.Append(vals...); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
+// deleteWhere runs ALTER TABLE ... DELETE WHERE cond on a metadata table
+// and waits for the mutation (asynchronous on every server) to finish.
+func deleteWhere(ctx context.Context, conn driver.Conn, db, table, cond string) error {
+	if err := conn.Exec(ctx, "ALTER TABLE "+metaTable(db, table)+" DELETE WHERE "+cond); err != nil {
+		return err
+	}
+	for {
+		var pending uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = ? AND table = ? AND is_done = 0",
+			db, table).Scan(&pending); err != nil {
+			return fmt.Errorf("wait for delete: %w", err)
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

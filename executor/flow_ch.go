@@ -1,0 +1,328 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// The flow of a mirror into ClickHouse: the same phases as into Postgres
+// (SETUP, SNAPSHOT, CDC), with ClickHouse's tables and writes. ClickHouse
+// has no transactions: a batch is written, then its position; a crash in
+// between writes the batch again with the same row versions (the source
+// commit positions), which ReplacingMergeTree collapses. Snapshot rows get
+// the slot's consistent point as their version, below every change
+// streamed after it.
+
+// stepClickHouse runs the mirror's current phase.
+func (f *flow) stepClickHouse(ctx context.Context) error {
+	switch f.m.Phase {
+	case catalog.PhaseSetup:
+		return f.setupClickHouse(ctx)
+	case catalog.PhaseSnapshot:
+		return f.snapshotClickHouse(ctx, "")
+	case catalog.PhaseCDC:
+		return f.cdcClickHouse(ctx)
+	case phaseCompleted:
+		return errFlowDone
+	}
+	return fmt.Errorf("mirror %q: phase %s is not supported with a ClickHouse destination yet", f.m.Name, f.m.Phase)
+}
+
+// openClickHouse connects to the destination.
+func (f *flow) openClickHouse(ctx context.Context) (driver.Conn, clickhouse.ServerInfo, error) {
+	info, err := f.ch.Inspect(ctx)
+	if err != nil {
+		return nil, info, fmt.Errorf("destination: %w", err)
+	}
+	conn, err := f.ch.Open(ctx)
+	if err != nil {
+		return nil, info, fmt.Errorf("destination: %w", err)
+	}
+	return conn, info, nil
+}
+
+func (f *flow) setupClickHouse(ctx context.Context) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-setup")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	conn, info, err := f.openClickHouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tables := f.tables()
+	if err := postgres.CreatePublication(ctx, src, f.cfg.Publication, sourcesOf(tables)); err != nil {
+		return err
+	}
+	if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
+		if err != nil {
+			return err
+		}
+		ddl, err := clickhouse.CreateTableDDL(t.dest, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
+		if err != nil {
+			return err
+		}
+		if err := conn.Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create destination table %s: %w", t.dest, err)
+		}
+	}
+	slot, err := f.createSlot(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer slot.close()
+	return f.snapshotClickHouse(ctx, slot.Snapshot)
+}
+
+func sourcesOf(tables []mirrorTable) []connectors.TableName {
+	out := make([]connectors.TableName, len(tables))
+	for i, t := range tables {
+		out[i] = t.source
+	}
+	return out
+}
+
+// snapshotClickHouse is the initial load into ClickHouse; see snapshot for
+// the resumption rules. Rows loaded under a newer snapshot after a restart
+// carry the same version as the others: every change after the consistent
+// point is streamed again with a higher one.
+func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-snapshot")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	conn, info, err := f.openClickHouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tables := f.tables()
+	schemas := make([]*connectors.TableSchema, len(tables))
+	for i, t := range tables {
+		if schemas[i], err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
+			return err
+		}
+	}
+	if f.cfg.DoInitialCopy {
+		if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "snapshot", fmt.Sprintf("initial load of %d table(s) into ClickHouse started", len(tables))); err != nil {
+			return err
+		}
+		for start := 0; start < len(tables); start += f.cfg.TablesInParallel {
+			end := min(start+f.cfg.TablesInParallel, len(tables))
+			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, tables[start:end], schemas[start:end]); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range tables {
+		if err := f.ex.cfg.Store.SetTableStatus(ctx, f.m.Name, t.source.String(), "running"); err != nil {
+			return err
+		}
+	}
+	if f.cfg.InitialCopyOnly {
+		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+			return err
+		}
+		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
+			return err
+		}
+		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, phaseCompleted); err != nil {
+			return err
+		}
+		return errFlowDone
+	}
+	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseCDC)
+}
+
+// chLoadBatch is how many rows go to ClickHouse in one insert.
+const chLoadBatch = 50000
+
+// loadClickHouse loads a group of tables with the parallel workers, each
+// partition read as binary COPY and written as native batches.
+func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Conn, info clickhouse.ServerInfo, snapshotName string,
+	tables []mirrorTable, schemas []*connectors.TableSchema) error {
+	store := f.ex.cfg.Store
+	var jobs []chCopyJob
+	progress := make([]*tableProgress, len(tables))
+	for i, t := range tables {
+		plan, err := f.plan(ctx, src, t, schemas[i])
+		if err != nil {
+			return err
+		}
+		done, err := clickhouse.DonePartitions(ctx, conn, f.ch.Database, f.m.Name, t.source)
+		if err != nil {
+			return err
+		}
+		p := &tableProgress{name: t.source.String(), total: len(plan)}
+		for _, rows := range done {
+			p.done++
+			p.rows += rows
+		}
+		progress[i] = p
+		if err := store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows); err != nil {
+			return err
+		}
+		for _, part := range plan {
+			if _, ok := done[part.Index]; !ok {
+				jobs = append(jobs, chCopyJob{table: i, t: t, schema: schemas[i], part: part})
+			}
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	workers := min(f.cfg.MaxParallelWorkers, len(jobs))
+	queue := make(chan chCopyJob)
+	errs := make(chan error, workers)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.chCopyWorker(ctx, info, snapshotName, queue, progress); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+feed:
+	for _, j := range jobs {
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(queue)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+type chCopyJob struct {
+	table  int // index into the group
+	t      mirrorTable
+	schema *connectors.TableSchema
+	part   postgres.Partition
+}
+
+// chCopyWorker copies partitions from the queue on connections of its own.
+// A partition is recorded done after its rows are written; one cut off by
+// a crash is written again (same rows, same version).
+func (f *flow) chCopyWorker(ctx context.Context, info clickhouse.ServerInfo, snapshotName string, queue <-chan chCopyJob, progress []*tableProgress) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-copy")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	conn, err := f.ch.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer conn.Close()
+	tx, err := postgres.BeginSnapshot(ctx, src, snapshotName)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background())
+	for j := range queue {
+		w, err := clickhouse.NewWriter(j.t.dest, j.schema, info, chTableOptions(f.cfg, j.t.catalog.OrderBy))
+		if err != nil {
+			return err
+		}
+		rows, err := postgres.ReadPartition(ctx, src, j.t.source, columnNames(j.schema), j.part, chLoadBatch,
+			func(rows [][]connectors.Value) error {
+				return w.Insert(ctx, conn, rows, f.m.ConsistentLSN)
+			})
+		if err != nil {
+			return fmt.Errorf("copy %s partition %d: %w", j.t.source, j.part.Index, err)
+		}
+		if err := clickhouse.MarkPartitionDone(ctx, conn, f.ch.Database, f.m.Name, j.t.source, j.part.Index, rows); err != nil {
+			return err
+		}
+		p := progress[j.table]
+		p.mu.Lock()
+		p.done++
+		p.rows += rows
+		err = f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows)
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cdcClickHouse streams changes into ClickHouse with the batcher.
+func (f *flow) cdcClickHouse(ctx context.Context) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-cdc")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	conn, info, err := f.openClickHouse(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
+		return err
+	}
+	tables := f.tables()
+	schemas := make(map[connectors.TableName]*connectors.TableSchema, len(tables))
+	dests := make([]connectors.DestTable, len(tables))
+	orderBy := make(map[connectors.TableName][]string, len(tables))
+	for i, t := range tables {
+		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
+		if err != nil {
+			return err
+		}
+		schemas[t.source] = ts
+		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
+			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
+		orderBy[t.source] = t.catalog.OrderBy
+	}
+	last, _, err := clickhouse.LastLSN(ctx, conn, f.ch.Database, f.m.Name)
+	if err != nil {
+		return err
+	}
+	applied := max(last, f.m.ConsistentLSN)
+	a, err := clickhouse.NewApplier(ctx, conn, info, f.ch.Database, f.m.Name, dests, orderBy)
+	if err != nil {
+		return err
+	}
+	stream, srcMu, err := f.startStream(ctx, src, schemas, applied)
+	if err != nil {
+		return err
+	}
+	defer stream.Close(context.Background())
+	b := &batcher{f: f, applier: a, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize)}
+	b.eager = min(eagerAdd, b.chunk)
+	b.setAcked(applied)
+	err = b.run(ctx, stream, src, srcMu)
+	if errors.Is(err, errRestart) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,109 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgerrcode"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/sqlerr"
+	"github.com/sluicedb/sluice/sqlext"
+)
+
+// clickHouseDest is a ClickHouse mirrorDest. Destination tables are
+// qualified by database (the peer's database by default).
+type clickHouseDest struct {
+	cfg  *clickhouse.PeerConfig
+	conn driver.Conn
+	info clickhouse.ServerInfo
+}
+
+func (s *session) openClickHouseDest(ctx context.Context, st *sqlext.CreateMirror, opts map[string]string) (mirrorDest, error) {
+	cfg, err := clickhouse.ParsePeerOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("peer %q: %w", st.Destination, err)
+	}
+	info, err := cfg.Inspect(ctx)
+	if err == nil && !info.DatabaseExists {
+		err = fmt.Errorf("database %q does not exist", cfg.Database)
+	}
+	var conn driver.Conn
+	if err == nil {
+		conn, err = cfg.Open(ctx)
+	}
+	if err != nil {
+		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
+			st.Name, st.Destination, err)
+	}
+	return &clickHouseDest{cfg: cfg, conn: conn, info: info}, nil
+}
+
+func (d *clickHouseDest) defaultSchema() string { return d.cfg.Database }
+func (d *clickHouseDest) ordered() bool         { return true }
+func (d *clickHouseDest) close()                { _ = d.conn.Close() }
+
+func (d *clickHouseDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
+	return clickhouse.TableExists(ctx, d.conn, name)
+}
+
+func (d *clickHouseDest) prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
+	if err := clickhouse.EnsureMetadata(ctx, d.conn, d.cfg.Database); err != nil {
+		return err
+	}
+	for i, t := range tables {
+		ddl, err := clickhouse.CreateTableDDL(t.dest, schemas[i], d.info, chTableOptions(cfg, t.orderBy))
+		if err != nil {
+			return fmt.Errorf("destination table %s: %w", t.dest, err)
+		}
+		if err := d.conn.Exec(ctx, ddl); err != nil {
+			return fmt.Errorf("create destination table %s: %w", t.dest, err)
+		}
+	}
+	return nil
+}
+
+func (d *clickHouseDest) undo(tables []mapping) {
+	for _, t := range tables {
+		_ = clickhouse.DropTable(context.Background(), d.conn, t.dest)
+	}
+}
+
+// chTableOptions are a ClickHouse table's options from the mirror's.
+func chTableOptions(cfg mirrorConfig, orderBy []string) clickhouse.TableOptions {
+	return clickhouse.TableOptions{OrderBy: orderBy, DeletedColumn: cfg.SoftDeleteColumn, SyncedAtColumn: cfg.SyncedAtColumn}
+}
+
+// teardownClickHouse removes a mirror's metadata from its ClickHouse
+// destination, and its tables with dropTables. Idempotent.
+func (e *Executor) teardownClickHouse(ctx context.Context, m catalog.Mirror, opts map[string]string, dropTables bool) error {
+	cfg, err := clickhouse.ParsePeerOptions(opts)
+	if err != nil {
+		return err
+	}
+	conn, err := cfg.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := clickhouse.EnsureMetadata(ctx, conn, cfg.Database); err != nil {
+		return err
+	}
+	if err := clickhouse.ClearMirror(ctx, conn, cfg.Database, m.Name); err != nil {
+		return err
+	}
+	if dropTables {
+		for _, t := range m.Tables {
+			name, err := connectors.ParseTableName(t.Destination)
+			if err != nil {
+				return err
+			}
+			if err := clickhouse.DropTable(ctx, conn, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
