@@ -128,3 +128,48 @@ DELETE FROM users WHERE id = 2;`)
 	waitSame(t, f.src, pgOrders, ch, chOrders)
 	_ = context.Background
 }
+
+// TestClickHouseKillAndRestart kills sluice mid-load and mid-CDC of a
+// mirror into ClickHouse, under a pgbench workload: the FINAL view
+// converges to the source.
+func TestClickHouseKillAndRestart(t *testing.T) {
+	ch := startClickHouse(t)
+	p := startProcess(t)
+	srcURL := peerCluster.NewDB(t)
+	src := connect(t, srcURL)
+	pgbench(t, srcURL, "-i", "-s", "3", "-q")
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, srcURL, "-n", "-c", "2", "-T", "15")
+	}()
+	mustExec(t, conn, `CREATE MIRROR chk FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts, pgbench_tellers:pgbench_tellers)
+		WITH (snapshot_num_rows_per_partition = 10000, snapshot_max_parallel_workers = 1, max_batch_size = 500)`)
+	conn.Close(context.Background())
+	waitFor(t, p, "a partly done load", func(c *pgx.Conn) bool {
+		var done int
+		err := c.QueryRow(context.Background(), `SELECT partitions_done FROM mirror_tables
+			WHERE mirror = 'chk' AND source_table = 'public.pgbench_accounts'`).Scan(&done)
+		return err == nil && done >= 3
+	})
+	p.kill()
+	p.start()
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+		var status string
+		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'chk'`).Scan(&status)
+		return err == nil && status == "RUNNING"
+	})
+	for range 2 {
+		time.Sleep(1500 * time.Millisecond)
+		p.kill()
+		p.start()
+	}
+	<-load
+	waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
+		`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 0 ORDER BY aid`)
+	waitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
+		`SELECT concat(toString(tid), '|', toString(tbalance)) FROM pgbench_tellers FINAL WHERE _sluice_is_deleted = 0 ORDER BY tid`)
+}

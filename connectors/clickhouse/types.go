@@ -23,8 +23,9 @@ import (
 //     ISO 8601 layout with microseconds, in UTC ("2024-05-06 07:08:09.123456"):
 //     lossless (DateTime would drop the microseconds and everything before
 //     1970), sortable as text, and readable with toDateTime(substring(x, 1, 19), 'UTC').
-//   - date on old servers is Date (1970-01-01 to 2149-06-06): a value outside
-//     that range is an error naming the column, never a wrapped date.
+//   - date on old servers is a String in Postgres's ISO form (2024-05-06):
+//     Date covers only 1970-01-01 to 2149-06-06, and a date outside it (a
+//     birth date) would stop the mirror.
 //   - A type with no fitting ClickHouse type is a String holding Postgres's
 //     text form (time, interval, inet, money is refused: see ColumnType).
 //   - Arrays are Array(Nullable(T)) (Postgres array elements may be NULL);
@@ -197,8 +198,9 @@ func baseType(c connectors.Column, typ string, m *colMapping, v ServerInfo) (str
 			m.kind = kDate32
 			return "Date32", nil
 		}
-		m.kind = kDate
-		return "Date", nil
+		// Date covers only 1970-2149: a birth date would stop the mirror.
+		m.kind = kPGText
+		return "String", nil
 	case pgtype.TimestampOID, pgtype.TimestamptzOID:
 		if modern(v) {
 			m.kind = kTimestamp64

@@ -40,7 +40,7 @@ func typeCases() []typeCase {
 		{c("u", "uuid", pgtype.UUIDOID, false), "Nullable(UUID)", "Nullable(UUID)"},
 		{c("j", "json", pgtype.JSONOID, false), "Nullable(String)", "Nullable(String)"},
 		{c("jb", "jsonb", pgtype.JSONBOID, false), "Nullable(String)", "Nullable(String)"},
-		{c("d", "date", pgtype.DateOID, false), "Nullable(Date)", "Nullable(Date32)"},
+		{c("d", "date", pgtype.DateOID, false), "Nullable(String)", "Nullable(Date32)"},
 		{c("ts", "timestamp without time zone", pgtype.TimestampOID, false), "Nullable(String)", "Nullable(DateTime64(6, 'UTC'))"},
 		{c("tz", "timestamp with time zone", pgtype.TimestamptzOID, false), "Nullable(String)", "Nullable(DateTime64(6, 'UTC'))"},
 		{c("tm", "time without time zone", pgtype.TimeOID, false), "Nullable(String)", "Nullable(String)"},
