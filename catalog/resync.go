@@ -60,10 +60,11 @@ WHERE mirror = $1`, name, ResyncDone)
 
 // StartTableResync asks for a resync of one table of the mirror with the
 // strategy (swap or truncate): the table's resync status becomes pending
-// and its copy progress is cleared, with an event. It fails wrapping
+// and its copy progress is cleared, with an event. A non-nil orderBy
+// becomes the table's sorting key (ClickHouse). It fails wrapping
 // ErrResyncInProgress when the table's resync is pending or in progress,
 // and wrapping ErrMirrorNotFound when the mirror has no such table.
-func (s *Store) StartTableResync(ctx context.Context, mirror, table, strategy string) error {
+func (s *Store) StartTableResync(ctx context.Context, mirror, table, strategy string, orderBy []string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var status string
 		err := tx.QueryRow(ctx, `
@@ -81,8 +82,8 @@ SELECT coalesce(resync_status, '') FROM sluice.mirror_tables WHERE mirror = $1 A
 		_, err = tx.Exec(ctx, `
 UPDATE sluice.mirror_tables SET resync_status = $3, resync_strategy = $4, resync_error = NULL,
        resync_started_at = now(), resync_finished_at = NULL, partitions = NULL, partitions_total = 0,
-       partitions_done = 0, rows_copied = 0, rows_estimated = 0
-WHERE mirror = $1 AND source_table = $2`, mirror, table, ResyncPending, strategy)
+       partitions_done = 0, rows_copied = 0, rows_estimated = 0, order_by = coalesce($5, order_by)
+WHERE mirror = $1 AND source_table = $2`, mirror, table, ResyncPending, strategy, orderBy)
 		if err != nil {
 			return fmt.Errorf("resync %s of mirror %q: %w", table, mirror, err)
 		}

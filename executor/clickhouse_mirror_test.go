@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
@@ -126,7 +127,33 @@ DELETE FROM users WHERE id = 2;`)
 	mustExec(t, f.src, `UPDATE orders SET item = 'while paused' WHERE id % 10 = 0`)
 	mustExec(t, f.conn, "RESUME MIRROR chm")
 	waitSame(t, f.src, pgOrders, ch, chOrders)
-	_ = context.Background
+
+	// Resyncs: a new sorting key for users, remembered; orders keeps its
+	// deleted rows. Changes made meanwhile arrive.
+	mustExec(t, f.src, `INSERT INTO users SELECT g % 5, g, 'again ' || g FROM generate_series(1, 300) g`)
+	waitSame(t, f.src, pgUsers, ch, chUsers)
+	mustExec(t, f.conn, "RESYNC TABLE chm.public.users WITH (strategy = 'swap', order_by = 'id')")
+	mustExec(t, f.conn, "RESYNC TABLE chm.orders")
+	mustExec(t, f.src, `UPDATE users SET name = 'during' WHERE id < 20; UPDATE orders SET item = 'during' WHERE id < 20`)
+	f.waitResync(t, "chm", "public.users", "done")
+	f.waitResync(t, "chm", "public.orders", "done")
+	waitSame(t, f.src, pgUsers, ch, chUsers)
+	waitSame(t, f.src, pgOrders, ch, chOrders)
+	if key := chRows(t, ch, `SELECT sorting_key FROM system.tables WHERE database = 'default' AND name = 'users'`); len(key) != 1 || key[0] != "id" {
+		t.Fatalf("users sorting key after the resync %q, want id", key)
+	}
+	var orderBy string
+	if err := f.conn.QueryRow(testCtx(t), `SELECT array_to_string(order_by, ',') FROM mirror_tables WHERE source_table = 'public.users'`).Scan(&orderBy); err != nil || orderBy != "id" {
+		t.Fatalf("mirror_tables.order_by = %q (%v), want the new key remembered", orderBy, err)
+	}
+	if got := chRows(t, ch, `SELECT item FROM orders FINAL WHERE id = 305 AND _sluice_is_deleted = 1`); len(got) != 1 || got[0] != "item 305" {
+		t.Fatalf("deleted row 305 after the resync: %q", got)
+	}
+	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND name LIKE '%_resync' OR name LIKE '%_sluice_old'`); len(left) != 0 {
+		t.Fatalf("tables left behind: %q", left)
+	}
+	_, err := f.conn.Exec(testCtx(t), "RESYNC TABLE chm.public.users WITH (order_by = 'name')")
+	wantError(t, err, pgerrcode.InvalidParameterValue)
 }
 
 // TestClickHouseKillAndRestart kills sluice mid-load and mid-CDC of a

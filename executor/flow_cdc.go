@@ -219,8 +219,9 @@ type batcher struct {
 	begun  time.Time
 	walEnd uint64
 
-	// Table resyncs (flow_resync.go).
+	// Table resyncs (flow_resync.go, flow_ch_resync.go).
 	rs       *resyncs
+	ch       *chResyncs
 	beginLSN uint64 // where the commit of the transaction being received starts
 }
 
@@ -274,6 +275,11 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 		case r = <-results:
 		case c := <-b.rs.doneCh():
 			if err := b.copyDone(ctx, c); err != nil {
+				return err
+			}
+			continue
+		case d := <-b.ch.doneCh():
+			if err := b.chCopyDone(ctx, d); err != nil {
 				return err
 			}
 			continue

@@ -125,7 +125,7 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 		}
 		for start := 0; start < len(tables); start += f.cfg.TablesInParallel {
 			end := min(start+f.cfg.TablesInParallel, len(tables))
-			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, tables[start:end], schemas[start:end]); err != nil {
+			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, f.m.ConsistentLSN, tables[start:end], schemas[start:end]); err != nil {
 				return err
 			}
 		}
@@ -154,9 +154,10 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 const chLoadBatch = 50000
 
 // loadClickHouse loads a group of tables with the parallel workers, each
-// partition read as binary COPY and written as native batches.
+// partition read as binary COPY and written as native batches of rows of
+// version version.
 func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Conn, info clickhouse.ServerInfo, snapshotName string,
-	tables []mirrorTable, schemas []*connectors.TableSchema) error {
+	version uint64, tables []mirrorTable, schemas []*connectors.TableSchema) error {
 	store := f.ex.cfg.Store
 	var jobs []chCopyJob
 	progress := make([]*tableProgress, len(tables))
@@ -180,7 +181,7 @@ func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Co
 		}
 		for _, part := range plan {
 			if _, ok := done[part.Index]; !ok {
-				jobs = append(jobs, chCopyJob{table: i, t: t, schema: schemas[i], part: part})
+				jobs = append(jobs, chCopyJob{table: i, t: t, schema: schemas[i], part: part, version: version})
 			}
 		}
 	}
@@ -221,10 +222,11 @@ feed:
 }
 
 type chCopyJob struct {
-	table  int // index into the group
-	t      mirrorTable
-	schema *connectors.TableSchema
-	part   postgres.Partition
+	table   int // index into the group
+	t       mirrorTable
+	schema  *connectors.TableSchema
+	part    postgres.Partition
+	version uint64
 }
 
 // chCopyWorker copies partitions from the queue on connections of its own.
@@ -253,7 +255,7 @@ func (f *flow) chCopyWorker(ctx context.Context, info clickhouse.ServerInfo, sna
 		}
 		rows, err := postgres.ReadPartition(ctx, src, j.t.source, columnNames(j.schema), j.part, chLoadBatch,
 			func(rows [][]connectors.Value) error {
-				return w.Insert(ctx, conn, rows, f.m.ConsistentLSN)
+				return w.Insert(ctx, conn, rows, j.version)
 			})
 		if err != nil {
 			return fmt.Errorf("copy %s partition %d: %w", j.t.source, j.part.Index, err)
@@ -320,7 +322,12 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 	b := &batcher{f: f, applier: a, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize)}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(applied)
+	cctx, cancel := context.WithCancel(ctx)
+	var wait func()
+	b.ch, wait = f.startClickHouseResyncs(cctx, conn, info, schemas)
 	err = b.run(ctx, stream, src, srcMu)
+	cancel()
+	wait()
 	if errors.Is(err, errRestart) {
 		return nil
 	}

@@ -88,6 +88,9 @@ func (r *resyncs) doneCh() chan copyResult {
 // no copy is running (copies start with the stream, before any change of
 // their table is received).
 func (b *batcher) pollResyncs(ctx context.Context) error {
+	if b.ch != nil {
+		return b.pollClickHouseResyncs(ctx)
+	}
 	if b.rs == nil || b.rs.copying > 0 {
 		return nil
 	}

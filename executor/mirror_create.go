@@ -287,26 +287,8 @@ func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables [
 			return nil, sqlerr.New(pgerrcode.UndefinedColumn, "partition key column %q does not exist in %s", t.key, t.source).
 				WithPosition(int(t.pos))
 		}
-		for _, c := range t.orderBy {
-			i := ts.ColumnIndex(c)
-			if i < 0 {
-				return nil, sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, t.source).
-					WithPosition(int(t.pos))
-			}
-			if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
-				return nil, sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable: ClickHouse sorting keys cannot be", c, t.source).
-					WithPosition(int(t.pos)).
-					WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
-			}
-		}
-		if len(t.orderBy) > 0 {
-			for _, k := range ts.PrimaryKey {
-				if !slices.Contains(t.orderBy, k) {
-					return nil, sqlerr.New(pgerrcode.InvalidParameterValue, "order_by of %s must include the primary key column %q", t.source, k).
-						WithPosition(int(t.pos)).
-						WithHint("Rows are deduplicated by the sorting key: it must identify a row.")
-				}
-			}
+		if err := checkOrderBy(ts, t.source, t.orderBy, t.pos); err != nil {
+			return nil, err
 		}
 		exists, err := dst.exists(ctx, t.dest)
 		if err != nil {
@@ -320,6 +302,32 @@ func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables [
 		schemas[i] = ts
 	}
 	return schemas, nil
+}
+
+// checkOrderBy checks a ClickHouse sorting key of table: its columns exist
+// and are not nullable, and it includes the primary key.
+func checkOrderBy(ts *connectors.TableSchema, table connectors.TableName, orderBy []string, pos sqlext.Pos) error {
+	for _, c := range orderBy {
+		i := ts.ColumnIndex(c)
+		if i < 0 {
+			return sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, table).WithPosition(int(pos))
+		}
+		if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
+			return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable: ClickHouse sorting keys cannot be", c, table).
+				WithPosition(int(pos)).
+				WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
+		}
+	}
+	if len(orderBy) > 0 {
+		for _, k := range ts.PrimaryKey {
+			if !slices.Contains(orderBy, k) {
+				return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by of %s must include the primary key column %q", table, k).
+					WithPosition(int(pos)).
+					WithHint("Rows are deduplicated by the sorting key: it must identify a row.")
+			}
+		}
+	}
+	return nil
 }
 
 // describeError turns a failure to describe a source table into a SQL

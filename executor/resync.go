@@ -109,16 +109,36 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 	if err != nil {
 		return err
 	}
-	if err := s.resyncSupported(ctx, m); err != nil {
+	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	if err != nil {
 		return err
 	}
+	onClickHouse := dstPeer.Type == string(sqlext.PeerClickHouse)
 	strategy := configOf(m.Options).ResyncStrategy
 	if strategy == "" {
 		strategy = strategyTruncate
 	}
+	var orderBy []string
+	var orderByPos sqlext.Pos
 	for _, o := range st.Options {
+		if o.Key == "order_by" && onClickHouse {
+			orderByPos = o.Value.Pos
+			for _, c := range strings.Split(o.Value.Text, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					orderBy = append(orderBy, c)
+				}
+			}
+			if len(orderBy) == 0 {
+				return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by names no column").WithPosition(int(o.Value.Pos))
+			}
+			continue
+		}
 		if o.Key != "strategy" {
-			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: RESYNC TABLE accepts strategy", o.Key).
+			accepts := "strategy"
+			if onClickHouse {
+				accepts = "strategy and order_by"
+			}
+			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: RESYNC TABLE accepts %s", o.Key, accepts).
 				WithPosition(int(o.Pos))
 		}
 		switch v := strings.ToLower(o.Value.Text); v {
@@ -159,12 +179,17 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
 			WithPosition(int(st.Table.Pos))
 	}
-	if strategy == strategySwap {
+	if onClickHouse && orderBy != nil {
+		if err := s.checkOrderBy(ctx, m, mt, orderBy, orderByPos); err != nil {
+			return err
+		}
+	}
+	if strategy == strategySwap && !onClickHouse {
 		if err := s.checkSwappable(ctx, m, mt); err != nil {
 			return err
 		}
 	}
-	if err := s.ex.cfg.Store.StartTableResync(ctx, m.Name, table.String(), strategy); err != nil {
+	if err := s.ex.cfg.Store.StartTableResync(ctx, m.Name, table.String(), strategy, orderBy); err != nil {
 		if errors.Is(err, catalog.ErrResyncInProgress) {
 			return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
 				WithPosition(int(st.Table.Pos))
@@ -199,6 +224,26 @@ func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *cata
 			WithHint("Use strategy = 'truncate', or drop the dependent object first. The mirror is unchanged.")
 	}
 	return nil
+}
+
+// checkOrderBy checks a new sorting key for a table on ClickHouse, as
+// CREATE MIRROR checks order_by.
+func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable, orderBy []string, pos sqlext.Pos) error {
+	srcCfg, err := s.ex.postgresPeer(ctx, m.SourcePeer)
+	if err != nil {
+		return err
+	}
+	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
+	if err != nil {
+		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to source peer %q: %v", m.SourcePeer, err)
+	}
+	defer src.Close(context.Background())
+	source, _ := connectors.ParseTableName(mt.Source)
+	ts, err := postgres.DescribeTable(ctx, src, source, mt.Exclude)
+	if err != nil {
+		return describeError(err, mapping{source: source})
+	}
+	return checkOrderBy(ts, source, orderBy, pos)
 }
 
 // resyncSupported refuses a resync of a mirror into ClickHouse (not

@@ -1,0 +1,236 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pglogrepl"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// Table resync into ClickHouse. Rows there are versions (the source commit
+// position), so the table never stops streaming and the slot is never held
+// back: a temporary slot gives a snapshot at L; the table is loaded under
+// it into a shadow table (with the table's sorting key, which a resync may
+// change), every row with version L; then, between two batches, the rows
+// the live table received after L and its deleted rows are copied into the
+// shadow, and one RENAME swaps the tables. Both strategies do this: a
+// ClickHouse table is never emptied for readers. A resync cut off by a
+// crash starts over.
+
+// chResyncs is what a ClickHouse flow's batcher knows of table resyncs.
+type chResyncs struct {
+	conn    driver.Conn
+	copying int
+	done    chan chCopyDone
+	tables  map[connectors.TableName]mirrorTable
+}
+
+type chCopyDone struct {
+	table connectors.TableName
+	lsn   uint64
+	err   error
+}
+
+func (r *chResyncs) doneCh() chan chCopyDone {
+	if r == nil {
+		return nil
+	}
+	return r.done
+}
+
+// startClickHouseResyncs starts the copies of the tables whose resync was
+// asked for; the caller waits for them with wait.
+func (f *flow) startClickHouseResyncs(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo,
+	schemas map[connectors.TableName]*connectors.TableSchema) (r *chResyncs, wait func()) {
+	r = &chResyncs{conn: conn, done: make(chan chCopyDone, 64), tables: map[connectors.TableName]mirrorTable{}}
+	finished := make(chan struct{}, len(f.m.Tables))
+	for _, t := range f.tables() {
+		if t.catalog.ResyncStatus != catalog.ResyncPending && t.catalog.ResyncStatus != catalog.ResyncInProgress {
+			continue
+		}
+		r.tables[t.source] = t
+		r.copying++
+		go func() {
+			defer func() { finished <- struct{}{} }()
+			lsn, err := f.copyTableClickHouse(ctx, t, schemas[t.source], info)
+			r.done <- chCopyDone{table: t.source, lsn: lsn, err: err}
+		}()
+	}
+	n := r.copying
+	return r, func() {
+		for range n {
+			<-finished
+		}
+	}
+}
+
+// pollClickHouseResyncs restarts the stream when a table resync was asked
+// for and no copy runs (copies start with the stream).
+func (b *batcher) pollClickHouseResyncs(ctx context.Context) error {
+	if b.ch.copying > 0 {
+		return nil
+	}
+	m, err := b.f.ex.cfg.Store.GetMirror(ctx, b.f.m.Name)
+	if err != nil {
+		return err
+	}
+	for _, t := range m.Tables {
+		if t.ResyncStatus == catalog.ResyncPending {
+			return errRestart
+		}
+	}
+	return nil
+}
+
+// copyTableClickHouse loads a table's shadow under a snapshot of its own
+// and returns the snapshot's position.
+func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *connectors.TableSchema, info clickhouse.ServerInfo) (uint64, error) {
+	store := f.ex.cfg.Store
+	name := t.source.String()
+	if err := store.SetTableResync(ctx, f.m.Name, name, catalog.ResyncInProgress, ""); err != nil {
+		return 0, err
+	}
+	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close(context.Background())
+	conn, err := f.ch.Open(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("destination: %w", err)
+	}
+	defer conn.Close()
+	repl, err := f.src.ConnectReplication(ctx, "sluice-resync")
+	if err != nil {
+		return 0, err
+	}
+	defer repl.Close(context.Background())
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, fmt.Sprintf("sluice_resync_%016x", rand.Uint64()), "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Temporary: true, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return 0, fmt.Errorf("create temporary slot for the copy: %w", err)
+	}
+	at, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return 0, err
+	}
+	lsn := uint64(at)
+	shadow := postgres.ShadowName(t.dest)
+	if err := clickhouse.DropTable(ctx, conn, shadow); err != nil {
+		return 0, err
+	}
+	ddl, err := clickhouse.CreateTableDDL(shadow, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
+	if err != nil {
+		return 0, err
+	}
+	if err := conn.Exec(ctx, ddl); err != nil {
+		return 0, fmt.Errorf("create %s: %w", shadow, err)
+	}
+	if err := clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source); err != nil {
+		return 0, err
+	}
+	_ = store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("copying %s into %s as of %s", name, shadow, catalog.FormatLSN(lsn)))
+	one := t
+	one.dest = shadow
+	one.catalog.Partitions = nil
+	if err := f.loadClickHouse(ctx, src, conn, info, res.SnapshotName, lsn, []mirrorTable{one}, []*connectors.TableSchema{ts}); err != nil {
+		return 0, err
+	}
+	return lsn, clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source)
+}
+
+// chCopyDone finishes a table copy in the batcher, between batches: the
+// shadow table gets what the live one received since the copy's snapshot,
+// and replaces it.
+func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
+	store := b.f.ex.cfg.Store
+	if d.err != nil {
+		if ctx.Err() == nil {
+			_ = store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncFailed, d.err.Error())
+		}
+		return fmt.Errorf("resync of %s: %w", d.table, d.err)
+	}
+	b.ch.copying--
+	t := b.ch.tables[d.table]
+	began := time.Now()
+	if err := b.f.swapClickHouse(ctx, b.ch.conn, t.dest, d.lsn); err != nil {
+		_ = store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncFailed, err.Error())
+		return fmt.Errorf("resync of %s: %w", d.table, err)
+	}
+	if err := store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncDone, ""); err != nil {
+		return err
+	}
+	b.f.log.InfoContext(ctx, "table resync done", "table", d.table.String())
+	return store.AddEvent(ctx, b.f.m.Name, "resync", fmt.Sprintf("swapped the resynced copy of %s in for %s in %s",
+		d.table, t.dest, time.Since(began).Round(time.Millisecond)))
+}
+
+// swapClickHouse copies into live's shadow the rows live received after
+// lsn and its deleted rows, then swaps the two with one RENAME and drops
+// the old table. Nothing writes to live meanwhile (the batcher runs it).
+func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, live connectors.TableName, lsn uint64) error {
+	shadow := postgres.ShadowName(live)
+	old := connectors.TableName{Schema: live.Schema, Name: live.Name + "_sluice_old"}
+	opts := chTableOptions(f.cfg, nil)
+	version, deleted := clickhouse.DefaultVersionColumn, clickhouse.DefaultDeletedColumn
+	if opts.DeletedColumn != "" {
+		deleted = opts.DeletedColumn
+	}
+	cols, err := commonColumns(ctx, conn, live, shadow)
+	if err != nil {
+		return err
+	}
+	list := strings.Join(cols, ", ")
+	steps := []string{
+		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > %d OR %s = 1",
+			chName(shadow), list, list, chName(live), chIdent(version), lsn, chIdent(deleted)),
+		"DROP TABLE IF EXISTS " + chName(old),
+		fmt.Sprintf("RENAME TABLE %s TO %s, %s TO %s", chName(live), chName(old), chName(shadow), chName(live)),
+		"DROP TABLE " + chName(old),
+	}
+	for _, s := range steps {
+		if err := conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("swap %s in for %s: %s: %w", shadow, live, s, err)
+		}
+	}
+	return nil
+}
+
+// commonColumns lists, quoted, the columns a and b both have, in b's order.
+func commonColumns(ctx context.Context, conn driver.Conn, a, b connectors.TableName) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT name FROM system.columns WHERE database = ? AND table = ?
+		AND name IN (SELECT name FROM system.columns WHERE database = ? AND table = ?)`,
+		b.Schema, b.Name, a.Schema, a.Name)
+	if err != nil {
+		return nil, fmt.Errorf("columns of %s: %w", b, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, chIdent(n))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s and %s have no column in common", a, b)
+	}
+	return out, rows.Err()
+}
+
+// chIdent quotes a ClickHouse identifier.
+func chIdent(s string) string {
+	return "`" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "`", "\\`") + "`"
+}
+
+// chName quotes a database-qualified ClickHouse table name.
+func chName(t connectors.TableName) string { return chIdent(t.Schema) + "." + chIdent(t.Name) }
