@@ -149,11 +149,42 @@ DELETE FROM users WHERE id = 2;`)
 	if got := chRows(t, ch, `SELECT item FROM orders FINAL WHERE id = 305 AND _sluice_is_deleted = 1`); len(got) != 1 || got[0] != "item 305" {
 		t.Fatalf("deleted row 305 after the resync: %q", got)
 	}
-	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND name LIKE '%_resync' OR name LIKE '%_sluice_old'`); len(left) != 0 {
+	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND (name LIKE '%_resync' OR name LIKE '%_sluice_old')`); len(left) != 0 {
 		t.Fatalf("tables left behind: %q", left)
 	}
 	_, err := f.conn.Exec(testCtx(t), "RESYNC TABLE chm.public.users WITH (order_by = 'name')")
 	wantError(t, err, pgerrcode.InvalidParameterValue)
+
+	// The whole mirror: new slot, shadow tables, deleted rows carried, one
+	// RENAME; the remembered sorting key stays.
+	mustExec(t, f.conn, "RESYNC MIRROR chm")
+	mustExec(t, f.src, `UPDATE orders SET item = 'during the full resync' WHERE id BETWEEN 20 AND 40`)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var status string
+		var resyncing bool
+		if err := f.conn.QueryRow(testCtx(t), "SELECT status, resyncing FROM mirrors WHERE name = 'chm'").Scan(&status, &resyncing); err != nil {
+			t.Fatal(err)
+		}
+		if status == "RUNNING" && !resyncing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("full resync: status %s, resyncing %v", status, resyncing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitSame(t, f.src, pgUsers, ch, chUsers)
+	waitSame(t, f.src, pgOrders, ch, chOrders)
+	if got := chRows(t, ch, `SELECT item FROM orders FINAL WHERE id = 305 AND _sluice_is_deleted = 1`); len(got) != 1 || got[0] != "item 305" {
+		t.Fatalf("deleted row 305 after the full resync: %q", got)
+	}
+	if key := chRows(t, ch, `SELECT sorting_key FROM system.tables WHERE database = 'default' AND name = 'users'`); len(key) != 1 || key[0] != "id" {
+		t.Fatalf("users sorting key after the full resync %q, want id", key)
+	}
+	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND (name LIKE '%_resync' OR name LIKE '%_sluice_old')`); len(left) != 0 {
+		t.Fatalf("tables left behind: %q", left)
+	}
 }
 
 // TestClickHouseKillAndRestart kills sluice mid-load and mid-CDC of a

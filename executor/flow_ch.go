@@ -31,6 +31,8 @@ func (f *flow) stepClickHouse(ctx context.Context) error {
 		return f.snapshotClickHouse(ctx, "")
 	case catalog.PhaseCDC:
 		return f.cdcClickHouse(ctx)
+	case catalog.PhaseResync:
+		return f.swapAllClickHouse(ctx)
 	case phaseCompleted:
 		return errFlowDone
 	}
@@ -62,16 +64,36 @@ func (f *flow) setupClickHouse(ctx context.Context) error {
 	}
 	defer conn.Close()
 	tables := f.tables()
+	resync := f.m.Resync != ""
+	if resync {
+		// New slot and publication; shadow tables made anew.
+		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
+			return err
+		}
+		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
+			return err
+		}
+	}
 	if err := postgres.CreatePublication(ctx, src, f.cfg.Publication, sourcesOf(tables)); err != nil {
 		return err
 	}
 	if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
 		return err
 	}
+	if resync {
+		if err := clickhouse.ClearMirror(ctx, conn, f.ch.Database, f.m.Name); err != nil {
+			return err
+		}
+	}
 	for _, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
 		if err != nil {
 			return err
+		}
+		if resync {
+			if err := clickhouse.DropTable(ctx, conn, t.dest); err != nil {
+				return err
+			}
 		}
 		ddl, err := clickhouse.CreateTableDDL(t.dest, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
 		if err != nil {
@@ -130,7 +152,20 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 			}
 		}
 	}
-	for _, t := range tables {
+	if f.m.Resync != "" {
+		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseResync); err != nil {
+			return err
+		}
+		f.m.Phase = catalog.PhaseResync
+		return f.swapAllClickHouse(ctx)
+	}
+	return f.loadedClickHouse(ctx, src)
+}
+
+// loadedClickHouse ends the initial load: CDC, or the end of an
+// initial_copy_only mirror.
+func (f *flow) loadedClickHouse(ctx context.Context, src *pgx.Conn) error {
+	for _, t := range f.tables() {
 		if err := f.ex.cfg.Store.SetTableStatus(ctx, f.m.Name, t.source.String(), "running"); err != nil {
 			return err
 		}
@@ -142,12 +177,12 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
 			return err
 		}
-		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, phaseCompleted); err != nil {
+		if err := f.finishPhase(ctx, phaseCompleted); err != nil {
 			return err
 		}
 		return errFlowDone
 	}
-	return f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseCDC)
+	return f.finishPhase(ctx, catalog.PhaseCDC)
 }
 
 // chLoadBatch is how many rows go to ClickHouse in one insert.

@@ -234,3 +234,74 @@ func chIdent(s string) string {
 
 // chName quotes a database-qualified ClickHouse table name.
 func chName(t connectors.TableName) string { return chIdent(t.Schema) + "." + chIdent(t.Name) }
+
+// swapAllClickHouse is the RESYNC phase of a full resync into ClickHouse:
+// each shadow table gets the live table's deleted rows, then one RENAME
+// swaps every table and the old ones are dropped. After a crash, missing
+// shadow tables mean the swap was done.
+func (f *flow) swapAllClickHouse(ctx context.Context) error {
+	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
+	if err != nil {
+		return err
+	}
+	defer src.Close(context.Background())
+	conn, err := f.ch.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer conn.Close()
+	opts := chTableOptions(f.cfg, nil)
+	deleted := clickhouse.DefaultDeletedColumn
+	if opts.DeletedColumn != "" {
+		deleted = opts.DeletedColumn
+	}
+	began := time.Now()
+	var renames, drops []string
+	for _, t := range f.tables() {
+		shadow, old := postgres.ShadowName(t.live), connectors.TableName{Schema: t.live.Schema, Name: t.live.Name + "_sluice_old"}
+		drops = append(drops, "DROP TABLE IF EXISTS "+chName(old))
+		has, err := clickhouse.TableExists(ctx, conn, shadow)
+		if err != nil {
+			return err
+		}
+		if !has {
+			continue // swapped before a restart
+		}
+		live, err := clickhouse.TableExists(ctx, conn, t.live)
+		if err != nil {
+			return err
+		}
+		if !live {
+			renames = append(renames, chName(shadow)+" TO "+chName(t.live))
+			continue
+		}
+		cols, err := commonColumns(ctx, conn, t.live, shadow)
+		if err != nil {
+			return err
+		}
+		list := strings.Join(cols, ", ")
+		carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = 1", chName(shadow), list, list, chName(t.live), chIdent(deleted))
+		if err := conn.Exec(ctx, carry); err != nil {
+			return fmt.Errorf("carry deleted rows of %s: %w", t.live, err)
+		}
+		if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+chName(old)); err != nil {
+			return err
+		}
+		renames = append(renames, chName(t.live)+" TO "+chName(old), chName(shadow)+" TO "+chName(t.live))
+	}
+	if len(renames) > 0 {
+		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
+			return fmt.Errorf("swap resynced tables in: %w", err)
+		}
+	}
+	for _, d := range drops {
+		if err := conn.Exec(ctx, d); err != nil {
+			return err
+		}
+	}
+	if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("swapped %d resynced table(s) in, in %s",
+		len(f.m.Tables), time.Since(began).Round(time.Millisecond))); err != nil {
+		return err
+	}
+	return f.loadedClickHouse(ctx, src)
+}

@@ -6,8 +6,10 @@ import (
 	"strings"
 
 	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -29,9 +31,6 @@ func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w s
 			_ = w.Notice(sqlerr.Notice("mirror %q does not exist, skipping", st.Name))
 			return w.Complete(tag)
 		}
-		return err
-	}
-	if err := s.resyncSupported(ctx, m); err != nil {
 		return err
 	}
 	if m.Resync != "" {
@@ -73,16 +72,32 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: %v", m.Name, err)
 	}
 	defer src.Close(context.Background())
-	dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
+	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
 	if err != nil {
 		return err
 	}
-	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
-			m.Name, m.DestinationPeer, err)
+	var dst *pgx.Conn // nil for ClickHouse, where tables are swapped by RENAME
+	if dstPeer.Type == string(sqlext.PeerClickHouse) {
+		cfg, err := clickhouse.ParsePeerOptions(dstPeer.Options)
+		if err == nil {
+			_, err = cfg.Inspect(ctx)
+		}
+		if err != nil {
+			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
+				m.Name, m.DestinationPeer, err)
+		}
+	} else {
+		dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
+		if err != nil {
+			return err
+		}
+		dst, err = dstCfg.ConnectSQL(ctx, "sluice-validate")
+		if err != nil {
+			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
+				m.Name, m.DestinationPeer, err)
+		}
+		defer dst.Close(context.Background())
 	}
-	defer dst.Close(context.Background())
 	for _, t := range m.Tables {
 		source, _ := connectors.ParseTableName(t.Source)
 		ts, err := postgres.DescribeTable(ctx, src, source, t.Exclude)
@@ -93,6 +108,9 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 			return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", source)
 		}
 		dest, _ := connectors.ParseTableName(t.Destination)
+		if dst == nil {
+			continue
+		}
 		if err := postgres.CheckSwappable(ctx, dst, dest); err != nil && !errors.Is(err, postgres.ErrTableNotFound) {
 			return sqlerr.New(pgerrcode.DependentObjectsStillExist, "resync mirror %q: %v", m.Name, err).
 				WithHint("The mirror is unchanged.")
@@ -244,17 +262,4 @@ func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalo
 		return describeError(err, mapping{source: source})
 	}
 	return checkOrderBy(ts, source, orderBy, pos)
-}
-
-// resyncSupported refuses a resync of a mirror into ClickHouse (not
-// supported yet).
-func (s *session) resyncSupported(ctx context.Context, m catalog.Mirror) error {
-	p, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
-	if err != nil {
-		return err
-	}
-	if p.Type != string(sqlext.PeerPostgres) {
-		return sqlerr.New(pgerrcode.FeatureNotSupported, "resync of mirror %q: resyncing into %s destinations is not supported yet", m.Name, p.Type)
-	}
-	return nil
 }
