@@ -28,6 +28,7 @@ import (
 // chResyncs is what a ClickHouse flow's batcher knows of table resyncs.
 type chResyncs struct {
 	conn    driver.Conn
+	info    clickhouse.ServerInfo
 	copying int
 	done    chan chCopyDone
 	tables  map[connectors.TableName]mirrorTable
@@ -50,7 +51,7 @@ func (r *chResyncs) doneCh() chan chCopyDone {
 // asked for; the caller waits for them with wait.
 func (f *flow) startClickHouseResyncs(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo,
 	schemas map[connectors.TableName]*connectors.TableSchema) (r *chResyncs, wait func()) {
-	r = &chResyncs{conn: conn, done: make(chan chCopyDone, 64), tables: map[connectors.TableName]mirrorTable{}}
+	r = &chResyncs{conn: conn, info: info, done: make(chan chCopyDone, 64), tables: map[connectors.TableName]mirrorTable{}}
 	finished := make(chan struct{}, len(f.m.Tables))
 	for _, t := range f.tables() {
 		if t.catalog.ResyncStatus != catalog.ResyncPending && t.catalog.ResyncStatus != catalog.ResyncInProgress {
@@ -161,7 +162,7 @@ func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
 	b.ch.copying--
 	t := b.ch.tables[d.table]
 	began := time.Now()
-	if err := b.f.swapClickHouse(ctx, b.ch.conn, t.dest, d.lsn); err != nil {
+	if err := b.f.swapClickHouse(ctx, b.ch.conn, b.ch.info, t.dest, d.lsn); err != nil {
 		_ = store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncFailed, err.Error())
 		return fmt.Errorf("resync of %s: %w", d.table, err)
 	}
@@ -174,11 +175,10 @@ func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
 }
 
 // swapClickHouse copies into live's shadow the rows live received after
-// lsn and its deleted rows, then swaps the two with one RENAME and drops
-// the old table. Nothing writes to live meanwhile (the batcher runs it).
-func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, live connectors.TableName, lsn uint64) error {
+// lsn and its deleted rows, then swaps the two (swapTables) and drops the
+// old table. Nothing writes to live meanwhile (the batcher runs it).
+func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, live connectors.TableName, lsn uint64) error {
 	shadow := postgres.ShadowName(live)
-	old := connectors.TableName{Schema: live.Schema, Name: live.Name + "_sluice_old"}
 	opts := chTableOptions(f.cfg, nil)
 	version, deleted := clickhouse.DefaultVersionColumn, clickhouse.DefaultDeletedColumn
 	if opts.DeletedColumn != "" {
@@ -189,16 +189,66 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, live connec
 		return err
 	}
 	list := strings.Join(cols, ", ")
-	steps := []string{
-		fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > %d OR %s = 1",
-			chName(shadow), list, list, chName(live), chIdent(version), lsn, chIdent(deleted)),
-		"DROP TABLE IF EXISTS " + chName(old),
-		fmt.Sprintf("RENAME TABLE %s TO %s, %s TO %s", chName(live), chName(old), chName(shadow), chName(live)),
-		"DROP TABLE " + chName(old),
+	carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > %d OR %s = 1",
+		chName(shadow), list, list, chName(live), chIdent(version), lsn, chIdent(deleted))
+	if err := conn.Exec(ctx, carry); err != nil {
+		return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
 	}
-	for _, s := range steps {
-		if err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("swap %s in for %s: %s: %w", shadow, live, s, err)
+	return swapTables(ctx, conn, info, []connectors.TableName{live})
+}
+
+// swapTables puts each live table's shadow in its place and drops the
+// old tables. Where the server has EXCHANGE TABLES (an Atomic database on
+// 21.3 or newer) each pair is exchanged atomically; otherwise (18.16) one
+// multi-table RENAME moves them all. Shadows that are missing were swapped
+// before a restart; old tables left by a crash are dropped.
+func swapTables(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, lives []connectors.TableName) error {
+	exchange := false
+	if len(lives) > 0 && info.AtLeast(21, 3) {
+		var engine string
+		if err := conn.QueryRow(ctx, "SELECT engine FROM system.databases WHERE name = ?", lives[0].Schema).Scan(&engine); err != nil {
+			return fmt.Errorf("database engine of %s: %w", lives[0].Schema, err)
+		}
+		exchange = engine == "Atomic"
+	}
+	var renames, drops []string
+	for _, live := range lives {
+		shadow, old := postgres.ShadowName(live), connectors.TableName{Schema: live.Schema, Name: live.Name + "_sluice_old"}
+		has, err := clickhouse.TableExists(ctx, conn, shadow)
+		if err != nil {
+			return err
+		}
+		if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+chName(old)); err != nil {
+			return err
+		}
+		if !has {
+			continue
+		}
+		exists, err := clickhouse.TableExists(ctx, conn, live)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !exists:
+			renames = append(renames, chName(shadow)+" TO "+chName(live))
+		case exchange:
+			if err := conn.Exec(ctx, "EXCHANGE TABLES "+chName(live)+" AND "+chName(shadow)); err != nil {
+				return fmt.Errorf("exchange %s and %s: %w", live, shadow, err)
+			}
+			drops = append(drops, "DROP TABLE "+chName(shadow))
+		default:
+			renames = append(renames, chName(live)+" TO "+chName(old), chName(shadow)+" TO "+chName(live))
+			drops = append(drops, "DROP TABLE "+chName(old))
+		}
+	}
+	if len(renames) > 0 {
+		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
+			return fmt.Errorf("swap resynced tables in: %w", err)
+		}
+	}
+	for _, d := range drops {
+		if err := conn.Exec(ctx, d); err != nil {
+			return fmt.Errorf("drop the replaced table: %w", err)
 		}
 	}
 	return nil
@@ -245,9 +295,9 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		return err
 	}
 	defer src.Close(context.Background())
-	conn, err := f.ch.Open(ctx)
+	conn, info, err := f.openClickHouse(ctx)
 	if err != nil {
-		return fmt.Errorf("destination: %w", err)
+		return err
 	}
 	defer conn.Close()
 	opts := chTableOptions(f.cfg, nil)
@@ -256,25 +306,23 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		deleted = opts.DeletedColumn
 	}
 	began := time.Now()
-	var renames, drops []string
+	var lives []connectors.TableName
 	for _, t := range f.tables() {
-		shadow, old := postgres.ShadowName(t.live), connectors.TableName{Schema: t.live.Schema, Name: t.live.Name + "_sluice_old"}
-		drops = append(drops, "DROP TABLE IF EXISTS "+chName(old))
+		lives = append(lives, t.live)
+		shadow := postgres.ShadowName(t.live)
 		has, err := clickhouse.TableExists(ctx, conn, shadow)
 		if err != nil {
 			return err
-		}
-		if !has {
-			continue // swapped before a restart
 		}
 		live, err := clickhouse.TableExists(ctx, conn, t.live)
 		if err != nil {
 			return err
 		}
-		if !live {
-			renames = append(renames, chName(shadow)+" TO "+chName(t.live))
-			continue
+		if !has || !live {
+			continue // swapped before a restart, or nothing to carry
 		}
+		// A crash before the swap repeats this: the same rows again,
+		// which ReplacingMergeTree collapses.
 		cols, err := commonColumns(ctx, conn, t.live, shadow)
 		if err != nil {
 			return err
@@ -284,20 +332,9 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		if err := conn.Exec(ctx, carry); err != nil {
 			return fmt.Errorf("carry deleted rows of %s: %w", t.live, err)
 		}
-		if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+chName(old)); err != nil {
-			return err
-		}
-		renames = append(renames, chName(t.live)+" TO "+chName(old), chName(shadow)+" TO "+chName(t.live))
 	}
-	if len(renames) > 0 {
-		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
-			return fmt.Errorf("swap resynced tables in: %w", err)
-		}
-	}
-	for _, d := range drops {
-		if err := conn.Exec(ctx, d); err != nil {
-			return err
-		}
+	if err := swapTables(ctx, conn, info, lives); err != nil {
+		return err
 	}
 	if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("swapped %d resynced table(s) in, in %s",
 		len(f.m.Tables), time.Since(began).Round(time.Millisecond))); err != nil {
