@@ -231,3 +231,74 @@ func TestClickHouseKillAndRestart(t *testing.T) {
 	waitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
 		`SELECT concat(toString(tid), '|', toString(tbalance)) FROM pgbench_tellers FINAL WHERE _sluice_is_deleted = 0 ORDER BY tid`)
 }
+
+// TestClickHouseKillDuringResync kills sluice in the middle of each kind of
+// resync into ClickHouse (a table with each strategy, then the whole
+// mirror), under a pgbench workload: every resync finishes after the
+// restart, the FINAL view equals the source, rows deleted before the
+// resyncs stay marked deleted, and no shadow or old table is left.
+func TestClickHouseKillDuringResync(t *testing.T) {
+	ch := startClickHouse(t)
+	p := startProcess(t)
+	srcURL := peerCluster.NewDB(t)
+	src := connect(t, srcURL)
+	pgbench(t, srcURL, "-i", "-s", "3", "-q")
+	mustExec(t, src, `DELETE FROM pgbench_accounts WHERE aid BETWEEN 100 AND 109`)
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
+	mustExec(t, conn, `CREATE MIRROR chr FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts, pgbench_tellers:pgbench_tellers)
+		WITH (snapshot_num_rows_per_partition = 10000, snapshot_max_parallel_workers = 1)`)
+	conn.Close(context.Background())
+	status := func(c *pgx.Conn) (mirror, resync string, resyncing bool, done int) {
+		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), m.resyncing, t.partitions_done
+			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
+			WHERE m.name = 'chr' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &resyncing, &done)
+		return
+	}
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _, _ := status(c); return m == "RUNNING" })
+	// Rows deleted while streaming: they must stay marked deleted through
+	// every resync.
+	mustExec(t, src, `DELETE FROM pgbench_accounts WHERE aid BETWEEN 200 AND 209`)
+
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, srcURL, "-n", "-c", "2", "-T", "30")
+	}()
+	for _, stmt := range []string{
+		"RESYNC TABLE chr.pgbench_accounts WITH (strategy = 'swap', order_by = 'aid')",
+		"RESYNC TABLE chr.pgbench_accounts WITH (strategy = 'truncate')",
+		"RESYNC MIRROR chr",
+	} {
+		c := connect(t, p.url())
+		mustExec(t, c, stmt)
+		c.Close(context.Background())
+		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
+		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
+			_, resync, resyncing, done := status(c)
+			return (resync == "in_progress" || full && resyncing) && done >= 3
+		})
+		p.kill()
+		p.start()
+		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
+			m, resync, resyncing, _ := status(c)
+			return m == "RUNNING" && !resyncing && (full || resync == "done")
+		})
+	}
+	<-load
+	waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
+		`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 0 ORDER BY aid`)
+	waitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
+		`SELECT concat(toString(tid), '|', toString(tbalance)) FROM pgbench_tellers FINAL WHERE _sluice_is_deleted = 0 ORDER BY tid`)
+	if got := chRows(t, ch, `SELECT toString(count()) FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 1`); len(got) != 1 || got[0] != "10" {
+		t.Fatalf("rows marked deleted after the resyncs: %q, want the 10 deleted while streaming", got)
+	}
+	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND (name LIKE '%_resync' OR name LIKE '%_sluice_old')`); len(left) != 0 {
+		t.Fatalf("tables left behind: %q", left)
+	}
+	var slots int
+	if err := src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots); err != nil || slots != 1 {
+		t.Fatalf("%d replication slots on the source, want the mirror's one (%v)", slots, err)
+	}
+}
