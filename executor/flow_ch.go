@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
@@ -223,37 +222,9 @@ func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Co
 	if len(jobs) == 0 {
 		return nil
 	}
-	workers := min(f.cfg.MaxParallelWorkers, len(jobs))
-	queue := make(chan chCopyJob)
-	errs := make(chan error, workers)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f.chCopyWorker(ctx, info, snapshotName, queue, progress); err != nil {
-				errs <- err
-				cancel()
-			}
-		}()
-	}
-feed:
-	for _, j := range jobs {
-		select {
-		case queue <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(queue)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
-	}
-	return ctx.Err()
+	return runWorkers(ctx, min(f.cfg.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan chCopyJob) error {
+		return f.chCopyWorker(ctx, info, snapshotName, queue, progress)
+	})
 }
 
 type chCopyJob struct {

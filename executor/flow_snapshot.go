@@ -160,17 +160,25 @@ func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName 
 	if len(jobs) == 0 {
 		return nil
 	}
-	workers := min(f.cfg.MaxParallelWorkers, len(jobs))
-	queue := make(chan copyJob)
-	errs := make(chan error, workers)
+	return runWorkers(ctx, min(f.cfg.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan copyJob) error {
+		return f.copyWorker(ctx, snapshotName, queue, progress)
+	})
+}
+
+// runWorkers runs n workers that take jobs from one queue until it is
+// drained. The first error a worker returns cancels the others' ctx and is
+// returned once all have stopped; a cancelled ctx returns its error.
+func runWorkers[J any](ctx context.Context, n int, jobs []J, work func(ctx context.Context, queue <-chan J) error) error {
+	queue := make(chan J)
+	errs := make(chan error, n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.copyWorker(ctx, snapshotName, queue, progress); err != nil {
+			if err := work(ctx, queue); err != nil {
 				errs <- err
 				cancel()
 			}
