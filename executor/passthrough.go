@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,12 +23,20 @@ type route struct {
 	sql  string // the text to send (peer qualifiers removed)
 	// position maps a position in sql to one in the client's query string.
 	position func(pos int) int
+	// target is the peer as the catalog had it when the statement was
+	// routed (zero for the catalog).
+	target catalog.Peer
 }
+
+// clickHouse reports whether the statement runs on a ClickHouse peer.
+func (r route) clickHouse() bool { return r.target.Type == string(sqlext.PeerClickHouse) }
 
 // routeOf decides where p, a statement of the query string full, runs. A
 // statement that names a peer as the first part of a three-part table name
 // (peer.schema.table) or of a four-part column name (peer.schema.table.col)
-// runs on that peer with the peer part removed, if it only reads; all other
+// runs on that peer with the peer part removed, if it only reads; so does
+// one naming a ClickHouse peer as the first part of a two-part table name
+// (peer.table) or three-part column name (peer.table.col). All other
 // statements run on the catalog, read-only.
 func (s *session) routeOf(ctx context.Context, full string, p *sqlext.Passthrough) (route, error) {
 	r, err := s.route(ctx, full, p)
@@ -44,7 +53,11 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		return route{}, errCopy()
 	}
 	at := func(location int) int { return charPos(full, p.Offset+location) }
-	refs := peerRefs(p.Stmt)
+	lookup := s.peerLookup(ctx)
+	refs, err := clickHouseRefs(peerRefs(p.Stmt), lookup)
+	if err != nil {
+		return route{}, err
+	}
 	if len(refs) == 0 {
 		if err := catalogAllowed(p); err != nil {
 			return route{}, err
@@ -58,13 +71,14 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 				"a query cannot read from two peers (%q and %q)", peer, r.name).WithPosition(at(r.location))
 		}
 	}
-	if _, err := s.ex.cfg.Store.GetPeer(ctx, peer); err != nil {
-		if errors.Is(err, catalog.ErrNotFound) {
-			return route{}, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", peer).
-				WithPosition(at(refs[0].location)).
-				WithHint("A three-part name peer.schema.table reads from a peer; see SELECT * FROM peers.")
-		}
+	target, err := lookup(peer)
+	if err != nil {
 		return route{}, err
+	}
+	if target == nil {
+		return route{}, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", peer).
+			WithPosition(at(refs[0].location)).
+			WithHint("A three-part name peer.schema.table reads from a peer; see SELECT * FROM peers.")
 	}
 	if err := federatedAllowed(p, peer); err != nil {
 		return route{}, err
@@ -74,28 +88,95 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		peer:     peer,
 		sql:      removeSpans(p.Text, spans),
 		position: strippedPositions(full, p.Offset, p.Text, spans),
+		target:   *target,
 	}, nil
 }
 
-// peerRef is a reference whose first name part may be a peer.
+// peerLookup returns a function that reads a peer from the catalog (nil
+// when there is none), once per name: routing a statement reads each name
+// at most once.
+func (s *session) peerLookup(ctx context.Context) func(name string) (*catalog.Peer, error) {
+	seen := map[string]*catalog.Peer{}
+	return func(name string) (*catalog.Peer, error) {
+		if p, ok := seen[name]; ok {
+			return p, nil
+		}
+		p, err := s.ex.cfg.Store.GetPeer(ctx, name)
+		if errors.Is(err, catalog.ErrNotFound) {
+			seen[name] = nil
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		seen[name] = &p
+		return &p, nil
+	}
+}
+
+// clickHouseRefs keeps the candidates that name a peer: all full ones, and
+// the short ones whose first part is a ClickHouse peer. The names of
+// Postgres' system schemas (pg_catalog, information_schema, ...) and of
+// Sluice's are not looked up: they always mean those schemas.
+func clickHouseRefs(cands []peerCandidate, lookup func(string) (*catalog.Peer, error)) ([]peerRef, error) {
+	var refs []peerRef
+	for _, c := range cands {
+		if c.short {
+			if catalogSchema(c.name) {
+				continue
+			}
+			p, err := lookup(c.name)
+			if err != nil {
+				return nil, err
+			}
+			if p == nil || p.Type != string(sqlext.PeerClickHouse) {
+				continue
+			}
+		}
+		refs = append(refs, c.peerRef)
+	}
+	return refs, nil
+}
+
+// catalogSchema reports whether name is a schema every catalog has.
+func catalogSchema(name string) bool {
+	return strings.HasPrefix(name, "pg_") || name == "information_schema" ||
+		name == catalog.StatusSchema || name == "sluice"
+}
+
+// peerRef is a reference whose first name part is a peer.
 type peerRef struct {
 	name     string
 	location int // 0-based byte offset in the statement text
 }
 
+// peerCandidate is a reference whose first name part may be a peer.
+type peerCandidate struct {
+	peerRef
+	// short marks a table name of two parts or a column name of three,
+	// which name a peer only if it is a ClickHouse peer (peer.table).
+	short bool
+}
+
 // peerRefs finds every table reference with three name parts and every
-// column reference with four (peer.schema.table.column or .*).
-func peerRefs(raw *pg_query.RawStmt) []peerRef {
-	var refs []peerRef
+// column reference with four (peer.schema.table.column or .*), and the
+// short ones: tables of two parts, columns of three.
+func peerRefs(raw *pg_query.RawStmt) []peerCandidate {
+	var refs []peerCandidate
+	add := func(name string, location int32, short bool) {
+		refs = append(refs, peerCandidate{peerRef: peerRef{name: name, location: int(location)}, short: short})
+	}
 	walk(raw.ProtoReflect(), func(m protoreflect.Message) bool {
 		switch v := m.Interface().(type) {
 		case *pg_query.RangeVar:
 			if v.GetCatalogname() != "" {
-				refs = append(refs, peerRef{name: v.GetCatalogname(), location: int(v.GetLocation())})
+				add(v.GetCatalogname(), v.GetLocation(), false)
+			} else if v.GetSchemaname() != "" {
+				add(v.GetSchemaname(), v.GetLocation(), true)
 			}
 		case *pg_query.ColumnRef:
-			if f := v.GetFields(); len(f) == 4 && f[0].GetString_() != nil {
-				refs = append(refs, peerRef{name: f[0].GetString_().GetSval(), location: int(v.GetLocation())})
+			if f := v.GetFields(); (len(f) == 4 || len(f) == 3) && f[0].GetString_() != nil {
+				add(f[0].GetString_().GetSval(), v.GetLocation(), len(f) == 3)
 			}
 		}
 		return true
@@ -187,6 +268,9 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 	if s.TxStatus() == 'E' {
 		return errAborted()
 	}
+	if r.clickHouse() {
+		return s.federatedCH(ctx, r, w)
+	}
 	conn, err := s.peerConn(ctx, r.peer, true)
 	if err != nil {
 		return err
@@ -268,4 +352,5 @@ func (s *session) closePeer(ctx context.Context, peer string) {
 			delete(m, peer)
 		}
 	}
+	s.closeCH(peer)
 }

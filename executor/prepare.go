@@ -44,6 +44,9 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if r.peer != "" && s.TxStatus() == 'E' {
 			return nil, errAborted()
 		}
+		if r.clickHouse() {
+			return s.prepareCH(ctx, r, paramOIDs)
+		}
 		var conn *pgconn.PgConn
 		if r.peer == "" {
 			conn, err = s.catalogConn(ctx)
@@ -81,6 +84,9 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		}
 		if err := s.checkOutsideTransaction(st); err != nil {
 			return nil, err
+		}
+		if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil && p.Type == string(sqlext.PeerClickHouse) {
+			return s.prepareExecuteCH(ctx, st, p)
 		}
 		if err := checkExecuteQuery(st); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -40,6 +41,11 @@ type session struct {
 	// queries (peer.schema.table, opened read-only), by peer name.
 	peers   map[string]*peerConn
 	readers map[string]*peerConn
+	// chConns are the connections to ClickHouse peers, for federated
+	// queries and EXECUTE alike (federated_ch.go), by peer name; made on
+	// first use.
+	chConns map[string]*chConn
+	typeMap *pgtype.Map // for binary values of ClickHouse results; made on first use
 	// settings are the session-level SET/RESET statements that succeeded on
 	// the catalog, replayed on every peer connection (see settings.go);
 	// pending are those made inside the current transaction block, applied
@@ -309,6 +315,9 @@ func (s *session) Close(ctx context.Context) {
 	}
 	for _, pc := range s.readers {
 		pc.conn.Close(ctx)
+	}
+	for name := range s.chConns {
+		s.closeCH(name)
 	}
 }
 
