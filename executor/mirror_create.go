@@ -313,7 +313,7 @@ func checkOrderBy(ts *connectors.TableSchema, table connectors.TableName, orderB
 			return sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, table).WithPosition(int(pos))
 		}
 		if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
-			return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable: ClickHouse sorting keys cannot be", c, table).
+			return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable, and ClickHouse sorting keys cannot be Nullable", c, table).
 				WithPosition(int(pos)).
 				WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
 		}

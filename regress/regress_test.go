@@ -35,11 +35,13 @@ const (
 )
 
 // Shared by every file: the cluster holding the catalogs (a database per
-// Sluice server) and the cluster the peers point at (a database per file).
+// Sluice server), the cluster the peers point at (a database per file), and
+// a ClickHouse server (a database per file too).
 var (
 	catalogCluster *testbed.Cluster
 	peerCluster    *testbed.Cluster
 	peerVersion    string // the peer's server_version, e.g. "15.18"
+	chServer       *testbed.ClickHouse
 )
 
 func TestMain(m *testing.M) {
@@ -51,29 +53,34 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "regress: set up:", err)
 		peerCluster.Stop()
 		catalogCluster.Stop()
+		chServer.Stop()
 		os.Exit(1)
 	}
 	code := m.Run()
 	peerCluster.Stop()
 	catalogCluster.Stop()
+	chServer.Stop()
 	os.Exit(code)
 }
 
-// setUp starts both clusters, creates the peer logins and reads the peer's
-// version. On error the clusters started so far are left for TestMain to stop.
+// setUp starts both clusters and the ClickHouse server, creates the peer
+// logins and reads the peer's version. On error the servers started so far
+// are left for TestMain to stop.
 func setUp(ctx context.Context) error {
 	var (
-		wg         sync.WaitGroup
-		catErr     error
-		peerErr    error
-		cat, other *testbed.Cluster
+		wg              sync.WaitGroup
+		catErr, peerErr error
+		chErr           error
+		cat, other      *testbed.Cluster
+		ch              *testbed.ClickHouse
 	)
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); cat, catErr = testbed.Start(ctx, "regress-catalog") }()
 	go func() { defer wg.Done(); other, peerErr = testbed.Start(ctx, "regress-peer") }()
+	go func() { defer wg.Done(); ch, chErr = testbed.StartClickHouse(ctx) }()
 	wg.Wait()
-	catalogCluster, peerCluster = cat, other
-	if err := errors.Join(catErr, peerErr); err != nil {
+	catalogCluster, peerCluster, chServer = cat, other, ch
+	if err := errors.Join(catErr, peerErr, chErr); err != nil {
 		return err
 	}
 	conn, err := pgx.Connect(ctx, peerCluster.URL("postgres"))
@@ -136,6 +143,7 @@ func runFile(t *testing.T, psql, name string) {
 	})
 	db := newPeerDB(t, name)
 	db2 := newPeerDB(t, name+"_dst")
+	chDB := newClickHouseDB(t, name)
 
 	vars := []variable{
 		{"peer_host", "127.0.0.1"},
@@ -146,6 +154,8 @@ func runFile(t *testing.T, psql, name string) {
 		{"peer_db2", db2},
 		{"peer_plain_user", plainUser},
 		{"peer_plain_password", plainPassword},
+		{"ch_port", strconv.Itoa(chServer.Port())},
+		{"ch_db", chDB},
 	}
 	in, err := os.Open(filepath.Join("sql", name+".sql"))
 	if err != nil {
@@ -226,6 +236,29 @@ func newPeerDB(t *testing.T, name string) string {
 			t.Errorf("drop %s: %v", db, err)
 		}
 	})
+	return db
+}
+
+// newClickHouseDB creates the database regress_ch_NAME on the ClickHouse server
+// and drops it when the test ends.
+func newClickHouseDB(t *testing.T, name string) string {
+	t.Helper()
+	db := "regress_ch_" + name
+	conn, err := chServer.Open("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
+			t.Errorf("drop ClickHouse database %s: %v", db, err)
+		}
+		conn.Close()
+	})
+	for _, sql := range []string{"DROP DATABASE IF EXISTS " + db, "CREATE DATABASE " + db} {
+		if err := conn.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
 	return db
 }
 

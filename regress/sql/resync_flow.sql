@@ -16,9 +16,9 @@ EXECUTE src($$
     INSERT INTO users SELECT g, 'user' || g || '@example.com' FROM generate_series(1, 5000) g;
     INSERT INTO orders SELECT g, 1 + g % 5000, g % 97 FROM generate_series(1, 20000) g;
 $$);
-CREATE MIRROR m FROM src TO dst WITH TABLE MAPPING (public.users:public.users, public.orders:public.orders)
+CREATE MIRROR rf FROM src TO dst WITH TABLE MAPPING (public.users:public.users, public.orders:public.orders)
     WITH (do_initial_copy = true, replicate_foreign_keys = true, snapshot_num_rows_per_partition = 2000);
-\set wait_for 'SELECT status = ''RUNNING'' AS done FROM mirrors WHERE name = ''m'''
+\set wait_for 'SELECT status = ''RUNNING'' AS done FROM mirrors WHERE name = ''rf'''
 \ir include/wait.sql
 \set ECHO all
 SELECT name, status, resyncing FROM mirrors;
@@ -34,7 +34,7 @@ EXECUTE dst($$DELETE FROM orders WHERE id <= 100; UPDATE users SET email = 'drif
 SELECT :'s' = :'d' AS same_rows;
 
 -- Swap: a shadow table is loaded and swapped in; readers never see it empty.
-RESYNC TABLE m.public.users WITH (strategy = 'swap');
+RESYNC TABLE rf.public.users WITH (strategy = 'swap');
 EXECUTE src($$UPDATE users SET email = 'changed during the resync' WHERE id % 500 = 0$$);
 \set wait_for 'SELECT resync_status = ''done'' AS done FROM mirror_tables WHERE source_table = ''public.users'''
 \ir include/wait.sql
@@ -42,7 +42,7 @@ EXECUTE src($$UPDATE users SET email = 'changed during the resync' WHERE id % 50
 SELECT source_table, resync_status, resync_strategy, rows_copied, resync_error FROM mirror_tables ORDER BY 1;
 
 -- Truncate: the other table, referenced by nothing but referencing users.
-RESYNC TABLE m.orders WITH (strategy = 'truncate');
+RESYNC TABLE rf.orders WITH (strategy = 'truncate');
 EXECUTE src($$INSERT INTO orders VALUES (20001, 1, 5); DELETE FROM orders WHERE id = 20000$$);
 \set wait_for 'SELECT resync_status = ''done'' AS done FROM mirror_tables WHERE source_table = ''public.orders'''
 \ir include/wait.sql
@@ -56,9 +56,9 @@ SELECT :'s' = :'d' AS same_rows;
 
 -- The whole mirror: a new slot, shadow tables, one swap of both.
 EXECUTE dst($$UPDATE orders SET amount = -1 WHERE id <= 10$$);
-RESYNC MIRROR m;
+RESYNC MIRROR rf;
 EXECUTE src($$INSERT INTO users VALUES (5001, 'new during the resync')$$);
-\set wait_for 'SELECT status = ''RUNNING'' AND NOT resyncing AS done FROM mirrors WHERE name = ''m'''
+\set wait_for 'SELECT status = ''RUNNING'' AND NOT resyncing AS done FROM mirrors WHERE name = ''rf'''
 \ir include/wait.sql
 \set ECHO all
 \set wait_probe same.sql
@@ -68,9 +68,9 @@ EXECUTE src($$INSERT INTO users VALUES (5001, 'new during the resync')$$);
 SELECT :'s' = :'d' AS same_rows;
 SELECT name, status, resyncing, error FROM mirrors;
 SELECT source_table, status, resync_status FROM mirror_tables ORDER BY 1;
-SELECT message FROM mirror_events WHERE mirror = 'm' AND kind = 'phase' ORDER BY at;
+SELECT message FROM mirror_events WHERE mirror = 'rf' AND kind = 'phase' ORDER BY at;
 EXECUTE dst($$SELECT count(*) AS resync_tables_left FROM pg_tables WHERE tablename LIKE '%\_resync'$$);
 
-DROP MIRROR m;
+DROP MIRROR rf;
 DROP PEER src;
 DROP PEER dst;
