@@ -2,8 +2,9 @@
 // machine and the same data, in one run, and prints rows/s and ratios:
 //
 //  1. initial load of pgbench_accounts by CREATE MIRROR, against a plain
-//     binary COPY ... TO STDOUT | COPY ... FROM STDIN pipe into an
-//     index-less table followed by the primary key build;
+//     binary COPY pipe, psql -c 'COPY ... TO STDOUT' | psql -c 'COPY ...
+//     FROM STDIN', into an index-less table followed by the primary key
+//     build;
 //  2. CDC catch-up of the same changes (one transaction updating or
 //     inserting -changes rows), against native logical replication (a
 //     subscription), each run alone while the other is idle, until the
@@ -23,10 +24,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -432,14 +433,10 @@ func copyTableDef(ctx context.Context, conn *pgx.Conn) error {
 	return err
 }
 
-// copyPipe copies pgbench_accounts with a binary COPY pipe and builds the
-// primary key; it returns the seconds taken.
+// copyPipe copies pgbench_accounts with a plain binary COPY pipe, the
+// shell's psql -c 'COPY ... TO STDOUT' | psql -c 'COPY ... FROM STDIN', and
+// builds the primary key; it returns the seconds taken.
 func copyPipe(ctx context.Context, srcURL, dstURL string) (float64, error) {
-	src, err := pgx.Connect(ctx, srcURL)
-	if err != nil {
-		return 0, err
-	}
-	defer src.Close(ctx)
 	dst, err := pgx.Connect(ctx, dstURL)
 	if err != nil {
 		return 0, err
@@ -448,19 +445,33 @@ func copyPipe(ctx context.Context, srcURL, dstURL string) (float64, error) {
 	if err := copyTableDef(ctx, dst); err != nil {
 		return 0, err
 	}
-	start := time.Now()
-	pr, pw := io.Pipe()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := src.PgConn().CopyTo(ctx, pw, "COPY pgbench_accounts TO STDOUT (FORMAT binary)")
-		pw.CloseWithError(err)
-		errc <- err
-	}()
-	if _, err := dst.PgConn().CopyFrom(ctx, pr, "COPY pgbench_accounts FROM STDIN (FORMAT binary)"); err != nil {
+	bin, err := pgcluster.BinDir()
+	if err != nil {
 		return 0, err
 	}
-	if err := <-errc; err != nil {
+	psql := filepath.Join(bin, "psql")
+	out := exec.CommandContext(ctx, psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", srcURL,
+		"-c", "COPY pgbench_accounts TO STDOUT (FORMAT binary)")
+	in := exec.CommandContext(ctx, psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dstURL,
+		"-c", "COPY pgbench_accounts FROM STDIN (FORMAT binary)")
+	var outErr, inErr strings.Builder
+	out.Stderr, in.Stderr = &outErr, &inErr
+	pipe, err := out.StdoutPipe()
+	if err != nil {
 		return 0, err
+	}
+	in.Stdin = pipe
+	start := time.Now()
+	if err := out.Start(); err != nil {
+		return 0, err
+	}
+	if err := in.Run(); err != nil {
+		_ = out.Process.Kill()
+		_ = out.Wait()
+		return 0, fmt.Errorf("psql COPY FROM STDIN: %v: %s", err, inErr.String())
+	}
+	if err := out.Wait(); err != nil {
+		return 0, fmt.Errorf("psql COPY TO STDOUT: %v: %s", err, outErr.String())
 	}
 	if _, err := dst.Exec(ctx, "ALTER TABLE pgbench_accounts ADD PRIMARY KEY (aid)"); err != nil {
 		return 0, err
