@@ -236,7 +236,8 @@ func TestClickHouseKillAndRestart(t *testing.T) {
 // resync into ClickHouse (a table with each strategy, then the whole
 // mirror), under a pgbench workload: every resync finishes after the
 // restart, the FINAL view equals the source, rows deleted before the
-// resyncs stay marked deleted, and no shadow or old table is left.
+// resyncs stay marked deleted (in the column soft_delete_col_name names),
+// and no shadow or old table is left.
 func TestClickHouseKillDuringResync(t *testing.T) {
 	ch := startClickHouse(t)
 	p := startProcess(t)
@@ -248,7 +249,8 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
 	mustExec(t, conn, `CREATE MIRROR chr FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts, pgbench_tellers:pgbench_tellers)
-		WITH (snapshot_num_rows_per_partition = 10000, snapshot_max_parallel_workers = 1)`)
+		WITH (snapshot_num_rows_per_partition = 10000, snapshot_max_parallel_workers = 1,
+		      soft_delete_col_name = 'gone', synced_at_col_name = 'synced')`)
 	conn.Close(context.Background())
 	status := func(c *pgx.Conn) (mirror, resync string, resyncing bool, done int) {
 		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), m.resyncing, t.partitions_done
@@ -288,11 +290,15 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 	}
 	<-load
 	waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
-		`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 0 ORDER BY aid`)
+		`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM pgbench_accounts FINAL WHERE gone = 0 ORDER BY aid`)
 	waitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
-		`SELECT concat(toString(tid), '|', toString(tbalance)) FROM pgbench_tellers FINAL WHERE _sluice_is_deleted = 0 ORDER BY tid`)
-	if got := chRows(t, ch, `SELECT toString(count()) FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 1`); len(got) != 1 || got[0] != "10" {
+		`SELECT concat(toString(tid), '|', toString(tbalance)) FROM pgbench_tellers FINAL WHERE gone = 0 ORDER BY tid`)
+	if got := chRows(t, ch, `SELECT toString(count()) FROM pgbench_accounts FINAL WHERE gone = 1`); len(got) != 1 || got[0] != "10" {
 		t.Fatalf("rows marked deleted after the resyncs: %q, want the 10 deleted while streaming", got)
+	}
+	if cols := chRows(t, ch, `SELECT name FROM system.columns WHERE database = 'default' AND table = 'pgbench_accounts'
+		AND name NOT IN ('aid', 'bid', 'abalance', 'filler') ORDER BY name`); strings.Join(cols, ",") != "_sluice_version,gone,synced" {
+		t.Fatalf("Sluice's columns after the resyncs: %q, want _sluice_version,gone,synced", cols)
 	}
 	if left := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND (name LIKE '%_resync' OR name LIKE '%_sluice_old')`); len(left) != 0 {
 		t.Fatalf("tables left behind: %q", left)
