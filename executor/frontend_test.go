@@ -222,21 +222,7 @@ func TestCancel(t *testing.T) {
 	// pgx closes a connection whose context was cancelled mid-query; a new
 	// one must work, and a CancelRequest sent explicitly must cancel.
 	conn2 := connect(t, s.URL())
-	done := make(chan error, 1)
-	go func() {
-		_, err := conn2.Exec(testCtx(t), "SELECT pg_sleep(20)")
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
-	if err := conn2.PgConn().CancelRequest(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		wantError(t, err, pgerrcode.QueryCanceled)
-	case <-time.After(10 * time.Second):
-		t.Fatal("CancelRequest did not cancel")
-	}
+	wantCancelled(t, conn2, "SELECT pg_sleep(20)")
 	var n int
 	if err := conn2.QueryRow(testCtx(t), "SELECT 7").Scan(&n); err != nil || n != 7 {
 		t.Fatalf("session unusable after cancel: %v", err)
@@ -281,5 +267,26 @@ func TestConcurrentSessions(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// wantCancelled runs sql, which must run for seconds, on conn, sends a
+// CancelRequest 300 ms later and checks that the query ends with 57014.
+func wantCancelled(t *testing.T, conn *pgx.Conn, sql string) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(testCtx(t), sql)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := conn.PgConn().CancelRequest(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		wantError(t, err, pgerrcode.QueryCanceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("CancelRequest did not cancel")
 	}
 }
