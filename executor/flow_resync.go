@@ -499,16 +499,8 @@ func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live
 // restoreSaved rebuilds what emptyTable dropped. Idempotent.
 func (f *flow) restoreSaved(ctx context.Context, dst *pgx.Conn, live connectors.TableName, saved *truncateSaved) error {
 	for _, ix := range saved.Indexes {
-		var exists bool
-		err := dst.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{live.Schema, ix.Name}.Sanitize()).Scan(&exists)
-		if err != nil {
-			return fmt.Errorf("look up index %s: %w", ix.Name, err)
-		}
-		if exists {
-			continue
-		}
-		if _, err := dst.Exec(ctx, ix.Create); err != nil {
-			return fmt.Errorf("rebuild index %s on %s: %w", ix.Name, live, err)
+		if err := postgres.RestoreIndex(ctx, dst, live, ix); err != nil {
+			return err
 		}
 	}
 	for _, fk := range saved.ForeignKeys {

@@ -171,6 +171,46 @@ type IndexDef struct {
 	// operator class names in it are qualified as the search_path in effect
 	// when it was read requires.
 	Create string `json:"create"`
+	// Build and Attach, set for a primary key or unique constraint, do what
+	// Create does in two steps that keep the table readable: Build makes the
+	// index alone (CREATE UNIQUE INDEX, which lets readers in), Attach then
+	// turns it into the constraint (ADD CONSTRAINT ... USING INDEX, which
+	// locks the table only for a moment: the primary key's columns are NOT
+	// NULL already). RestoreIndex uses them.
+	Build  string `json:"build,omitempty"`
+	Attach string `json:"attach,omitempty"`
+}
+
+// RestoreIndex recreates ix on table unless it is there. Idempotent: after
+// a crash between Build and Attach, it only attaches.
+func RestoreIndex(ctx context.Context, db interface {
+	Querier
+	Execer
+}, table connectors.TableName, ix IndexDef) error {
+	var hasIndex, hasConstraint bool
+	err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL,
+		EXISTS (SELECT FROM pg_constraint WHERE conrelid = $2::regclass AND conname = $3)`,
+		pgx.Identifier{table.Schema, ix.Name}.Sanitize(), table.Quoted(), ix.Name).Scan(&hasIndex, &hasConstraint)
+	if err != nil {
+		return fmt.Errorf("look up index %s: %w", ix.Name, err)
+	}
+	steps := []string{ix.Create}
+	switch {
+	case ix.Build == "" && hasIndex:
+		return nil
+	case ix.Build != "" && hasConstraint:
+		return nil
+	case ix.Build != "" && hasIndex:
+		steps = []string{ix.Attach}
+	case ix.Build != "":
+		steps = []string{ix.Build, ix.Attach}
+	}
+	for _, sql := range steps {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("rebuild index %s on %s: %w", ix.Name, table, err)
+		}
+	}
+	return nil
 }
 
 // tableIndex is an index with what BuildShadowIndexes and SwapTable need.
@@ -184,6 +224,9 @@ type tableIndex struct {
 	// pg_get_indexdef after "ON table " for a plain index: equal for an
 	// index and its copy on another table.
 	def                 string
+	indexDef            string // pg_get_indexdef, for a constraint's index
+	tablespace          string // quoted; "" for the default
+	deferTail           string // " DEFERRABLE [INITIALLY DEFERRED]" of a constraint
 	comment, conComment string
 }
 
@@ -195,7 +238,7 @@ SELECT i.indrelid, ic.relname::text, i.indisprimary, i.indisunique, i.indisclust
               quote_ident(n.nspname) || '.' || quote_ident(c.relname)),
        coalesce(obj_description(ic.oid, 'pg_class'), ''), coalesce(obj_description(con.oid, 'pg_constraint'), ''),
        coalesce(con.condeferrable, false), coalesce(con.condeferred, false), coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
-       coalesce(ic.reloptions, '{}'), coalesce(quote_ident(sp.spcname), '')
+       coalesce(ic.reloptions, '{}'), coalesce(quote_ident(sp.spcname), ''), pg_get_indexdef(i.indexrelid)
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class c ON c.oid = i.indrelid
@@ -219,9 +262,20 @@ ORDER BY NOT i.indisprimary, con.oid IS NULL, ic.relname`, oid)
 	}
 	for i := range idxs {
 		x := &idxs[i]
-		if x.Constraint {
-			x.Create = "ALTER TABLE " + table.Quoted() + " ADD CONSTRAINT " + quoteIdent(x.Name) + " " + x.def
+		if !x.Constraint {
+			continue
 		}
+		add := "ALTER TABLE " + table.Quoted() + " ADD CONSTRAINT " + quoteIdent(x.Name) + " "
+		x.Create = add + x.def
+		kind := map[string]string{"p": "PRIMARY KEY", "u": "UNIQUE"}[x.contype]
+		if kind == "" {
+			continue // an exclusion constraint cannot take an index built before it
+		}
+		x.Build = x.indexDef
+		if x.tablespace != "" {
+			x.Build += " TABLESPACE " + x.tablespace
+		}
+		x.Attach = add + kind + " USING INDEX " + quoteIdent(x.Name) + x.deferTail
 	}
 	return idxs, nil
 }
@@ -236,7 +290,7 @@ func scanIndex(r pgx.CollectableRow) (tableIndex, error) {
 	var deferrable, deferred bool
 	var opts []string
 	if err := r.Scan(&x.table, &x.Name, &x.Primary, &x.unique, &x.clustered, &x.contype, &x.def, &prefix,
-		&x.comment, &x.conComment, &deferrable, &deferred, &pred, &opts, &spc); err != nil {
+		&x.comment, &x.conComment, &deferrable, &deferred, &pred, &opts, &spc, &x.indexDef); err != nil {
 		return x, err
 	}
 	// The definition ends with tail; what is missing goes before it.
@@ -247,6 +301,7 @@ func scanIndex(r pgx.CollectableRow) (tableIndex, error) {
 			tail += " INITIALLY DEFERRED"
 		}
 	}
+	x.tablespace, x.deferTail = spc, tail
 	if spc != "" {
 		params = " USING INDEX TABLESPACE " + spc
 	}

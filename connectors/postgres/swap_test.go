@@ -214,8 +214,12 @@ func TestTableIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []postgres.IndexDef{
-		{Name: "t_pk", Primary: true, Constraint: true, Create: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_pk" PRIMARY KEY (id) WITH (fillfactor='80')`},
-		{Name: "t_a_key", Constraint: true, Create: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_a_key" UNIQUE (a) INCLUDE (b) WITH (fillfactor='70') DEFERRABLE`},
+		{Name: "t_pk", Primary: true, Constraint: true, Create: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_pk" PRIMARY KEY (id) WITH (fillfactor='80')`,
+			Build:  `CREATE UNIQUE INDEX t_pk ON public.t USING btree (id) WITH (fillfactor='80')`,
+			Attach: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_pk" PRIMARY KEY USING INDEX "t_pk"`},
+		{Name: "t_a_key", Constraint: true, Create: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_a_key" UNIQUE (a) INCLUDE (b) WITH (fillfactor='70') DEFERRABLE`,
+			Build:  `CREATE UNIQUE INDEX t_a_key ON public.t USING btree (a) INCLUDE (b) WITH (fillfactor='70')`,
+			Attach: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_a_key" UNIQUE USING INDEX "t_a_key" DEFERRABLE`},
 		{Name: "t_r_excl", Constraint: true, Create: `ALTER TABLE "public"."t" ADD CONSTRAINT "t_r_excl" EXCLUDE USING gist (r WITH &&) WITH (fillfactor='60') WHERE ((b > 0)) DEFERRABLE INITIALLY DEFERRED`},
 		{Name: "t_b_uniq", Create: `CREATE UNIQUE INDEX t_b_uniq ON public.t USING btree (b) INCLUDE (a)`},
 		{Name: "t_expr", Create: `CREATE INDEX t_expr ON public.t USING btree (lower(a), ((b + 1)))`},
@@ -225,21 +229,40 @@ func TestTableIndexes(t *testing.T) {
 		t.Errorf("TableIndexes:\n%+v\nwant:\n%+v", got, want)
 	}
 
-	// The truncate strategy's round trip: drop them, recreate them.
-	for _, ix := range got {
-		drop := "DROP INDEX " + pgx.Identifier{"public", ix.Name}.Sanitize()
-		if ix.Constraint {
-			drop = "ALTER TABLE t DROP CONSTRAINT " + pgx.Identifier{ix.Name}.Sanitize()
+	// The truncate strategy's round trip: drop them, recreate them, with
+	// Create, and with RestoreIndex, also after a crash between a
+	// constraint's Build and Attach (twice: it is idempotent).
+	dropAll := func() {
+		for _, ix := range got {
+			drop := "DROP INDEX " + pgx.Identifier{"public", ix.Name}.Sanitize()
+			if ix.Constraint {
+				drop = "ALTER TABLE t DROP CONSTRAINT " + pgx.Identifier{ix.Name}.Sanitize()
+			}
+			mustExec(t, conn, drop)
 		}
-		mustExec(t, conn, drop)
 	}
+	check := func(how string) {
+		t.Helper()
+		again, err := postgres.TableIndexes(ctx, conn, publicTable("t"))
+		if err != nil || !slices.Equal(again, want) {
+			t.Errorf("after the round trip %s: %+v, %v", how, again, err)
+		}
+	}
+	dropAll()
 	for _, ix := range got {
 		mustExec(t, conn, ix.Create)
 	}
-	again, err := postgres.TableIndexes(ctx, conn, publicTable("t"))
-	if err != nil || !slices.Equal(again, want) {
-		t.Errorf("after the round trip: %+v, %v", again, err)
+	check("with Create")
+	dropAll()
+	mustExec(t, conn, got[0].Build)
+	for range 2 {
+		for _, ix := range got {
+			if err := postgres.RestoreIndex(ctx, conn, publicTable("t"), ix); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	check("with RestoreIndex")
 	if _, err := postgres.TableIndexes(ctx, conn, publicTable("nope")); !errors.Is(err, postgres.ErrTableNotFound) {
 		t.Errorf("TableIndexes(missing) = %v", err)
 	}
