@@ -26,6 +26,11 @@ type route struct {
 	// target is the peer as the catalog had it when the statement was
 	// routed (zero for the catalog).
 	target catalog.Peer
+	// guard is what the peer guard judges in the statement (peerguard.go),
+	// and at maps a byte offset in the statement's text to a position in
+	// the client's query string.
+	guard *guardPlan
+	at    func(int) int
 }
 
 // clickHouse reports whether the statement runs on a ClickHouse peer.
@@ -62,7 +67,11 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		if err := catalogAllowed(p); err != nil {
 			return route{}, err
 		}
-		return route{sql: p.Text, position: offsetPositions(full, p.Offset)}, nil
+		guard := planOf(p.Stmt.Stmt)
+		if err := s.checkOwned(ctx, guard, at); err != nil {
+			return route{}, err
+		}
+		return route{sql: p.Text, position: offsetPositions(full, p.Offset), guard: guard, at: at}, nil
 	}
 	peer := refs[0].name
 	for _, r := range refs[1:] {
@@ -83,12 +92,21 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 	if err := federatedAllowed(p, peer); err != nil {
 		return route{}, err
 	}
+	var guard *guardPlan
+	if target.Type == string(sqlext.PeerPostgres) {
+		guard = planOf(p.Stmt.Stmt)
+		if err := s.checkOwned(ctx, guard, at); err != nil {
+			return route{}, err
+		}
+	}
 	spans := qualifierSpans(p.Text, refs)
 	return route{
 		peer:     peer,
 		sql:      removeSpans(p.Text, spans),
 		position: strippedPositions(full, p.Offset, p.Text, spans),
 		target:   *target,
+		guard:    guard,
+		at:       at,
 	}, nil
 }
 
@@ -275,6 +293,9 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 	if err != nil {
 		return err
 	}
+	if err := s.checkCalls(ctx, r.peer, r.guard, r.at); err != nil {
+		return err
+	}
 	err = relayAll(conn.Exec(ctx, r.sql), w, true)
 	s.checkReader(ctx, r.peer)
 	return mapPosition(err, r.position)
@@ -298,7 +319,7 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 		conns = s.readers
 	}
 	if pc, ok := conns[name]; ok {
-		if !pc.conn.IsClosed() && pc.created.Equal(peer.CreatedAt) {
+		if !pc.conn.IsClosed() && pc.created.Equal(peer.CreatedAt) && (!readOnly || !readOnlyLost(pc.conn)) {
 			return pc.conn, nil
 		}
 		pc.conn.Close(ctx)
@@ -330,6 +351,15 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 	return conn, nil
 }
 
+// readOnlyLost reports whether a read-only connection's server says
+// read-only mode is off for its next transactions (Postgres 14 and later
+// report the setting); such a connection is replaced before it runs
+// anything else.
+func readOnlyLost(conn *pgconn.PgConn) bool {
+	v := conn.ParameterStatus("default_transaction_read_only")
+	return v != "" && v != "on"
+}
+
 // checkReader closes the read-only connection to peer if a query turned
 // read-only mode off on it (set_config can; Postgres 14 and later report
 // the setting), so that the next query gets a fresh read-only connection.
@@ -338,7 +368,7 @@ func (s *session) checkReader(ctx context.Context, peer string) {
 	if !ok {
 		return
 	}
-	if v := pc.conn.ParameterStatus("default_transaction_read_only"); v != "" && v != "on" {
+	if readOnlyLost(pc.conn) {
 		pc.conn.Close(ctx)
 		delete(s.readers, peer)
 	}

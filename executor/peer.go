@@ -243,7 +243,11 @@ func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w ser
 	if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil && p.Type == string(sqlext.PeerClickHouse) {
 		return s.executeCH(ctx, st, p, w)
 	}
-	if err := checkExecuteQuery(st); err != nil {
+	guard, err := checkExecuteQuery(st)
+	if err != nil {
+		return err
+	}
+	if err := s.checkOwned(ctx, guard, executeAt(st)); err != nil {
 		return err
 	}
 	conn, err := s.peerConn(ctx, st.Peer, false)
@@ -254,16 +258,31 @@ func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w ser
 		}
 		return err
 	}
+	defer s.forgetFunctions()
 	return mapPosition(relayAll(conn.Exec(ctx, st.Query), w, true), literalPositions(st))
 }
 
+// executeAt maps a byte offset in EXECUTE's query to a position in the
+// client's query string.
+func executeAt(st *sqlext.ExecutePeer) func(int) int {
+	lit := literalPositions(st)
+	return func(loc int) int {
+		if loc > len(st.Query) {
+			return 0
+		}
+		return lit(charPos(st.Query, loc))
+	}
+}
+
 // checkExecuteQuery refuses COPY in EXECUTE's query: its data would need
-// the COPY sub-protocol, which Sluice's front end does not speak. A query
-// Sluice's parser cannot read is left for the peer to judge.
-func checkExecuteQuery(st *sqlext.ExecutePeer) error {
+// the COPY sub-protocol, which Sluice's front end does not speak. It
+// returns what the peer guard judges in the query (see executePlan): a
+// query Sluice's parser cannot read is otherwise left for the peer to
+// judge.
+func checkExecuteQuery(st *sqlext.ExecutePeer) (*guardPlan, error) {
 	res, err := pg_query.Parse(st.Query)
 	if err != nil {
-		return nil
+		return executePlan(st.Query, nil), nil
 	}
 	for _, raw := range res.GetStmts() {
 		if raw.GetStmt().GetCopyStmt() != nil {
@@ -272,8 +291,8 @@ func checkExecuteQuery(st *sqlext.ExecutePeer) error {
 			if loc >= 0 && loc <= len(st.Query) {
 				e.Position = literalPositions(st)(charPos(st.Query, loc))
 			}
-			return e
+			return nil, e
 		}
 	}
-	return nil
+	return executePlan(st.Query, res), nil
 }

@@ -56,6 +56,11 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if err != nil {
 			return nil, err
 		}
+		if r.peer != "" {
+			if err := s.checkCalls(ctx, r.peer, r.guard, r.at); err != nil {
+				return nil, err
+			}
+		}
 		bs, err := s.prepareOn(ctx, conn, r.sql, paramOIDs, r.peer != "", r.position)
 		if err != nil {
 			return nil, err
@@ -64,6 +69,12 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 			bs.catalogStmt = st
 		} else {
 			bs.peer, bs.readOnly = r.peer, true
+		}
+		bs.guard = func(ctx context.Context) error {
+			if err := s.checkOwned(ctx, r.guard, r.at); err != nil || r.peer == "" {
+				return err
+			}
+			return s.checkCalls(ctx, r.peer, r.guard, r.at)
 		}
 		return bs, nil
 	case *sqlext.ExecutePeer:
@@ -88,7 +99,11 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil && p.Type == string(sqlext.PeerClickHouse) {
 			return s.prepareExecuteCH(ctx, st, p)
 		}
-		if err := checkExecuteQuery(st); err != nil {
+		guard, err := checkExecuteQuery(st)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkOwned(ctx, guard, executeAt(st)); err != nil {
 			return nil, err
 		}
 		conn, err := s.peerConn(ctx, st.Peer, false)
@@ -100,6 +115,8 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 			return nil, err
 		}
 		bs.peer = st.Peer
+		bs.guard = func(ctx context.Context) error { return s.checkOwned(ctx, guard, executeAt(st)) }
+		bs.viaExecute = true
 		return bs, nil
 	default:
 		return &verbStatement{s: s, st: st, sql: sql}, nil
@@ -138,6 +155,12 @@ type backendStatement struct {
 	// its read-only connection for a federated query.
 	peer     string
 	readOnly bool
+	// guard runs the peer guard (peerguard.go) again before each execution:
+	// mirrors, the connection or the peer's functions may have changed
+	// since the statement was prepared. nil for none.
+	guard func(ctx context.Context) error
+	// viaExecute marks EXECUTE peer('...'), which may create functions.
+	viaExecute bool
 }
 
 // ParamOIDs are the backend's parameter types; a peer's own types (see
@@ -172,6 +195,14 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 	}
 	if err := b.reprepare(ctx); err != nil {
 		return err
+	}
+	if b.guard != nil {
+		if err := b.guard(ctx); err != nil {
+			return err
+		}
+	}
+	if b.viaExecute {
+		defer b.s.forgetFunctions()
 	}
 	if len(b.sd.Fields) == 0 {
 		resultFormats = nil

@@ -185,7 +185,9 @@ $$)`)
 		{"EXPLAIN ANALYZE of a write", "EXPLAIN ANALYZE DELETE FROM src.public.t", pgerrcode.FeatureNotSupported},
 		{"SELECT FOR UPDATE", "SELECT a FROM src.public.t FOR UPDATE", pgerrcode.FeatureNotSupported},
 		{"COPY", "COPY (SELECT a FROM src.public.t) TO STDOUT", pgerrcode.FeatureNotSupported},
-		{"a volatile function that writes", "SELECT add_row() FROM src.public.t", pgerrcode.ReadOnlySQLTransaction},
+		// Refused before it is sent: only known-safe functions may run
+		// (peerguard_funcs.go).
+		{"a volatile function that writes", "SELECT add_row() FROM src.public.t", pgerrcode.InsufficientPrivilege},
 		{"set_config", "SELECT set_config('default_transaction_read_only', 'off', false) FROM src.public.t", pgerrcode.FeatureNotSupported},
 	}
 	for _, tt := range tests {
@@ -198,9 +200,13 @@ $$)`)
 		})
 	}
 	t.Run("read-only mode turned off where the checks cannot see", func(t *testing.T) {
-		mustExec(t, conn, "SELECT set_config('default_transaction_' || 'read_only', 'off', false) FROM src.public.t")
-		_, err := conn.Exec(ctx, "SELECT add_row() FROM src.public.t")
-		wantError(t, err, pgerrcode.ReadOnlySQLTransaction)
+		// set_config is volatile: refused whatever its arguments.
+		_, err := conn.Exec(ctx, "SELECT set_config('default_transaction_' || 'read_only', 'off', false) FROM src.public.t")
+		wantError(t, err, pgerrcode.InsufficientPrivilege)
+		var ro string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('transaction_read_only') FROM src.public.t LIMIT 1").Scan(&ro); err != nil || ro != "on" {
+			t.Fatalf("transaction_read_only on the peer = %q, %v", ro, err)
+		}
 		if got := state(); got != before {
 			t.Fatalf("the peer changed: %s, was %s", got, before)
 		}

@@ -59,6 +59,9 @@ type session struct {
 type peerConn struct {
 	conn    *pgconn.PgConn
 	created time.Time // the peer's creation time: a re-created peer gets a new connection
+	// funcs are the allow-list's verdicts on function names, asked of this
+	// connection's server (read-only connections only; peerguard_funcs.go).
+	funcs map[string]funcVerdict
 }
 
 func (s *session) connectCatalog(ctx context.Context) error {
