@@ -31,12 +31,19 @@ import (
 // a Postgres peer (which may create functions).
 
 // harmlessVolatile are volatile built-ins that change nothing on the peer:
-// they only read a clock, a random source or a file's size.
+// they only read a clock, a random source, files' sizes, the WAL position
+// or the partition tree, or wait. (Volatile because their answer may change within
+// a statement, not because they write.)
 var harmlessVolatile = map[string]bool{
 	"random": true, "random_normal": true, "gen_random_uuid": true,
 	"clock_timestamp": true, "timeofday": true,
 	"pg_relation_size": true, "pg_total_relation_size": true, "pg_table_size": true,
 	"pg_indexes_size": true, "pg_database_size": true, "pg_tablespace_size": true,
+	"pg_current_wal_lsn": true, "pg_current_wal_flush_lsn": true, "pg_current_wal_insert_lsn": true,
+	"pg_is_in_recovery": true, "pg_last_wal_receive_lsn": true, "pg_last_wal_replay_lsn": true,
+	"pg_last_xact_replay_timestamp": true,
+	"pg_partition_tree":             true, "pg_partition_ancestors": true,
+	"pg_sleep": true, "pg_sleep_for": true, "pg_sleep_until": true,
 }
 
 // procRow is one function of the peer's pg_proc, as the allow-list sees it.

@@ -180,6 +180,8 @@ func TestJudge(t *testing.T) {
 		{"slot function", funcRef{name: "pg_replication_slot_advance"},
 			[]procRow{builtin("pg_replication_slot_advance", "v")}, false, "volatile"},
 		{"harmless volatile", funcRef{name: "random"}, []procRow{builtin("random", "v")}, true, ""},
+		{"harmless volatile, WAL position", funcRef{name: "pg_current_wal_lsn"},
+			[]procRow{builtin("pg_current_wal_lsn", "v")}, true, ""},
 		{"harmless volatile name, user schema", funcRef{name: "random"},
 			[]procRow{builtin("random", "v"), user("public", "random", "v")}, false, "public.random is not one of"},
 		{"user function, even immutable", funcRef{name: "add_row"}, []procRow{user("public", "add_row", "i")},
