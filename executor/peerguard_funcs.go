@@ -41,8 +41,7 @@ var harmlessVolatile = map[string]bool{
 	"pg_indexes_size": true, "pg_database_size": true, "pg_tablespace_size": true,
 	"pg_current_wal_lsn": true, "pg_current_wal_flush_lsn": true, "pg_current_wal_insert_lsn": true,
 	"pg_is_in_recovery": true, "pg_last_wal_receive_lsn": true, "pg_last_wal_replay_lsn": true,
-	"pg_last_xact_replay_timestamp": true,
-	"pg_partition_tree":             true, "pg_partition_ancestors": true,
+	"pg_last_xact_replay_timestamp": true, "pg_partition_tree": true, "pg_partition_ancestors": true,
 	"pg_sleep": true, "pg_sleep_for": true, "pg_sleep_until": true,
 }
 
