@@ -67,7 +67,7 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		if err := catalogAllowed(p); err != nil {
 			return route{}, err
 		}
-		guard := planOf(p.Stmt.Stmt)
+		guard := planOf(p.Stmt.Stmt, 0)
 		if err := s.checkOwned(ctx, guard, at); err != nil {
 			return route{}, err
 		}
@@ -94,7 +94,7 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 	}
 	var guard *guardPlan
 	if target.Type == string(sqlext.PeerPostgres) {
-		guard = planOf(p.Stmt.Stmt)
+		guard = planOf(p.Stmt.Stmt, 0)
 		if err := s.checkOwned(ctx, guard, at); err != nil {
 			return route{}, err
 		}

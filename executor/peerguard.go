@@ -108,19 +108,29 @@ type slotParam struct {
 // publicationDDL finds DROP or ALTER PUBLICATION in a function body.
 var publicationDDL = regexp.MustCompile(`(?is)\b(drop|alter)\s+publication\b`)
 
-// planOf reads the guard's plan from parse trees.
-func planOf(nodes ...*pg_query.Node) *guardPlan {
+// planOf reads the guard's plan from the parse tree of a statement that
+// starts at byte offset start of the text parsed: acts whose node has no
+// location of its own (DROP PUBLICATION, ...) are placed there.
+func planOf(n *pg_query.Node, start int) *guardPlan {
 	p := &guardPlan{}
-	for _, n := range nodes {
-		if n == nil {
-			continue
-		}
-		walk(n.ProtoReflect(), func(m protoreflect.Message) bool {
-			p.visit(m.Interface())
-			return true
-		})
-	}
+	p.add(n, start)
 	return p
+}
+
+func (p *guardPlan) add(n *pg_query.Node, start int) {
+	if n == nil {
+		return
+	}
+	from := len(p.uses)
+	walk(n.ProtoReflect(), func(m protoreflect.Message) bool {
+		p.visit(m.Interface())
+		return true
+	})
+	for i := from; i < len(p.uses); i++ {
+		if p.uses[i].location < 0 {
+			p.uses[i].location = start
+		}
+	}
 }
 
 func (p *guardPlan) visit(v any) {
@@ -253,11 +263,11 @@ func executePlan(query string, parsed *pg_query.ParseResult) *guardPlan {
 		p.scanText(query, "a statement Sluice cannot parse", -1)
 		return p
 	}
-	nodes := make([]*pg_query.Node, 0, len(parsed.GetStmts()))
+	p := &guardPlan{}
 	for _, raw := range parsed.GetStmts() {
-		nodes = append(nodes, raw.GetStmt())
+		p.add(raw.GetStmt(), int(raw.GetStmtLocation()))
 	}
-	return planOf(nodes...)
+	return p
 }
 
 // funcRefOf reads a call's function name.

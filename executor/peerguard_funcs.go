@@ -32,8 +32,8 @@ import (
 
 // harmlessVolatile are volatile built-ins that change nothing on the peer:
 // they only read a clock, a random source, files' sizes, the WAL position
-// or the partition tree, or wait. (Volatile because their answer may change within
-// a statement, not because they write.)
+// or the partition tree, or wait. (Volatile because their answer may
+// change within a statement, not because they write.)
 var harmlessVolatile = map[string]bool{
 	"random": true, "random_normal": true, "gen_random_uuid": true,
 	"clock_timestamp": true, "timeofday": true,
