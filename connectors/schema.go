@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,19 +15,63 @@ type TableName struct {
 	Name   string
 }
 
-// String renders schema.name without quoting, as status tables show it.
-func (t TableName) String() string { return t.Schema + "." + t.Name }
+// String renders schema.name with each part as Postgres's quote_ident
+// renders it (public.users, "sch.ema"."Upper.Dot"): the form the catalog
+// stores and status tables show, unambiguous, and read back by
+// ParseTableName.
+func (t TableName) String() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
 
 // Quoted renders "schema"."name" for SQL.
 func (t TableName) Quoted() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
-// ParseTableName splits "schema.name" (no quoting) as String renders it.
+// ParseTableName reads a table name as String renders it: two parts
+// separated by a dot, each either a double-quoted identifier (with "" for a
+// double quote) or a run of characters other than dots and double quotes,
+// taken as is (no case folding). Pure.
 func ParseTableName(s string) (TableName, error) {
-	schema, name, ok := strings.Cut(s, ".")
-	if !ok || schema == "" || name == "" {
-		return TableName{}, fmt.Errorf("invalid table name %q: want schema.table", s)
+	schema, rest, err := parseIdentPart(s)
+	if err == nil {
+		if r, ok := strings.CutPrefix(rest, "."); ok {
+			var name, tail string
+			name, tail, err = parseIdentPart(r)
+			if err == nil && tail == "" {
+				return TableName{Schema: schema, Name: name}, nil
+			}
+		}
 	}
-	return TableName{Schema: schema, Name: name}, nil
+	return TableName{}, fmt.Errorf("invalid table name %q: want schema.table", s)
+}
+
+// parseIdentPart reads one identifier from the start of s and returns it
+// and the rest of s.
+func parseIdentPart(s string) (ident, rest string, err error) {
+	if !strings.HasPrefix(s, `"`) {
+		end := strings.IndexAny(s, `."`)
+		if end < 0 {
+			end = len(s)
+		}
+		if end == 0 {
+			return "", "", errors.New("empty identifier")
+		}
+		return s[:end], s[end:], nil
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		if s[i] != '"' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '"' {
+			b.WriteByte('"')
+			i++
+			continue
+		}
+		if b.Len() == 0 {
+			return "", "", errors.New("empty identifier")
+		}
+		return b.String(), s[i+1:], nil
+	}
+	return "", "", errors.New("unterminated quoted identifier")
 }
 
 // Column is one column of a source table as replicated.
