@@ -87,6 +87,23 @@ type Column struct {
 	Position int // attnum on the source
 }
 
+// GeneratedColumn is a generated column of a source table.
+type GeneratedColumn struct {
+	Name string
+	// Type is the destination-ready type, as Column.Type.
+	Type    string
+	NotNull bool
+	// Expression is the generation expression as the source's pg_get_expr
+	// renders it, e.g. "(id * 2)".
+	Expression string
+	// Virtual is true for a VIRTUAL generated column (Postgres 18), false
+	// for a STORED one.
+	Virtual bool
+	// DependsOn lists the columns the expression reads.
+	DependsOn []string
+	Position  int // attnum on the source
+}
+
 // EnumType is a source enum type that a destination must recreate.
 type EnumType struct {
 	Schema string
@@ -107,6 +124,13 @@ type TableSchema struct {
 	Enums               []EnumType
 	// Exclude lists source columns deliberately not replicated.
 	Exclude []string
+	// Generated lists the source's generated columns that are not
+	// excluded, in attnum order. They are never in Columns: logical
+	// replication (pgoutput, Postgres 15) does not send them, so no change
+	// carries their values. A Postgres destination computes them itself
+	// with the same expression; a ClickHouse destination does not have
+	// them (CREATE MIRROR says so).
+	Generated []GeneratedColumn
 	// EstimatedRows and Pages come from pg_class at describe time.
 	EstimatedRows int64
 	Pages         int64

@@ -15,7 +15,7 @@ func TestTableNameRoundTrip(t *testing.T) {
 		{"public", "spa ce", `public."spa ce"`},
 		{"public", "Ünï", `public."Ünï"`},
 		{"public", "user", `public."user"`}, // reserved keyword
-		{"public", "name", "public.name"},    // unreserved keyword
+		{"public", "name", "public.name"},   // unreserved keyword
 		{"public", "t$1", `public."t$1"`},
 		{"public", "1t", `public."1t"`},
 		{"s", `"`, `s.""""`},

@@ -75,8 +75,16 @@ func TestCreateTableDDLRoundTrip(t *testing.T) {
 			t.Errorf("destination enum %+v, want %+v", g, w)
 		}
 	}
+	if len(got.Generated) != 1 || got.Generated[0].Name != "c_gen" || got.Generated[0].Expression != ts.Generated[0].Expression ||
+		got.Generated[0].Type != ts.Generated[0].Type {
+		t.Errorf("destination generated columns %+v, want %+v", got.Generated, ts.Generated)
+	}
 	var deleted bool
 	mustExec(t, dst, `INSERT INTO "Mirror Schema"."All Types" (id, c_int) VALUES (1, 1)`)
+	var gen int64
+	if err := dst.QueryRow(ctx, `SELECT c_gen FROM "Mirror Schema"."All Types"`).Scan(&gen); err != nil || gen != 2 {
+		t.Errorf("generated c_gen = %d, %v; want 2", gen, err)
+	}
 	if err := dst.QueryRow(ctx, `SELECT _sluice_is_deleted FROM "Mirror Schema"."All Types"`).Scan(&deleted); err != nil || deleted {
 		t.Errorf("soft delete default = %v, %v", deleted, err)
 	}
