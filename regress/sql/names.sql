@@ -66,6 +66,10 @@ $$);
 \unset wait_probe
 SELECT :'s' = :'d' AS same_rows;
 SELECT source_table, inserts, updates, deletes FROM mirror_tables WHERE mirror = 'dot' ORDER BY 1;
+-- Reading through Sluice by peer name, with the names quoted.
+SELECT id, "Val.Ue" FROM dst."sch.ema"."Upper.Dot" WHERE id IN (1, 11) ORDER BY id;
+SELECT count(*) FROM dst.public."we""ird";
+SELECT "i d", v FROM src.public."spa ce" WHERE "i d" = 5000;
 
 -- RESYNC TABLE names the table as mirror_tables shows it, or any quoting
 -- Postgres would read the same way.
@@ -122,6 +126,8 @@ FROM mirror_tables WHERE mirror = 'dotch' ORDER BY 2;
 \set ECHO all
 \unset wait_probe
 SELECT :'s' = :'d' AS same_rows;
+SELECT id, "Val.Ue" FROM ch."Upper.Dot" FINAL WHERE id IN (1, 11) ORDER BY id;
+SELECT count() FROM ch."we""ird" FINAL WHERE _sluice_is_deleted = 0;
 EXECUTE src($$
     INSERT INTO "sch.ema".t1 VALUES (3001, 'to ch');
     UPDATE "sch.ema"."Upper.Dot" SET "Val.Ue" = 'changed for ch' WHERE id <= 3;
