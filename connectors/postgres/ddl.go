@@ -165,8 +165,9 @@ WHERE n.nspname = $1 AND c.relname = $2`, name.Schema, name.Name).Scan(&relkind)
 // the destination table dest the indexes of the source table ts.Name, read
 // through q (the source). The primary key is left out (PrimaryKeyDDL adds
 // it), and so are invalid indexes and indexes that use a column the
-// destination does not have (an excluded or generated column, in a key, an
-// expression or a WHERE clause).
+// destination does not have (an excluded column, in a key, an expression or
+// a WHERE clause). Generated columns are on the destination (see
+// CreateTableDDL), so their indexes are recreated.
 //
 // An index keeps its source name; IF NOT EXISTS skips it when a relation of
 // that name exists in dest's schema, so the statements are idempotent. Its
@@ -238,7 +239,8 @@ ORDER BY ic.relname`, ts.OID)
 // replicatedColumns reports whether every attnum is a column of ts.
 func replicatedColumns(ts *connectors.TableSchema, attnums []int32) bool {
 	for _, n := range attnums {
-		if !slices.ContainsFunc(ts.Columns, func(c connectors.Column) bool { return c.Position == int(n) }) {
+		if !slices.ContainsFunc(ts.Columns, func(c connectors.Column) bool { return c.Position == int(n) }) &&
+			!slices.ContainsFunc(ts.Generated, func(g connectors.GeneratedColumn) bool { return g.Position == int(n) }) {
 			return false
 		}
 	}

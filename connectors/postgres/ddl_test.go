@@ -157,6 +157,7 @@ CREATE INDEX t_gen ON t (g);`)
 		`CREATE INDEX IF NOT EXISTS "T b Unique" ON "m"."t copy" USING btree (b) INCLUDE (a)`,
 		`CREATE INDEX IF NOT EXISTS "t_a" ON "m"."t copy" USING btree (a)`,
 		`CREATE INDEX IF NOT EXISTS "t_d_key" ON "m"."t copy" USING btree (d)`,
+		`CREATE INDEX IF NOT EXISTS "t_gen" ON "m"."t copy" USING btree (g)`, // the destination has the generated column
 		`CREATE INDEX IF NOT EXISTS "t_gin" ON "m"."t copy" USING gin (c jsonb_path_ops) WITH (fastupdate=off)`,
 		`CREATE INDEX IF NOT EXISTS "t_lower_b" ON "m"."t copy" USING btree (lower(b) text_pattern_ops)`,
 		`CREATE INDEX IF NOT EXISTS "t_partial" ON "m"."t copy" USING btree (a DESC NULLS LAST, b) WHERE ((a > 0) AND (b <> 'x'::text))`,
@@ -180,7 +181,7 @@ CREATE INDEX t_gen ON t (g);`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := []string{"T b Unique", "t copy_pkey", "t_a", "t_d_key", "t_gin", "t_lower_b", "t_partial"}
+	wantNames := []string{"T b Unique", "t copy_pkey", "t_a", "t_d_key", "t_gen", "t_gin", "t_lower_b", "t_partial"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("destination indexes %v, want %v", names, wantNames)
 	}
