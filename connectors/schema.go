@@ -21,14 +21,36 @@ type TableName struct {
 // ParseTableName.
 func (t TableName) String() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
 
+// Keys returns the forms the name has been stored under in metadata: String,
+// and before names were quoted, schema.name unquoted. Readers of metadata a
+// Sluice before the change may have written match either.
+func (t TableName) Keys() []string {
+	if old := t.Schema + "." + t.Name; old != t.String() {
+		return []string{t.String(), old}
+	}
+	return []string{t.String()}
+}
+
 // Quoted renders "schema"."name" for SQL.
 func (t TableName) Quoted() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
 // ParseTableName reads a table name as String renders it: two parts
 // separated by a dot, each either a double-quoted identifier (with "" for a
 // double quote) or a run of characters other than dots and double quotes,
-// taken as is (no case folding). Pure.
+// taken as is (no case folding). A name stored before names were quoted
+// (schema.name unquoted, e.g. public.Upper.Dot) that does not read this way
+// is split at its first dot, as it was then. Pure.
 func ParseTableName(s string) (TableName, error) {
+	t, err := parseQuotedTableName(s)
+	if err != nil && !strings.Contains(s, `"`) {
+		if schema, name, ok := strings.Cut(s, "."); ok && schema != "" && name != "" {
+			return TableName{Schema: schema, Name: name}, nil
+		}
+	}
+	return t, err
+}
+
+func parseQuotedTableName(s string) (TableName, error) {
 	schema, rest, err := parseIdentPart(s)
 	if err == nil {
 		if r, ok := strings.CutPrefix(rest, "."); ok {

@@ -30,7 +30,23 @@ func TestTableNameRoundTrip(t *testing.T) {
 			t.Errorf("ParseTableName(%s) = %+v, %v; want %q.%q", got, back, err, tc.schema, tc.name)
 		}
 	}
-	for _, bad := range []string{"", "users", ".t", "s.", `"s.t`, `"".t`, "a.b.c", `s."t"x`, `s.""`} {
+	// Names stored before quoting are split at the first dot, as then.
+	for old, want := range map[string]TableName{
+		"public.Upper.Dot": {"public", "Upper.Dot"},
+		"sch.ema.t1":       {"sch", "ema.t1"},
+		"public.user":      {"public", "user"},
+	} {
+		if got, err := ParseTableName(old); err != nil || got != want {
+			t.Errorf("ParseTableName(%q) = %+v, %v; want %+v", old, got, err, want)
+		}
+	}
+	if got := (TableName{"public", "Upper.Dot"}).Keys(); len(got) != 2 || got[0] != `public."Upper.Dot"` || got[1] != "public.Upper.Dot" {
+		t.Errorf("Keys = %q", got)
+	}
+	if got := (TableName{"public", "users"}).Keys(); len(got) != 1 || got[0] != "public.users" {
+		t.Errorf("Keys = %q", got)
+	}
+	for _, bad := range []string{"", "users", ".t", "s.", `"s.t`, `"".t`, `s."t"x`, `s.""`} {
 		if n, err := ParseTableName(bad); err == nil {
 			t.Errorf("ParseTableName(%q) = %+v, want an error", bad, n)
 		}
