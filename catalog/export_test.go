@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -47,3 +49,18 @@ func MigrateWithExtra(ctx context.Context, conn *pgx.Conn, name, sql string) err
 
 // URLWithUser is urlWithUser.
 var URLWithUser = urlWithUser
+
+// MigrateUpTo applies the embedded migrations up to the one whose file name
+// contains before, leaving that one and the later ones pending.
+func MigrateUpTo(ctx context.Context, conn *pgx.Conn, before string) error {
+	ms, err := loadMigrations(embeddedMigrations, "migrations")
+	if err != nil {
+		return err
+	}
+	for i, m := range ms {
+		if strings.Contains(m.name, before) {
+			return migrate(ctx, conn, ms[:i])
+		}
+	}
+	return fmt.Errorf("no migration named like %q", before)
+}

@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,19 +15,85 @@ type TableName struct {
 	Name   string
 }
 
-// String renders schema.name without quoting, as status tables show it.
-func (t TableName) String() string { return t.Schema + "." + t.Name }
+// String renders schema.name with each part as Postgres's quote_ident
+// renders it (public.users, "sch.ema"."Upper.Dot"): the form the catalog
+// stores and status tables show, unambiguous, and read back by
+// ParseTableName.
+func (t TableName) String() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
+
+// Keys returns the forms the name has been stored under in metadata: String,
+// and before names were quoted, schema.name unquoted. Readers of metadata a
+// Sluice before the change may have written match either.
+func (t TableName) Keys() []string {
+	if old := t.Schema + "." + t.Name; old != t.String() {
+		return []string{t.String(), old}
+	}
+	return []string{t.String()}
+}
 
 // Quoted renders "schema"."name" for SQL.
 func (t TableName) Quoted() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
-// ParseTableName splits "schema.name" (no quoting) as String renders it.
+// ParseTableName reads a table name as String renders it: two parts
+// separated by a dot, each either a double-quoted identifier (with "" for a
+// double quote) or a run of characters other than dots and double quotes,
+// taken as is (no case folding). A name stored before names were quoted
+// (schema.name unquoted, e.g. public.Upper.Dot) that does not read this way
+// is split at its first dot, as it was then. Pure.
 func ParseTableName(s string) (TableName, error) {
-	schema, name, ok := strings.Cut(s, ".")
-	if !ok || schema == "" || name == "" {
-		return TableName{}, fmt.Errorf("invalid table name %q: want schema.table", s)
+	t, err := parseQuotedTableName(s)
+	if err != nil && !strings.Contains(s, `"`) {
+		if schema, name, ok := strings.Cut(s, "."); ok && schema != "" && name != "" {
+			return TableName{Schema: schema, Name: name}, nil
+		}
 	}
-	return TableName{Schema: schema, Name: name}, nil
+	return t, err
+}
+
+func parseQuotedTableName(s string) (TableName, error) {
+	schema, rest, err := parseIdentPart(s)
+	if err == nil {
+		if r, ok := strings.CutPrefix(rest, "."); ok {
+			var name, tail string
+			name, tail, err = parseIdentPart(r)
+			if err == nil && tail == "" {
+				return TableName{Schema: schema, Name: name}, nil
+			}
+		}
+	}
+	return TableName{}, fmt.Errorf("invalid table name %q: want schema.table", s)
+}
+
+// parseIdentPart reads one identifier from the start of s and returns it
+// and the rest of s.
+func parseIdentPart(s string) (ident, rest string, err error) {
+	if !strings.HasPrefix(s, `"`) {
+		end := strings.IndexAny(s, `."`)
+		if end < 0 {
+			end = len(s)
+		}
+		if end == 0 {
+			return "", "", errors.New("empty identifier")
+		}
+		return s[:end], s[end:], nil
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		if s[i] != '"' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '"' {
+			b.WriteByte('"')
+			i++
+			continue
+		}
+		if b.Len() == 0 {
+			return "", "", errors.New("empty identifier")
+		}
+		return b.String(), s[i+1:], nil
+	}
+	return "", "", errors.New("unterminated quoted identifier")
 }
 
 // Column is one column of a source table as replicated.
@@ -40,6 +107,23 @@ type Column struct {
 	TypeOID  uint32
 	NotNull  bool
 	Position int // attnum on the source
+}
+
+// GeneratedColumn is a generated column of a source table.
+type GeneratedColumn struct {
+	Name string
+	// Type is the destination-ready type, as Column.Type.
+	Type    string
+	NotNull bool
+	// Expression is the generation expression as the source's pg_get_expr
+	// renders it, e.g. "(id * 2)".
+	Expression string
+	// Virtual is true for a VIRTUAL generated column (Postgres 18), false
+	// for a STORED one.
+	Virtual bool
+	// DependsOn lists the columns the expression reads.
+	DependsOn []string
+	Position  int // attnum on the source
 }
 
 // EnumType is a source enum type that a destination must recreate.
@@ -62,6 +146,13 @@ type TableSchema struct {
 	Enums               []EnumType
 	// Exclude lists source columns deliberately not replicated.
 	Exclude []string
+	// Generated lists the source's generated columns that are not
+	// excluded, in attnum order. They are never in Columns: logical
+	// replication (pgoutput, Postgres 15) does not send them, so no change
+	// carries their values. A Postgres destination computes them itself
+	// with the same expression; a ClickHouse destination does not have
+	// them (CREATE MIRROR says so).
+	Generated []GeneratedColumn
 	// EstimatedRows and Pages come from pg_class at describe time.
 	EstimatedRows int64
 	Pages         int64

@@ -90,6 +90,9 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		_ = store.DeleteMirror(context.Background(), st.Name)
 		return fmt.Errorf("create mirror %q: %w", st.Name, err)
 	}
+	for i, t := range tables {
+		notices = append(notices, dest.generatedNotices(t, schemas[i])...)
+	}
 	for _, n := range notices {
 		_ = w.Notice(sqlerr.Notice("%s", n))
 	}
@@ -124,6 +127,10 @@ type mirrorDest interface {
 	prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
 	// undo drops what prepare made, best effort.
 	undo(tables []mapping)
+	// generatedNotices says what becomes of the generated columns of the
+	// source table ts mapped by t, one notice per column; none when the
+	// destination has them as the source does.
+	generatedNotices(t mapping, ts *connectors.TableSchema) []string
 	close()
 }
 
@@ -160,6 +167,10 @@ type postgresDest struct {
 func (d *postgresDest) defaultSchema() string { return "public" }
 func (d *postgresDest) ordered() bool         { return false }
 func (d *postgresDest) close()                { d.conn.Close(context.Background()) }
+
+// generatedNotices: none, a Postgres destination table has the source's
+// generated columns with the same expressions (see postgres.CreateTableDDL).
+func (d *postgresDest) generatedNotices(mapping, *connectors.TableSchema) []string { return nil }
 
 func (d *postgresDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
 	return postgres.TableExists(ctx, d.conn, name)

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgerrcode"
@@ -44,6 +45,33 @@ func (s *session) openClickHouseDest(ctx context.Context, st *sqlext.CreateMirro
 func (d *clickHouseDest) defaultSchema() string { return d.cfg.Database }
 func (d *clickHouseDest) ordered() bool         { return true }
 func (d *clickHouseDest) close()                { _ = d.conn.Close() }
+
+// generatedNotices: a ClickHouse table does not get the source's generated
+// columns. Logical replication does not send their values, and a
+// Postgres expression is not a ClickHouse one, so Sluice leaves them out
+// and says so, naming each.
+func (d *clickHouseDest) generatedNotices(t mapping, ts *connectors.TableSchema) []string {
+	var out []string
+	for _, g := range ts.Generated {
+		from := ""
+		if len(g.DependsOn) > 0 {
+			from = " from " + strings.Join(quoteEach(g.DependsOn), ", ")
+		}
+		out = append(out, fmt.Sprintf("column %q of %s is generated on the source (as %s) and is not replicated to ClickHouse: "+
+			"logical replication does not send generated columns, so %s has no column %q; compute it%s in your queries",
+			g.Name, t.source, g.Expression, t.dest, g.Name, from))
+	}
+	return out
+}
+
+// quoteEach renders each name as a double-quoted string.
+func quoteEach(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = fmt.Sprintf("%q", n)
+	}
+	return out
+}
 
 func (d *clickHouseDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
 	return clickhouse.TableExists(ctx, d.conn, name)

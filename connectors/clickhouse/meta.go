@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -81,7 +82,7 @@ func MarkPartitionDone(ctx context.Context, conn driver.Conn, db, mirror string,
 // mirror, with their row counts. It only reads.
 func DonePartitions(ctx context.Context, conn driver.Conn, db, mirror string, source connectors.TableName) (map[int]int64, error) {
 	rows, err := conn.Query(ctx, "SELECT `partition`, argMax(rows, version) FROM "+metaTable(db, SnapshotPartitionsTable)+
-		" WHERE mirror = ? AND source_table = ? GROUP BY `partition`", mirror, source.String())
+		" WHERE mirror = ? AND source_table IN ("+quoteStrings(source.Keys())+") GROUP BY `partition`", mirror)
 	if err != nil {
 		return nil, fmt.Errorf("read done partitions of %s: %w", source, err)
 	}
@@ -117,10 +118,19 @@ func ClearMirror(ctx context.Context, conn driver.Conn, db, mirror string) error
 // done. Idempotent.
 func ClearTable(ctx context.Context, conn driver.Conn, db, mirror string, source connectors.TableName) error {
 	if err := deleteWhere(ctx, conn, db, SnapshotPartitionsTable,
-		"mirror = "+quoteString(mirror)+" AND source_table = "+quoteString(source.String())); err != nil {
+		"mirror = "+quoteString(mirror)+" AND source_table IN ("+quoteStrings(source.Keys())+")"); err != nil {
 		return fmt.Errorf("clear partitions of %s: %w", source, err)
 	}
 	return nil
+}
+
+// quoteStrings renders string literals separated by commas.
+func quoteStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = quoteString(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // insertRow inserts one row with a native batch (an inline INSERT ...

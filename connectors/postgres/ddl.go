@@ -21,6 +21,10 @@ import (
 // but without the primary key, which PrimaryKeyDDL adds after the initial
 // load because loading into an unindexed table is faster.
 //
+// Generated columns are created as the source has them, with the same
+// expression, among the other columns in source order: the destination
+// computes their values, as nothing replicates them.
+//
 // When softDeleteCol is set, a "boolean NOT NULL DEFAULT false" column of
 // that name is added; when syncedAtCol is set, a "timestamptz DEFAULT
 // now()" column. The caller makes sure they do not clash with a source
@@ -41,12 +45,20 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, softD
 		stmts = append(stmts, createEnumDDL(e))
 	}
 	var cols []string
+	gen := ts.Generated
 	for _, c := range ts.Columns {
+		for len(gen) > 0 && gen[0].Position < c.Position {
+			cols = append(cols, generatedColumnDDL(gen[0]))
+			gen = gen[1:]
+		}
 		def := quoteIdent(c.Name) + " " + c.Type
 		if c.NotNull {
 			def += " NOT NULL"
 		}
 		cols = append(cols, def)
+	}
+	for _, g := range gen {
+		cols = append(cols, generatedColumnDDL(g))
 	}
 	if softDeleteCol != "" {
 		cols = append(cols, quoteIdent(softDeleteCol)+" boolean NOT NULL DEFAULT false")
@@ -56,6 +68,19 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, softD
 	}
 	stmts = append(stmts, "CREATE TABLE "+dest.Quoted()+" (\n\t"+strings.Join(cols, ",\n\t")+"\n)")
 	return stmts
+}
+
+// generatedColumnDDL is the definition of generated column g.
+func generatedColumnDDL(g connectors.GeneratedColumn) string {
+	kind := " STORED"
+	if g.Virtual {
+		kind = " VIRTUAL"
+	}
+	def := quoteIdent(g.Name) + " " + g.Type + " GENERATED ALWAYS AS (" + g.Expression + ")" + kind
+	if g.NotNull {
+		def += " NOT NULL"
+	}
+	return def
 }
 
 // createEnumDDL creates enum e unless a type of its name exists. CREATE TYPE
@@ -140,8 +165,9 @@ WHERE n.nspname = $1 AND c.relname = $2`, name.Schema, name.Name).Scan(&relkind)
 // the destination table dest the indexes of the source table ts.Name, read
 // through q (the source). The primary key is left out (PrimaryKeyDDL adds
 // it), and so are invalid indexes and indexes that use a column the
-// destination does not have (an excluded or generated column, in a key, an
-// expression or a WHERE clause).
+// destination does not have (an excluded column, in a key, an expression or
+// a WHERE clause). Generated columns are on the destination (see
+// CreateTableDDL), so their indexes are recreated.
 //
 // An index keeps its source name; IF NOT EXISTS skips it when a relation of
 // that name exists in dest's schema, so the statements are idempotent. Its
@@ -213,7 +239,8 @@ ORDER BY ic.relname`, ts.OID)
 // replicatedColumns reports whether every attnum is a column of ts.
 func replicatedColumns(ts *connectors.TableSchema, attnums []int32) bool {
 	for _, n := range attnums {
-		if !slices.ContainsFunc(ts.Columns, func(c connectors.Column) bool { return c.Position == int(n) }) {
+		if !slices.ContainsFunc(ts.Columns, func(c connectors.Column) bool { return c.Position == int(n) }) &&
+			!slices.ContainsFunc(ts.Generated, func(g connectors.GeneratedColumn) bool { return g.Position == int(n) }) {
 			return false
 		}
 	}

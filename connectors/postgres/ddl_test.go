@@ -75,8 +75,16 @@ func TestCreateTableDDLRoundTrip(t *testing.T) {
 			t.Errorf("destination enum %+v, want %+v", g, w)
 		}
 	}
+	if len(got.Generated) != 1 || got.Generated[0].Name != "c_gen" || got.Generated[0].Expression != ts.Generated[0].Expression ||
+		got.Generated[0].Type != ts.Generated[0].Type {
+		t.Errorf("destination generated columns %+v, want %+v", got.Generated, ts.Generated)
+	}
 	var deleted bool
 	mustExec(t, dst, `INSERT INTO "Mirror Schema"."All Types" (id, c_int) VALUES (1, 1)`)
+	var gen int64
+	if err := dst.QueryRow(ctx, `SELECT c_gen FROM "Mirror Schema"."All Types"`).Scan(&gen); err != nil || gen != 2 {
+		t.Errorf("generated c_gen = %d, %v; want 2", gen, err)
+	}
 	if err := dst.QueryRow(ctx, `SELECT _sluice_is_deleted FROM "Mirror Schema"."All Types"`).Scan(&deleted); err != nil || deleted {
 		t.Errorf("soft delete default = %v, %v", deleted, err)
 	}
@@ -149,6 +157,7 @@ CREATE INDEX t_gen ON t (g);`)
 		`CREATE INDEX IF NOT EXISTS "T b Unique" ON "m"."t copy" USING btree (b) INCLUDE (a)`,
 		`CREATE INDEX IF NOT EXISTS "t_a" ON "m"."t copy" USING btree (a)`,
 		`CREATE INDEX IF NOT EXISTS "t_d_key" ON "m"."t copy" USING btree (d)`,
+		`CREATE INDEX IF NOT EXISTS "t_gen" ON "m"."t copy" USING btree (g)`, // the destination has the generated column
 		`CREATE INDEX IF NOT EXISTS "t_gin" ON "m"."t copy" USING gin (c jsonb_path_ops) WITH (fastupdate=off)`,
 		`CREATE INDEX IF NOT EXISTS "t_lower_b" ON "m"."t copy" USING btree (lower(b) text_pattern_ops)`,
 		`CREATE INDEX IF NOT EXISTS "t_partial" ON "m"."t copy" USING btree (a DESC NULLS LAST, b) WHERE ((a > 0) AND (b <> 'x'::text))`,
@@ -172,7 +181,7 @@ CREATE INDEX t_gen ON t (g);`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantNames := []string{"T b Unique", "t copy_pkey", "t_a", "t_d_key", "t_gin", "t_lower_b", "t_partial"}
+	wantNames := []string{"T b Unique", "t copy_pkey", "t_a", "t_d_key", "t_gen", "t_gin", "t_lower_b", "t_partial"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("destination indexes %v, want %v", names, wantNames)
 	}

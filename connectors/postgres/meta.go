@@ -139,7 +139,7 @@ ON CONFLICT (mirror) DO UPDATE SET lsn = excluded.lsn, updated_at = now()`, mirr
 // copied for mirror, with the rows each copied. Empty (not nil) when none.
 func DonePartitions(ctx context.Context, conn *pgx.Conn, meta, mirror string, table connectors.TableName) (map[int]int64, error) {
 	rows, err := conn.Query(ctx, "SELECT partition, rows FROM "+metaSchema(meta)+
-		".snapshot_partitions WHERE mirror = $1 AND source_table = $2", mirror, table.String())
+		".snapshot_partitions WHERE mirror = $1 AND source_table = ANY($2)", mirror, table.Keys())
 	if err != nil {
 		return nil, fmt.Errorf("read done partitions of %s in mirror %s: %w", table, mirror, err)
 	}
@@ -187,8 +187,8 @@ func ClearMirror(ctx context.Context, conn *pgx.Conn, meta, mirror string) error
 // ClearTable deletes the done partitions of one table of mirror, so its
 // initial load starts over. Idempotent.
 func ClearTable(ctx context.Context, conn *pgx.Conn, meta, mirror string, table connectors.TableName) error {
-	_, err := conn.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".snapshot_partitions WHERE mirror = $1 AND source_table = $2",
-		mirror, table.String())
+	_, err := conn.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".snapshot_partitions WHERE mirror = $1 AND source_table = ANY($2)",
+		mirror, table.Keys())
 	if err != nil {
 		return fmt.Errorf("clear done partitions of %s in mirror %s: %w", table, mirror, err)
 	}

@@ -110,6 +110,33 @@ func TestMetadata(t *testing.T) {
 				t.Errorf("LastLSN of the other mirror = %X, %v, %v; want 7", lsn, ok, err)
 			}
 			wantParts("m2", tbl, map[int]int64{1: 2})
+
+			// A partition recorded before names were quoted, under
+			// public.Upper.Dot unquoted, is still found, and cleared.
+			dotted := connectors.TableName{Schema: "public", Name: "Upper.Dot"}
+			if _, err := conn.Exec(ctx, "INSERT INTO "+pgx.Identifier{metaOrDefault(meta)}.Sanitize()+
+				".snapshot_partitions (mirror, source_table, partition, rows) VALUES ('m3', 'public.Upper.Dot', 4, 9)"); err != nil {
+				t.Fatal(err)
+			}
+			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				return postgres.MarkPartitionDone(ctx, tx, meta, "m3", dotted, 5, 1)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantParts("m3", dotted, map[int]int64{4: 9, 5: 1})
+			if err := postgres.ClearTable(ctx, conn, meta, "m3", dotted); err != nil {
+				t.Fatal(err)
+			}
+			wantParts("m3", dotted, map[int]int64{})
 		})
 	}
+}
+
+// metaOrDefault is the metadata schema's name for meta ("" is _sluice).
+func metaOrDefault(meta string) string {
+	if meta == "" {
+		return "_sluice"
+	}
+	return meta
 }

@@ -51,10 +51,11 @@ const firstUserOID = 16384
 // DescribeTable reads the definition of source table name and returns it
 // ready for the destination, without the columns in exclude.
 //
-// Columns come in attnum order. Dropped columns are skipped, and so are
-// generated columns: pgoutput does not send them, so the destination could
-// never be kept up to date (a destination that wants them can compute them
-// itself). Column.Type is a destination type: built-in types as format_type
+// Columns come in attnum order. Dropped columns are skipped, and generated
+// columns are listed apart in Generated, with their expression (pg_get_expr)
+// and the columns it reads: pgoutput does not send them, so no change
+// carries their values, and a destination that wants them computes them
+// itself. Column.Type is a destination type: built-in types as format_type
 // renders them (numeric(20,6), character varying(10), integer[], ...);
 // enums as their quoted schema-qualified name (with "[]" for arrays), each
 // enum also listed once in Enums with its labels in sort order; domains as
@@ -106,13 +107,21 @@ WHERE n.nspname = $1 AND c.relname = $2`, name.Schema, name.Name).Scan(&ts.OID, 
 		typ       uint32
 		typmod    int32
 		notNull   bool
-		generated bool
+		generated string // attgenerated: "", "s" (stored) or "v" (virtual)
 		declared  string
+		expr      string   // the generation expression
+		deps      []string // the columns it reads
 	}
 	rows, err := q.Query(ctx, `
-SELECT a.attnum::int, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, a.attgenerated <> '',
-       format_type(a.atttypid, a.atttypmod)
+SELECT a.attnum::int, a.attname::text, a.atttypid, a.atttypmod, a.attnotnull, a.attgenerated::text,
+       format_type(a.atttypid, a.atttypmod), coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+       ARRAY(SELECT r.attname::text FROM pg_depend dep
+             JOIN pg_attribute r ON r.attrelid = dep.refobjid AND r.attnum = dep.refobjsubid
+             WHERE dep.classid = 'pg_attrdef'::regclass AND dep.objid = d.oid
+               AND dep.refclassid = 'pg_class'::regclass AND dep.refobjid = a.attrelid AND dep.refobjsubid > 0 AND dep.refobjsubid <> a.attnum
+             ORDER BY r.attnum)
 FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated <> ''
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`, ts.OID)
 	if err != nil {
@@ -120,7 +129,7 @@ ORDER BY a.attnum`, ts.OID)
 	}
 	attrs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (attr, error) {
 		var a attr
-		err := r.Scan(&a.num, &a.name, &a.typ, &a.typmod, &a.notNull, &a.generated, &a.declared)
+		err := r.Scan(&a.num, &a.name, &a.typ, &a.typmod, &a.notNull, &a.generated, &a.declared, &a.expr, &a.deps)
 		return a, err
 	})
 	if err != nil {
@@ -169,7 +178,7 @@ ORDER BY k.ord`, ts.OID)
 
 	res := &typeResolver{q: q}
 	for _, a := range attrs {
-		if a.generated || slices.Contains(exclude, a.name) {
+		if slices.Contains(exclude, a.name) {
 			continue
 		}
 		rt, err := res.resolve(ctx, a.typ, a.typmod)
@@ -179,9 +188,22 @@ ORDER BY k.ord`, ts.OID)
 		if err != nil {
 			return nil, fmt.Errorf("describe table %s: column %s: %w", name, a.name, err)
 		}
-		ts.Columns = append(ts.Columns, connectors.Column{
-			Name: a.name, Type: rt.sql, TypeOID: rt.oid, NotNull: a.notNull, Position: a.num,
-		})
+		if a.generated != "" {
+			for _, d := range a.deps {
+				if slices.Contains(exclude, d) {
+					return nil, fmt.Errorf("describe table %s: cannot exclude column %q: generated column %q is computed from it (exclude %q too)",
+						name, d, a.name, a.name)
+				}
+			}
+			ts.Generated = append(ts.Generated, connectors.GeneratedColumn{
+				Name: a.name, Type: rt.sql, NotNull: a.notNull, Expression: a.expr, Virtual: a.generated == "v",
+				DependsOn: a.deps, Position: a.num,
+			})
+		} else {
+			ts.Columns = append(ts.Columns, connectors.Column{
+				Name: a.name, Type: rt.sql, TypeOID: rt.oid, NotNull: a.notNull, Position: a.num,
+			})
+		}
 		if rt.enum != nil && !slices.ContainsFunc(ts.Enums, func(e connectors.EnumType) bool {
 			return e.Schema == rt.enum.Schema && e.Name == rt.enum.Name
 		}) {

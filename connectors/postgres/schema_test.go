@@ -225,6 +225,18 @@ func TestDescribeTableTypes(t *testing.T) {
 	if got := ts.Columns[4]; got.Name != "c_numeric" || got.Position != 6 {
 		t.Errorf("column 4 = %s at %d, want c_numeric at attnum 6", got.Name, got.Position)
 	}
+	// The generated column is listed apart, with its expression and the
+	// columns it reads.
+	if len(ts.Generated) != 1 {
+		t.Fatalf("generated columns = %+v, want c_gen", ts.Generated)
+	}
+	if g := ts.Generated[0]; g.Name != "c_gen" || g.Type != "bigint" || g.Expression != "((c_int)::bigint * 2)" ||
+		g.Virtual || !slices.Equal(g.DependsOn, []string{"c_int"}) || g.Position <= ts.Columns[len(ts.Columns)-1].Position {
+		t.Errorf("generated column = %+v", g)
+	}
+	if ts.ColumnIndex("c_gen") >= 0 {
+		t.Errorf("c_gen is among the replicated columns")
+	}
 	oid := func(sql string) uint32 {
 		var o uint32
 		if err := conn.QueryRow(ctx, sql).Scan(&o); err != nil {

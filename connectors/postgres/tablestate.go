@@ -100,8 +100,8 @@ ON CONFLICT (mirror, source_table) DO UPDATE SET stage = excluded.stage, strateg
 
 // DeleteTableState forgets the resync of table (it is over). Idempotent.
 func DeleteTableState(ctx context.Context, db Execer, meta, mirror string, table connectors.TableName) error {
-	_, err := db.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".table_state WHERE mirror = $1 AND source_table = $2",
-		mirror, table.String())
+	_, err := db.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".table_state WHERE mirror = $1 AND source_table = ANY($2)",
+		mirror, table.Keys())
 	if err != nil {
 		return fmt.Errorf("clear resync state of %s in mirror %s: %w", table, mirror, err)
 	}
