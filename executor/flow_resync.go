@@ -330,7 +330,7 @@ func (b *batcher) startCopies(ctx context.Context, copies []resyncCopy, schemas 
 // (the copy starts over after the backoff); when the last copy is done,
 // the stream restarts to replay the copied tables' changes.
 func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
-	if errors.Is(r.err, postgres.ErrNotSwappable) {
+	if errors.Is(r.err, postgres.ErrNotSwappable) || errors.Is(r.err, postgres.ErrNoFreeName) {
 		// Refused before anything changed: the resync fails, the mirror
 		// goes on.
 		if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error()); err != nil {
@@ -411,6 +411,12 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		// A free name, recorded as Sluice's own with the table; the shadow
 		// an earlier attempt recorded is dropped, nothing else.
 		o, err := postgres.CreateOwnedShadow(ctx, dst, f.meta, f.m.Name, live, f.reserved())
+		if errors.Is(err, postgres.ErrNoFreeName) {
+			// Refused for good, nothing made: the resync fails.
+			if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, c.table.source); err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return err
 		}
