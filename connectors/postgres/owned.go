@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -199,7 +200,7 @@ func freeTempName(ctx context.Context, q Querier, live connectors.TableName, res
 			suffix = fmt.Sprintf("%s_%d", tempSuffix, k)
 		}
 		name := connectors.TableName{Schema: live.Schema, Name: suffixIdent(live.Name, suffix)}
-		if name == live || containsTable(reserved, name) {
+		if name == live || slices.Contains(reserved, name) {
 			continue
 		}
 		var taken bool
@@ -216,15 +217,6 @@ SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamesp
 	}
 	return connectors.TableName{}, fmt.Errorf("%w: %s%s..%s_%d are all taken in schema %s", ErrNoFreeName,
 		live.Name, tempSuffix, tempSuffix, maxTempTries-1, live.Schema)
-}
-
-func containsTable(list []connectors.TableName, t connectors.TableName) bool {
-	for _, l := range list {
-		if l == t {
-			return true
-		}
-	}
-	return false
 }
 
 // CreateOwned creates a temporary table for live in mirror and records it,

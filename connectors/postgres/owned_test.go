@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -112,4 +113,16 @@ func TestOwnedShadow(t *testing.T) {
 		t.Fatalf("DropAllOwned left acct_resync")
 	}
 	keep("at the end")
+
+	// Every candidate taken or reserved: refused before anything is made.
+	var all []connectors.TableName
+	for k := 1; k < 100; k++ {
+		all = append(all, connectors.TableName{Schema: "public", Name: fmt.Sprintf("users_resync_%d", k)})
+	}
+	if _, err := postgres.CreateOwnedShadow(ctx, conn, "", "m", live, all); !errors.Is(err, postgres.ErrNoFreeName) {
+		t.Fatalf("CreateOwnedShadow with every name taken: %v, want ErrNoFreeName", err)
+	}
+	if n := scalar[int64](t, conn, "SELECT count(*) FROM _sluice.owned_tables"); n != 0 {
+		t.Fatalf("%d records after a refused CreateOwnedShadow", n)
+	}
 }
