@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/sqlext"
@@ -183,6 +184,10 @@ type flow struct {
 	src, dst *postgres.PeerConfig   // dst is nil for a ClickHouse destination
 	ch       *clickhouse.PeerConfig // a ClickHouse destination
 	meta     string
+	// shadows maps, during a full resync's SETUP and SNAPSHOT, each live
+	// destination table to the shadow table Sluice created and recorded
+	// for it (see tables).
+	shadows map[connectors.TableName]connectors.TableName
 }
 
 // step runs the mirror's current phase to its end.

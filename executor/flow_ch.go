@@ -84,15 +84,22 @@ func (f *flow) setupClickHouse(ctx context.Context) error {
 			return err
 		}
 	}
+	f.shadows = make(map[connectors.TableName]connectors.TableName)
 	for _, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
 		if err != nil {
 			return err
 		}
 		if resync {
-			if err := clickhouse.DropTable(ctx, conn, t.dest); err != nil {
+			// A new shadow under a free name, recorded and marked as
+			// Sluice's own; only the one an earlier attempt recorded is
+			// dropped.
+			o, err := f.createShadowClickHouse(ctx, conn, info, t, ts)
+			if err != nil {
 				return err
 			}
+			f.shadows[t.live] = o.Name
+			continue
 		}
 		ddl, err := clickhouse.CreateTableDDL(t.dest, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
 		if err != nil {
@@ -133,6 +140,22 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 		return err
 	}
 	defer conn.Close()
+	if f.m.Resync != "" && f.shadows == nil {
+		if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
+			return err
+		}
+		owned, err := clickhouse.OwnedTables(ctx, conn, f.ch.Database, f.m.Name, clickhouse.RoleShadow)
+		if err != nil {
+			return err
+		}
+		f.shadows = make(map[connectors.TableName]connectors.TableName)
+		for live, o := range owned {
+			f.shadows[live] = o.Name
+		}
+		if missing := f.shadowsMissing(); missing != "" {
+			return f.restartResync(ctx, missing)
+		}
+	}
 	tables := f.tables()
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {

@@ -12,7 +12,6 @@ import (
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
-	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 // Table resync into ClickHouse. Rows there are versions (the source commit
@@ -124,17 +123,11 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 		return 0, err
 	}
 	lsn := uint64(at)
-	shadow := postgres.ShadowName(t.dest)
-	if err := clickhouse.DropTable(ctx, conn, shadow); err != nil {
-		return 0, err
-	}
-	ddl, err := clickhouse.CreateTableDDL(shadow, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
+	o, err := f.createShadowClickHouse(ctx, conn, info, t, ts)
 	if err != nil {
 		return 0, err
 	}
-	if err := conn.Exec(ctx, ddl); err != nil {
-		return 0, fmt.Errorf("create %s: %w", shadow, err)
-	}
+	shadow := o.Name
 	if err := clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source); err != nil {
 		return 0, err
 	}
@@ -146,6 +139,19 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 		return 0, err
 	}
 	return lsn, clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source)
+}
+
+// createShadowClickHouse makes the shadow table of t for a resync, under a
+// free name, recorded as Sluice's own and marked (clickhouse.CreateOwned);
+// the shadow an earlier attempt recorded is dropped, nothing else.
+func (f *flow) createShadowClickHouse(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, t mirrorTable,
+	ts *connectors.TableSchema) (clickhouse.OwnedTable, error) {
+	return clickhouse.CreateOwned(ctx, conn, f.ch.Database, f.m.Name, t.live, f.reserved(),
+		func(name connectors.TableName, marker string) (string, error) {
+			opts := chTableOptions(f.cfg, t.catalog.OrderBy)
+			opts.Marker = marker
+			return clickhouse.CreateTableDDL(name, ts, info, opts)
+		})
 }
 
 // chCopyDone finishes a table copy in the batcher, between batches: the
@@ -178,7 +184,15 @@ func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
 // lsn and its deleted rows, then swaps the two (swapTables) and drops the
 // old table. Nothing writes to live meanwhile (the batcher runs it).
 func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, live connectors.TableName, lsn uint64) error {
-	shadow := postgres.ShadowName(live)
+	shadows, err := clickhouse.OwnedTables(ctx, conn, f.ch.Database, f.m.Name, clickhouse.RoleShadow)
+	if err != nil {
+		return err
+	}
+	o, has := shadows[live]
+	if !has {
+		return fmt.Errorf("the shadow table of %s disappeared before the swap: run RESYNC TABLE again", live)
+	}
+	shadow := o.Name
 	opts := chTableOptions(f.cfg, nil)
 	version, deleted := clickhouse.DefaultVersionColumn, clickhouse.DefaultDeletedColumn
 	if opts.DeletedColumn != "" {
@@ -194,15 +208,30 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 	if err := conn.Exec(ctx, carry); err != nil {
 		return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
 	}
-	return swapTables(ctx, conn, info, []connectors.TableName{live})
+	return f.swapTables(ctx, conn, info, []connectors.TableName{live})
 }
 
-// swapTables puts each live table's shadow in its place and drops the
-// old tables. Where the server has EXCHANGE TABLES (an Atomic database on
-// 21.3 or newer) each pair is exchanged atomically; otherwise (18.16) one
-// multi-table RENAME moves them all. Shadows that are missing were swapped
-// before a restart; old tables left by a crash are dropped.
-func swapTables(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, lives []connectors.TableName) error {
+// swapTables puts each live table's shadow (recorded as Sluice's own) in
+// its place and drops the old tables. Where the server has EXCHANGE TABLES
+// (an Atomic database on 21.3 or newer) each pair is exchanged atomically;
+// otherwise (18.16) one multi-table RENAME moves them all. Before a live
+// table is renamed away it is marked and recorded as Sluice's old table
+// (role old, under a free name), so that a crash at any point leaves only
+// recorded tables, which the next run drops (old) or swaps in (shadow). A
+// shadow that is not recorded, or no longer marked, was swapped before a
+// restart (or is not Sluice's): nothing is done for that table.
+func (f *flow) swapTables(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, lives []connectors.TableName) error {
+	db, mirror := f.ch.Database, f.m.Name
+	for _, live := range lives {
+		// An old table a crash left behind, if it is still Sluice's.
+		if err := clickhouse.DropOwned(ctx, conn, db, mirror, live, clickhouse.RoleOld); err != nil {
+			return err
+		}
+	}
+	shadows, err := clickhouse.OwnedTables(ctx, conn, db, mirror, clickhouse.RoleShadow)
+	if err != nil {
+		return err
+	}
 	exchange := false
 	if len(lives) > 0 && info.AtLeast(21, 3) {
 		var engine string
@@ -211,43 +240,60 @@ func swapTables(ctx context.Context, conn driver.Conn, info clickhouse.ServerInf
 		}
 		exchange = engine == "Atomic"
 	}
-	var renames, drops []string
+	var renames []string
+	var swapped, replaced, picked []connectors.TableName
 	for _, live := range lives {
-		shadow, old := postgres.ShadowName(live), connectors.TableName{Schema: live.Schema, Name: live.Name + "_sluice_old"}
-		has, err := clickhouse.TableExists(ctx, conn, shadow)
-		if err != nil {
-			return err
-		}
-		if err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+chName(old)); err != nil {
-			return err
-		}
+		sh, has := shadows[live]
 		if !has {
 			continue
 		}
+		swapped = append(swapped, live)
 		exists, err := clickhouse.TableExists(ctx, conn, live)
 		if err != nil {
 			return err
 		}
-		switch {
-		case !exists:
-			renames = append(renames, chName(shadow)+" TO "+chName(live))
-		case exchange:
-			if err := conn.Exec(ctx, "EXCHANGE TABLES "+chName(live)+" AND "+chName(shadow)); err != nil {
-				return fmt.Errorf("exchange %s and %s: %w", live, shadow, err)
-			}
-			drops = append(drops, "DROP TABLE "+chName(shadow))
-		default:
-			renames = append(renames, chName(live)+" TO "+chName(old), chName(shadow)+" TO "+chName(live))
-			drops = append(drops, "DROP TABLE "+chName(old))
+		if !exists {
+			renames = append(renames, chName(sh.Name)+" TO "+chName(live))
+			continue
 		}
+		oldName := sh.Name // EXCHANGE leaves the old table under the shadow's name
+		if !exchange {
+			if oldName, err = clickhouse.FreeName(ctx, conn, live, clickhouse.RoleOld, append(f.reserved(), picked...)); err != nil {
+				return err
+			}
+			picked = append(picked, oldName)
+		}
+		old, err := clickhouse.NewOwned(live, oldName, clickhouse.RoleOld)
+		if err != nil {
+			return err
+		}
+		if err := clickhouse.MarkTable(ctx, conn, old, live, clickhouse.DefaultVersionColumn); err != nil {
+			return err
+		}
+		if err := clickhouse.Record(ctx, conn, db, mirror, old); err != nil {
+			return err
+		}
+		replaced = append(replaced, live)
+		if exchange {
+			if err := conn.Exec(ctx, "EXCHANGE TABLES "+chName(live)+" AND "+chName(sh.Name)); err != nil {
+				return fmt.Errorf("exchange %s and %s: %w", live, sh.Name, err)
+			}
+			continue
+		}
+		renames = append(renames, chName(live)+" TO "+chName(oldName), chName(sh.Name)+" TO "+chName(live))
 	}
 	if len(renames) > 0 {
 		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
 			return fmt.Errorf("swap resynced tables in: %w", err)
 		}
 	}
-	for _, d := range drops {
-		if err := conn.Exec(ctx, d); err != nil {
+	for _, live := range swapped {
+		if err := clickhouse.Forget(ctx, conn, db, mirror, live, clickhouse.RoleShadow); err != nil {
+			return err
+		}
+	}
+	for _, live := range replaced {
+		if err := clickhouse.DropOwned(ctx, conn, db, mirror, live, clickhouse.RoleOld); err != nil {
 			return fmt.Errorf("drop the replaced table: %w", err)
 		}
 	}
@@ -306,14 +352,32 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		deleted = opts.DeletedColumn
 	}
 	began := time.Now()
-	var lives []connectors.TableName
+	if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
+		return err
+	}
+	shadows, err := clickhouse.OwnedTables(ctx, conn, f.ch.Database, f.m.Name, clickhouse.RoleShadow)
+	if err != nil {
+		return err
+	}
+	var lives, missing []connectors.TableName
+	for _, t := range f.tables() {
+		if _, has := shadows[t.live]; !has {
+			missing = append(missing, t.live)
+		}
+	}
+	if len(missing) > 0 && len(missing) < len(f.m.Tables) {
+		if old, err := clickhouse.OwnedTables(ctx, conn, f.ch.Database, f.m.Name, clickhouse.RoleOld); err != nil || len(old) == 0 {
+			if err != nil {
+				return err
+			}
+			// No swap under way: shadows were dropped by someone else.
+			return f.restartResync(ctx, tableSet(missing))
+		}
+	}
 	for _, t := range f.tables() {
 		lives = append(lives, t.live)
-		shadow := postgres.ShadowName(t.live)
-		has, err := clickhouse.TableExists(ctx, conn, shadow)
-		if err != nil {
-			return err
-		}
+		sh, has := shadows[t.live]
+		shadow := sh.Name
 		live, err := clickhouse.TableExists(ctx, conn, t.live)
 		if err != nil {
 			return err
@@ -333,7 +397,7 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 			return fmt.Errorf("carry deleted rows of %s: %w", t.live, err)
 		}
 	}
-	if err := swapTables(ctx, conn, info, lives); err != nil {
+	if err := f.swapTables(ctx, conn, info, lives); err != nil {
 		return err
 	}
 	if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("swapped %d resynced table(s) in, in %s",

@@ -235,6 +235,10 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
+	owned, err := postgres.OwnedTables(ctx, dst, f.meta, f.m.Name)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
 	rs := newResyncs()
 	start := applied
 	dests := make(map[connectors.TableName]connectors.TableName)
@@ -263,12 +267,19 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 				return nil, 0, nil, nil, err
 			}
 		case has && st.Stage == postgres.StageCatchup:
+			if st.Strategy == strategySwap {
+				o, ok := owned[t.dest]
+				if !ok {
+					if err := f.shadowLost(ctx, dst, t.source, t.dest); err != nil {
+						return nil, 0, nil, nil, err
+					}
+					continue
+				}
+				dests[t.source] = o.Name
+			}
 			rs.pos[t.source] = st.LSN
 			rs.strategy[t.source] = st.Strategy
 			start = min(start, st.LSN)
-			if st.Strategy == strategySwap {
-				dests[t.source] = postgres.ShadowName(t.dest)
-			}
 		case has && st.Stage == postgres.StageCopy:
 			copies = append(copies, resyncCopy{table: t, strategy: st.Strategy, state: &st})
 		case t.catalog.ResyncStatus == catalog.ResyncPending || t.catalog.ResyncStatus == catalog.ResyncInProgress:
@@ -319,7 +330,7 @@ func (b *batcher) startCopies(ctx context.Context, copies []resyncCopy, schemas 
 // (the copy starts over after the backoff); when the last copy is done,
 // the stream restarts to replay the copied tables' changes.
 func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
-	if errors.Is(r.err, postgres.ErrNotSwappable) {
+	if errors.Is(r.err, postgres.ErrNotSwappable) || errors.Is(r.err, postgres.ErrNoFreeName) {
 		// Refused before anything changed: the resync fails, the mirror
 		// goes on.
 		if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error()); err != nil {
@@ -397,10 +408,19 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	var saved *truncateSaved
 	switch c.strategy {
 	case strategySwap:
-		target = postgres.ShadowName(live)
-		if err := postgres.CreateShadow(ctx, dst, live, target); err != nil {
+		// A free name, recorded as Sluice's own with the table; the shadow
+		// an earlier attempt recorded is dropped, nothing else.
+		o, err := postgres.CreateOwnedShadow(ctx, dst, f.meta, f.m.Name, live, f.reserved())
+		if errors.Is(err, postgres.ErrNoFreeName) {
+			// Refused for good, nothing made: the resync fails.
+			if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, c.table.source); err != nil {
+				return err
+			}
+		}
+		if err != nil {
 			return err
 		}
+		target = o.Name
 	case strategyTruncate:
 		if saved, err = f.emptyTable(ctx, dst, c, live); err != nil {
 			return err
@@ -540,9 +560,16 @@ ORDER BY con.conname`, table.Quoted())
 // soft-deleted rows over first. Readers of live wait for it (it takes an
 // exclusive lock) but never see the table missing or empty.
 func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors.TableName, ts *connectors.TableSchema) error {
-	shadow := postgres.ShadowName(live)
+	o, has, err := postgres.OwnedShadow(ctx, dst, f.meta, f.m.Name, live)
+	if err != nil {
+		return err
+	}
+	if !has {
+		return f.shadowLost(ctx, dst, t, live)
+	}
+	shadow := o.Name
 	// Indexes made on the live table since the copy was indexed.
-	err := postgres.BuildShadowIndexes(ctx, dst, live, shadow)
+	err = postgres.BuildShadowIndexes(ctx, dst, live, shadow)
 	if err != nil && !errors.Is(err, postgres.ErrNoShadow) && !errors.Is(err, postgres.ErrTableNotFound) {
 		return fmt.Errorf("index %s before the swap: %w", shadow, err)
 	}
@@ -558,7 +585,10 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 			}
 		}
 		var err error
-		if rep, err = postgres.SwapTable(ctx, tx, live, shadow); err != nil {
+		if rep, err = postgres.SwapOwned(ctx, tx, o); err != nil {
+			return err
+		}
+		if err := postgres.ForgetOwned(ctx, tx, f.meta, f.m.Name, live); err != nil {
 			return err
 		}
 		return postgres.DeleteTableState(ctx, tx, f.meta, f.m.Name, t)
@@ -566,13 +596,7 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 	took := time.Since(began)
 	store := f.ex.cfg.Store
 	if errors.Is(err, postgres.ErrNoShadow) {
-		// Changes since the copy went to the shadow table: without it the
-		// table must be copied again.
-		if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t); err != nil {
-			return err
-		}
-		return store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed,
-			fmt.Sprintf("shadow table %s disappeared before the swap; %s misses changes: run RESYNC TABLE %s.%s again", shadow, live, f.m.Name, t))
+		return f.shadowLost(ctx, dst, t, live)
 	}
 	if err != nil {
 		_ = store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed, err.Error())
@@ -593,6 +617,22 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 		return err
 	}
 	return f.validate(ctx, dst, rep.Validate)
+}
+
+// shadowLost fails the swap resync of source table t whose shadow table
+// (recorded as Sluice's own) is gone or was replaced by another table:
+// the changes since the copy went to it, so the table must be copied
+// again. A table now at the shadow's name is not Sluice's and is left
+// alone.
+func (f *flow) shadowLost(ctx context.Context, dst *pgx.Conn, t, live connectors.TableName) error {
+	if err := postgres.ForgetOwned(ctx, dst, f.meta, f.m.Name, live); err != nil {
+		return err
+	}
+	if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t); err != nil {
+		return err
+	}
+	return f.ex.cfg.Store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed,
+		fmt.Sprintf("the shadow table of %s disappeared before the swap; %s misses changes: run RESYNC TABLE %s.%s again", live, live, f.m.Name, t))
 }
 
 // swapLockTimeout bounds how long a swap waits for a lock: while it waits,

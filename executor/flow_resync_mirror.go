@@ -14,7 +14,8 @@ import (
 
 // Full-mirror resync (RESYNC MIRROR). The mirror runs SETUP and SNAPSHOT
 // again, with a new slot and publication, into shadow tables
-// (postgres.ShadowName) made from the source's current definitions, while
+// (each under a free name, recorded as Sluice's own: postgres.CreateOwned)
+// made from the source's current definitions, while
 // the live tables stay as they are; then the RESYNC phase (swapAll) swaps
 // every shadow table in, in one destination transaction, and CDC streams
 // from the new slot's consistent point. Each phase is resumable like those
@@ -37,22 +38,32 @@ func (f *flow) swapAll(ctx context.Context) error {
 			return err
 		}
 	}
-	pending := 0
+	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
+		return err
+	}
+	// Only the shadow tables recorded as Sluice's own are swapped in: a
+	// table of the same name that Sluice did not create is never touched.
+	owned, err := postgres.OwnedTables(ctx, dst, f.meta, f.m.Name)
+	if err != nil {
+		return err
+	}
+	var missing []connectors.TableName
 	for _, t := range tables {
-		exists, err := postgres.TableExists(ctx, dst, postgres.ShadowName(t.live))
-		if err != nil {
-			return err
+		if _, has := owned[t.live]; !has {
+			missing = append(missing, t.live)
 		}
-		if exists {
-			pending++
-		}
+	}
+	if len(missing) > 0 && len(missing) < len(tables) {
+		// The swap is all or none: shadows gone while others are still
+		// there were dropped by someone else.
+		return f.restartResync(ctx, tableSet(missing))
 	}
 	began := time.Now()
 	var notes, validate []string
-	if pending > 0 {
+	if len(missing) == 0 {
 		for _, t := range tables {
 			// Indexes made on the live tables since the shadows were indexed.
-			err := postgres.BuildShadowIndexes(ctx, dst, t.live, postgres.ShadowName(t.live))
+			err := postgres.BuildShadowIndexes(ctx, dst, t.live, owned[t.live].Name)
 			if err != nil && !errors.Is(err, postgres.ErrNoShadow) && !errors.Is(err, postgres.ErrTableNotFound) {
 				return err
 			}
@@ -63,7 +74,7 @@ func (f *flow) swapAll(ctx context.Context) error {
 				return err
 			}
 			for i, t := range tables {
-				n, v, err := f.swapOne(ctx, tx, t.live, schemas[i])
+				n, v, err := f.swapOne(ctx, tx, owned[t.live], schemas[i])
 				if err != nil {
 					return err
 				}
@@ -90,18 +101,27 @@ func (f *flow) swapAll(ctx context.Context) error {
 	return f.loaded(ctx, src, dst, tables, schemas)
 }
 
-// swapOne replaces live by its shadow table in tx. A live table that is
-// gone is simply replaced.
-func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, live connectors.TableName, ts *connectors.TableSchema) (notes, validate []string, err error) {
-	shadow := postgres.ShadowName(live)
+// swapOne replaces o.Live by its shadow table o in tx and forgets o's
+// record. A live table that is gone is simply replaced.
+func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, o postgres.OwnedTable, ts *connectors.TableSchema) (notes, validate []string, err error) {
+	live, shadow := o.Live, o.Name
 	exists, err := postgres.TableExists(ctx, tx, live)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !exists {
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+shadow.Quoted()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return nil, nil, fmt.Errorf("lock %s: %w", shadow, err)
+		}
+		if err := postgres.CheckOwned(ctx, tx, o); err != nil {
+			return nil, nil, err
+		}
 		_, err := tx.Exec(ctx, "ALTER TABLE "+shadow.Quoted()+" RENAME TO "+pgx.Identifier{live.Name}.Sanitize())
 		if err != nil {
 			return nil, nil, fmt.Errorf("rename %s to %s: %w", shadow, live, err)
+		}
+		if err := postgres.ForgetOwned(ctx, tx, f.meta, f.m.Name, live); err != nil {
+			return nil, nil, err
 		}
 		return []string{fmt.Sprintf("%s was missing and was created", live)}, nil, nil
 	}
@@ -110,11 +130,14 @@ func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, live connectors.TableName
 			return nil, nil, err
 		}
 	}
-	rep, err := postgres.SwapTable(ctx, tx, live, shadow)
+	rep, err := postgres.SwapOwned(ctx, tx, o)
 	if errors.Is(err, postgres.ErrNoShadow) {
-		return nil, nil, fmt.Errorf("shadow table %s is missing while others were not swapped in yet: run RESYNC MIRROR %s again", shadow, f.m.Name)
+		return nil, nil, fmt.Errorf("shadow table %s is missing while others were not swapped in yet: %w", shadow, err)
 	}
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := postgres.ForgetOwned(ctx, tx, f.meta, f.m.Name, live); err != nil {
 		return nil, nil, err
 	}
 	if len(rep.ForeignKeys) > 0 {

@@ -48,16 +48,29 @@ func (f *flow) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	f.shadows = make(map[connectors.TableName]connectors.TableName)
 	for _, t := range tables {
 		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
 		if err != nil {
 			return err
 		}
 		if resync {
-			// The shadow table is made anew from the source's definition.
-			if _, err := dst.Exec(ctx, "DROP TABLE IF EXISTS "+t.dest.Quoted()); err != nil {
-				return fmt.Errorf("drop %s left by an earlier resync: %w", t.dest, err)
+			// The shadow table is made anew from the source's definition,
+			// under a free name, and recorded as Sluice's own; the one an
+			// earlier attempt recorded is dropped.
+			o, err := postgres.CreateOwned(ctx, dst, f.meta, f.m.Name, t.live, f.reserved(), func(tx pgx.Tx, name connectors.TableName) error {
+				for _, stmt := range postgres.CreateTableDDL(name, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn) {
+					if _, err := tx.Exec(ctx, stmt); err != nil {
+						return fmt.Errorf("create shadow table %s: %w", name, err)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
+			f.shadows[t.live] = o.Name
+			continue
 		}
 		if err := f.createDestination(ctx, dst, t.dest, ts); err != nil {
 			return err
@@ -125,7 +138,7 @@ func (f *flow) createDestination(ctx context.Context, dst *pgx.Conn, dest connec
 // mirrorTable is a table mapping of the flow's mirror.
 type mirrorTable struct {
 	// dest is where the flow writes: live, or its shadow table while a
-	// full resync loads.
+	// full resync loads (f.shadows; the zero name when it has none).
 	source, dest, live connectors.TableName
 	exclude            []string
 	catalog            catalog.MirrorTable
@@ -139,8 +152,42 @@ func (f *flow) tables() []mirrorTable {
 		dst, _ := connectors.ParseTableName(t.Destination)
 		out[i] = mirrorTable{source: src, dest: dst, live: dst, exclude: t.Exclude, catalog: t}
 		if loading {
-			out[i].dest = postgres.ShadowName(dst)
+			out[i].dest = f.shadows[dst]
 		}
 	}
 	return out
+}
+
+// reserved lists the mirror's live destination tables: a temporary table
+// never takes one of their names, even when the table is missing.
+func (f *flow) reserved() []connectors.TableName {
+	var out []connectors.TableName
+	for _, t := range f.m.Tables {
+		if dst, err := connectors.ParseTableName(t.Destination); err == nil {
+			out = append(out, dst)
+		}
+	}
+	return out
+}
+
+// shadowsMissing names the tables of a full resync that have no shadow
+// table in f.shadows ("" when all have one).
+func (f *flow) shadowsMissing() string {
+	var missing []connectors.TableName
+	for _, t := range f.tables() {
+		if t.dest == (connectors.TableName{}) {
+			missing = append(missing, t.live)
+		}
+	}
+	return tableSet(missing)
+}
+
+// restartResync sends a full resync whose shadow tables are gone back to
+// SETUP, which makes them anew.
+func (f *flow) restartResync(ctx context.Context, missing string) error {
+	if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseSetup); err != nil {
+		return err
+	}
+	_ = f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", "shadow tables missing ("+missing+"): the resync starts over")
+	return fmt.Errorf("shadow tables of %s are missing: the resync starts over", missing)
 }

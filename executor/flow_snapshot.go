@@ -30,6 +30,22 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 	}
 	defer closeConns()
 
+	if f.m.Resync != "" && f.shadows == nil {
+		if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
+			return err
+		}
+		owned, err := postgres.OwnedTables(ctx, dst, f.meta, f.m.Name)
+		if err != nil {
+			return err
+		}
+		f.shadows = make(map[connectors.TableName]connectors.TableName)
+		for live, o := range owned {
+			f.shadows[live] = o.Name
+		}
+		if missing := f.shadowsMissing(); missing != "" {
+			return f.restartResync(ctx, missing)
+		}
+	}
 	tables := f.tables()
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {

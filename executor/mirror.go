@@ -166,20 +166,10 @@ func (e *Executor) teardown(ctx context.Context, m catalog.Mirror, dropTables bo
 	if err := postgres.ClearMirror(ctx, dst, meta, m.Name); err != nil {
 		return err
 	}
-	for _, t := range m.Tables {
-		// Shadow tables of a resync under way are Sluice's own.
-		if m.Resync == "" && t.ResyncStatus != catalog.ResyncPending && t.ResyncStatus != catalog.ResyncInProgress &&
-			t.ResyncStatus != catalog.ResyncFailed {
-			continue
-		}
-		name, err := connectors.ParseTableName(t.Destination)
-		if err != nil {
-			return err
-		}
-		shadow := postgres.ShadowName(name)
-		if _, err := dst.Exec(ctx, "DROP TABLE IF EXISTS "+shadow.Quoted()); err != nil {
-			return fmt.Errorf("drop resync table %s: %w", shadow, err)
-		}
+	// Shadow tables of a resync under way: only those recorded as
+	// Sluice's own (by OID), never a same-named table it did not create.
+	if err := postgres.DropAllOwned(ctx, dst, meta, m.Name); err != nil {
+		return err
 	}
 	if dropTables {
 		for _, t := range m.Tables {

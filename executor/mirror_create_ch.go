@@ -122,6 +122,11 @@ func (e *Executor) teardownClickHouse(ctx context.Context, m catalog.Mirror, opt
 	if err := clickhouse.ClearMirror(ctx, conn, cfg.Database, m.Name); err != nil {
 		return err
 	}
+	// Temporary tables of a resync under way: only those recorded and
+	// marked as Sluice's own.
+	if err := clickhouse.DropAllOwned(ctx, conn, cfg.Database, m.Name); err != nil {
+		return err
+	}
 	if dropTables {
 		for _, t := range m.Tables {
 			name, err := connectors.ParseTableName(t.Destination)

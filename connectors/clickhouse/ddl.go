@@ -27,6 +27,10 @@ type TableOptions struct {
 	// VersionColumn, DeletedColumn and SyncedAtColumn name the added
 	// columns; empty means the defaults above.
 	VersionColumn, DeletedColumn, SyncedAtColumn string
+	// Marker, when set, is the comment of the version column (see
+	// OwnedTable), and the table is created with CREATE TABLE, which fails
+	// when the name is taken, instead of CREATE TABLE IF NOT EXISTS.
+	Marker string
 }
 
 // withDefaults fills empty names with the defaults.
@@ -146,12 +150,16 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v Ser
 		return "", err
 	}
 	var b strings.Builder
-	b.WriteString("CREATE TABLE IF NOT EXISTS " + qualified(dest) + " (")
+	create, comment := "CREATE TABLE IF NOT EXISTS ", ""
+	if opts.Marker != "" {
+		create, comment = "CREATE TABLE ", " COMMENT "+quoteString(opts.Marker)
+	}
+	b.WriteString(create + qualified(dest) + " (")
 	for i, c := range ts.Columns {
 		fmt.Fprintf(&b, "%s %s, ", quoteIdent(c.Name), l.cols[i].sql)
 	}
-	fmt.Fprintf(&b, "%s UInt64, %s UInt8, %s DateTime) ENGINE = ReplacingMergeTree(%s) ORDER BY (",
-		quoteIdent(l.opts.VersionColumn), quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn),
+	fmt.Fprintf(&b, "%s UInt64%s, %s UInt8, %s DateTime) ENGINE = ReplacingMergeTree(%s) ORDER BY (",
+		quoteIdent(l.opts.VersionColumn), comment, quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn),
 		quoteIdent(l.opts.VersionColumn))
 	for i, c := range l.orderBy {
 		if i > 0 {

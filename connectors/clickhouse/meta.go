@@ -17,6 +17,7 @@ import (
 //	_sluice_snapshot_partitions (mirror, source_table String, partition Int32,
 //	                            rows Int64, version UInt64)
 //	                            ReplacingMergeTree(version) ORDER BY (mirror, source_table, partition)
+//	_sluice_owned_tables        temporary tables Sluice made (see owned.go)
 //
 // Rows are only ever inserted; readers take the newest (max lsn, argMax by
 // version), so a merge that has not happened yet changes nothing. Clearing
@@ -39,6 +40,7 @@ func EnsureMetadata(ctx context.Context, conn driver.Conn, db string) error {
 		"CREATE TABLE IF NOT EXISTS " + metaTable(db, SnapshotPartitionsTable) +
 			" (mirror String, source_table String, `partition` Int32, rows Int64, version UInt64)" +
 			" ENGINE = ReplacingMergeTree(version) ORDER BY (mirror, source_table, `partition`)",
+		"CREATE TABLE IF NOT EXISTS " + metaTable(db, OwnedTablesTable) + ownedDDL,
 	} {
 		if err := conn.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("create metadata tables in %s: %w", db, err)

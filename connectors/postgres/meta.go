@@ -65,6 +65,7 @@ func EnsureMetadata(ctx context.Context, conn *pgx.Conn, meta string) error {
 		fmt.Sprintf(metaMirrorStateDDL, s),
 		fmt.Sprintf(metaPartitionsDDL, s),
 		fmt.Sprintf(metaTableStateDDL, s),
+		fmt.Sprintf(metaOwnedDDL, s),
 	} {
 		if err := execRetryingUnique(ctx, conn, sql); err != nil {
 			return fmt.Errorf("create metadata schema %s: %w", s, err)

@@ -72,6 +72,20 @@ import (
 // to them. A missing shadow is an error wrapping ErrNoShadow; a missing
 // live table one wrapping ErrTableNotFound.
 func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName) (SwapReport, error) {
+	return swapTable(ctx, tx, live, shadow, 0)
+}
+
+// SwapOwned is SwapTable with shadow, a temporary table Sluice recorded as
+// its own (CreateOwnedShadow): once locked, the table at shadow.Name must
+// still have the recorded OID, or the error wraps ErrNoShadow and nothing
+// changed. The caller forgets the record (ForgetOwned) in tx.
+func SwapOwned(ctx context.Context, tx pgx.Tx, shadow OwnedTable) (SwapReport, error) {
+	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID)
+}
+
+// swapTable is SwapTable; a shadow whose OID is not wantOID (unless 0) is
+// an error wrapping ErrNoShadow.
+func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, wantOID uint32) (SwapReport, error) {
 	var rep SwapReport
 	if live == shadow || live.Schema != shadow.Schema {
 		return rep, fmt.Errorf("swap %s: shadow %s must be another table of the same schema", live, shadow)
@@ -107,6 +121,15 @@ func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 	}
 	if _, err := tx.Exec(ctx, "LOCK TABLE "+shadow.Quoted()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return rep, fmt.Errorf("swap %s: lock %s: %w", live, shadow, err)
+	}
+	if wantOID != 0 {
+		// Locked: the name can no longer move to another table.
+		if shadowOID, err = tableOID(ctx, tx, shadow); err != nil {
+			return rep, shadowError(live, shadow, err)
+		}
+		if shadowOID != wantOID {
+			return rep, fmt.Errorf("swap %s: %w: %s is not the table Sluice created (OID %d, recorded %d)", live, ErrNoShadow, shadow, shadowOID, wantOID)
+		}
 	}
 	locked := p
 	if p, err = analyzeSwap(ctx, tx, live); err != nil {

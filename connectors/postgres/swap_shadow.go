@@ -45,8 +45,9 @@ const maxIdentLen = 63
 // tempSuffix marks the shadow table and its indexes' temporary names.
 const tempSuffix = "_resync"
 
-// ShadowName returns the name of the shadow table of t: same schema, the
-// name with "_resync" appended. When that exceeds 63 bytes the base name is
+// ShadowName returns the first name tried for the shadow table of t (see
+// CreateOwned for the others): same schema, the name with "_resync"
+// appended. When that exceeds 63 bytes the base name is
 // cut at a character boundary to fit, and the result always differs from
 // t's name. Pure.
 func ShadowName(t connectors.TableName) connectors.TableName {
@@ -84,61 +85,61 @@ func suffixIdent(base, suffix string) string {
 // which is faster), no foreign key, trigger or policy (SwapTable recreates
 // them). The shadow belongs to the current user.
 //
-// An existing table named shadow is dropped first (plain DROP TABLE, never
-// CASCADE: when something depends on it, that is the error), so
-// CreateShadow is idempotent and re-running it starts the load afresh. It
-// runs in a transaction of its own on conn. A live table that is missing,
-// or is not an ordinary table, is an error wrapping ErrTableNotFound.
+// A name that is taken is an error (42P07 from Postgres): CreateShadow
+// never drops or reuses a table; the resync flows use CreateOwnedShadow,
+// which picks a free name and records the table as Sluice's own. It runs
+// in a transaction of its own on conn. A live table that is missing, or is
+// not an ordinary table, is an error wrapping ErrTableNotFound.
 func CreateShadow(ctx context.Context, conn *pgx.Conn, live, shadow connectors.TableName) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return createShadow(ctx, tx, live, shadow) })
+}
+
+// createShadow is CreateShadow in tx.
+func createShadow(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName) error {
 	if live == shadow {
 		return fmt.Errorf("create shadow table of %s: the shadow must have another name", live)
 	}
 	if live.Schema != shadow.Schema {
 		return fmt.Errorf("create shadow table of %s: %s is in another schema", live, shadow)
 	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		var relkind, persistence, spc string
-		var opts []string
-		err := tx.QueryRow(ctx, `
+	var relkind, persistence, spc string
+	var opts []string
+	err := tx.QueryRow(ctx, `
 SELECT c.relkind::text, c.relpersistence::text, coalesce(quote_ident(sp.spcname), ''),
        coalesce(c.reloptions, '{}') || ARRAY(SELECT 'toast.' || o FROM unnest(t.reloptions) o)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
 LEFT JOIN pg_tablespace sp ON sp.oid = c.reltablespace
 WHERE n.nspname = $1 AND c.relname = $2`, live.Schema, live.Name).Scan(&relkind, &persistence, &spc, &opts)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("create shadow table of %s: %w", live, ErrTableNotFound)
-		}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("create shadow table of %s: %w", live, ErrTableNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("create shadow table of %s: %w", live, err)
+	}
+	if relkind != "r" {
+		return fmt.Errorf("create shadow table of %s: %w: it is %s, not an ordinary table", live, ErrTableNotFound, relkindName(relkind))
+	}
+	create := "CREATE TABLE "
+	if persistence == "u" {
+		create = "CREATE UNLOGGED TABLE "
+	}
+	create += shadow.Quoted() + " (LIKE " + live.Quoted() + " INCLUDING DEFAULTS INCLUDING GENERATED" +
+		" INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
+	if len(opts) > 0 {
+		w, err := withOptions(opts)
 		if err != nil {
 			return fmt.Errorf("create shadow table of %s: %w", live, err)
 		}
-		if relkind != "r" {
-			return fmt.Errorf("create shadow table of %s: %w: it is %s, not an ordinary table", live, ErrTableNotFound, relkindName(relkind))
-		}
-		if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+shadow.Quoted()); err != nil {
-			return fmt.Errorf("drop previous shadow table %s: %w", shadow, err)
-		}
-		create := "CREATE TABLE "
-		if persistence == "u" {
-			create = "CREATE UNLOGGED TABLE "
-		}
-		create += shadow.Quoted() + " (LIKE " + live.Quoted() + " INCLUDING DEFAULTS INCLUDING GENERATED" +
-			" INCLUDING IDENTITY INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS INCLUDING COMPRESSION)"
-		if len(opts) > 0 {
-			w, err := withOptions(opts)
-			if err != nil {
-				return fmt.Errorf("create shadow table of %s: %w", live, err)
-			}
-			create += " WITH (" + w + ")"
-		}
-		if spc != "" {
-			create += " TABLESPACE " + spc
-		}
-		if _, err := tx.Exec(ctx, create); err != nil {
-			return fmt.Errorf("create shadow table %s: %w", shadow, err)
-		}
-		return nil
-	})
+		create += " WITH (" + w + ")"
+	}
+	if spc != "" {
+		create += " TABLESPACE " + spc
+	}
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return fmt.Errorf("create shadow table %s: %w", shadow, err)
+	}
+	return nil
 }
 
 var optionKey = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)

@@ -1,0 +1,160 @@
+package executor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// userTables are tables a user made on the destination under the names a
+// resync of users or acct would first think of for its temporary tables.
+var userTables = []string{"users_resync", "users_resync_1", "users_swapped0", "users_sluice_old", "acct_sluice_old"}
+
+// checkUserTables checks that every table of userTables still holds its
+// one row.
+func (f *mirrorFixture) checkUserTables(t *testing.T, when string) {
+	t.Helper()
+	for _, name := range userTables {
+		var keep string
+		if err := f.dst.QueryRow(testCtx(t), "SELECT keep_me FROM "+name).Scan(&keep); err != nil || keep != "mine" {
+			t.Fatalf("%s: the user's table %s has %q (%v), want its row 'mine'", when, name, keep, err)
+		}
+	}
+}
+
+// TestResyncLeavesOtherTables resyncs tables whose temporary names are
+// taken on the destination, by a user's tables and by a mirrored table
+// (acct_resync, beside acct): RESYNC TABLE with the swap strategy and
+// RESYNC MIRROR pick other names and leave every one of those tables, its
+// rows and its mirroring alone.
+func TestResyncLeavesOtherTables(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, `CREATE TABLE users (id int PRIMARY KEY, v text);
+		CREATE TABLE acct (id int PRIMARY KEY, v text);
+		CREATE TABLE acct_resync (id int PRIMARY KEY, v text);
+		INSERT INTO users SELECT g, 'u' || g FROM generate_series(1, 500) g;
+		INSERT INTO acct SELECT g, 'a' || g FROM generate_series(1, 300) g;
+		INSERT INTO acct_resync SELECT g, 'r' || g FROM generate_series(1, 200) g`)
+	for _, name := range userTables {
+		mustExec(t, f.dst, "CREATE TABLE "+name+" (keep_me text); INSERT INTO "+name+" VALUES ('mine')")
+	}
+	mustExec(t, f.conn, `CREATE MIRROR names FROM src TO dst WITH TABLE MAPPING (users:users, acct:acct, acct_resync:acct_resync)`)
+	f.waitStatus(t, "names", "RUNNING")
+	for _, tbl := range []string{"users", "acct", "acct_resync"} {
+		waitEqual(t, f.src, f.dst, tbl, tbl, "id")
+	}
+
+	for _, tbl := range []string{"users", "acct"} {
+		mustExec(t, f.src, "UPDATE "+tbl+" SET v = v || '!' WHERE id % 7 = 0")
+		mustExec(t, f.conn, "RESYNC TABLE names.public."+tbl+" WITH (strategy = 'swap')")
+		f.waitResync(t, "names", "public."+tbl, "done")
+		f.waitStatus(t, "names", "RUNNING")
+		f.checkUserTables(t, "after RESYNC TABLE "+tbl)
+		// acct_resync is still there and still mirrored.
+		mustExec(t, f.src, "INSERT INTO acct_resync VALUES (1000 + (SELECT count(*) FROM acct_resync), 'after "+tbl+"')")
+		for _, tbl := range []string{"users", "acct", "acct_resync"} {
+			waitEqual(t, f.src, f.dst, tbl, tbl, "id")
+		}
+	}
+
+	mustExec(t, f.src, "DELETE FROM acct_resync WHERE id <= 5")
+	mustExec(t, f.conn, "RESYNC MIRROR names")
+	f.waitResync(t, "names", "public.acct_resync", "done")
+	f.waitStatus(t, "names", "RUNNING")
+	f.checkUserTables(t, "after RESYNC MIRROR")
+	mustExec(t, f.src, "INSERT INTO acct_resync VALUES (5000, 'after the mirror resync'); UPDATE acct SET v = 'x' WHERE id = 1")
+	for _, tbl := range []string{"users", "acct", "acct_resync"} {
+		waitEqual(t, f.src, f.dst, tbl, tbl, "id")
+	}
+	var status string
+	if err := f.conn.QueryRow(ctx, "SELECT status FROM mirrors WHERE name = 'names'").Scan(&status); err != nil || status != "RUNNING" {
+		t.Fatalf("mirror status %q (%v), want RUNNING", status, err)
+	}
+	// Sluice's own temporary tables are all gone, and so are their records.
+	var left int
+	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'
+		AND tablename NOT IN ('users', 'acct', 'acct_resync', 'users_resync', 'users_resync_1', 'users_swapped0',
+			'users_sluice_old', 'acct_sluice_old')`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d temporary tables left behind (%v)", left, err)
+	}
+	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM _sluice.owned_tables`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d temporary tables still recorded (%v)", left, err)
+	}
+
+	// DROP MIRROR drops what Sluice recorded, not the user's tables.
+	mustExec(t, f.conn, "DROP MIRROR names")
+	f.checkUserTables(t, "after DROP MIRROR")
+}
+
+// TestKillDuringResyncLeavesOtherTables kills sluice in the middle of a
+// swap resync and of a mirror resync while a user's tables hold the first
+// temporary names: after the restart each resync finds and replaces its
+// own recorded shadow table, finishes, and leaves no table of its own and
+// every table of the user's behind.
+func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "3", "-q")
+	theirs := []string{"pgbench_accounts_resync", "pgbench_tellers_resync", "pgbench_branches_resync_1"}
+	for _, name := range theirs {
+		mustExec(t, dst, "CREATE TABLE "+name+" (keep_me text); INSERT INTO "+name+" VALUES ('mine')")
+	}
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR kn FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
+		WITH (snapshot_num_rows_per_partition = 8000, snapshot_max_parallel_workers = 1)`)
+	conn.Close(context.Background())
+	status := func(c *pgx.Conn) (mirror, resync string, resyncing bool, done int) {
+		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), m.resyncing, t.partitions_done
+			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
+			WHERE m.name = 'kn' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &resyncing, &done)
+		return
+	}
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _, _ := status(c); return m == "RUNNING" })
+	for _, stmt := range []string{"RESYNC TABLE kn.pgbench_accounts WITH (strategy = 'swap')", "RESYNC MIRROR kn"} {
+		c := connect(t, p.url())
+		mustExec(t, c, stmt)
+		c.Close(context.Background())
+		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
+		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
+			_, resync, resyncing, done := status(c)
+			return (resync == "in_progress" || full && resyncing) && done >= 3
+		})
+		p.kill()
+		p.start()
+		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
+			m, resync, resyncing, _ := status(c)
+			return m == "RUNNING" && !resyncing && resync == "done"
+		})
+		for _, name := range theirs {
+			var keep string
+			if err := dst.QueryRow(context.Background(), "SELECT keep_me FROM "+name).Scan(&keep); err != nil || keep != "mine" {
+				t.Fatalf("after %s: the user's %s has %q (%v)", stmt, name, keep, err)
+			}
+		}
+	}
+	for _, tbl := range pgbenchTables {
+		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}
+	rows, err := dst.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "pgbench_accounts,pgbench_accounts_resync,pgbench_branches,pgbench_branches_resync_1,pgbench_tellers,pgbench_tellers_resync"
+	if got := strings.Join(tables, ","); got != want {
+		t.Fatalf("destination tables %s, want %s", got, want)
+	}
+	var recorded int
+	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM _sluice.owned_tables`).Scan(&recorded); err != nil || recorded != 0 {
+		t.Fatalf("%d temporary tables still recorded (%v)", recorded, err)
+	}
+}
