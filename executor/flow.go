@@ -286,13 +286,14 @@ type flow struct {
 		ErrorContext(ctx context.Context, msg string, args ...any)
 		DebugContext(ctx context.Context, msg string, args ...any)
 	}
+	src, dst *postgres.PeerConfig   // dst is nil for a ClickHouse destination
+	ch       *clickhouse.PeerConfig // a ClickHouse destination
+	meta     string
+
 	// onProgress tells the supervisor the step made progress (nil: no one
 	// listens); see progressed.
 	onProgress   func()
 	progressDone bool
-	src, dst *postgres.PeerConfig   // dst is nil for a ClickHouse destination
-	ch       *clickhouse.PeerConfig // a ClickHouse destination
-	meta     string
 }
 
 // step runs the mirror's current phase to its end.
