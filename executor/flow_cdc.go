@@ -554,10 +554,12 @@ func (b *batcher) flush(ctx context.Context) error {
 		for t, c := range counts {
 			byName[t.String()] = catalog.TableCounts{Inserts: c.Inserts, Updates: c.Updates, Deletes: c.Deletes}
 		}
-		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
+		// The batch is in: progress (before RecordSync, which clears the
+		// error without an event).
+		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.f.progressed(ctx); err != nil {
+		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
 		// took: the destination transaction, opened while the batch was
