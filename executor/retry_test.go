@@ -104,3 +104,57 @@ func TestMirrorNoRecoveredWithoutProgress(t *testing.T) {
 		t.Fatalf("after recovering: %d recovered events (%v), want 1", recovered, err)
 	}
 }
+
+// TestMirrorCatalogOutage: a status and a lag left over from before a
+// catalog outage are corrected once the catalog is back. The destination
+// fails (FAILED is recorded), then the catalog goes away, the destination
+// comes back and the source moves on; with the catalog back, the mirror
+// streams again, shows RUNNING, and its lag is measured afresh.
+func TestMirrorCatalogOutage(t *testing.T) {
+	catC := startCluster(t, "outagecat", nil)
+	dstC := startCluster(t, "outagecatdst", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := testbed.StartSluice(ctx, catC, testbed.Options{Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	url := s.URL()
+	conn := connect(t, url)
+	srcURL, dstURL := peerCluster.NewDB(t), dstC.NewDB(t)
+	src := connect(t, srcURL)
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+clusterPeerOptions(dstC, dstURL)+")")
+	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (0, 'start')`)
+	mustExec(t, conn, `CREATE MIRROR catout FROM src TO dst WITH TABLE MAPPING (t:t)`)
+	f := &mirrorFixture{s: s, conn: conn}
+	f.waitStatus(t, "catout", "RUNNING")
+	equalSoon(t, srcURL, dstURL, "t", time.Minute)
+
+	if err := dstC.Cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, "INSERT INTO t VALUES (1, 'destination down')")
+	f.waitStatus(t, "catout", "FAILED")
+	conn.Close(context.Background())
+	if err := catC.Cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dstC.Cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, "INSERT INTO t SELECT g, repeat('z', 200) FROM generate_series(2, 20001) g")
+	time.Sleep(3 * time.Second)
+	if err := catC.Cluster.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	equalSoon(t, srcURL, dstURL, "t", time.Minute)
+	r := waitLag(t, url, "catout", "RUNNING with a fresh measurement", func(r lagRow) bool {
+		return r.status == "RUNNING" && r.at != nil && r.at.After(back) && r.lag != nil
+	})
+	if r.errText != "" {
+		t.Fatalf("after the catalog outage: %s", r)
+	}
+}
