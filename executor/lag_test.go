@@ -326,3 +326,69 @@ func TestMirrorSlotLost(t *testing.T) {
 		return r.walStatus != nil && *r.walStatus != "lost" && r.lag != nil && r.errText == ""
 	})
 }
+
+// TestMirrorSlotLostWhileFailing: the slot of a mirror that is retrying
+// for another reason (its destination is down) is invalidated; the monitor
+// notices, the mirror shows the lost slot, and the errors of the
+// destination outage do not replace that message, nor does the
+// destination coming back make it recover: only RESYNC MIRROR does.
+func TestMirrorSlotLostWhileFailing(t *testing.T) {
+	srcC := startCluster(t, "slotlost2", map[string]string{
+		"max_slot_wal_keep_size": "1MB", "wal_keep_size": "0", "min_wal_size": "32MB", "max_wal_size": "64MB"})
+	dstC := startCluster(t, "slotlost2dst", nil)
+	s := startSluice(t, testbed.Options{})
+	url := s.URL()
+	conn := connect(t, url)
+	srcURL, dstURL := srcC.NewDB(t), dstC.NewDB(t)
+	src := connect(t, srcURL)
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+clusterPeerOptions(srcC, srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+clusterPeerOptions(dstC, dstURL)+")")
+	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g`)
+	mustExec(t, conn, `CREATE MIRROR lost2 FROM src TO dst WITH TABLE MAPPING (t:t)`)
+	f := &mirrorFixture{s: s, conn: conn}
+	f.waitStatus(t, "lost2", "RUNNING")
+	equalSoon(t, srcURL, dstURL, "t", time.Minute)
+
+	if err := dstC.Cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, src, "INSERT INTO t VALUES (101, 'destination down')")
+	f.waitStatus(t, "lost2", "FAILED")
+	ctx := testCtx(t)
+	var walStatus string
+	for i := 0; i < 30 && walStatus != "lost"; i++ {
+		mustExec(t, src, `INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1000 + $1::int * 20000, 1000 + $1::int * 20000 + 19999) g`, i)
+		mustExec(t, src, "SELECT pg_switch_wal()")
+		mustExec(t, src, "CHECKPOINT")
+		if err := src.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'sluice_lost2'").Scan(&walStatus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if walStatus != "lost" {
+		t.Fatalf("the slot's wal_status is %s, want lost", walStatus)
+	}
+	lost := waitLag(t, url, "lost2", "the lost slot's error", func(r lagRow) bool {
+		return strings.Contains(r.errText, "removed WAL") && strings.Contains(r.errText, "RESYNC MIRROR lost2")
+	})
+	if lost.status != "FAILED" || lost.walStatus == nil || *lost.walStatus != "lost" {
+		t.Fatalf("lost slot: %s", lost)
+	}
+	ctx2, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dstC.Cluster.Start(ctx2); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(12 * time.Second) // longer than the longest retry delay
+	if r := readLag(t, url, "lost2"); r.errText != lost.errText || r.status != "FAILED" {
+		t.Fatalf("destination back: %s; want the lost slot's error to stay", r)
+	}
+	var recovered int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM mirror_events WHERE mirror = 'lost2' AND kind = 'recovered'").Scan(&recovered); err != nil || recovered != 0 {
+		t.Fatalf("%d recovered events (%v) while nothing recovered", recovered, err)
+	}
+
+	mustExec(t, conn, "RESYNC MIRROR lost2")
+	f.waitStatus(t, "lost2", "RUNNING")
+	mustExec(t, src, "INSERT INTO t VALUES (102, 'after resync')")
+	equalSoon(t, srcURL, dstURL, "t", time.Minute)
+}
