@@ -63,6 +63,9 @@ type Mirror struct {
 	ConsistentLSN uint64 // the slot's consistent point; 0 until created
 	LastSyncedLSN uint64
 	Error         string
+	// ErrorNeedsAction says Error needs the user to act (see
+	// SetActionError): the mirror does not retry until then.
+	ErrorNeedsAction bool
 	// Resync is ResyncMirrorKind while a full-mirror resync is under way,
 	// else empty.
 	Resync    string
@@ -138,7 +141,7 @@ func (s *Store) GetMirror(ctx context.Context, name string) (Mirror, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name,
        coalesce(consistent_lsn, 0), coalesce(last_synced_lsn, 0), coalesce(error, ''), created_at,
-       coalesce(resync, '')
+       coalesce(resync, ''), error_action AND error IS NOT NULL
 FROM sluice.mirrors WHERE name = $1`, name)
 	if err != nil {
 		return Mirror{}, fmt.Errorf("get mirror %q: %w", name, err)
@@ -179,7 +182,7 @@ func scanMirror(row pgx.CollectableRow) (Mirror, error) {
 	var opts []byte
 	var consistent, synced int64
 	err := row.Scan(&m.Name, &m.SourcePeer, &m.DestinationPeer, &opts, &m.Phase, &m.Desired, &m.Publication,
-		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt, &m.Resync)
+		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt, &m.Resync, &m.ErrorNeedsAction)
 	if err != nil {
 		return m, err
 	}
@@ -255,19 +258,49 @@ UPDATE sluice.mirrors SET consistent_lsn = $2, updated_at = now() WHERE name = $
 }
 
 // SetDesired records the operator's intent (DesiredRunning or DesiredPaused).
+// The user acted: an error that waited for it (SetActionError) stays shown
+// but no longer stops the mirror from retrying.
 func (s *Store) SetDesired(ctx context.Context, name, desired string) error {
 	kind := "resumed"
 	if desired == DesiredPaused {
 		kind = "paused"
 	}
 	return s.update(ctx, name, kind, "mirror "+kind, `
-UPDATE sluice.mirrors SET desired = $2, updated_at = now() WHERE name = $1`, desired)
+UPDATE sluice.mirrors SET desired = $2, error_action = false, updated_at = now() WHERE name = $1`, desired)
 }
 
 // SetError records a failing step (the mirror shows FAILED) with an event.
+// An error that needs the user to act (SetActionError) stays in place: msg
+// then only goes into the event.
 func (s *Store) SetError(ctx context.Context, name, msg string) error {
 	return s.update(ctx, name, "error", msg, `
-UPDATE sluice.mirrors SET error = $2, error_count = error_count + 1, updated_at = now() WHERE name = $1`, msg)
+UPDATE sluice.mirrors
+SET error = CASE WHEN error_action AND error IS NOT NULL THEN error ELSE $2 END,
+    error_action = error_action AND error IS NOT NULL,
+    error_count = error_count + 1, updated_at = now()
+WHERE name = $1`, msg)
+}
+
+// SetActionError records an error that needs the user to act (RESYNC
+// MIRROR, PAUSE and RESUME, DROP MIRROR): the mirror shows FAILED with msg
+// and does not retry until then. Idempotent: recording the same message
+// again adds no event.
+func (s *Store) SetActionError(ctx context.Context, name, msg string) error {
+	var same bool
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(error_action AND error = $2, false) FROM sluice.mirrors WHERE name = $1`,
+		name, msg).Scan(&same)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("update mirror %q: %w", name, ErrMirrorNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update mirror %q: %w", name, err)
+	}
+	if same {
+		return nil
+	}
+	return s.update(ctx, name, "error", msg, `
+UPDATE sluice.mirrors SET error = $2, error_action = true, error_count = error_count + 1, updated_at = now()
+WHERE name = $1`, msg)
 }
 
 // ClearError clears the error of a mirror that recovered, with an event;
@@ -306,15 +339,6 @@ WHERE mirror = $1 AND source_table = $2`, name, table, c.Inserts, c.Updates, c.D
 		}
 		return nil
 	})
-}
-
-// SetLag records how far the mirror is behind the source's WAL, in bytes.
-func (s *Store) SetLag(ctx context.Context, name string, lag int64) error {
-	_, err := s.pool.Exec(ctx, `UPDATE sluice.mirrors SET lag_bytes = $2 WHERE name = $1`, name, lag)
-	if err != nil {
-		return fmt.Errorf("set lag of mirror %q: %w", name, err)
-	}
-	return nil
 }
 
 // SetTablePlan stores a table's snapshot plan and estimate.

@@ -47,6 +47,10 @@ type Executor struct {
 	cfg  Config
 	warn sync.Once  // the warning that sessions are not isolated
 	sup  supervisor // the mirrors' runners
+	// monStop stops the slot monitor (monitor.go) and monDone is closed
+	// when it has stopped; nil until Start.
+	monStop context.CancelFunc
+	monDone chan struct{}
 }
 
 var _ server.Backend = (*Executor)(nil)

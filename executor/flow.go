@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +21,9 @@ import (
 // progress lives in the catalog (and, for what must commit atomically with
 // the data, in the destination's metadata schema). A failing step records
 // the error (the mirror shows FAILED) and is retried with backoff; the error
-// clears when a step succeeds.
+// clears when a step succeeds or makes progress (a "recovered" event says
+// so only then). An error that needs the user stops the retries until the
+// user acts.
 
 // errFlowDone ends a runner whose mirror has nothing more to do.
 var errFlowDone = errors.New("flow done")
@@ -39,12 +42,19 @@ type runner struct {
 	done   chan struct{}
 }
 
-// Start resumes every mirror whose operator wants it running. Runners stop
-// when ctx ends (Close waits for them).
+// Start resumes every mirror whose operator wants it running, and starts
+// the slot monitor (monitor.go). Runners and monitor stop when ctx ends
+// (Close waits for them). Call it once.
 func (e *Executor) Start(ctx context.Context) error {
 	e.sup.mu.Lock()
 	e.sup.base = ctx
 	e.sup.mu.Unlock()
+	mctx, stop := context.WithCancel(ctx)
+	e.monStop, e.monDone = stop, make(chan struct{})
+	go func() {
+		defer close(e.monDone)
+		e.monitor(mctx)
+	}()
 	names, err := e.cfg.Store.MirrorNames(ctx)
 	if err != nil {
 		return err
@@ -72,6 +82,10 @@ func (e *Executor) Close() {
 	}
 	for _, r := range runners {
 		<-r.done
+	}
+	if e.monDone != nil {
+		e.monStop()
+		<-e.monDone
 	}
 }
 
@@ -124,7 +138,9 @@ func (s *supervisor) running(name string) bool {
 
 const (
 	minBackoff = time.Second
-	maxBackoff = time.Minute
+	// maxBackoff caps the delay between retries, so a step is retried
+	// within seconds of a peer answering again, however long it was away.
+	maxBackoff = 10 * time.Second
 )
 
 // run drives one mirror until its context ends, it is paused or dropped, or
@@ -132,40 +148,130 @@ const (
 func (s *supervisor) run(ctx context.Context, name string) {
 	log := s.ex.cfg.Logger.With("mirror", name)
 	store := s.ex.cfg.Store
+	retry(ctx, retryDeps{
+		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
+		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
+			f := &flow{ex: s.ex, m: m, cfg: configOf(m.Options), log: log, onProgress: progress}
+			return f.step(ctx)
+		},
+		record: func(ctx context.Context, err error) error {
+			if needsUser(err) {
+				return store.SetActionError(ctx, name, err.Error())
+			}
+			return store.SetError(ctx, name, err.Error())
+		},
+		sleep: func(ctx context.Context, d time.Duration) bool {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+				return true
+			}
+		},
+		log: log,
+	})
+}
+
+// retryDeps is what the retry loop needs: the real catalog and flows in
+// run, fakes in tests.
+type retryDeps struct {
+	// load reads the mirror from the catalog.
+	load func(ctx context.Context) (catalog.Mirror, error)
+	// step runs the mirror's current phase; it calls progress (from its own
+	// goroutine) once it has made progress, such as a batch applied or the
+	// stream's position acknowledged.
+	step func(ctx context.Context, m catalog.Mirror, progress func()) error
+	// record stores a failing step's error.
+	record func(ctx context.Context, err error) error
+	// sleep waits d, or until ctx ends (false).
+	sleep func(ctx context.Context, d time.Duration) bool
+	log   interface {
+		ErrorContext(ctx context.Context, msg string, args ...any)
+		InfoContext(ctx context.Context, msg string, args ...any)
+	}
+}
+
+// retry runs a mirror's steps until ctx ends, the mirror is paused,
+// dropped or done. A failing step is retried with a delay that doubles
+// from minBackoff to maxBackoff and starts over once a step made progress,
+// so each outage is waited out from the shortest delay. An error that
+// needs the user (needsUser) is recorded and the mirror waits, without
+// retrying, until the user acts: PAUSE, RESUME and RESYNC MIRROR restart
+// the runner, DROP MIRROR ends it. While the catalog cannot be read,
+// nothing is recorded (the error recorded before stays).
+func retry(ctx context.Context, d retryDeps) {
 	backoff := minBackoff
 	for ctx.Err() == nil {
-		m, err := store.GetMirror(ctx, name)
+		m, err := d.load(ctx)
 		if errors.Is(err, catalog.ErrMirrorNotFound) {
 			return
 		}
-		if err == nil && m.Desired != catalog.DesiredRunning {
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.ErrorContext(ctx, "read mirror from the catalog", "err", err, "retry_in", backoff)
+			if !d.sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		if m.Desired != catalog.DesiredRunning {
 			return
 		}
-		if err == nil {
-			f := &flow{ex: s.ex, m: m, cfg: configOf(m.Options), log: log}
-			err = f.step(ctx)
+		if m.ErrorNeedsAction {
+			d.log.InfoContext(ctx, "mirror waits for the user", "error", m.Error)
+			<-ctx.Done()
+			return
 		}
+		var progressed atomic.Bool
+		err = d.step(ctx, m, func() { progressed.Store(true) })
 		if errors.Is(err, errFlowDone) {
 			return
 		}
-		if err == nil {
+		if err == nil || progressed.Load() {
 			backoff = minBackoff
+		}
+		if err == nil {
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		log.ErrorContext(ctx, "mirror step failed", "err", err, "retry_in", backoff)
-		if serr := store.SetError(ctx, name, err.Error()); serr != nil && ctx.Err() == nil {
-			log.ErrorContext(ctx, "record mirror error", "err", serr)
+		if needsUser(err) {
+			d.log.ErrorContext(ctx, "mirror step failed: waiting for the user", "err", err)
+			if serr := d.record(ctx, err); serr == nil {
+				continue // parks, from the catalog's record
+			} else if ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "record mirror error", "err", serr)
+			}
+		} else {
+			d.log.ErrorContext(ctx, "mirror step failed", "err", err, "retry_in", backoff)
+			if serr := d.record(ctx, err); serr != nil && ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "record mirror error", "err", serr)
+			}
 		}
-		select {
-		case <-ctx.Done():
+		if !d.sleep(ctx, backoff) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
+}
+
+// userError is a step's error that retrying cannot cure: the user must act
+// (its message says how).
+type userError struct{ err error }
+
+func (e *userError) Error() string { return e.err.Error() }
+func (e *userError) Unwrap() error { return e.err }
+
+// needsUser reports whether err (or an error it wraps) needs the user.
+func needsUser(err error) bool {
+	var u *userError
+	return errors.As(err, &u)
 }
 
 // phaseCompleted marks a mirror with initial_copy_only whose copy is done.
@@ -188,6 +294,11 @@ type flow struct {
 	// destination table to the shadow table Sluice created and recorded
 	// for it (see tables).
 	shadows map[connectors.TableName]connectors.TableName
+
+	// onProgress tells the supervisor the step made progress (nil: no one
+	// listens); see progressed.
+	onProgress   func()
+	progressDone bool
 }
 
 // step runs the mirror's current phase to its end.

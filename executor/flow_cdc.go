@@ -22,8 +22,8 @@ const (
 	// heartbeatEvery is how often an idle source gets a heartbeat message,
 	// so the slot advances even when the mirrored tables are quiet.
 	heartbeatEvery = 10 * time.Second
-	// lagEvery is how often the lag is recorded.
-	lagEvery = 2 * time.Second
+	// pollEvery is how often table resync requests are polled.
+	pollEvery = 2 * time.Second
 )
 
 // cdc is the CDC phase: stream changes from the slot and apply them in
@@ -37,6 +37,9 @@ func (f *flow) cdc(ctx context.Context) error {
 		return err
 	}
 	defer closeConns()
+	if err := f.checkSlot(ctx, src); err != nil {
+		return err
+	}
 	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
 		return err
 	}
@@ -108,11 +111,12 @@ func (f *flow) cdc(ctx context.Context) error {
 	if errors.Is(err, errRestart) {
 		return nil
 	}
-	return err
+	return f.explainStreamError(ctx, err)
 }
 
-// startStream starts streaming from the mirror's slot at start, and clears
-// the mirror's error. The returned mutex serialises uses of src: the
+// startStream starts streaming from the mirror's slot at start, and emits
+// a heartbeat, whose acknowledgement shows progress (flow.progressed) even
+// when the source is idle. The returned mutex serialises uses of src: the
 // stream's reader describes the types of new columns on it, the batcher
 // sends heartbeats on it.
 func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[connectors.TableName]*connectors.TableSchema,
@@ -133,9 +137,9 @@ func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[conne
 	})
 	if err != nil {
 		repl.Close(context.Background())
-		return nil, nil, err
+		return nil, nil, f.explainStreamError(ctx, err)
 	}
-	if err := f.ex.cfg.Store.ClearError(ctx, f.m.Name); err != nil {
+	if err := postgres.EmitHeartbeat(ctx, src); err != nil {
 		stream.Close(context.Background())
 		return nil, nil, err
 	}
@@ -215,9 +219,8 @@ type batcher struct {
 	txEarly    bool      // its rows may be added before its commit
 	// added counts the changes given to the open destination transaction,
 	// begun when it was opened.
-	added  int
-	begun  time.Time
-	walEnd uint64
+	added int
+	begun time.Time
 
 	// Table resyncs (flow_resync.go, flow_ch_resync.go).
 	rs       *resyncs
@@ -267,7 +270,8 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 	}()
 
 	lastActivity := time.Now()
-	lastLag := time.Time{}
+	lastPoll := time.Time{}
+	startAck := b.acked
 	maxWait := time.Duration(b.f.cfg.SyncInterval) * time.Second
 	for {
 		var r readResult
@@ -306,9 +310,6 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 			lastActivity = time.Now()
 			for i := range r.events {
 				ev := &r.events[i]
-				if ev.ServerWALEnd > b.walEnd {
-					b.walEnd = ev.ServerWALEnd
-				}
 				if err := b.handle(ctx, ev); err != nil {
 					return err
 				}
@@ -331,15 +332,14 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 				return err
 			}
 		}
-		if time.Since(lastLag) >= lagEvery {
-			lastLag = time.Now()
-			lag := int64(0)
-			if b.walEnd > b.acked {
-				lag = int64(b.walEnd - b.acked)
-			}
-			if err := b.f.ex.cfg.Store.SetLag(ctx, b.f.m.Name, lag); err != nil {
+		if b.acked > startAck {
+			// The source has the stream's position moving again.
+			if err := b.f.progressed(ctx); err != nil {
 				return err
 			}
+		}
+		if time.Since(lastPoll) >= pollEvery {
+			lastPoll = time.Now()
 			if err := b.pollResyncs(ctx); err != nil {
 				return err
 			}
@@ -553,6 +553,11 @@ func (b *batcher) flush(ctx context.Context) error {
 		byName := make(map[string]catalog.TableCounts, len(counts))
 		for t, c := range counts {
 			byName[t.String()] = catalog.TableCounts{Inserts: c.Inserts, Updates: c.Updates, Deletes: c.Deletes}
+		}
+		// The batch is in: progress (before RecordSync, which clears the
+		// error without an event).
+		if err := b.f.progressed(ctx); err != nil {
+			return err
 		}
 		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
 			return err

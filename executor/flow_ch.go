@@ -65,10 +65,9 @@ func (f *flow) setupClickHouse(ctx context.Context) error {
 	tables := f.tables()
 	resync := f.m.Resync != ""
 	if resync {
-		// New slot and publication; shadow tables made anew.
-		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
-			return err
-		}
+		// New slot and publication; shadow tables made anew. The old slot
+		// stays until createSlot replaces it, so its lag is measured
+		// meanwhile.
 		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
 			return err
 		}
@@ -312,6 +311,9 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		return err
 	}
 	defer src.Close(context.Background())
+	if err := f.checkSlot(ctx, src); err != nil {
+		return err
+	}
 	conn, info, err := f.openClickHouse(ctx)
 	if err != nil {
 		return err
@@ -360,5 +362,5 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 	if errors.Is(err, errRestart) {
 		return nil
 	}
-	return err
+	return f.explainStreamError(ctx, err)
 }

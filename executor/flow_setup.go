@@ -29,10 +29,9 @@ func (f *flow) setup(ctx context.Context) error {
 	resync := f.m.Resync != ""
 	if resync {
 		// A full resync replaces the slot and the publication, so that
-		// source schema changes and an invalidated slot are picked up.
-		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
-			return err
-		}
+		// source schema changes and an invalidated slot are picked up. The
+		// old slot stays until createSlot replaces it, so the lag monitor
+		// measures it meanwhile.
 		if err := postgres.DropPublication(ctx, src, f.cfg.Publication); err != nil {
 			return err
 		}

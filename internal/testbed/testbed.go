@@ -40,23 +40,33 @@ var dbSeq atomic.Int64
 // Start creates and starts a cluster named name (used in paths and logs).
 // The server is tuned for tests: fsync off, logical decoding on.
 func Start(ctx context.Context, name string) (*Cluster, error) {
+	return StartWith(ctx, name, nil)
+}
+
+// StartWith is Start with extra server settings (name to value), which
+// override the test tuning.
+func StartWith(ctx context.Context, name string, settings map[string]string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "sluice-test-"+name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("testbed: temp dir: %w", err)
 	}
+	all := map[string]string{
+		"wal_level":             "logical",
+		"max_replication_slots": "40",
+		"max_wal_senders":       "40",
+		"max_connections":       "200",
+		"fsync":                 "off",
+		"synchronous_commit":    "off",
+		"full_page_writes":      "off",
+		"shared_buffers":        "128MB",
+	}
+	for k, v := range settings {
+		all[k] = v
+	}
 	c, err := pgcluster.New(pgcluster.Config{
 		Dir:      filepath.Join(dir, "data"),
 		Password: "testpw-" + name,
-		Settings: map[string]string{
-			"wal_level":             "logical",
-			"max_replication_slots": "40",
-			"max_wal_senders":       "40",
-			"max_connections":       "200",
-			"fsync":                 "off",
-			"synchronous_commit":    "off",
-			"full_page_writes":      "off",
-			"shared_buffers":        "128MB",
-		},
+		Settings: all,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -1,0 +1,165 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+)
+
+// The slot monitor measures every mirror's lag on its source, whatever the
+// mirror's status and whether or not its flow is healthy: one goroutine,
+// short-lived connections of its own, one query per source peer every
+// monitorEvery. It records lag_bytes (pg_current_wal_lsn() -
+// confirmed_flush_lsn), the slot's wal_status and safe_wal_size, and the
+// time of the measurement. A source it cannot reach gets NULLs, with the
+// time of the last measurement kept. A slot the source invalidated fails
+// its mirror with lostSlotError, which waits for the user.
+//
+// The slot measured is the mirror's slot. During a RESYNC MIRROR that is
+// the old slot through SETUP (it is replaced only when the new one is made)
+// and the new one from SNAPSHOT on.
+
+// monitorEvery is how often the monitor measures.
+const monitorEvery = 5 * time.Second
+
+// monitorTimeout bounds one source's measurement.
+const monitorTimeout = 4 * time.Second
+
+// monitor runs until ctx ends.
+func (e *Executor) monitor(ctx context.Context) {
+	t := time.NewTicker(monitorEvery)
+	defer t.Stop()
+	for {
+		e.measure(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// monitored is a mirror as the monitor sees it.
+type monitored struct {
+	m    catalog.Mirror
+	slot string
+}
+
+// measure measures every mirror once.
+func (e *Executor) measure(ctx context.Context) {
+	store := e.cfg.Store
+	names, err := store.MirrorNames(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.cfg.Logger.DebugContext(ctx, "slot monitor: list mirrors", "err", err)
+		}
+		return
+	}
+	bySource := make(map[string][]monitored)
+	var order []string
+	for _, name := range names {
+		m, err := store.GetMirror(ctx, name)
+		if err != nil {
+			continue // dropped meanwhile, or the catalog is away
+		}
+		if _, ok := bySource[m.SourcePeer]; !ok {
+			order = append(order, m.SourcePeer)
+		}
+		bySource[m.SourcePeer] = append(bySource[m.SourcePeer], monitored{m: m, slot: configOf(m.Options).Slot})
+	}
+	for _, peer := range order {
+		e.measureSource(ctx, peer, bySource[peer])
+	}
+}
+
+// slotRow is a slot as pg_replication_slots shows it.
+type slotRow struct {
+	lag       *int64
+	walStatus *string
+	safe      *int64
+}
+
+// measureSource measures the slots of the mirrors of one source peer.
+func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []monitored) {
+	store := e.cfg.Store
+	log := e.cfg.Logger.With("peer", peer)
+	slots, err := e.readSlots(ctx, peer, mirrors)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		log.DebugContext(ctx, "slot monitor: source unreachable", "err", err)
+		for _, mm := range mirrors {
+			if err := store.SetLagUnknown(ctx, mm.m.Name); err != nil {
+				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
+			}
+		}
+		return
+	}
+	for _, mm := range mirrors {
+		s, ok := slots[mm.slot]
+		l := catalog.SlotLag{}
+		if ok {
+			l = catalog.SlotLag{Bytes: s.lag, WALStatus: s.walStatus, SafeWALSize: s.safe}
+		}
+		if err := store.SetSlotLag(ctx, mm.m.Name, l); err != nil {
+			log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
+			continue
+		}
+		if ok && s.walStatus != nil && *s.walStatus == "lost" && slotInUse(mm.m) {
+			err := store.SetActionError(ctx, mm.m.Name, lostSlotError(mm.m.Name, mm.slot, peer).Error())
+			if err != nil {
+				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
+			} else {
+				log.WarnContext(ctx, "replication slot invalidated", "mirror", mm.m.Name, "slot", mm.slot)
+			}
+		}
+	}
+}
+
+// slotInUse reports whether the mirror streams, or will, from the slot it
+// has now: not in SETUP (a resync replaces it there), not when paused (a
+// resume checks it again).
+func slotInUse(m catalog.Mirror) bool {
+	return m.Desired == catalog.DesiredRunning && m.Phase != catalog.PhaseSetup && m.Phase != phaseCompleted
+}
+
+// readSlots reads the mirrors' slots on peer, on a connection of its own.
+func (e *Executor) readSlots(ctx context.Context, peer string, mirrors []monitored) (map[string]slotRow, error) {
+	cfg, err := e.postgresPeer(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	defer cancel()
+	conn, err := cfg.ConnectSQL(cctx, "sluice-monitor")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	names := make([]string, len(mirrors))
+	for i, mm := range mirrors {
+		names[i] = mm.slot
+	}
+	rows, err := conn.Query(cctx, `
+SELECT slot_name::text, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+       wal_status, safe_wal_size
+FROM pg_replication_slots WHERE database = current_database() AND slot_name = ANY($1)`, names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]slotRow)
+	var name string
+	var s slotRow
+	_, err = pgx.ForEachRow(rows, []any{&name, &s.lag, &s.walStatus, &s.safe}, func() error {
+		out[name] = s
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(errors.New("read replication slots"), err)
+	}
+	return out, nil
+}
