@@ -184,6 +184,10 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 	if opts.DeletedColumn != "" {
 		deleted = opts.DeletedColumn
 	}
+	// Columns the source added while the shadow was copied.
+	if err := clickhouse.AddColumnsLike(ctx, conn, live, shadow); err != nil {
+		return err
+	}
 	cols, err := commonColumns(ctx, conn, live, shadow)
 	if err != nil {
 		return err

@@ -1,0 +1,102 @@
+package executor_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicedb/sluice/internal/testbed"
+)
+
+// TestClickHouseMirrorAddColumn adds columns to a source table mirrored
+// into ClickHouse, while the mirror runs and while it is paused: each is
+// added on ClickHouse, rows already there read the source's default (NULL
+// without one), new rows and updates carry the column, and the mirror
+// stays RUNNING without an error.
+func TestClickHouseMirrorAddColumn(t *testing.T) {
+	ch := startClickHouse(t)
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = 'default')", ch.Port()))
+	mustExec(t, f.src, `CREATE TABLE customers (id int PRIMARY KEY, name text);
+		INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 100) g`)
+	mustExec(t, f.conn, `CREATE MIRROR chalt FROM src TO ch WITH TABLE MAPPING (public.customers:customers)`)
+	f.waitStatus(t, "chalt", "RUNNING")
+	const pgBase = `SELECT id || '|' || name FROM customers ORDER BY id`
+	const chBase = `SELECT concat(toString(id), '|', name) FROM customers FINAL WHERE _sluice_is_deleted = 0 ORDER BY id`
+	waitSame(t, f.src, pgBase, ch, chBase)
+
+	// While streaming: a constant default and a nullable column without one.
+	mustExec(t, f.src, `ALTER TABLE customers ADD COLUMN loyalty int DEFAULT 5;
+		ALTER TABLE customers ADD COLUMN note text;
+		INSERT INTO customers VALUES (101, 'new', 7, 'hello');
+		UPDATE customers SET note = 'updated' WHERE id = 2;
+		UPDATE customers SET loyalty = 9 WHERE id = 3`)
+	const pgTwo = `SELECT id || '|' || name || '|' || coalesce(loyalty::text, 'N') || '|' || coalesce(note, 'N') FROM customers ORDER BY id`
+	const chTwo = `SELECT concat(toString(id), '|', name, '|', ifNull(toString(loyalty), 'N'), '|', ifNull(note, 'N'))
+		FROM customers FINAL WHERE _sluice_is_deleted = 0 ORDER BY id`
+	waitCHColumn(t, f, ch, "customers", "note")
+	waitSame(t, f.src, pgTwo, ch, chTwo)
+	if got := chRows(t, ch, `SELECT toString(loyalty) FROM customers FINAL WHERE id = 50`); len(got) != 1 || got[0] != "5" {
+		t.Fatalf("an existing row reads loyalty %q, want the source's default 5", got)
+	}
+
+	// While paused: added when the mirror starts again.
+	mustExec(t, f.conn, "PAUSE MIRROR chalt")
+	f.waitStatus(t, "chalt", "PAUSED")
+	mustExec(t, f.src, `ALTER TABLE customers ADD COLUMN tier text NOT NULL DEFAULT 'gold';
+		INSERT INTO customers VALUES (102, 'paused', 1, NULL, 'silver')`)
+	mustExec(t, f.conn, "RESUME MIRROR chalt")
+	const pgThree = `SELECT id || '|' || coalesce(loyalty::text, 'N') || '|' || coalesce(note, 'N') || '|' || tier FROM customers ORDER BY id`
+	const chThree = `SELECT concat(toString(id), '|', ifNull(toString(loyalty), 'N'), '|', ifNull(note, 'N'), '|', tier)
+		FROM customers FINAL WHERE _sluice_is_deleted = 0 ORDER BY id`
+	waitCHColumn(t, f, ch, "customers", "tier")
+	waitSame(t, f.src, pgThree, ch, chThree)
+
+	// A volatile default: each source row has its own value, which no
+	// change carries; existing rows read NULL on ClickHouse, and an event
+	// says so. New rows carry their value.
+	mustExec(t, f.src, `ALTER TABLE customers ADD COLUMN score float8 DEFAULT random();
+		INSERT INTO customers (id, name, score) VALUES (103, 'scored', 0.5)`)
+	waitCHColumn(t, f, ch, "customers", "score")
+	waitSame(t, f.src, `SELECT coalesce(score::text, 'N') FROM customers WHERE id = 103`,
+		ch, `SELECT ifNull(toString(score), 'N') FROM customers FINAL WHERE id = 103`)
+	if got := chRows(t, ch, `SELECT ifNull(toString(score), 'N') FROM customers FINAL WHERE id = 1`); len(got) != 1 || got[0] != "N" {
+		t.Fatalf("an existing row reads score %q, want NULL", got)
+	}
+	var msg string
+	if err := f.conn.QueryRow(ctx, `SELECT string_agg(message, '; ') FROM mirror_events WHERE mirror = 'chalt' AND kind = 'schema'`).
+		Scan(&msg); err != nil || !strings.Contains(msg, "score (existing rows: NULL)") || !strings.Contains(msg, "loyalty") {
+		t.Fatalf("schema events %q, %v", msg, err)
+	}
+
+	// Still running, never failed.
+	time.Sleep(time.Second)
+	var status, errText string
+	var errors int
+	if err := f.conn.QueryRow(ctx, `SELECT status, coalesce(error, ''),
+		(SELECT count(*) FROM mirror_events WHERE mirror = 'chalt' AND kind = 'error') FROM mirrors WHERE name = 'chalt'`).
+		Scan(&status, &errText, &errors); err != nil || status != "RUNNING" || errText != "" || errors != 0 {
+		t.Fatalf("mirror %s, error %q, %d error events (%v)", status, errText, errors, err)
+	}
+	mustExec(t, f.conn, "DROP MIRROR chalt WITH (drop_destination_tables = true)")
+	if got := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND name = 'customers'`); len(got) != 0 {
+		t.Fatalf("drop_destination_tables left %q", got)
+	}
+}
+
+// waitCHColumn waits until ClickHouse table table (in default) has column
+// col.
+func waitCHColumn(t *testing.T, f *mirrorFixture, ch *testbed.ClickHouse, table, col string) {
+	t.Helper()
+	q := fmt.Sprintf("SELECT name FROM system.columns WHERE database = 'default' AND table = '%s' AND name = '%s'", table, col)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if len(chRows(t, ch, q)) == 1 {
+			return
+		}
+	}
+	var events string
+	_ = f.conn.QueryRow(testCtx(t), "SELECT string_agg(kind || ': ' || message, E'\\n' ORDER BY at) FROM mirror_events").Scan(&events)
+	t.Fatalf("ClickHouse table %s did not get column %s; events:\n%s", table, col, events)
+}
