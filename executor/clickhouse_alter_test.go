@@ -106,3 +106,52 @@ func waitCHColumn(t *testing.T, f *mirrorFixture, ch *testbed.ClickHouse, table,
 	_ = f.conn.QueryRow(testCtx(t), "SELECT string_agg(kind || ': ' || message, E'\\n' ORDER BY at) FROM mirror_events").Scan(&events)
 	t.Fatalf("ClickHouse table %s did not get column %s; events:\n%s", table, col, events)
 }
+
+// TestClickHouseMirrorTypeChange: a source column's type changes. The
+// mirror does not write the new values into the old column (an int8 in an
+// Int32 column would be truncated); it fails with an error naming the
+// column and saying that RESYNC MIRROR rebuilds the tables, which stays
+// (no "recovered" while nothing did), and RESYNC MIRROR recovers.
+func TestClickHouseMirrorTypeChange(t *testing.T) {
+	ch := startClickHouse(t)
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = 'default')", ch.Port()))
+	mustExec(t, f.src, `CREATE TABLE c (id int PRIMARY KEY, n int); INSERT INTO c VALUES (1, 1)`)
+	mustExec(t, f.conn, `CREATE MIRROR chtype FROM src TO ch WITH TABLE MAPPING (public.c:c)`)
+	f.waitStatus(t, "chtype", "RUNNING")
+	const pgC = `SELECT id || '|' || n FROM c ORDER BY id`
+	const chC = `SELECT concat(toString(id), '|', toString(n)) FROM c FINAL WHERE _sluice_is_deleted = 0 ORDER BY id`
+	waitSame(t, f.src, pgC, ch, chC)
+
+	mustExec(t, f.src, `ALTER TABLE c ALTER COLUMN n TYPE bigint; INSERT INTO c VALUES (2, 5000000000)`)
+	const want = `column "n" of public.c changed type on the source to bigint, which maps to ClickHouse Nullable(Int64), ` +
+		"but default.c has Nullable(Int32): Sluice does not follow a column's type change; " +
+		"RESYNC MIRROR chtype rebuilds the ClickHouse tables with the new types"
+	var msg string
+	for deadline := time.Now().Add(60 * time.Second); msg != want && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err := f.conn.QueryRow(ctx, "SELECT coalesce(error, '') FROM mirrors WHERE name = 'chtype'").Scan(&msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if msg != want {
+		t.Fatalf("mirrors.error = %q, want %q", msg, want)
+	}
+	time.Sleep(3 * time.Second)
+	var status string
+	var recovered int
+	if err := f.conn.QueryRow(ctx, `SELECT status, coalesce(error, ''), (SELECT count(*) FROM mirror_events WHERE mirror = 'chtype'
+		AND kind = 'recovered' AND at > (SELECT min(at) FROM mirror_events WHERE mirror = 'chtype' AND kind = 'error' AND message = $1))
+		FROM mirrors WHERE name = 'chtype'`, want).Scan(&status, &msg, &recovered); err != nil {
+		t.Fatal(err)
+	}
+	if status != "FAILED" || msg != want || recovered != 0 {
+		t.Fatalf("later: status %s, error %q, %d recovered events", status, msg, recovered)
+	}
+	if got := chRows(t, ch, `SELECT toString(n) FROM c FINAL WHERE id = 2`); len(got) != 0 {
+		t.Fatalf("the changed column's value was written into the old column: %q", got)
+	}
+	mustExec(t, f.conn, "RESYNC MIRROR chtype")
+	f.waitStatus(t, "chtype", "RUNNING")
+	waitSame(t, f.src, pgC, ch, chC)
+}

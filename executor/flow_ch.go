@@ -311,6 +311,9 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		if err := f.chAddColumns(ctx, src, conn, info, t.source, t.dest, ts.Columns); err != nil {
 			return err
 		}
+		if err := f.chCheckTypes(ctx, conn, info, t, ts); err != nil {
+			return err
+		}
 		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 		orderBy[t.source] = t.catalog.OrderBy

@@ -75,3 +75,33 @@ func (f *flow) chColumnAdder(conn driver.Conn, info clickhouse.ServerInfo) func(
 		return f.chAddColumns(ctx, src, conn, info, d.Source, d.Dest, all)
 	}
 }
+
+// chCheckTypes fails, naming the column and saying what to do, when a
+// column of dest has a ClickHouse type other than the one the source's
+// current type maps to: the source changed the column's type, which Sluice
+// does not follow (writing the new values into the old column would
+// truncate or misread them).
+func (f *flow) chCheckTypes(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, t mirrorTable, ts *connectors.TableSchema) error {
+	changed, err := clickhouse.ChangedColumns(ctx, conn, info, t.dest, ts, t.catalog.OrderBy)
+	if err != nil || len(changed) == 0 {
+		return err
+	}
+	c := changed[0]
+	return fmt.Errorf("column %q of %s changed type on the source to %s, which maps to ClickHouse %s, but %s has %s: "+
+		"Sluice does not follow a column's type change; RESYNC MIRROR %s rebuilds the ClickHouse tables with the new types",
+		c.Name, t.source, c.SourceType, c.Want, t.dest, c.Have, quoteIdentIfNeeded(f.m.Name))
+}
+
+// quoteIdentIfNeeded renders a mirror name as a user would type it.
+func quoteIdentIfNeeded(name string) string {
+	plain := name != ""
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			plain = false
+		}
+	}
+	if plain {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
+}

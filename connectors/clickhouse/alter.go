@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/sluicedb/sluice/connectors"
@@ -160,4 +161,52 @@ func AddColumnsLike(ctx context.Context, conn driver.Conn, from, to connectors.T
 		in[n] = true
 	}
 	return nil
+}
+
+// ChangedColumn is a replicated column whose ClickHouse type is not the one
+// the source's current type maps to.
+type ChangedColumn struct {
+	Name       string
+	SourceType string // the source's current type
+	Want       string // the ClickHouse type it maps to
+	Have       string // the ClickHouse table's type
+}
+
+// ChangedColumns compares the columns of the mirrored table dest with the
+// types ts's columns map to on server v (orderBy as for CreateTableDDL),
+// and lists those that differ other than by Nullable: a source column
+// whose type changed, whose values the table cannot hold as they are.
+// Columns dest lacks are not listed (AddMissingColumns adds them). It only
+// reads.
+func ChangedColumns(ctx context.Context, conn driver.Conn, v ServerInfo, dest connectors.TableName, ts *connectors.TableSchema,
+	orderBy []string) ([]ChangedColumn, error) {
+	l, err := newLayout(dest, ts, v, TableOptions{OrderBy: orderBy})
+	if err != nil {
+		return nil, err
+	}
+	names, types, _, err := tableColumns(ctx, conn, dest)
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]string, len(names))
+	for i, n := range names {
+		have[n] = types[i]
+	}
+	var out []ChangedColumn
+	for i, c := range ts.Columns {
+		h, ok := have[c.Name]
+		if ok && baseOf(h) != baseOf(l.cols[i].sql) {
+			out = append(out, ChangedColumn{Name: c.Name, SourceType: c.Type, Want: l.cols[i].sql, Have: h})
+		}
+	}
+	return out, nil
+}
+
+// baseOf strips Nullable(...) and spaces from a ClickHouse type.
+func baseOf(typ string) string {
+	typ = strings.ReplaceAll(typ, " ", "")
+	if s, ok := strings.CutPrefix(typ, "Nullable("); ok {
+		typ = strings.TrimSuffix(s, ")")
+	}
+	return typ
 }
