@@ -155,3 +155,59 @@ func TestClickHouseMirrorTypeChange(t *testing.T) {
 	f.waitStatus(t, "chtype", "RUNNING")
 	waitSame(t, f.src, pgC, ch, chC)
 }
+
+// TestClickHouseResyncAddColumn adds a column while a table resync copies
+// the table: the resynced table swapped in has the column, older rows read
+// the default, and rows written meanwhile keep their values.
+func TestClickHouseResyncAddColumn(t *testing.T) {
+	ch := startClickHouse(t)
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = 'default')", ch.Port()))
+	mustExec(t, f.src, `CREATE TABLE big (id int PRIMARY KEY, v text);
+		INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 300000) g`)
+	mustExec(t, f.conn, `CREATE MIRROR chres FROM src TO ch WITH TABLE MAPPING (public.big:big)
+		WITH (snapshot_num_rows_per_partition = 20000, snapshot_max_parallel_workers = 1)`)
+	f.waitStatus(t, "chres", "RUNNING")
+	const pgCount = `SELECT count(*)::text FROM big`
+	const chCount = `SELECT toString(count()) FROM big FINAL WHERE _sluice_is_deleted = 0`
+	waitSame(t, f.src, pgCount, ch, chCount)
+
+	mustExec(t, f.conn, "RESYNC TABLE chres.public.big")
+	// The shadow table exists and is being loaded.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var n int
+		if err := f.conn.QueryRow(ctx, `SELECT count(*) FROM mirror_events WHERE mirror = 'chres' AND kind = 'resync'
+			AND message LIKE 'copying%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resync copy did not start")
+		}
+	}
+	mustExec(t, f.src, `ALTER TABLE big ADD COLUMN extra int DEFAULT 7;
+		INSERT INTO big VALUES (300001, 'new', 1);
+		UPDATE big SET extra = 2 WHERE id = 10`)
+	f.waitResync(t, "chres", "public.big", "done")
+	const pgSum = `SELECT count(*) || '|' || sum(extra) || '|' || min(extra) || '|' || max(extra) FROM big`
+	const chSum = `SELECT concat(toString(count()), '|', toString(sum(extra)), '|', toString(min(extra)), '|', toString(max(extra)))
+		FROM big FINAL WHERE _sluice_is_deleted = 0`
+	waitSame(t, f.src, pgSum, ch, chSum)
+	waitSame(t, f.src, `SELECT id || '|' || extra FROM big WHERE id IN (1, 10, 300001) ORDER BY id`,
+		ch, `SELECT concat(toString(id), '|', toString(extra)) FROM big FINAL WHERE id IN (1, 10, 300001) ORDER BY id`)
+	// The column came while the copy ran: the shadow gained it before
+	// the swap.
+	var during bool
+	if err := f.conn.QueryRow(ctx, `SELECT (SELECT min(at) FROM mirror_events WHERE mirror = 'chres' AND kind = 'schema')
+		BETWEEN (SELECT max(at) FROM mirror_events WHERE mirror = 'chres' AND kind = 'resync' AND message LIKE 'copying%')
+		AND (SELECT max(at) FROM mirror_events WHERE mirror = 'chres' AND kind = 'resync' AND message LIKE 'swapped%')`).Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if !during {
+		t.Fatal("the column was not added while the copy ran; make the table bigger")
+	}
+	f.waitStatus(t, "chres", "RUNNING")
+}

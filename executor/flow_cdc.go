@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -496,7 +497,7 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 		return fmt.Errorf("%s gained %d column(s): this destination does not follow source schema changes yet; resync the mirror",
 			ev.Table, len(ev.NewColumns))
 	}
-	for _, d := range b.dests {
+	for i, d := range b.dests {
 		if d.Source != ev.Table {
 			continue
 		}
@@ -504,7 +505,10 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 			if err := b.addColumnsTo(ctx, d, ev.NewColumns); err != nil {
 				return err
 			}
-			d.Schema.Columns = append(d.Schema.Columns, ev.NewColumns...)
+			// A new schema: a table copy under way reads the old one.
+			ts := *d.Schema
+			ts.Columns = append(slices.Clip(ts.Columns), ev.NewColumns...)
+			b.dests[i].Schema = &ts
 			continue
 		}
 		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {

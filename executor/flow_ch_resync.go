@@ -124,6 +124,11 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 		return 0, err
 	}
 	lsn := uint64(at)
+	// The table as it is now rather than when the stream started: a column
+	// the source added before the snapshot has values in it.
+	if ts, err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
+		return 0, err
+	}
 	shadow := postgres.ShadowName(t.dest)
 	if err := clickhouse.DropTable(ctx, conn, shadow); err != nil {
 		return 0, err
