@@ -86,6 +86,14 @@ func TestClickHouseMirrorAddColumn(t *testing.T) {
 		Scan(&status, &errText, &errors); err != nil || status != "RUNNING" || errText != "" || errors != 0 {
 		t.Fatalf("mirror %s, error %q, %d error events (%v)", status, errText, errors, err)
 	}
+	// A user's materialized view reading a mirrored table stops
+	// drop_destination_tables up front: ClickHouse would drop the table and
+	// leave the view broken.
+	chExec(t, ch, "CREATE MATERIALIZED VIEW default.loyal ENGINE = Memory AS SELECT id FROM default.customers WHERE loyalty > 5")
+	_, err := f.conn.Exec(ctx, "DROP MIRROR chalt WITH (drop_destination_tables = true)")
+	wantRefusal(t, err, "2BP01", "materialized view `default`.`loyal`")
+	f.waitStatus(t, "chalt", "RUNNING")
+	chExec(t, ch, "DROP TABLE default.loyal")
 	mustExec(t, f.conn, "DROP MIRROR chalt WITH (drop_destination_tables = true)")
 	if got := chRows(t, ch, `SELECT name FROM system.tables WHERE database = 'default' AND name = 'customers'`); len(got) != 0 {
 		t.Fatalf("drop_destination_tables left %q", got)
@@ -211,3 +219,4 @@ func TestClickHouseResyncAddColumn(t *testing.T) {
 	}
 	f.waitStatus(t, "chres", "RUNNING")
 }
+
