@@ -219,4 +219,3 @@ func TestClickHouseResyncAddColumn(t *testing.T) {
 	}
 	f.waitStatus(t, "chres", "RUNNING")
 }
-
