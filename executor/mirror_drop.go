@@ -45,15 +45,21 @@ import (
 
 // dropMirror runs DROP MIRROR.
 func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w server.ResultWriter) error {
-	dropTables := false
+	dropTables, force := false, false
 	for _, o := range st.Options {
-		if o.Key != "drop_destination_tables" {
-			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: DROP MIRROR accepts drop_destination_tables", o.Key).
+		var set *bool
+		switch o.Key {
+		case "drop_destination_tables":
+			set = &dropTables
+		case "force":
+			set = &force
+		default:
+			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: DROP MIRROR accepts drop_destination_tables and force", o.Key).
 				WithPosition(int(o.Pos))
 		}
 		switch o.Value.Text {
 		case "true", "on", "1":
-			dropTables = true
+			*set = true
 		case "false", "off", "0":
 		default:
 			return sqlerr.New(pgerrcode.InvalidParameterValue, "invalid value for option %q: %q is not a boolean", o.Key, o.Value.Text).
@@ -68,7 +74,7 @@ func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w serve
 		}
 		return err
 	}
-	d, err := s.ex.prepareDrop(ctx, m, dropTables)
+	d, err := s.ex.prepareDrop(ctx, m, dropTables, force)
 	if err != nil {
 		return err
 	}
@@ -77,6 +83,10 @@ func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w serve
 		return err
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror dropped", "mirror", m.Name)
+	for _, l := range d.left {
+		_ = w.Notice(sqlerr.Warning("mirror %q dropped, but %s", m.Name, l).
+			WithHint("Remove it on the peer yourself when it answers again."))
+	}
 	return w.Complete("DROP MIRROR")
 }
 
@@ -90,7 +100,8 @@ type dropPlan struct {
 	m          catalog.Mirror
 	dropTables bool
 	slot, pub  string
-	src        *pgx.Conn
+	src        *pgx.Conn // nil: unreachable, skipped with force
+	left       []string  // what force left on unreachable peers, for warnings
 	tables     []connectors.TableName // destination tables, in mapping order
 
 	// Postgres destination.
@@ -125,7 +136,9 @@ func refuse(m catalog.Mirror, code string, err error) error {
 
 // prepareDrop is step 1: it connects to both peers and checks that the
 // drop can be done. It changes nothing; its errors say so.
-func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables bool) (_ *dropPlan, err error) {
+// With force, a peer that cannot be reached is skipped (d.left says what
+// stays on it) instead of refusing the drop.
+func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables, force bool) (_ *dropPlan, err error) {
 	cfg := configOf(m.Options)
 	d := &dropPlan{m: m, dropTables: dropTables, slot: cfg.Slot, pub: cfg.Publication}
 	if d.slot == "" {
@@ -146,13 +159,16 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 		}
 		d.tables = append(d.tables, name)
 	}
-	unreachable := pgerrcode.SQLClientUnableToEstablishSQLConnection
 	srcCfg, err := e.postgresPeer(ctx, m.SourcePeer)
 	if err != nil {
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
 	if d.src, err = srcCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
-		return nil, refuse(m, unreachable, fmt.Errorf("cannot connect to source peer %q: %w", m.SourcePeer, err))
+		if !force {
+			return nil, refuseUnreachable(m, "source", m.SourcePeer, err)
+		}
+		d.left = append(d.left, fmt.Sprintf("replication slot %q and publication %q stay on source peer %q, which cannot be reached: %v",
+			d.slot, d.pub, m.SourcePeer, err))
 	}
 	dstPeer, err := e.cfg.Store.GetPeer(ctx, m.DestinationPeer)
 	if err != nil {
@@ -168,7 +184,15 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 			err = d.ch.Ping(ctx)
 		}
 		if err != nil {
-			return nil, refuse(m, unreachable, fmt.Errorf("cannot connect to destination peer %q: %w", m.DestinationPeer, err))
+			if d.ch != nil {
+				_ = d.ch.Close()
+				d.ch = nil
+			}
+			if !force {
+				return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
+			}
+			d.left = append(d.left, leftOnDestination(m, d, err))
+			return d, nil
 		}
 		if !dropTables {
 			return d, nil
@@ -183,10 +207,14 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 	if err != nil {
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
-	if d.dst, err = dstCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
-		return nil, refuse(m, unreachable, fmt.Errorf("cannot connect to destination peer %q: %w", m.DestinationPeer, err))
-	}
 	d.meta = metadataSchema(dstPeer.Options)
+	if d.dst, err = dstCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
+		if !force {
+			return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
+		}
+		d.left = append(d.left, leftOnDestination(m, d, err))
+		return d, nil
+	}
 	if !dropTables {
 		return d, nil
 	}
@@ -199,6 +227,23 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 		named = append(named, x.String())
 	}
 	return d, dependentsError(m, named)
+}
+
+// refuseUnreachable refuses a drop whose peer cannot be reached.
+func refuseUnreachable(m catalog.Mirror, role, peer string, err error) error {
+	return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "drop mirror %q: cannot connect to %s peer %q: %v",
+		m.Name, role, peer, err).
+		WithHint("The mirror is unchanged. Run DROP MIRROR again when the peer answers, or with (force = true) to drop " +
+			"what can be reached and leave the rest on that peer.")
+}
+
+// leftOnDestination says what force leaves on an unreachable destination.
+func leftOnDestination(m catalog.Mirror, d *dropPlan, err error) string {
+	what := "its metadata"
+	if d.dropTables {
+		what = "its metadata and tables " + tableSet(d.tables)
+	}
+	return fmt.Sprintf("%s stay on destination peer %q, which cannot be reached: %v", what, m.DestinationPeer, err)
 }
 
 // dependentsError refuses a drop_destination_tables that would break
@@ -238,27 +283,40 @@ func (e *Executor) runDrop(ctx context.Context, d *dropPlan) error {
 			return undo(err)
 		}
 	}
-	if err := postgres.DropSlotAndPublication(ctx, d.src, d.slot, d.pub); err != nil {
-		if !errors.Is(err, postgres.ErrDropUncertain) {
-			return undo(err)
+	if d.src != nil {
+		if err := postgres.DropSlotAndPublication(ctx, d.src, d.slot, d.pub); err != nil {
+			if !errors.Is(err, postgres.ErrDropUncertain) {
+				return undo(err)
+			}
+			return e.dropIncomplete(ctx, d, fmt.Sprintf("the replication slot %q may be dropped and the destination is untouched", d.slot), err)
 		}
-		return e.dropIncomplete(ctx, d, fmt.Sprintf("the replication slot %q may be dropped and the destination is untouched", d.slot), err)
 	}
 	if d.dst != nil {
 		if err := d.tx.Commit(ctx); err != nil {
 			d.tx = nil
-			return e.dropIncomplete(ctx, d, "the replication slot and publication are dropped, the destination is unchanged", err)
+			return e.dropIncomplete(ctx, d, d.slotState()+", the destination is unchanged", err)
 		}
 		d.tx = nil
-	} else if err := d.finishClickHouse(ctx); err != nil {
-		return e.dropIncomplete(ctx, d, "the replication slot and publication are dropped, the destination only partly", err)
+	} else if d.ch != nil {
+		if err := d.finishClickHouse(ctx); err != nil {
+			return e.dropIncomplete(ctx, d, d.slotState()+", the destination only partly", err)
+		}
 	}
 	if err := e.cfg.Store.DeleteMirror(ctx, m.Name); err != nil {
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState,
-			"drop mirror %q: the replication slot, publication and destination objects are dropped, but the catalog entry is not: %v", m.Name, err).
+			"drop mirror %q: %s and the destination objects are dropped, but the catalog entry is not: %v", m.Name, d.slotState(), err).
 			WithHint("Run DROP MIRROR again to finish.")
 	}
 	return nil
+}
+
+// slotState says what became of the slot and publication once step 4 is
+// past.
+func (d *dropPlan) slotState() string {
+	if d.src == nil {
+		return "the replication slot and publication stay on the unreachable source"
+	}
+	return "the replication slot and publication are dropped"
 }
 
 // dropIncomplete reports a drop that failed after the slot was (or may

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -152,6 +153,36 @@ func TestDropMirrorPeerUnreachable(t *testing.T) {
 			f.wantUnchanged(t, "away", before, true, "parent", "child")
 		})
 	}
+
+	// With force, an unreachable source is skipped: the mirror and its
+	// destination tables go, a warning names the slot and publication
+	// left on the source, and they are there.
+	cfg, err := pgx.ParseConfig(f.s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { warnings = append(warnings, n.Severity+": "+n.Message) }
+	wconn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wconn.Close(ctx)
+	db := pgx.Identifier{testbed.DBName(f.srcURL)}.Sanitize()
+	mustExec(t, f.dst, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false")
+	_, err = wconn.Exec(ctx, "DROP MIRROR away WITH (drop_destination_tables = true, force = true)")
+	mustExec(t, f.dst, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS true")
+	if err != nil {
+		t.Fatalf("DROP MIRROR with force: %v", err)
+	}
+	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "WARNING: ") ||
+		!strings.Contains(warnings[0], `replication slot "sluice_away" and publication "sluice_away" stay on source peer "src"`) {
+		t.Fatalf("warnings %q", warnings)
+	}
+	if got, want := f.dropState(t, "away", "parent", "child"), (dropState{slots: 1, pubs: 1}); got != want {
+		t.Fatalf("after DROP MIRROR with force: %+v, want %+v", got, want)
+	}
+	mustExec(t, f.src, "SELECT pg_drop_replication_slot('sluice_away'); DROP PUBLICATION sluice_away")
 }
 
 // TestDropMirrorSourceRefuses: the source refuses to drop the publication
