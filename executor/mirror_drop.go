@@ -45,16 +45,16 @@ import (
 
 // dropMirror runs DROP MIRROR.
 func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w server.ResultWriter) error {
-	dropTables, force := false, false
+	dropTables, skipUnreachable := false, false
 	for _, o := range st.Options {
 		var set *bool
 		switch o.Key {
 		case "drop_destination_tables":
 			set = &dropTables
-		case "force":
-			set = &force
+		case "skip_unreachable_peers":
+			set = &skipUnreachable
 		default:
-			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: DROP MIRROR accepts drop_destination_tables and force", o.Key).
+			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: DROP MIRROR accepts drop_destination_tables and skip_unreachable_peers", o.Key).
 				WithPosition(int(o.Pos))
 		}
 		switch o.Value.Text {
@@ -74,7 +74,7 @@ func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w serve
 		}
 		return err
 	}
-	d, err := s.ex.prepareDrop(ctx, m, dropTables, force)
+	d, err := s.ex.prepareDrop(ctx, m, dropTables, skipUnreachable)
 	if err != nil {
 		return err
 	}
@@ -100,8 +100,8 @@ type dropPlan struct {
 	m          catalog.Mirror
 	dropTables bool
 	slot, pub  string
-	src        *pgx.Conn // nil: unreachable, skipped with force
-	left       []string  // what force left on unreachable peers, for warnings
+	src        *pgx.Conn              // nil: unreachable, skipped with skip_unreachable_peers
+	left       []string               // what skip_unreachable_peers left on unreachable peers, for warnings
 	tables     []connectors.TableName // destination tables, in mapping order
 
 	// Postgres destination.
@@ -136,9 +136,9 @@ func refuse(m catalog.Mirror, code string, err error) error {
 
 // prepareDrop is step 1: it connects to both peers and checks that the
 // drop can be done. It changes nothing; its errors say so.
-// With force, a peer that cannot be reached is skipped (d.left says what
+// With skipUnreachable, a peer that cannot be reached is skipped (d.left says what
 // stays on it) instead of refusing the drop.
-func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables, force bool) (_ *dropPlan, err error) {
+func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables, skipUnreachable bool) (_ *dropPlan, err error) {
 	cfg := configOf(m.Options)
 	d := &dropPlan{m: m, dropTables: dropTables, slot: cfg.Slot, pub: cfg.Publication}
 	if d.slot == "" {
@@ -164,7 +164,7 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
 	if d.src, err = srcCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
-		if !force {
+		if !skipUnreachable {
 			return nil, refuseUnreachable(m, "source", m.SourcePeer, err)
 		}
 		d.left = append(d.left, fmt.Sprintf("replication slot %q and publication %q stay on source peer %q, which cannot be reached: %v",
@@ -188,7 +188,7 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 				_ = d.ch.Close()
 				d.ch = nil
 			}
-			if !force {
+			if !skipUnreachable {
 				return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
 			}
 			d.left = append(d.left, leftOnDestination(m, d, err))
@@ -209,7 +209,7 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 	}
 	d.meta = metadataSchema(dstPeer.Options)
 	if d.dst, err = dstCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
-		if !force {
+		if !skipUnreachable {
 			return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
 		}
 		d.left = append(d.left, leftOnDestination(m, d, err))
@@ -233,11 +233,11 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 func refuseUnreachable(m catalog.Mirror, role, peer string, err error) error {
 	return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "drop mirror %q: cannot connect to %s peer %q: %v",
 		m.Name, role, peer, err).
-		WithHint("The mirror is unchanged. Run DROP MIRROR again when the peer answers, or with (force = true) to drop " +
+		WithHint("The mirror is unchanged. Run DROP MIRROR again when the peer answers, or with (skip_unreachable_peers = true) to drop " +
 			"what can be reached and leave the rest on that peer.")
 }
 
-// leftOnDestination says what force leaves on an unreachable destination.
+// leftOnDestination says what skip_unreachable_peers leaves on an unreachable destination.
 func leftOnDestination(m catalog.Mirror, d *dropPlan, err error) string {
 	what := "its metadata"
 	if d.dropTables {

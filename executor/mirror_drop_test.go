@@ -154,7 +154,7 @@ func TestDropMirrorPeerUnreachable(t *testing.T) {
 		})
 	}
 
-	// With force, an unreachable source is skipped: the mirror and its
+	// With skip_unreachable_peers, an unreachable source is skipped: the mirror and its
 	// destination tables go, a warning names the slot and publication
 	// left on the source, and they are there.
 	cfg, err := pgx.ParseConfig(f.s.URL())
@@ -170,17 +170,17 @@ func TestDropMirrorPeerUnreachable(t *testing.T) {
 	defer wconn.Close(ctx)
 	db := pgx.Identifier{testbed.DBName(f.srcURL)}.Sanitize()
 	mustExec(t, f.dst, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false")
-	_, err = wconn.Exec(ctx, "DROP MIRROR away WITH (drop_destination_tables = true, force = true)")
+	_, err = wconn.Exec(ctx, "DROP MIRROR away WITH (drop_destination_tables = true, skip_unreachable_peers = true)")
 	mustExec(t, f.dst, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS true")
 	if err != nil {
-		t.Fatalf("DROP MIRROR with force: %v", err)
+		t.Fatalf("DROP MIRROR with skip_unreachable_peers: %v", err)
 	}
 	if len(warnings) != 1 || !strings.HasPrefix(warnings[0], "WARNING: ") ||
 		!strings.Contains(warnings[0], `replication slot "sluice_away" and publication "sluice_away" stay on source peer "src"`) {
 		t.Fatalf("warnings %q", warnings)
 	}
 	if got, want := f.dropState(t, "away", "parent", "child"), (dropState{slots: 1, pubs: 1}); got != want {
-		t.Fatalf("after DROP MIRROR with force: %+v, want %+v", got, want)
+		t.Fatalf("after DROP MIRROR with skip_unreachable_peers: %+v, want %+v", got, want)
 	}
 	mustExec(t, f.src, "SELECT pg_drop_replication_slot('sluice_away'); DROP PUBLICATION sluice_away")
 }
