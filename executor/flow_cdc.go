@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,6 +222,10 @@ type batcher struct {
 	// begun when it was opened.
 	added int
 	begun time.Time
+
+	// addColumnsTo, if set, adds columns the source added to d's
+	// destination table, for a destination without dst (ClickHouse).
+	addColumnsTo func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error
 
 	// Table resyncs (flow_resync.go, flow_ch_resync.go).
 	rs       *resyncs
@@ -488,12 +493,22 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
-	if b.dst == nil {
+	if b.dst == nil && b.addColumnsTo == nil {
 		return fmt.Errorf("%s gained %d column(s): this destination does not follow source schema changes yet; resync the mirror",
 			ev.Table, len(ev.NewColumns))
 	}
-	for _, d := range b.dests {
+	for i, d := range b.dests {
 		if d.Source != ev.Table {
+			continue
+		}
+		if b.addColumnsTo != nil {
+			if err := b.addColumnsTo(ctx, d, ev.NewColumns); err != nil {
+				return err
+			}
+			// A new schema: a table copy under way reads the old one.
+			ts := *d.Schema
+			ts.Columns = append(slices.Clip(ts.Columns), ev.NewColumns...)
+			b.dests[i].Schema = &ts
 			continue
 		}
 		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {

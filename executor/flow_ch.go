@@ -332,6 +332,13 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 			return err
 		}
 		schemas[t.source] = ts
+		// Columns the source gained while the mirror was stopped.
+		if err := f.chAddColumns(ctx, src, conn, info, t.source, t.dest, ts.Columns); err != nil {
+			return err
+		}
+		if err := f.chCheckTypes(ctx, conn, info, t, ts); err != nil {
+			return err
+		}
 		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 		orderBy[t.source] = t.catalog.OrderBy
@@ -350,7 +357,8 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		return err
 	}
 	defer stream.Close(context.Background())
-	b := &batcher{f: f, applier: a, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize)}
+	b := &batcher{f: f, applier: a, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize),
+		addColumnsTo: f.chColumnAdder(conn, info)}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(applied)
 	cctx, cancel := context.WithCancel(ctx)

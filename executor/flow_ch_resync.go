@@ -12,6 +12,7 @@ import (
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 // Table resync into ClickHouse. Rows there are versions (the source commit
@@ -123,6 +124,11 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 		return 0, err
 	}
 	lsn := uint64(at)
+	// The table as it is now rather than when the stream started: a column
+	// the source added before the snapshot has values in it.
+	if ts, err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
+		return 0, err
+	}
 	o, err := f.createShadowClickHouse(ctx, conn, info, t, ts)
 	if err != nil {
 		return 0, err
@@ -197,6 +203,10 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 	version, deleted := clickhouse.DefaultVersionColumn, clickhouse.DefaultDeletedColumn
 	if opts.DeletedColumn != "" {
 		deleted = opts.DeletedColumn
+	}
+	// Columns the source added while the shadow was copied.
+	if err := clickhouse.AddColumnsLike(ctx, conn, live, shadow); err != nil {
+		return err
 	}
 	cols, err := commonColumns(ctx, conn, live, shadow)
 	if err != nil {

@@ -3,12 +3,10 @@ package executor
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -80,109 +78,6 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 func isCode(err error, code string) bool {
 	var e *sqlerr.Error
 	return errors.As(err, &e) && e.Code == code
-}
-
-// dropMirror stops the mirror, removes its slot and publication from the
-// source and its metadata from the destination, and forgets it. The
-// destination tables stay unless drop_destination_tables = true (they are
-// dropped without CASCADE: a dependent view stops the drop).
-func (s *session) dropMirror(ctx context.Context, st *sqlext.DropMirror, w server.ResultWriter) error {
-	dropTables := false
-	for _, o := range st.Options {
-		if o.Key != "drop_destination_tables" {
-			return sqlerr.New(pgerrcode.SyntaxError, "unknown option %q: DROP MIRROR accepts drop_destination_tables", o.Key).
-				WithPosition(int(o.Pos))
-		}
-		switch o.Value.Text {
-		case "true", "on", "1":
-			dropTables = true
-		case "false", "off", "0":
-		default:
-			return sqlerr.New(pgerrcode.InvalidParameterValue, "invalid value for option %q: %q is not a boolean", o.Key, o.Value.Text).
-				WithPosition(int(o.Value.Pos))
-		}
-	}
-	m, err := s.getMirror(ctx, st.Name, st.NamePos)
-	if err != nil {
-		if st.IfExists && isCode(err, pgerrcode.UndefinedObject) {
-			_ = w.Notice(sqlerr.Notice("mirror %q does not exist, skipping", st.Name))
-			return w.Complete("DROP MIRROR")
-		}
-		return err
-	}
-	s.ex.sup.stop(m.Name)
-	if err := s.ex.teardown(ctx, m, dropTables); err != nil {
-		if m.Desired == catalog.DesiredRunning {
-			s.ex.sup.start(m.Name)
-		}
-		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "drop mirror %q: %v", m.Name, err).
-			WithHint("The mirror is unchanged; fix the cause and run DROP MIRROR again.")
-	}
-	if err := s.ex.cfg.Store.DeleteMirror(ctx, m.Name); err != nil {
-		return err
-	}
-	s.ex.cfg.Logger.InfoContext(ctx, "mirror dropped", "mirror", m.Name)
-	return w.Complete("DROP MIRROR")
-}
-
-// teardown removes what a mirror made on its peers. Idempotent.
-func (e *Executor) teardown(ctx context.Context, m catalog.Mirror, dropTables bool) error {
-	cfg := configOf(m.Options)
-	srcCfg, err := e.postgresPeer(ctx, m.SourcePeer)
-	if err != nil {
-		return err
-	}
-	src, err := srcCfg.ConnectSQL(ctx, "sluice-teardown")
-	if err != nil {
-		return err
-	}
-	defer src.Close(context.Background())
-	if err := postgres.DropSlot(ctx, src, cfg.Slot); err != nil {
-		return err
-	}
-	if err := postgres.DropPublication(ctx, src, cfg.Publication); err != nil {
-		return err
-	}
-	dstPeer, err := e.cfg.Store.GetPeer(ctx, m.DestinationPeer)
-	if err != nil {
-		return err
-	}
-	if dstPeer.Type == string(sqlext.PeerClickHouse) {
-		return e.teardownClickHouse(ctx, m, dstPeer.Options, dropTables)
-	}
-	dstCfg, err := postgres.ParsePeerOptions(dstPeer.Options)
-	if err != nil {
-		return err
-	}
-	dst, err := dstCfg.ConnectSQL(ctx, "sluice-teardown")
-	if err != nil {
-		return err
-	}
-	defer dst.Close(context.Background())
-	meta := metadataSchema(dstPeer.Options)
-	if err := postgres.EnsureMetadata(ctx, dst, meta); err != nil {
-		return err
-	}
-	if err := postgres.ClearMirror(ctx, dst, meta, m.Name); err != nil {
-		return err
-	}
-	// Shadow tables of a resync under way: only those recorded as
-	// Sluice's own (by OID), never a same-named table it did not create.
-	if err := postgres.DropAllOwned(ctx, dst, meta, m.Name); err != nil {
-		return err
-	}
-	if dropTables {
-		for _, t := range m.Tables {
-			name, err := connectors.ParseTableName(t.Destination)
-			if err != nil {
-				return err
-			}
-			if _, err := dst.Exec(ctx, "DROP TABLE IF EXISTS "+name.Quoted()); err != nil {
-				return fmt.Errorf("drop destination table %s: %w", name, err)
-			}
-		}
-	}
-	return nil
 }
 
 // tableSet renders names for messages.

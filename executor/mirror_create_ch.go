@@ -7,7 +7,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgerrcode"
-	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -102,41 +101,4 @@ func (d *clickHouseDest) undo(tables []mapping) {
 // chTableOptions are a ClickHouse table's options from the mirror's.
 func chTableOptions(cfg mirrorConfig, orderBy []string) clickhouse.TableOptions {
 	return clickhouse.TableOptions{OrderBy: orderBy, DeletedColumn: cfg.SoftDeleteColumn, SyncedAtColumn: cfg.SyncedAtColumn}
-}
-
-// teardownClickHouse removes a mirror's metadata from its ClickHouse
-// destination, and its tables with dropTables. Idempotent.
-func (e *Executor) teardownClickHouse(ctx context.Context, m catalog.Mirror, opts map[string]string, dropTables bool) error {
-	cfg, err := clickhouse.ParsePeerOptions(opts)
-	if err != nil {
-		return err
-	}
-	conn, err := cfg.Open(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := clickhouse.EnsureMetadata(ctx, conn, cfg.Database); err != nil {
-		return err
-	}
-	if err := clickhouse.ClearMirror(ctx, conn, cfg.Database, m.Name); err != nil {
-		return err
-	}
-	// Temporary tables of a resync under way: only those recorded and
-	// marked as Sluice's own.
-	if err := clickhouse.DropAllOwned(ctx, conn, cfg.Database, m.Name); err != nil {
-		return err
-	}
-	if dropTables {
-		for _, t := range m.Tables {
-			name, err := connectors.ParseTableName(t.Destination)
-			if err != nil {
-				return err
-			}
-			if err := clickhouse.DropTable(ctx, conn, name); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -102,3 +102,52 @@ func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest conne
 	}
 	return tag.RowsAffected(), nil
 }
+
+// MissingValues returns, by column name, the value that rows of table which
+// predate each of cols read: the constant Postgres stored when the column
+// was added with a non-volatile default (pg_attribute.attmissingval), in
+// binary form. A column absent from the result has no such value: it was
+// added without a default (those rows read NULL), with a volatile one (the
+// table was rewritten, each row has its own value), or is an array (left
+// out). It only reads.
+func MissingValues(ctx context.Context, conn *pgx.Conn, table connectors.TableName, cols []string) (map[string]connectors.Value, error) {
+	rows, err := conn.Query(ctx, `
+SELECT a.attname::text, a.attmissingval::text, format_type(a.atttypid, a.atttypmod)
+FROM pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2) AND a.atthasmissing AND NOT a.attisdropped
+  AND a.attndims = 0 AND NOT EXISTS (SELECT FROM pg_type t WHERE t.oid = a.atttypid AND t.typcategory = 'A')`,
+		table.Quoted(), cols)
+	if err != nil {
+		return nil, fmt.Errorf("read the defaults of new columns of %s: %w", table, err)
+	}
+	type missing struct{ name, text, typ string }
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (missing, error) {
+		var m missing
+		err := r.Scan(&m.name, &m.text, &m.typ)
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the defaults of new columns of %s: %w", table, err)
+	}
+	out := make(map[string]connectors.Value, len(ms))
+	for _, m := range ms {
+		// attmissingval is a one-element array of the column's type.
+		rows, err := conn.Query(ctx, fmt.Sprintf("SELECT ($1::text::%s[])[1]", m.typ),
+			pgx.QueryResultFormats{pgx.BinaryFormatCode}, m.text)
+		if err != nil {
+			return nil, fmt.Errorf("read the default of %s.%s: %w", table, m.name, err)
+		}
+		v := connectors.Value{Kind: connectors.Null}
+		for rows.Next() {
+			if raw := rows.RawValues()[0]; raw != nil {
+				v = connectors.Value{Kind: connectors.Binary, Data: append([]byte(nil), raw...)}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read the default of %s.%s: %w", table, m.name, err)
+		}
+		out[m.name] = v
+	}
+	return out, nil
+}

@@ -172,14 +172,16 @@ ON CONFLICT (mirror, source_table, partition) DO UPDATE SET rows = excluded.rows
 }
 
 // ClearMirror deletes everything recorded for mirror (its position, its
-// done partitions and its table resync states), for DROP MIRROR or a full resync. Idempotent.
-func ClearMirror(ctx context.Context, conn *pgx.Conn, meta, mirror string) error {
+// done partitions and its table resync states), for DROP MIRROR or a full
+// resync, in one transaction (a savepoint when db is a transaction, so the
+// caller's transaction decides). Idempotent.
+func ClearMirror(ctx context.Context, db Beginner, meta, mirror string) error {
 	s := metaSchema(meta)
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM "+s+".mirror_state WHERE mirror = $1", mirror)
 	b.Queue("DELETE FROM "+s+".snapshot_partitions WHERE mirror = $1", mirror)
 	b.Queue("DELETE FROM "+s+".table_state WHERE mirror = $1", mirror)
-	if err := sendInTx(ctx, conn, b); err != nil {
+	if err := sendInTx(ctx, db, b); err != nil {
 		return fmt.Errorf("clear metadata of mirror %s: %w", mirror, err)
 	}
 	return nil
@@ -196,9 +198,15 @@ func ClearTable(ctx context.Context, conn *pgx.Conn, meta, mirror string, table 
 	return nil
 }
 
+// Beginner is a connection or a transaction: what can begin a transaction
+// (a savepoint, in a transaction).
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // sendInTx runs a batch of statements in one transaction.
-func sendInTx(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+func sendInTx(ctx context.Context, db Beginner, b *pgx.Batch) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, b).Close()
 	})
 }

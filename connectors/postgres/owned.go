@@ -153,13 +153,16 @@ func DropOwned(ctx context.Context, db interface {
 // DropAllOwned drops every temporary table recorded for mirror that is
 // still the recorded one (see DropOwned) and forgets the records, for DROP
 // MIRROR. Idempotent.
-func DropAllOwned(ctx context.Context, conn *pgx.Conn, meta, mirror string) error {
-	recs, err := ownedRecords(ctx, conn, meta, mirror)
+func DropAllOwned(ctx context.Context, db interface {
+	Querier
+	Execer
+}, meta, mirror string) error {
+	recs, err := ownedRecords(ctx, db, meta, mirror)
 	if err != nil {
 		return err
 	}
 	for l := range recs {
-		if err := DropOwned(ctx, conn, meta, mirror, l); err != nil {
+		if err := DropOwned(ctx, db, meta, mirror, l); err != nil {
 			return err
 		}
 	}

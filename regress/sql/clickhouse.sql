@@ -99,6 +99,16 @@ SELECT id, item, _sluice_is_deleted FROM ch.orders FINAL WHERE id IN (25, 200, 3
 SELECT name, sorting_key FROM ch.system.tables WHERE database = currentDatabase() ORDER BY name;
 SELECT message FROM mirror_events WHERE mirror = 'chm' AND kind = 'phase' ORDER BY at;
 
+-- A column added on the source is added on ClickHouse, where the rows
+-- already there read the source's default; the mirror keeps running.
+EXECUTE src($$ALTER TABLE users ADD COLUMN loyalty int DEFAULT 5; INSERT INTO users VALUES (1, 9, 'loyal', 7)$$);
+\set wait_for 'SELECT count() = 1 AS done FROM ch.users FINAL WHERE id = 9'
+\ir include/wait.sql
+\set ECHO all
+SELECT id, name, loyalty FROM ch.users FINAL WHERE _sluice_is_deleted = 0 ORDER BY id;
+SELECT name, status, error FROM mirrors;
+SELECT message FROM mirror_events WHERE mirror = 'chm' AND kind = 'schema' ORDER BY at;
+
 DROP MIRROR chm;
 DROP PEER ch;
 DROP PEER src;

@@ -78,6 +78,24 @@ RESUME MIRROR m;
 PAUSE MIRROR nosuch;
 PAUSE MIRROR IF EXISTS nosuch;
 
+-- A view of the user's on a destination table stops drop_destination_tables
+-- up front, naming it: the slot, the publication, the tables and the mirror
+-- stay as they were, and changes still arrive.
+\set wait_for 'SELECT status = ''RUNNING'' AS done FROM mirrors WHERE name = ''m'''
+\ir include/wait.sql
+\set ECHO all
+EXECUTE dst('CREATE VIEW order_totals AS SELECT id, total FROM public.orders');
+DROP MIRROR m WITH (drop_destination_tables = true);
+SELECT name, status, error FROM mirrors;
+EXECUTE src('SELECT (SELECT count(*) FROM pg_publication) AS publications, (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) AS slots');
+EXECUTE dst($$SELECT count(*) AS tables FROM pg_tables WHERE schemaname IN ('app', 'public') AND tablename IN ('users', 'orders')$$);
+EXECUTE src('INSERT INTO orders VALUES (1, 1, 9.99)');
+\set wait_for 'EXECUTE dst(''SELECT count(*) = 1 AS done FROM public.order_totals'')'
+\ir include/wait.sql
+\set ECHO all
+EXECUTE dst('SELECT * FROM order_totals');
+EXECUTE dst('DROP VIEW order_totals');
+
 -- Drop: the slot and publication go, the destination tables stay unless asked.
 DROP MIRROR m WITH (drop_destination_tables = 'perhaps');
 DROP MIRROR m WITH (drop_destination_tables = true);
