@@ -87,21 +87,7 @@ func (f *flow) chCheckTypes(ctx context.Context, conn driver.Conn, info clickhou
 		return err
 	}
 	c := changed[0]
-	return fmt.Errorf("column %q of %s changed type on the source to %s, which maps to ClickHouse %s, but %s has %s: "+
+	return &userError{fmt.Errorf("column %q of %s changed type on the source to %s, which maps to ClickHouse %s, but %s has %s: "+
 		"Sluice does not follow a column's type change; RESYNC MIRROR %s rebuilds the ClickHouse tables with the new types",
-		c.Name, t.source, c.SourceType, c.Want, t.dest, c.Have, quoteIdentIfNeeded(f.m.Name))
-}
-
-// quoteIdentIfNeeded renders a mirror name as a user would type it.
-func quoteIdentIfNeeded(name string) string {
-	plain := name != ""
-	for i, r := range name {
-		if !(r == '_' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
-			plain = false
-		}
-	}
-	if plain {
-		return name
-	}
-	return pgx.Identifier{name}.Sanitize()
+		c.Name, t.source, c.SourceType, c.Want, t.dest, c.Have, connectors.QuoteIdent(f.m.Name))}
 }
