@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgerrcode"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
@@ -261,7 +260,15 @@ func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w ser
 // the COPY sub-protocol, which Sluice's front end does not speak. A query
 // Sluice's parser cannot read is left for the peer to judge.
 func checkExecuteQuery(st *sqlext.ExecutePeer) error {
-	res, err := pg_query.Parse(st.Query)
+	res, err := sqlext.ParseTree(st.Query)
+	var se *sqlext.SyntaxError
+	if errors.As(err, &se) && se.Code != "" {
+		e := syntaxError(se)
+		if se.Pos > 0 {
+			e.Position = literalPositions(st)(int(se.Pos))
+		}
+		return e
+	}
 	if err != nil {
 		return nil
 	}

@@ -196,11 +196,23 @@ func parse(sql string) ([]sqlext.Statement, error) {
 	if err != nil {
 		var se *sqlext.SyntaxError
 		if errors.As(err, &se) {
-			return nil, sqlerr.New(pgerrcode.SyntaxError, "%s", se.Msg).WithPosition(int(se.Pos))
+			return nil, syntaxError(se)
 		}
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "%v", err)
 	}
 	return stmts, nil
+}
+
+// syntaxError turns a parser error into a SQL error: 42601 unless the
+// parser gave a code (54001 for a statement too large or too deep to parse).
+func syntaxError(se *sqlext.SyntaxError) *sqlerr.Error {
+	code := se.Code
+	if code == "" {
+		code = pgerrcode.SyntaxError
+	}
+	e := sqlerr.New(code, "%s", se.Msg).WithPosition(int(se.Pos))
+	e.Hint = se.Hint
+	return e
 }
 
 // exec runs one statement in the simple protocol. full is the query string

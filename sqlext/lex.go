@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/jackc/pgerrcode"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
 )
@@ -143,6 +144,14 @@ func scan(input string) ([]token, error) {
 func pgError(err error, base Pos) *SyntaxError {
 	var pe *pgparser.Error
 	if !errors.As(err, &pe) {
+		if isRecursionLimit(err) {
+			return &SyntaxError{
+				Code: pgerrcode.StatementTooComplex,
+				Msg:  "statement is too complex: its parse tree is nested too deeply",
+				Hint: "Write a long chain of conditions as a list: IN (...), = ANY(ARRAY[...]), or split the statement.",
+				Pos:  base + 1,
+			}
+		}
 		return &SyntaxError{Msg: err.Error()}
 	}
 	se := &SyntaxError{Msg: pe.Message}
