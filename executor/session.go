@@ -140,7 +140,7 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 }
 
 func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {
-	stmts, err := parse(sql)
+	stmts, err := parse(ctx, sql)
 	if err != nil {
 		return err
 	}
@@ -190,8 +190,25 @@ func (s *session) enforceReadOnly(ctx context.Context) {
 	}
 }
 
+// bigParses admits one large query string at a time to the parser: parsing
+// costs up to about 400 bytes of memory per token (sqlext.MaxTokens bounds
+// one query string), so sessions sending large statements at once wait for
+// each other rather than add up. Safe for concurrent use.
+var bigParses = make(chan struct{}, 1)
+
+// bigQuery is the length from which a query string waits for bigParses.
+const bigQuery = 1 << 20
+
 // parse runs the parser and turns its errors into SQL errors.
-func parse(sql string) ([]sqlext.Statement, error) {
+func parse(ctx context.Context, sql string) ([]sqlext.Statement, error) {
+	if len(sql) >= bigQuery {
+		select {
+		case bigParses <- struct{}{}:
+			defer func() { <-bigParses }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	stmts, err := sqlext.Parse(sql)
 	if err != nil {
 		var se *sqlext.SyntaxError

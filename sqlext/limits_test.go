@@ -245,3 +245,38 @@ func TestEstimateBoundsTreeDepth(t *testing.T) {
 		}
 	}
 }
+
+// TestScanMatchesPgQuery checks that scan, which reads the scanner's
+// protobuf output in place, finds the tokens pg_query.Scan finds.
+func TestScanMatchesPgQuery(t *testing.T) {
+	inputs := append([]string{"SELECT 1 -- c\n, /* c */ 'a' 'b', $1, E'\\n', U&'\\0041', x::int[]"}, fuzzSeeds...)
+	for _, group := range [][]parseCase{peerCases, mirrorCases, scriptCases} {
+		for _, tc := range group {
+			inputs = append(inputs, tc.sql)
+		}
+	}
+	for _, in := range inputs {
+		toks, err := scan(in)
+		res, perr := pg_query.Scan(in)
+		if (err != nil) != (perr != nil) {
+			t.Fatalf("%q: scan error %v, pg_query.Scan error %v", in, err, perr)
+		}
+		if err != nil {
+			continue
+		}
+		var want []token
+		for _, st := range res.GetTokens() {
+			if st.Token != pg_query.Token_SQL_COMMENT && st.Token != pg_query.Token_C_COMMENT {
+				want = append(want, token{kind: st.Token, kw: st.KeywordKind, start: int(st.Start), end: int(st.End)})
+			}
+		}
+		if len(toks) != len(want)+1 {
+			t.Fatalf("%q: %d tokens, want %d", in, len(toks)-1, len(want))
+		}
+		for i, w := range want {
+			if g := toks[i]; g.kind != w.kind || g.kw != w.kw || g.start != w.start || g.end != w.end {
+				t.Fatalf("%q: token %d is %v, want %v", in, i, g, w)
+			}
+		}
+	}
+}
