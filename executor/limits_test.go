@@ -142,7 +142,7 @@ func FuzzSession(f *testing.F) {
 		if strings.ContainsRune(sql, 0) {
 			return // a query message cannot carry a NUL byte
 		}
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if conn == nil || conn.IsClosed() {
 			if conn, err = pgconn.Connect(ctx, s.URL()); err != nil {
