@@ -32,7 +32,7 @@ regress: deps
 
 ## fuzz: run the parser and the session fuzz targets for a minute each
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./sqlext/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s -fuzzminimizetime=5s ./sqlext/
 	$(GO) test -run='^$$' -fuzz=FuzzSession -fuzztime=60s -fuzzminimizetime=5s ./executor/
 
 clean:
