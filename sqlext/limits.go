@@ -24,7 +24,7 @@ const MaxDepth = 2000
 // MaxTokens bounds the size of a query string, in tokens, estimated from
 // its text before it is scanned (see tokenBound). Scanning and parsing cost
 // memory in proportion to the tokens, not to the bytes (a long string
-// literal is one token): a flat list of a million constants, just under the
+// literal is one token, though the estimate counts its words): a flat list of a million constants, just under the
 // limit, peaks at about 800 MB, a 100,000-row INSERT of three columns (1.1
 // million by the estimate) at about 220 MB.
 const MaxTokens = 2_000_000
