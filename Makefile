@@ -30,9 +30,10 @@ test: deps
 regress: deps
 	$(GO) test -race -count=1 ./regress/ $(if $(UPDATE),-args -update,)
 
-## fuzz: run the parser fuzz target for a minute
+## fuzz: run the parser and the session fuzz targets for a minute each
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s ./sqlext/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=60s -fuzzminimizetime=5s ./sqlext/
+	$(GO) test -run='^$$' -fuzz=FuzzSession -fuzztime=60s -fuzzminimizetime=5s ./executor/
 
 clean:
 	rm -rf bin

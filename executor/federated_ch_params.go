@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/sqlerr"
+	"github.com/sluicedb/sluice/sqlext"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -53,8 +55,12 @@ type chTable struct{ db, table, alias string }
 // chParamsOf finds the parameters of sql, a statement Postgres' parser
 // accepts (the peer qualifiers removed).
 func chParamsOf(sql string) (*chParams, error) {
-	tree, err := pg_query.Parse(sql)
+	tree, err := sqlext.ParseTree(sql)
 	if err != nil {
+		var se *sqlext.SyntaxError
+		if errors.As(err, &se) && se.Code != "" {
+			return nil, syntaxError(se)
+		}
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "%v", err)
 	}
 	p := &chParams{fixed: map[int]uint32{}, columns: map[int][][]string{}}

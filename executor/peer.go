@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgerrcode"
-	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
@@ -278,9 +277,17 @@ func executeAt(st *sqlext.ExecutePeer) func(int) int {
 // the COPY sub-protocol, which Sluice's front end does not speak. It
 // returns what the peer guard judges in the query (see executePlan): a
 // query Sluice's parser cannot read is otherwise left for the peer to
-// judge.
+// judge. A query too deep or too large to parse is refused (54001).
 func checkExecuteQuery(st *sqlext.ExecutePeer) (*guardPlan, error) {
-	res, err := pg_query.Parse(st.Query)
+	res, err := sqlext.ParseTree(st.Query)
+	var se *sqlext.SyntaxError
+	if errors.As(err, &se) && se.Code != "" {
+		e := syntaxError(se)
+		if se.Pos > 0 {
+			e.Position = literalPositions(st)(int(se.Pos))
+		}
+		return nil, e
+	}
 	if err != nil {
 		return executePlan(st.Query, nil), nil
 	}

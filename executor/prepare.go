@@ -24,7 +24,7 @@ func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 }
 
 func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
-	stmts, err := parse(sql)
+	stmts, err := parse(ctx, sql)
 	if err != nil {
 		return nil, err
 	}

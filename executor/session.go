@@ -143,7 +143,7 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 }
 
 func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {
-	stmts, err := parse(sql)
+	stmts, err := parse(ctx, sql)
 	if err != nil {
 		return err
 	}
@@ -193,17 +193,46 @@ func (s *session) enforceReadOnly(ctx context.Context) {
 	}
 }
 
+// bigParses admits one large query string at a time to the parser: parsing
+// costs up to about 400 bytes of memory per token (sqlext.MaxTokens bounds
+// one query string), so sessions sending large statements at once wait for
+// each other rather than add up. Safe for concurrent use.
+var bigParses = make(chan struct{}, 1)
+
+// bigQuery is the length from which a query string waits for bigParses.
+const bigQuery = 1 << 20
+
 // parse runs the parser and turns its errors into SQL errors.
-func parse(sql string) ([]sqlext.Statement, error) {
+func parse(ctx context.Context, sql string) ([]sqlext.Statement, error) {
+	if len(sql) >= bigQuery {
+		select {
+		case bigParses <- struct{}{}:
+			defer func() { <-bigParses }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	stmts, err := sqlext.Parse(sql)
 	if err != nil {
 		var se *sqlext.SyntaxError
 		if errors.As(err, &se) {
-			return nil, sqlerr.New(pgerrcode.SyntaxError, "%s", se.Msg).WithPosition(int(se.Pos))
+			return nil, syntaxError(se)
 		}
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "%v", err)
 	}
 	return stmts, nil
+}
+
+// syntaxError turns a parser error into a SQL error: 42601 unless the
+// parser gave a code (54001 for a statement too large or too deep to parse).
+func syntaxError(se *sqlext.SyntaxError) *sqlerr.Error {
+	code := se.Code
+	if code == "" {
+		code = pgerrcode.SyntaxError
+	}
+	e := sqlerr.New(code, "%s", se.Msg).WithPosition(int(se.Pos))
+	e.Hint = se.Hint
+	return e
 }
 
 // exec runs one statement in the simple protocol. full is the query string

@@ -292,10 +292,15 @@ func (*ExecuteMirror) stmt() {}
 func (*Passthrough) stmt()   {}
 
 // SyntaxError is a parse failure. Pos is 1-based in the text given to Parse
-// (0 when unknown); the server reports it as SQLSTATE 42601 with that position.
+// (0 when unknown); the server reports it as SQLSTATE Code (42601,
+// syntax_error, when empty) with that position and Hint.
 type SyntaxError struct {
 	Msg string
 	Pos Pos
+	// Code is set for a statement refused for its size or depth before it
+	// was parsed: 54001 (statement_too_complex), see MaxDepth and MaxTokens.
+	Code string
+	Hint string // a full sentence, or empty
 }
 
 // Error returns Msg, without the position.

@@ -95,4 +95,14 @@
 // statement is relative to the whole input. Errors that Postgres reports
 // without a position (such as an invalid byte sequence in an E'...' string)
 // have Pos 0.
+//
+// # Limits
+//
+// Before any of it reaches pg_query, Parse (and ParseTree) refuses a query
+// string that may hold more than [MaxTokens] tokens, counted from its text,
+// and a statement whose parse tree may nest deeper than [MaxDepth] levels,
+// estimated from its tokens: pg_query's C code recurses over the tree on the
+// thread's stack, and an overflow there kills the process. The error is a
+// *SyntaxError with Code 54001 (statement_too_complex) and a Hint; lists,
+// AND/OR chains and CASE arms, which Postgres keeps flat, do not count.
 package sqlext

@@ -28,6 +28,15 @@ var fuzzSeeds = []string{
 	"SELECT E'\\x41', 'a'\n'b'; RESUME MIRROR \"\u00e9\"",
 	"\u00a0PAUSE MIRROR m",
 	"RESYNC TABLE \"a\"\"b\".c.d WITH (x = 'y')",
+	// Deep and wide statements (see limits.go): the fuzzer looks for a tree
+	// deeper than the depth estimate allows.
+	"SELECT 1" + strings.Repeat("+1", 2500),
+	"SELECT " + strings.Repeat("(", 1100) + "1" + strings.Repeat(")", 1100),
+	"SELECT " + strings.Repeat("ARRAY[", 700) + "1" + strings.Repeat("]", 700),
+	"SELECT " + strings.Repeat("CASE WHEN a THEN ", 300) + "1" + strings.Repeat(" END", 300),
+	"SELECT 1" + strings.Repeat(" UNION SELECT 1", 300),
+	"SELECT * FROM t" + strings.Repeat(" JOIN t ON a AND b", 200),
+	"SELECT 1 WHERE a = 1" + strings.Repeat(" OR a = 1 AND b BETWEEN 1 AND 2", 200),
 }
 
 // FuzzParse checks that Parse never panics, that every error is a
@@ -80,5 +89,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q): statement %q (%T) alone gives %s", sql, text, s, dump(again))
 			}
 		}
+		checkEstimate(t, sql)
 	})
 }

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/jackc/pgerrcode"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Token kinds used by the grammar. Single-character tokens have the
@@ -106,34 +108,107 @@ func lower(s string) string {
 // scan tokenizes input with Postgres' own scanner. Comments are dropped; the
 // result always ends with an end-of-input token whose position is one past
 // the last character, where Postgres reports "at end of input".
+//
+// The scanner's protobuf output is read in place (see scanTokens) rather
+// than through pg_query.Scan, which builds a message per token: that keeps a
+// large input's scan at about a third of the memory.
 func scan(input string) ([]token, error) {
-	res, err := pg_query.Scan(input)
+	buf, err := pgparser.ScanToProtobuf(input)
 	if err != nil {
 		return nil, pgError(err, 0)
 	}
-	toks := make([]token, 0, len(res.GetTokens())+1)
+	n := 0
+	if err := scanTokens(buf, func(pg_query.Token, pg_query.KeywordKind, int, int) { n++ }); err != nil {
+		return nil, err
+	}
+	toks := make([]token, 0, n+1)
 	off, chars := 0, 0
-	for _, st := range res.GetTokens() {
-		if st.Token == pg_query.Token_SQL_COMMENT || st.Token == pg_query.Token_C_COMMENT {
-			continue
+	var bad error
+	err = scanTokens(buf, func(kind pg_query.Token, kw pg_query.KeywordKind, start, end int) {
+		if bad != nil || kind == pg_query.Token_SQL_COMMENT || kind == pg_query.Token_C_COMMENT {
+			return
 		}
-		start, end := int(st.Start), int(st.End)
 		if start < off || end < start || end > len(input) {
-			return nil, &SyntaxError{Msg: "scanner returned an invalid token offset", Pos: Pos(chars + 1)}
+			bad = &SyntaxError{Msg: "scanner returned an invalid token offset", Pos: Pos(chars + 1)}
+			return
 		}
 		chars += utf8.RuneCountInString(input[off:start])
 		off = start
 		toks = append(toks, token{
-			kind:  st.Token,
-			kw:    st.KeywordKind,
+			kind:  kind,
+			kw:    kw,
 			text:  input[start:end],
 			start: start,
 			end:   end,
 			pos:   Pos(chars + 1),
 		})
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, err
 	}
 	chars += utf8.RuneCountInString(input[off:])
 	return append(toks, token{kind: tokEOF, start: len(input), end: len(input), pos: Pos(chars + 1)}), nil
+}
+
+// scanTokens calls f with each token of a pg_query.ScanResult message in
+// buf: field 2 holds the ScanToken messages, whose fields are start (1), end
+// (2), token (4) and keyword_kind (5).
+func scanTokens(buf []byte, f func(kind pg_query.Token, kw pg_query.KeywordKind, start, end int)) error {
+	bad := &SyntaxError{Msg: "scanner returned a malformed token list"}
+	for len(buf) > 0 {
+		num, typ, n := protowire.ConsumeTag(buf)
+		if n < 0 {
+			return bad
+		}
+		buf = buf[n:]
+		if num != 2 || typ != protowire.BytesType {
+			if n = protowire.ConsumeFieldValue(num, typ, buf); n < 0 {
+				return bad
+			}
+			buf = buf[n:]
+			continue
+		}
+		msg, n := protowire.ConsumeBytes(buf)
+		if n < 0 {
+			return bad
+		}
+		buf = buf[n:]
+		var kind, kw, start, end uint64
+		for len(msg) > 0 {
+			num, typ, n := protowire.ConsumeTag(msg)
+			if n < 0 {
+				return bad
+			}
+			msg = msg[n:]
+			if typ != protowire.VarintType {
+				if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
+					return bad
+				}
+				msg = msg[n:]
+				continue
+			}
+			v, n := protowire.ConsumeVarint(msg)
+			if n < 0 {
+				return bad
+			}
+			msg = msg[n:]
+			switch num {
+			case 1:
+				start = v
+			case 2:
+				end = v
+			case 4:
+				kind = v
+			case 5:
+				kw = v
+			}
+		}
+		f(pg_query.Token(int32(kind)), pg_query.KeywordKind(int32(kw)), int(int32(start)), int(int32(end)))
+	}
+	return nil
 }
 
 // pgError turns an error from pg_query into a *SyntaxError. Postgres reports
@@ -143,6 +218,14 @@ func scan(input string) ([]token, error) {
 func pgError(err error, base Pos) *SyntaxError {
 	var pe *pgparser.Error
 	if !errors.As(err, &pe) {
+		if isRecursionLimit(err) {
+			return &SyntaxError{
+				Code: pgerrcode.StatementTooComplex,
+				Msg:  "statement is too complex: its parse tree is nested too deeply",
+				Hint: "Write a long chain of conditions as a list: IN (...), = ANY(ARRAY[...]), or split the statement.",
+				Pos:  base + 1,
+			}
+		}
 		return &SyntaxError{Msg: err.Error()}
 	}
 	se := &SyntaxError{Msg: pe.Message}

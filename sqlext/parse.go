@@ -23,11 +23,45 @@ func Parse(sql string) ([]Statement, error) {
 	if err := checkEncoding(sql); err != nil {
 		return nil, err
 	}
+	if err := checkSize(sql); err != nil {
+		return nil, err
+	}
 	toks, err := scan(sql)
 	if err != nil {
 		return nil, scanFailure(sql, err)
 	}
 	return parseStatements(sql, split(toks), false)
+}
+
+// ParseTree parses sql, one or more standard SQL statements, with Postgres'
+// parser, after the checks Parse makes first: a query string that may hold
+// more than MaxTokens tokens, or a statement nested deeper than MaxDepth, is
+// refused with a *SyntaxError whose Code is 54001, without calling into
+// pg_query's parser (which can overflow the thread's stack and kill the
+// process). Every other error is a *SyntaxError as from Parse, positioned
+// in sql. Every parse of SQL that comes from a client must go through
+// ParseTree or Parse, never straight to pg_query. Safe for concurrent use.
+func ParseTree(sql string) (*pg_query.ParseResult, error) {
+	if err := checkEncoding(sql); err != nil {
+		return nil, err
+	}
+	if err := checkSize(sql); err != nil {
+		return nil, err
+	}
+	toks, err := scan(sql)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range split(toks) {
+		if err := checkDepth(st); err != nil {
+			return nil, err
+		}
+	}
+	res, err := pg_query.Parse(sql)
+	if err != nil {
+		return nil, pgError(err, 0)
+	}
+	return res, nil
 }
 
 // parseStatements parses each statement. With completeOnly it skips a last
@@ -101,6 +135,9 @@ func checkEncoding(sql string) error {
 // parseStatement parses one statement: toks are its tokens followed by its
 // terminator. Only the leading words decide whether it is one of ours.
 func parseStatement(sql string, toks []token) (Statement, error) {
+	if err := checkDepth(toks); err != nil {
+		return nil, err
+	}
 	p := &parser{sql: sql, toks: toks}
 	text := sql[toks[0].start:toks[len(toks)-2].end]
 	at := func(i int) token { return p.peekN(i) }
