@@ -134,7 +134,7 @@ func TestClickHouseMirrorTypeChange(t *testing.T) {
 
 	mustExec(t, f.src, `ALTER TABLE c ALTER COLUMN n TYPE bigint; INSERT INTO c VALUES (2, 5000000000)`)
 	const want = `column "n" of public.c changed type on the source to bigint, which maps to ClickHouse Nullable(Int64), ` +
-		"but default.c has Nullable(Int32): Sluice does not follow a column's type change; " +
+		`but "default".c has Nullable(Int32): Sluice does not follow a column's type change; ` +
 		"RESYNC MIRROR chtype rebuilds the ClickHouse tables with the new types"
 	var msg string
 	for deadline := time.Now().Add(60 * time.Second); msg != want && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {

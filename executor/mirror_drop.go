@@ -321,10 +321,11 @@ func (d *dropPlan) slotState() string {
 
 // dropIncomplete reports a drop that failed after the slot was (or may
 // have been) dropped: the mirror cannot stream any more, so it keeps its
-// catalog entry with the error and its flow stays stopped.
+// catalog entry with the error, marked as needing the user so that no
+// retry (after a restart either) overwrites it, and its flow stays stopped.
 func (e *Executor) dropIncomplete(ctx context.Context, d *dropPlan, state string, cause error) error {
 	msg := fmt.Sprintf("drop mirror %q did not finish: %s: %v", d.m.Name, state, cause)
-	if err := e.cfg.Store.SetError(ctx, d.m.Name, msg+"; run DROP MIRROR again to finish"); err != nil {
+	if err := e.cfg.Store.SetActionError(ctx, d.m.Name, msg+"; run DROP MIRROR again to finish"); err != nil {
 		e.cfg.Logger.ErrorContext(ctx, "record incomplete drop", "mirror", d.m.Name, "error", err)
 	}
 	return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "%s", msg).
