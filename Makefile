@@ -1,25 +1,40 @@
-# Sluice build and test entry points. `make test` installs what a fresh
-# Debian machine lacks (Postgres server binaries, psql, a C compiler for
-# pg_query, the ClickHouse server) and runs every test with -race.
+# Sluice build and test entry points. `make run` installs only what running
+# Sluice needs on a fresh Debian machine (Postgres server binaries, a C
+# compiler for pg_query); `make test` also installs psql and the ClickHouse
+# server, and runs every test with -race. `make clickhouse` starts a
+# throwaway ClickHouse server for trying the ClickHouse destination.
 
 GO ?= go
 GOFLAGS ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test deps unit regress fuzz bench clean
+.PHONY: all build run test deps deps-run deps-clickhouse clickhouse unit regress fuzz bench clean
 
 all: build
 
 build:
+	@[ -x bin/sluice ] || echo "building bin/sluice: the first build compiles pg_query's C code and takes about 5 minutes"
 	$(GO) build -o bin/sluice ./cmd/sluice
 
 ## run: start Sluice with zero-config defaults (private catalog under ./sluice-data)
-run: deps build
+run: deps-run build
 	./bin/sluice serve
 
-## deps: install Postgres server binaries, psql, gcc and clickhouse-server when missing (Debian, as root)
+## clickhouse: a throwaway ClickHouse server on 127.0.0.1:19000 for trying (Ctrl-C stops it and deletes its data)
+clickhouse: deps-clickhouse
+	$(GO) build -o bin/sluice-clickhouse ./cmd/sluice-clickhouse
+	./bin/sluice-clickhouse
+
+## deps: install what the tests need when missing: Postgres server binaries, psql, gcc, clickhouse-server (Debian, as root)
 deps:
-	@./.ci/install-deps
+	@./.ci/install-deps test
+
+## deps-run: install only what building and running Sluice needs (Postgres server binaries, gcc)
+deps-run:
+	@./.ci/install-deps run
+
+deps-clickhouse:
+	@./.ci/install-deps clickhouse
 
 ## test: unit, integration and regression tests, with the race detector
 test: deps
