@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/executor"
+	"github.com/sluicedb/sluice/internal/datadir"
 	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/server"
 )
@@ -171,6 +172,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // serve wires catalog, executor and server together and runs until ctx ends.
 func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	catalogURL := cfg.CatalogURL
 	if catalogURL == "" {
 		cluster, url, err := pgcluster.StartLocal(ctx, cfg.DataDir)
