@@ -111,16 +111,16 @@ func TestMakeRunNeedsNoClickHouse(t *testing.T) {
 	}
 }
 
-// make test needs clickhouse-server; a non-root user is told the apt-get
-// command, and packages already there are not asked for.
+// make test and make clickhouse need clickhouse-server; a non-root user is
+// told the apt-get command, and packages already there are not asked for.
 func TestMakeTestNeedsClickHouse(t *testing.T) {
 	root, path := sysroot(t, false)
-	for _, argv := range depsCommands(t, "test") {
+	for _, argv := range append(depsCommands(t, "test"), depsCommands(t, "clickhouse")...) {
 		for _, check := range []bool{true, false} {
 			code, out := runDeps(t, root, path, check, argv)
 			want := "sudo apt-get install -y clickhouse-server"
 			if code == 0 || !strings.Contains(out, want) || strings.Contains(out, "postgresql ") {
-				t.Errorf("make test's %v (check %v) without ClickHouse: exit %d, output %q; want a failure saying %q and nothing else missing",
+				t.Errorf("%v (check %v) without ClickHouse: exit %d, output %q; want a failure saying %q and nothing else missing",
 					argv, check, code, out, want)
 			}
 		}

@@ -76,30 +76,45 @@ func clickHouseCommand() (bin string, pre []string, err error) {
 	return "", nil, ErrNoClickHouse
 }
 
-// StartClickHouse starts a server in a new temporary directory and waits
-// until it answers queries. A missing binary is ErrNoClickHouse (tests fail,
-// never skip). The caller stops it with Stop.
+// ClickHouseOptions choose a server's ports; 0 picks a free one.
+type ClickHouseOptions struct {
+	// Port is the native-protocol (TCP) port.
+	Port int
+	// HTTPPort is the HTTP port.
+	HTTPPort int
+}
+
+// StartClickHouse starts a server on free ports in a new temporary directory
+// and waits until it answers queries. A missing binary is ErrNoClickHouse
+// (tests fail, never skip). The caller stops it with Stop.
 func StartClickHouse(ctx context.Context) (*ClickHouse, error) {
+	return StartClickHouseWith(ctx, ClickHouseOptions{})
+}
+
+// StartClickHouseWith is StartClickHouse on the ports opts chooses (`make
+// clickhouse` uses it for a server on a known port).
+func StartClickHouseWith(ctx context.Context, opts ClickHouseOptions) (*ClickHouse, error) {
 	bin, pre, err := clickHouseCommand()
 	if err != nil {
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		ch, err := startClickHouse(ctx, bin, pre)
+		ch, err := startClickHouse(ctx, bin, pre, opts)
 		if err == nil {
 			return ch, nil
 		}
 		lastErr = err
 		// Another process may have taken a port we picked: try new ones.
-		if ctx.Err() != nil || !strings.Contains(err.Error(), "Address already in use") {
+		if ctx.Err() != nil || !strings.Contains(err.Error(), "Address already in use") ||
+			(opts.Port != 0 && opts.HTTPPort != 0) {
 			break
 		}
 	}
 	return nil, lastErr
 }
 
-func startClickHouse(ctx context.Context, bin string, pre []string) (*ClickHouse, error) {
+func startClickHouse(ctx context.Context, bin string, pre []string, opts ClickHouseOptions) (*ClickHouse, error) {
 	dir, err := os.MkdirTemp("", "sluice-test-clickhouse-")
 	if err != nil {
 		return nil, fmt.Errorf("testbed: temp dir: %w", err)
@@ -108,6 +123,12 @@ func startClickHouse(ctx context.Context, bin string, pre []string) (*ClickHouse
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	if opts.Port != 0 {
+		ports[0] = opts.Port
+	}
+	if opts.HTTPPort != 0 {
+		ports[1] = opts.HTTPPort
 	}
 	ch := &ClickHouse{dir: dir, port: ports[0], httpPort: ports[1], done: make(chan struct{})}
 	if err := ch.writeConfig(); err != nil {
@@ -225,6 +246,9 @@ func (ch *ClickHouse) Stop() {
 		}
 	})
 }
+
+// Done is closed when the server process has exited.
+func (ch *ClickHouse) Done() <-chan struct{} { return ch.done }
 
 // Host returns the address the server listens on (127.0.0.1).
 func (ch *ClickHouse) Host() string { return "127.0.0.1" }
