@@ -22,6 +22,7 @@ run: deps-run build
 
 ## clickhouse: a throwaway ClickHouse server on 127.0.0.1:19000 for trying (Ctrl-C stops it and deletes its data)
 clickhouse: deps-clickhouse
+	@[ -x bin/sluice-clickhouse ] || echo "building bin/sluice-clickhouse: about 5 minutes if no build has compiled pg_query's C code yet"
 	$(GO) build -o bin/sluice-clickhouse ./cmd/sluice-clickhouse
 	./bin/sluice-clickhouse
 
