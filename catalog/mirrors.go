@@ -19,11 +19,14 @@ var ErrMirrorNotFound = errors.New("mirror does not exist")
 var ErrMirrorExists = errors.New("mirror already exists")
 
 // Mirror phases: the step of the flow a mirror is in. The status shown to
-// users derives from the phase, the desired state and the error.
+// users derives from the phase, the desired state and the error, and uses
+// the same words: a phase is stored, and recorded in "phase" events, as
+// the status it shows (mirrors.status), so the two never disagree.
 const (
 	PhaseSetup    = "SETUP"
 	PhaseSnapshot = "SNAPSHOT"
-	PhaseCDC      = "CDC"
+	// PhaseCDC is streaming changes from the slot (status RUNNING).
+	PhaseCDC = "RUNNING"
 	// PhaseResync is the swap at the end of a full-mirror resync.
 	PhaseResync = "RESYNC"
 )

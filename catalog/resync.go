@@ -38,7 +38,7 @@ WHERE mirror = $1`, name, ResyncPending)
 }
 
 // FinishMirrorResync ends a full-mirror resync whose tables were swapped
-// in: the mirror moves to phase (CDC, or COMPLETED for an initial copy
+// in: the mirror moves to phase (PhaseCDC, or COMPLETED for an initial copy
 // only) and every table is done. Idempotent.
 func (s *Store) FinishMirrorResync(ctx context.Context, name, phase string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

@@ -333,7 +333,7 @@ func TestResyncMirror(t *testing.T) {
 	if phases, err = pgx.CollectRows(rows2, pgx.RowTo[string]); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"phase SNAPSHOT", "phase CDC", "phase SNAPSHOT", "phase RESYNC"}
+	want := []string{"phase SNAPSHOT", "phase RUNNING", "phase SNAPSHOT", "phase RESYNC"}
 	if len(phases) != len(want) {
 		t.Fatalf("phases %v, want %v", phases, want)
 	}

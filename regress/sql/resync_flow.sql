@@ -69,6 +69,10 @@ SELECT :'s' = :'d' AS same_rows;
 SELECT name, status, resyncing, error FROM mirrors;
 SELECT source_table, status, resync_status FROM mirror_tables ORDER BY 1;
 SELECT message FROM mirror_events WHERE mirror = 'rf' AND kind = 'phase' ORDER BY at;
+-- Phases are named as mirrors.status names them: no phase outside that vocabulary.
+SELECT message AS phase_outside_status_vocabulary FROM mirror_events
+WHERE kind = 'phase' AND substr(message, 7) NOT IN
+      ('SETUP', 'SNAPSHOT', 'RESYNC', 'RUNNING', 'PAUSED', 'FAILED', 'COMPLETED');
 EXECUTE dst($$SELECT count(*) AS resync_tables_left FROM pg_tables WHERE tablename LIKE '%\_resync'$$);
 
 DROP MIRROR rf;
