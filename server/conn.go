@@ -94,8 +94,14 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) handshake() (*pgproto3.StartupMessage, error) {
 	tlsDone := false
 	for {
-		msg, err := c.be.ReceiveStartupMessage()
+		msg, options, err := readStartupPacket(c.nc)
 		if err != nil {
+			var e *sqlerr.Error
+			if errors.As(err, &e) {
+				c.sendError(fatal(e))
+				_ = c.be.Flush()
+				return nil, nil
+			}
 			return nil, err
 		}
 		switch m := msg.(type) {
@@ -125,9 +131,9 @@ func (c *conn) handshake() (*pgproto3.StartupMessage, error) {
 			c.srv.cancel(m.ProcessID, m.SecretKey)
 			return nil, nil
 		case *pgproto3.StartupMessage:
-			if m.ProtocolVersion != pgproto3.ProtocolVersion30 {
+			if n := negotiation(m, options); n != nil {
 				// We speak 3.0; tell a newer client so (it then falls back).
-				c.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0})
+				c.be.Send(n)
 			}
 			return m, nil
 		default:
