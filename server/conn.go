@@ -43,6 +43,16 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		return
 	}
+	// Like Postgres, refuse a session over the limit once its start-up
+	// packet is read, before authentication and before the backend (and so
+	// the catalog) is asked for anything.
+	if !c.srv.admit() {
+		c.sendError(fatal(sqlerr.New(pgerrcode.TooManyConnections, "sorry, too many clients already").
+			WithDetail("Sluice serves at most %d sessions at once (--max-connections).", c.srv.cfg.MaxConnections)))
+		_ = c.be.Flush()
+		return
+	}
+	defer c.srv.release()
 	info := SessionInfo{
 		User:            startup.Parameters["user"],
 		Database:        startup.Parameters["database"],
