@@ -1,11 +1,19 @@
 package executor_test
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -36,10 +44,24 @@ func TestMaxConnections(t *testing.T) {
 			t.Fatalf("session %d after refusals: %d, %v", i, n, err)
 		}
 	}
+	// The server frees the slot when it sees the session end, just after
+	// Close returns.
 	conns[0].Close(ctx)
-	again := connect(t, s.URL())
-	if err := again.Ping(ctx); err != nil {
-		t.Fatalf("session in a freed slot: %v", err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		again, err := pgx.Connect(ctx, s.URL())
+		if err == nil {
+			if err := again.Ping(ctx); err != nil {
+				t.Fatalf("session in a freed slot: %v", err)
+			}
+			again.Close(ctx)
+			break
+		}
+		wantError(t, err, pgerrcode.TooManyConnections)
+		if time.Now().After(deadline) {
+			t.Fatal("the slot of a closed session was not freed in 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -70,5 +92,59 @@ func TestCatalogConnectionLimitHidesRole(t *testing.T) {
 	}
 	if err := first.Ping(ctx); err != nil {
 		t.Fatalf("the first session: %v", err)
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start warns when --max-connections sessions, one catalog connection each,
+// do not fit in the catalog server's connection slots (the test cluster has
+// max_connections 200, 3 of them reserved), and is quiet when they fit.
+func TestCatalogCapacityWarning(t *testing.T) {
+	ctx := testCtx(t)
+	key := make([]byte, catalog.KeySize)
+	_, _ = rand.Read(key)
+	url := catalogCluster.NewDB(t)
+	store, err := catalog.Open(ctx, url, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	for _, c := range []struct {
+		sessions int
+		warned   bool
+	}{{500, true}, {197, false}, {0, false}} {
+		var logs lockedBuffer
+		ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, MaxSessions: c.sessions,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		if err := ex.Start(sctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		ex.Close()
+		warned := strings.Contains(logs.String(), "catalog_slots=197")
+		if warned != c.warned {
+			t.Errorf("max sessions %d: warned = %v, want %v; log:\n%s", c.sessions, warned, c.warned, logs.String())
+		}
 	}
 }

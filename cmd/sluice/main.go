@@ -200,7 +200,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger})
+	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
+		MaxSessions: cfg.MaxConnections})
 	if err != nil {
 		return err
 	}
