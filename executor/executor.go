@@ -29,6 +29,10 @@ type Config struct {
 	CatalogURL string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// MaxSessions is the server's bound on client sessions, each of which
+	// holds one catalog connection; Start warns when the catalog's server
+	// has fewer connection slots. 0 skips the check.
+	MaxSessions int
 }
 
 // Validate reports a config that cannot work.
@@ -91,4 +95,26 @@ func (e *Executor) Open(ctx context.Context, info server.SessionInfo) (server.Se
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkCatalogCapacity warns when MaxSessions sessions, each holding a
+// catalog connection, could exhaust the catalog server's connection slots:
+// sessions past that point are refused by the catalog (53300) rather than by
+// Sluice's own limit.
+func (e *Executor) checkCatalogCapacity(ctx context.Context) {
+	if e.cfg.MaxSessions == 0 {
+		return
+	}
+	var slots int
+	err := e.cfg.Store.Pool().QueryRow(ctx, `SELECT current_setting('max_connections')::int
+		- current_setting('superuser_reserved_connections')::int`).Scan(&slots)
+	if err != nil {
+		e.cfg.Logger.WarnContext(ctx, "cannot read the catalog's max_connections", "err", err)
+		return
+	}
+	if e.cfg.MaxSessions > slots {
+		e.cfg.Logger.WarnContext(ctx, "--max-connections is above the catalog server's connection slots: "+
+			"sessions past those slots will be refused by the catalog; lower --max-connections or raise max_connections on the catalog's server",
+			"max_connections", e.cfg.MaxSessions, "catalog_slots", slots)
+	}
 }

@@ -55,6 +55,7 @@ func (e *Executor) Start(ctx context.Context) error {
 		defer close(e.monDone)
 		e.monitor(mctx)
 	}()
+	e.checkCatalogCapacity(ctx)
 	names, err := e.cfg.Store.MirrorNames(ctx)
 	if err != nil {
 		return err

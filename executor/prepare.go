@@ -20,7 +20,7 @@ func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 	if err != nil {
 		s.abortBlock(ctx)
 	}
-	return st, err
+	return st, withoutRoles(err)
 }
 
 func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
@@ -186,7 +186,7 @@ func (b *backendStatement) Execute(ctx context.Context, params [][]byte, paramFo
 	if err != nil {
 		b.s.abortBlock(ctx)
 	}
-	return err
+	return withoutRoles(err)
 }
 
 func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFormats, resultFormats []int16, w server.ResultWriter) error {

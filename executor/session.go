@@ -75,7 +75,7 @@ func (s *session) connectCatalog(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLServerRejectedEstablishmentOfSQLConnection, "connect to catalog: %v", err)
+		return catalogConnectError(err)
 	}
 	s.cat = conn
 	return nil
@@ -139,7 +139,7 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 	if err != nil {
 		s.abortBlock(ctx)
 	}
-	return err
+	return withoutRoles(err)
 }
 
 func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {

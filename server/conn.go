@@ -43,6 +43,16 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		return
 	}
+	// Like Postgres, refuse a session over the limit once its start-up
+	// packet is read, before authentication and before the backend (and so
+	// the catalog) is asked for anything.
+	if !c.srv.admit() {
+		c.sendError(fatal(sqlerr.New(pgerrcode.TooManyConnections, "sorry, too many clients already").
+			WithDetail("Sluice serves at most %d sessions at once (--max-connections).", c.srv.cfg.MaxConnections)))
+		_ = c.be.Flush()
+		return
+	}
+	defer c.srv.release()
 	info := SessionInfo{
 		User:            startup.Parameters["user"],
 		Database:        startup.Parameters["database"],
@@ -94,8 +104,14 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) handshake() (*pgproto3.StartupMessage, error) {
 	tlsDone := false
 	for {
-		msg, err := c.be.ReceiveStartupMessage()
+		msg, options, err := readStartupPacket(c.nc)
 		if err != nil {
+			var e *sqlerr.Error
+			if errors.As(err, &e) {
+				c.sendError(fatal(e))
+				_ = c.be.Flush()
+				return nil, nil
+			}
 			return nil, err
 		}
 		switch m := msg.(type) {
@@ -125,9 +141,9 @@ func (c *conn) handshake() (*pgproto3.StartupMessage, error) {
 			c.srv.cancel(m.ProcessID, m.SecretKey)
 			return nil, nil
 		case *pgproto3.StartupMessage:
-			if m.ProtocolVersion != pgproto3.ProtocolVersion30 {
+			if n := negotiation(m, options); n != nil {
 				// We speak 3.0; tell a newer client so (it then falls back).
-				c.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0})
+				c.be.Send(n)
 			}
 			return m, nil
 		default:

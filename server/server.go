@@ -17,6 +17,9 @@ import (
 // DefaultMaxMessageSize is the largest protocol message body accepted.
 const DefaultMaxMessageSize = 64 << 20
 
+// DefaultMaxConnections is the default bound on concurrent client sessions.
+const DefaultMaxConnections = 100
+
 // Config configures a Server.
 type Config struct {
 	// User is the only login role (default "sluice").
@@ -27,6 +30,10 @@ type Config struct {
 	TLS *tls.Config
 	// MaxMessageSize bounds one protocol message (default DefaultMaxMessageSize).
 	MaxMessageSize int
+	// MaxConnections bounds the client sessions open at once (default
+	// DefaultMaxConnections); one more is refused at start-up with 53300
+	// before the backend is asked for a session. CancelRequests do not count.
+	MaxConnections int
 	// Logger receives connection-level events (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -38,6 +45,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnections < 1 {
+		return fmt.Errorf("server: max connections %d must be at least 1", c.MaxConnections)
 	}
 	if c.MaxMessageSize < 1024 {
 		return fmt.Errorf("server: max message size %d is too small", c.MaxMessageSize)
@@ -55,10 +68,11 @@ type Server struct {
 	backend Backend
 	scram   *scramCredential // nil when no password
 
-	nextPID atomic.Uint32
-	mu      sync.Mutex
-	running map[uint32]*conn // by process ID, for CancelRequest
-	conns   sync.WaitGroup
+	nextPID  atomic.Uint32
+	sessions atomic.Int64 // sessions holding a slot of MaxConnections
+	mu       sync.Mutex
+	running  map[uint32]*conn // by process ID, for CancelRequest
+	conns    sync.WaitGroup
 }
 
 // New returns a server; call Serve to accept connections.
@@ -138,6 +152,18 @@ func (s *Server) register(c *conn) {
 		}
 	}
 }
+
+// admit takes one of MaxConnections session slots and reports whether one
+// was free; release gives an admitted session's slot back.
+func (s *Server) admit() bool {
+	if s.sessions.Add(1) > int64(s.cfg.MaxConnections) {
+		s.sessions.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.sessions.Add(-1) }
 
 func (s *Server) unregister(c *conn) {
 	s.mu.Lock()

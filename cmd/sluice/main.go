@@ -43,6 +43,7 @@ Flags of serve (each also read from the environment variable shown):
   --tls-cert FILE      TLS certificate for client connections (SLUICE_TLS_CERT)
   --tls-key FILE       TLS private key (SLUICE_TLS_KEY)
   --max-message-size N largest protocol message in bytes (SLUICE_MAX_MESSAGE_SIZE, default 67108864)
+  --max-connections N  client sessions served at once; more get 53300 (SLUICE_MAX_CONNECTIONS, default 100)
   --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
 
 Environment only:
@@ -66,6 +67,7 @@ type Config struct {
 	TLSCert        string
 	TLSKey         string
 	MaxMessageSize int
+	MaxConnections int
 	LogLevel       slog.Level
 }
 
@@ -83,6 +85,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if c.MaxConnections < 1 {
+		return fmt.Errorf("invalid --max-connections %d: must be at least 1", c.MaxConnections)
 	}
 	return nil
 }
@@ -117,6 +122,11 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_MAX_MESSAGE_SIZE: %w", err)
 	}
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", maxMsg, "")
+	maxConns, err := strconv.Atoi(envOr("SLUICE_MAX_CONNECTIONS", strconv.Itoa(server.DefaultMaxConnections)))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_MAX_CONNECTIONS: %w", err)
+	}
+	fs.IntVar(&cfg.MaxConnections, "max-connections", maxConns, "")
 	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -196,7 +206,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
-	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger})
+	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
+		MaxSessions: cfg.MaxConnections})
 	if err != nil {
 		return err
 	}
@@ -204,7 +215,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return err
 	}
 	defer ex.Close()
-	scfg := server.Config{Password: cfg.Password, MaxMessageSize: cfg.MaxMessageSize, Logger: logger}
+	scfg := server.Config{Password: cfg.Password, MaxMessageSize: cfg.MaxMessageSize, MaxConnections: cfg.MaxConnections, Logger: logger}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {

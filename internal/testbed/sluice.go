@@ -44,6 +44,8 @@ type Options struct {
 	TLS *tls.Config
 	// MaxMessageSize bounds protocol messages (0: the server's default).
 	MaxMessageSize int
+	// MaxConnections bounds concurrent sessions (0: the server's default).
+	MaxConnections int
 }
 
 // StartSluice starts a server on a random loopback port with its catalog in
@@ -77,7 +79,8 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 		store.Close()
 		return nil, err
 	}
-	srv, err := server.New(server.Config{Password: password, Logger: logger, TLS: opts.TLS, MaxMessageSize: opts.MaxMessageSize}, ex)
+	srv, err := server.New(server.Config{Password: password, Logger: logger, TLS: opts.TLS, MaxMessageSize: opts.MaxMessageSize,
+		MaxConnections: opts.MaxConnections}, ex)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -1,0 +1,64 @@
+package executor
+
+import (
+	"errors"
+	"regexp"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/sqlerr"
+)
+
+// readerRole matches the name of the catalog's internal reader role
+// (sluice_reader_ and hex digits, see catalog.Store.ReaderIsolated), which
+// clients never see: they log in as Sluice's own user.
+var readerRole = regexp.MustCompile(`sluice_reader_[0-9a-f]+`)
+
+// hiddenRole stands in for the reader role's name in messages.
+const hiddenRole = "(the session's catalog role)"
+
+// catalogConnectError is the client's error for a session that could not
+// connect to the catalog: 53300 when the catalog's server has no connection
+// slot free, otherwise 08004 with the cause; neither names the reader role
+// nor repeats pgconn's "failed to connect to `user=...`" prefix.
+func catalogConnectError(err error) *sqlerr.Error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgerrcode.TooManyConnections {
+		return sqlerr.New(pgerrcode.TooManyConnections, "sorry, too many clients already").
+			WithDetail("The catalog database has no connection free for this session: %s.", hideRoles(pe.Message)).
+			WithHint("Close idle sessions, lower Sluice's --max-connections, or raise max_connections on the catalog's server.")
+	}
+	cause := err
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		if inner := errors.Unwrap(ce); inner != nil {
+			cause = inner
+		}
+	}
+	msg := cause.Error()
+	if pe != nil {
+		msg = pe.Message
+	}
+	return sqlerr.New(pgerrcode.SQLServerRejectedEstablishmentOfSQLConnection, "connect to catalog: %s", hideRoles(msg))
+}
+
+// hideRoles replaces every reader role name in s.
+func hideRoles(s string) string {
+	return readerRole.ReplaceAllString(s, hiddenRole)
+}
+
+// withoutRoles returns err, or a copy of its SQL error with the reader
+// role's name replaced in every text field that names it.
+func withoutRoles(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := sqlerr.From(err)
+	if !readerRole.MatchString(e.Message + e.Detail + e.Hint + e.Where + e.InternalQuery) {
+		return err
+	}
+	cp := *e
+	cp.Message, cp.Detail, cp.Hint = hideRoles(e.Message), hideRoles(e.Detail), hideRoles(e.Hint)
+	cp.Where, cp.InternalQuery = hideRoles(e.Where), hideRoles(e.InternalQuery)
+	return &cp
+}
