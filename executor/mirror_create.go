@@ -24,7 +24,10 @@ import (
 // or catalog row is left behind.
 func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w server.ResultWriter) error {
 	store := s.ex.cfg.Store
-	if _, err := store.GetMirror(ctx, st.Name); err == nil {
+	if m, err := store.GetMirror(ctx, st.Name); err == nil {
+		if wantsResync(st) {
+			return s.recreateMirror(ctx, st, m, w)
+		}
 		if st.IfNotExists {
 			_ = w.Notice(sqlerr.Notice("mirror %q already exists, skipping", st.Name))
 			return w.Complete("CREATE MIRROR")
@@ -37,6 +40,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err != nil {
 		return optionError(err, st.Options, st.NamePos)
 	}
+	delete(opts, "resync") // an action on an existing mirror, not a setting
 	cfg := configOf(opts)
 	srcCfg, err := s.mirrorPeer(ctx, st.Source, st.SourcePos)
 	if err != nil {
