@@ -565,3 +565,47 @@ func TestLoadKeyFile(t *testing.T) {
 		mustOpen(t, url, again)
 	})
 }
+
+// TestDiscardMirror: a mirror discarded after a failed CREATE MIRROR leaves
+// no row and no event of its own, and no "dropped" event; the history of an
+// earlier mirror of the same name stays.
+func TestDiscardMirror(t *testing.T) {
+	url := cluster.NewDB(t)
+	s := mustOpen(t, url, testKey(1))
+	ctx := testCtx(t)
+	for _, name := range []string{"a", "b"} {
+		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
+		if err := s.CreatePeer(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
+		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
+	// An earlier mirror m, created and dropped: its two events stay.
+	if err := s.CreateMirror(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMirror(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateMirror(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DiscardMirror(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	var kinds string
+	var mirrors, tables int
+	if err := conn.QueryRow(ctx, `SELECT coalesce(string_agg(kind, ',' ORDER BY id), ''),
+		(SELECT count(*) FROM sluice.mirrors), (SELECT count(*) FROM sluice.mirror_tables)
+		FROM sluice.mirror_events WHERE mirror = 'm'`).Scan(&kinds, &mirrors, &tables); err != nil {
+		t.Fatal(err)
+	}
+	if kinds != "created,dropped" || mirrors != 0 || tables != 0 {
+		t.Fatalf("after discard: events %q, %d mirrors, %d tables; want the earlier mirror's created,dropped and nothing else", kinds, mirrors, tables)
+	}
+	if err := s.DiscardMirror(ctx, "m"); !errors.Is(err, catalog.ErrMirrorNotFound) {
+		t.Fatalf("second discard: %v, want ErrMirrorNotFound", err)
+	}
+}

@@ -229,6 +229,31 @@ func (s *Store) DeleteMirror(ctx context.Context, name string) error {
 	})
 }
 
+// DiscardMirror undoes CreateMirror for a CREATE MIRROR that failed before
+// its mirror ran: it removes the mirror, its tables and every event since
+// its "created" event (events of an earlier mirror of the same name stay),
+// in one transaction and with no "dropped" event, so that the refused
+// statement leaves no trace. It fails wrapping ErrMirrorNotFound when the
+// mirror is gone. Not for a mirror that ran: use DeleteMirror.
+func (s *Store) DiscardMirror(ctx context.Context, name string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM sluice.mirrors WHERE name = $1`, name)
+		if err != nil {
+			return fmt.Errorf("discard mirror %q: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("discard mirror %q: %w", name, ErrMirrorNotFound)
+		}
+		_, err = tx.Exec(ctx, `
+DELETE FROM sluice.mirror_events
+WHERE mirror = $1 AND id >= (SELECT max(id) FROM sluice.mirror_events WHERE mirror = $1 AND kind = 'created')`, name)
+		if err != nil {
+			return fmt.Errorf("discard mirror %q: events: %w", name, err)
+		}
+		return nil
+	})
+}
+
 // update runs one UPDATE of sluice.mirrors for mirror name, with an event
 // when kind is not empty. It fails wrapping ErrMirrorNotFound when the
 // mirror is gone.

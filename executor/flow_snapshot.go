@@ -278,7 +278,7 @@ func (f *flow) plan(ctx context.Context, src *pgx.Conn, t mirrorTable, ts *conne
 			ts.EstimatedRows = ts.Pages * 50
 		}
 	}
-	plan := postgres.PlanPartitions(ts.Pages, ts.EstimatedRows, f.cfg.RowsPerPartition)
+	plan := postgres.PlanPartitions(ts.Pages, ts.EstimatedRows, f.cfg.rowsPerPartition(ts.EstimatedRows))
 	raw, err := json.Marshal(plan)
 	if err != nil {
 		return nil, err

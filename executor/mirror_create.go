@@ -20,11 +20,17 @@ import (
 // createMirror validates everything before touching anything, then stores
 // the mirror, makes the publication and the destination tables, and hands
 // the mirror to its runner, which creates the slot and loads and streams.
-// A failure before the hand-off undoes what was made: no publication, table
-// or catalog row is left behind.
+// A failure before the hand-off undoes what was made: no publication, table,
+// catalog row or mirror event is left behind (store.DiscardMirror). The row
+// is stored before the publication and tables are made so that a Sluice
+// killed half-way resumes the mirror's setup rather than leaving them
+// orphaned.
 func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w server.ResultWriter) error {
 	store := s.ex.cfg.Store
-	if _, err := store.GetMirror(ctx, st.Name); err == nil {
+	if m, err := store.GetMirror(ctx, st.Name); err == nil {
+		if wantsResync(st) {
+			return s.recreateMirror(ctx, st, m, w)
+		}
 		if st.IfNotExists {
 			_ = w.Notice(sqlerr.Notice("mirror %q already exists, skipping", st.Name))
 			return w.Complete("CREATE MIRROR")
@@ -37,6 +43,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err != nil {
 		return optionError(err, st.Options, st.NamePos)
 	}
+	delete(opts, "resync") // an action on an existing mirror, not a setting
 	cfg := configOf(opts)
 	srcCfg, err := s.mirrorPeer(ctx, st.Source, st.SourcePos)
 	if err != nil {
@@ -66,6 +73,12 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err := validateNames(ctx, src, cfg); err != nil {
 		return err
 	}
+	if err := checkAddedColumns(cfg, tables, schemas); err != nil {
+		return err
+	}
+	if err := dest.check(cfg, tables, schemas); err != nil {
+		return err
+	}
 
 	m := catalog.Mirror{Name: st.Name, SourcePeer: st.Source, DestinationPeer: st.Destination, Options: opts,
 		Publication: cfg.Publication, Slot: cfg.Slot}
@@ -87,7 +100,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		// Undo, so that nothing is left half made.
 		_ = postgres.DropPublication(context.Background(), src, cfg.Publication)
 		dest.undo(tables)
-		_ = store.DeleteMirror(context.Background(), st.Name)
+		_ = store.DiscardMirror(context.Background(), st.Name)
 		return fmt.Errorf("create mirror %q: %w", st.Name, err)
 	}
 	for i, t := range tables {
@@ -123,6 +136,9 @@ type mirrorDest interface {
 	ordered() bool
 	// exists reports whether a destination table exists.
 	exists(ctx context.Context, name connectors.TableName) (bool, error)
+	// check refuses, naming the table, what prepare would fail to make
+	// from tables (their source schemas in schemas). No I/O.
+	check(cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
 	// prepare makes the metadata and the destination tables.
 	prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
 	// undo drops what prepare made, best effort.
@@ -171,6 +187,10 @@ func (d *postgresDest) close()                { d.conn.Close(context.Background(
 // generatedNotices: none, a Postgres destination table has the source's
 // generated columns with the same expressions (see postgres.CreateTableDDL).
 func (d *postgresDest) generatedNotices(mapping, *connectors.TableSchema) []string { return nil }
+
+// check: nothing beyond checkAddedColumns; a Postgres destination table
+// has the source's columns and types.
+func (d *postgresDest) check(mirrorConfig, []mapping, []*connectors.TableSchema) error { return nil }
 
 func (d *postgresDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
 	return postgres.TableExists(ctx, d.conn, name)
@@ -313,6 +333,31 @@ func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables [
 		schemas[i] = ts
 	}
 	return schemas, nil
+}
+
+// checkAddedColumns refuses a soft_delete_col_name or synced_at_col_name
+// that is the name of a replicated or generated column of a source table:
+// the destination table could not have both.
+func checkAddedColumns(cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
+	for i, t := range tables {
+		for _, opt := range []struct{ key, col string }{
+			{"soft_delete_col_name", cfg.SoftDeleteColumn}, {"synced_at_col_name", cfg.SyncedAtColumn},
+		} {
+			if opt.col == "" {
+				continue
+			}
+			clash := schemas[i].ColumnIndex(opt.col) >= 0
+			for _, g := range schemas[i].Generated {
+				clash = clash || g.Name == opt.col
+			}
+			if clash {
+				return sqlerr.New(pgerrcode.DuplicateColumn, "%s %q is a column of source table %s", opt.key, opt.col, t.source).
+					WithPosition(int(t.pos)).
+					WithHint("Choose another name for the column Sluice adds, or exclude the source column.")
+			}
+		}
+	}
+	return nil
 }
 
 // checkOrderBy checks a ClickHouse sorting key of table: its columns exist

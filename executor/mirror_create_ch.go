@@ -76,6 +76,19 @@ func (d *clickHouseDest) exists(ctx context.Context, name connectors.TableName) 
 	return clickhouse.TableExists(ctx, d.conn, name)
 }
 
+// check builds each table's DDL, which refuses what ClickHouse cannot
+// have (a sorting key column it cannot sort by, a column that clashes with
+// Sluice's own).
+func (d *clickHouseDest) check(cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
+	for i, t := range tables {
+		if _, err := clickhouse.CreateTableDDL(t.dest, schemas[i], d.info, chTableOptions(cfg, t.orderBy)); err != nil {
+			return sqlerr.New(pgerrcode.FeatureNotSupported, "destination table %s cannot be made: %v", t.dest, err).
+				WithPosition(int(t.pos))
+		}
+	}
+	return nil
+}
+
 func (d *clickHouseDest) prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
 	if err := clickhouse.EnsureMetadata(ctx, d.conn, d.cfg.Database); err != nil {
 		return err

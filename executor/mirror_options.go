@@ -40,27 +40,35 @@ var mirrorOptions = map[string]optionSpec{
 	"snapshot_num_rows_per_partition": {kind: optInt, def: "250000", min: 1, doc: "rows per snapshot partition"},
 	"snapshot_max_parallel_workers":   {kind: optInt, def: "4", min: 1, doc: "parallel copy workers"},
 	"snapshot_num_tables_in_parallel": {kind: optInt, def: "1", min: 1, doc: "tables copied at once"},
-	"max_batch_size":                  {kind: optInt, def: "250000", min: 1, doc: "most row changes per CDC batch"},
-	"sync_interval":                   {kind: optInt, def: "1", min: 0, doc: "seconds a change may wait in a batch"},
-	"soft_delete_col_name":            {kind: optIdent, doc: "boolean column set true on delete instead of deleting"},
-	"synced_at_col_name":              {kind: optIdent, doc: "timestamptz column set when a row is written"},
-	"replicate_indexes":               {kind: optBool, def: "false", doc: "recreate the source's indexes on the destination"},
-	"replicate_foreign_keys":          {kind: optBool, def: "false", doc: "recreate foreign keys between mirrored tables"},
-	"resync_strategy":                 {kind: optStrategy, def: "truncate", doc: "default strategy of RESYNC TABLE"},
-	"disable_peerdb_columns":          {kind: optNotApplicable, doc: "PeerDB columns are never added to Postgres destinations"},
-	"snapshot_staging_path":           {kind: optNotApplicable, doc: "Sluice streams without staging files"},
-	"cdc_staging_path":                {kind: optNotApplicable, doc: "Sluice streams without staging files"},
-	"script":                          {kind: optNotApplicable, doc: "row transformation scripts are not supported"},
-	"system":                          {kind: optNotApplicable, doc: "PeerDB's execution system choice"},
+	"snapshot_num_partitions_override": {kind: optInt, def: "0", min: 0,
+		doc: "partitions of each table's initial load, overriding snapshot_num_rows_per_partition (0: no override)"},
+	// resync is an action, not a setting: it is never stored (see
+	// createMirror and recreateMirror).
+	"resync":                 {kind: optBool, doc: "re-create an existing mirror of the same definition as a full resync (RESYNC MIRROR)"},
+	"max_batch_size":         {kind: optInt, def: "250000", min: 1, doc: "most row changes per CDC batch"},
+	"sync_interval":          {kind: optInt, def: "1", min: 0, doc: "seconds a change may wait in a batch"},
+	"soft_delete_col_name":   {kind: optIdent, doc: "boolean column set true on delete instead of deleting"},
+	"synced_at_col_name":     {kind: optIdent, doc: "timestamptz column set when a row is written"},
+	"replicate_indexes":      {kind: optBool, def: "false", doc: "recreate the source's indexes on the destination"},
+	"replicate_foreign_keys": {kind: optBool, def: "false", doc: "recreate foreign keys between mirrored tables"},
+	"resync_strategy":        {kind: optStrategy, def: "truncate", doc: "default strategy of RESYNC TABLE"},
+	"disable_peerdb_columns": {kind: optNotApplicable, doc: "PeerDB columns are never added to Postgres destinations"},
+	"snapshot_staging_path":  {kind: optNotApplicable, doc: "Sluice streams without staging files"},
+	"cdc_staging_path":       {kind: optNotApplicable, doc: "Sluice streams without staging files"},
+	"script":                 {kind: optNotApplicable, doc: "row transformation scripts are not supported"},
+	"system":                 {kind: optNotApplicable, doc: "PeerDB's execution system choice"},
 }
 
 // mirrorConfig is a mirror's validated options with defaults applied.
 type mirrorConfig struct {
-	DoInitialCopy        bool
-	InitialCopyOnly      bool
-	Publication          string
-	Slot                 string
-	RowsPerPartition     int64
+	DoInitialCopy    bool
+	InitialCopyOnly  bool
+	Publication      string
+	Slot             string
+	RowsPerPartition int64
+	// PartitionsOverride, when positive, is the number of partitions of
+	// a table's initial load (see rowsPerPartition).
+	PartitionsOverride   int64
 	MaxParallelWorkers   int
 	TablesInParallel     int
 	MaxBatchSize         int
@@ -167,6 +175,7 @@ func configOf(opts map[string]string) mirrorConfig {
 		Publication:          opts["publication_name"],
 		Slot:                 opts["replication_slot_name"],
 		RowsPerPartition:     atoi("snapshot_num_rows_per_partition"),
+		PartitionsOverride:   atoi("snapshot_num_partitions_override"),
 		MaxParallelWorkers:   int(atoi("snapshot_max_parallel_workers")),
 		TablesInParallel:     int(atoi("snapshot_num_tables_in_parallel")),
 		MaxBatchSize:         int(atoi("max_batch_size")),
@@ -177,4 +186,15 @@ func configOf(opts map[string]string) mirrorConfig {
 		ReplicateForeignKeys: opts["replicate_foreign_keys"] == "true",
 		ResyncStrategy:       opts["resync_strategy"],
 	}
+}
+
+// rowsPerPartition is the partition size of the initial load of a table of
+// about estRows rows: snapshot_num_rows_per_partition, or, with
+// snapshot_num_partitions_override, the size that splits the table into
+// that many partitions (fewer when the table has fewer pages or rows).
+func (c mirrorConfig) rowsPerPartition(estRows int64) int64 {
+	if c.PartitionsOverride <= 0 || estRows <= 0 {
+		return c.RowsPerPartition
+	}
+	return max(1, (estRows+c.PartitionsOverride-1)/c.PartitionsOverride)
 }

@@ -95,7 +95,7 @@ func removeSpans(text string, spans []span) string {
 
 // literalPositions maps positions in EXECUTE's query (the literal's value)
 // to the literal as the client wrote it. Only a standard '...' string
-// (doubled quotes) and a dollar-quoted one can be mapped; for others
+// (doubled quotes), PeerDB's "..." and a dollar-quoted one can be mapped; for others
 // (E'...' with its escapes, U&'...') positions are dropped rather than
 // wrong.
 func literalPositions(st *sqlext.ExecutePeer) func(int) int {
@@ -127,24 +127,27 @@ func literalIndex(raw, value string) []int {
 			index = append(index, k+1+i)
 		}
 		return index
-	case strings.HasPrefix(raw, "'"):
+	case strings.HasPrefix(raw, "'"), strings.HasPrefix(raw, `"`):
+		// '...' with doubled quotes, or PeerDB's "..." with doubled
+		// double quotes.
+		q := raw[0]
 		var got strings.Builder
 		i := 1
 		for i < len(raw) {
-			if raw[i] != '\'' {
+			if raw[i] != q {
 				got.WriteByte(raw[i])
 				index = append(index, i)
 				i++
 				continue
 			}
-			if i+1 < len(raw) && raw[i+1] == '\'' {
-				got.WriteByte('\'')
+			if i+1 < len(raw) && raw[i+1] == q {
+				got.WriteByte(q)
 				index = append(index, i)
 				i += 2
 				continue
 			}
 			// The end of the literal, or of one part of 'a'\n'b'.
-			next := strings.IndexByte(raw[i+1:], '\'')
+			next := strings.IndexByte(raw[i+1:], q)
 			if next < 0 {
 				break
 			}

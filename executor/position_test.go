@@ -91,4 +91,23 @@ func TestQueryLiteral(t *testing.T) {
 	if got := literalPositions(st)(3); string([]rune(full)[got-1]) != "y" {
 		t.Fatalf("position 3 of %q maps to %d", st.Query, got)
 	}
+
+	// PeerDB's double-quoted form maps the same way.
+	full = `SELECT 1; EXECUTE "Pé"( "SELECT ""é"" nosuch" )`
+	stmts, err = sqlext.Parse(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = stmts[1].(*sqlext.ExecutePeer)
+	if st.Query != `SELECT "é" nosuch` {
+		t.Fatalf("Query = %q", st.Query)
+	}
+	raw, pos, ok = st.QueryLiteral()
+	if !ok || raw != `"SELECT ""é"" nosuch"` || string([]rune(full)[int(pos)-1:int(pos)-1+len([]rune(raw))]) != raw {
+		t.Fatalf("QueryLiteral = %q at %d, %v", raw, pos, ok)
+	}
+	at := strings.Index(st.Query, "nosuch") + 1
+	if got := literalPositions(st)(len([]rune(st.Query[:at]))); string([]rune(full)[got-1:got+5]) != "nosuch" {
+		t.Fatalf("position of nosuch in %q maps to %d", st.Query, got)
+	}
 }

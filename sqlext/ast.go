@@ -121,7 +121,7 @@ type DropPeer struct {
 	NamePos  Pos
 }
 
-// ExecutePeer is EXECUTE peer('raw sql').
+// ExecutePeer is EXECUTE peer('raw sql'), or PeerDB's EXECUTE peer("raw sql").
 type ExecutePeer struct {
 	Text    string
 	Peer    string
@@ -130,14 +130,15 @@ type ExecutePeer struct {
 }
 
 // QueryLiteral locates the string literal that Query was decoded from: it
-// returns the literal as written (quotes, E or U& prefix and all) and the
+// returns the literal as written (quotes, E or U& prefix and all; a
+// double-quoted one for PeerDB's EXECUTE peer("...")) and the
 // 1-based character position of its first character in the text given to
 // Parse (the same base as PeerPos). ok is false when Text does not have the
 // shape EXECUTE name(literal), which Parse never returns. It scans Text again
 // with Postgres' scanner, does no I/O and is safe for concurrent use.
 func (s *ExecutePeer) QueryLiteral() (raw string, pos Pos, ok bool) {
 	toks, err := scan(s.Text)
-	if err != nil || len(toks) < 5 || toks[2].kind != tokLParen || !toks[3].isString() {
+	if err != nil || len(toks) < 5 || toks[2].kind != tokLParen || !toks[3].isString() && !toks[3].isQuoted() {
 		return "", 0, false
 	}
 	name, lit := toks[1], toks[3]

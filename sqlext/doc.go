@@ -21,6 +21,7 @@
 //	CREATE PEER [IF NOT EXISTS] name FROM type [WITH (options)]
 //	DROP PEER [IF EXISTS] name
 //	EXECUTE peer('query')
+//	EXECUTE peer("query")        -- PeerDB's form: the quoted identifier's text
 //
 //	CREATE MIRROR [IF NOT EXISTS] name FROM source TO destination
 //	    WITH TABLE MAPPING (mapping [, ...]) [WITH (options)]
@@ -34,8 +35,8 @@
 // type is one of POSTGRES, CLICKHOUSE, MYSQL, SNOWFLAKE, BIGQUERY, in any
 // case.
 //
-// EXECUTE is ours only in exactly the two shapes above: EXECUTE word(string
-// literal) and EXECUTE MIRROR name. Any other EXECUTE, such as EXECUTE
+// EXECUTE is ours only in exactly these shapes: EXECUTE word(string
+// literal), EXECUTE word("double-quoted text") and EXECUTE MIRROR name. Any other EXECUTE, such as EXECUTE
 // stmt(1, 2), is Postgres' EXECUTE of a prepared statement and passes
 // through. Note that EXECUTE stmt('x') has the peer shape; the executor tells
 // the two apart by whether a peer of that name exists.

@@ -147,6 +147,22 @@ var peerCases = []parseCase{
 		want: []Statement{&ExecutePeer{Text: `EXECUTE pg(E'a\'b')`, Peer: "pg", PeerPos: 9, Query: "a'b"}},
 	},
 	{
+		name: "peer/execute double quoted (PeerDB)",
+		sql:  `EXECUTE pg("SELECT 'a', ""b"" FROM t")`,
+		want: []Statement{&ExecutePeer{Text: `EXECUTE pg("SELECT 'a', ""b"" FROM t")`, Peer: "pg", PeerPos: 9, Query: `SELECT 'a', "b" FROM t`}},
+	},
+	{
+		name: "peer/execute double quoted longer than a name is not truncated",
+		sql:  `EXECUTE pg("SELECT 1 AS a_column_name_that_is_long, 2 AS another_long_column_name, 3 AS c")`,
+		want: []Statement{&ExecutePeer{Text: `EXECUTE pg("SELECT 1 AS a_column_name_that_is_long, 2 AS another_long_column_name, 3 AS c")`,
+			Peer: "pg", PeerPos: 9, Query: "SELECT 1 AS a_column_name_that_is_long, 2 AS another_long_column_name, 3 AS c"}},
+	},
+	{
+		name: "peer/execute double quoted then more is a prepared statement",
+		sql:  `EXECUTE pg("a", "b")`,
+		want: []Statement{pass(`EXECUTE pg("a", "b")`, 0)},
+	},
+	{
 		name: "peer/execute with numbers is a prepared statement",
 		sql:  "EXECUTE stmt(1, 2)",
 		want: []Statement{pass("EXECUTE stmt(1, 2)", 0)},

@@ -54,7 +54,8 @@ func (p *parser) dropPeer(text string) (*DropPeer, error) {
 }
 
 // isExecutePeer reports whether the statement is exactly EXECUTE name(
-// 'string' ). Any other EXECUTE is Postgres' own (a prepared statement).
+// 'string' ) or PeerDB's EXECUTE name( "string" ). Any other EXECUTE is
+// Postgres' own (a prepared statement).
 func (p *parser) isExecutePeer() bool {
 	if !p.peekN(1).isWord() || p.peekN(2).kind != tokLParen {
 		return false
@@ -63,11 +64,16 @@ func (p *parser) isExecutePeer() bool {
 	defer func() { p.i = saved }()
 	p.i += 3
 	n := p.stringSpan()
+	if n == 0 && p.peek().isQuoted() {
+		n = 1
+	}
 	return n > 0 && p.peekN(n).kind == tokRParen && p.i+n+1 == len(p.toks)-1
 }
 
-// executePeer parses EXECUTE name('string'); isExecutePeer has checked the
-// shape.
+// executePeer parses EXECUTE name('string') or EXECUTE name("string");
+// isExecutePeer has checked the shape. The double-quoted form is PeerDB's:
+// its text is the identifier's, with doubled quotes undoubled and nothing
+// truncated (a query is not a name).
 func (p *parser) executePeer(text string) (*ExecutePeer, error) {
 	p.next() // EXECUTE
 	s := &ExecutePeer{Text: text}
@@ -78,7 +84,10 @@ func (p *parser) executePeer(text string) (*ExecutePeer, error) {
 	if err := p.expectKind(tokLParen, `"(" after peer name`); err != nil {
 		return nil, err
 	}
-	if s.Query, err = p.stringLit(); err != nil {
+	if t := p.peek(); t.isQuoted() {
+		s.Query = t.ident()
+		p.next()
+	} else if s.Query, err = p.stringLit(); err != nil {
 		return nil, err
 	}
 	if err := p.expectKind(tokRParen, `")" after query`); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -26,7 +27,11 @@ func ReadPartition(ctx context.Context, src *pgx.Conn, source connectors.TableNa
 	if len(columns) == 0 {
 		return 0, errors.New("read partition: no columns")
 	}
-	query := "COPY (" + partitionQuery(source, quotedList(columns), p) + ") TO STDOUT (FORMAT binary)"
+	exprs, err := readExprs(ctx, src, source, columns)
+	if err != nil {
+		return 0, fmt.Errorf("read %s partition %d: %w", source, p.Index, err)
+	}
+	query := "COPY (" + partitionQuery(source, exprs, p) + ") TO STDOUT (FORMAT binary)"
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	rctx, cancel := context.WithCancel(ctx)
@@ -51,6 +56,31 @@ func ReadPartition(ctx context.Context, src *pgx.Conn, source connectors.TableNa
 		return n, fmt.Errorf("read %s partition %d: %w", source, p.Index, err)
 	}
 	return n, nil
+}
+
+// readExprs returns the SELECT expressions that read columns of source:
+// each column quoted, xml ones cast to text. xml's send function drops a
+// declaration that says only version="1.0"; the text is the value as
+// stored, and its binary form is the same string xml's would be.
+func readExprs(ctx context.Context, src *pgx.Conn, source connectors.TableName, columns []string) ([]string, error) {
+	rows, err := src.Query(ctx, `
+SELECT a.attname::text FROM pg_attribute a
+WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.atttypid = $2 AND a.attname = ANY($3)`,
+		source.Quoted(), uint32(xmlOID), columns)
+	if err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	xml, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read column types: %w", err)
+	}
+	exprs := quotedList(columns)
+	for i, c := range columns {
+		if slices.Contains(xml, c) {
+			exprs[i] += "::text"
+		}
+	}
+	return exprs, nil
 }
 
 func quotedList(columns []string) []string {

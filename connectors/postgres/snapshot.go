@@ -284,6 +284,13 @@ type copyPlan struct {
 	staged   bool
 }
 
+// The oids of xml and xml[] (pg_type.dat), whose values the load reads as
+// text (see planCopy).
+const (
+	xmlOID      = 142
+	xmlArrayOID = 143
+)
+
 // planCopy reads the source types of the job's columns (inside the
 // snapshot transaction) and decides how each travels.
 func planCopy(ctx context.Context, src *pgx.Conn, job CopyJob) (*copyPlan, error) {
@@ -329,6 +336,21 @@ WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a
 			return nil, fmt.Errorf("column %s of %s not found on the source", c, job.Source)
 		}
 		p.srcExprs[i] = quoteIdent(c)
+		switch attrs[k].typ {
+		case xmlOID:
+			// xml's output and send functions drop a declaration that
+			// says only version="1.0"; the value's text is as stored, and
+			// text's binary form is what xml's receive function reads.
+			p.srcExprs[i] = quoteIdent(c) + "::text"
+			continue
+		case xmlArrayOID:
+			// An array's binary form names its element type: staged as
+			// text[], cast to xml[] on the destination.
+			p.srcExprs[i] = quoteIdent(c) + "::text[]"
+			p.asText[i] = true
+			p.staged = true
+			continue
+		}
 		if !attrs[k].user {
 			continue
 		}
