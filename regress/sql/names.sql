@@ -65,6 +65,11 @@ $$);
 \set ECHO all
 \unset wait_probe
 SELECT :'s' = :'d' AS same_rows;
+-- The counters are recorded in the catalog just after the destination
+-- commits the changes, so wait for them too.
+\set wait_for 'SELECT sum(inserts + updates + deletes) = 24 AS done FROM mirror_tables WHERE mirror = ''dot'''
+\ir include/wait.sql
+\set ECHO all
 SELECT source_table, inserts, updates, deletes FROM mirror_tables WHERE mirror = 'dot' ORDER BY 1;
 -- Reading through Sluice by peer name, with the names quoted.
 SELECT id, "Val.Ue" FROM dst."sch.ema"."Upper.Dot" WHERE id IN (1, 11) ORDER BY id;
