@@ -147,12 +147,12 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 		if err != nil {
 			return err
 		}
-		f.shadows = make(map[connectors.TableName]connectors.TableName)
+		shadows := make(map[connectors.TableName]connectors.TableName, len(owned))
 		for live, o := range owned {
-			f.shadows[live] = o.Name
+			shadows[live] = o.Name
 		}
-		if missing := f.shadowsMissing(); missing != "" {
-			return f.restartResync(ctx, missing)
+		if err := f.adoptShadows(ctx, shadows); err != nil {
+			return err
 		}
 	}
 	tables := f.tables()

@@ -169,6 +169,17 @@ func (f *flow) reserved() []connectors.TableName {
 	return out
 }
 
+// adoptShadows sets f.shadows from the shadow tables recorded on the
+// destination (live table to shadow name), and sends the resync back to
+// SETUP when one of the mirror's tables has none.
+func (f *flow) adoptShadows(ctx context.Context, shadows map[connectors.TableName]connectors.TableName) error {
+	f.shadows = shadows
+	if missing := f.shadowsMissing(); missing != "" {
+		return f.restartResync(ctx, missing)
+	}
+	return nil
+}
+
 // shadowsMissing names the tables of a full resync that have no shadow
 // table in f.shadows ("" when all have one).
 func (f *flow) shadowsMissing() string {
