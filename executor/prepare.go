@@ -41,6 +41,9 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if err != nil {
 			return nil, err
 		}
+		if r.write != "" || r.cursor != nil {
+			return s.preparePeerStatement(ctx, r, paramOIDs)
+		}
 		if r.peer != "" && s.TxStatus() == 'E' {
 			return nil, errAborted()
 		}
@@ -218,6 +221,7 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 	err := relay(rr, w, false, b.fromPeer)
 	if b.catalogStmt != nil {
 		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
+		b.s.afterCatalog(ctx, b.catalogStmt.Stmt.Stmt, before, err)
 	}
 	if !b.fromPeer {
 		b.s.enforceReadOnly(ctx)
