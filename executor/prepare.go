@@ -220,8 +220,8 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 	rr := b.conn.ExecPrepared(ctx, b.sd.Name, params, paramFormats, resultFormats)
 	err := relay(rr, w, false, b.fromPeer)
 	if b.catalogStmt != nil {
-		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
 		b.s.afterCatalog(ctx, b.catalogStmt.Stmt.Stmt, before, err)
+		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
 	}
 	if !b.fromPeer {
 		b.s.enforceReadOnly(ctx)
