@@ -148,6 +148,10 @@ FETCH 1 FROM e;
 FETCH BACKWARD 1 FROM e;
 FETCH 1 FROM e;
 ROLLBACK;
+-- DISCARD ALL closes the peers' cursors too.
+DECLARE d CURSOR WITH HOLD FOR SELECT id FROM src.public.t;
+DISCARD ALL;
+FETCH 1 FROM d;
 -- The peer connection is left read-only, with no transaction or cursor
 -- open.
 SELECT current_setting('transaction_read_only') AS read_only, count(*) AS open_cursors,
