@@ -28,6 +28,11 @@ CLOSE "c";
 COMMIT;
 \set QUIET on
 
+-- psql's FETCH_COUNT reads a query's rows through a cursor too.
+\set FETCH_COUNT 4
+SELECT id, v FROM src.public.t WHERE id <= 6 ORDER BY id;
+\unset FETCH_COUNT
+
 -- Every direction of a SCROLL cursor, and MOVE.
 BEGIN;
 DECLARE s SCROLL CURSOR FOR SELECT id, v FROM src.public.t WHERE id <= 6 ORDER BY id;
