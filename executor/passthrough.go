@@ -46,8 +46,9 @@ func (r route) clickHouse() bool { return r.target.Type == string(sqlext.PeerCli
 // (peer.schema.table) or of a four-part column name (peer.schema.table.col)
 // runs on that peer with the peer part removed, if it only reads; so does
 // one naming a ClickHouse peer as the first part of a two-part table name
-// (peer.table) or three-part column name (peer.table.col). All other
-// statements run on the catalog, read-only.
+// (peer.table) or three-part column name (peer.table.col). Writes by peer
+// name (peerwrite.go) and cursors over a peer (peercursor.go) run on the
+// peer too. All other statements run on the catalog, read-only.
 func (s *session) routeOf(ctx context.Context, full string, p *sqlext.Passthrough) (route, error) {
 	r, err := s.route(ctx, full, p)
 	if err != nil && s.TxStatus() == 'E' {
