@@ -26,9 +26,9 @@ import (
 // and ROLLBACK of the block end it the same way (a WITHOUT HOLD cursor
 // closes at COMMIT, every cursor declared in the block at ROLLBACK),
 // SAVEPOINT, RELEASE and ROLLBACK TO are followed, and reads by peer name
-// in the block run in it. Outside a block only WITH HOLD cursors can be
-// declared, as in Postgres. Cursor names are one namespace across the
-// catalog and every peer.
+// in the block run in it; it has the block's isolation level. Outside a
+// block only WITH HOLD cursors can be declared, as in Postgres. Cursor
+// names are one namespace across the catalog and every peer.
 
 // Cursor option bits of DeclareCursorStmt.options (Postgres' parsenodes.h).
 const cursorOptHold = 0x20
@@ -196,15 +196,23 @@ func (s *session) beforeDeclare(ctx context.Context, r route, conn *pgconn.PgCon
 	if err != nil {
 		return err
 	}
-	res := cat.ExecParams(ctx, "SELECT 1 FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.=) $1",
-		[][]byte{[]byte(r.cursor.name)}, nil, nil, nil).Read()
+	res := cat.ExecParams(ctx, `SELECT EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.=) $1),
+		pg_catalog.current_setting('transaction_isolation')`, [][]byte{[]byte(r.cursor.name)}, nil, nil, nil).Read()
 	if res.Err != nil {
 		return res.Err
 	}
-	if len(res.Rows) > 0 {
+	if len(res.Rows) != 1 || len(res.Rows[0]) != 2 {
+		return fmt.Errorf("look up cursor %q: unexpected result", r.cursor.name)
+	}
+	if string(res.Rows[0][0]) == "t" {
 		return errCursorExists(r.cursor.name)
 	}
-	return s.beginPeerTx(ctx, r.peer, conn)
+	return s.beginPeerTx(ctx, r.peer, conn, string(res.Rows[0][1]))
+}
+
+// isolationLevels are the values of transaction_isolation.
+var isolationLevels = map[string]bool{
+	"read uncommitted": true, "read committed": true, "repeatable read": true, "serializable": true,
 }
 
 // afterCursor records what a cursor statement that ran on a peer did.
@@ -231,15 +239,20 @@ func (s *session) afterCursor(ctx context.Context, r route, err error) {
 }
 
 // beginPeerTx begins, inside a transaction block, the transaction on
-// peer's read-only connection conn tied to the block, once.
-func (s *session) beginPeerTx(ctx context.Context, peer string, conn *pgconn.PgConn) error {
+// peer's read-only connection conn tied to the block, once, at the block's
+// isolation level.
+func (s *session) beginPeerTx(ctx context.Context, peer string, conn *pgconn.PgConn, isolation string) error {
 	if s.TxStatus() != 'T' {
 		return nil
 	}
 	if tx, ok := s.cursors.txs[peer]; ok && tx.conn == conn && conn.TxStatus() != 'I' {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "BEGIN").ReadAll(); err != nil {
+	begin := "BEGIN"
+	if isolationLevels[isolation] {
+		begin += " ISOLATION LEVEL " + isolation
+	}
+	if _, err := conn.Exec(ctx, begin).ReadAll(); err != nil {
 		return fmt.Errorf("begin a transaction on peer %q: %w", peer, err)
 	}
 	if s.cursors.txs == nil {

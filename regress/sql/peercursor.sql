@@ -46,8 +46,14 @@ MOVE FIRST IN s;
 MOVE FORWARD ALL IN s;
 \set QUIET on
 FETCH BACKWARD ALL FROM s;
--- A read by peer name in the block runs in the peer's transaction.
-SELECT count(*) FROM src.public.t;
+-- A read by peer name in the block runs in the peer's transaction, which
+-- has the block's isolation level.
+SELECT count(*), current_setting('transaction_isolation') AS isolation FROM src.public.t;
+COMMIT;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+DECLARE rr CURSOR FOR SELECT id FROM src.public.t ORDER BY id;
+SELECT current_setting('transaction_isolation') AS isolation, now() = statement_timestamp() AS own_transaction
+    FROM src.public.t LIMIT 1;
 COMMIT;
 -- A WITHOUT HOLD cursor closed at COMMIT.
 FETCH 1 FROM s;
