@@ -79,7 +79,12 @@ func dropRefs(p *sqlext.Passthrough) []peerCandidate {
 	if err != nil {
 		return nil
 	}
-	toks := res.GetTokens()
+	var toks []*pg_query.ScanToken
+	for _, t := range res.GetTokens() {
+		if t.GetToken() != pg_query.Token_C_COMMENT && t.GetToken() != pg_query.Token_SQL_COMMENT {
+			toks = append(toks, t)
+		}
+	}
 	isName := func(i int) bool {
 		return i >= 0 && i < len(toks) && (toks[i].GetToken() == pg_query.Token_IDENT ||
 			toks[i].GetKeywordKind() != pg_query.KeywordKind_NO_KEYWORD)
