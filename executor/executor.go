@@ -5,8 +5,10 @@
 //
 // Sessions query the catalog as its unprivileged reader role
 // (catalog.Store.ReaderURL), read-only; statements that could write are
-// refused before they reach it (readonly.go). Federated queries run on a
-// read-only connection to the peer; EXECUTE peer('...') on a read-write one.
+// refused before they reach it (readonly.go). Federated queries and cursors
+// over them run on a read-only connection to the peer (peercursor.go);
+// EXECUTE peer('...') and writes by peer name (peerwrite.go) on a
+// read-write one.
 package executor
 
 import (

@@ -31,6 +31,11 @@ type route struct {
 	// the client's query string.
 	guard *guardPlan
 	at    func(int) int
+	// write names a forwarded write's kind ("INSERT", ...; peerwrite.go),
+	// run on the peer's read-write connection; "" for a read.
+	write string
+	// cursor is a cursor statement on a peer's cursor (peercursor.go).
+	cursor *cursorOp
 }
 
 // clickHouse reports whether the statement runs on a ClickHouse peer.
@@ -41,8 +46,9 @@ func (r route) clickHouse() bool { return r.target.Type == string(sqlext.PeerCli
 // (peer.schema.table) or of a four-part column name (peer.schema.table.col)
 // runs on that peer with the peer part removed, if it only reads; so does
 // one naming a ClickHouse peer as the first part of a two-part table name
-// (peer.table) or three-part column name (peer.table.col). All other
-// statements run on the catalog, read-only.
+// (peer.table) or three-part column name (peer.table.col). Writes by peer
+// name (peerwrite.go) and cursors over a peer (peercursor.go) run on the
+// peer too. All other statements run on the catalog, read-only.
 func (s *session) routeOf(ctx context.Context, full string, p *sqlext.Passthrough) (route, error) {
 	r, err := s.route(ctx, full, p)
 	if err != nil && s.TxStatus() == 'E' {
@@ -58,8 +64,11 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		return route{}, errCopy()
 	}
 	at := func(location int) int { return charPos(full, p.Offset+location) }
+	if r, ok, err := s.cursorRoute(full, p); ok || err != nil {
+		return r, err
+	}
 	lookup := s.peerLookup(ctx)
-	refs, err := clickHouseRefs(peerRefs(p.Stmt), lookup)
+	refs, err := clickHouseRefs(append(peerRefs(p.Stmt), dropRefs(p)...), lookup)
 	if err != nil {
 		return route{}, err
 	}
@@ -74,7 +83,11 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		return route{sql: p.Text, position: offsetPositions(full, p.Offset), guard: guard, at: at}, nil
 	}
 	peer := refs[0].name
+	kind := forwardedWrite(p.Stmt.Stmt)
 	for _, r := range refs[1:] {
+		if r.name != peer && kind != "" {
+			return route{}, errTwoPeers(kind, peer, r.name, at(r.location))
+		}
 		if r.name != peer {
 			return route{}, sqlerr.New(pgerrcode.FeatureNotSupported,
 				"a query cannot read from two peers (%q and %q)", peer, r.name).WithPosition(at(r.location))
@@ -88,6 +101,9 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		return route{}, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", peer).
 			WithPosition(at(refs[0].location)).
 			WithHint("A three-part name peer.schema.table reads from a peer; see SELECT * FROM peers.")
+	}
+	if kind != "" || p.Stmt.Stmt.GetDeclareCursorStmt() != nil {
+		return s.peerStatementRoute(ctx, full, p, refs, *target, at)
 	}
 	if err := federatedAllowed(p, peer); err != nil {
 		return route{}, err
@@ -272,6 +288,9 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 	if err != nil {
 		return err
 	}
+	if r.write != "" || r.cursor != nil {
+		return s.peerStatement(ctx, r, w)
+	}
 	if r.peer == "" {
 		conn, err := s.catalogConn(ctx)
 		if err != nil {
@@ -279,6 +298,7 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 		}
 		before := conn.TxStatus()
 		err = relayAll(conn.Exec(ctx, r.sql), w, false)
+		s.afterCatalog(ctx, p.Stmt.Stmt, before, err)
 		s.trackSettings(ctx, p.Stmt.Stmt, p.Text, before, err)
 		s.enforceReadOnly(ctx)
 		return mapPosition(err, r.position)
@@ -376,6 +396,7 @@ func (s *session) checkReader(ctx context.Context, peer string) {
 
 // closePeer closes the session's connections to peer.
 func (s *session) closePeer(ctx context.Context, peer string) {
+	s.cursors.forgetPeer(peer)
 	for _, m := range []map[string]*peerConn{s.peers, s.readers} {
 		if pc, ok := m[peer]; ok {
 			pc.conn.Close(ctx)

@@ -41,6 +41,9 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if err != nil {
 			return nil, err
 		}
+		if r.write != "" || r.cursor != nil {
+			return s.preparePeerStatement(ctx, r, paramOIDs)
+		}
 		if r.peer != "" && s.TxStatus() == 'E' {
 			return nil, errAborted()
 		}
@@ -217,6 +220,7 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 	rr := b.conn.ExecPrepared(ctx, b.sd.Name, params, paramFormats, resultFormats)
 	err := relay(rr, w, false, b.fromPeer)
 	if b.catalogStmt != nil {
+		b.s.afterCatalog(ctx, b.catalogStmt.Stmt.Stmt, before, err)
 		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
 	}
 	if !b.fromPeer {

@@ -65,10 +65,17 @@ func readOnlyError(what string) error {
 }
 
 // federatedAllowed admits a query naming peer as peer.schema.table: a SELECT
-// or EXPLAIN that cannot write (see writer).
+// or EXPLAIN that cannot write (see writer). Writes by peer name and
+// cursors are routed before (peerwrite.go, peercursor.go).
 func federatedAllowed(p *sqlext.Passthrough, peer string) error {
 	n := p.Stmt.Stmt
-	if n.GetSelectStmt() == nil && n.GetExplainStmt() == nil || writer(n) != "" {
+	if n.GetSelectStmt() == nil && n.GetExplainStmt() == nil {
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "%s cannot name a peer's table", stmtKind(n)).
+			WithDetail("By peer name Sluice runs SELECT, EXPLAIN, DECLARE CURSOR, INSERT, UPDATE, DELETE, MERGE, "+
+				"CREATE TABLE [AS], CREATE INDEX, ALTER TABLE, TRUNCATE, DROP TABLE and DROP INDEX.").
+			WithHint("To run other SQL on peer %q, use EXECUTE %s('...').", peer, quoteIdent(peer))
+	}
+	if writer(n) != "" {
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "only SELECT can read from a peer by name").
 			WithHint("To run other SQL on peer %q, use EXECUTE %s('...').", peer, quoteIdent(peer))
 	}

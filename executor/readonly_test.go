@@ -179,7 +179,7 @@ $$)`)
 	}
 	before := state()
 	tests := []struct{ name, sql, code string }{
-		{"DELETE", "DELETE FROM src.public.t", pgerrcode.FeatureNotSupported},
+		{"CREATE VIEW", "CREATE VIEW src.public.made_here AS SELECT 1", pgerrcode.FeatureNotSupported},
 		{"data-modifying CTE", "WITH gone AS (DELETE FROM src.public.t RETURNING a) SELECT count(*) FROM gone", pgerrcode.FeatureNotSupported},
 		{"SELECT INTO", "SELECT a INTO src.public.made_here FROM src.public.t", pgerrcode.FeatureNotSupported},
 		{"EXPLAIN ANALYZE of a write", "EXPLAIN ANALYZE DELETE FROM src.public.t", pgerrcode.FeatureNotSupported},

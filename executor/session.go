@@ -53,6 +53,7 @@ type session struct {
 	settings []setting
 	pending  []setting
 	notices  server.ResultWriter // where backend notices go while a statement runs
+	cursors  peerCursors         // cursors on peers and their transactions (peercursor.go)
 	seq      int
 }
 

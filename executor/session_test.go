@@ -128,7 +128,8 @@ func TestErrorAbortsTransactionBlock(t *testing.T) {
 		{"DELETE FROM peers", pgerrcode.ReadOnlySQLTransaction},
 		{"SELECT * FROM nosuch.public.t", pgerrcode.UndefinedObject},
 		{"SELECT nope FROM src.public.t", pgerrcode.UndefinedColumn},
-		{"DELETE FROM src.public.t", pgerrcode.FeatureNotSupported},
+		{"CREATE VIEW src.public.v AS SELECT 1", pgerrcode.FeatureNotSupported},
+		{"INSERT INTO src.public.nosuch VALUES (1)", pgerrcode.UndefinedTable},
 		{"SELEC 1", pgerrcode.SyntaxError},
 	} {
 		t.Run(bad.sql, func(t *testing.T) {

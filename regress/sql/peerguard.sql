@@ -72,6 +72,16 @@ EXECUTE src($q$DO $$ BEGIN PERFORM pg_drop_replication_slot('sluice_pguard'); EN
 EXECUTE src($$SELECT slot_name FROM pg_create_logical_replication_slot('mine', 'pgoutput')$$);
 EXECUTE src($$SELECT pg_drop_replication_slot('mine')$$);
 
+-- The same holds for writes by peer name (peerwrite.sql), which are not
+-- read-only and may call other functions.
+INSERT INTO src.public.t SELECT 100, pg_drop_replication_slot('sluice_pguard')::text;
+DELETE FROM src.public.t WHERE id IN (SELECT 1 FROM pg_replication_slot_advance('sluice_pguard', pg_current_wal_lsn()));
+UPDATE src.public.t SET v = (SELECT slot_name::text FROM pg_copy_logical_replication_slot('sluice_pguard', 'copy'));
+CREATE TABLE src.public.slots AS SELECT * FROM pg_logical_slot_get_changes('sluice_pguard', NULL, NULL);
+INSERT INTO src.public.t SELECT 100, slot_name::text FROM pg_create_logical_replication_slot('mine2', 'pgoutput')
+    RETURNING id, v;
+DELETE FROM src.public.t WHERE id = 100 AND pg_drop_replication_slot('mine2')::text = '' RETURNING id;
+
 -- The same holds for the catalog.
 SELECT pg_drop_replication_slot('sluice_pguard');
 
