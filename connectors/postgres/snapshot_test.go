@@ -745,7 +745,7 @@ func TestCopyPartitionContextDone(t *testing.T) {
 func TestCopyPartitionProgress(t *testing.T) {
 	ctx := testCtx(t)
 	e := newLoadEnv(t)
-	mustExec(t, e.src, `CREATE TABLE p (id int PRIMARY KEY, v text); CREATE TABLE one (v int)`)
+	mustExec(t, e.src, `CREATE TABLE p (id int PRIMARY KEY, v text); CREATE TABLE one (v int); ALTER TABLE one REPLICA IDENTITY FULL`)
 	for _, c := range []struct {
 		table, fill string
 		upsert      bool
