@@ -369,10 +369,13 @@ WHERE mirror = $1 AND source_table = $2`, name, table, c.Inserts, c.Updates, c.D
 	})
 }
 
-// SetTablePlan stores a table's snapshot plan and estimate.
+// SetTablePlan stores a table's new snapshot plan and the planner's
+// estimate of its rows (a negative one counts as 0); nothing of the plan is
+// copied yet, so its progress starts at zero.
 func (s *Store) SetTablePlan(ctx context.Context, mirror, table string, plan json.RawMessage, total int, estimated int64) error {
 	_, err := s.pool.Exec(ctx, `
-UPDATE sluice.mirror_tables SET partitions = $3, partitions_total = $4, rows_estimated = $5,
+UPDATE sluice.mirror_tables SET partitions = $3, partitions_total = $4, rows_estimated = greatest($5, 0),
+       partitions_done = 0, rows_copied = 0,
        status = CASE WHEN status = 'resync' THEN status ELSE 'snapshot' END
 WHERE mirror = $1 AND source_table = $2`, mirror, table, []byte(plan), total, estimated)
 	if err != nil {
@@ -381,10 +384,18 @@ WHERE mirror = $1 AND source_table = $2`, mirror, table, []byte(plan), total, es
 	return nil
 }
 
-// SetTableProgress sets a table's snapshot progress.
+// SetTableProgress sets a table's copy progress: done partitions of its
+// plan are loaded and rows rows are copied (those of the loaded partitions
+// and those the partitions being copied have read so far; see
+// executor's tableProgress). rows_estimated is kept at or above rows:
+// raised when the copy passes the planner's estimate, and set to rows
+// exactly once every partition is loaded. Idempotent.
 func (s *Store) SetTableProgress(ctx context.Context, mirror, table string, done int, rows int64) error {
 	_, err := s.pool.Exec(ctx, `
-UPDATE sluice.mirror_tables SET partitions_done = $3, rows_copied = $4 WHERE mirror = $1 AND source_table = $2`,
+UPDATE sluice.mirror_tables SET partitions_done = $3, rows_copied = $4,
+       rows_estimated = CASE WHEN partitions_total > 0 AND $3 >= partitions_total THEN $4
+                             ELSE greatest(rows_estimated, $4) END
+WHERE mirror = $1 AND source_table = $2`,
 		mirror, table, done, rows)
 	if err != nil {
 		return fmt.Errorf("set progress of %s in mirror %q: %w", table, mirror, err)

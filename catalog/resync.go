@@ -9,7 +9,8 @@ import (
 
 // StartMirrorResync puts the mirror back to SETUP for a full-mirror resync:
 // it marks the resync, clears the mirror's statistics and every table's
-// progress and counts (settings are kept), and records an event, in one
+// progress and counts (settings are kept), puts every table at
+// StepWaiting, and records an event, in one
 // transaction. The caller stops the mirror's runner first and starts it
 // after. Not idempotent: it restarts a resync under way from its setup.
 func (s *Store) StartMirrorResync(ctx context.Context, name string) error {
@@ -28,8 +29,8 @@ WHERE name = $1`, name, PhaseSetup, ResyncMirrorKind)
 UPDATE sluice.mirror_tables SET status = 'pending', partitions = NULL, partitions_total = 0, partitions_done = 0,
        rows_copied = 0, rows_estimated = 0, inserts = 0, updates = 0, deletes = 0,
        resync_status = $2, resync_strategy = 'swap', resync_error = NULL, resync_started_at = now(),
-       resync_finished_at = NULL
-WHERE mirror = $1`, name, ResyncPending)
+       resync_finished_at = NULL, step = $3, step_started_at = now()
+WHERE mirror = $1`, name, ResyncPending, StepWaiting)
 		if err != nil {
 			return fmt.Errorf("start resync of mirror %q: %w", name, err)
 		}
@@ -59,8 +60,8 @@ WHERE mirror = $1`, name, ResyncDone)
 }
 
 // StartTableResync asks for a resync of one table of the mirror with the
-// strategy (swap or truncate): the table's resync status becomes pending
-// and its copy progress is cleared, with an event. A non-nil orderBy
+// strategy (swap or truncate): the table's resync status becomes pending,
+// its copy progress is cleared and its step is StepWaiting, with an event. A non-nil orderBy
 // becomes the table's sorting key (ClickHouse). It fails wrapping
 // ErrResyncInProgress when the table's resync is pending or in progress,
 // and wrapping ErrMirrorNotFound when the mirror has no such table.
@@ -82,8 +83,9 @@ SELECT coalesce(resync_status, '') FROM sluice.mirror_tables WHERE mirror = $1 A
 		_, err = tx.Exec(ctx, `
 UPDATE sluice.mirror_tables SET resync_status = $3, resync_strategy = $4, resync_error = NULL,
        resync_started_at = now(), resync_finished_at = NULL, partitions = NULL, partitions_total = 0,
-       partitions_done = 0, rows_copied = 0, rows_estimated = 0, order_by = coalesce($5, order_by)
-WHERE mirror = $1 AND source_table = $2`, mirror, table, ResyncPending, strategy, orderBy)
+       partitions_done = 0, rows_copied = 0, rows_estimated = 0, order_by = coalesce($5, order_by),
+       step = $6, step_started_at = now()
+WHERE mirror = $1 AND source_table = $2`, mirror, table, ResyncPending, strategy, orderBy, StepWaiting)
 		if err != nil {
 			return fmt.Errorf("resync %s of mirror %q: %w", table, mirror, err)
 		}

@@ -168,7 +168,13 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 		}
 		for start := 0; start < len(tables); start += f.cfg.TablesInParallel {
 			end := min(start+f.cfg.TablesInParallel, len(tables))
+			if err := f.setStep(ctx, catalog.StepCopying, tables[start:end]...); err != nil {
+				return err
+			}
 			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, f.m.ConsistentLSN, tables[start:end], schemas[start:end]); err != nil {
+				return err
+			}
+			if err := f.setStep(ctx, catalog.StepWaiting, tables[start:end]...); err != nil {
 				return err
 			}
 		}
@@ -186,10 +192,18 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 // loadedClickHouse ends the initial load: CDC, or the end of an
 // initial_copy_only mirror.
 func (f *flow) loadedClickHouse(ctx context.Context, src *pgx.Conn) error {
-	for _, t := range f.tables() {
+	tables := f.tables()
+	for _, t := range tables {
 		if err := f.ex.cfg.Store.SetTableStatus(ctx, f.m.Name, t.source.String(), "running"); err != nil {
 			return err
 		}
+	}
+	step := catalog.StepStreaming
+	if f.cfg.InitialCopyOnly {
+		step = catalog.StepDone
+	}
+	if err := f.setStep(ctx, step, tables...); err != nil {
+		return err
 	}
 	if f.cfg.InitialCopyOnly {
 		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
@@ -226,13 +240,8 @@ func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Co
 		if err != nil {
 			return err
 		}
-		p := &tableProgress{name: t.source.String(), total: len(plan)}
-		for _, rows := range done {
-			p.done++
-			p.rows += rows
-		}
-		progress[i] = p
-		if err := store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows); err != nil {
+		progress[i] = newTableProgress(t.source.String(), len(plan), done)
+		if err := progress[i].flush(ctx, store, f.m.Name); err != nil {
 			return err
 		}
 		for _, part := range plan {
@@ -244,6 +253,8 @@ func (f *flow) loadClickHouse(ctx context.Context, src *pgx.Conn, conn driver.Co
 	if len(jobs) == 0 {
 		return nil
 	}
+	stop := f.flushProgress(ctx, progress)
+	defer stop()
 	return runWorkers(ctx, min(f.cfg.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan chCopyJob) error {
 		return f.chCopyWorker(ctx, info, snapshotName, queue, progress)
 	})
@@ -281,23 +292,19 @@ func (f *flow) chCopyWorker(ctx context.Context, info clickhouse.ServerInfo, sna
 		if err != nil {
 			return err
 		}
+		p := progress[j.table]
 		rows, err := postgres.ReadPartition(ctx, src, j.t.source, columnNames(j.schema), j.part, chLoadBatch,
 			func(rows [][]connectors.Value) error {
 				return w.Insert(ctx, conn, rows, j.version)
-			})
+			}, p.begin(f.m.Name, j.part.Index))
 		if err != nil {
 			return fmt.Errorf("copy %s partition %d: %w", j.t.source, j.part.Index, err)
 		}
 		if err := clickhouse.MarkPartitionDone(ctx, conn, f.ch.Database, f.m.Name, j.t.source, j.part.Index, rows); err != nil {
 			return err
 		}
-		p := progress[j.table]
-		p.mu.Lock()
-		p.done++
-		p.rows += rows
-		err = f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows)
-		p.mu.Unlock()
-		if err != nil {
+		p.end(j.part.Index, rows)
+		if err := p.flush(ctx, f.ex.cfg.Store, f.m.Name); err != nil {
 			return err
 		}
 	}

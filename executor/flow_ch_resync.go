@@ -99,6 +99,9 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 	if err := store.SetTableResync(ctx, f.m.Name, name, catalog.ResyncInProgress, ""); err != nil {
 		return 0, err
 	}
+	if err := f.setStep(ctx, catalog.StepCopying, t); err != nil {
+		return 0, err
+	}
 	src, err := f.src.ConnectSQL(ctx, "sluice-resync")
 	if err != nil {
 		return 0, err
@@ -144,7 +147,12 @@ func (f *flow) copyTableClickHouse(ctx context.Context, t mirrorTable, ts *conne
 	if err := f.loadClickHouse(ctx, src, conn, info, res.SnapshotName, lsn, []mirrorTable{one}, []*connectors.TableSchema{ts}); err != nil {
 		return 0, err
 	}
-	return lsn, clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source)
+	if err := clickhouse.ClearTable(ctx, conn, f.ch.Database, f.m.Name, t.source); err != nil {
+		return 0, err
+	}
+	// The batcher carries the live table's rows newer than lsn over, then
+	// swaps (chCopyDone).
+	return lsn, f.setStep(ctx, catalog.StepCatchingUp, t)
 }
 
 // createShadowClickHouse makes the shadow table of t for a resync, under a
@@ -174,11 +182,14 @@ func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
 	b.ch.copying--
 	t := b.ch.tables[d.table]
 	began := time.Now()
-	if err := b.f.swapClickHouse(ctx, b.ch.conn, b.ch.info, t.dest, d.lsn); err != nil {
+	if err := b.f.swapClickHouse(ctx, b.ch.conn, b.ch.info, t, d.lsn); err != nil {
 		_ = store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncFailed, err.Error())
 		return fmt.Errorf("resync of %s: %w", d.table, err)
 	}
 	if err := store.SetTableResync(ctx, b.f.m.Name, d.table.String(), catalog.ResyncDone, ""); err != nil {
+		return err
+	}
+	if err := b.f.setStep(ctx, catalog.StepStreaming, t); err != nil {
 		return err
 	}
 	b.f.log.InfoContext(ctx, "table resync done", "table", d.table.String())
@@ -186,10 +197,12 @@ func (b *batcher) chCopyDone(ctx context.Context, d chCopyDone) error {
 		d.table, t.dest, time.Since(began).Round(time.Millisecond)))
 }
 
-// swapClickHouse copies into live's shadow the rows live received after
-// lsn and its deleted rows, then swaps the two (swapTables) and drops the
-// old table. Nothing writes to live meanwhile (the batcher runs it).
-func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, live connectors.TableName, lsn uint64) error {
+// swapClickHouse copies into the shadow of t's live table the rows the
+// live table received after lsn and its deleted rows, then swaps the two
+// (swapTables) and drops the old table. Nothing writes to the live table
+// meanwhile (the batcher runs it).
+func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, t mirrorTable, lsn uint64) error {
+	live := t.dest
 	shadows, err := clickhouse.OwnedTables(ctx, conn, f.ch.Database, f.m.Name, clickhouse.RoleShadow)
 	if err != nil {
 		return err
@@ -217,6 +230,9 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 		chName(shadow), list, list, chName(live), chIdent(version), lsn, chIdent(deleted))
 	if err := conn.Exec(ctx, carry); err != nil {
 		return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
+	}
+	if err := f.setStep(ctx, catalog.StepSwapping, t); err != nil {
+		return err
 	}
 	return f.swapTables(ctx, conn, info, []connectors.TableName{live})
 }
@@ -362,6 +378,9 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		deleted = opts.DeletedColumn
 	}
 	began := time.Now()
+	if err := f.setStep(ctx, catalog.StepSwapping, f.tables()...); err != nil {
+		return err
+	}
 	if err := clickhouse.EnsureMetadata(ctx, conn, f.ch.Database); err != nil {
 		return err
 	}

@@ -186,6 +186,9 @@ func (b *batcher) caughtUp(ctx context.Context) error {
 			if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, t.String(), catalog.ResyncDone, ""); err != nil {
 				return err
 			}
+			if err := b.f.setStepNames(ctx, catalog.StepStreaming, t.String()); err != nil {
+				return err
+			}
 			b.f.log.InfoContext(ctx, "table resync done", "table", t.String())
 			continue
 		}
@@ -253,6 +256,9 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 					return nil, 0, nil, nil, err
 				}
 				if err := f.ex.cfg.Store.SetTableResync(ctx, f.m.Name, t.source.String(), catalog.ResyncDone, ""); err != nil {
+					return nil, 0, nil, nil, err
+				}
+				if err := f.setStep(ctx, catalog.StepStreaming, t); err != nil {
 					return nil, 0, nil, nil, err
 				}
 				continue
@@ -336,6 +342,9 @@ func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
 		if err := b.f.ex.cfg.Store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error()); err != nil {
 			return err
 		}
+		if err := b.f.setStepNames(ctx, catalog.StepStreaming, r.table.String()); err != nil {
+			return err
+		}
 		r.err = nil
 	}
 	if r.err != nil {
@@ -364,6 +373,9 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	store := f.ex.cfg.Store
 	name := c.table.source.String()
 	if err := store.SetTableResync(ctx, f.m.Name, name, catalog.ResyncInProgress, ""); err != nil {
+		return err
+	}
+	if err := f.setStep(ctx, catalog.StepCopying, c.table); err != nil {
 		return err
 	}
 	src, dst, closeConns, err := f.connect(ctx, "sluice-resync")
@@ -436,6 +448,9 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	if err := f.loadTables(ctx, src, dst, res.SnapshotName, []mirrorTable{one}, []*connectors.TableSchema{ts}); err != nil {
 		return err
 	}
+	if err := f.setStep(ctx, catalog.StepBuildingIndexes, c.table); err != nil {
+		return err
+	}
 	switch c.strategy {
 	case strategySwap:
 		if err := postgres.BuildShadowIndexes(ctx, dst, live, target); err != nil {
@@ -461,6 +476,9 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		return err
 	}
 	if err := postgres.ClearTable(ctx, dst, f.meta, f.m.Name, c.table.source); err != nil {
+		return err
+	}
+	if err := f.setStep(ctx, catalog.StepCatchingUp, c.table); err != nil {
 		return err
 	}
 	return store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("copied %s; applying its changes since %s", name, catalog.FormatLSN(lsn)))
@@ -568,6 +586,9 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 		return f.shadowLost(ctx, dst, t, live)
 	}
 	shadow := o.Name
+	if err := f.setStepNames(ctx, catalog.StepSwapping, t.String()); err != nil {
+		return err
+	}
 	// Indexes made on the live table since the copy was indexed.
 	err = postgres.BuildShadowIndexes(ctx, dst, live, shadow)
 	if err != nil && !errors.Is(err, postgres.ErrNoShadow) && !errors.Is(err, postgres.ErrTableNotFound) {
@@ -616,7 +637,15 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 	if err := store.AddEvent(ctx, f.m.Name, "resync", msg); err != nil {
 		return err
 	}
-	return f.validate(ctx, dst, rep.Validate)
+	if len(rep.Validate) > 0 {
+		if err := f.setStepNames(ctx, catalog.StepValidatingForeignKeys, t.String()); err != nil {
+			return err
+		}
+	}
+	if err := f.validate(ctx, dst, rep.Validate); err != nil {
+		return err
+	}
+	return f.setStepNames(ctx, catalog.StepStreaming, t.String())
 }
 
 // shadowLost fails the swap resync of source table t whose shadow table
@@ -629,6 +658,9 @@ func (f *flow) shadowLost(ctx context.Context, dst *pgx.Conn, t, live connectors
 		return err
 	}
 	if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t); err != nil {
+		return err
+	}
+	if err := f.setStepNames(ctx, catalog.StepStreaming, t.String()); err != nil {
 		return err
 	}
 	return f.ex.cfg.Store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/postgres"
 )
@@ -32,6 +33,9 @@ func (f *flow) swapAll(ctx context.Context) error {
 	}
 	defer closeConns()
 	tables := f.tables()
+	if err := f.setStep(ctx, catalog.StepSwapping, tables...); err != nil {
+		return err
+	}
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {
 		if schemas[i], err = postgres.DescribeTable(ctx, src, t.source, t.exclude); err != nil {
@@ -95,6 +99,11 @@ func (f *flow) swapAll(ctx context.Context) error {
 		return err
 	}
 	f.log.InfoContext(ctx, "full resync: tables swapped in", "tables", len(tables))
+	if len(validate) > 0 {
+		if err := f.setStep(ctx, catalog.StepValidatingForeignKeys, tables...); err != nil {
+			return err
+		}
+	}
 	if err := f.validate(ctx, dst, validate); err != nil {
 		return err
 	}

@@ -64,17 +64,32 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 		}
 		for start := 0; start < len(tables); start += f.cfg.TablesInParallel {
 			end := min(start+f.cfg.TablesInParallel, len(tables))
+			if err := f.setStep(ctx, catalog.StepCopying, tables[start:end]...); err != nil {
+				return err
+			}
 			if err := f.loadTables(ctx, src, dst, snapshotName, tables[start:end], schemas[start:end]); err != nil {
+				return err
+			}
+			if err := f.setStep(ctx, catalog.StepWaiting, tables[start:end]...); err != nil {
 				return err
 			}
 		}
 	}
 	for i, t := range tables {
+		if err := f.setStep(ctx, catalog.StepBuildingIndexes, t); err != nil {
+			return err
+		}
 		if err := f.finishTable(ctx, src, dst, t, schemas[i]); err != nil {
+			return err
+		}
+		if err := f.setStep(ctx, catalog.StepWaiting, t); err != nil {
 			return err
 		}
 	}
 	if f.m.Resync != "" {
+		if err := f.setStep(ctx, catalog.StepSwapping, tables...); err != nil {
+			return err
+		}
 		if err := f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseResync); err != nil {
 			return err
 		}
@@ -89,11 +104,17 @@ func (f *flow) snapshot(ctx context.Context, snapshotName string) error {
 // mirror.
 func (f *flow) loaded(ctx context.Context, src, dst *pgx.Conn, tables []mirrorTable, schemas []*connectors.TableSchema) error {
 	if f.cfg.ReplicateForeignKeys {
+		if err := f.setStep(ctx, catalog.StepAddingForeignKeys, tables...); err != nil {
+			return err
+		}
 		if err := f.foreignKeys(ctx, src, dst, tables, schemas); err != nil {
 			return err
 		}
 	}
 	if f.cfg.InitialCopyOnly {
+		if err := f.setStep(ctx, catalog.StepDone, tables...); err != nil {
+			return err
+		}
 		if err := postgres.DropSlot(ctx, src, f.cfg.Slot); err != nil {
 			return err
 		}
@@ -104,6 +125,9 @@ func (f *flow) loaded(ctx context.Context, src, dst *pgx.Conn, tables []mirrorTa
 			return err
 		}
 		return errFlowDone
+	}
+	if err := f.setStep(ctx, catalog.StepStreaming, tables...); err != nil {
+		return err
 	}
 	return f.finishPhase(ctx, catalog.PhaseCDC)
 }
@@ -142,13 +166,8 @@ func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName 
 		if err != nil {
 			return err
 		}
-		p := &tableProgress{name: t.source.String(), total: len(plan)}
-		for _, rows := range done {
-			p.done++
-			p.rows += rows
-		}
-		progress[i] = p
-		if err := store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows); err != nil {
+		progress[i] = newTableProgress(t.source.String(), len(plan), done)
+		if err := progress[i].flush(ctx, store, f.m.Name); err != nil {
 			return err
 		}
 		if len(done) == len(plan) {
@@ -176,6 +195,8 @@ func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName 
 	if len(jobs) == 0 {
 		return nil
 	}
+	stop := f.flushProgress(ctx, progress)
+	defer stop()
 	return runWorkers(ctx, min(f.cfg.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan copyJob) error {
 		return f.copyWorker(ctx, snapshotName, queue, progress)
 	})
@@ -217,14 +238,6 @@ feed:
 	return ctx.Err()
 }
 
-type tableProgress struct {
-	mu    sync.Mutex
-	name  string
-	total int
-	done  int
-	rows  int64
-}
-
 // copyWorker copies partitions from the queue, each in its own destination
 // transaction, on connections of its own.
 func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan copyJob, progress []*tableProgress) error {
@@ -239,19 +252,14 @@ func (f *flow) copyWorker(ctx context.Context, snapshotName string, queue <-chan
 	}
 	defer tx.Rollback(context.Background())
 	for j := range queue {
+		p, part := progress[j.table], j.job.Partition.Index
+		j.job.Progress = p.begin(f.m.Name, part)
 		rows, err := postgres.CopyPartition(ctx, src, dst, j.job)
 		if err != nil {
-			return fmt.Errorf("copy %s partition %d: %w", j.job.Source, j.job.Partition.Index, err)
+			return fmt.Errorf("copy %s partition %d: %w", j.job.Source, part, err)
 		}
-		// Under the lock, so that progress written by two workers cannot
-		// land out of order.
-		p := progress[j.table]
-		p.mu.Lock()
-		p.done++
-		p.rows += rows
-		err = f.ex.cfg.Store.SetTableProgress(ctx, f.m.Name, p.name, p.done, p.rows)
-		p.mu.Unlock()
-		if err != nil {
+		p.end(part, rows)
+		if err := p.flush(ctx, f.ex.cfg.Store, f.m.Name); err != nil {
 			return err
 		}
 	}

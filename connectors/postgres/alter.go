@@ -77,7 +77,7 @@ func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest conne
 	}
 	if _, err := pipeCopy(ctx, src.PgConn(), dst.PgConn(),
 		fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, source.Quoted()),
-		fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, list)); err != nil {
+		fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, list), nil); err != nil {
 		return 0, fmt.Errorf("backfill %s: copy: %w", dest, err)
 	}
 	sets := make([]string, len(cols))

@@ -21,9 +21,11 @@ import (
 // calls fn with each row, in batches of up to batch rows; fn owns nothing
 // it is given once it returns (the rows are reused). It returns the number
 // of rows read. An error of fn stops the read (the source transaction is
-// then finished: roll it back).
+// then finished: roll it back). progress, when not nil, is called after
+// each row the source sends with the number of rows received so far, from
+// a goroutine of ReadPartition's (as CopyJob.Progress), ahead of fn.
 func ReadPartition(ctx context.Context, src *pgx.Conn, source connectors.TableName, columns []string, p Partition,
-	batch int, fn func(rows [][]connectors.Value) error) (int64, error) {
+	batch int, fn func(rows [][]connectors.Value) error, progress func(rows int64)) (int64, error) {
 	if len(columns) == 0 {
 		return 0, errors.New("read partition: no columns")
 	}
@@ -38,7 +40,7 @@ func ReadPartition(ctx context.Context, src *pgx.Conn, source connectors.TableNa
 	defer cancel()
 	go func() {
 		bw := bufio.NewWriterSize(pw, copyBufferSize)
-		_, err := src.PgConn().CopyTo(rctx, bw, query)
+		_, err := src.PgConn().CopyTo(rctx, countRows(bw, progress), query)
 		if err == nil {
 			err = bw.Flush()
 		}

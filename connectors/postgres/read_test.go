@@ -20,6 +20,7 @@ func TestReadPartition(t *testing.T) {
 	}
 	defer tx.Rollback(ctx)
 	var batches, nulls int
+	var reported int64
 	sum := 0
 	n, err := postgres.ReadPartition(ctx, src, connectors.TableName{Schema: "public", Name: "r"}, []string{"id", "v", "n"},
 		postgres.Partition{StartPage: 0, EndPage: -1}, 1000, func(rows [][]connectors.Value) error {
@@ -40,11 +41,20 @@ func TestReadPartition(t *testing.T) {
 				}
 			}
 			return nil
+		}, func(rows int64) {
+			// Called once per row, in order.
+			if rows != reported+1 {
+				t.Errorf("progress %d after %d", rows, reported)
+			}
+			reported = rows
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != 2500 || batches != 3 || nulls != 833 || sum != 2500*2501/2 {
 		t.Fatalf("read %d rows in %d batches, %d NULLs, id sum %d", n, batches, nulls, sum)
+	}
+	if reported != n {
+		t.Fatalf("progress reported %d rows, read %d", reported, n)
 	}
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -125,6 +126,11 @@ type CopyJob struct {
 	// SoftDeleteColumn and SyncedAtColumn, when set, are reset by an
 	// upsert to false and now() on rows that already existed.
 	SoftDeleteColumn, SyncedAtColumn string
+	// Progress, when set, is called after each row read from the source
+	// with the number of rows of the partition read so far (not yet
+	// committed), from a goroutine of CopyPartition's, never after
+	// CopyPartition returns. It slows the copy by what it takes.
+	Progress func(rows int64)
 }
 
 // loadStageTable is the temporary table a staged load copies into.
@@ -196,7 +202,7 @@ func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJo
 	}
 	out := "COPY (" + partitionQuery(job.Source, plan.srcExprs, job.Partition) + ") TO STDOUT (FORMAT binary)"
 	in := "COPY " + target + " (" + quoteIdents(job.Columns) + ") FROM STDIN (FORMAT binary)"
-	rows, err = pipeCopy(ctx, src.PgConn(), tx.Conn().PgConn(), out, in)
+	rows, err = pipeCopy(ctx, src.PgConn(), tx.Conn().PgConn(), out, in, job.Progress)
 	if err != nil {
 		return fail(err)
 	}
@@ -224,7 +230,8 @@ func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJo
 // destination's COPY ends with CopyFail and dst stays usable. A failed
 // destination closes the pipe and cancels the source's context: pgconn then
 // closes src or asks the server to cancel, as src's context watcher says.
-func pipeCopy(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int64, error) {
+// progress, when not nil, gets the rows read so far (see countRows).
+func pipeCopy(ctx context.Context, src, dst *pgconn.PgConn, out, in string, progress func(int64)) (int64, error) {
 	srcCtx, cancelSrc := context.WithCancel(ctx)
 	defer cancelSrc()
 	var (
@@ -236,7 +243,7 @@ func pipeCopy(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int
 	srcDone := make(chan pgconn.CommandTag, 1)
 	go func() {
 		bw := bufio.NewWriterSize(pw, copyBufferSize)
-		tag, err := src.CopyTo(srcCtx, bw, out)
+		tag, err := src.CopyTo(srcCtx, countRows(bw, progress), out)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -271,6 +278,50 @@ func pipeCopy(ctx context.Context, src, dst *pgconn.PgConn, out, in string) (int
 
 // copyBufferSize is the size of the chunks a copy sends to the destination.
 const copyBufferSize = 64 << 10
+
+// countRows returns w, or, when progress is not nil, a writer that passes a
+// binary COPY TO stream through to w and calls progress with the number
+// of rows written so far after each row. pgconn's CopyTo writes each
+// CopyData message with one Write, and the server sends each row in a
+// message of its own: the header goes with the first row (alone, or with
+// the trailer, when there is no row) and the trailer alone. So the count
+// is exact after each row, and at the end equals the rows COPY reports.
+func countRows(w io.Writer, progress func(int64)) io.Writer {
+	if progress == nil {
+		return w
+	}
+	return &rowCounter{w: w, progress: progress}
+}
+
+type rowCounter struct {
+	w        io.Writer
+	n        int64
+	progress func(int64)
+}
+
+func (c *rowCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err == nil && isCopyRow(p) {
+		c.n++
+		c.progress(c.n)
+	}
+	return n, err
+}
+
+// copyHeaderSize is the size of a binary COPY header without extension:
+// the signature, int32 flags, int32 extension length.
+const copyHeaderSize = 19
+
+// isCopyRow reports whether a CopyData message of a binary COPY TO holds a
+// row: it is not the trailer (int16 -1), nor the header alone or with the
+// trailer. A row takes at least 6 bytes (a field count and one field's
+// length), so the header with a row is longer than with the trailer.
+func isCopyRow(msg []byte) bool {
+	if len(msg) == 2 && msg[0] == 0xff && msg[1] == 0xff {
+		return false
+	}
+	return !(len(msg) <= copyHeaderSize+2 && bytes.HasPrefix(msg, copySignature[:11]))
+}
 
 // copyPlan is how the columns of a job travel.
 type copyPlan struct {

@@ -737,3 +737,51 @@ func TestCopyPartitionContextDone(t *testing.T) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
+
+// TestCopyPartitionProgress checks the rows a copy reports as they stream:
+// one call per row, in order, ending at the count CopyPartition returns,
+// for an empty table, a table of one row of one NULL (the smallest row,
+// sent with the COPY header) and a staged (upsert) copy.
+func TestCopyPartitionProgress(t *testing.T) {
+	ctx := testCtx(t)
+	e := newLoadEnv(t)
+	mustExec(t, e.src, `CREATE TABLE p (id int PRIMARY KEY, v text); CREATE TABLE one (v int); ALTER TABLE one REPLICA IDENTITY FULL`)
+	for _, c := range []struct {
+		table, fill string
+		upsert      bool
+		want        int64
+	}{
+		{"p", "", false, 0},
+		{"one", "INSERT INTO one VALUES (NULL)", false, 1},
+		{"p", "INSERT INTO p SELECT i, 'v' || i FROM generate_series(1, 3000) i", false, 3000},
+		{"p", "", true, 3000},
+	} {
+		if c.fill != "" {
+			mustExec(t, e.src, c.fill)
+		}
+		dest := connectors.TableName{Schema: "m", Name: fmt.Sprintf("%s_%d", c.table, c.want)}
+		if c.upsert {
+			dest.Name += "_up"
+		}
+		ts := e.createDestFor(t, publicTable(c.table), dest, nil, c.table == "p")
+		job := jobFor(ts, dest, postgres.Partition{EndPage: -1})
+		job.Upsert = c.upsert
+		var reported, calls int64
+		job.Progress = func(rows int64) {
+			calls++
+			if rows != reported+1 {
+				t.Errorf("%s: progress %d after %d", dest, rows, reported)
+			}
+			reported = rows
+		}
+		conn, tx := e.worker(t, "")
+		n, err := postgres.CopyPartition(ctx, conn, e.dst, job)
+		tx.Rollback(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != c.want || reported != n || calls != n {
+			t.Errorf("%s: copied %d rows (want %d), progress reported %d in %d calls", dest, n, c.want, reported, calls)
+		}
+	}
+}
