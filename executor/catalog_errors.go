@@ -26,7 +26,7 @@ func catalogConnectError(err error) *sqlerr.Error {
 	if errors.As(err, &pe) && pe.Code == pgerrcode.TooManyConnections {
 		return sqlerr.New(pgerrcode.TooManyConnections, "sorry, too many clients already").
 			WithDetail("The catalog database has no connection free for this session: %s.", hideRoles(pe.Message)).
-			WithHint("Close idle sessions, lower Sluice's --max-connections, or raise max_connections on the catalog's server.")
+			WithHint("Lower Sluice's --catalog-pool-size, or raise max_connections on the catalog's server.")
 	}
 	cause := err
 	var ce *pgconn.ConnectError

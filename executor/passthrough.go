@@ -280,6 +280,7 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 		before := conn.TxStatus()
 		err = relayAll(conn.Exec(ctx, r.sql), w, false)
 		s.trackSettings(ctx, p.Stmt.Stmt, p.Text, before, err)
+		s.trackPins(p.Stmt.Stmt, err)
 		s.enforceReadOnly(ctx)
 		return mapPosition(err, r.position)
 	}
