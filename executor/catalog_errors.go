@@ -62,3 +62,23 @@ func withoutRoles(err error) error {
 	cp.Where, cp.InternalQuery = hideRoles(e.Where), hideRoles(e.InternalQuery)
 	return &cp
 }
+
+// forClient is a statement's error as the client gets it: without the
+// reader role's name (withoutRoles), and never FATAL or PANIC. A backend's
+// FATAL (its connection ended, say a catalog connection whose backend was
+// terminated) ends that connection, which Sluice discards, not the client's
+// session: relayed as FATAL it would make the client drop a session that
+// still works.
+func forClient(err error) error {
+	err = withoutRoles(err)
+	if err == nil {
+		return nil
+	}
+	e := sqlerr.From(err)
+	if e.Severity != "FATAL" && e.Severity != "PANIC" {
+		return err
+	}
+	cp := *e
+	cp.Severity = "ERROR"
+	return &cp
+}

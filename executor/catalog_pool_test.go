@@ -107,6 +107,15 @@ func backendPID(t *testing.T, conn *pgx.Conn) int {
 	return pid
 }
 
+// sameBackend fails the test unless a and b are served by one catalog
+// backend (a pool of one connection).
+func sameBackend(t *testing.T, a, b *pgx.Conn) {
+	t.Helper()
+	if pa, pb := backendPID(t, a), backendPID(t, b); pa != pb {
+		t.Fatalf("pool of one: sessions on backends %d and %d", pa, pb)
+	}
+}
+
 // show returns a setting as conn's session sees it.
 func show(t *testing.T, conn *pgx.Conn, name string) string {
 	t.Helper()
@@ -135,9 +144,7 @@ func TestCatalogPoolSettingsIsolated(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close(context.Background()) })
 
-	if pa, pb := backendPID(t, a), backendPID(t, b); pa != pb {
-		t.Fatalf("pool of one: sessions on backends %d and %d", pa, pb)
-	}
+	sameBackend(t, a, b)
 	defaults := map[string]string{}
 	for _, k := range []string{"DateStyle", "TimeZone", "search_path", "myapp.flavour"} {
 		defaults[k] = show(t, b, k)
@@ -294,6 +301,7 @@ func TestCatalogPoolPreparedAcrossBorrows(t *testing.T) {
 	ctx := testCtx(t)
 	a := connect(t, s.URL())
 	b := connect(t, s.URL())
+	sameBackend(t, a, b)
 	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
 		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec}
 	for i := range 4 {
@@ -350,6 +358,7 @@ func TestCatalogPoolNotices(t *testing.T) {
 		return c
 	}
 	a, b := open("a"), open("b")
+	sameBackend(t, a, b)
 	for range 3 {
 		mustExec(t, a, "COMMIT") // WARNING: there is no transaction in progress
 		mustExec(t, b, "SELECT 1")
@@ -375,6 +384,7 @@ func TestCatalogPoolCancel(t *testing.T) {
 	s := startSluice(t, testbed.Options{CatalogPoolSize: 1})
 	a := connect(t, s.URL())
 	b := connect(t, s.URL())
+	sameBackend(t, a, b)
 	for range 2 {
 		wantCancelled(t, a, "SELECT pg_sleep(20)")
 		start := time.Now()
@@ -386,5 +396,30 @@ func TestCatalogPoolCancel(t *testing.T) {
 			t.Error("the next session's pg_sleep was cut short")
 		}
 		mustExec(t, a, "SELECT 1")
+	}
+}
+
+// A pooled connection that breaks (its backend terminated) is discarded,
+// not handed out again: the session that finds it broken gets one error, and
+// every statement after runs on a new backend, in that session and others.
+func TestCatalogPoolBrokenConnection(t *testing.T) {
+	s := startSluice(t, testbed.Options{CatalogPoolSize: 1})
+	ctx := testCtx(t)
+	a := connect(t, s.URL())
+	b := connect(t, s.URL())
+	admin := connect(t, s.CatalogURL)
+	for round := range 2 {
+		pid := backendPID(t, a)
+		var ok bool
+		if err := admin.QueryRow(ctx, "SELECT pg_terminate_backend($1, 5000)", pid).Scan(&ok); err != nil || !ok {
+			t.Fatalf("terminate %d: %v, %v", pid, ok, err)
+		}
+		_, _ = a.Exec(ctx, "SELECT 1") // may fail once: the backend is gone
+		for _, c := range []*pgx.Conn{a, b, a} {
+			if got := backendPID(t, c); got == pid {
+				t.Fatalf("round %d: the terminated backend %d was used again", round, pid)
+			}
+		}
+		sameBackend(t, a, b)
 	}
 }

@@ -21,7 +21,7 @@ func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		s.abortBlock(ctx)
 	}
 	s.releaseCatalog(ctx)
-	return st, withoutRoles(err)
+	return st, forClient(err)
 }
 
 func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
@@ -196,7 +196,7 @@ func (b *backendStatement) Execute(ctx context.Context, params [][]byte, paramFo
 		b.s.abortBlock(ctx)
 	}
 	b.s.releaseCatalog(ctx)
-	return withoutRoles(err)
+	return forClient(err)
 }
 
 func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFormats, resultFormats []int16, w server.ResultWriter) error {

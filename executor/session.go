@@ -143,17 +143,27 @@ func (s *session) catalogConn(ctx context.Context) (*pgconn.PgConn, error) {
 		}
 		s.releaseCatalog(ctx)
 	}
-	cc, err := s.ex.pool.acquire(ctx, s.last)
-	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) || isConnectError(err) {
-			return nil, catalogConnectError(err)
+	var cc *catConn
+	for attempt := 0; ; attempt++ {
+		var err error
+		cc, err = s.ex.pool.acquire(ctx, s.last)
+		if err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) || isConnectError(err) {
+				return nil, catalogConnectError(err)
+			}
+			return nil, err
 		}
-		return nil, err
-	}
-	if err := s.adopt(ctx, cc); err != nil {
-		s.ex.pool.release(ctx, cc)
-		return nil, err
+		err = s.adopt(ctx, cc)
+		if err == nil {
+			break
+		}
+		s.ex.pool.release(ctx, cc) // closed: discarded
+		if attempt >= s.ex.cfg.CatalogPoolSize || ctx.Err() != nil {
+			// Idle connections lost (the catalog's server restarted, say)
+			// are discarded one by one; a fresh one failing too is an error.
+			return nil, err
+		}
 	}
 	cc.holder, cc.used = s, true
 	s.held, s.cat, s.last = cc, cc.conn, cc
@@ -210,7 +220,7 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 		s.abortBlock(ctx)
 	}
 	s.releaseCatalog(ctx)
-	return withoutRoles(err)
+	return forClient(err)
 }
 
 func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {
