@@ -90,6 +90,11 @@ func (p *catalogPool) errPoolBusy() *sqlerr.Error {
 		WithHint("Retry; end long transaction blocks in other sessions, or raise Sluice's --catalog-pool-size.")
 }
 
+// dialTimeout bounds a connection attempt to the catalog (or the pool's
+// wait, if longer), so that a catalog that does not answer never holds a
+// session forever.
+const dialTimeout = 10 * time.Second
+
 // refusedRetry is how long a borrower waits before dialling again when the
 // catalog's server refused a connection for lack of slots.
 const refusedRetry = 50 * time.Millisecond
@@ -119,7 +124,9 @@ func (p *catalogPool) acquire(ctx context.Context, prefer *catConn) (*catConn, e
 			continue // found closed: discarded
 		}
 		cc := &catConn{}
-		conn, err := p.dial(ctx, cc)
+		dctx, cancel := context.WithTimeout(ctx, max(p.wait, dialTimeout))
+		conn, err := p.dial(dctx, cc)
+		cancel()
 		if err == nil {
 			cc.conn = conn
 			return cc, nil

@@ -159,7 +159,10 @@ func (s *session) catalogConn(ctx context.Context) (*pgconn.PgConn, error) {
 			break
 		}
 		s.ex.pool.release(ctx, cc) // closed: discarded
-		if attempt >= s.ex.cfg.CatalogPoolSize || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if attempt >= s.ex.cfg.CatalogPoolSize {
 			// Idle connections lost (the catalog's server restarted, say)
 			// are discarded one by one; a fresh one failing too is an error.
 			return nil, err
