@@ -4,8 +4,9 @@
 // a peer as in SELECT ... FROM peer.schema.table, to that peer.
 //
 // Sessions query the catalog as its unprivileged reader role
-// (catalog.Store.ReaderURL), read-only; statements that could write are
-// refused before they reach it (readonly.go). Federated queries run on a
+// (catalog.Store.ReaderURL), read-only, on connections they share from a
+// bounded pool (catalog_pool.go); statements that could write are refused
+// before they reach it (readonly.go). Federated queries run on a
 // read-only connection to the peer; EXECUTE peer('...') on a read-write one.
 package executor
 
