@@ -26,7 +26,7 @@ func catalogConnectError(err error) *sqlerr.Error {
 	if errors.As(err, &pe) && pe.Code == pgerrcode.TooManyConnections {
 		return sqlerr.New(pgerrcode.TooManyConnections, "sorry, too many clients already").
 			WithDetail("The catalog database has no connection free for this session: %s.", hideRoles(pe.Message)).
-			WithHint("Close idle sessions, lower Sluice's --max-connections, or raise max_connections on the catalog's server.")
+			WithHint("Lower Sluice's --catalog-pool-size, or raise max_connections on the catalog's server.")
 	}
 	cause := err
 	var ce *pgconn.ConnectError
@@ -60,5 +60,25 @@ func withoutRoles(err error) error {
 	cp := *e
 	cp.Message, cp.Detail, cp.Hint = hideRoles(e.Message), hideRoles(e.Detail), hideRoles(e.Hint)
 	cp.Where, cp.InternalQuery = hideRoles(e.Where), hideRoles(e.InternalQuery)
+	return &cp
+}
+
+// forClient is a statement's error as the client gets it: without the
+// reader role's name (withoutRoles), and never FATAL or PANIC. A backend's
+// FATAL (its connection ended, say a catalog connection whose backend was
+// terminated) ends that connection, which Sluice discards, not the client's
+// session: relayed as FATAL it would make the client drop a session that
+// still works.
+func forClient(err error) error {
+	err = withoutRoles(err)
+	if err == nil {
+		return nil
+	}
+	e := sqlerr.From(err)
+	if e.Severity != "FATAL" && e.Severity != "PANIC" {
+		return err
+	}
+	cp := *e
+	cp.Severity = "ERROR"
 	return &cp
 }

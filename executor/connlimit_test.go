@@ -66,10 +66,10 @@ func TestMaxConnections(t *testing.T) {
 }
 
 // When the catalog's server refuses the session's connection (here: a
-// connection limit on the reader role), the client gets 53300 without the
-// internal role's name.
+// connection limit on the reader role, whose one connection a transaction
+// block holds), the client gets 53300 without the internal role's name.
 func TestCatalogConnectionLimitHidesRole(t *testing.T) {
-	s := startSluice(t, testbed.Options{})
+	s := startSluice(t, testbed.Options{CatalogPoolWait: 500 * time.Millisecond})
 	ctx := testCtx(t)
 	if !s.Store.ReaderIsolated() {
 		t.Fatal("the test catalog has no reader role")
@@ -81,6 +81,7 @@ func TestCatalogConnectionLimitHidesRole(t *testing.T) {
 	}
 	mustExec(t, admin, "ALTER ROLE "+role+" CONNECTION LIMIT 1")
 	first := connect(t, s.URL())
+	mustExec(t, first, "BEGIN")
 	_, err := pgx.Connect(ctx, s.URL())
 	pe := wantError(t, err, pgerrcode.TooManyConnections)
 	all := err.Error() + pe.Detail + pe.Hint
@@ -89,6 +90,9 @@ func TestCatalogConnectionLimitHidesRole(t *testing.T) {
 	}
 	if pe.Message != "sorry, too many clients already" {
 		t.Errorf("message = %q", pe.Message)
+	}
+	if pe.Detail == "" || !strings.Contains(pe.Hint, "--catalog-pool-size") {
+		t.Errorf("detail %q, hint %q", pe.Detail, pe.Hint)
 	}
 	if err := first.Ping(ctx); err != nil {
 		t.Fatalf("the first session: %v", err)
@@ -113,8 +117,8 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// Start warns when --max-connections sessions, one catalog connection each,
-// do not fit in the catalog server's connection slots (the test cluster has
+// Start warns when the catalog pool and Sluice's own connections do not fit
+// in the catalog server's connection slots (the test cluster has
 // max_connections 200, 3 of them reserved), and is quiet when they fit.
 func TestCatalogCapacityWarning(t *testing.T) {
 	ctx := testCtx(t)
@@ -127,11 +131,11 @@ func TestCatalogCapacityWarning(t *testing.T) {
 	}
 	t.Cleanup(store.Close)
 	for _, c := range []struct {
-		sessions int
+		poolSize int
 		warned   bool
-	}{{500, true}, {197, false}, {0, false}} {
+	}{{500, true}, {197, true}, {150, false}, {0, false}} {
 		var logs lockedBuffer
-		ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, MaxSessions: c.sessions,
+		ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, CatalogPoolSize: c.poolSize,
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -144,7 +148,7 @@ func TestCatalogCapacityWarning(t *testing.T) {
 		ex.Close()
 		warned := strings.Contains(logs.String(), "catalog_slots=197")
 		if warned != c.warned {
-			t.Errorf("max sessions %d: warned = %v, want %v; log:\n%s", c.sessions, warned, c.warned, logs.String())
+			t.Errorf("pool size %d: warned = %v, want %v; log:\n%s", c.poolSize, warned, c.warned, logs.String())
 		}
 	}
 }

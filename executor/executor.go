@@ -4,9 +4,10 @@
 // a peer as in SELECT ... FROM peer.schema.table, to that peer.
 //
 // Sessions query the catalog as its unprivileged reader role
-// (catalog.Store.ReaderURL), read-only; statements that could write are
-// refused before they reach it (readonly.go). Federated queries and cursors
-// over them run on a read-only connection to the peer (peercursor.go);
+// (catalog.Store.ReaderURL), read-only, on connections they share from a
+// bounded pool (catalog_pool.go); statements that could write are refused
+// before they reach it (readonly.go). Federated queries and cursors over
+// them run on a read-only connection to the peer (peercursor.go);
 // EXECUTE peer('...') and writes by peer name (peerwrite.go) on a
 // read-write one.
 package executor
@@ -14,8 +15,10 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/server"
@@ -31,10 +34,17 @@ type Config struct {
 	CatalogURL string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
-	// MaxSessions is the server's bound on client sessions, each of which
-	// holds one catalog connection; Start warns when the catalog's server
-	// has fewer connection slots. 0 skips the check.
+	// MaxSessions is the server's bound on client sessions. It is kept for
+	// compatibility: sessions share CatalogPoolSize catalog connections, and
+	// Start's check of the catalog's connection slots is about those.
 	MaxSessions int
+	// CatalogPoolSize bounds the catalog connections that client sessions
+	// share (catalog_pool.go); 0 means DefaultCatalogPoolSize.
+	CatalogPoolSize int
+	// CatalogPoolWait is how long a session waits for a catalog connection
+	// when all are busy before it gets 53300; 0 means
+	// DefaultCatalogPoolWait.
+	CatalogPoolWait time.Duration
 }
 
 // Validate reports a config that cannot work.
@@ -45,14 +55,27 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.CatalogPoolSize == 0 {
+		c.CatalogPoolSize = DefaultCatalogPoolSize
+	}
+	if c.CatalogPoolSize < 1 {
+		return fmt.Errorf("executor: catalog pool size %d must be at least 1", c.CatalogPoolSize)
+	}
+	if c.CatalogPoolWait == 0 {
+		c.CatalogPoolWait = DefaultCatalogPoolWait
+	}
+	if c.CatalogPoolWait < 0 {
+		return fmt.Errorf("executor: catalog pool wait %s must not be negative", c.CatalogPoolWait)
+	}
 	return nil
 }
 
 // Executor opens sessions for the server. It is safe for concurrent use.
 type Executor struct {
 	cfg  Config
-	warn sync.Once  // the warning that sessions are not isolated
-	sup  supervisor // the mirrors' runners
+	warn sync.Once    // the warning that sessions are not isolated
+	sup  supervisor   // the mirrors' runners
+	pool *catalogPool // the catalog connections sessions share
 	// monStop stops the slot monitor (monitor.go) and monDone is closed
 	// when it has stopped; nil until Start.
 	monStop context.CancelFunc
@@ -71,6 +94,7 @@ func New(cfg Config) (*Executor, error) {
 	}
 	e := &Executor{cfg: cfg}
 	e.sup.ex = e
+	e.pool = newCatalogPool(cfg.CatalogPoolSize, cfg.CatalogPoolWait, e.dialCatalog)
 	return e, nil
 }
 
@@ -82,8 +106,10 @@ func (e *Executor) catalogURL() string {
 	return e.cfg.CatalogURL
 }
 
-// Open starts a session: it connects to the catalog (read-only, search_path
-// set to the status views) so that status queries and psql's look-ups work.
+// Open starts a session: it borrows a catalog connection (read-only,
+// search_path set to the status views) once, to check that the catalog
+// answers and to learn the parameters reported to the client; status
+// queries and psql's look-ups borrow one as they run (catalog_pool.go).
 func (e *Executor) Open(ctx context.Context, info server.SessionInfo) (server.Session, error) {
 	if !e.cfg.Store.ReaderIsolated() {
 		e.warn.Do(func() {
@@ -92,21 +118,19 @@ func (e *Executor) Open(ctx context.Context, info server.SessionInfo) (server.Se
 				"give it CREATEROLE to have sessions use an unprivileged reader role")
 		})
 	}
-	s := &session{ex: e, info: info, peers: make(map[string]*peerConn), readers: make(map[string]*peerConn)}
-	if err := s.connectCatalog(ctx); err != nil {
-		return nil, err
+	s := &session{ex: e, info: info, id: sessionIDs.Add(1),
+		peers: make(map[string]*peerConn), readers: make(map[string]*peerConn)}
+	if _, err := s.catalogConn(ctx); err != nil {
+		return nil, withoutRoles(err)
 	}
+	s.releaseCatalog(ctx)
 	return s, nil
 }
 
-// checkCatalogCapacity warns when MaxSessions sessions, each holding a
-// catalog connection, could exhaust the catalog server's connection slots:
-// sessions past that point are refused by the catalog (53300) rather than by
-// Sluice's own limit.
+// checkCatalogCapacity warns when the catalog connections sessions share
+// (CatalogPoolSize) do not fit in the catalog server's connection slots:
+// sessions would then wait for connections the pool cannot open.
 func (e *Executor) checkCatalogCapacity(ctx context.Context) {
-	if e.cfg.MaxSessions == 0 {
-		return
-	}
 	var slots int
 	err := e.cfg.Store.Pool().QueryRow(ctx, `SELECT current_setting('max_connections')::int
 		- current_setting('superuser_reserved_connections')::int`).Scan(&slots)
@@ -114,9 +138,11 @@ func (e *Executor) checkCatalogCapacity(ctx context.Context) {
 		e.cfg.Logger.WarnContext(ctx, "cannot read the catalog's max_connections", "err", err)
 		return
 	}
-	if e.cfg.MaxSessions > slots {
-		e.cfg.Logger.WarnContext(ctx, "--max-connections is above the catalog server's connection slots: "+
-			"sessions past those slots will be refused by the catalog; lower --max-connections or raise max_connections on the catalog's server",
-			"max_connections", e.cfg.MaxSessions, "catalog_slots", slots)
+	own := int(e.cfg.Store.Pool().Config().MaxConns) // Sluice's own (mirrors, status)
+	if e.cfg.CatalogPoolSize+own > slots {
+		e.cfg.Logger.WarnContext(ctx, "--catalog-pool-size and Sluice's own catalog connections are above the catalog server's "+
+			"connection slots: sessions may wait for catalog connections and get 53300; lower --catalog-pool-size "+
+			"or raise max_connections on the catalog's server",
+			"catalog_pool_size", e.cfg.CatalogPoolSize, "own_connections", own, "catalog_slots", slots)
 	}
 }

@@ -72,7 +72,8 @@ func (e *Executor) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every runner and waits for them.
+// Close stops every runner and waits for them, and closes the idle
+// catalog connections of sessions.
 func (e *Executor) Close() {
 	e.sup.mu.Lock()
 	runners := e.sup.runners
@@ -88,6 +89,9 @@ func (e *Executor) Close() {
 		e.monStop()
 		<-e.monDone
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.pool.close(ctx)
 }
 
 // start runs the mirror's flow unless it is already running. Idempotent.

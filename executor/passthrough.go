@@ -300,6 +300,7 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 		err = relayAll(conn.Exec(ctx, r.sql), w, false)
 		s.afterCatalog(ctx, p.Stmt.Stmt, before, err)
 		s.trackSettings(ctx, p.Stmt.Stmt, p.Text, before, err)
+		s.trackPins(p.Stmt.Stmt, err)
 		s.enforceReadOnly(ctx)
 		return mapPosition(err, r.position)
 	}

@@ -220,6 +220,10 @@ func (s *session) executeTarget(ctx context.Context, st *sqlext.ExecutePeer) (is
 	if !errors.Is(err, catalog.ErrNotFound) {
 		return false, false, err
 	}
+	if !s.sticky {
+		// SQL-level PREPARE makes a session sticky (catalog_pool.go).
+		return false, false, nil
+	}
 	cat, err := s.catalogConn(ctx)
 	if err != nil {
 		return false, false, err

@@ -20,7 +20,8 @@ func (s *session) Prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 	if err != nil {
 		s.abortBlock(ctx)
 	}
-	return st, withoutRoles(err)
+	s.releaseCatalog(ctx)
+	return st, forClient(err)
 }
 
 func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (server.Statement, error) {
@@ -134,6 +135,9 @@ func (s *session) prepareOn(ctx context.Context, conn *pgconn.PgConn, sql string
 		return nil, mapPosition(err, position)
 	}
 	ps := &backendStatement{s: s, conn: conn, sd: sd, sql: sql, paramOIDs: paramOIDs, fromPeer: fromPeer, position: position}
+	if conn == s.cat {
+		ps.cat, ps.gen = s.held, s.held.gen
+	}
 	if len(sd.Fields) > 0 {
 		ps.fields = fieldsOf(sd.Fields, fromPeer)
 	}
@@ -142,8 +146,13 @@ func (s *session) prepareOn(ctx context.Context, conn *pgconn.PgConn, sql string
 
 // backendStatement is a statement prepared on the catalog or a peer.
 type backendStatement struct {
-	s        *session
-	conn     *pgconn.PgConn
+	s    *session
+	conn *pgconn.PgConn
+	// cat is the pooled catalog connection the statement was prepared on
+	// (nil on a peer), while its gen was gen: the statement is there only
+	// while the session holds cat and cat.gen is unchanged.
+	cat      *catConn
+	gen      uint64
 	sd       *pgconn.StatementDescription
 	fields   []pgproto3.FieldDescription
 	fromPeer bool
@@ -189,7 +198,8 @@ func (b *backendStatement) Execute(ctx context.Context, params [][]byte, paramFo
 	if err != nil {
 		b.s.abortBlock(ctx)
 	}
-	return withoutRoles(err)
+	b.s.releaseCatalog(ctx)
+	return forClient(err)
 }
 
 func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFormats, resultFormats []int16, w server.ResultWriter) error {
@@ -222,6 +232,7 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 	if b.catalogStmt != nil {
 		b.s.afterCatalog(ctx, b.catalogStmt.Stmt.Stmt, before, err)
 		b.s.trackSettings(ctx, b.catalogStmt.Stmt.Stmt, b.catalogStmt.Text, before, err)
+		b.s.trackPins(b.catalogStmt.Stmt.Stmt, err)
 	}
 	if !b.fromPeer {
 		b.s.enforceReadOnly(ctx)
@@ -234,7 +245,8 @@ func (b *backendStatement) execute(ctx context.Context, params [][]byte, paramFo
 
 // reprepare prepares the statement again when the session's connection it
 // belongs on is no longer the one it was prepared on (the connection was
-// lost, or the peer was re-created). Like Postgres after a schema change, it
+// lost, the peer was re-created, or the session borrowed another catalog
+// connection, or one reset since). Like Postgres after a schema change, it
 // refuses a statement whose result columns changed.
 func (b *backendStatement) reprepare(ctx context.Context) error {
 	var (
@@ -249,7 +261,7 @@ func (b *backendStatement) reprepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if conn == b.conn {
+	if conn == b.conn && (b.cat == nil || b.cat.gen == b.gen) {
 		return nil
 	}
 	sd, err := conn.Prepare(ctx, b.s.nextName(), b.sql, b.paramOIDs)
@@ -261,6 +273,9 @@ func (b *backendStatement) reprepare(ctx context.Context) error {
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "cached plan must not change result type")
 	}
 	b.conn, b.sd = conn, sd
+	if b.peer == "" {
+		b.cat, b.gen = b.s.held, b.s.held.gen
+	}
 	return nil
 }
 
@@ -284,11 +299,29 @@ func sameShape(a, b *pgconn.StatementDescription, fromPeer bool) bool {
 	return true
 }
 
-func (b *backendStatement) Close(ctx context.Context) error {
-	if b.conn.IsClosed() {
+// Close deallocates the statement where it still is: on a peer, or on the
+// catalog connection the session holds. One prepared on a catalog
+// connection given back since is left there: the connection is reset
+// (DISCARD ALL) before another session uses it, and the session's own
+// names are unique (nextName); if the session can take it back at once,
+// the statement is dropped there.
+func (b *backendStatement) Close(ctx context.Context) (err error) {
+	if b.cat == nil || b.s.held == b.cat {
+		if b.conn.IsClosed() || b.cat != nil && b.cat.gen != b.gen {
+			return nil
+		}
+		return b.conn.Deallocate(ctx, b.sd.Name)
+	}
+	if b.s.held != nil || !b.s.ex.pool.tryTake(b.cat) { // b.cat.gen is not ours to read before
 		return nil
 	}
-	return b.conn.Deallocate(ctx, b.sd.Name)
+	// The connection is idle and still the session's: drop the statement
+	// there, or it would pile up on a connection the session keeps using.
+	if b.cat.gen == b.gen && !b.conn.IsClosed() {
+		err = b.conn.Deallocate(ctx, b.sd.Name)
+	}
+	b.s.ex.pool.release(ctx, b.cat)
+	return err
 }
 
 // verbStatement is one of Sluice's own statements, run at Execute. sql is the text it was parsed from,
@@ -309,6 +342,7 @@ func (v *verbStatement) Execute(ctx context.Context, _ [][]byte, _, _ []int16, w
 	if err != nil {
 		v.s.abortBlock(ctx)
 	}
+	v.s.releaseCatalog(ctx)
 	return err
 }
 

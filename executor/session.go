@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -35,7 +36,18 @@ type session struct {
 	ex   *Executor
 	info server.SessionInfo
 
-	cat      *pgconn.PgConn // catalog connection (read-only)
+	id uint64 // unique among the sessions of the process
+	// cat is the catalog connection the session holds (read-only), nil when
+	// it holds none; held is its pool entry (catalog_pool.go) and last the
+	// entry it held last, which it asks for again.
+	cat  *pgconn.PgConn
+	held *catConn
+	last *catConn
+	// sticky pins the catalog connection to the session: a SQL-level
+	// PREPARE, a held cursor or LISTEN left state on it.
+	sticky bool
+	// params are the reported parameters as of the last connection held.
+	params   map[string]string
 	reported map[string]string
 	// Connections to peers: for EXECUTE (read-write) and for federated
 	// queries (peer.schema.table, opened read-only), by peer name.
@@ -52,9 +64,11 @@ type session struct {
 	// at COMMIT.
 	settings []setting
 	pending  []setting
-	notices  server.ResultWriter // where backend notices go while a statement runs
-	cursors  peerCursors         // cursors on peers and their transactions (peercursor.go)
-	seq      int
+	// setVersion counts changes of settings; a pooled connection that has
+	// the session's settings of this version needs no reset.
+	setVersion uint64
+	notices    server.ResultWriter // where backend notices go while a statement runs
+	cursors    peerCursors         // cursors on peers and their transactions (peercursor.go)
 }
 
 type peerConn struct {
@@ -65,24 +79,21 @@ type peerConn struct {
 	funcs map[string]funcVerdict
 }
 
-func (s *session) connectCatalog(ctx context.Context) error {
-	url := s.ex.catalogURL()
-	conn, err := s.dialCatalog(ctx, url)
+// dialCatalog opens a pooled catalog connection, read-only, whose notices
+// go to the session holding it (cc's holder).
+func (e *Executor) dialCatalog(ctx context.Context, cc *catConn) (*pgconn.PgConn, error) {
+	conn, err := e.dialCatalogURL(ctx, e.catalogURL(), cc)
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == pgerrcode.InvalidPassword && s.ex.cfg.Store.ReaderIsolated() {
+	if errors.As(err, &pe) && pe.Code == pgerrcode.InvalidPassword && e.cfg.Store.ReaderIsolated() {
 		// Another process sharing the catalog set a new password.
-		if url, rerr := s.ex.cfg.Store.RefreshReaderURL(ctx); rerr == nil {
-			conn, err = s.dialCatalog(ctx, url)
+		if url, rerr := e.cfg.Store.RefreshReaderURL(ctx); rerr == nil {
+			conn, err = e.dialCatalogURL(ctx, url, cc)
 		}
 	}
-	if err != nil {
-		return catalogConnectError(err)
-	}
-	s.cat = conn
-	return nil
+	return conn, err
 }
 
-func (s *session) dialCatalog(ctx context.Context, url string) (*pgconn.PgConn, error) {
+func (e *Executor) dialCatalogURL(ctx context.Context, url string, cc *catConn) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse catalog URL: %w", err)
@@ -90,11 +101,12 @@ func (s *session) dialCatalog(ctx context.Context, url string) (*pgconn.PgConn, 
 	cfg.RuntimeParams["search_path"] = catalog.StatusSchema
 	cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	cfg.RuntimeParams["client_encoding"] = "UTF8"
-	s.forwardParams(cfg.RuntimeParams)
-	if s.info.ApplicationName == "" {
-		cfg.RuntimeParams["application_name"] = "sluice-session"
+	cfg.RuntimeParams["application_name"] = "sluice-session"
+	cfg.OnNotice = func(pc *pgconn.PgConn, n *pgconn.Notice) {
+		if h := cc.holder; h != nil {
+			h.onNotice(pc, n)
+		}
 	}
-	cfg.OnNotice = s.onNotice
 	cfg.BuildContextWatcherHandler = cancelHandler
 	return pgconn.ConnectConfig(ctx, cfg)
 }
@@ -122,14 +134,85 @@ func (s *session) onNotice(_ *pgconn.PgConn, n *pgconn.Notice) {
 	}
 }
 
-// catalogConn returns the catalog connection, reconnecting if it was lost.
+// catalogConn returns the catalog connection the session holds, borrowing
+// one from the pool if it holds none (catalog_pool.go). A connection found
+// lost is discarded, with the session state that lived on it.
 func (s *session) catalogConn(ctx context.Context) (*pgconn.PgConn, error) {
-	if s.cat == nil || s.cat.IsClosed() {
-		if err := s.connectCatalog(ctx); err != nil {
+	if s.held != nil {
+		if !s.cat.IsClosed() {
+			return s.cat, nil
+		}
+		s.releaseCatalog(ctx)
+	}
+	var cc *catConn
+	for attempt := 0; ; attempt++ {
+		var err error
+		cc, err = s.ex.pool.acquire(ctx, s.last)
+		if err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) || isConnectError(err) {
+				return nil, catalogConnectError(err)
+			}
+			return nil, err
+		}
+		err = s.adopt(ctx, cc)
+		if err == nil {
+			break
+		}
+		s.ex.pool.release(ctx, cc) // closed: discarded
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if attempt >= s.ex.cfg.CatalogPoolSize {
+			// Idle connections lost (the catalog's server restarted, say)
+			// are discarded one by one; a fresh one failing too is an error.
 			return nil, err
 		}
 	}
+	cc.holder, cc.used = s, true
+	s.held, s.cat, s.last = cc, cc.conn, cc
 	return s.cat, nil
+}
+
+// isConnectError reports whether err is pgconn's failure to connect.
+func isConnectError(err error) bool {
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce)
+}
+
+// releaseCatalog gives the session's catalog connection back to the pool
+// unless session state is pinned on it: an open transaction block, or the
+// SQL-level prepared statements, held cursors or LISTENs that make the
+// session sticky (catalog_pool.go). A lost connection is discarded.
+func (s *session) releaseCatalog(ctx context.Context) {
+	cc := s.held
+	if cc == nil {
+		return
+	}
+	lost := cc.conn.IsClosed()
+	if !lost && (s.sticky || cc.conn.TxStatus() != 'I') {
+		return
+	}
+	if lost {
+		s.sticky, s.pending = false, nil
+	} else {
+		s.snapshotParams()
+	}
+	s.held, s.cat = nil, nil
+	s.ex.pool.release(ctx, cc)
+}
+
+// snapshotParams keeps the reported run-time parameters of the connection
+// the session holds, for ParameterChanges while it holds none.
+func (s *session) snapshotParams() {
+	if s.params == nil {
+		s.params = make(map[string]string)
+	}
+	for _, k := range reportedParams {
+		if v := s.cat.ParameterStatus(k); v != "" {
+			s.params[k] = v
+		}
+	}
 }
 
 // Query implements server.Session.
@@ -140,7 +223,8 @@ func (s *session) Query(ctx context.Context, sql string, w server.ResultWriter) 
 	if err != nil {
 		s.abortBlock(ctx)
 	}
-	return withoutRoles(err)
+	s.releaseCatalog(ctx)
+	return forClient(err)
 }
 
 func (s *session) query(ctx context.Context, sql string, w server.ResultWriter) error {
@@ -307,7 +391,8 @@ func verb(st sqlext.Statement) string {
 	return "statement"
 }
 
-// TxStatus implements server.Session: the catalog connection's status.
+// TxStatus implements server.Session: the catalog connection's status
+// ('I' when the session holds none: it gives back only idle ones).
 func (s *session) TxStatus() byte {
 	if s.cat == nil || s.cat.IsClosed() {
 		return 'I'
@@ -320,14 +405,14 @@ func (s *session) TxStatus() byte {
 // role, which is not a superuser.
 func (s *session) ParameterChanges() map[string]string {
 	changed := make(map[string]string)
-	if s.cat == nil {
-		return changed
-	}
 	if s.reported == nil {
 		s.reported = make(map[string]string)
 	}
 	for _, k := range reportedParams {
-		v := s.cat.ParameterStatus(k)
+		v := s.params[k]
+		if s.cat != nil {
+			v = s.cat.ParameterStatus(k)
+		}
 		if v != "" && s.reported[k] != v {
 			s.reported[k] = v
 			changed[k] = v
@@ -340,8 +425,15 @@ func (s *session) ParameterChanges() map[string]string {
 func (s *session) Close(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if s.cat != nil {
-		s.cat.Close(ctx)
+	if s.held != nil {
+		// Inside a transaction block the pool closes it rather than keep it.
+		s.sticky = false
+		s.releaseCatalog(ctx)
+		if s.held != nil {
+			cc := s.held
+			s.held, s.cat = nil, nil
+			s.ex.pool.release(ctx, cc)
+		}
 	}
 	for _, pc := range s.peers {
 		pc.conn.Close(ctx)
@@ -354,8 +446,14 @@ func (s *session) Close(ctx context.Context) {
 	}
 }
 
+// stmtSeq numbers the statements sessions prepare on backends: catalog
+// connections are shared, so names are unique in the process.
+var stmtSeq atomic.Uint64
+
+// sessionIDs numbers sessions.
+var sessionIDs atomic.Uint64
+
 // nextName returns a fresh name for a statement prepared on a backend.
 func (s *session) nextName() string {
-	s.seq++
-	return fmt.Sprintf("sluice_%d", s.seq)
+	return fmt.Sprintf("sluice_%d", stmtSeq.Add(1))
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/executor"
@@ -44,6 +45,13 @@ Flags of serve (each also read from the environment variable shown):
   --tls-key FILE       TLS private key (SLUICE_TLS_KEY)
   --max-message-size N largest protocol message in bytes (SLUICE_MAX_MESSAGE_SIZE, default 67108864)
   --max-connections N  client sessions served at once; more get 53300 (SLUICE_MAX_CONNECTIONS, default 100)
+  --catalog-pool-size N
+                       catalog connections that client sessions share; a session holds one
+                       while a statement runs, and through a transaction block
+                       (SLUICE_CATALOG_POOL_SIZE, default 20)
+  --catalog-pool-wait D
+                       how long a session waits when all of them are busy before it gets
+                       53300 (SLUICE_CATALOG_POOL_WAIT, default 10s)
   --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
 
 Environment only:
@@ -68,7 +76,11 @@ type Config struct {
 	TLSKey         string
 	MaxMessageSize int
 	MaxConnections int
-	LogLevel       slog.Level
+	// CatalogPoolSize and CatalogPoolWait bound the catalog connections
+	// sessions share (executor.Config).
+	CatalogPoolSize int
+	CatalogPoolWait time.Duration
+	LogLevel        slog.Level
 }
 
 // Validate reports a config that cannot or must not run.
@@ -88,6 +100,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		return fmt.Errorf("invalid --max-connections %d: must be at least 1", c.MaxConnections)
+	}
+	if c.CatalogPoolSize < 1 {
+		return fmt.Errorf("invalid --catalog-pool-size %d: must be at least 1", c.CatalogPoolSize)
+	}
+	if c.CatalogPoolWait <= 0 {
+		return fmt.Errorf("invalid --catalog-pool-wait %s: must be positive", c.CatalogPoolWait)
 	}
 	return nil
 }
@@ -127,6 +145,16 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_MAX_CONNECTIONS: %w", err)
 	}
 	fs.IntVar(&cfg.MaxConnections, "max-connections", maxConns, "")
+	poolSize, err := strconv.Atoi(envOr("SLUICE_CATALOG_POOL_SIZE", strconv.Itoa(executor.DefaultCatalogPoolSize)))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_CATALOG_POOL_SIZE: %w", err)
+	}
+	fs.IntVar(&cfg.CatalogPoolSize, "catalog-pool-size", poolSize, "")
+	poolWait, err := time.ParseDuration(envOr("SLUICE_CATALOG_POOL_WAIT", executor.DefaultCatalogPoolWait.String()))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_CATALOG_POOL_WAIT: %w", err)
+	}
+	fs.DurationVar(&cfg.CatalogPoolWait, "catalog-pool-wait", poolWait, "")
 	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -207,7 +235,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
-		MaxSessions: cfg.MaxConnections})
+		MaxSessions: cfg.MaxConnections, CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/catalog"
@@ -46,6 +47,10 @@ type Options struct {
 	MaxMessageSize int
 	// MaxConnections bounds concurrent sessions (0: the server's default).
 	MaxConnections int
+	// CatalogPoolSize and CatalogPoolWait bound the catalog connections
+	// sessions share (0: the executor's defaults).
+	CatalogPoolSize int
+	CatalogPoolWait time.Duration
 }
 
 // StartSluice starts a server on a random loopback port with its catalog in
@@ -74,7 +79,8 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, Logger: logger})
+	ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, Logger: logger,
+		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait})
 	if err != nil {
 		store.Close()
 		return nil, err
