@@ -57,7 +57,7 @@ func (s *session) chConnOf(ctx context.Context, p catalog.Peer) (*chConn, error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "connect to peer %q: %v", p.Name, err)
+		return nil, peerConnectError(err, "peer %q", p.Name)
 	}
 	var ro string
 	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'readonly'").Scan(&ro); err != nil {

@@ -63,7 +63,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: %v", st.Name, err)
+		return peerConnectError(err, "create mirror %q: cannot connect to source peer %q", st.Name, st.Source)
 	}
 	defer src.Close(context.Background())
 	schemas, err := validateTables(ctx, src, dest, tables)
@@ -168,8 +168,7 @@ func (s *session) openMirrorDest(ctx context.Context, st *sqlext.CreateMirror) (
 	}
 	conn, err := cfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
-			st.Name, st.Destination, err)
+		return nil, peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
 	}
 	return &postgresDest{conn: conn, meta: metadataSchema(p.Options)}, nil
 }
@@ -223,8 +222,7 @@ func (d *postgresDest) undo(tables []mapping) {
 func checkSource(ctx context.Context, cfg *postgres.PeerConfig, verb, mirror, peer string, pos sqlext.Pos) error {
 	info, err := cfg.Inspect(ctx)
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s mirror %q: cannot connect to source peer %q: %v",
-			verb, mirror, peer, err)
+		return peerConnectError(err, "%s mirror %q: cannot connect to source peer %q", verb, mirror, peer)
 	}
 	if ok, why := info.CanBeSource(); !ok {
 		e := sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", peer, why).

@@ -69,7 +69,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: %v", m.Name, err)
+		return peerConnectError(err, "resync mirror %q: cannot connect to source peer %q", m.Name, m.SourcePeer)
 	}
 	defer src.Close(context.Background())
 	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
@@ -83,8 +83,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 			_, err = cfg.Inspect(ctx)
 		}
 		if err != nil {
-			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
-				m.Name, m.DestinationPeer, err)
+			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
 		}
 	} else {
 		dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
@@ -93,8 +92,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 		}
 		dst, err = dstCfg.ConnectSQL(ctx, "sluice-validate")
 		if err != nil {
-			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
-				m.Name, m.DestinationPeer, err)
+			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
 		}
 		defer dst.Close(context.Background())
 	}
@@ -232,8 +230,7 @@ func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *cata
 	}
 	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to destination peer %q: %v",
-			m.DestinationPeer, err)
+		return peerConnectError(err, "resync table: cannot connect to destination peer %q", m.DestinationPeer)
 	}
 	defer dst.Close(context.Background())
 	dest, _ := connectors.ParseTableName(mt.Destination)
@@ -253,7 +250,7 @@ func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalo
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to source peer %q: %v", m.SourcePeer, err)
+		return peerConnectError(err, "resync table: cannot connect to source peer %q", m.SourcePeer)
 	}
 	defer src.Close(context.Background())
 	source, _ := connectors.ParseTableName(mt.Source)
