@@ -359,17 +359,13 @@ func checkAddedColumns(cfg mirrorConfig, tables []mapping, schemas []*connectors
 }
 
 // checkOrderBy checks a ClickHouse sorting key of table: its columns exist
-// and are not nullable, and it includes the primary key.
+// and it includes the primary key. A column nullable in the source may be
+// in it (see nullableKeyNotice).
 func checkOrderBy(ts *connectors.TableSchema, table connectors.TableName, orderBy []string, pos sqlext.Pos) error {
 	for _, c := range orderBy {
 		i := ts.ColumnIndex(c)
 		if i < 0 {
 			return sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, table).WithPosition(int(pos))
-		}
-		if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
-			return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable, and ClickHouse sorting keys cannot be Nullable", c, table).
-				WithPosition(int(pos)).
-				WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
 		}
 	}
 	if len(orderBy) > 0 {
