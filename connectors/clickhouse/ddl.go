@@ -117,11 +117,12 @@ func newLayout(dest connectors.TableName, ts *connectors.TableSchema, v ServerIn
 	return l, nil
 }
 
-// NullableKeyColumns returns the columns of orderBy (none: the primary key)
-// that are nullable in source table ts. In ClickHouse they are created
-// non-Nullable, as sorting-key columns must be: a NULL the source sends for
-// one is stored as the type's default (0, ”, the zero UUID, 1970-01-01
-// ...) and counted (see Writer.NullKeys, Applier.NullKeys). Pure.
+// NullableKeyColumns returns the columns of orderBy (a sorting key; the
+// primary key when the table has no order_by) that are nullable in source
+// table ts. In ClickHouse they are created non-Nullable, as sorting-key
+// columns must be: a NULL the source sends for one is stored as the type's
+// default (0, the empty string, the zero UUID, 1970-01-01, ...) and counted
+// (see Writer.NullKeys, Applier.NullKeys). Pure.
 func NullableKeyColumns(ts *connectors.TableSchema, orderBy []string) []string {
 	var out []string
 	for _, name := range orderBy {
