@@ -344,6 +344,11 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		if err := f.chCheckTypes(ctx, conn, info, t, ts); err != nil {
 			return err
 		}
+		// bytea columns of a table an older Sluice made get their marker,
+		// so that federated reads send them as bytea.
+		if err := clickhouse.MarkBytea(ctx, conn, t.dest, ts); err != nil {
+			return err
+		}
 		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 		orderBy[t.source] = t.catalog.OrderBy

@@ -172,7 +172,8 @@ func (l *layout) insertSQL() string {
 //	  `_sluice_is_deleted` UInt8, `_sluice_synced_at` DateTime)
 //	ENGINE = ReplacingMergeTree(`_sluice_version`) ORDER BY (<order by>)
 //
-// Column types come from ColumnType; sorting-key columns are never
+// Column types come from ColumnType; a bytea column has the comment
+// ByteaMarker; sorting-key columns are never
 // Nullable (a column nullable in the source is created non-Nullable, see
 // NullableKeyColumns). Errors name the table and the column at fault: a
 // type with no mapping, an order_by that lacks a primary-key column or
@@ -190,7 +191,11 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v Ser
 	}
 	b.WriteString(create + qualified(dest) + " (")
 	for i, c := range ts.Columns {
-		fmt.Fprintf(&b, "%s %s, ", quoteIdent(c.Name), l.cols[i].sql)
+		colComment := ""
+		if l.cols[i].isBytea() {
+			colComment = " COMMENT " + quoteString(ByteaMarker)
+		}
+		fmt.Fprintf(&b, "%s %s%s, ", quoteIdent(c.Name), l.cols[i].sql, colComment)
 	}
 	fmt.Fprintf(&b, "%s UInt64%s, %s UInt8, %s DateTime) ENGINE = ReplacingMergeTree(%s) ORDER BY (",
 		quoteIdent(l.opts.VersionColumn), comment, quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn),
