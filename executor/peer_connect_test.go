@@ -27,7 +27,7 @@ func TestPeerWrongPasswordLeadsWithCause(t *testing.T) {
 		peerCluster.Exec(t, db, "DROP OWNED BY "+role)
 		peerCluster.Exec(t, "postgres", "DROP ROLE "+role)
 	})
-	peerCluster.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY); GRANT SELECT ON t TO "+role)
+	peerCluster.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY); ALTER TABLE t OWNER TO "+role+"; GRANT CREATE ON DATABASE "+db+" TO "+role)
 	opts := func(pw string) string {
 		return fmt.Sprintf("host = '127.0.0.1', port = %d, user = '%s', password = '%s', database = '%s'",
 			peerCluster.Port(), role, pw, db)
@@ -50,7 +50,28 @@ func TestPeerWrongPasswordLeadsWithCause(t *testing.T) {
 
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+opts("right-pw")+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(peerCluster.NewDB(t))+")")
+	// A running mirror whose source password changes: mirrors.error leads
+	// with the cause once the mirror connects again.
+	mustExec(t, conn, "CREATE MIRROR live FROM src TO dst WITH TABLE MAPPING (public.t:public.t)")
+	f := &mirrorFixture{conn: conn}
+	f.waitStatus(t, "live", "RUNNING")
+	mustExec(t, conn, "PAUSE MIRROR live")
+	f.waitStatus(t, "live", "PAUSED")
 	peerCluster.Exec(t, db, fmt.Sprintf("ALTER ROLE %s PASSWORD 'changed-pw'", role))
+	mustExec(t, conn, "RESUME MIRROR live")
+	wantErr := fmt.Sprintf(`connect to 127.0.0.1:%d: password authentication failed for user "%s"`, peerCluster.Port(), role)
+	deadline := time.Now().Add(60 * time.Second)
+	var mirrorErr string
+	for time.Now().Before(deadline) && !strings.HasPrefix(mirrorErr, wantErr) {
+		time.Sleep(100 * time.Millisecond)
+		if err := conn.QueryRow(ctx, "SELECT coalesce(error, '') FROM mirrors WHERE name = 'live'").Scan(&mirrorErr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.HasPrefix(mirrorErr, wantErr) {
+		t.Fatalf("mirrors.error = %q, want it to start with %q", mirrorErr, wantErr)
+	}
+	mustExec(t, conn, "PAUSE MIRROR live")
 
 	_, err = conn.Exec(ctx, "SELECT id FROM src.public.t")
 	wantCause("select", err, `peer "src"`)
