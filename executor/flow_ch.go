@@ -345,9 +345,13 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 			return err
 		}
 		// bytea columns of a table an older Sluice made get their marker,
-		// so that federated reads send them as bytea.
+		// so that federated reads send them as bytea. Only reads need it:
+		// a failure is logged, and the mirror goes on.
 		if err := clickhouse.MarkBytea(ctx, conn, t.dest, ts); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.log.InfoContext(ctx, "could not mark bytea columns", "table", t.dest.String(), "error", err)
 		}
 		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
