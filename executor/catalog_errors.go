@@ -2,10 +2,14 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/sqlerr"
 )
 
@@ -81,4 +85,32 @@ func forClient(err error) error {
 	cp := *e
 	cp.Severity = "ERROR"
 	return &cp
+}
+
+// peerConnectError is the client's error for a peer that could not be
+// reached: prefix (which names the peer), then the real cause. A server's
+// refusal keeps its SQLSTATE (28P01 for a wrong password, 3D000 for a
+// missing database, ...); anything else is 08001. The other connection
+// attempts (pgconn tries TLS, then plain text) follow in the DETAIL. A
+// ClickHouse peer pointed at the HTTP port gets a hint naming the native one.
+func peerConnectError(err error, prefix string, args ...any) *sqlerr.Error {
+	msg := fmt.Sprintf(prefix, args...)
+	var ce *postgres.ConnectError
+	if !errors.As(err, &ce) {
+		e := sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s: %v", msg, err)
+		if errors.Is(err, clickhouse.ErrHTTPPort) {
+			e = e.WithHint("%s", clickhouse.HTTPPortHint)
+		}
+		return e
+	}
+	code := pgerrcode.SQLClientUnableToEstablishSQLConnection
+	var pe *pgconn.PgError
+	if errors.As(ce.Cause, &pe) && pe.Code != "" {
+		code = pe.Code
+	}
+	e := sqlerr.New(code, "%s: %s", msg, ce.Error())
+	if len(ce.Attempts) > 0 {
+		e = e.WithDetail("Other connection attempts: %s.", strings.Join(ce.Attempts, "; "))
+	}
+	return e
 }

@@ -57,7 +57,7 @@ func (s *session) chConnOf(ctx context.Context, p catalog.Peer) (*chConn, error)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "connect to peer %q: %v", p.Name, err)
+		return nil, peerConnectError(err, "peer %q", p.Name)
 	}
 	var ro string
 	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'readonly'").Scan(&ro); err != nil {
@@ -176,18 +176,23 @@ func (s *session) federatedCH(ctx context.Context, r route, w server.ResultWrite
 	if err != nil {
 		return err
 	}
+	bytea, err := s.chByteaColumns(ctx, cc, tablesOf(r.sql))
+	if err != nil {
+		return err
+	}
 	rows, err := cc.query(ctx, r.sql, true)
 	if err != nil {
 		return s.chFailed(ctx, r.peer, err, false)
 	}
-	return s.relayCH(ctx, r.peer, rows, nil, nil, w, true)
+	return s.relayCH(ctx, r.peer, rows, nil, nil, w, bytea, true)
 }
 
 // relayCH copies rows to w and closes them. want are the column types the
 // statement was described with (nil: none, the simple protocol); describe
-// sends the columns first. formats are the client's result formats.
+// sends the columns first, those in bytea as bytea. formats are the
+// client's result formats.
 func (s *session) relayCH(ctx context.Context, peer string, rows driver.Rows, want []chType, formats []int16,
-	w server.ResultWriter, describe bool) error {
+	w server.ResultWriter, bytea chBytea, describe bool) error {
 	defer rows.Close()
 	cts := rows.ColumnTypes()
 	types := make([]chType, len(cts))
@@ -200,6 +205,7 @@ func (s *session) relayCH(ctx context.Context, peer string, rows driver.Rows, wa
 			return err
 		}
 	} else if len(types) > 0 {
+		bytea.mark(rows.Columns(), types)
 		if err := w.Fields(chFields(rows.Columns(), types)); err != nil {
 			return err
 		}
@@ -208,7 +214,7 @@ func (s *session) relayCH(ctx context.Context, peer string, rows driver.Rows, wa
 	for i, ct := range cts {
 		dest[i] = reflect.New(ct.ScanType()).Interface()
 	}
-	rw := chRowWriter{m: s.types(), types: types, formats: formats}
+	rw := chRowWriter{m: s.types(), types: types, formats: formats, peer: peer, names: rows.Columns()}
 	n := 0
 	for rows.Next() {
 		// clickhouse-go leaves some destinations as they were for a NULL
@@ -250,6 +256,8 @@ func sameColumns(want, got []chType) ([]chType, error) {
 	for i := range got {
 		switch {
 		case got[i].oid == want[i].oid:
+		case want[i].oid == pgtype.ByteaOID && got[i].oid == pgtype.TextOID && got[i].base == "String" && got[i].elem == nil:
+			got[i].oid = pgtype.ByteaOID // described as a marked bytea column
 		case want[i].oid == pgtype.TextOID:
 			got[i].oid = pgtype.TextOID
 		default:
@@ -296,7 +304,7 @@ func (s *session) prepareCH(ctx context.Context, r route, paramOIDs []uint32) (*
 	}
 	oids := params.paramOIDs(paramOIDs, columns)
 	st := &chStatement{s: s, peer: r.peer, sql: r.sql, params: params, oids: oids, readOnly: true}
-	if err := st.describe(ctx, cc, params.bind(r.sql, placeholders(oids))); err != nil {
+	if err := st.describe(ctx, cc, params.bind(r.sql, placeholders(oids)), params.tables); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -323,8 +331,13 @@ func (s *session) chColumns(ctx context.Context, cc *chConn, query string) ([]ch
 }
 
 // describe learns the statement's result columns from sql, the statement
-// with its parameters bound to placeholders.
-func (st *chStatement) describe(ctx context.Context, cc *chConn, sql string) error {
+// with its parameters bound to placeholders; tables are the statement's
+// (for its bytea columns).
+func (st *chStatement) describe(ctx context.Context, cc *chConn, sql string, tables []chTable) error {
+	bytea, err := st.s.chByteaColumns(ctx, cc, tables)
+	if err != nil {
+		return err
+	}
 	// The newline ends a -- comment at the end of the statement.
 	rows, err := cc.query(ctx, "SELECT * FROM (\n"+sql+"\n) LIMIT 0", true)
 	if err != nil {
@@ -336,6 +349,7 @@ func (st *chStatement) describe(ctx context.Context, cc *chConn, sql string) err
 	for i, ct := range cts {
 		st.types[i] = chTypeOf(ct.DatabaseTypeName())
 	}
+	bytea.mark(rows.Columns(), st.types)
 	st.fields = chFields(rows.Columns(), st.types)
 	for rows.Next() {
 	}
@@ -400,7 +414,7 @@ func (st *chStatement) execute(ctx context.Context, params [][]byte, paramFormat
 		rows.Close()
 		return w.Complete("EXECUTE")
 	}
-	return st.s.relayCH(ctx, st.peer, rows, st.types, resultFormats, w, false)
+	return st.s.relayCH(ctx, st.peer, rows, st.types, resultFormats, w, nil, false)
 }
 
 // executeCH runs EXECUTE ch('...') on a ClickHouse peer in the simple
@@ -414,6 +428,12 @@ func (s *session) executeCH(ctx context.Context, st *sqlext.ExecutePeer, p catal
 	if err != nil {
 		return err
 	}
+	var bytea chBytea
+	if kw := firstWord(st.Query); kw == "select" || kw == "with" {
+		if bytea, err = s.chByteaColumns(ctx, cc, tablesOf(st.Query)); err != nil {
+			return err
+		}
+	}
 	rows, err := cc.query(ctx, st.Query, false)
 	if errors.Is(err, io.EOF) {
 		return w.Complete("EXECUTE")
@@ -425,7 +445,7 @@ func (s *session) executeCH(ctx context.Context, st *sqlext.ExecutePeer, p catal
 		rows.Close()
 		return w.Complete("EXECUTE")
 	}
-	return s.relayCH(ctx, st.Peer, rows, nil, nil, w, true)
+	return s.relayCH(ctx, st.Peer, rows, nil, nil, w, bytea, true)
 }
 
 // prepareExecuteCH prepares EXECUTE ch('...') for the extended protocol. A
@@ -441,7 +461,7 @@ func (s *session) prepareExecuteCH(ctx context.Context, st *sqlext.ExecutePeer, 
 	}
 	cs := &chStatement{s: s, peer: st.Peer, sql: st.Query}
 	if w := firstWord(st.Query); w == "select" || w == "with" {
-		if err := cs.describe(ctx, cc, st.Query); err != nil {
+		if err := cs.describe(ctx, cc, st.Query, tablesOf(st.Query)); err != nil {
 			return nil, err
 		}
 	}

@@ -387,15 +387,36 @@ type chRowWriter struct {
 	types   []chType
 	formats []int16 // the client's result formats
 	values  [][]byte
+	peer    string
+	names   []string // the columns' names, for errors
+	rows    int      // rows converted
 }
 
-// row returns the values of one row, valid until the next call.
+// row returns the values of one row, valid until the next call. A value
+// that is not valid text (federated_ch_bytea.go) is an error: bytea
+// columns are sent as bytea, nothing else goes out that is not UTF-8.
 func (rw *chRowWriter) row(dest []any) ([][]byte, error) {
 	if rw.values == nil {
 		rw.values = make([][]byte, len(rw.types))
 	}
+	rw.rows++
 	for i, t := range rw.types {
+		if t.oid == pgtype.ByteaOID {
+			if b := chBytes(dest[i]); b != nil {
+				rw.values[i] = byteaValue(b, formatAt(rw.formats, i))
+			} else {
+				rw.values[i] = nil
+			}
+			continue
+		}
 		v := chText(t, dest[i])
+		if bad, ok := invalidText(v); ok {
+			name := fmt.Sprintf("column %d", i+1)
+			if i < len(rw.names) {
+				name = rw.names[i]
+			}
+			return nil, notText(rw.peer, name, rw.rows, bad)
+		}
 		if v != nil && formatAt(rw.formats, i) == pgtype.BinaryFormatCode && t.oid != pgtype.TextOID {
 			b, err := binaryValue(rw.m, t.oid, v)
 			if err != nil {

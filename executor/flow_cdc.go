@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
@@ -576,6 +577,13 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
 			return err
+		}
+		if ca, ok := b.applier.(*clickhouse.Applier); ok {
+			for t, n := range ca.NullKeys() {
+				if err := b.f.reportNullKeys(ctx, t, n); err != nil {
+					return err
+				}
+			}
 		}
 		// took: the destination transaction, opened while the batch was
 		// still coming; tail: what was left when it was complete.

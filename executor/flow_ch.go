@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgx/v5"
@@ -300,6 +302,9 @@ func (f *flow) chCopyWorker(ctx context.Context, info clickhouse.ServerInfo, sna
 		if err != nil {
 			return fmt.Errorf("copy %s partition %d: %w", j.t.source, j.part.Index, err)
 		}
+		if err := f.reportNullKeys(ctx, j.t.source, w.NullKeys()); err != nil {
+			return err
+		}
 		if err := clickhouse.MarkPartitionDone(ctx, conn, f.ch.Database, f.m.Name, j.t.source, j.part.Index, rows); err != nil {
 			return err
 		}
@@ -346,6 +351,15 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		if err := f.chCheckTypes(ctx, conn, info, t, ts); err != nil {
 			return err
 		}
+		// bytea columns of a table an older Sluice made get their marker,
+		// so that federated reads send them as bytea. Only reads need it:
+		// a failure is logged, and the mirror goes on.
+		if err := clickhouse.MarkBytea(ctx, conn, t.dest, ts); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.log.InfoContext(ctx, "could not mark bytea columns", "table", t.dest.String(), "error", err)
+		}
 		dests[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 		orderBy[t.source] = t.catalog.OrderBy
@@ -378,4 +392,27 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 		return nil
 	}
 	return f.explainStreamError(ctx, err)
+}
+
+// reportNullKeys records, as a warning in mirror_events (and the log), the
+// NULLs the source sent for sorting-key columns of table that are nullable
+// in the source, which ClickHouse stores as the type's default (see
+// clickhouse.NullableKeyColumns). counts is by column; nil records nothing.
+func (f *flow) reportNullKeys(ctx context.Context, table connectors.TableName, counts map[string]int64) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	cols := make([]string, 0, len(counts))
+	for c := range counts {
+		cols = append(cols, c)
+	}
+	sort.Strings(cols)
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = fmt.Sprintf("%d in %q", counts[c], c)
+	}
+	msg := fmt.Sprintf("%s: NULL stored as the type's default in sorting-key column(s), which ClickHouse cannot make Nullable: %s",
+		table, strings.Join(parts, ", "))
+	f.log.InfoContext(ctx, "NULL in a sorting-key column stored as the default", "table", table.String(), "counts", counts)
+	return f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "warning", msg)
 }

@@ -63,7 +63,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: %v", st.Name, err)
+		return peerConnectError(err, "create mirror %q: cannot connect to source peer %q", st.Name, st.Source)
 	}
 	defer src.Close(context.Background())
 	schemas, err := validateTables(ctx, src, dest, tables)
@@ -168,8 +168,7 @@ func (s *session) openMirrorDest(ctx context.Context, st *sqlext.CreateMirror) (
 	}
 	conn, err := cfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "create mirror %q: cannot connect to destination peer %q: %v",
-			st.Name, st.Destination, err)
+		return nil, peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
 	}
 	return &postgresDest{conn: conn, meta: metadataSchema(p.Options)}, nil
 }
@@ -223,8 +222,7 @@ func (d *postgresDest) undo(tables []mapping) {
 func checkSource(ctx context.Context, cfg *postgres.PeerConfig, verb, mirror, peer string, pos sqlext.Pos) error {
 	info, err := cfg.Inspect(ctx)
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s mirror %q: cannot connect to source peer %q: %v",
-			verb, mirror, peer, err)
+		return peerConnectError(err, "%s mirror %q: cannot connect to source peer %q", verb, mirror, peer)
 	}
 	if ok, why := info.CanBeSource(); !ok {
 		e := sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", peer, why).
@@ -361,17 +359,13 @@ func checkAddedColumns(cfg mirrorConfig, tables []mapping, schemas []*connectors
 }
 
 // checkOrderBy checks a ClickHouse sorting key of table: its columns exist
-// and are not nullable, and it includes the primary key.
+// and it includes the primary key. A column nullable in the source may be
+// in it (see nullableKeyNotice).
 func checkOrderBy(ts *connectors.TableSchema, table connectors.TableName, orderBy []string, pos sqlext.Pos) error {
 	for _, c := range orderBy {
 		i := ts.ColumnIndex(c)
 		if i < 0 {
 			return sqlerr.New(pgerrcode.UndefinedColumn, "order_by column %q does not exist in %s", c, table).WithPosition(int(pos))
-		}
-		if !ts.Columns[i].NotNull && !slices.Contains(ts.PrimaryKey, c) {
-			return sqlerr.New(pgerrcode.InvalidParameterValue, "order_by column %q of %s is nullable, and ClickHouse sorting keys cannot be Nullable", c, table).
-				WithPosition(int(pos)).
-				WithHint("Make the column NOT NULL on the source, or leave it out of order_by.")
 		}
 	}
 	if len(orderBy) > 0 {

@@ -45,12 +45,20 @@ func (d *clickHouseDest) defaultSchema() string { return d.cfg.Database }
 func (d *clickHouseDest) ordered() bool         { return true }
 func (d *clickHouseDest) close()                { _ = d.conn.Close() }
 
-// generatedNotices: a ClickHouse table does not get the source's generated
-// columns. Logical replication does not send their values, and a
+// generatedNotices: sorting-key columns nullable in the source are made
+// non-Nullable (nullableKeyNotice). A ClickHouse table does not get the
+// source's generated columns. Logical replication does not send their values, and a
 // Postgres expression is not a ClickHouse one, so Sluice leaves them out
 // and says so, naming each.
 func (d *clickHouseDest) generatedNotices(t mapping, ts *connectors.TableSchema) []string {
 	var out []string
+	orderBy := t.orderBy
+	if len(orderBy) == 0 {
+		orderBy = ts.PrimaryKey
+	}
+	if n := nullableKeyNotice(ts, t.source, orderBy); n != "" {
+		out = append(out, n)
+	}
 	for _, g := range ts.Generated {
 		from := ""
 		if len(g.DependsOn) > 0 {
@@ -114,4 +122,17 @@ func (d *clickHouseDest) undo(tables []mapping) {
 // chTableOptions are a ClickHouse table's options from the mirror's.
 func chTableOptions(cfg mirrorConfig, orderBy []string) clickhouse.TableOptions {
 	return clickhouse.TableOptions{OrderBy: orderBy, DeletedColumn: cfg.SoftDeleteColumn, SyncedAtColumn: cfg.SyncedAtColumn}
+}
+
+// nullableKeyNotice is the NOTICE for the columns of a ClickHouse sorting
+// key that are nullable in source table ts (see
+// clickhouse.NullableKeyColumns), or "" when there are none.
+func nullableKeyNotice(ts *connectors.TableSchema, table connectors.TableName, orderBy []string) string {
+	cols := clickhouse.NullableKeyColumns(ts, orderBy)
+	if len(cols) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("order_by column(s) %s of %s are nullable in the source, and ClickHouse sorting keys cannot be Nullable: "+
+		"they are created non-Nullable, and a NULL the source sends is stored as the type's default (0, '', 1970-01-01, ...) "+
+		"and reported as a warning in mirror_events", strings.Join(quoteEach(cols), ", "), table)
 }

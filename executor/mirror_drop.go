@@ -231,8 +231,7 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 
 // refuseUnreachable refuses a drop whose peer cannot be reached.
 func refuseUnreachable(m catalog.Mirror, role, peer string, err error) error {
-	return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "drop mirror %q: cannot connect to %s peer %q: %v",
-		m.Name, role, peer, err).
+	return peerConnectError(err, "drop mirror %q: cannot connect to %s peer %q", m.Name, role, peer).
 		WithHint("The mirror is unchanged. Run DROP MIRROR again when the peer answers, or with (skip_unreachable_peers = true) to drop " +
 			"what can be reached and leave the rest on that peer.")
 }

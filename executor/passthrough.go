@@ -365,7 +365,7 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 	cc.OnNotice = s.onNotice
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "connect to peer %q: %v", name, err)
+		return nil, peerConnectError(postgres.ConnectFailed(cc, err), "peer %q", name)
 	}
 	s.replay(ctx, conn, s.settings)
 	conns[name] = &peerConn{conn: conn, created: peer.CreatedAt}

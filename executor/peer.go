@@ -72,9 +72,11 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 		if errors.As(err, &e) {
 			return e
 		}
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection,
-			"create peer %q: cannot connect: %v", st.Name, err).
-			WithHint("Check host, port, user, password and database; nothing was stored.")
+		ce := peerConnectError(err, "create peer %q: cannot connect", st.Name)
+		if ce.Hint == "" {
+			return ce.WithHint("Check host, port, user, password and database; nothing was stored.")
+		}
+		return ce.WithHint("%s Nothing was stored.", ce.Hint)
 	}
 	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: string(st.Type), Options: opts})
 	if errors.Is(err, catalog.ErrExists) {

@@ -69,7 +69,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: %v", m.Name, err)
+		return peerConnectError(err, "resync mirror %q: cannot connect to source peer %q", m.Name, m.SourcePeer)
 	}
 	defer src.Close(context.Background())
 	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
@@ -83,8 +83,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 			_, err = cfg.Inspect(ctx)
 		}
 		if err != nil {
-			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
-				m.Name, m.DestinationPeer, err)
+			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
 		}
 	} else {
 		dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
@@ -93,8 +92,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 		}
 		dst, err = dstCfg.ConnectSQL(ctx, "sluice-validate")
 		if err != nil {
-			return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync mirror %q: cannot connect to destination peer %q: %v",
-				m.Name, m.DestinationPeer, err)
+			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
 		}
 		defer dst.Close(context.Background())
 	}
@@ -197,8 +195,9 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
 			WithPosition(int(st.Table.Pos))
 	}
+	notice := ""
 	if onClickHouse && orderBy != nil {
-		if err := s.checkOrderBy(ctx, m, mt, orderBy, orderByPos); err != nil {
+		if notice, err = s.checkOrderBy(ctx, m, mt, orderBy, orderByPos); err != nil {
 			return err
 		}
 	}
@@ -213,6 +212,9 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 				WithPosition(int(st.Table.Pos))
 		}
 		return err
+	}
+	if notice != "" {
+		_ = w.Notice(sqlerr.Notice("%s", notice))
 	}
 	if m.Desired == catalog.DesiredRunning {
 		s.ex.sup.start(m.Name) // a running flow picks the request up within seconds
@@ -232,8 +234,7 @@ func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *cata
 	}
 	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to destination peer %q: %v",
-			m.DestinationPeer, err)
+		return peerConnectError(err, "resync table: cannot connect to destination peer %q", m.DestinationPeer)
 	}
 	defer dst.Close(context.Background())
 	dest, _ := connectors.ParseTableName(mt.Destination)
@@ -245,21 +246,25 @@ func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *cata
 }
 
 // checkOrderBy checks a new sorting key for a table on ClickHouse, as
-// CREATE MIRROR checks order_by.
-func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable, orderBy []string, pos sqlext.Pos) error {
+// CREATE MIRROR checks order_by, and returns the notice for its columns
+// that are nullable in the source ("" when none).
+func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable, orderBy []string, pos sqlext.Pos) (string, error) {
 	srcCfg, err := s.ex.postgresPeer(ctx, m.SourcePeer)
 	if err != nil {
-		return err
+		return "", err
 	}
 	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
 	if err != nil {
-		return sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "resync table: cannot connect to source peer %q: %v", m.SourcePeer, err)
+		return "", peerConnectError(err, "resync table: cannot connect to source peer %q", m.SourcePeer)
 	}
 	defer src.Close(context.Background())
 	source, _ := connectors.ParseTableName(mt.Source)
 	ts, err := postgres.DescribeTable(ctx, src, source, mt.Exclude)
 	if err != nil {
-		return describeError(err, mapping{source: source})
+		return "", describeError(err, mapping{source: source})
 	}
-	return checkOrderBy(ts, source, orderBy, pos)
+	if err := checkOrderBy(ts, source, orderBy, pos); err != nil {
+		return "", err
+	}
+	return nullableKeyNotice(ts, source, orderBy), nil
 }

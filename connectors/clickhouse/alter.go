@@ -98,6 +98,11 @@ func AddMissingColumns(ctx context.Context, conn driver.Conn, v ServerInfo, dest
 		if err := conn.Exec(ctx, sql); err != nil {
 			return added, skipped, fmt.Errorf("add column %s to %s: %w", c.Name, dest, err)
 		}
+		if m.isBytea() {
+			if err := commentBytea(ctx, conn, dest, c.Name); err != nil {
+				return added, skipped, err
+			}
+		}
 		have[c.Name], after = true, c.Name
 		added = append(added, c)
 	}
@@ -127,7 +132,8 @@ func defaultLiteral(m *colMapping, val connectors.Value) (string, error) {
 }
 
 // AddColumnsLike adds to table to every column that table from has and to
-// lacks, with from's type and default expression, each after the column
+// lacks, with from's type, default expression and bytea marker (see
+// ByteaMarker), each after the column
 // that precedes it in from (a resync's shadow table gains the columns the
 // live one gained while it was copied). Both are in Schema's database.
 // Idempotent.
@@ -144,6 +150,10 @@ func AddColumnsLike(ctx context.Context, conn driver.Conn, from, to connectors.T
 	for _, n := range have {
 		in[n] = true
 	}
+	comments, err := columnComments(ctx, conn, from)
+	if err != nil {
+		return err
+	}
 	for i, n := range names {
 		if in[n] {
 			continue
@@ -157,6 +167,11 @@ func AddColumnsLike(ctx context.Context, conn driver.Conn, from, to connectors.T
 		}
 		if err := conn.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("add column %s to %s: %w", n, to, err)
+		}
+		if comments[n] == ByteaMarker {
+			if err := commentBytea(ctx, conn, to, n); err != nil {
+				return err
+			}
 		}
 		in[n] = true
 	}

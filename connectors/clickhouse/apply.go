@@ -44,6 +44,7 @@ type Applier struct {
 	recorded uint64
 	added    [][]connectors.Change
 	counts   map[connectors.TableName]connectors.TableCounts
+	nullKeys map[connectors.TableName]map[string]int64 // of the last commit
 }
 
 // chTable is one mirrored table's state.
@@ -123,7 +124,20 @@ func (a *Applier) Begin(ctx context.Context) (uint64, error) {
 	}
 	a.inTx, a.recorded = true, lsn
 	a.counts = make(map[connectors.TableName]connectors.TableCounts)
+	a.nullKeys = nil
+	for _, t := range a.tables {
+		if t.l != nil {
+			t.l.takeNullKeys(t.cv.cols) // those of a batch that failed are written again
+		}
+	}
 	return lsn, nil
+}
+
+// NullKeys returns, by source table and column, how many NULLs the last
+// successful Commit stored as the type's default in sorting-key columns
+// that are nullable in the source (see NullableKeyColumns); nil when none.
+func (a *Applier) NullKeys() map[connectors.TableName]map[string]int64 {
+	return a.nullKeys
 }
 
 // Add buffers the changes of the slices, after those added before. The
@@ -185,6 +199,17 @@ func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableN
 	}
 	if err := SetLSN(ctx, a.conn, a.db, a.mirror, lsn); err != nil {
 		return nil, err
+	}
+	for src, t := range a.tables {
+		if t.l == nil {
+			continue
+		}
+		if n := t.l.takeNullKeys(t.cv.cols); n != nil {
+			if a.nullKeys == nil {
+				a.nullKeys = make(map[connectors.TableName]map[string]int64)
+			}
+			a.nullKeys[src] = n
+		}
 	}
 	return a.counts, nil
 }

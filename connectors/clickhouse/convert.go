@@ -28,8 +28,9 @@ import (
 //	Array(Nullable(T))                        []any of nil or as T
 //
 // A NULL (or unknown) value of a column that is not Nullable becomes the
-// type's zero value: that only happens for the non-key columns of a deleted
-// row whose values the destination never had.
+// type's zero value: that happens for the non-key columns of a deleted row
+// whose values the destination never had, and for a NULL in a sorting-key
+// column that is nullable in the source (counted, see NullableKeyColumns).
 
 // pgEpoch is 2000-01-01, where Postgres dates and timestamps count from.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -80,6 +81,9 @@ func (cv *converter) value(c *colMapping, v connectors.Value) (any, error) {
 			return []any{}, nil
 		case c.nullable:
 			return nil, nil
+		}
+		if v.Kind == connectors.Null && c.nullKey {
+			c.nulls++
 		}
 		return zeroValue(c), nil
 	}

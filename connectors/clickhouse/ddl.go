@@ -105,15 +105,48 @@ func newLayout(dest connectors.TableName, ts *connectors.TableSchema, v ServerIn
 		if err != nil {
 			return nil, fmt.Errorf("table %s: %w", ts.Name, err)
 		}
-		if key && !c.NotNull && !slices.Contains(ts.PrimaryKey, c.Name) {
-			return nil, fmt.Errorf("table %s: order_by column %q is nullable in the source, and ClickHouse sorting keys cannot be Nullable", ts.Name, c.Name)
-		}
 		if key && m.array {
 			return nil, fmt.Errorf("table %s: order_by column %q is an array, which cannot be in the sorting key", ts.Name, c.Name)
 		}
+		// ClickHouse sorting keys cannot be Nullable (18.16 has no
+		// allow_nullable_key): a column nullable in the source is created
+		// non-Nullable and a NULL stored as the type's default, counted.
+		m.nullKey = key && !c.NotNull
 		l.cols = append(l.cols, m)
 	}
 	return l, nil
+}
+
+// NullableKeyColumns returns the columns of orderBy (a sorting key; the
+// primary key when the table has no order_by) that are nullable in source
+// table ts. In ClickHouse they are created non-Nullable, as sorting-key
+// columns must be: a NULL the source sends for one is stored as the type's
+// default (0, the empty string, the zero UUID, 1970-01-01, ...) and counted
+// (see Writer.NullKeys, Applier.NullKeys). Pure.
+func NullableKeyColumns(ts *connectors.TableSchema, orderBy []string) []string {
+	var out []string
+	for _, name := range orderBy {
+		if i := ts.ColumnIndex(name); i >= 0 && !ts.Columns[i].NotNull {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// takeNullKeys returns the NULLs stored as defaults in sorting-key columns
+// since the last call, by column name (nil when none), and resets them.
+func (l *layout) takeNullKeys(cols []colMapping) map[string]int64 {
+	var out map[string]int64
+	for i := range cols {
+		if cols[i].nulls > 0 {
+			if out == nil {
+				out = make(map[string]int64)
+			}
+			out[l.colName(i)] += cols[i].nulls
+			cols[i].nulls = 0
+		}
+	}
+	return out
 }
 
 // columnList renders the quoted names of every column, added ones last.
@@ -139,10 +172,12 @@ func (l *layout) insertSQL() string {
 //	  `_sluice_is_deleted` UInt8, `_sluice_synced_at` DateTime)
 //	ENGINE = ReplacingMergeTree(`_sluice_version`) ORDER BY (<order by>)
 //
-// Column types come from ColumnType; sorting-key columns are never
-// Nullable. Errors name the table and the column at fault: a type with no
-// mapping, an order_by that lacks a primary-key column or names a nullable
-// or unknown one, an added column that clashes with a replicated one. It is
+// Column types come from ColumnType; a bytea column has the comment
+// ByteaMarker; sorting-key columns are never
+// Nullable (a column nullable in the source is created non-Nullable, see
+// NullableKeyColumns). Errors name the table and the column at fault: a
+// type with no mapping, an order_by that lacks a primary-key column or
+// names an array or unknown one, an added column that clashes with a replicated one. It is
 // pure; running the statement is idempotent.
 func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v ServerInfo, opts TableOptions) (string, error) {
 	l, err := newLayout(dest, ts, v, opts)
@@ -156,7 +191,11 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v Ser
 	}
 	b.WriteString(create + qualified(dest) + " (")
 	for i, c := range ts.Columns {
-		fmt.Fprintf(&b, "%s %s, ", quoteIdent(c.Name), l.cols[i].sql)
+		colComment := ""
+		if l.cols[i].isBytea() {
+			colComment = " COMMENT " + quoteString(ByteaMarker)
+		}
+		fmt.Fprintf(&b, "%s %s%s, ", quoteIdent(c.Name), l.cols[i].sql, colComment)
 	}
 	fmt.Fprintf(&b, "%s UInt64%s, %s UInt8, %s DateTime) ENGINE = ReplacingMergeTree(%s) ORDER BY (",
 		quoteIdent(l.opts.VersionColumn), comment, quoteIdent(l.opts.DeletedColumn), quoteIdent(l.opts.SyncedAtColumn),

@@ -222,6 +222,11 @@ func (c *PeerConfig) Open(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c *PeerConfig) open(ctx context.Context, database string) (driver.Conn, error) {
+	return openProbed(ctx, c.Addr(), func(ctx context.Context) (driver.Conn, error) { return c.openAttempts(ctx, database) })
+}
+
+// openAttempts connects with TLS, then without (see Open).
+func (c *PeerConfig) openAttempts(ctx context.Context, database string) (driver.Conn, error) {
 	tc := c.tlsConfig()
 	conn, err := dial(ctx, c.options(database, tc))
 	if err == nil || tc == nil || c.RequireTLS || ctx.Err() != nil || isServerError(err) {

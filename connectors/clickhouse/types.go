@@ -74,6 +74,11 @@ type colMapping struct {
 	array    bool
 	nullable bool // the column is Nullable(...) (never for arrays)
 	scale    int32
+	// nullKey: nullable in the source but in the sorting key, so not
+	// Nullable here: a NULL is stored as the type's default and counted
+	// in nulls (see NullKeys).
+	nullKey bool
+	nulls   int64
 }
 
 // pgTypes is a read-only Map for looking types up; decoding uses a Map
@@ -82,9 +87,9 @@ var pgTypes = pgtype.NewMap()
 
 // ColumnType returns the ClickHouse type for Postgres column c on a server of
 // version v: Nullable(...) when the column is nullable in the source and not
-// part of the key (key is true for primary-key and ORDER BY columns; a
-// nullable ORDER BY column is the caller's error to report), never around
-// an Array. An unsupported type is an error naming the column and type.
+// part of the key (key is true for primary-key and ORDER BY columns: a
+// sorting key cannot be Nullable, so a NULL is stored as the type's
+// default, see NullableKeyColumns), never around an Array. An unsupported type is an error naming the column and type.
 // ColumnType is pure and safe for concurrent use.
 func ColumnType(c connectors.Column, key bool, v ServerInfo) (string, error) {
 	m, err := mapColumn(c, key, v)

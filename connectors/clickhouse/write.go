@@ -51,6 +51,12 @@ func (w *Writer) Insert(ctx context.Context, conn driver.Conn, rows [][]connecto
 	})
 }
 
+// NullKeys returns, by column, how many NULLs the writer stored as the
+// type's default in sorting-key columns that are nullable in the source
+// (see NullableKeyColumns) since the last call, and resets the counts; nil
+// when none.
+func (w *Writer) NullKeys() map[string]int64 { return w.l.takeNullKeys(w.cv.cols) }
+
 // syncedNow is the synced-at time of rows written now (DateTime: seconds).
 func syncedNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
 

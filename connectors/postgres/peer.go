@@ -149,7 +149,7 @@ func (c *PeerConfig) Connect(ctx context.Context, appName string) (*pgconn.PgCon
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), err)
+		return nil, connectFailed(net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), err)
 	}
 	return conn, nil
 }

@@ -28,7 +28,7 @@ func (c *PeerConfig) ConnectReplication(ctx context.Context, appName string) (*p
 	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open replication connection to %s:%d: %w", c.Host, c.Port, err)
+		return nil, fmt.Errorf("open replication connection: %w", connectFailed(fmt.Sprintf("%s:%d", c.Host, c.Port), err))
 	}
 	return conn, nil
 }
@@ -46,7 +46,7 @@ func (c *PeerConfig) ConnectSQL(ctx context.Context, appName string) (*pgx.Conn,
 	cfg.Config = *pcfg
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s:%d: %w", c.Host, c.Port, err)
+		return nil, connectFailed(fmt.Sprintf("%s:%d", c.Host, c.Port), err)
 	}
 	return conn, nil
 }

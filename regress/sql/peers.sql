@@ -143,7 +143,8 @@ CREATE PEER unreachable FROM POSTGRES WITH (
     password = :'peer_password', database = :'peer_db'
 );
 
--- A wrong password is caught the same way.
+-- A wrong password is caught the same way, with the server's 28P01 and
+-- message first; the refused TLS attempt is in the DETAIL.
 CREATE PEER wrong_password FROM POSTGRES WITH (
     host = :'peer_host', port = :peer_port, user = :'peer_user',
     password = 'not-the-password', database = :'peer_db'
