@@ -149,7 +149,7 @@ func TestPeerValidation(t *testing.T) {
 		{"unreachable", "CREATE PEER bad FROM POSTGRES WITH (host = '127.0.0.1', port = 1, user = 'u', database = 'd')",
 			pgerrcode.SQLClientUnableToEstablishSQLConnection, `"bad"`},
 		{"wrong password", "CREATE PEER bad FROM POSTGRES WITH (" + strings.Replace(peerOptions(db), peerCluster.Password(), "nope", 1) + ")",
-			pgerrcode.SQLClientUnableToEstablishSQLConnection, "password"},
+			pgerrcode.InvalidPassword, "password authentication failed"},
 		{"unknown option", "CREATE PEER bad FROM POSTGRES WITH (" + peerOptions(db) + ", colour = 'blue')",
 			pgerrcode.SyntaxError, `"colour"`},
 		{"missing host", "CREATE PEER bad FROM POSTGRES WITH (user = 'u', database = 'd')",

@@ -149,7 +149,9 @@ func TestDropMirrorPeerUnreachable(t *testing.T) {
 			mustExec(t, peer.other, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false")
 			_, err := f.conn.Exec(ctx, "DROP MIRROR away WITH (drop_destination_tables = true)")
 			mustExec(t, peer.other, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS true")
-			wantRefusal(t, err, pgerrcode.SQLClientUnableToEstablishSQLConnection, peer.name+" peer")
+			// The peer's own refusal leads: 55000, its database does not
+			// accept connections.
+			wantRefusal(t, err, pgerrcode.ObjectNotInPrerequisiteState, peer.name+" peer")
 			f.wantUnchanged(t, "away", before, true, "parent", "child")
 		})
 	}
