@@ -143,4 +143,27 @@ func TestApplierSortKeyMove(t *testing.T) {
 	apply(t, a, 300, ch(connectors.Insert, 170, acct(2, 9, "b9"), nil))
 	equalRows(t, "after the insert", all(), append(afterBatch2, "bid=9 aid=2 filler=b9 gone=0 _sluice_version=170"))
 	equalRows(t, "live rows after the insert", live(), append([]string{"aid=2 bid=9 filler=b9"}, liveAfter2...))
+
+	// A swap resync's copy into a table sorted by the primary key (as
+	// RESYNC TABLE ... WITH (order_by = 'aid') makes) puts a moved row and
+	// its new row (same version) under one sorting key: the moved rows are
+	// copied first, and the later insert wins.
+	shadow := db + ".accounts_resync"
+	ddl, err = clickhouse.CreateTableDDL(connectors.TableName{Schema: db, Name: "accounts_resync"}, ts, info,
+		clickhouse.TableOptions{DeletedColumn: "gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, ddl); err != nil {
+		t.Fatal(err)
+	}
+	for _, where := range []string{"gone = 2", "gone != 2"} {
+		if err := conn.Exec(ctx, "INSERT INTO "+shadow+" SELECT * FROM "+db+".accounts WHERE "+where); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalRows(t, "the copy sorted by aid", query(t, conn, "SELECT aid, bid, filler, gone FROM "+shadow+" FINAL"), []string{
+		"aid=1 bid=3 filler=a gone=1", "aid=2 bid=9 filler=b9 gone=0", "aid=3 bid=7 filler=c7 gone=1",
+		"aid=4 bid=5 filler=d gone=0", "aid=5 bid=2 filler=e! gone=0", "aid=6 bid=4 filler=a gone=0",
+	})
 }
