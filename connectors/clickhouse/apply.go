@@ -35,8 +35,8 @@ import (
 // row under another sorting key than its live row in the destination (one
 // loaded by the initial copy or written by an earlier batch): for such
 // tables the current rows of every key of the batch are read (one query per
-// table and window), and each live row under a sorting key other than the
-// new row's is superseded by a copy of it with the deleted column
+// table and window), and each live or deleted row under a sorting key other
+// than the new row's is superseded by a copy of it with the deleted column
 // DeletedMoved and the change's version. Only the destination's rows and
 // the batch's last row of a key matter: rows in between are never written.
 //
@@ -437,9 +437,9 @@ func (t *chTable) deleteEntry(w *window, key []byte, old []connectors.Value, ver
 // flush writes w's entries to the table, filling values they lack from the
 // destination's current rows, and empties w. When the sorting key has
 // columns outside the primary key (layout.moves), the current rows of every
-// entry's key are read, and each live one under another sorting key than
-// the entry's row, older than the entry, is superseded by a DeletedMoved
-// row (see superseded), written before the entries.
+// entry's key are read, and each live or deleted one under another sorting
+// key than the entry's row, older than the entry, is superseded by a
+// DeletedMoved row (see superseded), written before the entries.
 func (a *Applier) flush(ctx context.Context, t *chTable, w *window) error {
 	if len(w.entries) == 0 {
 		return nil
@@ -537,20 +537,22 @@ func (a *Applier) flush(ctx context.Context, t *chTable, w *window) error {
 }
 
 // superseded returns the rows that replace, with DeletedMoved and the
-// entry's version, the live rows of the entries' keys (own, by entry; cur,
-// read back) that lie under another sorting key than the entry's row
-// (rows, by entry) and are older than the entry. A replayed batch finds its
-// own rows (same version) and writes nothing more.
+// entry's version, the live and deleted rows of the entries' keys (own, by
+// entry; cur, read back) that lie under another sorting key than the
+// entry's row (rows, by entry) and are older than the entry: a key keeps
+// one row that is live or deleted, as with a sorting key of the primary
+// key (a deleted row is no longer one once its key is inserted again). A
+// replayed batch finds its own rows (same version) and writes nothing more.
 func superseded(l *layout, entries []entry, rows [][]any, own []string, cur map[string][]curRow) []curRow {
 	var out []curRow
 	for i := range entries {
-		live := cur[own[i]]
-		if len(live) == 0 {
+		prev := cur[own[i]]
+		if len(prev) == 0 {
 			continue
 		}
 		sk := l.sortKeyOf(rows[i])
-		for _, r := range live {
-			if r.deleted == DeletedLive && r.version < entries[i].version && l.sortKeyOf(r.vals) != sk {
+		for _, r := range prev {
+			if r.deleted != DeletedMoved && r.version < entries[i].version && l.sortKeyOf(r.vals) != sk {
 				out = append(out, curRow{vals: r.vals, version: entries[i].version, deleted: DeletedMoved})
 			}
 		}

@@ -23,7 +23,10 @@ const (
 // sorting key, and its old version is superseded by a row with
 // DeletedMoved: the old values, the deleted column 2 and the update's
 // version. ReplacingMergeTree keeps that row in place of the old one; it is
-// neither a live row nor a deleted one.
+// neither a live row nor a deleted one. A deleted row whose key is inserted
+// again under another sorting key is superseded so too: as with a sorting
+// key of the primary key, a key has at most one row that is live or
+// deleted.
 const (
 	DeletedLive  = 0
 	DeletedRow   = 1
