@@ -226,10 +226,18 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 		return err
 	}
 	list := strings.Join(cols, ", ")
-	carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s > %d OR %s = 1",
-		chName(shadow), list, list, chName(live), chIdent(version), lsn, chIdent(deleted))
-	if err := conn.Exec(ctx, carry); err != nil {
-		return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
+	// Rows superseded by a sorting-key move first: should the shadow's
+	// sorting key put one with its new row (same version), the later
+	// insert, the new row, wins.
+	for _, where := range []string{
+		fmt.Sprintf("%s > %d AND %s = %d", chIdent(version), lsn, chIdent(deleted), clickhouse.DeletedMoved),
+		fmt.Sprintf("%s > %d AND %s != %d OR %s = %d", chIdent(version), lsn, chIdent(deleted), clickhouse.DeletedMoved,
+			chIdent(deleted), clickhouse.DeletedRow),
+	} {
+		carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s", chName(shadow), list, list, chName(live), where)
+		if err := conn.Exec(ctx, carry); err != nil {
+			return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
+		}
 	}
 	if err := f.setStep(ctx, catalog.StepSwapping, t); err != nil {
 		return err

@@ -30,6 +30,16 @@ import (
 // row (SELECT ... FINAL), read before the batch's rows are written. A
 // truncate marks every live row deleted at its place in the batch.
 //
+// ReplacingMergeTree collapses rows by sorting key. When the sorting key
+// has columns outside the primary key, an insert or update can put a key's
+// row under another sorting key than its live row in the destination (one
+// loaded by the initial copy or written by an earlier batch): for such
+// tables the current rows of every key of the batch are read (one query per
+// table and window), and each live or deleted row under a sorting key other
+// than the new row's is superseded by a copy of it with the deleted column
+// DeletedMoved and the change's version. Only the destination's rows and
+// the batch's last row of a key matter: rows in between are never written.
+//
 // An Applier is not safe for concurrent use. It does not own conn; conn
 // must not be used by others while Commit runs.
 type Applier struct {
@@ -425,7 +435,11 @@ func (t *chTable) deleteEntry(w *window, key []byte, old []connectors.Value, ver
 }
 
 // flush writes w's entries to the table, filling values they lack from the
-// destination's current rows, and empties w.
+// destination's current rows, and empties w. When the sorting key has
+// columns outside the primary key (layout.moves), the current rows of every
+// entry's key are read, and each live or deleted one under another sorting
+// key than the entry's row, older than the entry, is superseded by a
+// DeletedMoved row (see superseded), written before the entries.
 func (a *Applier) flush(ctx context.Context, t *chTable, w *window) error {
 	if len(w.entries) == 0 {
 		return nil
@@ -437,50 +451,113 @@ func (a *Applier) flush(ctx context.Context, t *chTable, w *window) error {
 	}()
 	var keys [][]any
 	seen := make(map[string]bool)
-	fill := make([]string, len(w.entries))
-	for i := range w.entries {
-		e := &w.entries[i]
-		if !hasUnchanged(e.vals) {
-			continue
-		}
-		k, err := t.keyValues(e.fillKey)
+	want := func(vals []connectors.Value) (string, error) {
+		k, err := t.keyValues(vals)
 		if err != nil {
-			return err
+			return "", err
 		}
-		fill[i] = keyString(k)
-		if !seen[fill[i]] {
-			seen[fill[i]] = true
+		s := keyString(k)
+		if !seen[s] {
+			seen[s] = true
 			keys = append(keys, k)
 		}
+		return s, nil
 	}
-	var current map[string][]any
+	fill := make([]string, len(w.entries))
+	var own []string // by entry, when t.l.moves: the entry's own key
+	if t.l.moves {
+		own = make([]string, len(w.entries))
+	}
+	for i := range w.entries {
+		e := &w.entries[i]
+		var err error
+		if own != nil {
+			if own[i], err = want(e.vals); err != nil {
+				return err
+			}
+		}
+		if hasUnchanged(e.vals) {
+			if fill[i], err = want(e.fillKey); err != nil {
+				return err
+			}
+		}
+	}
+	var cur map[string][]curRow
 	if len(keys) > 0 {
 		var err error
-		if current, err = t.l.readRows(ctx, a.conn, keys); err != nil {
+		if cur, err = t.l.readRows(ctx, a.conn, keys); err != nil {
 			return err
 		}
 	}
-	now := syncedNow()
-	return t.l.send(ctx, a.conn, len(w.entries), func(i int, out []any) ([]any, error) {
+	rows := make([][]any, len(w.entries))
+	for i := range w.entries {
 		e := &w.entries[i]
-		cur := current[fill[i]]
+		var fillRow []any
+		if fill[i] != "" {
+			fillRow = current(cur[fill[i]])
+		}
+		row := make([]any, 0, len(e.vals))
 		for j, v := range e.vals {
-			if v.Kind == connectors.Unchanged && cur != nil {
-				out = append(out, cur[j])
+			if v.Kind == connectors.Unchanged && fillRow != nil {
+				row = append(row, fillRow[j])
 				continue
 			}
 			x, err := t.cv.value(&t.cv.cols[j], v)
 			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", t.l.colName(j), err)
+				return fmt.Errorf("column %q: %w", t.l.colName(j), err)
 			}
-			out = append(out, x)
+			row = append(row, x)
 		}
-		var del uint8
+		rows[i] = row
+	}
+	now := syncedNow()
+	if own != nil {
+		moved := superseded(t.l, w.entries, rows, own, cur)
+		if len(moved) > 0 {
+			// Before the entries: should a new row and a moved one ever
+			// share a sorting key and a version, the later insert wins.
+			err := t.l.send(ctx, a.conn, len(moved), func(i int, out []any) ([]any, error) {
+				out = append(out, moved[i].vals...)
+				return append(out, moved[i].version, uint8(DeletedMoved), now), nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return t.l.send(ctx, a.conn, len(w.entries), func(i int, out []any) ([]any, error) {
+		e := &w.entries[i]
+		out = append(out, rows[i]...)
+		del := uint8(DeletedLive)
 		if e.deleted {
-			del = 1
+			del = DeletedRow
 		}
 		return append(out, e.version, del, now), nil
 	})
+}
+
+// superseded returns the rows that replace, with DeletedMoved and the
+// entry's version, the live and deleted rows of the entries' keys (own, by
+// entry; cur, read back) that lie under another sorting key than the
+// entry's row (rows, by entry) and are older than the entry: a key keeps
+// one row that is live or deleted, as with a sorting key of the primary
+// key (a deleted row is no longer one once its key is inserted again). A
+// replayed batch finds its own rows (same version) and writes nothing more.
+func superseded(l *layout, entries []entry, rows [][]any, own []string, cur map[string][]curRow) []curRow {
+	var out []curRow
+	for i := range entries {
+		prev := cur[own[i]]
+		if len(prev) == 0 {
+			continue
+		}
+		sk := l.sortKeyOf(rows[i])
+		for _, r := range prev {
+			if r.deleted != DeletedMoved && r.version < entries[i].version && l.sortKeyOf(r.vals) != sk {
+				out = append(out, curRow{vals: r.vals, version: entries[i].version, deleted: DeletedMoved})
+			}
+		}
+	}
+	return out
 }
 
 // keyValues converts the key columns of vals.

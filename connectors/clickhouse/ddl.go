@@ -13,8 +13,24 @@ import (
 // Default names of the columns Sluice adds to every mirrored table.
 const (
 	DefaultVersionColumn  = "_sluice_version"    // UInt64: the source commit position of the row's last change
-	DefaultDeletedColumn  = "_sluice_is_deleted" // UInt8: 1 for a deleted row
+	DefaultDeletedColumn  = "_sluice_is_deleted" // UInt8: 0 live, 1 deleted, 2 moved (see DeletedMoved)
 	DefaultSyncedAtColumn = "_sluice_synced_at"  // DateTime: when Sluice wrote the row
+)
+
+// Values of the deleted column. A live row has 0 and a deleted row 1. A
+// row whose sorting key changed (a table whose order_by has columns outside
+// the primary key, the row updated in one of them) is written under its new
+// sorting key, and its old version is superseded by a row with
+// DeletedMoved: the old values, the deleted column 2 and the update's
+// version. ReplacingMergeTree keeps that row in place of the old one; it is
+// neither a live row nor a deleted one. A deleted row whose key is inserted
+// again under another sorting key is superseded so too: as with a sorting
+// key of the primary key, a key has at most one row that is live or
+// deleted.
+const (
+	DeletedLive  = 0
+	DeletedRow   = 1
+	DeletedMoved = 2
 )
 
 // TableOptions shapes a mirrored table. The zero value is valid: ORDER BY
@@ -55,6 +71,10 @@ type layout struct {
 	cols    []colMapping // per schema column
 	orderBy []string
 	keyIdx  []int // schema indexes of the primary key
+	sortIdx []int // schema indexes of the sorting key
+	// moves: the sorting key has columns outside the primary key, so an
+	// update can move a row to another sorting key.
+	moves bool
 }
 
 // newLayout maps ts's columns for server v and checks the options.
@@ -97,6 +117,13 @@ func newLayout(dest connectors.TableName, ts *connectors.TableSchema, v ServerIn
 			if !slices.Contains(opts.OrderBy, k) {
 				return nil, fmt.Errorf("table %s: order_by must contain every primary key column; %q is missing", ts.Name, k)
 			}
+		}
+	}
+	for _, c := range l.orderBy {
+		i := ts.ColumnIndex(c)
+		l.sortIdx = append(l.sortIdx, i)
+		if !slices.Contains(l.keyIdx, i) {
+			l.moves = true
 		}
 	}
 	for _, c := range ts.Columns {

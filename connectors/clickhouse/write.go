@@ -89,20 +89,29 @@ func (l *layout) send(ctx context.Context, conn driver.Conn, n int, row func(i i
 // readChunk is how many keys one read of current rows asks for.
 const readChunk = 500
 
-// readRows reads the current version (FINAL, deleted or not) of the rows
+// curRow is a row read back from a mirrored table.
+type curRow struct {
+	vals    []any // ClickHouse values of every replicated column
+	version uint64
+	deleted uint8
+}
+
+// readRows reads the current versions (FINAL, deleted or not) of the rows
 // with the given keys (ClickHouse values of the key columns, in key order)
 // and returns them by keyString, as ClickHouse values of every replicated
-// column ready to be appended again.
-func (l *layout) readRows(ctx context.Context, conn driver.Conn, keys [][]any) (map[string][]any, error) {
-	out := make(map[string][]any, len(keys))
+// column ready to be appended again. A key has one row per sorting key it
+// was written under: one when the sorting key is the primary key.
+func (l *layout) readRows(ctx context.Context, conn driver.Conn, keys [][]any) (map[string][]curRow, error) {
+	out := make(map[string][]curRow, len(keys))
 	keyCols := make([]string, len(l.keyIdx))
 	for i, k := range l.keyIdx {
 		keyCols[i] = quoteIdent(l.schema.Columns[k].Name)
 	}
-	cols := make([]string, len(l.schema.Columns))
+	cols := make([]string, len(l.schema.Columns), len(l.schema.Columns)+2)
 	for i, c := range l.schema.Columns {
 		cols[i] = quoteIdent(c.Name)
 	}
+	cols = append(cols, quoteIdent(l.opts.VersionColumn), quoteIdent(l.opts.DeletedColumn))
 	for start := 0; start < len(keys); start += readChunk {
 		chunk := keys[start:min(start+readChunk, len(keys))]
 		var in strings.Builder
@@ -146,35 +155,80 @@ func (l *layout) singleKeyQuery(cols []string, keyCol string, chunk [][]any) str
 		keyCol + " IN (" + strings.Join(lits, ", ") + ")"
 }
 
-func (l *layout) scanRows(ctx context.Context, conn driver.Conn, q string, out map[string][]any) error {
+func (l *layout) scanRows(ctx context.Context, conn driver.Conn, q string, out map[string][]curRow) error {
 	rows, err := conn.Query(ctx, q)
 	if err != nil {
 		return fmt.Errorf("read current rows of %s: %w", l.dest, err)
 	}
 	defer rows.Close()
 	types := rows.ColumnTypes()
+	n := len(l.schema.Columns)
 	for rows.Next() {
-		ptrs := make([]any, len(types))
-		for i, t := range types {
+		ptrs := make([]any, n, n+2)
+		for i, t := range types[:n] {
 			ptrs[i] = reflect.New(t.ScanType()).Interface()
 		}
+		var r curRow
+		ptrs = append(ptrs, &r.version, &r.deleted)
 		if err := rows.Scan(ptrs...); err != nil {
 			return fmt.Errorf("read current rows of %s: %w", l.dest, err)
 		}
-		vals := make([]any, len(ptrs))
-		for i, p := range ptrs {
-			vals[i] = reflect.ValueOf(p).Elem().Interface()
+		r.vals = make([]any, n)
+		for i, p := range ptrs[:n] {
+			r.vals[i] = reflect.ValueOf(p).Elem().Interface()
 		}
-		key := make([]any, len(l.keyIdx))
-		for i, k := range l.keyIdx {
-			key[i] = vals[k]
-		}
-		out[keyString(key)] = vals
+		key := keyString(l.keyOf(r.vals))
+		out[key] = append(out[key], r)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read current rows of %s: %w", l.dest, err)
 	}
 	return nil
+}
+
+// keyOf returns the primary-key values of a row of ClickHouse values.
+func (l *layout) keyOf(vals []any) []any {
+	key := make([]any, len(l.keyIdx))
+	for i, k := range l.keyIdx {
+		key[i] = vals[k]
+	}
+	return key
+}
+
+// sortKeyOf returns the canonical form (keyString) of the sorting-key
+// values of a row of ClickHouse values.
+func (l *layout) sortKeyOf(vals []any) string {
+	key := make([]any, len(l.sortIdx))
+	for i, k := range l.sortIdx {
+		key[i] = vals[k]
+	}
+	return keyString(key)
+}
+
+// current picks, of a key's rows, the one whose values a change that
+// lacks some takes: the newest live row, else the newest deleted one, else
+// the newest moved one; nil when there is none.
+func current(rows []curRow) []any {
+	var best *curRow
+	rank := func(r *curRow) int {
+		switch r.deleted {
+		case DeletedLive:
+			return 2
+		case DeletedRow:
+			return 1
+		}
+		return 0
+	}
+	for i := range rows {
+		r := &rows[i]
+		if best == nil || rank(r) > rank(best) || rank(r) == rank(best) && r.version > best.version {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.vals
 }
 
 // keyString is a canonical form of key values, equal for the value
