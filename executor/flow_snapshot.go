@@ -279,9 +279,11 @@ func (f *flow) plan(ctx context.Context, src *pgx.Conn, t mirrorTable, ts *conne
 	if ts.EstimatedRows <= 0 && ts.Pages > 0 {
 		// Never analyzed: count small tables, guess big ones.
 		if ts.Pages <= smallTablePages {
-			if err := src.QueryRow(ctx, "SELECT count(*) FROM "+t.source.Quoted()).Scan(&ts.EstimatedRows); err != nil {
-				return nil, fmt.Errorf("count rows of %s: %w", t.source, err)
+			n, err := postgres.CountRows(ctx, src, t.source)
+			if err != nil {
+				return nil, err
 			}
+			ts.EstimatedRows = n
 		} else {
 			ts.EstimatedRows = ts.Pages * 50
 		}
