@@ -22,8 +22,10 @@ import (
 //  4. SwapTable, in the caller's transaction, puts the shadow in the live
 //     table's place: readers wait for its lock, then see the new rows.
 //
-// The truncate strategy uses ReferencingForeignKeys and TableIndexes to
-// save what it drops before emptying the table, to put it back after.
+// Around the swap, in its transaction: SetLockTimeout, CarrySoftDeleted,
+// and RenameOwned for a live table that is gone; after it,
+// ValidateForeignKeys (swap_steps.go). The truncate strategy uses
+// SaveObjects, EmptyTable and RestoreSaved instead (truncate.go).
 
 // ErrNoShadow is wrapped by SwapTable's and BuildShadowIndexes' error when
 // the shadow table does not exist: after a crash, the swap was either
