@@ -102,12 +102,8 @@ func (f *flow) setupClickHouse(ctx context.Context) error {
 			f.shadows[t.live] = o.Name
 			continue
 		}
-		ddl, err := clickhouse.CreateTableDDL(t.dest, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy))
-		if err != nil {
+		if err := clickhouse.CreateTable(ctx, conn, t.dest, ts, info, chTableOptions(f.cfg, t.catalog.OrderBy)); err != nil {
 			return err
-		}
-		if err := conn.Exec(ctx, ddl); err != nil {
-			return fmt.Errorf("create destination table %s: %w", t.dest, err)
 		}
 	}
 	slot, err := f.createSlot(ctx, src)

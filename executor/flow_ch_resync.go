@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -221,23 +220,8 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 	if err := clickhouse.AddColumnsLike(ctx, conn, live, shadow); err != nil {
 		return err
 	}
-	cols, err := commonColumns(ctx, conn, live, shadow)
-	if err != nil {
+	if err := clickhouse.CarryNewerRows(ctx, conn, live, shadow, version, deleted, lsn); err != nil {
 		return err
-	}
-	list := strings.Join(cols, ", ")
-	// Rows superseded by a sorting-key move first: should the shadow's
-	// sorting key put one with its new row (same version), the later
-	// insert, the new row, wins.
-	for _, where := range []string{
-		fmt.Sprintf("%s > %d AND %s = %d", chIdent(version), lsn, chIdent(deleted), clickhouse.DeletedMoved),
-		fmt.Sprintf("%s > %d AND %s != %d OR %s = %d", chIdent(version), lsn, chIdent(deleted), clickhouse.DeletedMoved,
-			chIdent(deleted), clickhouse.DeletedRow),
-	} {
-		carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s", chName(shadow), list, list, chName(live), where)
-		if err := conn.Exec(ctx, carry); err != nil {
-			return fmt.Errorf("carry the rows of %s newer than the copy: %w", live, err)
-		}
 	}
 	if err := f.setStep(ctx, catalog.StepSwapping, t); err != nil {
 		return err
@@ -245,125 +229,12 @@ func (f *flow) swapClickHouse(ctx context.Context, conn driver.Conn, info clickh
 	return f.swapTables(ctx, conn, info, []connectors.TableName{live})
 }
 
-// swapTables puts each live table's shadow (recorded as Sluice's own) in
-// its place and drops the old tables. Where the server has EXCHANGE TABLES
-// (an Atomic database on 21.3 or newer) each pair is exchanged atomically;
-// otherwise (18.16) one multi-table RENAME moves them all. Before a live
-// table is renamed away it is marked and recorded as Sluice's old table
-// (role old, under a free name), so that a crash at any point leaves only
-// recorded tables, which the next run drops (old) or swaps in (shadow). A
-// shadow that is not recorded, or no longer marked, was swapped before a
-// restart (or is not Sluice's): nothing is done for that table.
+// swapTables puts each live table's shadow in its place and drops the
+// old tables (clickhouse.SwapTables), never using one of the mirror's
+// table names for an old table.
 func (f *flow) swapTables(ctx context.Context, conn driver.Conn, info clickhouse.ServerInfo, lives []connectors.TableName) error {
-	db, mirror := f.ch.Database, f.m.Name
-	for _, live := range lives {
-		// An old table a crash left behind, if it is still Sluice's.
-		if err := clickhouse.DropOwned(ctx, conn, db, mirror, live, clickhouse.RoleOld); err != nil {
-			return err
-		}
-	}
-	shadows, err := clickhouse.OwnedTables(ctx, conn, db, mirror, clickhouse.RoleShadow)
-	if err != nil {
-		return err
-	}
-	exchange := false
-	if len(lives) > 0 && info.AtLeast(21, 3) {
-		var engine string
-		if err := conn.QueryRow(ctx, "SELECT engine FROM system.databases WHERE name = ?", lives[0].Schema).Scan(&engine); err != nil {
-			return fmt.Errorf("database engine of %s: %w", lives[0].Schema, err)
-		}
-		exchange = engine == "Atomic"
-	}
-	var renames []string
-	var swapped, replaced, picked []connectors.TableName
-	for _, live := range lives {
-		sh, has := shadows[live]
-		if !has {
-			continue
-		}
-		swapped = append(swapped, live)
-		exists, err := clickhouse.TableExists(ctx, conn, live)
-		if err != nil {
-			return err
-		}
-		if !exists {
-			renames = append(renames, chName(sh.Name)+" TO "+chName(live))
-			continue
-		}
-		oldName := sh.Name // EXCHANGE leaves the old table under the shadow's name
-		if !exchange {
-			if oldName, err = clickhouse.FreeName(ctx, conn, live, clickhouse.RoleOld, append(f.reserved(), picked...)); err != nil {
-				return err
-			}
-			picked = append(picked, oldName)
-		}
-		old, err := clickhouse.NewOwned(live, oldName, clickhouse.RoleOld)
-		if err != nil {
-			return err
-		}
-		if err := clickhouse.MarkTable(ctx, conn, old, live, clickhouse.DefaultVersionColumn); err != nil {
-			return err
-		}
-		if err := clickhouse.Record(ctx, conn, db, mirror, old); err != nil {
-			return err
-		}
-		replaced = append(replaced, live)
-		if exchange {
-			if err := conn.Exec(ctx, "EXCHANGE TABLES "+chName(live)+" AND "+chName(sh.Name)); err != nil {
-				return fmt.Errorf("exchange %s and %s: %w", live, sh.Name, err)
-			}
-			continue
-		}
-		renames = append(renames, chName(live)+" TO "+chName(oldName), chName(sh.Name)+" TO "+chName(live))
-	}
-	if len(renames) > 0 {
-		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
-			return fmt.Errorf("swap resynced tables in: %w", err)
-		}
-	}
-	for _, live := range swapped {
-		if err := clickhouse.Forget(ctx, conn, db, mirror, live, clickhouse.RoleShadow); err != nil {
-			return err
-		}
-	}
-	for _, live := range replaced {
-		if err := clickhouse.DropOwned(ctx, conn, db, mirror, live, clickhouse.RoleOld); err != nil {
-			return fmt.Errorf("drop the replaced table: %w", err)
-		}
-	}
-	return nil
+	return clickhouse.SwapTables(ctx, conn, info, f.ch.Database, f.m.Name, lives, f.reserved())
 }
-
-// commonColumns lists, quoted, the columns a and b both have, in b's order.
-func commonColumns(ctx context.Context, conn driver.Conn, a, b connectors.TableName) ([]string, error) {
-	rows, err := conn.Query(ctx, `SELECT name FROM system.columns WHERE database = ? AND table = ?
-		AND name IN (SELECT name FROM system.columns WHERE database = ? AND table = ?)`,
-		b.Schema, b.Name, a.Schema, a.Name)
-	if err != nil {
-		return nil, fmt.Errorf("columns of %s: %w", b, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, chIdent(n))
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s and %s have no column in common", a, b)
-	}
-	return out, rows.Err()
-}
-
-// chIdent quotes a ClickHouse identifier.
-func chIdent(s string) string {
-	return "`" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "`", "\\`") + "`"
-}
-
-// chName quotes a database-qualified ClickHouse table name.
-func chName(t connectors.TableName) string { return chIdent(t.Schema) + "." + chIdent(t.Name) }
 
 // swapAllClickHouse is the RESYNC phase of a full resync into ClickHouse:
 // each shadow table gets the live table's deleted rows, then one RENAME
@@ -424,14 +295,8 @@ func (f *flow) swapAllClickHouse(ctx context.Context) error {
 		}
 		// A crash before the swap repeats this: the same rows again,
 		// which ReplacingMergeTree collapses.
-		cols, err := commonColumns(ctx, conn, t.live, shadow)
-		if err != nil {
+		if err := clickhouse.CarryDeletedRows(ctx, conn, t.live, shadow, deleted); err != nil {
 			return err
-		}
-		list := strings.Join(cols, ", ")
-		carry := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = 1", chName(shadow), list, list, chName(t.live), chIdent(deleted))
-		if err := conn.Exec(ctx, carry); err != nil {
-			return fmt.Errorf("carry deleted rows of %s: %w", t.live, err)
 		}
 	}
 	if err := f.swapTables(ctx, conn, info, lives); err != nil {

@@ -360,13 +360,6 @@ func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
 	return nil
 }
 
-// truncateSaved is what the truncate strategy removes from the destination
-// before emptying a table, to put back after the copy.
-type truncateSaved struct {
-	Indexes     []postgres.IndexDef      `json:"indexes"`
-	ForeignKeys []postgres.ForeignKeyDef `json:"foreign_keys"`
-}
-
 // copyTable is stage 1 of a table resync: it copies the table under a
 // snapshot of its own and records the copy's position (stage catchup).
 func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.TableSchema) error {
@@ -417,7 +410,7 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	_ = store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("copying %s (%s) as of %s", name, c.strategy, catalog.FormatLSN(lsn)))
 
 	target := live
-	var saved *truncateSaved
+	var saved postgres.SavedObjects
 	switch c.strategy {
 	case strategySwap:
 		// A free name, recorded as Sluice's own with the table; the shadow
@@ -456,18 +449,18 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		if err := postgres.BuildShadowIndexes(ctx, dst, live, target); err != nil {
 			return err
 		}
-		if err := f.ensurePrimaryKey(ctx, dst, target, ts); err != nil {
+		if err := postgres.EnsurePrimaryKey(ctx, dst, target, ts); err != nil {
 			return err
 		}
 		// The swapped-in table starts with statistics.
-		if _, err := dst.Exec(ctx, "ANALYZE "+target.Quoted()); err != nil {
-			return fmt.Errorf("analyze %s: %w", target, err)
-		}
-	case strategyTruncate:
-		if err := f.restoreSaved(ctx, dst, live, saved); err != nil {
+		if err := postgres.AnalyzeTable(ctx, dst, target); err != nil {
 			return err
 		}
-		if err := f.ensurePrimaryKey(ctx, dst, live, ts); err != nil {
+	case strategyTruncate:
+		if err := postgres.RestoreSaved(ctx, dst, live, saved); err != nil {
+			return err
+		}
+		if err := postgres.EnsurePrimaryKey(ctx, dst, live, ts); err != nil {
 			return err
 		}
 	}
@@ -485,92 +478,33 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 }
 
 // emptyTable prepares a truncate copy: it records the table's indexes and
-// the foreign keys that involve it, drops them and empties the table, in
-// one transaction. After a crash the record is reused: the table no longer
-// has what it lists.
-func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live connectors.TableName) (*truncateSaved, error) {
-	saved := &truncateSaved{}
+// the foreign keys that involve it (postgres.SaveObjects), drops them and
+// empties the table (postgres.EmptyTable), in one transaction. After a
+// crash the record is reused: the table no longer has what it lists.
+func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live connectors.TableName) (postgres.SavedObjects, error) {
+	var saved postgres.SavedObjects
 	if c.state.Saved != nil {
-		if err := json.Unmarshal(c.state.Saved, saved); err != nil {
-			return nil, fmt.Errorf("decode saved objects of %s: %w", live, err)
+		if err := json.Unmarshal(c.state.Saved, &saved); err != nil {
+			return saved, fmt.Errorf("decode saved objects of %s: %w", live, err)
 		}
 	} else {
 		var err error
-		if saved.Indexes, err = postgres.TableIndexes(ctx, dst, live); err != nil {
-			return nil, err
-		}
-		if saved.ForeignKeys, err = foreignKeysOf(ctx, dst, live); err != nil {
-			return nil, err
+		if saved, err = postgres.SaveObjects(ctx, dst, live); err != nil {
+			return saved, err
 		}
 	}
 	raw, err := json.Marshal(saved)
 	if err != nil {
-		return nil, err
+		return saved, err
 	}
 	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
 		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy, Saved: raw}
 		if err := postgres.PutTableState(ctx, tx, f.meta, f.m.Name, st); err != nil {
 			return err
 		}
-		for _, fk := range saved.ForeignKeys {
-			if _, err := tx.Exec(ctx, fk.DropDDL()); err != nil {
-				return fmt.Errorf("drop foreign key %s: %w", fk.Name, err)
-			}
-		}
-		for _, ix := range saved.Indexes {
-			drop := "DROP INDEX IF EXISTS " + pgx.Identifier{live.Schema, ix.Name}.Sanitize()
-			if ix.Constraint {
-				drop = "ALTER TABLE " + live.Quoted() + " DROP CONSTRAINT IF EXISTS " + pgx.Identifier{ix.Name}.Sanitize()
-			}
-			if _, err := tx.Exec(ctx, drop); err != nil {
-				return fmt.Errorf("drop index %s: %w", ix.Name, err)
-			}
-		}
-		if _, err := tx.Exec(ctx, "TRUNCATE "+live.Quoted()); err != nil {
-			return fmt.Errorf("truncate %s: %w", live, err)
-		}
-		return nil
+		return postgres.EmptyTable(ctx, tx, live, saved)
 	})
 	return saved, err
-}
-
-// restoreSaved rebuilds what emptyTable dropped. Idempotent.
-func (f *flow) restoreSaved(ctx context.Context, dst *pgx.Conn, live connectors.TableName, saved *truncateSaved) error {
-	for _, ix := range saved.Indexes {
-		if err := postgres.RestoreIndex(ctx, dst, live, ix); err != nil {
-			return err
-		}
-	}
-	for _, fk := range saved.ForeignKeys {
-		if _, err := dst.Exec(ctx, fk.AddDDL(true)); err != nil {
-			return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
-		}
-	}
-	return nil
-}
-
-// foreignKeysOf lists the foreign keys that involve table: those that
-// reference it and its own.
-func foreignKeysOf(ctx context.Context, q postgres.Querier, table connectors.TableName) ([]postgres.ForeignKeyDef, error) {
-	fks, err := postgres.ReferencingForeignKeys(ctx, q, table)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := q.Query(ctx, `
-SELECT con.conname::text, pg_get_constraintdef(con.oid)
-FROM pg_constraint con WHERE con.conrelid = $1::regclass AND con.contype = 'f' AND con.confrelid <> con.conrelid
-ORDER BY con.conname`, table.Quoted())
-	if err != nil {
-		return nil, fmt.Errorf("list foreign keys of %s: %w", table, err)
-	}
-	own, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (postgres.ForeignKeyDef, error) {
-		d := postgres.ForeignKeyDef{Table: table}
-		return d, r.Scan(&d.Name, &d.Definition)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list foreign keys of %s: %w", table, err)
-	}
-	return append(fks, own...), nil
 }
 
 // finishSwap swaps the caught-up shadow of source table t in for live, in
@@ -597,11 +531,11 @@ func (f *flow) finishSwap(ctx context.Context, dst *pgx.Conn, t, live connectors
 	began := time.Now()
 	var rep postgres.SwapReport
 	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, swapLockTimeout); err != nil {
+		if err := postgres.SetLockTimeout(ctx, tx, swapLockTimeout); err != nil {
 			return err
 		}
 		if f.cfg.SoftDeleteColumn != "" {
-			if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
+			if err := postgres.CarrySoftDeleted(ctx, tx, live, shadow, ts.PrimaryKey, f.cfg.SoftDeleteColumn); err != nil {
 				return err
 			}
 		}
@@ -669,55 +603,13 @@ func (f *flow) shadowLost(ctx context.Context, dst *pgx.Conn, t, live connectors
 
 // swapLockTimeout bounds how long a swap waits for a lock: while it waits,
 // readers queue behind it. A swap that times out is retried.
-const swapLockTimeout = "SET LOCAL lock_timeout = '5s'"
+const swapLockTimeout = 5 * time.Second
 
 // validate validates the foreign keys a swap re-added NOT VALID (they
 // were valid before), outside the swap's transaction: it takes no lock
 // that stops readers or writers. A failure is recorded, not fatal.
 func (f *flow) validate(ctx context.Context, dst *pgx.Conn, stmts []string) error {
-	for _, s := range stmts {
-		if _, err := dst.Exec(ctx, s); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("%s failed: %v", s, err)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// carrySoftDeleted copies into shadow the rows of live marked deleted that
-// shadow lacks (by primary key), for the columns both have.
-func carrySoftDeleted(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, ts *connectors.TableSchema, softCol string) error {
-	rows, err := tx.Query(ctx, `
-SELECT quote_ident(a.attname) FROM pg_attribute a
-WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-  AND EXISTS (SELECT FROM pg_attribute b WHERE b.attrelid = $2::regclass AND b.attname = a.attname
-              AND b.attnum > 0 AND NOT b.attisdropped AND b.attgenerated = '')
-ORDER BY a.attnum`, live.Quoted(), shadow.Quoted())
-	if err != nil {
-		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
-	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
-	}
-	if len(cols) == 0 {
-		return nil
-	}
-	var match []string
-	for _, k := range ts.PrimaryKey {
-		q := pgx.Identifier{k}.Sanitize()
-		match = append(match, "s."+q+" = l."+q)
-	}
-	list := strings.Join(cols, ", ")
-	sql := fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s l WHERE l.%s AND NOT EXISTS (SELECT FROM %s s WHERE %s)`,
-		shadow.Quoted(), list, "l."+strings.Join(cols, ", l."), live.Quoted(), pgx.Identifier{softCol}.Sanitize(),
-		shadow.Quoted(), strings.Join(match, " AND "))
-	if _, err := tx.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("carry soft-deleted rows of %s: %w", live, err)
-	}
-	return nil
+	return postgres.ValidateForeignKeys(ctx, dst, stmts, func(s string, err error) error {
+		return f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("%s failed: %v", s, err))
+	})
 }

@@ -74,7 +74,7 @@ func (f *flow) swapAll(ctx context.Context) error {
 		}
 		// All or none: a crash after the commit finds no shadow table.
 		err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, swapLockTimeout); err != nil {
+			if err := postgres.SetLockTimeout(ctx, tx, swapLockTimeout); err != nil {
 				return err
 			}
 			for i, t := range tables {
@@ -119,15 +119,8 @@ func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, o postgres.OwnedTable, ts
 		return nil, nil, err
 	}
 	if !exists {
-		if _, err := tx.Exec(ctx, "LOCK TABLE "+shadow.Quoted()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-			return nil, nil, fmt.Errorf("lock %s: %w", shadow, err)
-		}
-		if err := postgres.CheckOwned(ctx, tx, o); err != nil {
+		if err := postgres.RenameOwned(ctx, tx, o); err != nil {
 			return nil, nil, err
-		}
-		_, err := tx.Exec(ctx, "ALTER TABLE "+shadow.Quoted()+" RENAME TO "+pgx.Identifier{live.Name}.Sanitize())
-		if err != nil {
-			return nil, nil, fmt.Errorf("rename %s to %s: %w", shadow, live, err)
 		}
 		if err := postgres.ForgetOwned(ctx, tx, f.meta, f.m.Name, live); err != nil {
 			return nil, nil, err
@@ -135,7 +128,7 @@ func (f *flow) swapOne(ctx context.Context, tx pgx.Tx, o postgres.OwnedTable, ts
 		return []string{fmt.Sprintf("%s was missing and was created", live)}, nil, nil
 	}
 	if f.cfg.SoftDeleteColumn != "" {
-		if err := carrySoftDeleted(ctx, tx, live, shadow, ts, f.cfg.SoftDeleteColumn); err != nil {
+		if err := postgres.CarrySoftDeleted(ctx, tx, live, shadow, ts.PrimaryKey, f.cfg.SoftDeleteColumn); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -58,10 +58,8 @@ func (f *flow) setup(ctx context.Context) error {
 			// under a free name, and recorded as Sluice's own; the one an
 			// earlier attempt recorded is dropped.
 			o, err := postgres.CreateOwned(ctx, dst, f.meta, f.m.Name, t.live, f.reserved(), func(tx pgx.Tx, name connectors.TableName) error {
-				for _, stmt := range postgres.CreateTableDDL(name, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn) {
-					if _, err := tx.Exec(ctx, stmt); err != nil {
-						return fmt.Errorf("create shadow table %s: %w", name, err)
-					}
+				if err := postgres.CreateTable(ctx, tx, name, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn); err != nil {
+					return fmt.Errorf("create shadow table %s: %w", name, err)
 				}
 				return nil
 			})
@@ -125,10 +123,8 @@ func (f *flow) createDestination(ctx context.Context, dst *pgx.Conn, dest connec
 		return err
 	}
 	return pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		for _, stmt := range postgres.CreateTableDDL(dest, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn) {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("create destination table %s: %w", dest, err)
-			}
+		if err := postgres.CreateTable(ctx, tx, dest, ts, f.cfg.SoftDeleteColumn, f.cfg.SyncedAtColumn); err != nil {
+			return fmt.Errorf("create destination table %s: %w", dest, err)
 		}
 		return nil
 	})

@@ -176,7 +176,7 @@ func (f *flow) loadTables(ctx context.Context, src, dst *pgx.Conn, snapshotName 
 		if resumed {
 			// Upserting needs the key; rows loaded so far came from one
 			// snapshot, so they hold no duplicate.
-			if err := f.ensurePrimaryKey(ctx, dst, t.dest, schemas[i]); err != nil {
+			if err := postgres.EnsurePrimaryKey(ctx, dst, t.dest, schemas[i]); err != nil {
 				return err
 			}
 		}
@@ -279,9 +279,11 @@ func (f *flow) plan(ctx context.Context, src *pgx.Conn, t mirrorTable, ts *conne
 	if ts.EstimatedRows <= 0 && ts.Pages > 0 {
 		// Never analyzed: count small tables, guess big ones.
 		if ts.Pages <= smallTablePages {
-			if err := src.QueryRow(ctx, "SELECT count(*) FROM "+t.source.Quoted()).Scan(&ts.EstimatedRows); err != nil {
-				return nil, fmt.Errorf("count rows of %s: %w", t.source, err)
+			n, err := postgres.CountRows(ctx, src, t.source)
+			if err != nil {
+				return nil, err
 			}
+			ts.EstimatedRows = n
 		} else {
 			ts.EstimatedRows = ts.Pages * 50
 		}
@@ -313,11 +315,11 @@ func (f *flow) finishTable(ctx context.Context, src, dst *pgx.Conn, t mirrorTabl
 				return err
 			}
 		}
-		if _, err := dst.Exec(ctx, "ANALYZE "+t.dest.Quoted()); err != nil {
-			return fmt.Errorf("analyze %s: %w", t.dest, err)
+		if err := postgres.AnalyzeTable(ctx, dst, t.dest); err != nil {
+			return err
 		}
 	}
-	if err := f.ensurePrimaryKey(ctx, dst, t.dest, ts); err != nil {
+	if err := postgres.EnsurePrimaryKey(ctx, dst, t.dest, ts); err != nil {
 		return err
 	}
 	if f.cfg.ReplicateIndexes {
@@ -325,24 +327,11 @@ func (f *flow) finishTable(ctx context.Context, src, dst *pgx.Conn, t mirrorTabl
 		if err != nil {
 			return err
 		}
-		for _, s := range stmts {
-			if _, err := dst.Exec(ctx, s); err != nil {
-				return fmt.Errorf("create index on %s: %w", t.dest, err)
-			}
+		if err := postgres.CreateIndexes(ctx, dst, t.dest, stmts); err != nil {
+			return err
 		}
 	}
 	return f.ex.cfg.Store.SetTableStatus(ctx, f.m.Name, t.source.String(), "running")
-}
-
-func (f *flow) ensurePrimaryKey(ctx context.Context, dst *pgx.Conn, dest connectors.TableName, ts *connectors.TableSchema) error {
-	has, err := postgres.HasPrimaryKey(ctx, dst, dest)
-	if err != nil || has {
-		return err
-	}
-	if _, err := dst.Exec(ctx, postgres.PrimaryKeyDDL(dest, ts)); err != nil {
-		return fmt.Errorf("add primary key to %s: %w", dest, err)
-	}
-	return nil
 }
 
 // foreignKeys recreates foreign keys between mirrored tables.
@@ -356,10 +345,8 @@ func (f *flow) foreignKeys(ctx context.Context, src, dst *pgx.Conn, tables []mir
 		if err != nil {
 			return err
 		}
-		for _, s := range stmts {
-			if _, err := dst.Exec(ctx, s); err != nil {
-				return fmt.Errorf("create foreign key on %s: %w", t.dest, err)
-			}
+		if err := postgres.CreateForeignKeys(ctx, dst, t.dest, stmts); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -201,10 +201,8 @@ func (d *postgresDest) prepare(ctx context.Context, cfg mirrorConfig, tables []m
 	}
 	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		for i, t := range tables {
-			for _, stmt := range postgres.CreateTableDDL(t.dest, schemas[i], cfg.SoftDeleteColumn, cfg.SyncedAtColumn) {
-				if _, err := tx.Exec(ctx, stmt); err != nil {
-					return fmt.Errorf("create destination table %s: %w", t.dest, err)
-				}
+			if err := postgres.CreateTable(ctx, tx, t.dest, schemas[i], cfg.SoftDeleteColumn, cfg.SyncedAtColumn); err != nil {
+				return fmt.Errorf("create destination table %s: %w", t.dest, err)
 			}
 		}
 		return nil
@@ -213,7 +211,7 @@ func (d *postgresDest) prepare(ctx context.Context, cfg mirrorConfig, tables []m
 
 func (d *postgresDest) undo(tables []mapping) {
 	for _, t := range tables {
-		_, _ = d.conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+t.dest.Quoted())
+		_ = postgres.DropTableIfExists(context.Background(), d.conn, t.dest)
 	}
 }
 

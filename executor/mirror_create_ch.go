@@ -102,12 +102,8 @@ func (d *clickHouseDest) prepare(ctx context.Context, cfg mirrorConfig, tables [
 		return err
 	}
 	for i, t := range tables {
-		ddl, err := clickhouse.CreateTableDDL(t.dest, schemas[i], d.info, chTableOptions(cfg, t.orderBy))
-		if err != nil {
-			return fmt.Errorf("destination table %s: %w", t.dest, err)
-		}
-		if err := d.conn.Exec(ctx, ddl); err != nil {
-			return fmt.Errorf("create destination table %s: %w", t.dest, err)
+		if err := clickhouse.CreateTable(ctx, d.conn, t.dest, schemas[i], d.info, chTableOptions(cfg, t.orderBy)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgerrcode"
@@ -343,7 +344,7 @@ func (d *dropPlan) beginPostgres(ctx context.Context) error {
 	d.tx = tx
 	// A session holding a lock on a table must not make DROP MIRROR wait
 	// forever while the flow is stopped.
-	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '10s'"); err != nil {
+	if err := postgres.SetLockTimeout(ctx, tx, 10*time.Second); err != nil {
 		return err
 	}
 	if err := postgres.ClearMirror(ctx, tx, d.meta, d.m.Name); err != nil {
@@ -357,7 +358,7 @@ func (d *dropPlan) beginPostgres(ctx context.Context) error {
 	if !d.dropTables {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, postgres.DropTablesSQL(d.tables)); err != nil {
+	if err := postgres.DropTables(ctx, tx, d.tables); err != nil {
 		return fmt.Errorf("drop destination tables %s: %w", tableSet(d.tables), err)
 	}
 	return nil

@@ -237,6 +237,20 @@ func CreateTableDDL(dest connectors.TableName, ts *connectors.TableSchema, v Ser
 	return b.String(), nil
 }
 
+// CreateTable creates destination table dest for source table ts
+// (CreateTableDDL, whose errors it returns wrapped with the table's name).
+// Idempotent: a table of that name is left as it is.
+func CreateTable(ctx context.Context, conn driver.Conn, dest connectors.TableName, ts *connectors.TableSchema, v ServerInfo, opts TableOptions) error {
+	ddl, err := CreateTableDDL(dest, ts, v, opts)
+	if err != nil {
+		return fmt.Errorf("destination table %s: %w", dest, err)
+	}
+	if err := conn.Exec(ctx, ddl); err != nil {
+		return fmt.Errorf("create destination table %s: %w", dest, err)
+	}
+	return nil
+}
+
 // TableExists reports whether table name (Schema is the database) exists.
 // It only reads.
 func TableExists(ctx context.Context, conn driver.Conn, name connectors.TableName) (bool, error) {

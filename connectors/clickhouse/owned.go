@@ -197,12 +197,10 @@ func DropAllOwned(ctx context.Context, conn driver.Conn, db, mirror string) erro
 // suffix that no table of the database has, and that is in neither
 // reserved nor taken (names picked for other tables not created yet).
 func FreeName(ctx context.Context, conn driver.Conn, live connectors.TableName, role string, reserved []connectors.TableName) (connectors.TableName, error) {
-	base := live.Name + map[string]string{RoleShadow: "_resync", RoleOld: "_sluice_old"}[role]
+	suffix := map[string]string{RoleShadow: connectors.ShadowSuffix, RoleOld: "_sluice_old"}[role]
+	base := live.Name + suffix
 	for k := range maxTempTries {
-		name := connectors.TableName{Schema: live.Schema, Name: base}
-		if k > 0 {
-			name.Name = fmt.Sprintf("%s_%d", base, k)
-		}
+		name := connectors.TempName(live, suffix, k, 0)
 		if slices.Contains(reserved, name) {
 			continue
 		}

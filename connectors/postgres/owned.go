@@ -198,11 +198,7 @@ func CheckOwned(ctx context.Context, q Querier, o OwnedTable) error {
 // never one in reserved.
 func freeTempName(ctx context.Context, q Querier, live connectors.TableName, reserved []connectors.TableName) (connectors.TableName, error) {
 	for k := range maxTempTries {
-		suffix := tempSuffix
-		if k > 0 {
-			suffix = fmt.Sprintf("%s_%d", tempSuffix, k)
-		}
-		name := connectors.TableName{Schema: live.Schema, Name: suffixIdent(live.Name, suffix)}
+		name := connectors.TempName(live, tempSuffix, k, maxIdentLen)
 		if name == live || slices.Contains(reserved, name) {
 			continue
 		}

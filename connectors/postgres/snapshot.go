@@ -68,6 +68,17 @@ func PlanPartitions(pages, estRows, rowsPerPartition int64) []Partition {
 	return parts
 }
 
+// CountRows counts the rows of source table t (SELECT count(*)), for a
+// table whose size pg_class does not know yet (never analyzed). It only
+// reads, in q's transaction if q is one.
+func CountRows(ctx context.Context, q Querier, t connectors.TableName) (int64, error) {
+	var n int64
+	if err := q.QueryRow(ctx, "SELECT count(*) FROM "+t.Quoted()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", t, err)
+	}
+	return n, nil
+}
+
 // PartitionQuery returns the SELECT of columns cols of table src whose rows
 // lie in partition p, as a TID range (a TID Range Scan from Postgres 14 on;
 // older servers filter a sequential scan).

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -23,8 +22,10 @@ import (
 //  4. SwapTable, in the caller's transaction, puts the shadow in the live
 //     table's place: readers wait for its lock, then see the new rows.
 //
-// The truncate strategy uses ReferencingForeignKeys and TableIndexes to
-// save what it drops before emptying the table, to put it back after.
+// Around the swap, in its transaction: SetLockTimeout, CarrySoftDeleted,
+// and RenameOwned for a live table that is gone; after it,
+// ValidateForeignKeys (swap_steps.go). The truncate strategy uses
+// SaveObjects, EmptyTable and RestoreSaved instead (truncate.go).
 
 // ErrNoShadow is wrapped by SwapTable's and BuildShadowIndexes' error when
 // the shadow table does not exist: after a crash, the swap was either
@@ -43,37 +44,21 @@ var ErrNotSwappable = errors.New("table cannot be swapped")
 const maxIdentLen = 63
 
 // tempSuffix marks the shadow table and its indexes' temporary names.
-const tempSuffix = "_resync"
+const tempSuffix = connectors.ShadowSuffix
 
 // ShadowName returns the first name tried for the shadow table of t (see
 // CreateOwned for the others): same schema, the name with "_resync"
-// appended. When that exceeds 63 bytes the base name is
-// cut at a character boundary to fit, and the result always differs from
-// t's name. Pure.
+// appended (connectors.ShadowName). When that exceeds 63 bytes the base
+// name is cut at a character boundary to fit, and the result always
+// differs from t's name. Pure.
 func ShadowName(t connectors.TableName) connectors.TableName {
-	return connectors.TableName{Schema: t.Schema, Name: suffixIdent(t.Name, tempSuffix)}
+	return connectors.ShadowName(t, 0, maxIdentLen)
 }
 
-// suffixIdent appends suffix to base, cutting base at a UTF-8 character
-// boundary so that the result fits in maxIdentLen bytes. The result never
-// equals base (a base that already ends with suffix and fills the limit
-// loses one more character).
+// suffixIdent appends suffix to base, cut to fit in maxIdentLen bytes
+// (connectors.SuffixName). The result never equals base.
 func suffixIdent(base, suffix string) string {
-	cut := func(n int) int {
-		for n > 0 && n < len(base) && !utf8.RuneStart(base[n]) {
-			n--
-		}
-		return n
-	}
-	n := len(base)
-	if n+len(suffix) > maxIdentLen {
-		n = cut(maxIdentLen - len(suffix))
-	}
-	s := base[:n] + suffix
-	if s == base {
-		s = base[:cut(n-1)] + suffix
-	}
-	return s
+	return connectors.SuffixName(base, suffix, maxIdentLen)
 }
 
 // CreateShadow creates shadow, the table to load before swapping it in for
