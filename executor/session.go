@@ -309,13 +309,7 @@ func parse(ctx context.Context, sql string) ([]sqlext.Statement, error) {
 // syntaxError turns a parser error into a SQL error: 42601 unless the
 // parser gave a code (54001 for a statement too large or too deep to parse).
 func syntaxError(se *sqlext.SyntaxError) *sqlerr.Error {
-	code := se.Code
-	if code == "" {
-		code = pgerrcode.SyntaxError
-	}
-	e := sqlerr.New(code, "%s", se.Msg).WithPosition(int(se.Pos))
-	e.Hint = se.Hint
-	return e
+	return se.SQLError()
 }
 
 // exec runs one statement in the simple protocol. full is the query string

@@ -59,7 +59,7 @@ func chParamsOf(sql string) (*chParams, error) {
 	if err != nil {
 		var se *sqlext.SyntaxError
 		if errors.As(err, &se) && se.Code != "" {
-			return nil, syntaxError(se)
+			return nil, se.SQLError()
 		}
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "%v", err)
 	}
@@ -421,16 +421,4 @@ func textLike(oid uint32) bool {
 		return true
 	}
 	return false
-}
-
-// syntaxError turns a parser error into a SQL error: 42601 unless the
-// parser gave a code (54001 for a statement too large or too deep to parse).
-func syntaxError(se *sqlext.SyntaxError) *sqlerr.Error {
-	code := se.Code
-	if code == "" {
-		code = pgerrcode.SyntaxError
-	}
-	e := sqlerr.New(code, "%s", se.Msg).WithPosition(int(se.Pos))
-	e.Hint = se.Hint
-	return e
 }
