@@ -67,8 +67,8 @@ func (c *federatedConn) connect(ctx context.Context) error {
 			return ctx.Err()
 		}
 		e := sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "peer %q: %v", c.peer, err)
-		if errors.Is(err, ErrHTTPPort) {
-			e = e.WithHint("%s", HTTPPortHint)
+		if h := connectors.HintOf(err); h != "" {
+			e = e.WithHint("%s", h) // ErrHTTPPort's
 		}
 		return e
 	}

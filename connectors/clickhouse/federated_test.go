@@ -186,4 +186,10 @@ func TestFederatedReader(t *testing.T) {
 		e.Message[:12] != `peer "gone":` {
 		t.Errorf("no server: message %q", e.Message)
 	}
+	// The HTTP port: the hint names the native one.
+	http := reader.OpenFederated("http", peer("port", strconv.Itoa(server.HTTPPort())))
+	err = http.Query(ctx, "SELECT 1", &rowSink{})
+	if e := wantCode(t, "HTTP port", err, pgerrcode.SQLClientUnableToEstablishSQLConnection); e.Hint != clickhouse.HTTPPortHint {
+		t.Errorf("HTTP port: hint %q", e.Hint)
+	}
 }
