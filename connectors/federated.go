@@ -39,8 +39,9 @@ type FederatedReader interface {
 }
 
 // FederatedConn is one session's connection to a peer for federated reads.
-// Errors are SQL errors (*sqlerr.Error) naming the peer, or the context's
-// error. Used by one goroutine at a time.
+// Errors are SQL errors (*sqlerr.Error) naming the peer, the context's
+// error, or one wrapping the *OptionError of a bad stored option. Used by
+// one goroutine at a time.
 type FederatedConn interface {
 	// Query runs sql, a read-only statement in the simple protocol (peer
 	// qualifiers removed), and writes its description, rows and tag to
