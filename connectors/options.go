@@ -1,6 +1,8 @@
 // Package connectors holds what every database connector shares: the option
-// errors that peer and mirror validation report. Each database has its own
-// sub-package (connectors/postgres, ...).
+// errors that peer and mirror validation report, and the interfaces through
+// which the executor reaches a connector without importing it (federated
+// reads for client sessions: FederatedReader, federated.go). Each database
+// has its own sub-package (connectors/postgres, ...).
 package connectors
 
 import "fmt"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/sqlerr"
 )
@@ -92,14 +92,15 @@ func forClient(err error) error {
 // refusal keeps its SQLSTATE (28P01 for a wrong password, 3D000 for a
 // missing database, ...); anything else is 08001. The other connection
 // attempts (pgconn tries TLS, then plain text) follow in the DETAIL. A
-// ClickHouse peer pointed at the HTTP port gets a hint naming the native one.
+// connector's error that says what to do (connectors.Hinter: a ClickHouse
+// peer pointed at its HTTP port) gives the HINT.
 func peerConnectError(err error, prefix string, args ...any) *sqlerr.Error {
 	msg := fmt.Sprintf(prefix, args...)
 	var ce *postgres.ConnectError
 	if !errors.As(err, &ce) {
 		e := sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s: %v", msg, err)
-		if errors.Is(err, clickhouse.ErrHTTPPort) {
-			e = e.WithHint("%s", clickhouse.HTTPPortHint)
+		if h := connectors.HintOf(err); h != "" {
+			e = e.WithHint("%s", h)
 		}
 		return e
 	}

@@ -9,7 +9,10 @@
 // before they reach it (readonly.go). Federated queries and cursors over
 // them run on a read-only connection to the peer (peercursor.go);
 // EXECUTE peer('...') and writes by peer name (peerwrite.go) on a
-// read-write one.
+// read-write one. On a ClickHouse peer, federated queries and EXECUTE go to
+// the connector through connectors.FederatedReader (federated.go); the peer
+// types that have one are listed in peerkinds.go, the only session file
+// that names a connector for it.
 package executor
 
 import (

@@ -38,8 +38,9 @@ type route struct {
 	cursor *cursorOp
 }
 
-// clickHouse reports whether the statement runs on a ClickHouse peer.
-func (r route) clickHouse() bool { return r.target.Type == string(sqlext.PeerClickHouse) }
+// federated returns the kind of the statement's peer when its connector
+// runs the statement (a ClickHouse peer; federated.go).
+func (r route) federated() (federatedKind, bool) { return federatedKindOf(r.target.Type) }
 
 // routeOf decides where p, a statement of the query string full, runs. A
 // statement that names a peer as the first part of a three-part table name
@@ -307,8 +308,8 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 	if s.TxStatus() == 'E' {
 		return errAborted()
 	}
-	if r.clickHouse() {
-		return s.federatedCH(ctx, r, w)
+	if kind, ok := r.federated(); ok {
+		return s.federatedQuery(ctx, r, kind, w)
 	}
 	conn, err := s.peerConn(ctx, r.peer, true)
 	if err != nil {
@@ -404,5 +405,5 @@ func (s *session) closePeer(ctx context.Context, peer string) {
 			delete(m, peer)
 		}
 	}
-	s.closeCH(peer)
+	s.closeFederated(peer)
 }

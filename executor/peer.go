@@ -242,11 +242,13 @@ func errNoPeer(st *sqlext.ExecutePeer) error {
 
 // executePeer runs raw SQL on a peer, on the session's read-write
 // connection to it, and relays every result (on a ClickHouse peer, one
-// statement: see executeCH). Positions in the peer's errors
+// statement: see executeFederated). Positions in the peer's errors
 // point into the string literal as the client wrote it.
 func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
-	if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil && p.Type == string(sqlext.PeerClickHouse) {
-		return s.executeCH(ctx, st, p, w)
+	if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil {
+		if kind, ok := federatedKindOf(p.Type); ok {
+			return s.executeFederated(ctx, st, p, kind, w)
+		}
 	}
 	guard, err := checkExecuteQuery(st)
 	if err != nil {

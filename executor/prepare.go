@@ -48,8 +48,8 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if r.peer != "" && s.TxStatus() == 'E' {
 			return nil, errAborted()
 		}
-		if r.clickHouse() {
-			return s.prepareCH(ctx, r, paramOIDs)
+		if kind, ok := r.federated(); ok {
+			return s.prepareFederated(ctx, r, kind, paramOIDs)
 		}
 		var conn *pgconn.PgConn
 		if r.peer == "" {
@@ -100,8 +100,10 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if err := s.checkOutsideTransaction(st); err != nil {
 			return nil, err
 		}
-		if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil && p.Type == string(sqlext.PeerClickHouse) {
-			return s.prepareExecuteCH(ctx, st, p)
+		if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil {
+			if kind, ok := federatedKindOf(p.Type); ok {
+				return s.prepareExecuteFederated(ctx, st, p, kind)
+			}
 		}
 		guard, err := checkExecuteQuery(st)
 		if err != nil {

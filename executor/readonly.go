@@ -194,26 +194,9 @@ func lockingKind(s pg_query.LockClauseStrength) string {
 }
 
 // walk calls f on m and every message below it, depth first, until f
-// returns false; it reports whether the walk went to the end.
+// returns false; it reports whether the walk went to the end (sqlext.Walk).
 func walk(m protoreflect.Message, f func(protoreflect.Message) bool) bool {
-	if !f(m) {
-		return false
-	}
-	ok := true
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsList() && fd.Message() != nil:
-			list := v.List()
-			for i := 0; i < list.Len() && ok; i++ {
-				ok = walk(list.Get(i).Message(), f)
-			}
-		case fd.IsMap():
-		case fd.Message() != nil:
-			ok = walk(v.Message(), f)
-		}
-		return ok
-	})
-	return ok
+	return sqlext.Walk(m, f)
 }
 
 // quoteIdent quotes name as an SQL identifier when it needs quotes.

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -53,11 +52,10 @@ type session struct {
 	// queries (peer.schema.table, opened read-only), by peer name.
 	peers   map[string]*peerConn
 	readers map[string]*peerConn
-	// chConns are the connections to ClickHouse peers, for federated
-	// queries and EXECUTE alike (federated_ch.go), by peer name; made on
-	// first use.
-	chConns map[string]*chConn
-	typeMap *pgtype.Map // for binary values of ClickHouse results; made on first use
+	// fedConns are the connections to peers whose connector reads for
+	// sessions (ClickHouse), for federated queries and EXECUTE alike
+	// (federated.go), by peer name; made on first use.
+	fedConns map[string]*federatedConn
 	// settings are the session-level SET/RESET statements that succeeded on
 	// the catalog, replayed on every peer connection (see settings.go);
 	// pending are those made inside the current transaction block, applied
@@ -311,13 +309,7 @@ func parse(ctx context.Context, sql string) ([]sqlext.Statement, error) {
 // syntaxError turns a parser error into a SQL error: 42601 unless the
 // parser gave a code (54001 for a statement too large or too deep to parse).
 func syntaxError(se *sqlext.SyntaxError) *sqlerr.Error {
-	code := se.Code
-	if code == "" {
-		code = pgerrcode.SyntaxError
-	}
-	e := sqlerr.New(code, "%s", se.Msg).WithPosition(int(se.Pos))
-	e.Hint = se.Hint
-	return e
+	return se.SQLError()
 }
 
 // exec runs one statement in the simple protocol. full is the query string
@@ -441,8 +433,8 @@ func (s *session) Close(ctx context.Context) {
 	for _, pc := range s.readers {
 		pc.conn.Close(ctx)
 	}
-	for name := range s.chConns {
-		s.closeCH(name)
+	for name := range s.fedConns {
+		s.closeFederated(name)
 	}
 }
 

@@ -3,7 +3,9 @@ package sqlext
 import (
 	"fmt"
 
+	"github.com/jackc/pgerrcode"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // Statement is one parsed statement: either one of Sluice's own verbs
@@ -306,3 +308,15 @@ type SyntaxError struct {
 
 // Error returns Msg, without the position.
 func (e *SyntaxError) Error() string { return e.Msg }
+
+// SQLError returns e as a SQL error: SQLSTATE Code (42601 when empty),
+// Msg, Pos and Hint.
+func (e *SyntaxError) SQLError() *sqlerr.Error {
+	code := e.Code
+	if code == "" {
+		code = pgerrcode.SyntaxError
+	}
+	se := sqlerr.New(code, "%s", e.Msg).WithPosition(int(e.Pos))
+	se.Hint = e.Hint
+	return se
+}

@@ -96,6 +96,7 @@
 // statement is relative to the whole input. Errors that Postgres reports
 // without a position (such as an invalid byte sequence in an E'...' string)
 // have Pos 0.
+// [SyntaxError.SQLError] is the SQL error the server reports for one.
 //
 // # Limits
 //
@@ -106,4 +107,7 @@
 // thread's stack, and an overflow there kills the process. The error is a
 // *SyntaxError with Code 54001 (statement_too_complex) and a Hint; lists,
 // AND/OR chains and CASE arms, which Postgres keeps flat, do not count.
+//
+// [Walk] visits every node of a tree ParseTree returned (the executor's
+// checks and the ClickHouse connector's parameter inference use it).
 package sqlext

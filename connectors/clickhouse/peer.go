@@ -4,6 +4,13 @@
 // conversion (convert.go), batch writes (write.go), metadata (meta.go) and
 // the CDC applier (apply.go). docs/clickhouse.md describes the tables.
 //
+// It also answers client sessions' queries on a ClickHouse peer
+// (connectors.FederatedReader, federated*.go): SELECT ... FROM ch.table and
+// EXECUTE ch('...') run on the peer, their results mapped to Postgres types
+// (federated_types.go), parameters bound into the text (federated_params.go)
+// and String columns mirrored from bytea read back as bytea
+// (federated_bytea.go).
+//
 // The oldest server it is tested with is 18.16 (Debian's package). There the
 // native protocol works but the HTTP protocol does not, so connections always
 // use the native one.

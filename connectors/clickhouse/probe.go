@@ -3,12 +3,12 @@ package clickhouse
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/sluicedb/sluice/connectors"
 )
 
 // A peer pointed at ClickHouse's HTTP port (8123) instead of the native one
@@ -20,11 +20,21 @@ import (
 // that is merely slow closes the probe and the attempt goes on.
 
 // ErrHTTPPort is wrapped by the error of a connection to a port that
-// answers in HTTP.
-var ErrHTTPPort = errors.New("the port answers in HTTP: this looks like ClickHouse's HTTP port, " +
-	"and Sluice needs the native protocol port (tcp_port, default 9000)")
+// answers in HTTP. It is a connectors.Hinter: its hint is HTTPPortHint.
+var ErrHTTPPort error = httpPortError{}
 
-// HTTPPortHint is the hint for an error wrapping ErrHTTPPort.
+type httpPortError struct{}
+
+func (httpPortError) Error() string {
+	return "the port answers in HTTP: this looks like ClickHouse's HTTP port, " +
+		"and Sluice needs the native protocol port (tcp_port, default 9000)"
+}
+
+func (httpPortError) Hint() string { return HTTPPortHint }
+
+var _ connectors.Hinter = httpPortError{}
+
+// HTTPPortHint is the hint of ErrHTTPPort.
 const HTTPPortHint = "Sluice speaks ClickHouse's native protocol: set the peer's port to the server's tcp_port " +
 	"(default 9000, or 9440 for TLS), not its http_port (default 8123)."
 

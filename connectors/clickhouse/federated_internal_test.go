@@ -1,4 +1,4 @@
-package executor
+package clickhouse
 
 import (
 	"math"
@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
-	"github.com/sluicedb/sluice/sqlext"
 )
 
 func TestCHTypeOf(t *testing.T) {
@@ -300,7 +299,7 @@ func TestCHExecuteChecks(t *testing.T) {
 		"insert into t (a) select a from u":        false,
 		"CREATE TABLE t (a Int32) ENGINE = Memory": false,
 	} {
-		err := checkCHExecute(&sqlext.ExecutePeer{Peer: "ch", Query: sql})
+		err := checkCHExecute("ch", sql, 0)
 		if (err != nil) != refused {
 			t.Errorf("checkCHExecute(%q) = %v, want refused %v", sql, err, refused)
 		}

@@ -1,4 +1,4 @@
-package executor
+package clickhouse
 
 import (
 	"errors"
@@ -44,13 +44,13 @@ type chParams struct {
 	// columns are the column references each parameter is compared with,
 	// as name parts (e.g. ["o", "id"]), and tables the statement's tables.
 	columns map[int][][]string
-	tables  []chTable
+	tables  []queryTable
 }
 
-// chTable is a table named in a statement: database (empty: the peer's),
+// queryTable is a table named in a statement: database (empty: the peer's),
 // table and alias, as the Postgres parser read them (unquoted names in
 // lower case).
-type chTable struct{ db, table, alias string }
+type queryTable struct{ db, table, alias string }
 
 // chParamsOf finds the parameters of sql, a statement Postgres' parser
 // accepts (the peer qualifiers removed).
@@ -59,13 +59,13 @@ func chParamsOf(sql string) (*chParams, error) {
 	if err != nil {
 		var se *sqlext.SyntaxError
 		if errors.As(err, &se) && se.Code != "" {
-			return nil, syntaxError(se)
+			return nil, se.SQLError()
 		}
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "%v", err)
 	}
 	p := &chParams{fixed: map[int]uint32{}, columns: map[int][][]string{}}
 	for _, raw := range tree.GetStmts() {
-		walk(raw.ProtoReflect(), func(m protoreflect.Message) bool {
+		sqlext.Walk(raw.ProtoReflect(), func(m protoreflect.Message) bool {
 			switch v := m.Interface().(type) {
 			case *pg_query.ParamRef:
 				p.addRef(sql, v)
@@ -74,7 +74,7 @@ func chParamsOf(sql string) (*chParams, error) {
 				if strings.EqualFold(alias, "final") {
 					alias = "" // ClickHouse's FINAL, which Postgres' parser reads as an alias
 				}
-				p.tables = append(p.tables, chTable{db: v.GetSchemaname(), table: v.GetRelname(), alias: alias})
+				p.tables = append(p.tables, queryTable{db: v.GetSchemaname(), table: v.GetRelname(), alias: alias})
 			case *pg_query.SelectStmt:
 				for _, n := range []*pg_query.Node{v.GetLimitCount(), v.GetLimitOffset()} {
 					if pr := n.GetParamRef(); pr != nil {
@@ -264,7 +264,7 @@ func (p *chParams) columnType(n int, columns []chColumn) (string, bool) {
 
 // matches reports whether a column qualified by quals (none, table or
 // alias, or database and table) can belong to t.
-func (t chTable) matches(quals []string) bool {
+func (t queryTable) matches(quals []string) bool {
 	switch len(quals) {
 	case 0:
 		return true

@@ -1,4 +1,4 @@
-package executor
+package clickhouse
 
 import (
 	"fmt"
@@ -393,7 +393,7 @@ type chRowWriter struct {
 }
 
 // row returns the values of one row, valid until the next call. A value
-// that is not valid text (federated_ch_bytea.go) is an error: bytea
+// that is not valid text (federated_bytea.go) is an error: bytea
 // columns are sent as bytea, nothing else goes out that is not UTF-8.
 func (rw *chRowWriter) row(dest []any) ([][]byte, error) {
 	if rw.values == nil {

@@ -1,4 +1,4 @@
-package executor
+package clickhouse
 
 import (
 	"context"
@@ -10,13 +10,12 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // Bytes in ClickHouse String columns. A String holds any bytes; Postgres
 // text must be valid UTF-8 without NUL. A column Sluice made for a Postgres
-// bytea column (it carries the comment clickhouse.ByteaMarker) reads back
+// bytea column (it carries the comment ByteaMarker) reads back
 // as bytea: text form \x and hex digits, binary form the raw bytes. Any
 // other value that is not valid text is refused as Postgres refuses it,
 // 22021 naming the column, and never sent.
@@ -32,7 +31,7 @@ type chBytea map[string]bool
 
 // tablesOf returns the tables named in sql, a statement Postgres' parser
 // reads; none when it cannot.
-func tablesOf(sql string) []chTable {
+func tablesOf(sql string) []queryTable {
 	p, err := chParamsOf(sql)
 	if err != nil {
 		return nil
@@ -40,10 +39,10 @@ func tablesOf(sql string) []chTable {
 	return p.tables
 }
 
-// chByteaColumns reads which columns of tables are marked bytea. Without
+// byteaColumns reads which columns of tables are marked bytea. Without
 // the answer (system.columns unreadable) there are none: such columns then
 // read as text, checked.
-func (s *session) chByteaColumns(ctx context.Context, cc *chConn, tables []chTable) (chBytea, error) {
+func (c *federatedConn) byteaColumns(ctx context.Context, tables []queryTable) (chBytea, error) {
 	if len(tables) == 0 {
 		return nil, nil
 	}
@@ -56,8 +55,8 @@ func (s *session) chByteaColumns(ctx context.Context, cc *chConn, tables []chTab
 			names = append(names, name)
 		}
 	}
-	rows, err := cc.query(ctx, "SELECT toUInt8(database = currentDatabase()), database, table, name, comment = "+
-		quoteCHString(clickhouse.ByteaMarker)+" FROM system.columns WHERE lower(table) IN ("+strings.Join(names, ", ")+")", true)
+	rows, err := c.query(ctx, "SELECT toUInt8(database = currentDatabase()), database, table, name, comment = "+
+		quoteCHString(ByteaMarker)+" FROM system.columns WHERE lower(table) IN ("+strings.Join(names, ", ")+")", true)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
