@@ -236,9 +236,12 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	// The partitions cut off by the kill were copied again and counted
 	// once: the count is that of the partitions the destination recorded
-	// as loaded. (It can pass the table's 300000 rows: a row pgbench
+	// as loaded. (It need not be the table's 300000 rows: a row pgbench
 	// moved into a partition copied after the restart, under a newer
-	// snapshot, is copied twice, the second time upserted.)
+	// snapshot, is copied twice, the second time upserted; one it moved
+	// out of such a partition into one loaded before the kill is copied by
+	// neither, and comes with CDC, which replays every change from the
+	// slot's consistent point.)
 	var copied, estimated int64
 	waitFor(t, p, "the load's row count", func(c *pgx.Conn) bool {
 		return c.QueryRow(context.Background(), `SELECT rows_copied, rows_estimated FROM mirror_tables
@@ -252,8 +255,8 @@ func TestKillAndRestart(t *testing.T) {
 	for _, rows := range done {
 		loaded += rows
 	}
-	if copied != loaded || estimated != copied || copied < 300000 {
-		t.Fatalf("pgbench_accounts: rows_copied %d, rows_estimated %d after the load, want both the %d rows of its %d loaded partitions (at least 300000)",
+	if copied != loaded || estimated != copied {
+		t.Fatalf("pgbench_accounts: rows_copied %d, rows_estimated %d after the load, want both the %d rows of its %d loaded partitions",
 			copied, estimated, loaded, len(done))
 	}
 }
