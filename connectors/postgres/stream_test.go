@@ -101,15 +101,15 @@ func TestStreamEvents(t *testing.T) {
 			t.Fatalf("idle after %q", got)
 		}
 		switch ev.Kind {
-		case postgres.EventBegin:
+		case connectors.EventBegin:
 			got = append(got, "begin")
-		case postgres.EventCommit:
+		case connectors.EventCommit:
 			if ev.LSN <= last {
 				t.Errorf("commit lsn %X after %X", ev.LSN, last)
 			}
 			last = ev.LSN
 			got = append(got, "commit")
-		case postgres.EventChange:
+		case connectors.EventChange:
 			d := string(ev.Change.Kind)
 			if ev.Change.Old != nil {
 				d += "+old"
@@ -134,7 +134,7 @@ func TestStreamEvents(t *testing.T) {
 			}
 			break
 		}
-		if ev.Kind != postgres.EventProgress {
+		if ev.Kind != connectors.EventProgress {
 			t.Fatalf("unexpected event %+v", ev)
 		}
 	}
@@ -166,7 +166,7 @@ func TestStreamThroughput(t *testing.T) {
 	s := e.start(t)
 	changes := 0
 	var first time.Duration
-	var buf []postgres.Event
+	var buf []connectors.Event
 	for done := false; !done; {
 		var err error
 		buf, err = s.Read(ctx, buf[:0], 1024, time.Minute)
@@ -177,13 +177,13 @@ func TestStreamThroughput(t *testing.T) {
 			t.Fatal("stream idle before the commit")
 		}
 		for _, ev := range buf {
-			if ev.Kind == postgres.EventChange {
+			if ev.Kind == connectors.EventChange {
 				if changes == 0 {
 					first = time.Since(start)
 				}
 				changes++
 			}
-			done = done || ev.Kind == postgres.EventCommit && changes > 0
+			done = done || ev.Kind == connectors.EventCommit && changes > 0
 		}
 	}
 	d := time.Since(start)
@@ -272,16 +272,16 @@ CREATE PUBLICATION p FOR TABLE public.t, public.f, public.skipped`)
 		}
 		for _, ev := range evs {
 			switch ev.Kind {
-			case postgres.EventBegin:
+			case connectors.EventBegin:
 				begin = ev.LSN
-			case postgres.EventCommit:
+			case connectors.EventCommit:
 				if ev.LSN <= begin {
 					t.Errorf("commit ends at %X, not after its begin's %X", ev.LSN, begin)
 				}
 				commits++
-			case postgres.EventNewColumns:
+			case connectors.EventNewColumns:
 				got = append(got, fmt.Sprintf("new columns of %s: %d", ev.Table.Name, len(ev.NewColumns)))
-			case postgres.EventChange:
+			case connectors.EventChange:
 				c := ev.Change
 				got = append(got, fmt.Sprintf("%c %s new=%s old=%s", c.Kind, c.Table.Name, show(c.New), show(c.Old)))
 			}
