@@ -139,10 +139,13 @@ func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[conne
 	return stream, nil
 }
 
-// syncRecorder is what the batcher writes to the catalog: *catalog.Store.
-type syncRecorder interface {
+// batchCatalog is what the batcher reads and writes in the catalog for
+// every batch and poll: *catalog.Store.
+type batchCatalog interface {
 	// RecordSync records an applied batch (see catalog.Store.RecordSync).
 	RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
+	// GetMirror reads a mirror (see catalog.Store.GetMirror).
+	GetMirror(ctx context.Context, name string) (catalog.Mirror, error)
 }
 
 // addChunk is how many rows of a batch the batcher hands to the destination
@@ -182,7 +185,7 @@ func addChunk(maxBatch int) int {
 type batcher struct {
 	f       *flow
 	applier connectors.Applier
-	store   syncRecorder // the catalog
+	store   batchCatalog // the catalog
 	dst     *pgx.Conn    // a Postgres destination (nil: another)
 	dests   []connectors.DestTable
 	chunk   int // rows to add at once

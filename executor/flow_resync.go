@@ -94,7 +94,7 @@ func (b *batcher) pollResyncs(ctx context.Context) error {
 	if b.rs == nil || b.rs.copying > 0 {
 		return nil
 	}
-	m, err := b.f.ex.cfg.Store.GetMirror(ctx, b.f.m.Name)
+	m, err := b.store.GetMirror(ctx, b.f.m.Name)
 	if err != nil {
 		return err
 	}
