@@ -124,7 +124,8 @@ type dest struct {
 
 type commitRec struct {
 	lsn     uint64
-	changes []string // "table:LSN" of each change
+	changes []string            // changeID of each change
+	rows    []connectors.Change // the changes
 }
 
 func (d *dest) snapshot() (commits []commitRec, acks []uint64, beats int) {
@@ -199,6 +200,7 @@ func (d *dest) commitAt(ctx context.Context, lsn uint64, force bool) (map[connec
 	counts := map[connectors.TableName]connectors.TableCounts{}
 	for _, c := range d.pending {
 		rec.changes = append(rec.changes, changeID(c))
+		rec.rows = append(rec.rows, c)
 		tc := counts[c.Table]
 		tc.Inserts++
 		counts[c.Table] = tc
@@ -520,6 +522,85 @@ func TestBatcherTablePositions(t *testing.T) {
 		}
 		if commits, _, _ := d.snapshot(); len(commits) != 0 {
 			t.Fatalf("committed %v", commits)
+		}
+	})
+}
+
+func TestBatcherNewColumns(t *testing.T) {
+	schema := &connectors.TableSchema{Name: tabA, Columns: []connectors.Column{{Name: "id"}}, PrimaryKey: []string{"id"}}
+	newCols := []connectors.Column{{Name: "extra"}}
+	change := func(id string, vals int) connectors.Event {
+		c := connectors.Change{Kind: connectors.Insert, Table: tabA, New: []connectors.Value{{Kind: connectors.Binary, Data: []byte(id)}}}
+		for range vals - 1 {
+			c.New = append(c.New, connectors.Value{Kind: connectors.Binary, Data: []byte("e")})
+		}
+		return connectors.Event{Kind: connectors.EventChange, Table: tabA, Change: c}
+	}
+	t.Run("followed", func(t *testing.T) {
+		d := &dest{}
+		a := d.applier()
+		var mu sync.Mutex
+		var set [][]connectors.DestTable
+		a.setTables = func(tables []connectors.DestTable) {
+			mu.Lock()
+			defer mu.Unlock()
+			set = append(set, slices.Clone(tables))
+		}
+		f := make(feed, 16)
+		b := newTestBatcher(a, 100, 1000)
+		b.chunk, b.eager = 1, 1
+		b.dests = []connectors.DestTable{{Source: tabA, Dest: tabA, Schema: schema}}
+		var added []connectors.Column
+		b.addColumnsTo = func(_ context.Context, dt connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
+			added = append(added, cols...)
+			ts := *dt.Schema
+			ts.Columns = append(slices.Clip(ts.Columns), cols...)
+			return &ts, nil
+		}
+		running(t, b, d.stream(f))
+
+		// A row of the transaction goes to the destination transaction, then
+		// the table gains a column: the destination transaction starts over
+		// and the row is kept with the new column Unchanged (the back-filled
+		// value stays).
+		f <- []connectors.Event{{Kind: connectors.EventBegin, LSN: 110}, change("1", 1)}
+		eventually(t, "the first row added", func() bool {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			return len(d.pending) == 1
+		})
+		f <- []connectors.Event{{Kind: connectors.EventNewColumns, Table: tabA, NewColumns: newCols}, change("2", 2),
+			{Kind: connectors.EventCommit, LSN: 120}}
+		eventually(t, "the batch ending at 120", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
+
+		commits, _, _ := d.snapshot()
+		if commits[0].String() != "a:1,a:2" {
+			t.Fatalf("committed %s, want a:1,a:2", commits[0])
+		}
+		if first := commits[0].rows[0].New; len(first) != 2 || first[1].Kind != connectors.Unchanged {
+			t.Fatalf("the row received before the new column has values %+v, want the new one Unchanged", first)
+		}
+		if len(added) != 1 || added[0].Name != "extra" {
+			t.Fatalf("columns added: %+v", added)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(set) != 1 || len(set[0]) != 1 || len(set[0][0].Schema.Columns) != 2 {
+			t.Fatalf("SetTables calls: %+v, want one with the table's two columns", set)
+		}
+	})
+	t.Run("not followed", func(t *testing.T) {
+		d := &dest{}
+		f := make(feed, 16)
+		b := newTestBatcher(d.applier(), 100, 1000)
+		b.dests = []connectors.DestTable{{Source: tabA, Dest: tabA, Schema: schema}}
+		f <- []connectors.Event{{Kind: connectors.EventBegin, LSN: 110},
+			{Kind: connectors.EventNewColumns, Table: tabA, NewColumns: newCols}}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := b.run(ctx, d.stream(f))
+		if err == nil || !strings.Contains(err.Error(), "public.a gained 1 column(s): this destination does not follow source schema changes yet") {
+			t.Fatalf("run: %v", err)
 		}
 	})
 }

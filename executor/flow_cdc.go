@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -92,7 +91,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
 
 	b := &batcher{f: f, applier: applier, store: f.ex.cfg.Store, applied: applied, dests: dests, dst: dst,
-		chunk: addChunk(f.cfg.MaxBatchSize), rs: rs}
+		chunk: addChunk(f.cfg.MaxBatchSize), rs: rs, addColumnsTo: f.pgColumnAdder(dst)}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(start)
 	if rs.catchingUp() {
@@ -186,7 +185,7 @@ type batcher struct {
 	f       *flow
 	applier connectors.Applier
 	store   batchCatalog // the catalog
-	dst     *pgx.Conn    // a Postgres destination (nil: another)
+	dst     *pgx.Conn    // a Postgres destination, for table resyncs (nil: another)
 	dests   []connectors.DestTable
 	chunk   int // rows to add at once
 	eager   int // rows to add when the reader has nothing more for now
@@ -215,8 +214,10 @@ type batcher struct {
 	heartbeatEvery, idleFlush time.Duration
 
 	// addColumnsTo, if set, adds columns the source added to d's
-	// destination table, for a destination without dst (ClickHouse).
-	addColumnsTo func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error
+	// destination table and returns d's schema with them, which the
+	// batcher and the applier use from then on (pgColumnAdder,
+	// chColumnAdder); nil: the destination does not follow schema changes.
+	addColumnsTo columnAdder
 
 	// Table resyncs (flow_resync.go, flow_ch_resync.go).
 	rs       *resyncs
@@ -482,7 +483,7 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
-	if b.dst == nil && b.addColumnsTo == nil {
+	if b.addColumnsTo == nil {
 		return fmt.Errorf("%s gained %d column(s): this destination does not follow source schema changes yet; resync the mirror",
 			ev.Table, len(ev.NewColumns))
 	}
@@ -490,27 +491,11 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 		if d.Source != ev.Table {
 			continue
 		}
-		if b.addColumnsTo != nil {
-			if err := b.addColumnsTo(ctx, d, ev.NewColumns); err != nil {
-				return err
-			}
-			// A new schema: a table copy under way reads the old one.
-			ts := *d.Schema
-			ts.Columns = append(slices.Clip(ts.Columns), ev.NewColumns...)
-			b.dests[i].Schema = &ts
-			continue
-		}
-		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {
+		ts, err := b.addColumnsTo(ctx, d, ev.NewColumns)
+		if err != nil {
 			return err
 		}
-		if err := b.backfill(ctx, d, ev.NewColumns); err != nil {
-			return err
-		}
-		// The stream decodes with its own copy of the schema.
-		d.Schema.Columns = append(d.Schema.Columns, ev.NewColumns...)
-		b.f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(ev.NewColumns))
-		_ = b.f.ex.cfg.Store.AddEvent(ctx, b.f.m.Name, "schema",
-			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(ev.NewColumns), d.Dest))
+		b.dests[i].Schema = ts
 	}
 	b.applier.SetTables(b.dests)
 	width := 0
@@ -713,15 +698,34 @@ func (l *changeList) release(seg []connectors.Change) {
 	}
 }
 
-// backfill fills columns the source added into the destination's existing
-// rows, from the source's current values, on a connection of its own.
-func (b *batcher) backfill(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error {
-	src, err := b.f.src.ConnectSQL(ctx, "sluice-backfill")
-	if err != nil {
-		return err
+// columnAdder is the batcher's hook for columns the source added (see
+// batcher.addColumnsTo).
+type columnAdder func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error)
+
+// pgColumnAdder is the batcher's hook for columns the stream reports on a
+// Postgres mirror: it adds them to the destination table on dst, fills
+// them into the existing rows from the source's current values (on a
+// connection of its own), and appends them to d's schema in place (the
+// stream decodes with its own copy of the schema).
+func (f *flow) pgColumnAdder(dst *pgx.Conn) columnAdder {
+	return func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
+		if _, err := postgres.AddMissingColumns(ctx, dst, d.Dest, cols); err != nil {
+			return nil, err
+		}
+		src, err := f.src.ConnectSQL(ctx, "sluice-backfill")
+		if err != nil {
+			return nil, err
+		}
+		defer src.Close(context.Background())
+		if err := f.backfill(ctx, src, dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols); err != nil {
+			return nil, err
+		}
+		d.Schema.Columns = append(d.Schema.Columns, cols...)
+		f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(cols))
+		_ = f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "schema",
+			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(cols), d.Dest))
+		return d.Schema, nil
 	}
-	defer src.Close(context.Background())
-	return b.f.backfill(ctx, src, b.dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols)
 }
 
 func (f *flow) backfill(ctx context.Context, src, dst *pgx.Conn, source, dest connectors.TableName, key []string, cols []connectors.Column) error {
