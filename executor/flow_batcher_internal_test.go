@@ -378,32 +378,30 @@ func TestBatcherProgressAcknowledgedWhenNothingPending(t *testing.T) {
 	}
 }
 
-func TestBatcherHeartbeatWhenIdle(t *testing.T) {
-	d := &dest{}
-	f := make(feed, 16)
-	b := newTestBatcher(d.applier(), 100, 1000)
-	b.heartbeatEvery = 50 * time.Millisecond
-	running(t, b, d.stream(f))
-
-	eventually(t, "two heartbeats", func() bool { _, _, beats := d.snapshot(); return beats >= 2 })
-}
-
-func TestBatcherNoHeartbeatWhileBusy(t *testing.T) {
-	d := &dest{}
-	f := make(feed, 16)
-	b := newTestBatcher(d.applier(), 100, 1000)
-	b.heartbeatEvery = 300 * time.Millisecond
-	running(t, b, d.stream(f))
-
-	// Events more often than the idle flush: the stream is never idle.
-	stop := time.Now().Add(time.Second)
-	for lsn := uint64(200); time.Now().Before(stop); lsn += 20 {
-		f <- []connectors.Event{{Kind: connectors.EventProgress, LSN: lsn}}
-		time.Sleep(5 * time.Millisecond)
+func TestBatcherHeartbeat(t *testing.T) {
+	start := func(t *testing.T, every time.Duration) (*dest, feed) {
+		d, f := &dest{}, make(feed, 16)
+		b := newTestBatcher(d.applier(), 100, 1000)
+		b.heartbeatEvery = every
+		running(t, b, d.stream(f))
+		return d, f
 	}
-	if _, _, beats := d.snapshot(); beats != 0 {
-		t.Fatalf("%d heartbeat(s) on a busy stream", beats)
-	}
+	t.Run("idle", func(t *testing.T) {
+		d, _ := start(t, 50*time.Millisecond)
+		eventually(t, "two heartbeats", func() bool { _, _, beats := d.snapshot(); return beats >= 2 })
+	})
+	t.Run("busy", func(t *testing.T) {
+		d, f := start(t, 300*time.Millisecond)
+		// Events more often than the idle flush: the stream is never idle.
+		stop := time.Now().Add(time.Second)
+		for lsn := uint64(200); time.Now().Before(stop); lsn += 20 {
+			f <- []connectors.Event{{Kind: connectors.EventProgress, LSN: lsn}}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, _, beats := d.snapshot(); beats != 0 {
+			t.Fatalf("%d heartbeat(s) on a busy stream", beats)
+		}
+	})
 }
 
 func TestBatcherSkipsTransactionAppliedBeforeRestart(t *testing.T) {
