@@ -1,19 +1,17 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
 	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
@@ -64,7 +62,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dests := make([]postgres.DestTable, len(tables))
+	dests := make([]connectors.DestTable, len(tables))
 	for i, t := range tables {
 		ts := schemas[t.source]
 		dest := t.dest
@@ -79,35 +77,33 @@ func (f *flow) cdc(ctx context.Context) error {
 		if err := f.backfill(ctx, src, dst, t.source, dest, ts.PrimaryKey, added); err != nil {
 			return err
 		}
-		dests[i] = postgres.DestTable{Source: t.source, Dest: dest, Schema: ts,
+		dests[i] = connectors.DestTable{Source: t.source, Dest: dest, Schema: ts,
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 	}
 	applier, err := postgres.NewApplier(ctx, dst, f.meta, f.m.Name, dests)
 	if err != nil {
 		return err
 	}
-	stream, srcMu, err := f.startStream(ctx, src, schemas, start)
+	stream, err := f.startStream(ctx, src, schemas, start)
 	if err != nil {
 		return err
 	}
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
 
-	b := &batcher{f: f, applier: applier, applied: applied, dests: dests, dst: dst, chunk: addChunk(f.cfg.MaxBatchSize), rs: rs}
+	b := &batcher{f: f, applier: applier, store: f.ex.cfg.Store, applied: applied, dests: dests, dst: dst,
+		chunk: addChunk(f.cfg.MaxBatchSize), rs: rs, addColumnsTo: f.pgColumnAdder(dst)}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(start)
 	if rs.catchingUp() {
 		// A heartbeat beyond everything: when it comes back, the tables
 		// catching up have caught up even if the source is idle.
-		srcMu.Lock()
-		err := postgres.EmitHeartbeat(ctx, src)
-		srcMu.Unlock()
-		if err != nil {
+		if err := stream.Heartbeat(ctx); err != nil {
 			return err
 		}
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	wait := b.startCopies(cctx, copies, schemas)
-	err = b.run(ctx, stream, src, srcMu)
+	err = b.run(ctx, stream)
 	cancel()
 	wait()
 	if errors.Is(err, errRestart) {
@@ -118,49 +114,38 @@ func (f *flow) cdc(ctx context.Context) error {
 
 // startStream starts streaming from the mirror's slot at start, and emits
 // a heartbeat, whose acknowledgement shows progress (flow.progressed) even
-// when the source is idle. The returned mutex serialises uses of src: the
-// stream's reader describes the types of new columns on it, the batcher
-// sends heartbeats on it.
+// when the source is idle. The stream uses src (to describe the types of
+// new columns, to send heartbeats) until it is closed: the caller keeps src
+// open and does not use it meanwhile.
 func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[connectors.TableName]*connectors.TableSchema,
-	start uint64) (*postgres.Stream, *sync.Mutex, error) {
+	start uint64) (connectors.Stream, error) {
 	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	srcMu := new(sync.Mutex)
-	describe := postgres.TypeDescriber(src)
 	stream, err := postgres.StartStream(ctx, repl, postgres.StreamConfig{
-		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas,
-		DescribeType: func(ctx context.Context, oid uint32, typmod int32) (string, error) {
-			srcMu.Lock()
-			defer srcMu.Unlock()
-			return describe(ctx, oid, typmod)
-		},
+		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas, SQL: src,
 	})
 	if err != nil {
 		repl.Close(context.Background())
-		return nil, nil, f.explainStreamError(ctx, err)
+		return nil, f.explainStreamError(ctx, err)
 	}
-	if err := postgres.EmitHeartbeat(ctx, src); err != nil {
+	if err := stream.Heartbeat(ctx); err != nil {
 		stream.Close(context.Background())
-		return nil, nil, err
+		return nil, err
 	}
 	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
-	return stream, srcMu, nil
+	return stream, nil
 }
 
-// applier applies batches of changes to a destination: postgres.Applier,
-// clickhouse.Applier. See postgres.Applier for the contract.
-type applier interface {
-	Begin(ctx context.Context) (recorded uint64, err error)
-	Add(ctx context.Context, changes ...[]connectors.Change) error
-	Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]connectors.TableCounts, error)
-	Rollback(ctx context.Context) error
-	InTx() bool
-	SetTables(tables []connectors.DestTable)
+// batchCatalog is what the batcher reads and writes in the catalog for
+// every batch and poll: *catalog.Store.
+type batchCatalog interface {
+	// RecordSync records an applied batch (see catalog.Store.RecordSync).
+	RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
+	// GetMirror reads a mirror (see catalog.Store.GetMirror).
+	GetMirror(ctx context.Context, name string) (catalog.Mirror, error)
 }
-
-var _ applier = (*postgres.Applier)(nil)
 
 // addChunk is how many rows of a batch the batcher hands to the destination
 // at a time: half a batch, within [minAddChunk, maxAddChunk].
@@ -198,9 +183,10 @@ func addChunk(maxBatch int) int {
 // batcher groups whole transactions into batches.
 type batcher struct {
 	f       *flow
-	applier applier
-	dst     *pgx.Conn
-	dests   []postgres.DestTable
+	applier connectors.Applier
+	store   batchCatalog // the catalog
+	dst     *pgx.Conn    // a Postgres destination, for table resyncs (nil: another)
+	dests   []connectors.DestTable
 	chunk   int // rows to add at once
 	eager   int // rows to add when the reader has nothing more for now
 	// ack is the position the reader reports to the source: acked, shared.
@@ -224,9 +210,14 @@ type batcher struct {
 	added int
 	begun time.Time
 
+	// heartbeatEvery and idleFlush, if set, replace the constants (tests).
+	heartbeatEvery, idleFlush time.Duration
+
 	// addColumnsTo, if set, adds columns the source added to d's
-	// destination table, for a destination without dst (ClickHouse).
-	addColumnsTo func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error
+	// destination table and returns d's schema with them, which the
+	// batcher and the applier use from then on (pgColumnAdder,
+	// chColumnAdder); nil: the destination does not follow schema changes.
+	addColumnsTo columnAdder
 
 	// Table resyncs (flow_resync.go, flow_ch_resync.go).
 	rs       *resyncs
@@ -252,14 +243,14 @@ const (
 // readResult is what the reader hands over: events, or nothing when the
 // stream was idle for idleFlush, or the error that stopped it.
 type readResult struct {
-	events []postgres.Event
+	events []connectors.Event
 	err    error
 }
 
-func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Conn, srcMu *sync.Mutex) error {
+func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	rctx, cancel := context.WithCancel(ctx)
 	results := make(chan readResult, readAhead)
-	free := make(chan []postgres.Event, readAhead+2)
+	free := make(chan []connectors.Event, readAhead+2)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -279,6 +270,7 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 	lastPoll := time.Time{}
 	startAck := b.acked
 	maxWait := time.Duration(b.f.cfg.SyncInterval) * time.Second
+	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
 		var r readResult
 		select {
@@ -303,11 +295,8 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
-			if time.Since(lastActivity) > heartbeatEvery {
-				srcMu.Lock()
-				err := postgres.EmitHeartbeat(ctx, src)
-				srcMu.Unlock()
-				if err != nil {
+			if time.Since(lastActivity) > beatEvery {
+				if err := stream.Heartbeat(ctx); err != nil {
 					return err
 				}
 				lastActivity = time.Now()
@@ -356,18 +345,18 @@ func (b *batcher) run(ctx context.Context, stream *postgres.Stream, src *pgx.Con
 // read is the reader goroutine: it hands the stream's events over until
 // ctx ends or the stream fails, and reports the acknowledged position to
 // the source, also while the batcher is too busy to take events.
-func (b *batcher) read(ctx context.Context, stream *postgres.Stream, results chan<- readResult, free <-chan []postgres.Event) {
+func (b *batcher) read(ctx context.Context, stream connectors.Stream, results chan<- readResult, free <-chan []connectors.Event) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
 		stream.Ack(b.ack.Load())
-		var buf []postgres.Event
+		var buf []connectors.Event
 		select {
 		case buf = <-free:
 		default:
-			buf = make([]postgres.Event, 0, readChunk+8)
+			buf = make([]connectors.Event, 0, readChunk+8)
 		}
-		evs, err := stream.Read(ctx, buf, readChunk, idleFlush)
+		evs, err := stream.Read(ctx, buf, readChunk, cmp.Or(b.idleFlush, idleFlush))
 		r := readResult{events: evs, err: err}
 		for sent := false; !sent; {
 			select {
@@ -388,16 +377,16 @@ func (b *batcher) read(ctx context.Context, stream *postgres.Stream, results cha
 	}
 }
 
-func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
+func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 	switch ev.Kind {
-	case postgres.EventBegin:
+	case connectors.EventBegin:
 		b.inTx = true
 		b.beginLSN = ev.LSN
 		// Its commit record starts at ev.LSN and ends beyond: when that is
 		// not before the applied position, the destination does not have
 		// the transaction.
 		b.txEarly = ev.LSN >= b.applied
-	case postgres.EventChange:
+	case connectors.EventChange:
 		if b.rs.active() {
 			// Tables with a position of their own (a resync catching up)
 			// or whose changes are held (a truncate resync copying).
@@ -409,7 +398,7 @@ func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 		ev.Change.LSN = b.beginLSN
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
-	case postgres.EventCommit:
+	case connectors.EventCommit:
 		b.inTx = false
 		if ev.LSN <= b.applied && b.rs.catchingUp() {
 			if b.changes.n == b.txStart {
@@ -439,9 +428,9 @@ func (b *batcher) handle(ctx context.Context, ev *postgres.Event) error {
 			return b.flush(ctx)
 		}
 		return b.add(ctx, b.chunk)
-	case postgres.EventNewColumns:
+	case connectors.EventNewColumns:
 		return b.addColumns(ctx, ev)
-	case postgres.EventProgress:
+	case connectors.EventProgress:
 		if b.changes.n == 0 && b.rs.catchingUp() && ev.LSN > b.applied {
 			// Idle: every table has caught up to here.
 			b.endLSN = ev.LSN
@@ -482,7 +471,7 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 // schemas the applier uses gain the new ones, existing rows get the
 // source's current values of them (a default), and changes of the current
 // transaction keep those values.
-func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
+func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 	if b.added > b.txStart {
 		// Rows of the current transaction, decoded with the old columns,
 		// are in the destination transaction: start it over.
@@ -494,7 +483,7 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
-	if b.dst == nil && b.addColumnsTo == nil {
+	if b.addColumnsTo == nil {
 		return fmt.Errorf("%s gained %d column(s): this destination does not follow source schema changes yet; resync the mirror",
 			ev.Table, len(ev.NewColumns))
 	}
@@ -502,27 +491,11 @@ func (b *batcher) addColumns(ctx context.Context, ev *postgres.Event) error {
 		if d.Source != ev.Table {
 			continue
 		}
-		if b.addColumnsTo != nil {
-			if err := b.addColumnsTo(ctx, d, ev.NewColumns); err != nil {
-				return err
-			}
-			// A new schema: a table copy under way reads the old one.
-			ts := *d.Schema
-			ts.Columns = append(slices.Clip(ts.Columns), ev.NewColumns...)
-			b.dests[i].Schema = &ts
-			continue
-		}
-		if _, err := postgres.AddMissingColumns(ctx, b.dst, d.Dest, ev.NewColumns); err != nil {
+		ts, err := b.addColumnsTo(ctx, d, ev.NewColumns)
+		if err != nil {
 			return err
 		}
-		if err := b.backfill(ctx, d, ev.NewColumns); err != nil {
-			return err
-		}
-		// The stream decodes with its own copy of the schema.
-		d.Schema.Columns = append(d.Schema.Columns, ev.NewColumns...)
-		b.f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(ev.NewColumns))
-		_ = b.f.ex.cfg.Store.AddEvent(ctx, b.f.m.Name, "schema",
-			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(ev.NewColumns), d.Dest))
+		b.dests[i].Schema = ts
 	}
 	b.applier.SetTables(b.dests)
 	width := 0
@@ -575,11 +548,11 @@ func (b *batcher) flush(ctx context.Context) error {
 		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.f.ex.cfg.Store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
+		if err := b.store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
-		if ca, ok := b.applier.(*clickhouse.Applier); ok {
-			for t, n := range ca.NullKeys() {
+		if nk, ok := b.applier.(connectors.NullKeyReporter); ok {
+			for t, n := range nk.NullKeys() {
 				if err := b.f.reportNullKeys(ctx, t, n); err != nil {
 					return err
 				}
@@ -604,7 +577,7 @@ func (b *batcher) flush(ctx context.Context) error {
 
 // commit applies what remains of the batch's complete transactions and
 // commits the destination transaction.
-func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres.TableCounts, error) {
+func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]connectors.TableCounts, error) {
 	catchup := b.rs.catchingUp()
 	if !b.applier.InTx() {
 		recorded, err := b.applier.Begin(ctx)
@@ -623,13 +596,12 @@ func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]postgres
 		b.added = b.txStart
 	}
 	if catchup {
-		pa, ok := b.applier.(*postgres.Applier)
+		tc, ok := b.applier.(connectors.TablePositionCommitter)
 		if !ok {
 			return nil, fmt.Errorf("table resyncs are not supported on this destination")
 		}
-		return pa.CommitWith(ctx, b.endLSN, func(tx pgx.Tx) error {
-			return b.rs.record(ctx, tx, b.f.meta, b.f.m.Name, b.endLSN, max(b.applied, b.endLSN))
-		})
+		put, drop := b.rs.record(b.endLSN, max(b.applied, b.endLSN))
+		return tc.CommitTables(ctx, b.endLSN, put, drop)
 	}
 	return b.applier.Commit(ctx, b.endLSN)
 }
@@ -726,15 +698,34 @@ func (l *changeList) release(seg []connectors.Change) {
 	}
 }
 
-// backfill fills columns the source added into the destination's existing
-// rows, from the source's current values, on a connection of its own.
-func (b *batcher) backfill(ctx context.Context, d postgres.DestTable, cols []connectors.Column) error {
-	src, err := b.f.src.ConnectSQL(ctx, "sluice-backfill")
-	if err != nil {
-		return err
+// columnAdder is the batcher's hook for columns the source added (see
+// batcher.addColumnsTo).
+type columnAdder func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error)
+
+// pgColumnAdder is the batcher's hook for columns the stream reports on a
+// Postgres mirror: it adds them to the destination table on dst, fills
+// them into the existing rows from the source's current values (on a
+// connection of its own), and appends them to d's schema in place (the
+// stream decodes with its own copy of the schema).
+func (f *flow) pgColumnAdder(dst *pgx.Conn) columnAdder {
+	return func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
+		if _, err := postgres.AddMissingColumns(ctx, dst, d.Dest, cols); err != nil {
+			return nil, err
+		}
+		src, err := f.src.ConnectSQL(ctx, "sluice-backfill")
+		if err != nil {
+			return nil, err
+		}
+		defer src.Close(context.Background())
+		if err := f.backfill(ctx, src, dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols); err != nil {
+			return nil, err
+		}
+		d.Schema.Columns = append(d.Schema.Columns, cols...)
+		f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(cols))
+		_ = f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "schema",
+			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(cols), d.Dest))
+		return d.Schema, nil
 	}
-	defer src.Close(context.Background())
-	return b.f.backfill(ctx, src, b.dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols)
 }
 
 func (f *flow) backfill(ctx context.Context, src, dst *pgx.Conn, source, dest connectors.TableName, key []string, cols []connectors.Column) error {

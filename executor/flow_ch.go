@@ -369,19 +369,19 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stream, srcMu, err := f.startStream(ctx, src, schemas, applied)
+	stream, err := f.startStream(ctx, src, schemas, applied)
 	if err != nil {
 		return err
 	}
 	defer stream.Close(context.Background())
-	b := &batcher{f: f, applier: a, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize),
+	b := &batcher{f: f, applier: a, store: f.ex.cfg.Store, applied: applied, dests: dests, chunk: addChunk(f.cfg.MaxBatchSize),
 		addColumnsTo: f.chColumnAdder(conn, info)}
 	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(applied)
 	cctx, cancel := context.WithCancel(ctx)
 	var wait func()
 	b.ch, wait = f.startClickHouseResyncs(cctx, conn, info, schemas)
-	err = b.run(ctx, stream, src, srcMu)
+	err = b.run(ctx, stream)
 	cancel()
 	wait()
 	if errors.Is(err, errRestart) {

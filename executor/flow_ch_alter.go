@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -63,16 +64,22 @@ func (f *flow) chAddColumns(ctx context.Context, src *pgx.Conn, conn driver.Conn
 
 // chColumnAdder is the batcher's hook for columns the stream reports on a
 // ClickHouse mirror: it opens its own source connection (the stream's is
-// shared with the reader).
-func (f *flow) chColumnAdder(conn driver.Conn, info clickhouse.ServerInfo) func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error {
-	return func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) error {
+// shared with the reader), and returns a new schema: a table copy under
+// way reads the old one.
+func (f *flow) chColumnAdder(conn driver.Conn, info clickhouse.ServerInfo) columnAdder {
+	return func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
 		src, err := f.src.ConnectSQL(ctx, "sluice-alter")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer src.Close(context.Background())
 		all := append(append([]connectors.Column(nil), d.Schema.Columns...), cols...)
-		return f.chAddColumns(ctx, src, conn, info, d.Source, d.Dest, all)
+		if err := f.chAddColumns(ctx, src, conn, info, d.Source, d.Dest, all); err != nil {
+			return nil, err
+		}
+		ts := *d.Schema
+		ts.Columns = append(slices.Clip(ts.Columns), cols...)
+		return &ts, nil
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 // Table resync (RESYNC TABLE), inside the CDC phase. The mirror's slot is
 // kept and the other tables keep streaming; the table goes through stages
-// recorded on the destination (postgres.TableState), each entered in the
+// recorded on the destination (connectors.TableState), each entered in the
 // transaction that finished the one before:
 //
 //  1. copy: a temporary slot gives a snapshot and its consistent point L;
@@ -94,7 +94,7 @@ func (b *batcher) pollResyncs(ctx context.Context) error {
 	if b.rs == nil || b.rs.copying > 0 {
 		return nil
 	}
-	m, err := b.f.ex.cfg.Store.GetMirror(ctx, b.f.m.Name)
+	m, err := b.store.GetMirror(ctx, b.f.m.Name)
 	if err != nil {
 		return err
 	}
@@ -146,28 +146,26 @@ func (r *resyncs) ackLimit() uint64 {
 	return limit
 }
 
-// record runs in the transaction of a batch ending at end, after which the
-// mirror is at applied: every table catching up has its changes up to end.
-func (r *resyncs) record(ctx context.Context, tx pgx.Tx, meta, mirror string, end, applied uint64) error {
+// record returns what a batch ending at end, after which the mirror is at
+// applied, records in its destination transaction: the resync states to
+// put and the tables whose resync is over (drop). Every table catching up
+// has its changes up to end. The caller commits them with the batch.
+func (r *resyncs) record(end, applied uint64) (put []connectors.TableState, drop []connectors.TableName) {
 	r.caught = r.caught[:0]
 	for t, p := range r.pos {
 		if end <= p {
 			continue
 		}
-		st := postgres.TableState{Table: t, Stage: postgres.StageCatchup, Strategy: r.strategy[t], LSN: end}
+		st := connectors.TableState{Table: t, Stage: connectors.StageCatchup, Strategy: r.strategy[t], LSN: end}
 		if end >= applied {
 			r.caught = append(r.caught, t)
 			if r.strategy[t] == strategyTruncate {
-				if err := postgres.DeleteTableState(ctx, tx, meta, mirror, t); err != nil {
-					return err
-				}
+				drop = append(drop, t)
 				continue
 			}
-			st.Stage = postgres.StageSwap
+			st.Stage = connectors.StageSwap
 		}
-		if err := postgres.PutTableState(ctx, tx, meta, mirror, st); err != nil {
-			return err
-		}
+		put = append(put, st)
 	}
 	for _, t := range r.caught {
 		delete(r.pos, t)
@@ -175,7 +173,7 @@ func (r *resyncs) record(ctx context.Context, tx pgx.Tx, meta, mirror string, en
 	for t := range r.pos {
 		r.pos[t] = max(r.pos[t], end)
 	}
-	return nil
+	return put, drop
 }
 
 // caughtUp finishes the resyncs of the tables the last batch brought up to
@@ -248,9 +246,9 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 	var copies []resyncCopy
 	for _, t := range f.tables() {
 		st, has := states[t.source]
-		if has && st.Stage == postgres.StageCatchup && st.LSN >= applied {
+		if has && st.Stage == connectors.StageCatchup && st.LSN >= applied {
 			// Caught up already (the stream passed it before a restart).
-			st.Stage = postgres.StageSwap
+			st.Stage = connectors.StageSwap
 			if st.Strategy == strategyTruncate {
 				if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t.source); err != nil {
 					return nil, 0, nil, nil, err
@@ -268,11 +266,11 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 			}
 		}
 		switch {
-		case has && st.Stage == postgres.StageSwap:
+		case has && st.Stage == connectors.StageSwap:
 			if err := f.finishSwap(ctx, dst, t.source, t.dest, schemas[t.source]); err != nil {
 				return nil, 0, nil, nil, err
 			}
-		case has && st.Stage == postgres.StageCatchup:
+		case has && st.Stage == connectors.StageCatchup:
 			if st.Strategy == strategySwap {
 				o, ok := owned[t.dest]
 				if !ok {
@@ -286,7 +284,7 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 			rs.pos[t.source] = st.LSN
 			rs.strategy[t.source] = st.Strategy
 			start = min(start, st.LSN)
-		case has && st.Stage == postgres.StageCopy:
+		case has && st.Stage == connectors.StageCopy:
 			copies = append(copies, resyncCopy{table: t, strategy: st.Strategy, state: &st})
 		case t.catalog.ResyncStatus == catalog.ResyncPending || t.catalog.ResyncStatus == catalog.ResyncInProgress:
 			strategy := t.catalog.ResyncStrategy
@@ -311,7 +309,7 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 type resyncCopy struct {
 	table    mirrorTable
 	strategy string
-	state    *postgres.TableState // the destination's record of an earlier attempt, if any
+	state    *connectors.TableState // the destination's record of an earlier attempt, if any
 }
 
 // startCopies runs the copies, each in a goroutine reporting to rs.done.
@@ -385,7 +383,7 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 	}
 	if c.state == nil {
 		// From here on, a failure is retried: the copy starts over.
-		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy}
+		st := connectors.TableState{Table: c.table.source, Stage: connectors.StageCopy, Strategy: c.strategy}
 		if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
 			return err
 		}
@@ -464,7 +462,7 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 			return err
 		}
 	}
-	st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCatchup, Strategy: c.strategy, LSN: lsn}
+	st := connectors.TableState{Table: c.table.source, Stage: connectors.StageCatchup, Strategy: c.strategy, LSN: lsn}
 	if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
 		return err
 	}
@@ -498,7 +496,7 @@ func (f *flow) emptyTable(ctx context.Context, dst *pgx.Conn, c resyncCopy, live
 		return saved, err
 	}
 	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-		st := postgres.TableState{Table: c.table.source, Stage: postgres.StageCopy, Strategy: c.strategy, Saved: raw}
+		st := connectors.TableState{Table: c.table.source, Stage: connectors.StageCopy, Strategy: c.strategy, Saved: raw}
 		if err := postgres.PutTableState(ctx, tx, f.meta, f.m.Name, st); err != nil {
 			return err
 		}

@@ -12,6 +12,13 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
+// The ClickHouse applier applies batches and reports the NULLs it stored as
+// defaults in sorting-key columns.
+var (
+	_ connectors.Applier         = (*Applier)(nil)
+	_ connectors.NullKeyReporter = (*Applier)(nil)
+)
+
 // Applier applies CDC changes to ClickHouse tables made by CreateTableDDL:
 // the counterpart of postgres.Applier, with the same method set, so the CDC
 // batcher drives either.

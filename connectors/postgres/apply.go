@@ -18,6 +18,12 @@ type DestTable = connectors.DestTable
 // TableCounts is connectors.TableCounts.
 type TableCounts = connectors.TableCounts
 
+// The Postgres applier applies batches and keeps per-table resync positions.
+var (
+	_ connectors.Applier                = (*Applier)(nil)
+	_ connectors.TablePositionCommitter = (*Applier)(nil)
+)
+
 // Applier applies CDC changes to a Postgres destination in transactions,
 // each of which also records the position its changes end at (SetLSN), so
 // after a crash the destination holds a transaction and its position, or
@@ -334,15 +340,34 @@ func (a *Applier) table(name connectors.TableName) *tableState {
 // counts are empty. On error the transaction is rolled back (but when the
 // error is a failed COMMIT, the server may have committed).
 func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]TableCounts, error) {
-	return a.CommitWith(ctx, lsn, nil)
+	return a.commitWith(ctx, lsn, nil)
 }
 
-// CommitWith is Commit for a caller that keeps its own per-table positions
-// (a table resync catching up): when before is not nil, the transaction
-// commits even if lsn is not beyond the recorded position (which then
-// stays: it never moves back), and before runs in it first, to record
-// those positions.
-func (a *Applier) CommitWith(ctx context.Context, lsn uint64, before func(pgx.Tx) error) (map[connectors.TableName]TableCounts, error) {
+// CommitTables is Commit for a caller that keeps its own per-table
+// positions (a table resync catching up): the transaction commits even if
+// lsn is not beyond the recorded position (which then stays: it never
+// moves back), and first records the resync states in put
+// (PutTableState) and forgets those of the tables in drop
+// (DeleteTableState).
+func (a *Applier) CommitTables(ctx context.Context, lsn uint64, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]TableCounts, error) {
+	return a.commitWith(ctx, lsn, func(tx pgx.Tx) error {
+		for _, t := range drop {
+			if err := DeleteTableState(ctx, tx, a.meta, a.mirror, t); err != nil {
+				return err
+			}
+		}
+		for _, st := range put {
+			if err := PutTableState(ctx, tx, a.meta, a.mirror, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// commitWith commits; when before is not nil, the transaction commits even
+// if lsn is not beyond the recorded position, and before runs in it first.
+func (a *Applier) commitWith(ctx context.Context, lsn uint64, before func(pgx.Tx) error) (map[connectors.TableName]TableCounts, error) {
 	if a.tx == nil {
 		return nil, errors.New("commit: no open transaction")
 	}

@@ -239,3 +239,61 @@ func TestApplyChunkedReplay(t *testing.T) {
 		"1,a2,x,f", "2,b,y,f", "3,c,z,f", "4,d,w,f", "5,old,o,t")
 	wantRows(t, conn, "SELECT count(DISTINCT _synced)::text FROM public.items WHERE id <> 3", "1")
 }
+
+// TestApplyCommitTables: CommitTables records and forgets table resync
+// states in the batch's transaction, and commits a batch ending before the
+// recorded position (a table catching up) without moving the position
+// back; a failed record rolls everything back.
+func TestApplyCommitTables(t *testing.T) {
+	ctx := testCtx(t)
+	conn := connect(t, dstCluster.NewDB(t))
+	f := newItems(t, conn, "", "")
+	a := newApplier(t, conn, "m", f)
+	var g apBatches
+	mustApply(t, a, g.next(f.ins(1, "a", "x")))
+	mustApply(t, a, g.next(f.ins(2, "b", "y"))) // recorded: 0x200
+	other := connectors.TableName{Schema: "src", Name: "other"}
+	if err := postgres.PutTableState(ctx, conn, "", "m", connectors.TableState{Table: other, Stage: connectors.StageCatchup,
+		Strategy: "truncate", LSN: 0x80}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, []connectors.Change{f.ins(3, "c", "z")}); err != nil {
+		t.Fatal(err)
+	}
+	put := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageSwap, Strategy: "swap", LSN: 0x180}}
+	if _, err := a.CommitTables(ctx, 0x180, put, []connectors.TableName{other}); err != nil {
+		t.Fatal(err)
+	}
+	wantRows(t, conn, itemsSQL, "(1,a,x)", "(2,b,y)", "(3,c,z)")
+	states, err := postgres.TableStates(ctx, conn, "", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := states[f.dt.Source]; len(states) != 1 || !ok || st.Stage != connectors.StageSwap || st.LSN != 0x180 {
+		t.Errorf("table states %+v, want only %s at swap, 0x180", states, f.dt.Source)
+	}
+	if lsn, _, err := postgres.LastLSN(ctx, conn, "", "m"); err != nil || lsn != 0x200 {
+		t.Errorf("mirror position %X (%v), want 200: it never moves back", lsn, err)
+	}
+
+	// A state that cannot be recorded (an LSN beyond the metadata's bigint)
+	// fails the commit and leaves nothing behind.
+	if _, err := a.Begin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(ctx, []connectors.Change{f.ins(4, "d", "w")}); err != nil {
+		t.Fatal(err)
+	}
+	bad := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageCatchup, Strategy: "swap", LSN: 1 << 63}}
+	if _, err := a.CommitTables(ctx, 0x300, bad, nil); err == nil {
+		t.Fatal("CommitTables with an unrecordable state succeeded")
+	}
+	if a.InTx() {
+		t.Error("transaction still open after a failed CommitTables")
+	}
+	wantRows(t, conn, itemsSQL, "(1,a,x)", "(2,b,y)", "(3,c,z)")
+}

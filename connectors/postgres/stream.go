@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -28,41 +29,6 @@ const (
 	valueArenaSize = 4096
 )
 
-// EventKind tells what a stream Event carries.
-type EventKind int
-
-// Kinds of stream event.
-const (
-	// EventBegin starts a transaction; Change events of it follow. LSN is
-	// where its commit record starts: the transaction's end (the LSN of its
-	// EventCommit) is beyond it.
-	EventBegin EventKind = iota
-	// EventChange is one row change (or truncate) of a mirrored table.
-	EventChange
-	// EventCommit ends a transaction; LSN is its end position.
-	EventCommit
-	// EventNewColumns reports columns the source added to a mirrored table;
-	// the stream decodes the changes after it with them (appended to the
-	// table's columns).
-	EventNewColumns
-	// EventProgress reports a position with nothing left to apply before it
-	// (idle keepalive or heartbeat): it may be acknowledged once everything
-	// received earlier has been applied.
-	EventProgress
-)
-
-// Event is one decoded item of the replication stream.
-type Event struct {
-	Kind       EventKind
-	Change     connectors.Change // EventChange
-	LSN        uint64            // EventBegin: commit record; EventCommit: transaction end; EventProgress: position
-	CommitTime time.Time         // EventBegin, EventCommit
-	Table      connectors.TableName
-	NewColumns []connectors.Column // EventNewColumns
-	// ServerWALEnd is the source's WAL end as last reported (for lag).
-	ServerWALEnd uint64
-}
-
 // relation is the stream's view of a source relation.
 type relation struct {
 	table  connectors.TableName
@@ -75,7 +41,8 @@ type relation struct {
 }
 
 // Stream decodes a pgoutput logical replication stream (binary values)
-// into Events for the mirrored tables. Not safe for concurrent use.
+// into Events for the mirrored tables. Not safe for concurrent use, but
+// for Heartbeat (see connectors.Stream).
 type Stream struct {
 	conn      *pgconn.PgConn
 	tables    map[connectors.TableName]*connectors.TableSchema
@@ -83,12 +50,16 @@ type Stream struct {
 	// describeType renders a type OID and modifier for the destination
 	// when the source adds a column.
 	describeType func(ctx context.Context, oid uint32, typmod int32) (string, error)
+	// sql is the ordinary connection for heartbeats and type descriptions,
+	// used under sqlMu (nil: none).
+	sql   *pgx.Conn
+	sqlMu sync.Mutex
 
 	acked      uint64
 	walEnd     uint64
 	nextStatus time.Time
 	inTx       bool
-	pending    []Event // decoded, not yet returned by Next
+	pending    []connectors.Event // decoded, not yet returned by Next
 	// deadline is the read deadline last set on the connection (zero:
 	// unknown).
 	deadline time.Time
@@ -106,12 +77,20 @@ type StreamConfig struct {
 	Start uint64
 	// Tables are the mirrored tables' schemas by source name. The stream
 	// works on copies: when the source adds columns, it extends its copy
-	// and reports them (EventNewColumns); changes after that event have
+	// and reports them (connectors.EventNewColumns); changes after that event have
 	// them.
 	Tables map[connectors.TableName]*connectors.TableSchema
-	// DescribeType renders a new column's type for the destination.
+	// DescribeType renders a new column's type for the destination; nil:
+	// format_type on SQL.
 	DescribeType func(ctx context.Context, oid uint32, typmod int32) (string, error)
+	// SQL, if set, is an ordinary connection to the source, which the
+	// stream uses for Heartbeat and DescribeType, one at a time. The caller
+	// keeps it open, and does not use it, until the stream is closed;
+	// Close does not close it.
+	SQL *pgx.Conn
 }
+
+var _ connectors.Stream = (*Stream)(nil)
 
 // StartStream starts streaming on a replication connection. The stream
 // owns conn from then on.
@@ -129,8 +108,34 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 		c.Columns, c.PrimaryKey, c.Exclude = slices.Clone(ts.Columns), slices.Clone(ts.PrimaryKey), slices.Clone(ts.Exclude)
 		tables[name] = &c
 	}
-	return &Stream{conn: conn, tables: tables, relations: make(map[uint32]*relation),
-		describeType: cfg.DescribeType, acked: cfg.Start, nextStatus: time.Now().Add(statusInterval)}, nil
+	s := &Stream{conn: conn, tables: tables, relations: make(map[uint32]*relation), sql: cfg.SQL,
+		acked: cfg.Start, nextStatus: time.Now().Add(statusInterval)}
+	describe := cfg.DescribeType
+	if describe == nil && cfg.SQL != nil {
+		describe = TypeDescriber(cfg.SQL)
+	}
+	s.describeType = func(ctx context.Context, oid uint32, typmod int32) (string, error) {
+		if describe == nil {
+			return "", errors.New("no connection to describe the type on")
+		}
+		s.sqlMu.Lock()
+		defer s.sqlMu.Unlock()
+		return describe(ctx, oid, typmod)
+	}
+	return s, nil
+}
+
+// Heartbeat writes a non-transactional logical message on the source
+// (EmitHeartbeat) on the stream's SQL connection, so that an idle stream
+// gets an EventProgress beyond everything committed before. Safe to call
+// while another goroutine reads the stream.
+func (s *Stream) Heartbeat(ctx context.Context) error {
+	if s.sql == nil {
+		return errors.New("emit heartbeat: the stream has no SQL connection")
+	}
+	s.sqlMu.Lock()
+	defer s.sqlMu.Unlock()
+	return EmitHeartbeat(ctx, s.sql)
 }
 
 // Ack records that everything up to lsn is durably applied on the
@@ -177,7 +182,7 @@ func (s *Stream) Close(ctx context.Context) error { return s.conn.Close(ctx) }
 // bounds how long it blocks without an event (then it returns nil, nil), so
 // the caller can flush an idle batch. Read is the faster way to take many
 // events.
-func (s *Stream) Next(ctx context.Context, wait time.Duration) (*Event, error) {
+func (s *Stream) Next(ctx context.Context, wait time.Duration) (*connectors.Event, error) {
 	if len(s.pending) == 0 {
 		evs, err := s.Read(ctx, nil, 1, wait)
 		if err != nil || len(evs) == 0 {
@@ -197,7 +202,7 @@ func (s *Stream) Next(ctx context.Context, wait time.Duration) (*Event, error) {
 // max events (a truncate of several tables may append a few more). It
 // returns ctx.Err() when ctx ends; on any error the events it appended are
 // dropped. The events' values live in memory the stream never reuses.
-func (s *Stream) Read(ctx context.Context, buf []Event, max int, wait time.Duration) ([]Event, error) {
+func (s *Stream) Read(ctx context.Context, buf []connectors.Event, max int, wait time.Duration) ([]connectors.Event, error) {
 	n0 := len(buf)
 	if len(s.pending) > 0 { // left by Next
 		buf = append(buf, s.pending...)
@@ -262,7 +267,7 @@ func (s *Stream) Read(ctx context.Context, buf []Event, max int, wait time.Durat
 
 // handle decodes one CopyData message of the stream, appending its events
 // (if any) to buf.
-func (s *Stream) handle(ctx context.Context, buf []Event, data []byte) ([]Event, error) {
+func (s *Stream) handle(ctx context.Context, buf []connectors.Event, data []byte) ([]connectors.Event, error) {
 	if len(data) == 0 {
 		return buf, nil
 	}
@@ -277,7 +282,7 @@ func (s *Stream) handle(ctx context.Context, buf []Event, data []byte) ([]Event,
 			s.nextStatus = time.Time{}
 		}
 		if !s.inTx {
-			buf = append(buf, Event{Kind: EventProgress, LSN: uint64(ka.ServerWALEnd), ServerWALEnd: s.walEnd})
+			buf = append(buf, connectors.Event{Kind: connectors.EventProgress, LSN: uint64(ka.ServerWALEnd), ServerWALEnd: s.walEnd})
 		}
 		return buf, nil
 	case pglogrepl.XLogDataByteID:
@@ -295,7 +300,7 @@ func (s *Stream) handle(ctx context.Context, buf []Event, data []byte) ([]Event,
 
 // decode decodes one pgoutput message. data is the connection's buffer,
 // valid until the next receive: row values are decoded from a copy.
-func (s *Stream) decode(ctx context.Context, buf []Event, data []byte) ([]Event, error) {
+func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte) ([]connectors.Event, error) {
 	if len(data) == 0 {
 		return buf, nil
 	}
@@ -310,11 +315,11 @@ func (s *Stream) decode(ctx context.Context, buf []Event, data []byte) ([]Event,
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
-		return append(buf, Event{Kind: EventBegin, LSN: uint64(m.FinalLSN), CommitTime: m.CommitTime,
+		return append(buf, connectors.Event{Kind: connectors.EventBegin, LSN: uint64(m.FinalLSN), CommitTime: m.CommitTime,
 			ServerWALEnd: s.walEnd}), nil
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
-		return append(buf, Event{Kind: EventCommit, LSN: uint64(m.TransactionEndLSN), CommitTime: m.CommitTime,
+		return append(buf, connectors.Event{Kind: connectors.EventCommit, LSN: uint64(m.TransactionEndLSN), CommitTime: m.CommitTime,
 			ServerWALEnd: s.walEnd}), nil
 	case *pglogrepl.RelationMessage:
 		ev, err := s.relation(ctx, m)
@@ -329,13 +334,13 @@ func (s *Stream) decode(ctx context.Context, buf []Event, data []byte) ([]Event,
 				return buf, err
 			}
 			if rel.schema != nil {
-				buf = append(buf, Event{Kind: EventChange, Table: rel.table, ServerWALEnd: s.walEnd,
+				buf = append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table, ServerWALEnd: s.walEnd,
 					Change: connectors.Change{Kind: connectors.Truncate, Table: rel.table}})
 			}
 		}
 	case *pglogrepl.LogicalDecodingMessage:
 		if !m.Transactional && !s.inTx {
-			return append(buf, Event{Kind: EventProgress, LSN: uint64(m.LSN), ServerWALEnd: s.walEnd}), nil
+			return append(buf, connectors.Event{Kind: connectors.EventProgress, LSN: uint64(m.LSN), ServerWALEnd: s.walEnd}), nil
 		}
 	}
 	return buf, nil
@@ -346,7 +351,7 @@ var errShortMessage = errors.New("replication stream: truncated row message")
 // decodeRow decodes an Insert, Update or Delete message (protocol version
 // 1): Byte1 kind, Int32 relation, then tuples each behind a Byte1 tag
 // ('N' new, 'K' old key, 'O' old row).
-func (s *Stream) decodeRow(buf []Event, data []byte) ([]Event, error) {
+func (s *Stream) decodeRow(buf []connectors.Event, data []byte) ([]connectors.Event, error) {
 	if len(data) < 6 {
 		return buf, errShortMessage
 	}
@@ -398,7 +403,7 @@ func (s *Stream) decodeRow(buf []Event, data []byte) ([]Event, error) {
 	if err != nil {
 		return buf, err
 	}
-	return append(buf, Event{Kind: EventChange, Table: rel.table, Change: c, ServerWALEnd: s.walEnd}), nil
+	return append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table, Change: c, ServerWALEnd: s.walEnd}), nil
 }
 
 // values returns n values from the stream's value arena (the same idea as
@@ -443,7 +448,7 @@ func (s *Stream) rel(id uint32) (*relation, error) {
 
 // relation records a Relation message, extending the table's schema with
 // columns the source added.
-func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*Event, error) {
+func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*connectors.Event, error) {
 	name := connectors.TableName{Schema: m.Namespace, Name: m.RelationName}
 	rel := &relation{table: name, schema: s.tables[name], index: make([]int, len(m.Columns))}
 	s.relations[m.RelationID] = rel
@@ -469,7 +474,7 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*E
 	if len(added) == 0 {
 		return nil, nil
 	}
-	return &Event{Kind: EventNewColumns, Table: name, NewColumns: added, ServerWALEnd: s.walEnd}, nil
+	return &connectors.Event{Kind: connectors.EventNewColumns, Table: name, NewColumns: added, ServerWALEnd: s.walEnd}, nil
 }
 
 // tuple decodes a TupleData (Int16 column count, then per column Byte1

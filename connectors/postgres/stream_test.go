@@ -101,15 +101,15 @@ func TestStreamEvents(t *testing.T) {
 			t.Fatalf("idle after %q", got)
 		}
 		switch ev.Kind {
-		case postgres.EventBegin:
+		case connectors.EventBegin:
 			got = append(got, "begin")
-		case postgres.EventCommit:
+		case connectors.EventCommit:
 			if ev.LSN <= last {
 				t.Errorf("commit lsn %X after %X", ev.LSN, last)
 			}
 			last = ev.LSN
 			got = append(got, "commit")
-		case postgres.EventChange:
+		case connectors.EventChange:
 			d := string(ev.Change.Kind)
 			if ev.Change.Old != nil {
 				d += "+old"
@@ -134,7 +134,7 @@ func TestStreamEvents(t *testing.T) {
 			}
 			break
 		}
-		if ev.Kind != postgres.EventProgress {
+		if ev.Kind != connectors.EventProgress {
 			t.Fatalf("unexpected event %+v", ev)
 		}
 	}
@@ -166,7 +166,7 @@ func TestStreamThroughput(t *testing.T) {
 	s := e.start(t)
 	changes := 0
 	var first time.Duration
-	var buf []postgres.Event
+	var buf []connectors.Event
 	for done := false; !done; {
 		var err error
 		buf, err = s.Read(ctx, buf[:0], 1024, time.Minute)
@@ -177,13 +177,13 @@ func TestStreamThroughput(t *testing.T) {
 			t.Fatal("stream idle before the commit")
 		}
 		for _, ev := range buf {
-			if ev.Kind == postgres.EventChange {
+			if ev.Kind == connectors.EventChange {
 				if changes == 0 {
 					first = time.Since(start)
 				}
 				changes++
 			}
-			done = done || ev.Kind == postgres.EventCommit && changes > 0
+			done = done || ev.Kind == connectors.EventCommit && changes > 0
 		}
 	}
 	d := time.Since(start)
@@ -272,16 +272,16 @@ CREATE PUBLICATION p FOR TABLE public.t, public.f, public.skipped`)
 		}
 		for _, ev := range evs {
 			switch ev.Kind {
-			case postgres.EventBegin:
+			case connectors.EventBegin:
 				begin = ev.LSN
-			case postgres.EventCommit:
+			case connectors.EventCommit:
 				if ev.LSN <= begin {
 					t.Errorf("commit ends at %X, not after its begin's %X", ev.LSN, begin)
 				}
 				commits++
-			case postgres.EventNewColumns:
+			case connectors.EventNewColumns:
 				got = append(got, fmt.Sprintf("new columns of %s: %d", ev.Table.Name, len(ev.NewColumns)))
-			case postgres.EventChange:
+			case connectors.EventChange:
 				c := ev.Change
 				got = append(got, fmt.Sprintf("%c %s new=%s old=%s", c.Kind, c.Table.Name, show(c.New), show(c.Old)))
 			}
@@ -299,5 +299,76 @@ CREATE PUBLICATION p FOR TABLE public.t, public.f, public.skipped`)
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestStreamHeartbeat: Heartbeat, called while another goroutine reads
+// the stream, writes a logical message on the stream's SQL connection,
+// which comes back as progress beyond where the source was; a stream
+// without an SQL connection refuses it.
+func TestStreamHeartbeat(t *testing.T) {
+	e := newStreamEnv(t, 1)
+	ctx := testCtx(t)
+	sql := connect(t, e.url)
+	s, err := postgres.StartStream(ctx, replConn(t, e.url), postgres.StreamConfig{
+		Slot: e.slot.Name, Publication: "acc_pub", Start: e.slot.ConsistentLSN,
+		Tables: map[connectors.TableName]*connectors.TableSchema{e.schema.Name: e.schema}, SQL: sql,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	// The insert position: it moves as soon as the message is written.
+	insertLSN := func() uint64 {
+		var n int64
+		if err := e.src.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return uint64(n)
+	}
+	before := insertLSN()
+	beat := make(chan error, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // while Read waits
+		beat <- s.Heartbeat(ctx)
+	}()
+	var got uint64
+	for deadline := time.Now().Add(30 * time.Second); got < before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress beyond %X after the heartbeat", before)
+		}
+		evs, err := s.Read(ctx, nil, 100, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Kind == connectors.EventProgress {
+				got = max(got, ev.LSN)
+			}
+		}
+	}
+	if err := <-beat; err != nil {
+		t.Fatal(err)
+	}
+	if after := insertLSN(); after <= before {
+		t.Errorf("the source's WAL did not move (%X): no heartbeat was written", after)
+	}
+
+	repl := replConn(t, e.url)
+	slot2, err := postgres.CreateSlot(ctx, repl, "acc_slot2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl.Close(ctx)
+	bare, err := postgres.StartStream(ctx, replConn(t, e.url), postgres.StreamConfig{
+		Slot: slot2.Name, Publication: "acc_pub", Start: slot2.ConsistentLSN,
+		Tables: map[connectors.TableName]*connectors.TableSchema{e.schema.Name: e.schema},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close(context.Background())
+	if err := bare.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "no SQL connection") {
+		t.Errorf("Heartbeat without an SQL connection: err = %v", err)
 	}
 }

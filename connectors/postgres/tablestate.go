@@ -10,36 +10,6 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
-// Stages of a table resync, as recorded on the destination (table_state).
-// The destination is where a resync's progress must live: each stage is
-// entered in the transaction that finished the previous one.
-const (
-	// StageCopy: the table is being copied under a snapshot of its own
-	// (into itself, emptied, or into its shadow table).
-	StageCopy = "copy"
-	// StageCatchup: the copy is complete as of TableState.LSN; the table's
-	// changes committed after it are being applied (to the shadow table
-	// with the swap strategy) while the stream catches up with the mirror.
-	StageCatchup = "catchup"
-	// StageSwap: caught up; the shadow table is to be swapped in. Changes
-	// keep going to the shadow table until then.
-	StageSwap = "swap"
-)
-
-// TableState is the destination's record of a table resync under way.
-type TableState struct {
-	Table    connectors.TableName // the source table
-	Stage    string               // StageCopy, StageCatchup or StageSwap
-	Strategy string               // swap or truncate
-	// LSN, in StageCatchup, is the table's own position: its changes
-	// committed up to it are applied; those after it are not (yet).
-	LSN uint64
-	// Saved is what the truncate strategy removed from the destination
-	// before emptying the table (indexes, foreign keys), to restore it
-	// after the copy, also after a crash. Owned by the caller.
-	Saved json.RawMessage
-}
-
 // Execer runs a statement: a connection or a transaction.
 type Execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -47,15 +17,15 @@ type Execer interface {
 
 // TableStates returns the table resyncs under way for mirror, by source
 // table. EnsureMetadata must have run.
-func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[connectors.TableName]TableState, error) {
+func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[connectors.TableName]connectors.TableState, error) {
 	rows, err := q.Query(ctx, "SELECT source_table, stage, strategy, lsn, saved FROM "+metaSchema(meta)+
 		".table_state WHERE mirror = $1", mirror)
 	if err != nil {
 		return nil, fmt.Errorf("read table resync states of mirror %s: %w", mirror, err)
 	}
-	out := make(map[connectors.TableName]TableState)
+	out := make(map[connectors.TableName]connectors.TableState)
 	var name string
-	var st TableState
+	var st connectors.TableState
 	var lsn int64
 	var saved []byte
 	_, err = pgx.ForEachRow(rows, []any{&name, &st.Stage, &st.Strategy, &lsn, &saved}, func() error {
@@ -78,7 +48,7 @@ func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[conne
 
 // PutTableState records st for mirror (an upsert). Call it in the
 // transaction that did what the stage says is done.
-func PutTableState(ctx context.Context, db Execer, meta, mirror string, st TableState) error {
+func PutTableState(ctx context.Context, db Execer, meta, mirror string, st connectors.TableState) error {
 	v, err := lsnParam(st.LSN)
 	if err != nil {
 		return err

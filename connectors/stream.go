@@ -1,0 +1,70 @@
+package connectors
+
+import (
+	"context"
+	"time"
+)
+
+// EventKind tells what a stream Event carries.
+type EventKind int
+
+// Kinds of stream event.
+const (
+	// EventBegin starts a transaction; Change events of it follow. LSN is
+	// where its commit record starts: the transaction's end (the LSN of its
+	// EventCommit) is beyond it.
+	EventBegin EventKind = iota
+	// EventChange is one row change (or truncate) of a mirrored table.
+	EventChange
+	// EventCommit ends a transaction; LSN is its end position.
+	EventCommit
+	// EventNewColumns reports columns the source added to a mirrored table;
+	// the stream decodes the changes after it with them (appended to the
+	// table's columns).
+	EventNewColumns
+	// EventProgress reports a position with nothing left to apply before it
+	// (idle keepalive or heartbeat): it may be acknowledged once everything
+	// received earlier has been applied.
+	EventProgress
+)
+
+// Event is one decoded item of a source's change stream.
+type Event struct {
+	Kind       EventKind
+	Change     Change    // EventChange
+	LSN        uint64    // EventBegin: commit record; EventCommit: transaction end; EventProgress: position
+	CommitTime time.Time // EventBegin, EventCommit
+	Table      TableName
+	NewColumns []Column // EventNewColumns
+	// ServerWALEnd is the source's end position as last reported (for lag).
+	ServerWALEnd uint64
+}
+
+// Stream is a source's change stream, started at a position: the changes
+// of the transactions committed after it, in commit order, for the
+// mirrored tables. Read, Ack, KeepAlive and Close are not safe for
+// concurrent use (one goroutine owns the stream); Heartbeat is safe to call
+// concurrently with them.
+type Stream interface {
+	// Read decodes the next events and appends them to buf. It blocks until
+	// an event comes or wait has passed (then it returns buf unchanged and
+	// no error, so the caller can act on an idle stream), and appends at
+	// most about max events. It returns ctx.Err() when ctx ends; on any
+	// error the events it appended are dropped. The events' values live in
+	// memory the stream never reuses.
+	Read(ctx context.Context, buf []Event, max int, wait time.Duration) ([]Event, error)
+	// Ack records that everything up to lsn is durably applied on the
+	// destination; the source may discard it. Only the highest lsn counts.
+	Ack(lsn uint64)
+	// KeepAlive tells the source, if it is due, that the reader is alive
+	// and what is acknowledged: a caller that stops reading for a while
+	// calls it now and then.
+	KeepAlive(ctx context.Context) error
+	// Heartbeat makes the source send, soon, an EventProgress at a
+	// position beyond everything committed so far, so that an idle stream's
+	// position advances. Safe for concurrent use with the other methods.
+	Heartbeat(ctx context.Context) error
+	// Close ends the stream and releases what it holds. The stream is not
+	// used after.
+	Close(ctx context.Context) error
+}
