@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/server"
 )
@@ -80,7 +81,7 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, Logger: logger,
-		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait})
+		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait, Kinds: all.Registry()})
 	if err != nil {
 		store.Close()
 		return nil, err

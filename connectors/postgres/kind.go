@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"context"
+	"maps"
+
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/sqlerr"
+)
+
+// Kind is the Postgres kind of peer (CREATE PEER ... FROM POSTGRES): a
+// mirror's source or destination; sessions query it over the Postgres
+// protocol themselves, so it has no federated reader.
+func Kind() connectors.Kind {
+	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true,
+		Parse: func(opts map[string]string) (connectors.Peer, error) {
+			cfg, err := ParsePeerOptions(opts)
+			if err != nil {
+				return nil, err
+			}
+			return &peer{cfg: cfg, opts: maps.Clone(opts)}, nil
+		}}
+}
+
+// peer is a Postgres peer being created.
+type peer struct {
+	cfg  *PeerConfig
+	opts map[string]string
+}
+
+// Options implements connectors.Peer: the options as given.
+func (p *peer) Options() map[string]string { return maps.Clone(p.opts) }
+
+// Check implements connectors.Peer: it reports the server's version,
+// wal_level and the user's replication privilege, and warns when the peer
+// cannot be a CDC source.
+func (p *peer) Check(ctx context.Context, name string) (connectors.PeerCheck, error) {
+	info, err := p.cfg.Inspect(ctx)
+	if err != nil {
+		return connectors.PeerCheck{}, err
+	}
+	replication := "no"
+	if info.Replication {
+		replication = "yes"
+	}
+	notices := []*sqlerr.Error{sqlerr.Notice("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
+		name, info.Version, info.WalLevel, replication)}
+	if ok, why := info.CanBeSource(); !ok {
+		notices = append(notices, sqlerr.Warning("peer %q can be a destination but not a CDC source: %s", name, why).
+			WithHint("A source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) "+
+				"and a user with the REPLICATION privilege."))
+	}
+	return connectors.PeerCheck{Version: info.Version, Notices: notices}, nil
+}
