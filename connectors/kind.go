@@ -33,13 +33,26 @@ type Kind struct {
 
 // Peer is a peer whose options Kind.Parse accepted.
 type Peer interface {
-	// Options returns the options to store in the catalog: the given ones,
-	// plus the defaults the peers view should show. The caller owns the map.
-	Options() map[string]string
+	// StoredOptions returns the options to store in the catalog: given,
+	// the options the peer was parsed from, plus the defaults the peers
+	// view should show. It does not change given; the caller owns the
+	// result.
+	StoredOptions(given map[string]string) map[string]string
 	// Check connects to the peer, named name, and tells what CREATE PEER
 	// reports about it. A *sqlerr.Error is the user's error as it is; any
 	// other error means the peer could not be reached (see Hinter).
 	Check(ctx context.Context, name string) (PeerCheck, error)
+}
+
+// ParseWith adapts a connector's option parser to Kind.Parse.
+func ParseWith[P Peer](parse func(opts map[string]string) (P, error)) func(opts map[string]string) (Peer, error) {
+	return func(opts map[string]string) (Peer, error) {
+		p, err := parse(opts)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 }
 
 // PeerCheck is what CREATE PEER learned about a peer.

@@ -1,8 +1,13 @@
-// Package connectors holds what every database connector shares: the option
-// errors that peer and mirror validation report, and the interfaces through
-// which the executor reaches a connector without importing it (federated
-// reads for client sessions: FederatedReader, federated.go). Each database
-// has its own sub-package (connectors/postgres, ...).
+// Package connectors holds what every database connector shares: option
+// parsing and the option errors that peer and mirror validation report
+// (OptionSpec, TLSOptions, OptionError; options.go, tls.go), and the
+// interfaces through which the executor reaches a connector without
+// importing it: the kinds of peers (Kind, Registry; kind.go), which say
+// what CREATE PEER ... FROM <type> accepts and checks and what such a peer
+// can do, and federated reads for client sessions (FederatedReader,
+// federated.go). Each database has its own sub-package (connectors/postgres,
+// ...) that returns its Kind; connectors/all lists them, and cmd/sluice
+// hands the registry to the executor (executor.Config.Kinds).
 package connectors
 
 import (

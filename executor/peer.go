@@ -60,7 +60,7 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 		}
 		return ce.WithHint("%s Nothing was stored.", ce.Hint)
 	}
-	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: kind.Type, Options: peer.Options()})
+	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: kind.Type, Options: peer.StoredOptions(opts)})
 	if errors.Is(err, catalog.ErrExists) {
 		if st.IfNotExists {
 			_ = w.Notice(sqlerr.Notice("peer %q already exists, skipping", st.Name))

@@ -1,6 +1,6 @@
 // Package clickhouse is the ClickHouse connector: peer configuration,
 // connections over the native protocol (github.com/ClickHouse/clickhouse-go/v2)
-// and validation (peer.go); the mirrored tables (types.go, ddl.go), value
+// and validation (peer.go; the peer kind, connectors.Kind, in kind.go); the mirrored tables (types.go, ddl.go), value
 // conversion (convert.go), batch writes (write.go), metadata (meta.go) and
 // the CDC applier (apply.go). docs/clickhouse.md describes the tables.
 //

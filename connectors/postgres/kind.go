@@ -13,29 +13,21 @@ import (
 // protocol themselves, so it has no federated reader.
 func Kind() connectors.Kind {
 	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true,
-		Parse: func(opts map[string]string) (connectors.Peer, error) {
-			cfg, err := ParsePeerOptions(opts)
-			if err != nil {
-				return nil, err
-			}
-			return &peer{cfg: cfg, opts: maps.Clone(opts)}, nil
-		}}
+		Parse: connectors.ParseWith(ParsePeerOptions)}
 }
 
-// peer is a Postgres peer being created.
-type peer struct {
-	cfg  *PeerConfig
-	opts map[string]string
-}
+var _ connectors.Peer = (*PeerConfig)(nil)
 
-// Options implements connectors.Peer: the options as given.
-func (p *peer) Options() map[string]string { return maps.Clone(p.opts) }
+// StoredOptions implements connectors.Peer: the options as given.
+func (c *PeerConfig) StoredOptions(given map[string]string) map[string]string {
+	return maps.Clone(given)
+}
 
 // Check implements connectors.Peer: it reports the server's version,
 // wal_level and the user's replication privilege, and warns when the peer
 // cannot be a CDC source.
-func (p *peer) Check(ctx context.Context, name string) (connectors.PeerCheck, error) {
-	info, err := p.cfg.Inspect(ctx)
+func (c *PeerConfig) Check(ctx context.Context, name string) (connectors.PeerCheck, error) {
+	info, err := c.Inspect(ctx)
 	if err != nil {
 		return connectors.PeerCheck{}, err
 	}

@@ -1,5 +1,6 @@
 // Package postgres is the Postgres connector: peer configuration and
-// validation, and connections for federated queries.
+// validation (peer.go; the peer kind, connectors.Kind, in kind.go), and
+// connections for federated queries.
 package postgres
 
 import (
