@@ -29,6 +29,9 @@ type Kind struct {
 	// when sessions reach such peers otherwise (a Postgres peer, over the
 	// Postgres protocol).
 	Federated FederatedReader
+	// Wire connects client sessions to peers of this kind over Postgres'
+	// protocol; nil when they cannot be reached so.
+	Wire WireDialer
 }
 
 // Peer is a peer whose options Kind.Parse accepted.

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
-	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -347,14 +346,11 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 		pc.conn.Close(ctx)
 		delete(conns, name)
 	}
-	if peer.Type != string(sqlext.PeerPostgres) {
+	kind, ok := s.ex.cfg.Kinds.Lookup(peer.Type)
+	if !ok || kind.Wire == nil {
 		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "queries on %s peer %q are not supported yet", peer.Type, name)
 	}
-	cfg, err := postgres.ParsePeerOptions(peer.Options)
-	if err != nil {
-		return nil, err
-	}
-	cc, err := cfg.ConnConfig("sluice-federated")
+	cc, err := kind.Wire.ConnConfig(peer.Options, "sluice-federated")
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +362,7 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 	cc.OnNotice = s.onNotice
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, peerConnectError(postgres.ConnectFailed(cc, err), "peer %q", name)
+		return nil, peerConnectError(kind.Wire.ConnectFailed(cc, err), "peer %q", name)
 	}
 	s.replay(ctx, conn, s.settings)
 	conns[name] = &peerConn{conn: conn, created: peer.CreatedAt}

@@ -15,19 +15,20 @@ func TestKinds(t *testing.T) {
 		t.Errorf("Types: %q", got)
 	}
 	for _, c := range []struct {
-		typ                     sqlext.PeerType
-		name                    string
-		source, dest, federated bool
+		typ                           sqlext.PeerType
+		name                          string
+		source, dest, federated, wire bool
 	}{
-		{sqlext.PeerPostgres, "Postgres", true, true, false},
-		{sqlext.PeerClickHouse, "ClickHouse", false, true, true},
+		{sqlext.PeerPostgres, "Postgres", true, true, false, true},
+		{sqlext.PeerClickHouse, "ClickHouse", false, true, true, false},
 	} {
 		k, ok := r.Lookup(string(c.typ))
 		if !ok {
 			t.Errorf("%s: not registered", c.typ)
 			continue
 		}
-		if k.Name != c.name || k.Source != c.source || k.Destination != c.dest || (k.Federated != nil) != c.federated {
+		if k.Name != c.name || k.Source != c.source || k.Destination != c.dest || (k.Federated != nil) != c.federated ||
+			(k.Wire != nil) != c.wire {
 			t.Errorf("%s: %+v", c.typ, k)
 		}
 	}

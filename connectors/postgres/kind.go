@@ -4,15 +4,17 @@ import (
 	"context"
 	"maps"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // Kind is the Postgres kind of peer (CREATE PEER ... FROM POSTGRES): a
 // mirror's source or destination; sessions query it over the Postgres
-// protocol themselves, so it has no federated reader.
+// protocol themselves (Wire), so it has no federated reader.
 func Kind() connectors.Kind {
-	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true,
+	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true, Wire: wireDialer{},
 		Parse: connectors.ParseWith(ParsePeerOptions)}
 }
 
@@ -44,3 +46,20 @@ func (c *PeerConfig) Check(ctx context.Context, name string) (connectors.PeerChe
 	}
 	return connectors.PeerCheck{Version: info.Version, Notices: notices}, nil
 }
+
+// wireDialer is connectors.WireDialer for Postgres peers.
+type wireDialer struct{}
+
+var _ connectors.WireDialer = wireDialer{}
+
+// ConnConfig implements connectors.WireDialer.
+func (wireDialer) ConnConfig(options map[string]string, appName string) (*pgconn.Config, error) {
+	cfg, err := ParsePeerOptions(options)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.ConnConfig(appName)
+}
+
+// ConnectFailed implements connectors.WireDialer (see ConnectFailed).
+func (wireDialer) ConnectFailed(cfg *pgconn.Config, err error) error { return ConnectFailed(cfg, err) }
