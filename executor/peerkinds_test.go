@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/internal/testbed"
 	"github.com/sluicedb/sluice/sqlerr"
 )
@@ -44,7 +44,13 @@ func TestPeerKindsFromRegistry(t *testing.T) {
 			p := &toyPeer{host: v.Required("host")}
 			return p, v.Err()
 		})}
-	kinds, err := connectors.NewRegistry(postgres.Kind(), toy)
+	var pg connectors.Kind
+	for _, k := range all.Kinds() {
+		if k.Type == "POSTGRES" {
+			pg = k
+		}
+	}
+	kinds, err := connectors.NewRegistry(pg, toy)
 	if err != nil {
 		t.Fatal(err)
 	}
