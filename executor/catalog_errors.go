@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/sqlerr"
 )
 
@@ -89,14 +88,14 @@ func forClient(err error) error {
 
 // peerConnectError is the client's error for a peer that could not be
 // reached: prefix (which names the peer), then the real cause. A server's
-// refusal keeps its SQLSTATE (28P01 for a wrong password, 3D000 for a
+// refusal (connectors.ConnectFailure) keeps its SQLSTATE (28P01 for a wrong password, 3D000 for a
 // missing database, ...); anything else is 08001. The other connection
 // attempts (pgconn tries TLS, then plain text) follow in the DETAIL. A
 // connector's error that says what to do (connectors.Hinter: a ClickHouse
 // peer pointed at its HTTP port) gives the HINT.
 func peerConnectError(err error, prefix string, args ...any) *sqlerr.Error {
 	msg := fmt.Sprintf(prefix, args...)
-	var ce *postgres.ConnectError
+	var ce connectors.ConnectFailure
 	if !errors.As(err, &ce) {
 		e := sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection, "%s: %v", msg, err)
 		if h := connectors.HintOf(err); h != "" {
@@ -105,13 +104,12 @@ func peerConnectError(err error, prefix string, args ...any) *sqlerr.Error {
 		return e
 	}
 	code := pgerrcode.SQLClientUnableToEstablishSQLConnection
-	var pe *pgconn.PgError
-	if errors.As(ce.Cause, &pe) && pe.Code != "" {
-		code = pe.Code
+	if c := ce.ServerCode(); c != "" {
+		code = c
 	}
 	e := sqlerr.New(code, "%s: %s", msg, ce.Error())
-	if len(ce.Attempts) > 0 {
-		e = e.WithDetail("Other connection attempts: %s.", strings.Join(ce.Attempts, "; "))
+	if attempts := ce.OtherAttempts(); len(attempts) > 0 {
+		e = e.WithDetail("Other connection attempts: %s.", strings.Join(attempts, "; "))
 	}
 	return e
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
@@ -135,7 +136,7 @@ func TestCatalogCapacityWarning(t *testing.T) {
 		warned   bool
 	}{{500, true}, {197, true}, {150, false}, {0, false}} {
 		var logs lockedBuffer
-		ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, CatalogPoolSize: c.poolSize,
+		ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, CatalogPoolSize: c.poolSize, Kinds: all.Registry(),
 			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/server"
 )
 
@@ -48,12 +49,18 @@ type Config struct {
 	// when all are busy before it gets 53300; 0 means
 	// DefaultCatalogPoolWait.
 	CatalogPoolWait time.Duration
+	// Kinds are the kinds of peers the server knows (connectors/all builds
+	// them); required. CREATE PEER refuses a type not in it.
+	Kinds *connectors.Registry
 }
 
 // Validate reports a config that cannot work.
 func (c *Config) Validate() error {
 	if c.Store == nil {
 		return errors.New("executor: catalog store is required")
+	}
+	if c.Kinds == nil {
+		return errors.New("executor: peer kinds (a connectors.Registry) are required")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"github.com/sluicedb/sluice/catalog"
-	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -37,10 +36,6 @@ type route struct {
 	// cursor is a cursor statement on a peer's cursor (peercursor.go).
 	cursor *cursorOp
 }
-
-// federated returns the kind of the statement's peer when its connector
-// runs the statement (a ClickHouse peer; federated.go).
-func (r route) federated() (federatedKind, bool) { return federatedKindOf(r.target.Type) }
 
 // routeOf decides where p, a statement of the query string full, runs. A
 // statement that names a peer as the first part of a three-part table name
@@ -69,7 +64,7 @@ func (s *session) route(ctx context.Context, full string, p *sqlext.Passthrough)
 		return r, err
 	}
 	lookup := s.peerLookup(ctx)
-	refs, err := clickHouseRefs(append(peerRefs(p.Stmt), dropRefs(p)...), lookup)
+	refs, err := s.peerNameRefs(append(peerRefs(p.Stmt), dropRefs(p)...), lookup)
 	if err != nil {
 		return route{}, err
 	}
@@ -149,11 +144,12 @@ func (s *session) peerLookup(ctx context.Context) func(name string) (*catalog.Pe
 	}
 }
 
-// clickHouseRefs keeps the candidates that name a peer: all full ones, and
-// the short ones whose first part is a ClickHouse peer. The names of
+// peerNameRefs keeps the candidates that name a peer: all full ones, and
+// the short ones whose first part is a peer of a federated kind (a
+// ClickHouse peer; peerkinds.go). The names of
 // Postgres' system schemas (pg_catalog, information_schema, ...) and of
 // Sluice's are not looked up: they always mean those schemas.
-func clickHouseRefs(cands []peerCandidate, lookup func(string) (*catalog.Peer, error)) ([]peerRef, error) {
+func (s *session) peerNameRefs(cands []peerCandidate, lookup func(string) (*catalog.Peer, error)) ([]peerRef, error) {
 	var refs []peerRef
 	for _, c := range cands {
 		if c.short {
@@ -164,7 +160,10 @@ func clickHouseRefs(cands []peerCandidate, lookup func(string) (*catalog.Peer, e
 			if err != nil {
 				return nil, err
 			}
-			if p == nil || p.Type != string(sqlext.PeerClickHouse) {
+			if p == nil {
+				continue
+			}
+			if _, ok := s.ex.federatedKindOf(p.Type); !ok {
 				continue
 			}
 		}
@@ -308,7 +307,7 @@ func (s *session) passthrough(ctx context.Context, full string, p *sqlext.Passth
 	if s.TxStatus() == 'E' {
 		return errAborted()
 	}
-	if kind, ok := r.federated(); ok {
+	if kind, ok := s.ex.federatedKindOf(r.target.Type); ok {
 		return s.federatedQuery(ctx, r, kind, w)
 	}
 	conn, err := s.peerConn(ctx, r.peer, true)
@@ -347,14 +346,11 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 		pc.conn.Close(ctx)
 		delete(conns, name)
 	}
-	if peer.Type != string(sqlext.PeerPostgres) {
+	kind, ok := s.ex.cfg.Kinds.Lookup(peer.Type)
+	if !ok || kind.Wire == nil {
 		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "queries on %s peer %q are not supported yet", peer.Type, name)
 	}
-	cfg, err := postgres.ParsePeerOptions(peer.Options)
-	if err != nil {
-		return nil, err
-	}
-	cc, err := cfg.ConnConfig("sluice-federated")
+	cc, err := kind.Wire.ConnConfig(peer.Options, "sluice-federated")
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +362,7 @@ func (s *session) peerConn(ctx context.Context, name string, readOnly bool) (*pg
 	cc.OnNotice = s.onNotice
 	conn, err := pgconn.ConnectConfig(ctx, cc)
 	if err != nil {
-		return nil, peerConnectError(postgres.ConnectFailed(cc, err), "peer %q", name)
+		return nil, peerConnectError(kind.Wire.ConnectFailed(cc, err), "peer %q", name)
 	}
 	s.replay(ctx, conn, s.settings)
 	conns[name] = &peerConn{conn: conn, created: peer.CreatedAt}

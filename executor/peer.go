@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
-	"github.com/sluicedb/sluice/connectors/postgres"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -28,29 +25,14 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	for _, o := range st.Options {
 		opts[o.Key] = o.Value.Text
 	}
-	var check peerCheck
-	switch st.Type {
-	case sqlext.PeerPostgres:
-		cfg, err := postgres.ParsePeerOptions(opts)
-		if err != nil {
-			return optionError(err, st.Options, st.NamePos)
-		}
-		check = postgresCheck(cfg)
-	case sqlext.PeerClickHouse:
-		cfg, err := clickhouse.ParsePeerOptions(opts)
-		if err != nil {
-			return optionError(err, st.Options, st.NamePos)
-		}
-		// Store the defaults too, so the peers view shows what is used.
-		for k, v := range map[string]string{"port": strconv.Itoa(cfg.Port), "user": cfg.User, "database": cfg.Database} {
-			if _, ok := opts[k]; !ok {
-				opts[k] = v
-			}
-		}
-		check = clickHouseCheck(cfg)
-	default:
+	kind, ok := s.ex.cfg.Kinds.Lookup(string(st.Type))
+	if !ok {
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "%s peers are not supported yet", st.Type).
-			WithPosition(int(st.TypePos)).WithHint("Sluice supports POSTGRES and CLICKHOUSE peers today.")
+			WithPosition(int(st.TypePos)).WithHint("Sluice supports %s peers today.", s.ex.cfg.Kinds.Types())
+	}
+	peer, err := kind.Parse(opts)
+	if err != nil {
+		return optionError(err, st.Options, st.NamePos)
 	}
 	if _, err := s.ex.cfg.Store.GetPeer(ctx, st.Name); err == nil {
 		if st.IfNotExists {
@@ -63,7 +45,7 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	}
 	vctx, cancel := context.WithTimeout(ctx, peerValidationTimeout)
 	defer cancel()
-	version, notices, err := check(vctx, st.Name)
+	check, err := peer.Check(vctx, st.Name)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -78,7 +60,7 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 		}
 		return ce.WithHint("%s Nothing was stored.", ce.Hint)
 	}
-	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: string(st.Type), Options: opts})
+	err = s.ex.cfg.Store.CreatePeer(ctx, catalog.Peer{Name: st.Name, Type: kind.Type, Options: peer.StoredOptions(opts)})
 	if errors.Is(err, catalog.ErrExists) {
 		if st.IfNotExists {
 			_ = w.Notice(sqlerr.Notice("peer %q already exists, skipping", st.Name))
@@ -89,53 +71,11 @@ func (s *session) createPeer(ctx context.Context, st *sqlext.CreatePeer, w serve
 	if err != nil {
 		return fmt.Errorf("create peer %q: %w", st.Name, err)
 	}
-	for _, n := range notices {
+	for _, n := range check.Notices {
 		_ = w.Notice(n)
 	}
-	s.ex.cfg.Logger.InfoContext(ctx, "peer created", "peer", st.Name, "type", st.Type, "version", version)
+	s.ex.cfg.Logger.InfoContext(ctx, "peer created", "peer", st.Name, "type", st.Type, "version", check.Version)
 	return w.Complete("CREATE PEER")
-}
-
-// peerCheck connects to a peer named name and returns its server version
-// and the notices to send once the peer is stored. A *sqlerr.Error is
-// returned as it is; any other error means the peer could not be reached.
-type peerCheck func(ctx context.Context, name string) (version string, notices []*sqlerr.Error, err error)
-
-func postgresCheck(cfg *postgres.PeerConfig) peerCheck {
-	return func(ctx context.Context, name string) (string, []*sqlerr.Error, error) {
-		info, err := cfg.Inspect(ctx)
-		if err != nil {
-			return "", nil, err
-		}
-		replication := "no"
-		if info.Replication {
-			replication = "yes"
-		}
-		notices := []*sqlerr.Error{sqlerr.Notice("peer %q: PostgreSQL %s, wal_level=%s, replication privilege: %s",
-			name, info.Version, info.WalLevel, replication)}
-		if ok, why := info.CanBeSource(); !ok {
-			notices = append(notices, sqlerr.Warning("peer %q can be a destination but not a CDC source: %s", name, why).
-				WithHint("A source needs wal_level=logical (ALTER SYSTEM SET wal_level = logical, then restart) "+
-					"and a user with the REPLICATION privilege."))
-		}
-		return info.Version, notices, nil
-	}
-}
-
-func clickHouseCheck(cfg *clickhouse.PeerConfig) peerCheck {
-	return func(ctx context.Context, name string) (string, []*sqlerr.Error, error) {
-		info, err := cfg.Inspect(ctx)
-		if err != nil {
-			return "", nil, err
-		}
-		if !info.DatabaseExists {
-			return "", nil, sqlerr.New(pgerrcode.SQLClientUnableToEstablishSQLConnection,
-				"create peer %q: database %q does not exist on the ClickHouse server at %s", name, cfg.Database, cfg.Addr()).
-				WithHint("Create it in ClickHouse first (CREATE DATABASE %s); nothing was stored.", cfg.Database)
-		}
-		return info.Version, []*sqlerr.Error{sqlerr.Notice("peer %q: ClickHouse %s, database %s",
-			name, info.Version, cfg.Database)}, nil
-	}
 }
 
 // optionError turns a connector's option error into a SQL error pointing at
@@ -246,7 +186,7 @@ func errNoPeer(st *sqlext.ExecutePeer) error {
 // point into the string literal as the client wrote it.
 func (s *session) executePeer(ctx context.Context, st *sqlext.ExecutePeer, w server.ResultWriter) error {
 	if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil {
-		if kind, ok := federatedKindOf(p.Type); ok {
+		if kind, ok := s.ex.federatedKindOf(p.Type); ok {
 			return s.executeFederated(ctx, st, p, kind, w)
 		}
 	}

@@ -2,14 +2,12 @@ package executor
 
 import (
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
-	"github.com/sluicedb/sluice/sqlext"
 )
 
-// The kinds of peers whose connector answers federated reads itself, by
-// peer type (catalog.Peer.Type): the one place where the session's
-// statements learn which connector serves a peer. Postgres peers are not
-// here: sessions read from them on their own connections (passthrough.go).
+// The kinds of peers whose connector answers federated reads itself:
+// those of Config.Kinds with a connectors.FederatedReader. Postgres peers
+// are not among them: sessions read from them on their own connections
+// (passthrough.go).
 
 // federatedKind is a peer type whose connector reads for sessions.
 type federatedKind struct {
@@ -18,15 +16,12 @@ type federatedKind struct {
 	reader   connectors.FederatedReader
 }
 
-// federatedKinds are the kinds of peers with a federated reader.
-var federatedKinds = map[string]federatedKind{
-	string(sqlext.PeerClickHouse): {peerType: string(sqlext.PeerClickHouse), name: "ClickHouse",
-		reader: clickhouse.FederatedReader{}},
-}
-
 // federatedKindOf returns the federated reader of peers of type peerType,
 // and whether there is one.
-func federatedKindOf(peerType string) (federatedKind, bool) {
-	k, ok := federatedKinds[peerType]
-	return k, ok
+func (e *Executor) federatedKindOf(peerType string) (federatedKind, bool) {
+	k, ok := e.cfg.Kinds.Lookup(peerType)
+	if !ok || k.Federated == nil {
+		return federatedKind{}, false
+	}
+	return federatedKind{peerType: k.Type, name: k.Name, reader: k.Federated}, true
 }

@@ -48,7 +48,7 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 		if r.peer != "" && s.TxStatus() == 'E' {
 			return nil, errAborted()
 		}
-		if kind, ok := r.federated(); ok {
+		if kind, ok := s.ex.federatedKindOf(r.target.Type); ok {
 			return s.prepareFederated(ctx, r, kind, paramOIDs)
 		}
 		var conn *pgconn.PgConn
@@ -101,7 +101,7 @@ func (s *session) prepare(ctx context.Context, sql string, paramOIDs []uint32) (
 			return nil, err
 		}
 		if p, err := s.ex.cfg.Store.GetPeer(ctx, st.Peer); err == nil {
-			if kind, ok := federatedKindOf(p.Type); ok {
+			if kind, ok := s.ex.federatedKindOf(p.Type); ok {
 				return s.prepareExecuteFederated(ctx, st, p, kind)
 			}
 		}

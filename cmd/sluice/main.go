@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/internal/datadir"
 	"github.com/sluicedb/sluice/internal/pgcluster"
@@ -235,7 +236,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
-		MaxSessions: cfg.MaxConnections, CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait})
+		MaxSessions: cfg.MaxConnections, CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
+		Kinds: all.Registry()})
 	if err != nil {
 		return err
 	}

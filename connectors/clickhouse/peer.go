@@ -1,6 +1,6 @@
 // Package clickhouse is the ClickHouse connector: peer configuration,
 // connections over the native protocol (github.com/ClickHouse/clickhouse-go/v2)
-// and validation (peer.go); the mirrored tables (types.go, ddl.go), value
+// and validation (peer.go; the peer kind, connectors.Kind, in kind.go); the mirrored tables (types.go, ddl.go), value
 // conversion (convert.go), batch writes (write.go), metadata (meta.go) and
 // the CDC applier (apply.go). docs/clickhouse.md describes the tables.
 //
@@ -19,11 +19,9 @@ package clickhouse
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -54,94 +52,45 @@ type PeerConfig struct {
 	Database string
 	// TLS: by default TLS is tried and plain text used when the server
 	// answers no TLS handshake (as Postgres' sslmode=prefer).
-	RequireTLS     bool
-	DisableTLS     bool
-	RootCA         string // PEM of the CA to verify the server with
-	TLSHost        string // server name to verify instead of Host
-	Certificate    string // PEM client certificate (with PrivateKey)
-	PrivateKey     string // PEM key of Certificate
-	SkipCertVerify bool
+	connectors.TLSOptions
 }
 
 // OptionKeys lists every option a ClickHouse peer accepts, sorted.
 var OptionKeys = []string{"certificate", "database", "disable_tls", "host", "password", "port",
 	"private_key", "require_tls", "root_ca", "skip_cert_verification", "tls_host", "user"}
 
-// notApplicable are PeerDB ClickHouse peer options Sluice refuses, with why.
-var notApplicable = map[string]string{
-	"s3_path":           "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging",
-	"access_key_id":     "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging",
-	"secret_access_key": "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging",
-	"region":            "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging",
-	"endpoint":          "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging",
+// s3Staging is why PeerDB's S3 staging options do not apply.
+const s3Staging = "PeerDB stages data in S3; Sluice writes over the native protocol and needs no staging"
+
+// optionSpec declares a ClickHouse peer's options; the PeerDB ones Sluice
+// refuses say why.
+var optionSpec = connectors.OptionSpec{PeerType: "CLICKHOUSE", Keys: OptionKeys, Refused: map[string]string{
+	"s3_path":           s3Staging,
+	"access_key_id":     s3Staging,
+	"secret_access_key": s3Staging,
+	"region":            s3Staging,
+	"endpoint":          s3Staging,
 	"cluster":           "ClickHouse clusters (ON CLUSTER tables) are not supported yet",
-}
+}}
 
 // ParsePeerOptions validates opts (keys lower-case) and returns the config.
 // An unknown key, a missing host or a bad value is a *connectors.OptionError
 // naming the key. Defaults: port 9000, user "default", database "default".
 func ParsePeerOptions(opts map[string]string) (*PeerConfig, error) {
-	known := make(map[string]bool, len(OptionKeys))
-	for _, k := range OptionKeys {
-		known[k] = true
-	}
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if why, ok := notApplicable[k]; ok {
-			return nil, &connectors.OptionError{Key: k, Unknown: true, Reason: why}
-		}
-		if !known[k] {
-			return nil, &connectors.OptionError{Key: k, Unknown: true,
-				Reason: "a CLICKHOUSE peer accepts " + strings.Join(OptionKeys, ", ")}
-		}
+	v, err := optionSpec.Parse(opts)
+	if err != nil {
+		return nil, err
 	}
 	cfg := &PeerConfig{
-		Host:        strings.TrimSpace(opts["host"]),
-		Port:        DefaultPort,
-		User:        DefaultUser,
-		Password:    opts["password"],
-		Database:    DefaultDatabase,
-		RootCA:      opts["root_ca"],
-		TLSHost:     opts["tls_host"],
-		Certificate: opts["certificate"],
-		PrivateKey:  opts["private_key"],
+		Host:     strings.TrimSpace(v.String("host", "")),
+		Port:     v.Port("port", DefaultPort),
+		Password: v.String("password", ""),
 	}
-	if p, ok := opts["port"]; ok {
-		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || n < 1 || n > 65535 {
-			return nil, &connectors.OptionError{Key: "port", Reason: fmt.Sprintf("%q is not a port number (1-65535)", p)}
-		}
-		cfg.Port = n
-	}
-	for key, dst := range map[string]*string{"user": &cfg.User, "database": &cfg.Database} {
-		if v, ok := opts[key]; ok {
-			if strings.TrimSpace(v) == "" {
-				return nil, &connectors.OptionError{Key: key, Reason: "must not be empty"}
-			}
-			*dst = v
-		}
-	}
-	for _, key := range []string{"require_tls", "disable_tls", "skip_cert_verification"} {
-		v, ok := opts[key]
-		if !ok {
-			continue
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, &connectors.OptionError{Key: key, Reason: fmt.Sprintf("%q is not a boolean", v)}
-		}
-		switch key {
-		case "require_tls":
-			cfg.RequireTLS = b
-		case "disable_tls":
-			cfg.DisableTLS = b
-		default:
-			cfg.SkipCertVerify = b
-		}
+	cfg.User = v.NonEmpty("user", DefaultUser)
+	cfg.Database = v.NonEmpty("database", DefaultDatabase)
+	cfg.TLSOptions = v.TLS()
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -160,26 +109,8 @@ func (c *PeerConfig) Validate() error {
 		return &connectors.OptionError{Key: "user", Reason: "must not be empty"}
 	case c.Database == "":
 		return &connectors.OptionError{Key: "database", Reason: "must not be empty"}
-	case c.RequireTLS && c.DisableTLS:
-		return &connectors.OptionError{Key: "disable_tls", Reason: "conflicts with require_tls = true"}
-	case (c.Certificate == "") != (c.PrivateKey == ""):
-		key := "private_key"
-		if c.Certificate == "" {
-			key = "certificate"
-		}
-		return &connectors.OptionError{Key: key, Missing: true, Reason: "certificate and private_key go together"}
 	}
-	if c.RootCA != "" {
-		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(c.RootCA)); !ok {
-			return &connectors.OptionError{Key: "root_ca", Reason: "not a PEM certificate"}
-		}
-	}
-	if c.Certificate != "" {
-		if _, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.PrivateKey)); err != nil {
-			return &connectors.OptionError{Key: "certificate", Reason: fmt.Sprintf("not a PEM certificate and key pair: %v", err)}
-		}
-	}
-	return nil
+	return c.TLSOptions.Validate()
 }
 
 // Addr returns host:port.
@@ -188,23 +119,9 @@ func (c *PeerConfig) Addr() string { return net.JoinHostPort(c.Host, strconv.Ito
 // tlsConfig returns the TLS settings, or nil when TLS is disabled. Without
 // require_tls and root_ca the certificate is not verified (as sslmode=prefer).
 func (c *PeerConfig) tlsConfig() *tls.Config {
-	if c.DisableTLS {
-		return nil
-	}
-	tc := &tls.Config{ServerName: c.Host, MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: c.SkipCertVerify || (!c.RequireTLS && c.RootCA == "")}
-	if c.TLSHost != "" {
-		tc.ServerName = c.TLSHost
-	}
-	if c.RootCA != "" {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM([]byte(c.RootCA))
-		tc.RootCAs = pool
-	}
-	if c.Certificate != "" {
-		if pair, err := tls.X509KeyPair([]byte(c.Certificate), []byte(c.PrivateKey)); err == nil {
-			tc.Certificates = []tls.Certificate{pair}
-		}
+	tc := c.TLSOptions.Config(c.Host)
+	if tc != nil {
+		tc.MinVersion = tls.VersionTLS12
 	}
 	return tc
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/connectors"
 )
 
 // ConnectError is a failed connection to a peer, leading with the real
@@ -27,6 +28,21 @@ type ConnectError struct {
 func (e *ConnectError) Error() string {
 	return "connect to " + e.Addr + ": " + causeText(e.Cause)
 }
+
+var _ connectors.ConnectFailure = (*ConnectError)(nil)
+
+// ServerCode implements connectors.ConnectFailure: the SQLSTATE of the
+// server's error that leads, or "".
+func (e *ConnectError) ServerCode() string {
+	var pe *pgconn.PgError
+	if errors.As(e.Cause, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// OtherAttempts implements connectors.ConnectFailure.
+func (e *ConnectError) OtherAttempts() []string { return e.Attempts }
 
 // Unwrap returns pgconn's error, so that errors.As finds the
 // *pgconn.PgError of the cause.

@@ -1,14 +1,12 @@
 // Package postgres is the Postgres connector: peer configuration and
-// validation, and connections for federated queries.
+// validation (peer.go; the peer kind, connectors.Kind, in kind.go), and
+// connections for federated queries.
 package postgres
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,77 +26,41 @@ type PeerConfig struct {
 	Database string
 	// MetadataSchema is accepted for PeerDB compatibility (default "_sluice").
 	MetadataSchema string
-	RequireTLS     bool
-	DisableTLS     bool
-	RootCA         string // PEM
-	TLSHost        string
-	SkipCertVerify bool
+	// TLS: by default TLS is tried and plain text used when the server
+	// answers no TLS handshake (sslmode=prefer). A Postgres peer takes no
+	// client certificate.
+	connectors.TLSOptions
 }
 
 // OptionKeys lists every option a Postgres peer accepts, sorted.
 var OptionKeys = []string{"database", "disable_tls", "host", "metadata_schema", "password", "port",
 	"require_tls", "root_ca", "skip_cert_verification", "tls_host", "user"}
 
+// optionSpec declares a Postgres peer's options.
+var optionSpec = connectors.OptionSpec{PeerType: "POSTGRES", Keys: OptionKeys}
+
 // ParsePeerOptions validates opts (keys lower-case) and returns the config.
 // An unknown key, a missing required key (host, user, database) or a bad
-// value is an *connectors.OptionError naming the key.
+// value is an *connectors.OptionError naming the key. Default port: 5432.
 func ParsePeerOptions(opts map[string]string) (*PeerConfig, error) {
-	known := make(map[string]bool, len(OptionKeys))
-	for _, k := range OptionKeys {
-		known[k] = true
-	}
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if !known[k] {
-			return nil, &connectors.OptionError{Key: k, Unknown: true,
-				Reason: "a POSTGRES peer accepts " + strings.Join(OptionKeys, ", ")}
-		}
+	v, err := optionSpec.Parse(opts)
+	if err != nil {
+		return nil, err
 	}
 	cfg := &PeerConfig{
-		Host:           opts["host"],
-		User:           opts["user"],
-		Password:       opts["password"],
-		Database:       opts["database"],
-		MetadataSchema: opts["metadata_schema"],
-		RootCA:         opts["root_ca"],
-		TLSHost:        opts["tls_host"],
-		Port:           5432,
+		Host:           v.Required("host"),
+		User:           v.Required("user"),
+		Database:       v.Required("database"),
+		Password:       v.String("password", ""),
+		MetadataSchema: v.String("metadata_schema", ""),
 	}
-	for _, k := range []string{"host", "user", "database"} {
-		if strings.TrimSpace(opts[k]) == "" {
-			return nil, &connectors.OptionError{Key: k, Missing: true}
-		}
+	cfg.Port = v.Port("port", 5432)
+	cfg.TLSOptions = v.TLS()
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
-	if p, ok := opts["port"]; ok {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, &connectors.OptionError{Key: "port", Reason: fmt.Sprintf("%q is not a port number (1-65535)", p)}
-		}
-		cfg.Port = n
-	}
-	for key, dst := range map[string]*bool{"require_tls": &cfg.RequireTLS, "disable_tls": &cfg.DisableTLS,
-		"skip_cert_verification": &cfg.SkipCertVerify} {
-		v, ok := opts[key]
-		if !ok {
-			continue
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, &connectors.OptionError{Key: key, Reason: fmt.Sprintf("%q is not a boolean", v)}
-		}
-		*dst = b
-	}
-	if cfg.RequireTLS && cfg.DisableTLS {
-		return nil, &connectors.OptionError{Key: "disable_tls", Reason: "conflicts with require_tls = true"}
-	}
-	if cfg.RootCA != "" {
-		if ok := x509.NewCertPool().AppendCertsFromPEM([]byte(cfg.RootCA)); !ok {
-			return nil, &connectors.OptionError{Key: "root_ca", Reason: "not a PEM certificate"}
-		}
+	if err := cfg.TLSOptions.Validate(); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -120,16 +82,7 @@ func (c *PeerConfig) ConnConfig(appName string) (*pgconn.Config, error) {
 	cfg.Fallbacks = nil
 	cfg.RuntimeParams = map[string]string{"application_name": appName}
 	if !c.DisableTLS {
-		tc := &tls.Config{ServerName: c.Host, InsecureSkipVerify: c.SkipCertVerify || (!c.RequireTLS && c.RootCA == "")}
-		if c.TLSHost != "" {
-			tc.ServerName = c.TLSHost
-		}
-		if c.RootCA != "" {
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM([]byte(c.RootCA))
-			tc.RootCAs = pool
-		}
-		cfg.TLSConfig = tc
+		cfg.TLSConfig = c.TLSOptions.Config(c.Host)
 		if !c.RequireTLS {
 			// sslmode=prefer: try TLS, fall back to plain text.
 			cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port}}

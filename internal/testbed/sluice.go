@@ -15,6 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/server"
 )
@@ -51,6 +53,9 @@ type Options struct {
 	// sessions share (0: the executor's defaults).
 	CatalogPoolSize int
 	CatalogPoolWait time.Duration
+	// Kinds are the kinds of peers the server knows (nil: every connector,
+	// as cmd/sluice wires them).
+	Kinds *connectors.Registry
 }
 
 // StartSluice starts a server on a random loopback port with its catalog in
@@ -79,8 +84,12 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	kinds := opts.Kinds
+	if kinds == nil {
+		kinds = all.Registry()
+	}
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, Logger: logger,
-		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait})
+		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait, Kinds: kinds})
 	if err != nil {
 		store.Close()
 		return nil, err
