@@ -30,39 +30,19 @@ import (
 // (0A000), as it would otherwise silently mean a table of the peer that
 // the client may have thought was elsewhere.
 
+// forwardedKinds are the statement kinds (stmtKind) that Sluice forwards
+// to a peer named in them.
+var forwardedKinds = map[string]bool{
+	"INSERT": true, "UPDATE": true, "DELETE": true, "MERGE": true,
+	"CREATE TABLE": true, "CREATE TABLE AS": true, "CREATE INDEX": true,
+	"ALTER TABLE": true, "TRUNCATE TABLE": true, "DROP TABLE": true, "DROP INDEX": true,
+}
+
 // forwardedWrite names the kind of statement n is when Sluice forwards it
 // to a peer named in it ("INSERT", "DROP TABLE", ...), or returns "".
 func forwardedWrite(n *pg_query.Node) string {
-	switch {
-	case n.GetInsertStmt() != nil:
-		return "INSERT"
-	case n.GetUpdateStmt() != nil:
-		return "UPDATE"
-	case n.GetDeleteStmt() != nil:
-		return "DELETE"
-	case n.GetMergeStmt() != nil:
-		return "MERGE"
-	case n.GetCreateStmt() != nil:
-		return "CREATE TABLE"
-	case n.GetCreateTableAsStmt() != nil && n.GetCreateTableAsStmt().GetObjtype() == pg_query.ObjectType_OBJECT_TABLE:
-		return "CREATE TABLE AS"
-	case n.GetTruncateStmt() != nil:
-		return "TRUNCATE"
-	case n.GetIndexStmt() != nil:
-		return "CREATE INDEX"
-	case n.GetAlterTableStmt() != nil && n.GetAlterTableStmt().GetObjtype() == pg_query.ObjectType_OBJECT_TABLE:
-		return "ALTER TABLE"
-	case n.GetRenameStmt() != nil && n.GetRenameStmt().GetRelation() != nil &&
-		(n.GetRenameStmt().GetRenameType() == pg_query.ObjectType_OBJECT_TABLE ||
-			n.GetRenameStmt().GetRelationType() == pg_query.ObjectType_OBJECT_TABLE):
-		return "ALTER TABLE"
-	case n.GetDropStmt() != nil:
-		switch n.GetDropStmt().GetRemoveType() {
-		case pg_query.ObjectType_OBJECT_TABLE:
-			return "DROP TABLE"
-		case pg_query.ObjectType_OBJECT_INDEX:
-			return "DROP INDEX"
-		}
+	if k := stmtKind(n); forwardedKinds[k] {
+		return k
 	}
 	return ""
 }

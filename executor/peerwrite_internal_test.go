@@ -31,7 +31,7 @@ func TestForwardedWrite(t *testing.T) {
 		{"CREATE TABLE IF NOT EXISTS p.s.t (a int)", "CREATE TABLE", ""},
 		{"CREATE TABLE p.s.t AS SELECT 1", "CREATE TABLE AS", ""},
 		{"CREATE MATERIALIZED VIEW p.s.v AS SELECT 1", "", ""},
-		{"TRUNCATE TABLE p.s.t", "TRUNCATE", ""},
+		{"TRUNCATE TABLE p.s.t", "TRUNCATE TABLE", ""},
 		{"CREATE INDEX i ON p.s.t (a)", "CREATE INDEX", ""},
 		{"ALTER TABLE p.s.t ADD COLUMN b int", "ALTER TABLE", ""},
 		{"ALTER TABLE p.s.t RENAME COLUMN a TO b", "ALTER TABLE", ""},
