@@ -38,10 +38,6 @@ type Config struct {
 	CatalogURL string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
-	// MaxSessions is the server's bound on client sessions. It is kept for
-	// compatibility: sessions share CatalogPoolSize catalog connections, and
-	// Start's check of the catalog's connection slots is about those.
-	MaxSessions int
 	// CatalogPoolSize bounds the catalog connections that client sessions
 	// share (catalog_pool.go); 0 means DefaultCatalogPoolSize.
 	CatalogPoolSize int

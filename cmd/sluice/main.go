@@ -236,7 +236,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
-		MaxSessions: cfg.MaxConnections, CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
+		CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
 		Kinds: all.Registry()})
 	if err != nil {
 		return err
