@@ -21,6 +21,9 @@ type DestTable struct {
 	// SyncedAtColumn, if set, names a timestamp destination column set to
 	// the time of applying by every applied insert, update and soft delete.
 	SyncedAtColumn string
+	// OrderBy is the sorting key a mapping set (order_by), for
+	// destinations with SortingKeys; nil means the primary key.
+	OrderBy []string
 }
 
 // TableCounts counts the row changes of a batch for one source table, by
