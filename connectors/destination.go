@@ -36,7 +36,8 @@ type DestinationPeer interface {
 }
 
 // Destination is a connection to a mirror's destination. Not safe for
-// concurrent use; a flow that loads in parallel opens a Loader per worker.
+// concurrent use, except OpenLoader: a flow that loads in parallel opens a
+// Loader per worker, from its workers.
 //
 // A destination keeps, in its own metadata beside the data, what must
 // commit with the data: the mirror's applied position and the partitions
@@ -58,7 +59,8 @@ type Destination interface {
 	// ForgetLoad forgets the partitions recorded done for table, or for
 	// every table of the mirror when table is the zero name.
 	ForgetLoad(ctx context.Context, table TableName) error
-	// OpenLoader opens a loader on a connection of its own.
+	// OpenLoader opens a loader on a connection of its own. Safe for
+	// concurrent use (with itself, not with the other methods).
 	OpenLoader(ctx context.Context) (Loader, error)
 	// NewApplier returns an applier of the mirror's changes to tables, on
 	// this Destination's connection (which it then owns until the flow
@@ -188,8 +190,12 @@ type ShadowSwapper interface {
 	// or none, after carrying into the shadow what it must keep of the
 	// live table (rows soft-deleted there; with Swap.NewerThan, rows
 	// changed after the shadow's snapshot), and forgets the shadows. A
-	// missing live table is simply replaced. ErrShadowLost, wrapped, when
-	// a shadow is gone; nothing was swapped then.
+	// missing live table is simply replaced. When no swap's shadow is
+	// recorded, the swap was done before (a crash after it): SwapIn only
+	// finishes what it left, if anything. When some are recorded and
+	// others not, it returns an error wrapping ErrShadowLost and swaps
+	// nothing, unless the destination's own records show that swap under
+	// way, which it then finishes.
 	SwapIn(ctx context.Context, swaps []Swap) (SwapReport, error)
 }
 

@@ -43,8 +43,9 @@ type StreamSpec struct {
 	Publication string
 }
 
-// Source is a connection to a mirror's source. Not safe for concurrent use;
-// a flow that reads in parallel opens a PartitionReader per worker.
+// Source is a connection to a mirror's source. Not safe for concurrent use,
+// except OpenReader: a flow that reads in parallel opens a PartitionReader
+// per worker, from its workers.
 type Source interface {
 	// Describe returns the replicated columns of table, without the
 	// columns in exclude, and its key. A missing table is an error
@@ -69,6 +70,7 @@ type Source interface {
 	// OpenReader opens a reader of partitions, on a connection of its own,
 	// under snapshot (Snapshot.Name), or under a fresh snapshot of its own
 	// when snapshot is "" (a load resumed after its snapshot was lost).
+	// Safe for concurrent use (with itself, not with the other methods).
 	OpenReader(ctx context.Context, snapshot string) (PartitionReader, error)
 	// Stream starts spec's change stream at from: the changes of the
 	// transactions committed after it, for tables (their current schemas,
