@@ -100,7 +100,7 @@ type Snapshot struct {
 	// destinations that keep a version in each row (Change.LSN is the
 	// same number for changes).
 	Version uint64
-	close func()
+	close   func()
 }
 
 // NewSnapshot returns a snapshot that close releases. For connectors.
