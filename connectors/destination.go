@@ -24,6 +24,10 @@ var (
 	// ErrShadowLost: the shadow table Sluice recorded is gone or is no
 	// longer the one it made; nothing was swapped.
 	ErrShadowLost = errors.New("shadow table not found")
+	// ErrTableChanged: a destination table no longer fits its source
+	// table in a way Sluice does not follow (a column's type changed);
+	// the user must act (a resync rebuilds it).
+	ErrTableChanged = errors.New("destination table no longer fits the source table")
 )
 
 // DestinationPeer is the ability of a Peer that can be a mirror's
@@ -63,8 +67,8 @@ type Destination interface {
 	// concurrent use (with itself, not with the other methods).
 	OpenLoader(ctx context.Context) (Loader, error)
 	// NewApplier returns an applier of the mirror's changes to tables, on
-	// this Destination's connection (which it then owns until the flow
-	// ends).
+	// this Destination's connection: the caller uses the Destination's
+	// other methods only while the applier has no transaction open.
 	NewApplier(ctx context.Context, tables []DestTable) (Applier, error)
 	// Teardown forgets the mirror's metadata, drops the tables Sluice made
 	// and recorded as its own for it (shadow tables), and drops tables
@@ -165,8 +169,9 @@ type SchemaFollower interface {
 // stream starts, that its tables still fit the source's (a type the source
 // changed), and to bring what an older Sluice made up to date.
 type TableChecker interface {
-	// CheckTables fails, naming the table and column and what to do, when
-	// a table of tables no longer fits.
+	// CheckTables fails with an error wrapping ErrTableChanged, naming the
+	// table and column and what to do, when a table of tables no longer
+	// fits; other errors are transient.
 	CheckTables(ctx context.Context, tables []DestTable) error
 }
 
