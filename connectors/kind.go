@@ -32,6 +32,9 @@ type Kind struct {
 	// Wire connects client sessions to peers of this kind over Postgres'
 	// protocol; nil when they cannot be reached so.
 	Wire WireDialer
+	// FormatPosition renders a position of a source of this kind for
+	// messages ("0/16B3748" for Postgres); nil shows it as it is.
+	FormatPosition func(Position) string
 }
 
 // Peer is a peer whose options Kind.Parse accepted.

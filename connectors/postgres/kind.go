@@ -15,7 +15,7 @@ import (
 // protocol themselves (Wire), so it has no federated reader.
 func Kind() connectors.Kind {
 	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true, Wire: wireDialer{},
-		Parse: connectors.ParseWith(ParsePeerOptions)}
+		Parse: connectors.ParseWith(ParsePeerOptions), FormatPosition: FormatPosition}
 }
 
 var _ connectors.Peer = (*PeerConfig)(nil)

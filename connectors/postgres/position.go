@@ -31,3 +31,13 @@ func PositionLSN(p connectors.Position) (uint64, error) {
 	}
 	return lsn, nil
 }
+
+// FormatPosition renders a Position that LSNPosition made as Postgres
+// writes an LSN ("0/16B3748"); another position is shown as it is.
+func FormatPosition(p connectors.Position) string {
+	lsn, err := PositionLSN(p)
+	if err != nil {
+		return string(p)
+	}
+	return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn))
+}

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"testing"
+
+	"github.com/sluicedb/sluice/connectors"
 )
 
 func TestLSNPositionOrdersAsLSNs(t *testing.T) {
@@ -19,5 +21,13 @@ func TestLSNPositionOrdersAsLSNs(t *testing.T) {
 	}
 	if _, err := PositionLSN("not an lsn"); err == nil {
 		t.Error("PositionLSN accepted a foreign position")
+	}
+}
+
+func TestFormatPosition(t *testing.T) {
+	for p, want := range map[string]string{"": "0/0", "00000000016B3748": "0/16B3748", "0000000100000010": "1/10", "other": "other"} {
+		if got := FormatPosition(connectors.Position(p)); got != want {
+			t.Errorf("FormatPosition(%q) = %q, want %q", p, got, want)
+		}
 	}
 }
