@@ -70,16 +70,30 @@ type Destination interface {
 	// this Destination's connection: the caller uses the Destination's
 	// other methods only while the applier has no transaction open.
 	NewApplier(ctx context.Context, tables []DestTable) (Applier, error)
-	// Teardown forgets the mirror's metadata, drops the tables Sluice made
-	// and recorded as its own for it (shadow tables), and drops tables
-	// (the mirror's destination tables, when the user asks), all in one
-	// transaction where the destination has them.
-	Teardown(ctx context.Context, drop []TableName) error
+	// Teardown prepares to forget the mirror's metadata, drop the tables
+	// Sluice made and recorded as its own for it (shadow tables), and drop
+	// tables (the mirror's destination tables, when the user asks). Where
+	// the destination has transactions it does it all in one, which it
+	// holds open, with its locks, until the caller commits or aborts the
+	// Pending (DROP MIRROR drops the source's stream in between);
+	// elsewhere it checks what it can and Commit does the work, each part
+	// idempotent. On error nothing changed and nothing is held.
+	Teardown(ctx context.Context, drop []TableName) (Pending, error)
 	// Dependents describes what depends on tables and would stop a DROP
 	// (views, foreign keys of other tables), one line each.
 	Dependents(ctx context.Context, tables []TableName) ([]string, error)
 	// Close closes the connection.
 	Close(ctx context.Context) error
+}
+
+// Pending is work a destination prepared and holds until the caller
+// commits or aborts it. Exactly one of Commit and Abort is called, once.
+type Pending struct {
+	// Commit makes the work so. After an error the work may be partly
+	// done; running the whole again finishes it.
+	Commit func(ctx context.Context) error
+	// Abort undoes the prepared work and releases what it holds.
+	Abort func()
 }
 
 // LoadJob is one partition to load.

@@ -25,6 +25,13 @@ var (
 	// ErrStreamLost: the source discarded changes the mirror's stream still
 	// needed (a Postgres slot invalidated); only a full resync recovers.
 	ErrStreamLost = errors.New("change stream lost")
+	// ErrUnsupportedType: a column's type cannot be replicated (the
+	// message names the column; excluding it mirrors the rest).
+	ErrUnsupportedType = errors.New("type not supported")
+	// ErrTeardownUncertain: Teardown failed at a point where the source
+	// may have dropped the stream's origin (a slot's drop is not
+	// transactional) while keeping the rest.
+	ErrTeardownUncertain = errors.New("the replication slot may be dropped")
 )
 
 // SourcePeer is the ability of a Peer (see Kind.Parse) that can be a
@@ -81,8 +88,10 @@ type Source interface {
 	// discarded what spec's stream needs; nil when it can resume or does
 	// not exist.
 	CheckStream(ctx context.Context, spec StreamSpec) error
-	// Teardown drops what Prepare and StartMirror made for spec.
-	// Idempotent.
+	// Teardown drops what Prepare and StartMirror made for spec, ending a
+	// reader still using it. Idempotent. An error wrapping
+	// ErrTeardownUncertain means it may be partly done; any other, that
+	// nothing changed.
 	Teardown(ctx context.Context, spec StreamSpec) error
 	// Close closes the connection. The Source is not used after.
 	Close(ctx context.Context) error
@@ -181,4 +190,15 @@ type ColumnReader interface {
 	// non-volatile default the source stored once); a column not in the
 	// result reads NULL or differs per row.
 	CurrentValues(ctx context.Context, table TableName, cols []string) (map[string]Value, error)
+}
+
+// MirrorChecker is the ability of a source to check, before a mirror is
+// made, that it can stream changes for it.
+type MirrorChecker interface {
+	// CanStream returns a *sqlerr.Error saying what to change when the
+	// source cannot be a change source at all (a setting, a privilege).
+	CanStream(ctx context.Context) error
+	// NamesFree returns a *sqlerr.Error naming the option to change when
+	// what spec names (publication, slot) exists already on the source.
+	NamesFree(ctx context.Context, spec StreamSpec) error
 }
