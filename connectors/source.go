@@ -202,3 +202,27 @@ type MirrorChecker interface {
 	// what spec names (publication, slot) exists already on the source.
 	NamesFree(ctx context.Context, spec StreamSpec) error
 }
+
+// StreamLag is a source's measure of one mirror's change stream. A field
+// the source cannot measure is nil.
+type StreamLag struct {
+	// Bytes is how far the source's changes are beyond what the stream
+	// acknowledged (Postgres: pg_current_wal_lsn() - confirmed_flush_lsn).
+	Bytes *int64
+	// Status is the source's word for the state of what it keeps for the
+	// stream (Postgres: the slot's wal_status).
+	Status *string
+	// SafeBytes is how much more the source may keep for the stream
+	// before it discards changes the stream needs (safe_wal_size).
+	SafeBytes *int64
+	// Lost says the source discarded changes the stream still needed: only
+	// a resync recovers.
+	Lost bool
+}
+
+// LagReporter is the ability of a source to measure its mirrors' streams.
+type LagReporter interface {
+	// StreamLags measures the streams of specs, by StreamSpec.Mirror; a
+	// stream the source does not have is left out.
+	StreamLags(ctx context.Context, specs []StreamSpec) (map[string]StreamLag, error)
+}
