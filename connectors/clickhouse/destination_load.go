@@ -25,11 +25,16 @@ type Loader struct {
 	nullKeys map[connectors.TableName]map[string]int64
 }
 
-// OpenLoader opens a loader on a connection of its own. Safe for
-// concurrent use (with itself, not with the other methods).
+// OpenLoader opens a loader on a connection of its own, and makes the
+// metadata tables if missing. Safe for concurrent use (with itself, not
+// with the other methods).
 func (d *Destination) OpenLoader(ctx context.Context) (connectors.Loader, error) {
 	conn, err := d.cfg.Open(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := EnsureMetadata(ctx, conn, d.cfg.Database); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	return &Loader{conn: conn, info: d.info, db: d.cfg.Database, mirror: d.mirror}, nil

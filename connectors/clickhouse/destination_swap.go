@@ -60,7 +60,9 @@ func (d *Destination) ownedShadows(ctx context.Context) (map[connectors.TableNam
 
 // CheckSwappable returns nil: nothing on ClickHouse stops a swap (as
 // today's resync, which swaps whatever depends on the live table).
-func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableName) error { return nil }
+func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableName) error {
+	return nil
+}
 
 // SwapIn puts each swap's shadow in place of its live table (SwapTables:
 // EXCHANGE TABLES where the server has it, else one multi-table RENAME)
