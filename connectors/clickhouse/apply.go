@@ -77,8 +77,8 @@ type chTable struct {
 
 // NewApplier returns an applier of mirror's changes to tables, recording
 // positions in database db (whose metadata tables it creates if missing).
-// orderBy gives tables' sorting keys by source table (absent or empty: the
-// primary key). Each DestTable's Dest is qualified by its ClickHouse
+// A table's sorting key is its OrderBy, else orderBy's entry for its
+// source table (orderBy may be nil; absent or empty: the primary key). Each DestTable's Dest is qualified by its ClickHouse
 // database; its SoftDeleteColumn and SyncedAtColumn name the deleted and
 // synced-at columns ("" for the defaults).
 func NewApplier(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirror string, tables []connectors.DestTable,
@@ -109,7 +109,11 @@ func (a *Applier) SetTables(tables []connectors.DestTable) {
 		if _, dup := a.tables[dt.Source]; dup {
 			t.err = fmt.Errorf("table %s is mirrored twice", dt.Source)
 		} else {
-			t.err = t.build(a.info, a.orderBy[dt.Source])
+			orderBy := dt.OrderBy
+			if len(orderBy) == 0 {
+				orderBy = a.orderBy[dt.Source]
+			}
+			t.err = t.build(a.info, orderBy)
 		}
 		a.tables[dt.Source] = t
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -55,8 +54,8 @@ type OwnedTable struct {
 func (o OwnedTable) Marker() string { return "sluice-owned:" + o.Token }
 
 // ErrNoFreeName is wrapped by CreateOwned's error when every candidate
-// name is taken.
-var ErrNoFreeName = errors.New("no free name for a temporary table")
+// name is taken: connectors.ErrNoFreeName.
+var ErrNoFreeName = connectors.ErrNoFreeName
 
 const maxTempTries = 100
 

@@ -3,6 +3,8 @@
 // and validation (peer.go; the peer kind, connectors.Kind, in kind.go); the mirrored tables (types.go, ddl.go), value
 // conversion (convert.go), batch writes (write.go), metadata (meta.go) and
 // the CDC applier (apply.go). docs/clickhouse.md describes the tables.
+// Destination (destination*.go) puts them behind connectors.Destination
+// and its abilities, for the flows.
 //
 // It also answers client sessions' queries on a ClickHouse peer
 // (connectors.FederatedReader, federated*.go): SELECT ... FROM ch.table and
