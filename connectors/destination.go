@@ -60,8 +60,9 @@ type Destination interface {
 	// Loaded returns the partitions of source table's load recorded done
 	// (partition index to rows).
 	Loaded(ctx context.Context, table TableName) (map[int]int64, error)
-	// ForgetLoad forgets the partitions recorded done for table, or for
-	// every table of the mirror when table is the zero name.
+	// ForgetLoad forgets the partitions recorded done for table; with the
+	// zero name, everything recorded for the mirror (its partitions, its
+	// applied position): a full resync starts over.
 	ForgetLoad(ctx context.Context, table TableName) error
 	// OpenLoader opens a loader on a connection of its own. Safe for
 	// concurrent use (with itself, not with the other methods).

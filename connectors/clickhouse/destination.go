@@ -145,26 +145,30 @@ func (d *Destination) NewApplier(ctx context.Context, tables []connectors.DestTa
 	return NewApplier(ctx, d.conn, d.info, d.cfg.Database, d.mirror, tables, nil)
 }
 
-// Teardown forgets the mirror's metadata, drops the temporary tables
-// recorded as Sluice's own for it (those still marked), then drops each
-// table of drop. ClickHouse has no transactions: each statement is
-// idempotent, and a failure leaves the rest for Teardown again.
-func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName) error {
+// Teardown checks the metadata can be reached and returns the work, done
+// by Commit: forget the mirror's metadata, drop the tables recorded and
+// marked as Sluice's own for it, and drop the tables of drop. ClickHouse
+// has no transactions: each statement is idempotent, so a Commit cut off
+// is finished by running it again. Abort does nothing.
+func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName) (connectors.Pending, error) {
 	if err := d.ensureMeta(ctx); err != nil {
-		return err
+		return connectors.Pending{}, err
 	}
-	if err := ClearMirror(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
-		return err
-	}
-	if err := DropAllOwned(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
-		return err
-	}
-	for _, t := range drop {
-		if err := DropTable(ctx, d.conn, t); err != nil {
+	commit := func(ctx context.Context) error {
+		if err := ClearMirror(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
 			return err
 		}
+		if err := DropAllOwned(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
+			return err
+		}
+		for _, t := range drop {
+			if err := DropTable(ctx, d.conn, t); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
+	return connectors.Pending{Commit: commit, Abort: func() {}}, nil
 }
 
 // Dependents lists the materialized views outside tables that read from

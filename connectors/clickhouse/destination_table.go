@@ -125,6 +125,9 @@ type TypeChangeError struct {
 }
 
 // Error says what changed and what to do.
+// Unwrap makes the error match connectors.ErrTableChanged.
+func (e *TypeChangeError) Unwrap() error { return connectors.ErrTableChanged }
+
 func (e *TypeChangeError) Error() string {
 	c := e.Column
 	return fmt.Sprintf("column %q of %s changed type on the source to %s, which maps to ClickHouse %s, but %s has %s: "+

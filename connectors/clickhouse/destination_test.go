@@ -468,7 +468,7 @@ func TestDestinationCheckTables(t *testing.T) {
 	changed.Schema = &ts
 	err := d.CheckTables(ctx, []connectors.DestTable{changed})
 	var tc *clickhouse.TypeChangeError
-	if !errors.As(err, &tc) || tc.Column.Name != "name" {
+	if !errors.As(err, &tc) || tc.Column.Name != "name" || !errors.Is(err, connectors.ErrTableChanged) {
 		t.Fatalf("CheckTables after a type change: %v", err)
 	}
 	want := fmt.Sprintf(`column "name" of %s changed type on the source to bigint, which maps to ClickHouse Nullable(Int64), but %s has Nullable(String): `+
@@ -567,8 +567,12 @@ func TestDestinationTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 { // idempotent
-		if err := d.Teardown(ctx, []connectors.TableName{users.Dest}); err != nil {
+		p, err := d.Teardown(ctx, []connectors.TableName{users.Dest})
+		if err != nil {
 			t.Fatalf("Teardown: %v", err)
+		}
+		if err := p.Commit(ctx); err != nil {
+			t.Fatalf("Teardown commit: %v", err)
 		}
 	}
 	applied(t, d, "")
