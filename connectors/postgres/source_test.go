@@ -37,7 +37,13 @@ const sourceApp = "sluice-source-test"
 // publication are named after the database (slots are cluster-wide).
 func newSourceEnv(t *testing.T, setup string) *sourceEnv {
 	t.Helper()
-	e := &sourceEnv{url: srcCluster.NewDB(t)}
+	return newSourceEnvOn(t, srcCluster, setup)
+}
+
+// newSourceEnvOn is newSourceEnv on cluster c.
+func newSourceEnvOn(t *testing.T, c *testbed.Cluster, setup string) *sourceEnv {
+	t.Helper()
+	e := &sourceEnv{url: c.NewDB(t)}
 	e.db = testbed.DBName(e.url)
 	e.conn = connect(t, e.url)
 	if setup != "" {
@@ -534,5 +540,47 @@ func TestSourceReadColumns(t *testing.T) {
 	// The Source is still usable.
 	if _, err := e.src.Describe(ctx, pub("t"), nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSourceStreamLost invalidates a slot (on a cluster of its own that
+// keeps 1MB of WAL for slots): CheckStream and Stream say the stream is lost.
+func TestSourceStreamLost(t *testing.T) {
+	ctx := testCtx(t)
+	c, err := testbed.StartWith(ctx, "lost", map[string]string{"max_slot_wal_keep_size": "1MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop) // after the test's other cleanups
+	e := newSourceEnvOn(t, c, `CREATE TABLE t (id int PRIMARY KEY)`)
+	if err := e.src.Prepare(ctx, e.spec, []connectors.TableName{pub("t")}, false); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := e.src.StartMirror(ctx, e.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	for i := 0; ; i++ {
+		var status string
+		if err := e.conn.QueryRow(ctx, `SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1`, e.spec.Slot).Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+		if status == "lost" {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("slot still %s", status)
+		}
+		mustExec(t, e.conn, `INSERT INTO t SELECT count(*) FROM t; SELECT pg_switch_wal(); CHECKPOINT`)
+	}
+	err = e.src.CheckStream(ctx, e.spec)
+	if !errors.Is(err, connectors.ErrStreamLost) || !strings.Contains(err.Error(), e.spec.Slot) ||
+		!strings.Contains(err.Error(), "max_slot_wal_keep_size") {
+		t.Errorf("CheckStream of a lost slot: %v", err)
+	}
+	_, err = e.src.Stream(ctx, e.spec, snap.Position, nil)
+	if !errors.Is(err, connectors.ErrStreamLost) {
+		t.Errorf("Stream of a lost slot: err = %v, want connectors.ErrStreamLost", err)
 	}
 }
