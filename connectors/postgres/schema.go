@@ -21,13 +21,15 @@ type Querier interface {
 
 // ErrTableNotFound is wrapped by errors about a table that does not exist,
 // or whose name belongs to a relation that is not a table (a view, a
-// foreign table, ...; the message says which).
-var ErrTableNotFound = errors.New("table not found")
+// foreign table, ...; the message says which). It is
+// connectors.ErrTableNotFound, so errors.Is matches either name.
+var ErrTableNotFound = connectors.ErrTableNotFound
 
 // ErrNoPrimaryKey is wrapped by DescribeTable's error for a table that has
 // neither a primary key nor REPLICA IDENTITY FULL, so that updates and
-// deletes could not be matched on the destination.
-var ErrNoPrimaryKey = errors.New("table has no primary key and its replica identity is not FULL")
+// deletes could not be matched on the destination. It is
+// connectors.ErrNoPrimaryKey, so errors.Is matches either name.
+var ErrNoPrimaryKey = connectors.ErrNoPrimaryKey
 
 // UnsupportedTypeError reports a column whose type cannot be mirrored yet:
 // composite types, user-defined base and range types, extension types.
