@@ -107,7 +107,7 @@ func DropTablesSQL(tables []connectors.TableName) string {
 // ErrDropUncertain wraps a failure of DropSlotAndPublication's commit:
 // the slot may be dropped (its drop is not transactional) while the
 // publication is not.
-var ErrDropUncertain = errors.New("the replication slot may be dropped")
+var ErrDropUncertain = connectors.ErrTeardownUncertain
 
 // DropSlotAndPublication drops the publication and then the slot, each if
 // it exists, in one transaction on the source, after ending a walsender

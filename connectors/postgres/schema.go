@@ -40,6 +40,9 @@ type UnsupportedTypeError struct {
 	Type   string // the column's declared type, as format_type renders it
 }
 
+// Unwrap makes the error match connectors.ErrUnsupportedType.
+func (e *UnsupportedTypeError) Unwrap() error { return connectors.ErrUnsupportedType }
+
 func (e *UnsupportedTypeError) Error() string {
 	return fmt.Sprintf("type %s of column %s is not supported yet (exclude the column to mirror the rest of %s)",
 		e.Type, e.Column, e.Table)
