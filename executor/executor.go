@@ -25,6 +25,7 @@ import (
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 )
 
@@ -78,10 +79,10 @@ func (c *Config) Validate() error {
 
 // Executor opens sessions for the server. It is safe for concurrent use.
 type Executor struct {
-	cfg  Config
-	warn sync.Once    // the warning that sessions are not isolated
-	sup  supervisor   // the mirrors' runners
-	pool *catalogPool // the catalog connections sessions share
+	cfg    Config
+	warn   sync.Once           // the warning that sessions are not isolated
+	engine *replication.Engine // runs the mirrors' flows
+	pool   *catalogPool        // the catalog connections sessions share
 	// monStop stops the slot monitor (monitor.go) and monDone is closed
 	// when it has stopped; nil until Start.
 	monStop context.CancelFunc
@@ -98,8 +99,11 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Store.ReaderURL() == "" && cfg.CatalogURL == "" {
 		return nil, errors.New("executor: catalog URL is required")
 	}
-	e := &Executor{cfg: cfg}
-	e.sup.ex = e
+	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	e := &Executor{cfg: cfg, engine: engine}
 	e.pool = newCatalogPool(cfg.CatalogPoolSize, cfg.CatalogPoolWait, e.dialCatalog)
 	return e, nil
 }
