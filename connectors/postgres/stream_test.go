@@ -102,7 +102,7 @@ func TestStreamEvents(t *testing.T) {
 		}
 		switch ev.Kind {
 		case connectors.EventBegin:
-			if ev.Version != posLSN(t, ev.Pos) || ev.Version == 0 || ev.Latest.Before(ev.Pos) {
+			if ev.Version != posLSN(t, ev.Pos) || ev.Version == 0 || ev.Latest == "" {
 				t.Errorf("begin at %s, version %X, latest %s", ev.Pos, ev.Version, ev.Latest)
 			}
 			got = append(got, "begin")
