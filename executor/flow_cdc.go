@@ -28,9 +28,9 @@ const (
 
 // cdc is the CDC phase: stream changes from the slot and apply them in
 // batches. Each batch commits on the destination together with its end
-// LSN; only then is the LSN acknowledged to the source. On restart the
-// stream resumes after the last LSN the destination recorded, so no change
-// is lost or applied twice.
+// position; only then is the position acknowledged to the source. On
+// restart the stream resumes after the last position the destination
+// recorded, so no change is lost or applied twice.
 func (f *flow) cdc(ctx context.Context) error {
 	src, dst, closeConns, err := f.connect(ctx, "sluice-cdc")
 	if err != nil {
@@ -525,8 +525,8 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 }
 
 // flush ends the batch: the complete transactions are applied in one
-// destination transaction with their end LSN, recorded in the catalog, and
-// the LSN is acknowledged to the source. It does nothing while rows of the
+// destination transaction with their end position, recorded in the
+// catalog, and the position is acknowledged to the source. It does nothing while rows of the
 // current transaction are in the destination transaction: the batch then
 // ends at that transaction's commit.
 func (b *batcher) flush(ctx context.Context) error {
