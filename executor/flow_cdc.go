@@ -28,9 +28,9 @@ const (
 
 // cdc is the CDC phase: stream changes from the slot and apply them in
 // batches. Each batch commits on the destination together with its end
-// LSN; only then is the LSN acknowledged to the source. On restart the
-// stream resumes after the last LSN the destination recorded, so no change
-// is lost or applied twice.
+// position; only then is the position acknowledged to the source. On
+// restart the stream resumes after the last position the destination
+// recorded, so no change is lost or applied twice.
 func (f *flow) cdc(ctx context.Context) error {
 	src, dst, closeConns, err := f.connect(ctx, "sluice-cdc")
 	if err != nil {
@@ -53,11 +53,11 @@ func (f *flow) cdc(ctx context.Context) error {
 		}
 		schemas[t.source] = ts
 	}
-	last, _, err := postgres.LastLSN(ctx, dst, f.meta, f.m.Name)
+	last, _, err := postgres.LastPosition(ctx, dst, f.meta, f.m.Name)
 	if err != nil {
 		return err
 	}
-	applied := max(last, f.m.ConsistentLSN)
+	applied := connectors.MaxPosition(last, f.m.ConsistentPosition)
 	rs, start, shadows, copies, err := f.planResyncs(ctx, dst, applied, schemas)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func (f *flow) cdc(ctx context.Context) error {
 // new columns, to send heartbeats) until it is closed: the caller keeps src
 // open and does not use it meanwhile.
 func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[connectors.TableName]*connectors.TableSchema,
-	start uint64) (connectors.Stream, error) {
+	start connectors.Position) (connectors.Stream, error) {
 	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
 	if err != nil {
 		return nil, err
@@ -134,7 +134,7 @@ func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[conne
 		stream.Close(context.Background())
 		return nil, err
 	}
-	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatLSN(start))
+	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatPosition(start))
 	return stream, nil
 }
 
@@ -142,7 +142,7 @@ func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[conne
 // every batch and poll: *catalog.Store.
 type batchCatalog interface {
 	// RecordSync records an applied batch (see catalog.Store.RecordSync).
-	RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
+	RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
 	// GetMirror reads a mirror (see catalog.Store.GetMirror).
 	GetMirror(ctx context.Context, name string) (catalog.Mirror, error)
 }
@@ -189,22 +189,23 @@ type batcher struct {
 	dests   []connectors.DestTable
 	chunk   int // rows to add at once
 	eager   int // rows to add when the reader has nothing more for now
-	// ack is the position the reader reports to the source: acked, shared.
-	ack atomic.Uint64
+	// ack is the position the reader reports to the source: acked, shared
+	// (nil: none yet).
+	ack atomic.Pointer[connectors.Position]
 
-	applied uint64 // end LSN of the last applied transaction
-	acked   uint64
+	applied connectors.Position // end of the last applied transaction
+	acked   connectors.Position
 
 	// changes holds the batch: complete source transactions, then from
 	// txStart those of the transaction being received.
 	changes    changeList
 	txStart    int
-	endLSN     uint64    // end of the last complete transaction
-	commitTime time.Time // its commit time
-	rows       int       // row changes of the complete transactions
-	started    time.Time // when the batch got its first complete change
-	inTx       bool      // a source transaction is being received
-	txEarly    bool      // its rows may be added before its commit
+	end        connectors.Position // end of the last complete transaction
+	commitTime time.Time           // its commit time
+	rows       int                 // row changes of the complete transactions
+	started    time.Time           // when the batch got its first complete change
+	inTx       bool                // a source transaction is being received
+	txEarly    bool                // its rows may be added before its commit
 	// added counts the changes given to the open destination transaction,
 	// begun when it was opened.
 	added int
@@ -220,9 +221,12 @@ type batcher struct {
 	addColumnsTo columnAdder
 
 	// Table resyncs (flow_resync.go, flow_ch_resync.go).
-	rs       *resyncs
-	ch       *chResyncs
-	beginLSN uint64 // where the commit of the transaction being received starts
+	rs *resyncs
+	ch *chResyncs
+	// beginPos is where the commit of the transaction being received
+	// starts; beginVersion the same as a number, its changes' version.
+	beginPos     connectors.Position
+	beginVersion uint64
 }
 
 const (
@@ -327,7 +331,7 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 				return err
 			}
 		}
-		if b.acked > startAck {
+		if startAck.Before(b.acked) {
 			// The source has the stream's position moving again.
 			if err := b.f.progressed(ctx); err != nil {
 				return err
@@ -349,7 +353,7 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		stream.Ack(b.ack.Load())
+		stream.Ack(b.ackPos())
 		var buf []connectors.Event
 		select {
 		case buf = <-free:
@@ -365,7 +369,7 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				stream.Ack(b.ack.Load())
+				stream.Ack(b.ackPos())
 				if err := stream.KeepAlive(ctx); err != nil && r.err == nil {
 					r = readResult{err: err}
 				}
@@ -381,33 +385,33 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 	switch ev.Kind {
 	case connectors.EventBegin:
 		b.inTx = true
-		b.beginLSN = ev.LSN
-		// Its commit record starts at ev.LSN and ends beyond: when that is
+		b.beginPos, b.beginVersion = ev.Pos, ev.Version
+		// Its commit record starts at ev.Pos and ends beyond: when that is
 		// not before the applied position, the destination does not have
 		// the transaction.
-		b.txEarly = ev.LSN >= b.applied
+		b.txEarly = !ev.Pos.Before(b.applied)
 	case connectors.EventChange:
 		if b.rs.active() {
 			// Tables with a position of their own (a resync catching up)
 			// or whose changes are held (a truncate resync copying).
-			if !b.rs.wanted(ev.Change.Table, b.beginLSN, b.applied) {
+			if !b.rs.wanted(ev.Change.Table, b.beginPos, b.applied) {
 				return nil
 			}
 			b.txEarly = true // what is kept is wanted
 		}
-		ev.Change.LSN = b.beginLSN
+		ev.Change.Version = b.beginVersion
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case connectors.EventCommit:
 		b.inTx = false
-		if ev.LSN <= b.applied && b.rs.catchingUp() {
+		if !b.applied.Before(ev.Pos) && b.rs.catchingUp() {
 			if b.changes.n == b.txStart {
 				return nil // nothing in it for a table catching up
 			}
-		} else if ev.LSN <= b.applied {
+		} else if !b.applied.Before(ev.Pos) {
 			// Applied before a restart: the destination has it.
 			if b.added > b.txStart {
-				return fmt.Errorf("transaction ending at %s was applied before, and again", catalog.FormatLSN(ev.LSN))
+				return fmt.Errorf("transaction ending at %s was applied before, and again", catalog.FormatPosition(ev.Pos))
 			}
 			b.changes.truncate(b.txStart)
 			return nil
@@ -423,7 +427,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 			}
 		}
 		b.txStart = b.changes.n
-		b.endLSN, b.commitTime = ev.LSN, ev.CommitTime
+		b.end, b.commitTime = ev.Pos, ev.CommitTime
 		if b.rows >= b.f.cfg.MaxBatchSize {
 			return b.flush(ctx)
 		}
@@ -431,13 +435,13 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 	case connectors.EventNewColumns:
 		return b.addColumns(ctx, ev)
 	case connectors.EventProgress:
-		if b.changes.n == 0 && b.rs.catchingUp() && ev.LSN > b.applied {
+		if b.changes.n == 0 && b.rs.catchingUp() && b.applied.Before(ev.Pos) {
 			// Idle: every table has caught up to here.
-			b.endLSN = ev.LSN
+			b.end = ev.Pos
 			return b.flush(ctx)
 		}
-		if b.changes.n == 0 && ev.LSN > b.acked {
-			b.setAcked(ev.LSN)
+		if b.changes.n == 0 && b.acked.Before(ev.Pos) {
+			b.setAcked(ev.Pos)
 		}
 	}
 	return nil
@@ -460,7 +464,7 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 		b.begun = time.Now()
 	}
 	if err := b.applier.Add(ctx, b.changes.span(b.added, limit)...); err != nil {
-		return fmt.Errorf("apply batch after %s: %w", catalog.FormatLSN(b.applied), err)
+		return fmt.Errorf("apply batch after %s: %w", catalog.FormatPosition(b.applied), err)
 	}
 	b.added = limit
 	return nil
@@ -521,8 +525,8 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 }
 
 // flush ends the batch: the complete transactions are applied in one
-// destination transaction with their end LSN, recorded in the catalog, and
-// the LSN is acknowledged to the source. It does nothing while rows of the
+// destination transaction with their end position, recorded in the
+// catalog, and the position is acknowledged to the source. It does nothing while rows of the
 // current transaction are in the destination transaction: the batch then
 // ends at that transaction's commit.
 func (b *batcher) flush(ctx context.Context) error {
@@ -530,14 +534,14 @@ func (b *batcher) flush(ctx context.Context) error {
 		return nil
 	}
 	catchup := b.rs.catchingUp()
-	if b.txStart == 0 && b.endLSN <= b.applied {
+	if b.txStart == 0 && !b.applied.Before(b.end) {
 		return nil
 	}
 	if b.txStart > 0 || catchup {
 		start := time.Now()
 		counts, err := b.commit(ctx)
 		if err != nil {
-			return fmt.Errorf("apply batch ending at %s: %w", catalog.FormatLSN(b.endLSN), err)
+			return fmt.Errorf("apply batch ending at %s: %w", catalog.FormatPosition(b.end), err)
 		}
 		byName := make(map[string]catalog.TableCounts, len(counts))
 		for t, c := range counts {
@@ -548,7 +552,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.store.RecordSync(ctx, b.f.m.Name, b.endLSN, b.commitTime, int64(b.rows), byName); err != nil {
+		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
 		if nk, ok := b.applier.(connectors.NullKeyReporter); ok {
@@ -560,10 +564,10 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		// took: the destination transaction, opened while the batch was
 		// still coming; tail: what was left when it was complete.
-		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatLSN(b.endLSN),
+		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatPosition(b.end),
 			"took", time.Since(b.begun), "tail", time.Since(start))
 	}
-	b.applied = max(b.applied, b.endLSN)
+	b.applied = connectors.MaxPosition(b.applied, b.end)
 	b.changes.drop(b.txStart) // the current transaction's changes start the next batch
 	b.txStart, b.added, b.rows = 0, 0, 0
 	if catchup {
@@ -585,7 +589,7 @@ func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]connecto
 			return nil, err
 		}
 		b.begun = time.Now()
-		if recorded >= b.endLSN && !catchup {
+		if !recorded.Before(b.end) && !catchup {
 			return nil, b.applier.Rollback(ctx) // applied before
 		}
 	}
@@ -600,21 +604,31 @@ func (b *batcher) commit(ctx context.Context) (map[connectors.TableName]connecto
 		if !ok {
 			return nil, fmt.Errorf("table resyncs are not supported on this destination")
 		}
-		put, drop := b.rs.record(b.endLSN, max(b.applied, b.endLSN))
-		return tc.CommitTables(ctx, b.endLSN, put, drop)
+		put, drop := b.rs.record(b.end, connectors.MaxPosition(b.applied, b.end))
+		return tc.CommitTables(ctx, b.end, put, drop)
 	}
-	return b.applier.Commit(ctx, b.endLSN)
+	return b.applier.Commit(ctx, b.end)
 }
 
-// setAcked acknowledges lsn, if beyond what was.
-func (b *batcher) setAcked(lsn uint64) {
-	if limit := b.rs.ackLimit(); limit > 0 {
-		lsn = min(lsn, limit)
+// setAcked acknowledges pos, if beyond what was.
+func (b *batcher) setAcked(pos connectors.Position) {
+	if limit := b.rs.ackLimit(); limit != "" {
+		pos = connectors.MinPosition(pos, limit)
 	}
-	if lsn > b.acked {
-		b.acked = lsn
-		b.ack.Store(lsn)
+	if b.acked.Before(pos) {
+		b.acked = pos
+		p := pos // allocated here only: a batch or a progress event
+		b.ack.Store(&p)
 	}
+}
+
+// ackPos is the position to acknowledge to the source: acked, as the
+// reader goroutine sees it.
+func (b *batcher) ackPos() connectors.Position {
+	if p := b.ack.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // changeList is a list of changes kept in segments of segSize, so that a

@@ -169,7 +169,7 @@ func (f *flow) snapshotClickHouse(ctx context.Context, snapshotName string) erro
 			if err := f.setStep(ctx, catalog.StepCopying, tables[start:end]...); err != nil {
 				return err
 			}
-			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, f.m.ConsistentLSN, tables[start:end], schemas[start:end]); err != nil {
+			if err := f.loadClickHouse(ctx, src, conn, info, snapshotName, f.m.ConsistentVersion, tables[start:end], schemas[start:end]); err != nil {
 				return err
 			}
 			if err := f.setStep(ctx, catalog.StepWaiting, tables[start:end]...); err != nil {
@@ -360,11 +360,11 @@ func (f *flow) cdcClickHouse(ctx context.Context) error {
 			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
 		orderBy[t.source] = t.catalog.OrderBy
 	}
-	last, _, err := clickhouse.LastLSN(ctx, conn, f.ch.Database, f.m.Name)
+	last, _, err := clickhouse.LastPosition(ctx, conn, f.ch.Database, f.m.Name)
 	if err != nil {
 		return err
 	}
-	applied := max(last, f.m.ConsistentLSN)
+	applied := connectors.MaxPosition(last, f.m.ConsistentPosition)
 	a, err := clickhouse.NewApplier(ctx, conn, info, f.ch.Database, f.m.Name, dests, orderBy)
 	if err != nil {
 		return err

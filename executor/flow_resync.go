@@ -51,7 +51,7 @@ var errRestart = errors.New("restart the stream")
 type resyncs struct {
 	// pos holds the tables catching up: their own positions, below the
 	// mirror's.
-	pos map[connectors.TableName]uint64
+	pos map[connectors.TableName]connectors.Position
 	// hold holds the tables being copied with the truncate strategy: their
 	// changes are dropped (they are replayed after the copy).
 	hold map[connectors.TableName]bool
@@ -60,7 +60,7 @@ type resyncs struct {
 	// copying counts copies running; capAt is the acknowledgement limit
 	// while they run.
 	copying int
-	capAt   uint64
+	capAt   connectors.Position
 	done    chan copyResult
 	// caught lists the tables the last batch brought up to the mirror.
 	caught []connectors.TableName
@@ -72,7 +72,7 @@ type copyResult struct {
 }
 
 func newResyncs() *resyncs {
-	return &resyncs{pos: map[connectors.TableName]uint64{}, hold: map[connectors.TableName]bool{},
+	return &resyncs{pos: map[connectors.TableName]connectors.Position{}, hold: map[connectors.TableName]bool{},
 		strategy: map[connectors.TableName]string{}, done: make(chan copyResult, 64)}
 }
 
@@ -119,27 +119,28 @@ func (r *resyncs) catchingUp() bool { return r != nil && len(r.pos) > 0 }
 
 // wanted reports whether a change of table in a transaction whose commit
 // starts at begin is to be applied, the mirror being at applied.
-func (r *resyncs) wanted(table connectors.TableName, begin, applied uint64) bool {
+func (r *resyncs) wanted(table connectors.TableName, begin, applied connectors.Position) bool {
 	if r.hold[table] {
 		return false
 	}
 	if p, ok := r.pos[table]; ok {
-		return begin >= p
+		return !begin.Before(p)
 	}
-	return begin >= applied
+	return !begin.Before(applied)
 }
 
-// ackLimit is the highest position that may be acknowledged (0: no limit).
-func (r *resyncs) ackLimit() uint64 {
+// ackLimit is the highest position that may be acknowledged ("": no
+// limit).
+func (r *resyncs) ackLimit() connectors.Position {
 	if r == nil {
-		return 0
+		return ""
 	}
-	limit := uint64(0)
+	var limit connectors.Position
 	if r.copying > 0 {
 		limit = r.capAt
 	}
 	for _, p := range r.pos {
-		if limit == 0 || p < limit {
+		if limit == "" || p.Before(limit) {
 			limit = p
 		}
 	}
@@ -150,14 +151,14 @@ func (r *resyncs) ackLimit() uint64 {
 // applied, records in its destination transaction: the resync states to
 // put and the tables whose resync is over (drop). Every table catching up
 // has its changes up to end. The caller commits them with the batch.
-func (r *resyncs) record(end, applied uint64) (put []connectors.TableState, drop []connectors.TableName) {
+func (r *resyncs) record(end, applied connectors.Position) (put []connectors.TableState, drop []connectors.TableName) {
 	r.caught = r.caught[:0]
 	for t, p := range r.pos {
-		if end <= p {
+		if !p.Before(end) {
 			continue
 		}
-		st := connectors.TableState{Table: t, Stage: connectors.StageCatchup, Strategy: r.strategy[t], LSN: end}
-		if end >= applied {
+		st := connectors.TableState{Table: t, Stage: connectors.StageCatchup, Strategy: r.strategy[t], Position: end}
+		if !end.Before(applied) {
 			r.caught = append(r.caught, t)
 			if r.strategy[t] == strategyTruncate {
 				drop = append(drop, t)
@@ -171,7 +172,7 @@ func (r *resyncs) record(end, applied uint64) (put []connectors.TableState, drop
 		delete(r.pos, t)
 	}
 	for t := range r.pos {
-		r.pos[t] = max(r.pos[t], end)
+		r.pos[t] = connectors.MaxPosition(r.pos[t], end)
 	}
 	return put, drop
 }
@@ -231,14 +232,14 @@ const (
 // resync state with the stream's start position (the lowest of the
 // mirror's and the tables'), the destination each table's changes go to,
 // and the copies to start.
-func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, schemas map[connectors.TableName]*connectors.TableSchema) (*resyncs, uint64, map[connectors.TableName]connectors.TableName, []resyncCopy, error) {
+func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied connectors.Position, schemas map[connectors.TableName]*connectors.TableSchema) (*resyncs, connectors.Position, map[connectors.TableName]connectors.TableName, []resyncCopy, error) {
 	states, err := postgres.TableStates(ctx, dst, f.meta, f.m.Name)
 	if err != nil {
-		return nil, 0, nil, nil, err
+		return nil, "", nil, nil, err
 	}
 	owned, err := postgres.OwnedTables(ctx, dst, f.meta, f.m.Name)
 	if err != nil {
-		return nil, 0, nil, nil, err
+		return nil, "", nil, nil, err
 	}
 	rs := newResyncs()
 	start := applied
@@ -246,44 +247,44 @@ func (f *flow) planResyncs(ctx context.Context, dst *pgx.Conn, applied uint64, s
 	var copies []resyncCopy
 	for _, t := range f.tables() {
 		st, has := states[t.source]
-		if has && st.Stage == connectors.StageCatchup && st.LSN >= applied {
+		if has && st.Stage == connectors.StageCatchup && !st.Position.Before(applied) {
 			// Caught up already (the stream passed it before a restart).
 			st.Stage = connectors.StageSwap
 			if st.Strategy == strategyTruncate {
 				if err := postgres.DeleteTableState(ctx, dst, f.meta, f.m.Name, t.source); err != nil {
-					return nil, 0, nil, nil, err
+					return nil, "", nil, nil, err
 				}
 				if err := f.ex.cfg.Store.SetTableResync(ctx, f.m.Name, t.source.String(), catalog.ResyncDone, ""); err != nil {
-					return nil, 0, nil, nil, err
+					return nil, "", nil, nil, err
 				}
 				if err := f.setStep(ctx, catalog.StepStreaming, t); err != nil {
-					return nil, 0, nil, nil, err
+					return nil, "", nil, nil, err
 				}
 				continue
 			}
 			if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
-				return nil, 0, nil, nil, err
+				return nil, "", nil, nil, err
 			}
 		}
 		switch {
 		case has && st.Stage == connectors.StageSwap:
 			if err := f.finishSwap(ctx, dst, t.source, t.dest, schemas[t.source]); err != nil {
-				return nil, 0, nil, nil, err
+				return nil, "", nil, nil, err
 			}
 		case has && st.Stage == connectors.StageCatchup:
 			if st.Strategy == strategySwap {
 				o, ok := owned[t.dest]
 				if !ok {
 					if err := f.shadowLost(ctx, dst, t.source, t.dest); err != nil {
-						return nil, 0, nil, nil, err
+						return nil, "", nil, nil, err
 					}
 					continue
 				}
 				dests[t.source] = o.Name
 			}
-			rs.pos[t.source] = st.LSN
+			rs.pos[t.source] = st.Position
 			rs.strategy[t.source] = st.Strategy
-			start = min(start, st.LSN)
+			start = connectors.MinPosition(start, st.Position)
 		case has && st.Stage == connectors.StageCopy:
 			copies = append(copies, resyncCopy{table: t, strategy: st.Strategy, state: &st})
 		case t.catalog.ResyncStatus == catalog.ResyncPending || t.catalog.ResyncStatus == catalog.ResyncInProgress:
@@ -462,7 +463,7 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 			return err
 		}
 	}
-	st := connectors.TableState{Table: c.table.source, Stage: connectors.StageCatchup, Strategy: c.strategy, LSN: lsn}
+	st := connectors.TableState{Table: c.table.source, Stage: connectors.StageCatchup, Strategy: c.strategy, Position: postgres.LSNPosition(lsn)}
 	if err := postgres.PutTableState(ctx, dst, f.meta, f.m.Name, st); err != nil {
 		return err
 	}

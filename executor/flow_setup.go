@@ -101,7 +101,7 @@ func (f *flow) createSlot(ctx context.Context, src *pgx.Conn) (*openSlot, error)
 	}
 	slot, err := postgres.CreateSlot(ctx, repl, f.cfg.Slot)
 	if err == nil {
-		err = f.ex.cfg.Store.SetConsistentLSN(ctx, f.m.Name, slot.ConsistentLSN)
+		err = f.ex.cfg.Store.SetConsistentPosition(ctx, f.m.Name, postgres.LSNPosition(slot.ConsistentLSN), slot.ConsistentLSN)
 	}
 	if err == nil {
 		err = f.ex.cfg.Store.SetPhase(ctx, f.m.Name, catalog.PhaseSnapshot)
@@ -110,7 +110,8 @@ func (f *flow) createSlot(ctx context.Context, src *pgx.Conn) (*openSlot, error)
 		repl.Close(context.Background())
 		return nil, err
 	}
-	f.m.Phase, f.m.ConsistentLSN = catalog.PhaseSnapshot, slot.ConsistentLSN
+	f.m.Phase = catalog.PhaseSnapshot
+	f.m.ConsistentPosition, f.m.ConsistentVersion = postgres.LSNPosition(slot.ConsistentLSN), slot.ConsistentLSN
 	f.log.InfoContext(ctx, "replication slot created", "slot", slot.Name, "lsn", catalog.FormatLSN(slot.ConsistentLSN))
 	return &openSlot{Slot: slot, close: func() { repl.Close(context.Background()) }}, nil
 }
