@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/sluicedb/sluice/connectors"
 )
 
 // ErrMirrorNotFound is wrapped when no mirror has the name.
@@ -58,14 +61,19 @@ type Mirror struct {
 	SourcePeer      string
 	DestinationPeer string
 	// Options are the validated mirror options (key to value text).
-	Options       map[string]string
-	Phase         string
-	Desired       string
-	Publication   string
-	Slot          string
-	ConsistentLSN uint64 // the slot's consistent point; 0 until created
-	LastSyncedLSN uint64
-	Error         string
+	Options     map[string]string
+	Phase       string
+	Desired     string
+	Publication string
+	Slot        string
+	// ConsistentPosition is where the stream starts after the initial
+	// load ("" until the mirror's stream was prepared); ConsistentVersion
+	// is the load's version, the same point as a number (0 until then).
+	ConsistentPosition connectors.Position
+	ConsistentVersion  uint64
+	// LastSyncedPosition is the end of the last applied batch ("": none).
+	LastSyncedPosition connectors.Position
+	Error              string
 	// ErrorNeedsAction says Error needs the user to act (see
 	// SetActionError): the mirror does not retry until then.
 	ErrorNeedsAction bool
@@ -143,7 +151,8 @@ VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7)`, m.Name, t.Source, t.Destinatio
 func (s *Store) GetMirror(ctx context.Context, name string) (Mirror, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name,
-       coalesce(consistent_lsn, 0), coalesce(last_synced_lsn, 0), coalesce(error, ''), created_at,
+       coalesce(consistent_position, ''), coalesce(consistent_lsn, 0), coalesce(last_synced_position, ''),
+       coalesce(error, ''), created_at,
        coalesce(resync, ''), error_action AND error IS NOT NULL
 FROM sluice.mirrors WHERE name = $1`, name)
 	if err != nil {
@@ -183,13 +192,15 @@ FROM sluice.mirror_tables WHERE mirror = $1 ORDER BY ordinal`, name)
 func scanMirror(row pgx.CollectableRow) (Mirror, error) {
 	var m Mirror
 	var opts []byte
-	var consistent, synced int64
+	var consistent, synced string
+	var version int64
 	err := row.Scan(&m.Name, &m.SourcePeer, &m.DestinationPeer, &opts, &m.Phase, &m.Desired, &m.Publication,
-		&m.Slot, &consistent, &synced, &m.Error, &m.CreatedAt, &m.Resync, &m.ErrorNeedsAction)
+		&m.Slot, &consistent, &version, &synced, &m.Error, &m.CreatedAt, &m.Resync, &m.ErrorNeedsAction)
 	if err != nil {
 		return m, err
 	}
-	m.ConsistentLSN, m.LastSyncedLSN = uint64(consistent), uint64(synced)
+	m.ConsistentPosition, m.ConsistentVersion = connectors.Position(consistent), uint64(version)
+	m.LastSyncedPosition = connectors.Position(synced)
 	if err := json.Unmarshal(opts, &m.Options); err != nil {
 		return m, fmt.Errorf("decode options: %w", err)
 	}
@@ -279,10 +290,14 @@ func (s *Store) SetPhase(ctx context.Context, name, phase string) error {
 UPDATE sluice.mirrors SET phase = $2, error = NULL, error_count = 0, updated_at = now() WHERE name = $1`, phase)
 }
 
-// SetConsistentLSN records the replication slot's consistent point.
-func (s *Store) SetConsistentLSN(ctx context.Context, name string, lsn uint64) error {
-	return s.update(ctx, name, "slot", fmt.Sprintf("replication slot created at %s", FormatLSN(lsn)), `
-UPDATE sluice.mirrors SET consistent_lsn = $2, updated_at = now() WHERE name = $1`, int64(lsn))
+// SetConsistentPosition records where the mirror's stream starts after the
+// initial load (the replication slot's consistent point), pos, and the
+// load's version, the same point as a number (connectors.Snapshot), with
+// a "slot" event.
+func (s *Store) SetConsistentPosition(ctx context.Context, name string, pos connectors.Position, version uint64) error {
+	return s.update(ctx, name, "slot", fmt.Sprintf("replication slot created at %s", FormatPosition(pos)), `
+UPDATE sluice.mirrors SET consistent_position = $2, consistent_lsn = $3, updated_at = now() WHERE name = $1`,
+		string(pos), int64(version))
 }
 
 // SetDesired records the operator's intent (DesiredRunning or DesiredPaused).
@@ -346,14 +361,15 @@ UPDATE sluice.mirrors SET error = NULL, error_count = 0, updated_at = now() WHER
 // TableCounts are per-table change counts of one applied batch.
 type TableCounts struct{ Inserts, Updates, Deletes int64 }
 
-// RecordSync records an applied CDC batch: the mirror's position and
-// totals, and each table's counts, in one transaction.
-func (s *Store) RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]TableCounts) error {
+// RecordSync records an applied CDC batch: the mirror's position (end,
+// the batch's end; last_synced_lsn becomes its Postgres LSN, NULL when it
+// is not one) and totals, and each table's counts, in one transaction.
+func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]TableCounts) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-UPDATE sluice.mirrors SET last_synced_lsn = $2, last_synced_at = $3, rows_synced = rows_synced + $4,
-       error = NULL, error_count = 0, updated_at = now()
-WHERE name = $1`, name, int64(lsn), at, rows)
+UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_at = $3,
+       rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
+WHERE name = $1`, name, string(end), at, rows)
 		if err != nil {
 			return fmt.Errorf("record sync of mirror %q: %w", name, err)
 		}
@@ -433,3 +449,18 @@ func addEvent(ctx context.Context, db execer, mirror, kind, message string) erro
 
 // FormatLSN renders an LSN as Postgres does, e.g. 0/16B3748.
 func FormatLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }
+
+// FormatPosition renders a position for messages: a Postgres LSN (16
+// upper-case hexadecimal digits, postgres.LSNPosition) and "" as FormatLSN
+// does, e.g. 0/16B3748 and 0/0; any other position as it is. Pure.
+func FormatPosition(p connectors.Position) string {
+	if p == "" {
+		return FormatLSN(0)
+	}
+	if len(p) == 16 && strings.Trim(string(p), "0123456789ABCDEF") == "" {
+		if lsn, err := strconv.ParseUint(string(p), 16, 64); err == nil {
+			return FormatLSN(lsn)
+		}
+	}
+	return string(p)
+}

@@ -7,18 +7,18 @@ import "context"
 // position. Not safe for concurrent use.
 type Applier interface {
 	// Begin opens a transaction and returns the position the destination
-	// has recorded for the mirror (0: none).
-	Begin(ctx context.Context) (recorded uint64, err error)
+	// has recorded for the mirror ("": none).
+	Begin(ctx context.Context) (recorded Position, err error)
 	// Add applies changes (chunks of one batch, in order) in the open
 	// transaction. Changes may be added in several calls before Commit.
 	Add(ctx context.Context, changes ...[]Change) error
-	// Commit records lsn as the mirror's position in the open transaction
-	// and commits it, returning the change counts per source table. When
-	// lsn is not beyond the position Begin returned, the batch was applied
-	// before: the transaction is rolled back and the counts are empty. On
-	// error the transaction is rolled back (but after a failed COMMIT the
-	// destination may have committed).
-	Commit(ctx context.Context, lsn uint64) (map[TableName]TableCounts, error)
+	// Commit records end (not "") as the mirror's position in the open
+	// transaction and commits it, returning the change counts per source
+	// table. When end is not beyond the position Begin returned, the batch
+	// was applied before: the transaction is rolled back and the counts are
+	// empty. On error the transaction is rolled back (but after a failed
+	// COMMIT the destination may have committed).
+	Commit(ctx context.Context, end Position) (map[TableName]TableCounts, error)
 	// Rollback rolls the open transaction back, if any. Idempotent.
 	Rollback(ctx context.Context) error
 	// InTx reports whether a transaction is open.
@@ -33,9 +33,9 @@ type Applier interface {
 type TablePositionCommitter interface {
 	// CommitTables is Commit that also, in the same transaction, records
 	// the states in put and forgets those of the tables in drop. It commits
-	// even when lsn is not beyond the recorded position (which then stays:
+	// even when end is not beyond the recorded position (which then stays:
 	// it never moves back).
-	CommitTables(ctx context.Context, lsn uint64, put []TableState, drop []TableName) (map[TableName]TableCounts, error)
+	CommitTables(ctx context.Context, end Position, put []TableState, drop []TableName) (map[TableName]TableCounts, error)
 }
 
 // NullKeyReporter is an Applier that stores NULLs of some key columns as

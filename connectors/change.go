@@ -44,21 +44,22 @@ type Change struct {
 	// columns are set (others may be Null); nil for an Update that kept its
 	// key, where New's key columns identify the row.
 	Old []Value
-	// LSN is where the commit record of the change's source transaction
-	// starts: increasing in commit order, the same for every change of a
-	// transaction and for every replay of it. Destinations without
-	// transactions use it as the row version.
-	LSN uint64
+	// Version is the row version of the change: a number that increases
+	// in commit order, the same for every change of a transaction and for
+	// every replay of it (for a Postgres source, where the commit record of
+	// the change's transaction starts: EventBegin's Version). Destinations
+	// without transactions keep it in the row.
+	Version uint64
 }
 
 // Batch is a run of whole source transactions applied to a destination
 // in one transaction.
 type Batch struct {
 	Changes []Change
-	// EndLSN is the end of the last transaction in the batch: the position
+	// End is the end of the last transaction in the batch: the position
 	// recorded on the destination with the batch, and acknowledged to the
 	// source once the destination has committed.
-	EndLSN uint64
+	End Position
 	// CommitTime is the source commit time of the last transaction.
 	CommitTime time.Time
 }

@@ -106,7 +106,7 @@ type Snapshot struct {
 	// holds every change committed up to it and none after.
 	Position Position
 	// Version is Position as a number that increases with it, for
-	// destinations that keep a version in each row (Change.LSN is the
+	// destinations that keep a version in each row (Change.Version is the
 	// same number for changes).
 	Version uint64
 	close   func()

@@ -10,13 +10,14 @@ type EventKind int
 
 // Kinds of stream event.
 const (
-	// EventBegin starts a transaction; Change events of it follow. LSN is
-	// where its commit record starts: the transaction's end (the LSN of its
-	// EventCommit) is beyond it.
+	// EventBegin starts a transaction; Change events of it follow. Pos is
+	// where its commit record starts: the transaction's end (the Pos of its
+	// EventCommit) is beyond it. Version is the same point as a number:
+	// the row version of the transaction's changes (Change.Version).
 	EventBegin EventKind = iota
 	// EventChange is one row change (or truncate) of a mirrored table.
 	EventChange
-	// EventCommit ends a transaction; LSN is its end position.
+	// EventCommit ends a transaction; Pos is its end position.
 	EventCommit
 	// EventNewColumns reports columns the source added to a mirrored table;
 	// the stream decodes the changes after it with them (appended to the
@@ -30,14 +31,25 @@ const (
 
 // Event is one decoded item of a source's change stream.
 type Event struct {
-	Kind       EventKind
-	Change     Change    // EventChange
-	LSN        uint64    // EventBegin: commit record; EventCommit: transaction end; EventProgress: position
+	Kind   EventKind
+	Change Change // EventChange
+	// Pos is, for EventBegin, where the transaction's commit record
+	// starts; for EventCommit, the transaction's end; for EventProgress,
+	// the position reported. Unset for other kinds.
+	Pos Position
+	// Version is, for EventBegin, Pos as a number that increases with it:
+	// what the batcher sets as Change.Version of the transaction's changes.
+	Version    uint64
 	CommitTime time.Time // EventBegin, EventCommit
 	Table      TableName
 	NewColumns []Column // EventNewColumns
-	// ServerWALEnd is the source's end position as last reported (for lag).
-	ServerWALEnd uint64
+	// Latest is, for EventBegin, EventCommit and EventProgress, the end of
+	// the source's change history as the source last reported it (for a
+	// Postgres source, the server's WAL end); "" when not known. Nothing
+	// computes lag from it today (lag is measured on the source by the
+	// slot monitor), so it is a Position like the others: a flow may only
+	// compare it.
+	Latest Position
 }
 
 // Stream is a source's change stream, started at a position: the changes
@@ -53,9 +65,10 @@ type Stream interface {
 	// error the events it appended are dropped. The events' values live in
 	// memory the stream never reuses.
 	Read(ctx context.Context, buf []Event, max int, wait time.Duration) ([]Event, error)
-	// Ack records that everything up to lsn is durably applied on the
-	// destination; the source may discard it. Only the highest lsn counts.
-	Ack(lsn uint64)
+	// Ack records that everything up to pos is durably applied on the
+	// destination; the source may discard it. Only the highest pos counts;
+	// "" acknowledges nothing.
+	Ack(pos Position)
 	// KeepAlive tells the source, if it is due, that the reader is alive
 	// and what is acknowledged: a caller that stops reading for a while
 	// calls it now and then.

@@ -9,7 +9,7 @@ const (
 	// StageCopy: the table is being copied under a snapshot of its own
 	// (into itself, emptied, or into its shadow table).
 	StageCopy = "copy"
-	// StageCatchup: the copy is complete as of TableState.LSN; the table's
+	// StageCatchup: the copy is complete as of TableState.Position; the table's
 	// changes committed after it are being applied (to the shadow table
 	// with the swap strategy) while the stream catches up with the mirror.
 	StageCatchup = "catchup"
@@ -23,9 +23,9 @@ type TableState struct {
 	Table    TableName // the source table
 	Stage    string    // StageCopy, StageCatchup or StageSwap
 	Strategy string    // swap or truncate
-	// LSN, in StageCatchup, is the table's own position: its changes
+	// Position, in StageCatchup, is the table's own position: its changes
 	// committed up to it are applied; those after it are not (yet).
-	LSN uint64
+	Position Position
 	// Saved is what the truncate strategy removed from the destination
 	// before emptying the table (indexes, foreign keys), to restore it
 	// after the copy, also after a crash. Owned by the caller.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 // Unit tests of the CDC batcher against fakes of connectors.Stream and
@@ -30,9 +31,9 @@ func (s *fakeStream) Read(ctx context.Context, buf []connectors.Event, max int, 
 	return s.read(ctx, buf, max, wait)
 }
 
-func (s *fakeStream) Ack(lsn uint64) {
+func (s *fakeStream) Ack(pos connectors.Position) {
 	if s.ack != nil {
-		s.ack(lsn)
+		s.ack(posLSN(pos))
 	}
 }
 
@@ -62,12 +63,15 @@ type fakeApplier struct {
 	setTables func(tables []connectors.DestTable)
 }
 
-func (a *fakeApplier) Begin(ctx context.Context) (uint64, error) { return a.begin(ctx) }
+func (a *fakeApplier) Begin(ctx context.Context) (connectors.Position, error) {
+	lsn, err := a.begin(ctx)
+	return lsnPos(lsn), err
+}
 func (a *fakeApplier) Add(ctx context.Context, changes ...[]connectors.Change) error {
 	return a.add(ctx, changes...)
 }
-func (a *fakeApplier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]connectors.TableCounts, error) {
-	return a.commit(ctx, lsn)
+func (a *fakeApplier) Commit(ctx context.Context, end connectors.Position) (map[connectors.TableName]connectors.TableCounts, error) {
+	return a.commit(ctx, posLSN(end))
 }
 func (a *fakeApplier) Rollback(ctx context.Context) error { return a.rollback(ctx) }
 func (a *fakeApplier) InTx() bool                         { return a.inTx() }
@@ -83,8 +87,8 @@ type fakeTableCommitter struct {
 	commitTables func(ctx context.Context, lsn uint64, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]connectors.TableCounts, error)
 }
 
-func (a *fakeTableCommitter) CommitTables(ctx context.Context, lsn uint64, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]connectors.TableCounts, error) {
-	return a.commitTables(ctx, lsn, put, drop)
+func (a *fakeTableCommitter) CommitTables(ctx context.Context, end connectors.Position, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]connectors.TableCounts, error) {
+	return a.commitTables(ctx, posLSN(end), put, drop)
 }
 
 // fakeCatalog is the batcher's catalog.
@@ -93,11 +97,23 @@ type fakeCatalog struct {
 	getMirror  func(ctx context.Context, name string) (catalog.Mirror, error)
 }
 
-func (c *fakeCatalog) RecordSync(ctx context.Context, name string, lsn uint64, at time.Time, rows int64, counts map[string]catalog.TableCounts) error {
+func (c *fakeCatalog) RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]catalog.TableCounts) error {
 	if c.recordSync != nil {
-		return c.recordSync(ctx, name, lsn, at, rows, counts)
+		return c.recordSync(ctx, name, posLSN(end), at, rows, counts)
 	}
 	return nil
+}
+
+// The fakes speak LSNs, as numbers; the batcher Positions, which a Postgres
+// source makes from LSNs.
+func lsnPos(lsn uint64) connectors.Position { return postgres.LSNPosition(lsn) }
+
+func posLSN(p connectors.Position) uint64 {
+	lsn, err := postgres.PositionLSN(p)
+	if err != nil {
+		panic(err)
+	}
+	return lsn
 }
 
 func (c *fakeCatalog) GetMirror(ctx context.Context, name string) (catalog.Mirror, error) {
@@ -252,12 +268,12 @@ var tabA = connectors.TableName{Schema: "public", Name: "a"}
 // tx returns the events of a source transaction whose commit record
 // starts at begin and which ends at end, with a change of tabA per id.
 func tx(begin, end uint64, ids ...string) []connectors.Event {
-	evs := []connectors.Event{{Kind: connectors.EventBegin, LSN: begin}}
+	evs := []connectors.Event{{Kind: connectors.EventBegin, Pos: lsnPos(begin), Version: begin}}
 	for _, id := range ids {
 		evs = append(evs, connectors.Event{Kind: connectors.EventChange, Table: tabA, Change: connectors.Change{
 			Kind: connectors.Insert, Table: tabA, New: []connectors.Value{{Kind: connectors.Binary, Data: []byte(id)}}}})
 	}
-	return append(evs, connectors.Event{Kind: connectors.EventCommit, LSN: end, CommitTime: time.Unix(int64(end), 0)})
+	return append(evs, connectors.Event{Kind: connectors.EventCommit, Pos: lsnPos(end), CommitTime: time.Unix(int64(end), 0)})
 }
 
 // newTestBatcher returns a batcher at applied, with batches of up to
@@ -265,10 +281,10 @@ func tx(begin, end uint64, ids ...string) []connectors.Event {
 func newTestBatcher(a connectors.Applier, applied uint64, maxBatch int) *batcher {
 	f := &flow{m: catalog.Mirror{Name: "m"}, log: slog.New(slog.DiscardHandler), progressDone: true}
 	f.cfg.MaxBatchSize, f.cfg.SyncInterval = maxBatch, 3600
-	b := &batcher{f: f, applier: a, store: &fakeCatalog{}, applied: applied, chunk: addChunk(maxBatch),
+	b := &batcher{f: f, applier: a, store: &fakeCatalog{}, applied: lsnPos(applied), chunk: addChunk(maxBatch),
 		idleFlush: 20 * time.Millisecond, heartbeatEvery: time.Hour}
 	b.eager = min(eagerAdd, b.chunk)
-	b.setAcked(applied)
+	b.setAcked(lsnPos(applied))
 	return b
 }
 
@@ -368,7 +384,7 @@ func TestBatcherProgressAcknowledgedWhenNothingPending(t *testing.T) {
 
 	// A keepalive beyond the applied position with no change pending: the
 	// stream may move on, with nothing committed.
-	f <- []connectors.Event{{Kind: connectors.EventProgress, LSN: 150}}
+	f <- []connectors.Event{{Kind: connectors.EventProgress, Pos: lsnPos(150)}}
 	eventually(t, "the acknowledgement of 150", func() bool {
 		_, acks, _ := d.snapshot()
 		return len(acks) > 0 && acks[len(acks)-1] == 150
@@ -395,7 +411,7 @@ func TestBatcherHeartbeat(t *testing.T) {
 		// Events more often than the idle flush: the stream is never idle.
 		stop := time.Now().Add(time.Second)
 		for lsn := uint64(200); time.Now().Before(stop); lsn += 20 {
-			f <- []connectors.Event{{Kind: connectors.EventProgress, LSN: lsn}}
+			f <- []connectors.Event{{Kind: connectors.EventProgress, Pos: lsnPos(lsn)}}
 			time.Sleep(5 * time.Millisecond)
 		}
 		if _, _, beats := d.snapshot(); beats != 0 {
@@ -462,7 +478,7 @@ func TestBatcherAddsBeforeCommit(t *testing.T) {
 func TestBatcherTablePositions(t *testing.T) {
 	newResyncing := func() *resyncs {
 		rs := newResyncs()
-		rs.pos[tabA] = 100 // copied as of 100; the mirror is at 300
+		rs.pos[tabA] = lsnPos(100) // copied as of 100; the mirror is at 300
 		rs.strategy[tabA] = strategySwap
 		return rs
 	}
@@ -485,9 +501,9 @@ func TestBatcherTablePositions(t *testing.T) {
 		f := make(feed, 16)
 		b := newTestBatcher(a, 300, 1000)
 		b.rs = newResyncing()
-		b.acked = 0
-		b.ack.Store(0)
-		b.setAcked(100) // the stream starts at the lowest position
+		b.acked = ""
+		b.ack.Store(nil)
+		b.setAcked(lsnPos(100)) // the stream starts at the lowest position
 		running(t, b, d.stream(f))
 
 		// Catching up: the table's change committed after its own position
@@ -497,9 +513,9 @@ func TestBatcherTablePositions(t *testing.T) {
 		eventually(t, "the batch ending at 160", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
 		mu.Lock()
 		defer mu.Unlock()
-		want := connectors.TableState{Table: tabA, Stage: connectors.StageCatchup, Strategy: strategySwap, LSN: 160}
+		want := connectors.TableState{Table: tabA, Stage: connectors.StageCatchup, Strategy: strategySwap, Position: lsnPos(160)}
 		if len(calls) != 1 || calls[0].lsn != 160 || len(calls[0].put) != 1 || calls[0].put[0].Table != want.Table ||
-			calls[0].put[0].Stage != want.Stage || calls[0].put[0].LSN != want.LSN || len(calls[0].drop) != 0 {
+			calls[0].put[0].Stage != want.Stage || calls[0].put[0].Position != want.Position || len(calls[0].drop) != 0 {
 			t.Fatalf("CommitTables calls %+v, want one at 160 putting %+v", calls, want)
 		}
 		if commits, acks, _ := d.snapshot(); commits[0].String() != "a:x" || slices.ContainsFunc(acks, func(a uint64) bool { return a > 160 }) {
@@ -561,14 +577,14 @@ func TestBatcherNewColumns(t *testing.T) {
 		// the table gains a column: the destination transaction starts over
 		// and the row is kept with the new column Unchanged (the back-filled
 		// value stays).
-		f <- []connectors.Event{{Kind: connectors.EventBegin, LSN: 110}, change("1", 1)}
+		f <- []connectors.Event{{Kind: connectors.EventBegin, Pos: lsnPos(110), Version: 110}, change("1", 1)}
 		eventually(t, "the first row added", func() bool {
 			d.mu.Lock()
 			defer d.mu.Unlock()
 			return len(d.pending) == 1
 		})
 		f <- []connectors.Event{{Kind: connectors.EventNewColumns, Table: tabA, NewColumns: newCols}, change("2", 2),
-			{Kind: connectors.EventCommit, LSN: 120}}
+			{Kind: connectors.EventCommit, Pos: lsnPos(120)}}
 		eventually(t, "the batch ending at 120", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
 
 		commits, _, _ := d.snapshot()
@@ -592,7 +608,7 @@ func TestBatcherNewColumns(t *testing.T) {
 		f := make(feed, 16)
 		b := newTestBatcher(d.applier(), 100, 1000)
 		b.dests = []connectors.DestTable{{Source: tabA, Dest: tabA, Schema: schema}}
-		f <- []connectors.Event{{Kind: connectors.EventBegin, LSN: 110},
+		f <- []connectors.Event{{Kind: connectors.EventBegin, Pos: lsnPos(110), Version: 110},
 			{Kind: connectors.EventNewColumns, Table: tabA, NewColumns: newCols}}
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()

@@ -25,8 +25,9 @@ var (
 //
 // ClickHouse has no transactions. Begin reads the recorded position; Add
 // only buffers; Commit writes, per table, one row per changed primary key
-// (the last change wins) with the change's source commit position
-// (Change.LSN) as the row version, then records the position (SetLSN). A
+// (the last change wins) with the change's version (Change.Version, which
+// must be set) as the row version, then records the position
+// (SetPosition). A
 // crash in between leaves the position behind, so the batch is streamed and
 // written again: the same rows with the same versions, which
 // ReplacingMergeTree collapses. A delete writes the row again with the
@@ -58,7 +59,7 @@ type Applier struct {
 	tables  map[connectors.TableName]*chTable
 
 	inTx     bool
-	recorded uint64
+	recorded connectors.Position
 	added    [][]connectors.Change
 	counts   map[connectors.TableName]connectors.TableCounts
 	nullKeys map[connectors.TableName]map[string]int64 // of the last commit
@@ -134,16 +135,16 @@ func (t *chTable) build(info ServerInfo, orderBy []string) error {
 }
 
 // Begin starts a transaction and returns the position recorded for the
-// mirror (0 if none). Only one transaction is open at a time.
-func (a *Applier) Begin(ctx context.Context) (uint64, error) {
+// mirror ("" if none). Only one transaction is open at a time.
+func (a *Applier) Begin(ctx context.Context) (connectors.Position, error) {
 	if a.inTx {
-		return 0, errors.New("begin: a transaction is already open")
+		return "", errors.New("begin: a transaction is already open")
 	}
-	lsn, _, err := LastLSN(ctx, a.conn, a.db, a.mirror)
+	pos, _, err := LastPosition(ctx, a.conn, a.db, a.mirror)
 	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
+		return "", fmt.Errorf("begin: %w", err)
 	}
-	a.inTx, a.recorded = true, lsn
+	a.inTx, a.recorded = true, pos
 	a.counts = make(map[connectors.TableName]connectors.TableCounts)
 	a.nullKeys = nil
 	for _, t := range a.tables {
@@ -151,7 +152,7 @@ func (a *Applier) Begin(ctx context.Context) (uint64, error) {
 			t.l.takeNullKeys(t.cv.cols) // those of a batch that failed are written again
 		}
 	}
-	return lsn, nil
+	return pos, nil
 }
 
 // NullKeys returns, by source table and column, how many NULLs the last
@@ -197,28 +198,28 @@ func (a *Applier) Add(ctx context.Context, changes ...[]connectors.Change) error
 	return nil
 }
 
-// Commit writes the changes added and then records lsn (which must be set)
-// as the mirror's position. It returns the change counts per source table
-// (by kind as received). When lsn is not beyond the position Begin
+// Commit writes the changes added and then records end (which must be
+// set) as the mirror's position. It returns the change counts per source
+// table (by kind as received). When end is not beyond the position Begin
 // returned, the batch was applied before: nothing is written and the counts
 // are empty. On error the transaction ends with the position unchanged;
 // rows already written are written again, identically, when the batch is
 // replayed.
-func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]connectors.TableCounts, error) {
+func (a *Applier) Commit(ctx context.Context, end connectors.Position) (map[connectors.TableName]connectors.TableCounts, error) {
 	if !a.inTx {
 		return nil, errors.New("commit: no open transaction")
 	}
 	defer a.finish()
-	if lsn == 0 {
-		return nil, errors.New("commit: no end lsn")
+	if end == "" {
+		return nil, errors.New("commit: no end position")
 	}
-	if a.recorded >= lsn {
+	if !a.recorded.Before(end) {
 		return map[connectors.TableName]connectors.TableCounts{}, nil
 	}
-	if err := a.write(ctx, lsn); err != nil {
+	if err := a.write(ctx); err != nil {
 		return nil, err
 	}
-	if err := SetLSN(ctx, a.conn, a.db, a.mirror, lsn); err != nil {
+	if err := SetPosition(ctx, a.conn, a.db, a.mirror, end); err != nil {
 		return nil, err
 	}
 	for src, t := range a.tables {
@@ -245,7 +246,7 @@ func (a *Applier) Rollback(ctx context.Context) error {
 func (a *Applier) InTx() bool { return a.inTx }
 
 func (a *Applier) finish() {
-	a.inTx, a.recorded, a.added = false, 0, nil
+	a.inTx, a.recorded, a.added = false, "", nil
 }
 
 // entry is the folded state of one primary key within a window.
@@ -266,7 +267,7 @@ type window struct {
 }
 
 // write folds and writes every table's changes.
-func (a *Applier) write(ctx context.Context, lsn uint64) error {
+func (a *Applier) write(ctx context.Context) error {
 	wins := make(map[*chTable]*window)
 	var order []*chTable
 	for _, cs := range a.added {
@@ -284,9 +285,9 @@ func (a *Applier) write(ctx context.Context, lsn uint64) error {
 				wins[t] = w
 				order = append(order, t)
 			}
-			version := c.LSN
+			version := c.Version
 			if version == 0 {
-				version = lsn
+				return fmt.Errorf("change (%c of %s) has no version", c.Kind, c.Table)
 			}
 			if c.Kind == connectors.Truncate {
 				if err := a.flush(ctx, t, w); err != nil {

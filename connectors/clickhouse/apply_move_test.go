@@ -45,7 +45,7 @@ func TestApplierSortKeyMove(t *testing.T) {
 		return []connectors.Value{bin(t, pgtype.Int8OID, aid), null, null}
 	}
 	ch := func(kind connectors.ChangeKind, lsn uint64, newRow, old []connectors.Value) connectors.Change {
-		return connectors.Change{Kind: kind, Table: accountsSource, New: newRow, Old: old, LSN: lsn}
+		return connectors.Change{Kind: kind, Table: accountsSource, New: newRow, Old: old, Version: lsn}
 	}
 	// The initial copy, and aid 5 twice under two sorting keys (as the
 	// code before this fix left a moved row).

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 var itemsSource = connectors.TableName{Schema: "public", Name: "items"}
@@ -72,7 +73,7 @@ func apply(t *testing.T, a *clickhouse.Applier, lsn uint64, changes ...connector
 	if err := a.Add(ctx, changes[:half], changes[half:]); err != nil {
 		t.Fatal(err)
 	}
-	counts, err := a.Commit(ctx, lsn)
+	counts, err := a.Commit(ctx, postgres.LSNPosition(lsn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestApplier(t *testing.T) {
 		return query(t, conn, "SELECT id, name, body, qty, _sluice_is_deleted, _sluice_version FROM "+tbl+" FINAL")
 	}
 	ch := func(kind connectors.ChangeKind, lsn uint64, newRow, old []connectors.Value) connectors.Change {
-		return connectors.Change{Kind: kind, Table: itemsSource, New: newRow, Old: old, LSN: lsn}
+		return connectors.Change{Kind: kind, Table: itemsSource, New: newRow, Old: old, Version: lsn}
 	}
 
 	counts := apply(t, a, 100,
@@ -137,18 +138,18 @@ func TestApplier(t *testing.T) {
 		"id=4 name=four? body=body four! qty=44 _sluice_is_deleted=1 _sluice_version=180",
 	}
 	equalRows(t, "after batch 2", final(), want)
-	if lsn, _, err := clickhouse.LastLSN(ctx, conn, db, "m"); err != nil || lsn != 200 {
-		t.Fatalf("recorded %d, %v", lsn, err)
+	if pos, _, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || pos != postgres.LSNPosition(200) {
+		t.Fatalf("recorded %s, %v", pos, err)
 	}
 
 	// A replayed batch is skipped by the recorded position.
-	if recorded, err := a.Begin(ctx); err != nil || recorded != 200 {
-		t.Fatalf("begin: %d %v", recorded, err)
+	if recorded, err := a.Begin(ctx); err != nil || recorded != postgres.LSNPosition(200) {
+		t.Fatalf("begin: %s %v", recorded, err)
 	}
 	if err := a.Add(ctx, batch2); err != nil {
 		t.Fatal(err)
 	}
-	if counts, err := a.Commit(ctx, 200); err != nil || len(counts) != 0 {
+	if counts, err := a.Commit(ctx, postgres.LSNPosition(200)); err != nil || len(counts) != 0 {
 		t.Fatalf("replay: %v %v", counts, err)
 	}
 	// A batch written again after a crash (the position was not recorded:
@@ -302,8 +303,8 @@ func TestEveryTypeRoundTrip(t *testing.T) {
 	}
 	upd[0], upd[2] = full[0], bin(t, pgtype.Int4OID, int32(7))
 	apply(t, a, 100,
-		connectors.Change{Kind: connectors.Insert, Table: ts.Name, New: third, LSN: 100},
-		connectors.Change{Kind: connectors.Update, Table: ts.Name, New: upd, LSN: 100},
+		connectors.Change{Kind: connectors.Insert, Table: ts.Name, New: third, Version: 100},
+		connectors.Change{Kind: connectors.Update, Table: ts.Name, New: upd, Version: 100},
 	)
 	equalRows(t, "after cdc", query(t, conn, sel), []string{
 		"id=1 " + strings.Replace(shown, "i4=123456", "i4=7", 1), "id=2 " + nullShown, "id=3 " + shown})

@@ -82,19 +82,13 @@ func (d *Destination) ensureMeta(ctx context.Context) error {
 }
 
 // Applied makes the metadata tables if missing and returns the mirror's
-// recorded position ("" when none). The metadata holds the source's LSN
-// as a number (LastLSN); it is rendered as the Postgres source encodes a
-// Position, 16 upper-case hexadecimal digits. (Another change moves the
-// metadata to text positions.)
+// recorded position ("" when none; see LastPosition).
 func (d *Destination) Applied(ctx context.Context) (connectors.Position, error) {
 	if err := d.ensureMeta(ctx); err != nil {
 		return "", err
 	}
-	lsn, ok, err := LastLSN(ctx, d.conn, d.cfg.Database, d.mirror)
-	if err != nil || !ok {
-		return "", err
-	}
-	return connectors.Position(fmt.Sprintf("%016X", lsn)), nil
+	pos, _, err := LastPosition(ctx, d.conn, d.cfg.Database, d.mirror)
+	return pos, err
 }
 
 // TableExists reports whether table (Schema is the database) exists. It

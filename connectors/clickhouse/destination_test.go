@@ -221,7 +221,7 @@ func TestDestinationLoad(t *testing.T) {
 	}
 	loaded(t, d, users.Source, map[int]int64{})
 	loaded(t, d, byName.Source, map[int]int64{0: 2})
-	if err := clickhouse.SetLSN(ctx, conn, db, "m", 0x1A2B); err != nil {
+	if err := clickhouse.SetPosition(ctx, conn, db, "m", "0000000000001A2B"); err != nil {
 		t.Fatal(err)
 	}
 	applied(t, d, "0000000000001A2B")
@@ -253,12 +253,12 @@ func TestDestinationApplier(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := func(kind connectors.ChangeKind, lsn uint64, row []connectors.Value) connectors.Change {
-		return connectors.Change{Kind: kind, Table: byName.Source, New: row, LSN: lsn}
+		return connectors.Change{Kind: kind, Table: byName.Source, New: row, Version: lsn}
 	}
 	if err := a.Add(ctx, []connectors.Change{ch(connectors.Insert, 10, user(t, 1, "a"))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Commit(ctx, 10); err != nil {
+	if _, err := a.Commit(ctx, "000000000000000A"); err != nil {
 		t.Fatal(err)
 	}
 	// An update of the sorting key moves the row: the old one is
@@ -270,7 +270,7 @@ func TestDestinationApplier(t *testing.T) {
 	if err := a.Add(ctx, []connectors.Change{ch(connectors.Update, 20, user(t, 1, "b"))}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Commit(ctx, 20); err != nil {
+	if _, err := a.Commit(ctx, "0000000000000014"); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := slices.Sorted(slices.Values(finalRows(t, conn, byName.Dest))), []string{"1 a 20 2", "1 b 20 0"}; !slices.Equal(got, want) {
@@ -309,13 +309,13 @@ func TestDestinationSwapIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := a.Add(ctx, []connectors.Change{
-		{Kind: connectors.Update, Table: users.Source, New: user(t, 2, "changed after the copy"), LSN: 20},
-		{Kind: connectors.Delete, Table: users.Source, Old: user(t, 3, "c"), LSN: 20},
-		{Kind: connectors.Delete, Table: orders.Source, Old: user(t, 9, "doomed"), LSN: 6},
+		{Kind: connectors.Update, Table: users.Source, New: user(t, 2, "changed after the copy"), Version: 20},
+		{Kind: connectors.Delete, Table: users.Source, Old: user(t, 3, "c"), Version: 20},
+		{Kind: connectors.Delete, Table: orders.Source, Old: user(t, 9, "doomed"), Version: 6},
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Commit(ctx, 20); err != nil {
+	if _, err := a.Commit(ctx, "0000000000000014"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -549,7 +549,7 @@ func TestDestinationTeardown(t *testing.T) {
 	defer lo.Close(ctx)
 	load(t, lo, orders, 0, 1, user(t, 1, "a"))
 	for _, m := range []string{"m", "other"} {
-		if err := clickhouse.SetLSN(ctx, conn, db, m, 42); err != nil {
+		if err := clickhouse.SetPosition(ctx, conn, db, m, "000000000000002A"); err != nil {
 			t.Fatal(err)
 		}
 	}

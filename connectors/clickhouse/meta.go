@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,16 +13,25 @@ import (
 
 // Metadata tables, in each destination database:
 //
-//	_sluice_mirror_state        (mirror String, lsn UInt64, updated_at DateTime)
+//	_sluice_mirror_state        (mirror String, lsn UInt64, updated_at DateTime,
+//	                            position String)
 //	                            ReplacingMergeTree(lsn) ORDER BY mirror
 //	_sluice_snapshot_partitions (mirror, source_table String, partition Int32,
 //	                            rows Int64, version UInt64)
 //	                            ReplacingMergeTree(version) ORDER BY (mirror, source_table, partition)
 //	_sluice_owned_tables        temporary tables Sluice made (see owned.go)
 //
-// Rows are only ever inserted; readers take the newest (max lsn, argMax by
-// version), so a merge that has not happened yet changes nothing. Clearing
-// uses ALTER TABLE ... DELETE and waits for the mutation.
+// Rows are only ever inserted; readers take the newest (max position,
+// argMax by version), so a merge that has not happened yet changes nothing.
+// Clearing uses ALTER TABLE ... DELETE and waits for the mutation.
+//
+// A mirror's position is opaque (connectors.Position) and lives in
+// position. Before positions, rows held only a Postgres LSN in lsn (and
+// position was added with the default ''): such a row is read as the LSN's
+// Postgres encoding (lsnPosition). A row written now also sets lsn, to the
+// position's LSN when it is a Postgres one (positionLSN), else 0: lsn is
+// the table's ReplacingMergeTree version, so a merge keeps the newest row
+// of a mirror whose older rows were written before positions.
 
 // Names of the metadata tables.
 const (
@@ -36,7 +46,7 @@ func metaTable(db, table string) string { return quoteIdent(db) + "." + quoteIde
 func EnsureMetadata(ctx context.Context, conn driver.Conn, db string) error {
 	for _, ddl := range []string{
 		"CREATE TABLE IF NOT EXISTS " + metaTable(db, MirrorStateTable) +
-			" (mirror String, lsn UInt64, updated_at DateTime) ENGINE = ReplacingMergeTree(lsn) ORDER BY mirror",
+			" (mirror String, lsn UInt64, updated_at DateTime, position String) ENGINE = ReplacingMergeTree(lsn) ORDER BY mirror",
 		"CREATE TABLE IF NOT EXISTS " + metaTable(db, SnapshotPartitionsTable) +
 			" (mirror String, source_table String, `partition` Int32, rows Int64, version UInt64)" +
 			" ENGINE = ReplacingMergeTree(version) ORDER BY (mirror, source_table, `partition`)",
@@ -46,26 +56,81 @@ func EnsureMetadata(ctx context.Context, conn driver.Conn, db string) error {
 			return fmt.Errorf("create metadata tables in %s: %w", db, err)
 		}
 	}
+	return addPositionColumn(ctx, conn, db)
+}
+
+// addPositionColumn adds position to a mirror state table made before
+// positions (its rows read ”). Safe when another caller adds it first.
+func addPositionColumn(ctx context.Context, conn driver.Conn, db string) error {
+	has := func() (bool, error) {
+		var n uint64
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = 'position'",
+			db, MirrorStateTable).Scan(&n)
+		return n > 0, err
+	}
+	ok, err := has()
+	if err == nil && !ok {
+		if err = conn.Exec(ctx, "ALTER TABLE "+metaTable(db, MirrorStateTable)+" ADD COLUMN position String"); err != nil {
+			if ok, _ = has(); ok {
+				err = nil // added meanwhile
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("add position to %s.%s: %w", db, MirrorStateTable, err)
+	}
 	return nil
 }
 
-// LastLSN returns the position recorded for mirror in db (the highest ever
-// recorded), and whether there is one. It only reads.
-func LastLSN(ctx context.Context, conn driver.Conn, db, mirror string) (uint64, bool, error) {
-	var lsn, n uint64
-	if err := conn.QueryRow(ctx, "SELECT max(lsn), count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ?",
-		mirror).Scan(&lsn, &n); err != nil {
-		return 0, false, fmt.Errorf("read recorded lsn of mirror %q: %w", mirror, err)
+// lsnPosition is the Postgres encoding of an LSN as a position
+// (postgres.LSNPosition), for rows written before positions, which only
+// ever held Postgres LSNs.
+func lsnPosition(lsn uint64) connectors.Position {
+	if lsn == 0 {
+		return ""
 	}
-	return lsn, n > 0, nil
+	return connectors.Position(fmt.Sprintf("%016X", lsn))
 }
 
-// SetLSN records lsn as mirror's position. A position below the recorded
-// one changes nothing (LastLSN returns the highest). Idempotent.
-func SetLSN(ctx context.Context, conn driver.Conn, db, mirror string, lsn uint64) error {
-	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at)",
-		mirror, lsn, time.Now().UTC().Truncate(time.Second)); err != nil {
-		return fmt.Errorf("record lsn of mirror %q: %w", mirror, err)
+// positionLSN is the LSN of a position in the Postgres encoding
+// (postgres.PositionLSN), or 0 when pos is not one.
+func positionLSN(pos connectors.Position) uint64 {
+	if len(pos) != 16 {
+		return 0
+	}
+	lsn, err := strconv.ParseUint(string(pos), 16, 64)
+	if err != nil || lsnPosition(lsn) != pos {
+		return 0
+	}
+	return lsn
+}
+
+// LastPosition returns the position recorded for mirror in db (the highest
+// ever recorded), and whether there is one. It only reads.
+func LastPosition(ctx context.Context, conn driver.Conn, db, mirror string) (connectors.Position, bool, error) {
+	var pos string
+	var lsn, n uint64
+	if err := conn.QueryRow(ctx, "SELECT max(position), max(lsn), count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ?",
+		mirror).Scan(&pos, &lsn, &n); err != nil {
+		return "", false, fmt.Errorf("read recorded position of mirror %q: %w", mirror, err)
+	}
+	if pos == "" {
+		// Only rows written before positions: their LSN.
+		return lsnPosition(lsn), n > 0, nil
+	}
+	return connectors.Position(pos), true, nil
+}
+
+// SetPosition records pos (not "") as mirror's position. A position below
+// the recorded one changes nothing (LastPosition returns the highest).
+// Idempotent.
+func SetPosition(ctx context.Context, conn driver.Conn, db, mirror string, pos connectors.Position) error {
+	if pos == "" {
+		return fmt.Errorf("record position of mirror %q: no position", mirror)
+	}
+	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at, position)",
+		mirror, positionLSN(pos), time.Now().UTC().Truncate(time.Second), string(pos)); err != nil {
+		return fmt.Errorf("record position of mirror %q: %w", mirror, err)
 	}
 	return nil
 }

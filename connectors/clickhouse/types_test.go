@@ -4,10 +4,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 const moodOID = 50000 // an enum's OID, as DescribeTable reports it
@@ -195,19 +197,22 @@ func TestMetadata(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if lsn, ok, err := clickhouse.LastLSN(ctx, conn, db, "m"); err != nil || ok || lsn != 0 {
-		t.Fatalf("fresh: %d %v %v", lsn, ok, err)
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || ok || pos != "" {
+		t.Fatalf("fresh: %s %v %v", pos, ok, err)
 	}
 	for _, l := range []uint64{100, 300, 200} {
-		if err := clickhouse.SetLSN(ctx, conn, db, "m", l); err != nil {
+		if err := clickhouse.SetPosition(ctx, conn, db, "m", postgres.LSNPosition(l)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := clickhouse.SetLSN(ctx, conn, db, "other", 7); err != nil {
+	if err := clickhouse.SetPosition(ctx, conn, db, "other", "binlog.000003:42"); err != nil {
 		t.Fatal(err)
 	}
-	if lsn, ok, err := clickhouse.LastLSN(ctx, conn, db, "m"); err != nil || !ok || lsn != 300 {
-		t.Fatalf("after sets: %d %v %v", lsn, ok, err)
+	if err := clickhouse.SetPosition(ctx, conn, db, "other", ""); err == nil {
+		t.Fatal("SetPosition of no position succeeded")
+	}
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || !ok || pos != postgres.LSNPosition(300) {
+		t.Fatalf("after sets: %s %v %v", pos, ok, err)
 	}
 	orders := connectors.TableName{Schema: "public", Name: "orders"}
 	users := connectors.TableName{Schema: "public", Name: "users"}
@@ -238,13 +243,58 @@ func TestMetadata(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if lsn, ok, err := clickhouse.LastLSN(ctx, conn, db, "m"); err != nil || ok || lsn != 0 {
-		t.Fatalf("after clear: %d %v %v", lsn, ok, err)
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || ok || pos != "" {
+		t.Fatalf("after clear: %s %v %v", pos, ok, err)
 	}
 	if done, err := clickhouse.DonePartitions(ctx, conn, db, "m", users); err != nil || len(done) != 0 {
 		t.Fatalf("after clear mirror: %v %v", done, err)
 	}
-	if lsn, ok, err := clickhouse.LastLSN(ctx, conn, db, "other"); err != nil || !ok || lsn != 7 {
-		t.Fatalf("other mirror: %d %v %v", lsn, ok, err)
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "other"); err != nil || !ok || pos != "binlog.000003:42" {
+		t.Fatalf("other mirror: %s %v %v", pos, ok, err)
+	}
+}
+
+// TestMetadataBeforePositions: a mirror state table made before positions
+// (no position column, LSNs in lsn) gets the column from EnsureMetadata
+// and its rows read as the LSNs' positions; rows written then carry both,
+// and a merge keeps the newest.
+func TestMetadataBeforePositions(t *testing.T) {
+	ctx := testCtx(t)
+	conn, db := newDB(t)
+	tbl := "`" + db + "`." + clickhouse.MirrorStateTable
+	if err := conn.Exec(ctx, "CREATE TABLE "+tbl+
+		" (mirror String, lsn UInt64, updated_at DateTime) ENGINE = ReplacingMergeTree(lsn) ORDER BY mirror"); err != nil {
+		t.Fatal(err)
+	}
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+tbl+" (mirror, lsn, updated_at)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lsn := range []uint64{0x100000100, 0x100000000} {
+		if err := batch.Append("m", lsn, time.Now().UTC().Truncate(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := clickhouse.EnsureMetadata(ctx, conn, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || !ok || pos != postgres.LSNPosition(0x100000100) {
+		t.Fatalf("old rows: %s %v %v", pos, ok, err)
+	}
+	if err := clickhouse.SetPosition(ctx, conn, db, "m", postgres.LSNPosition(0x100000200)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+tbl+" FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	equalRows(t, "merged", query(t, conn, "SELECT mirror, lsn, position FROM "+tbl), []string{
+		"mirror=m lsn=4294967808 position=0000000100000200"})
+	if pos, ok, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || !ok || pos != postgres.LSNPosition(0x100000200) {
+		t.Fatalf("after a set: %s %v %v", pos, ok, err)
 	}
 }

@@ -25,7 +25,7 @@ var (
 )
 
 // Applier applies CDC changes to a Postgres destination in transactions,
-// each of which also records the position its changes end at (SetLSN), so
+// each of which also records the position its changes end at (SetPosition), so
 // after a crash the destination holds a transaction and its position, or
 // neither. A transaction is Begin, any number of Add, then Commit (or
 // Rollback); Apply does all three for one batch. Adding changes while the
@@ -40,7 +40,7 @@ var (
 // is a primary-key change whose new row has unchanged TOAST values: those
 // values are read from the old row on the destination, so re-applying it
 // after later changes reused the old key can copy the wrong values. Start
-// the stream at LastLSN so the source never resends a transaction the
+// the stream at LastPosition so the source never resends a transaction the
 // destination holds.
 //
 // An Applier is not safe for concurrent use. It owns nothing but its staging
@@ -64,7 +64,7 @@ type Applier struct {
 	// The open transaction (tx is nil when there is none).
 	tx       pgx.Tx
 	env      flushEnv
-	recorded uint64                // the position recorded when it began
+	recorded connectors.Position   // the position recorded when it began
 	added    [][]connectors.Change // for a redo in safe mode
 	nAdded   int
 	used     []*tableState // tables it touched
@@ -159,9 +159,9 @@ func (ts *tableState) initKeys() {
 }
 
 // Apply applies b in one destination transaction that also records
-// b.EndLSN (which must be set) as the mirror's position: Begin, Add and
+// b.End (which must be set) as the mirror's position: Begin, Add and
 // Commit in one. It returns the change counts per source table. A batch
-// whose EndLSN is not beyond the recorded position was applied before: it
+// whose End is not beyond the recorded position was applied before: it
 // is skipped and the counts are empty. On error nothing of the batch is
 // applied and the position is unchanged (but when the error is a failed
 // COMMIT, the server may have committed: applying the batch again is then
@@ -169,39 +169,39 @@ func (ts *tableState) initKeys() {
 // batch, which the caller knows. Truncate empties the destination table
 // (soft delete: marks every row deleted) at its place in the batch.
 func (a *Applier) Apply(ctx context.Context, b *connectors.Batch) (map[connectors.TableName]TableCounts, error) {
-	if b == nil || b.EndLSN == 0 {
-		return nil, errors.New("batch has no end lsn")
+	if b == nil || b.End == "" {
+		return nil, errors.New("batch has no end position")
 	}
 	recorded, err := a.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if recorded >= b.EndLSN {
+	if !recorded.Before(b.End) {
 		return map[connectors.TableName]TableCounts{}, a.Rollback(ctx)
 	}
 	if err := a.Add(ctx, b.Changes); err != nil {
 		return nil, err
 	}
-	return a.Commit(ctx, b.EndLSN)
+	return a.Commit(ctx, b.End)
 }
 
 // Begin opens a destination transaction, to which Add applies changes and
 // which Commit ends by recording a position. It returns the position
-// recorded for the mirror (0 if none), locked until the transaction ends:
+// recorded for the mirror ("" if none), locked until the transaction ends:
 // a second applier of the mirror (which should not exist) waits here, then
 // finds what the first recorded. Only one transaction is open at a time.
-func (a *Applier) Begin(ctx context.Context) (uint64, error) {
+func (a *Applier) Begin(ctx context.Context) (connectors.Position, error) {
 	if a.tx != nil {
-		return 0, errors.New("begin: a transaction is already open")
+		return "", errors.New("begin: a transaction is already open")
 	}
 	for len(a.drop) > 0 {
 		if _, err := a.conn.Exec(ctx, "DROP TABLE IF EXISTS "+a.drop[0]); err != nil {
-			return 0, fmt.Errorf("drop staging table %s: %w", a.drop[0], err)
+			return "", fmt.Errorf("drop staging table %s: %w", a.drop[0], err)
 		}
 		a.drop = a.drop[1:]
 	}
 	if err := a.begin(ctx, false); err != nil {
-		return 0, err
+		return "", err
 	}
 	return a.recorded, nil
 }
@@ -213,17 +213,18 @@ func (a *Applier) begin(ctx context.Context, safe bool) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	var cur int64
-	switch qerr := tx.QueryRow(ctx, "SELECT lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
-		a.mirror).Scan(&cur); {
+	var pos *string
+	var lsn int64
+	switch qerr := tx.QueryRow(ctx, "SELECT position, lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
+		a.mirror).Scan(&pos, &lsn); {
 	case qerr == nil:
-		a.recorded = uint64(cur)
+		a.recorded = storedPosition(pos, lsn)
 	case errors.Is(qerr, pgx.ErrNoRows):
-		a.recorded = 0
+		a.recorded = ""
 	default:
 		a.tx = tx
 		a.abort(ctx)
-		return fmt.Errorf("read recorded lsn: %w", qerr)
+		return fmt.Errorf("read recorded position: %w", qerr)
 	}
 	a.tx = tx
 	a.env = flushEnv{conn: a.conn, safe: safe}
@@ -333,24 +334,24 @@ func (a *Applier) table(name connectors.TableName) *tableState {
 	return ts
 }
 
-// Commit records lsn (which must be set) as the mirror's position in the
+// Commit records end (which must be set) as the mirror's position in the
 // open transaction and commits it. It returns the change counts per source
-// table of the changes added. When lsn is not beyond the position Begin
+// table of the changes added. When end is not beyond the position Begin
 // returned, the transaction was applied before: it is rolled back and the
 // counts are empty. On error the transaction is rolled back (but when the
 // error is a failed COMMIT, the server may have committed).
-func (a *Applier) Commit(ctx context.Context, lsn uint64) (map[connectors.TableName]TableCounts, error) {
-	return a.commitWith(ctx, lsn, nil)
+func (a *Applier) Commit(ctx context.Context, end connectors.Position) (map[connectors.TableName]TableCounts, error) {
+	return a.commitWith(ctx, end, nil)
 }
 
 // CommitTables is Commit for a caller that keeps its own per-table
 // positions (a table resync catching up): the transaction commits even if
-// lsn is not beyond the recorded position (which then stays: it never
+// end is not beyond the recorded position (which then stays: it never
 // moves back), and first records the resync states in put
 // (PutTableState) and forgets those of the tables in drop
 // (DeleteTableState).
-func (a *Applier) CommitTables(ctx context.Context, lsn uint64, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]TableCounts, error) {
-	return a.commitWith(ctx, lsn, func(tx pgx.Tx) error {
+func (a *Applier) CommitTables(ctx context.Context, end connectors.Position, put []connectors.TableState, drop []connectors.TableName) (map[connectors.TableName]TableCounts, error) {
+	return a.commitWith(ctx, end, func(tx pgx.Tx) error {
 		for _, t := range drop {
 			if err := DeleteTableState(ctx, tx, a.meta, a.mirror, t); err != nil {
 				return err
@@ -366,16 +367,16 @@ func (a *Applier) CommitTables(ctx context.Context, lsn uint64, put []connectors
 }
 
 // commitWith commits; when before is not nil, the transaction commits even
-// if lsn is not beyond the recorded position, and before runs in it first.
-func (a *Applier) commitWith(ctx context.Context, lsn uint64, before func(pgx.Tx) error) (map[connectors.TableName]TableCounts, error) {
+// if end is not beyond the recorded position, and before runs in it first.
+func (a *Applier) commitWith(ctx context.Context, end connectors.Position, before func(pgx.Tx) error) (map[connectors.TableName]TableCounts, error) {
 	if a.tx == nil {
 		return nil, errors.New("commit: no open transaction")
 	}
-	if lsn == 0 {
+	if end == "" {
 		a.abort(ctx)
-		return nil, errors.New("commit: no end lsn")
+		return nil, errors.New("commit: no end position")
 	}
-	if a.recorded >= lsn && before == nil {
+	if !a.recorded.Before(end) && before == nil {
 		return map[connectors.TableName]TableCounts{}, a.Rollback(ctx)
 	}
 	if before != nil {
@@ -384,7 +385,7 @@ func (a *Applier) commitWith(ctx context.Context, lsn uint64, before func(pgx.Tx
 			return nil, err
 		}
 	}
-	if err := SetLSN(ctx, a.tx, a.meta, a.mirror, max(lsn, a.recorded)); err != nil {
+	if err := SetPosition(ctx, a.tx, a.meta, a.mirror, connectors.MaxPosition(end, a.recorded)); err != nil {
 		a.abort(ctx)
 		return nil, err
 	}
@@ -449,7 +450,7 @@ func (a *Applier) finish(committed bool) {
 	}
 	clear(a.used)
 	a.used, a.created = a.used[:0], a.created[:0]
-	a.tx, a.recorded, a.env = nil, 0, flushEnv{}
+	a.tx, a.recorded, a.env = nil, "", flushEnv{}
 	a.added, a.nAdded = nil, 0
 }
 

@@ -49,7 +49,7 @@ func TestApplyThroughput(t *testing.T) {
 	a := newApplier(t, conn, "bench", f)
 	now := time.Now()
 	batch := func(lsn uint64, kind connectors.ChangeKind, delta int64) *connectors.Batch {
-		b := &connectors.Batch{EndLSN: lsn, Changes: make([]connectors.Change, n)}
+		b := &connectors.Batch{End: postgres.LSNPosition(lsn), Changes: make([]connectors.Change, n)}
 		for i := range n {
 			id := int64(i + 1)
 			b.Changes[i] = connectors.Change{Kind: kind, Table: s.Name,

@@ -220,7 +220,7 @@ func propRun(t *testing.T, conn *pgx.Conn, rng *rand.Rand, h propHistory, seed i
 	run := func(from, to int) {
 		for from < to {
 			n := min(1+rng.IntN(4), to-from)
-			b := &connectors.Batch{EndLSN: propLSN(from + n - 1)}
+			b := &connectors.Batch{End: postgres.LSNPosition(propLSN(from + n - 1))}
 			for _, txn := range h.txns[from : from+n] {
 				b.Changes = append(b.Changes, txn.changes...)
 			}

@@ -133,7 +133,7 @@ type apBatches struct{ lsn uint64 }
 
 func (g *apBatches) next(changes ...connectors.Change) *connectors.Batch {
 	g.lsn += 0x100
-	return &connectors.Batch{Changes: changes, EndLSN: g.lsn, CommitTime: time.Now()}
+	return &connectors.Batch{Changes: changes, End: postgres.LSNPosition(g.lsn), CommitTime: time.Now()}
 }
 
 func newApplier(t testing.TB, conn *pgx.Conn, mirror string, fs ...*apFixture) *postgres.Applier {
@@ -184,7 +184,11 @@ const itemsSQL = "SELECT i::text FROM public.items i ORDER BY id"
 
 func lastLSN(t testing.TB, conn *pgx.Conn, mirror string) uint64 {
 	t.Helper()
-	lsn, _, err := postgres.LastLSN(testCtx(t), conn, "", mirror)
+	pos, _, err := postgres.LastPosition(testCtx(t), conn, "", mirror)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsn, err := postgres.PositionLSN(pos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,8 +261,8 @@ func TestApplyReplay(t *testing.T) {
 		t.Errorf("counts %+v, want %+v", counts[f.dt.Source], first[f.dt.Source])
 	}
 	wantRows(t, conn, itemsSQL, want...)
-	if got := lastLSN(t, conn, "m"); got != c.EndLSN {
-		t.Errorf("recorded lsn %X, want %X", got, c.EndLSN)
+	if got := postgres.LSNPosition(lastLSN(t, conn, "m")); got != c.End {
+		t.Errorf("recorded position %s, want %s", got, c.End)
 	}
 }
 
@@ -625,7 +629,7 @@ func TestApplyErrors(t *testing.T) {
 		want string
 	}{
 		{"unmapped table", g.next(stranger), "src.nope, which is not in the mirror"},
-		{"no end lsn", &connectors.Batch{Changes: []connectors.Change{f.ins(1, "a", "b")}}, "no end lsn"},
+		{"no end position", &connectors.Batch{Changes: []connectors.Change{f.ins(1, "a", "b")}}, "no end position"},
 		{"null key", g.next(f.ins(nil, "a", "b")), `primary key column "id" is null`},
 		{"too many values", g.next(connectors.Change{Kind: connectors.Insert, Table: f.dt.Source,
 			New: append(apRow(t, f.schema, 1, "a", "b"), apUnch)}), "has 4 values, table has 3 columns"},

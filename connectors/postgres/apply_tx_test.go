@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -38,7 +39,7 @@ func applyChunked(t testing.TB, a *postgres.Applier, b *connectors.Batch, cuts .
 		}
 		pieces = pieces[n:]
 	}
-	counts, err := a.Commit(ctx, b.EndLSN)
+	counts, err := a.Commit(ctx, b.End)
 	if err != nil {
 		t.Fatalf("commit: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestApplyChunkedEqualsOneShot(t *testing.T) {
 	const otherSQL = "SELECT o::text FROM public.other o ORDER BY k"
 	one := connect(t, dstCluster.NewDB(t))
 	f1, o1 := newItems(t, one, "", ""), newOther(t, one)
-	b := &connectors.Batch{Changes: chunkHistory(f1, o1), EndLSN: 0x100}
+	b := &connectors.Batch{Changes: chunkHistory(f1, o1), End: postgres.LSNPosition(0x100)}
 	wantCounts := mustApply(t, newApplier(t, one, "m", f1, o1), b)
 	want, wantOther := textRows(t, one, sql), textRows(t, one, otherSQL)
 	if len(want) != 5999 {
@@ -110,7 +111,7 @@ func TestApplyChunkedEqualsOneShot(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			conn := connect(t, dstCluster.NewDB(t))
 			f, o := newItems(t, conn, "", ""), newOther(t, conn)
-			counts := applyChunked(t, newApplier(t, conn, "m", f, o), &connectors.Batch{Changes: chunkHistory(f, o), EndLSN: 0x100}, tc.cuts...)
+			counts := applyChunked(t, newApplier(t, conn, "m", f, o), &connectors.Batch{Changes: chunkHistory(f, o), End: postgres.LSNPosition(0x100)}, tc.cuts...)
 			if got := textRows(t, conn, sql); !slices.Equal(got, want) {
 				t.Errorf("items differ from the one-shot apply: %d rows, want %d; first difference %s", len(got), len(want), firstDiff(got, want))
 			}
@@ -187,7 +188,7 @@ func TestApplyRollback(t *testing.T) {
 	if err := a.Add(ctx, []connectors.Change{f.ins(5, "e", "v")}); err == nil {
 		t.Error("Add without Begin succeeded")
 	}
-	if _, err := a.Commit(ctx, 0x1000); err == nil {
+	if _, err := a.Commit(ctx, postgres.LSNPosition(0x1000)); err == nil {
 		t.Error("Commit without Begin succeeded")
 	}
 	if _, err := a.Begin(ctx); err != nil {
@@ -196,7 +197,7 @@ func TestApplyRollback(t *testing.T) {
 	if _, err := a.Begin(ctx); err == nil {
 		t.Error("second Begin succeeded")
 	}
-	if _, err := a.Commit(ctx, 0); err == nil {
+	if _, err := a.Commit(ctx, ""); err == nil {
 		t.Error("Commit without a position succeeded")
 	}
 	if a.InTx() {
@@ -213,7 +214,7 @@ func TestApplyCommitAppliedBefore(t *testing.T) {
 	var g apBatches
 	mustApply(t, a, g.next(f.ins(1, "a", "x")))
 	counts := applyChunked(t, a, &connectors.Batch{Changes: []connectors.Change{f.upd(1, "again", "x"), f.ins(2, "b", "y")},
-		EndLSN: g.lsn}, 1)
+		End: postgres.LSNPosition(g.lsn)}, 1)
 	if len(counts) != 0 {
 		t.Errorf("counts %v for a transaction applied before", counts)
 	}
@@ -254,7 +255,7 @@ func TestApplyCommitTables(t *testing.T) {
 	mustApply(t, a, g.next(f.ins(2, "b", "y"))) // recorded: 0x200
 	other := connectors.TableName{Schema: "src", Name: "other"}
 	if err := postgres.PutTableState(ctx, conn, "", "m", connectors.TableState{Table: other, Stage: connectors.StageCatchup,
-		Strategy: "truncate", LSN: 0x80}); err != nil {
+		Strategy: "truncate", Position: postgres.LSNPosition(0x80)}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -264,8 +265,8 @@ func TestApplyCommitTables(t *testing.T) {
 	if err := a.Add(ctx, []connectors.Change{f.ins(3, "c", "z")}); err != nil {
 		t.Fatal(err)
 	}
-	put := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageSwap, Strategy: "swap", LSN: 0x180}}
-	if _, err := a.CommitTables(ctx, 0x180, put, []connectors.TableName{other}); err != nil {
+	put := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageSwap, Strategy: "swap", Position: postgres.LSNPosition(0x180)}}
+	if _, err := a.CommitTables(ctx, postgres.LSNPosition(0x180), put, []connectors.TableName{other}); err != nil {
 		t.Fatal(err)
 	}
 	wantRows(t, conn, itemsSQL, "(1,a,x)", "(2,b,y)", "(3,c,z)")
@@ -273,23 +274,24 @@ func TestApplyCommitTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, ok := states[f.dt.Source]; len(states) != 1 || !ok || st.Stage != connectors.StageSwap || st.LSN != 0x180 {
+	if st, ok := states[f.dt.Source]; len(states) != 1 || !ok || st.Stage != connectors.StageSwap || st.Position != postgres.LSNPosition(0x180) {
 		t.Errorf("table states %+v, want only %s at swap, 0x180", states, f.dt.Source)
 	}
-	if lsn, _, err := postgres.LastLSN(ctx, conn, "", "m"); err != nil || lsn != 0x200 {
-		t.Errorf("mirror position %X (%v), want 200: it never moves back", lsn, err)
+	if pos, _, err := postgres.LastPosition(ctx, conn, "", "m"); err != nil || pos != postgres.LSNPosition(0x200) {
+		t.Errorf("mirror position %s (%v), want 0x200: it never moves back", pos, err)
 	}
 
-	// A state that cannot be recorded (an LSN beyond the metadata's bigint)
-	// fails the commit and leaves nothing behind.
+	// A state that cannot be recorded (what it saved is not JSON) fails the
+	// commit and leaves nothing behind.
 	if _, err := a.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Add(ctx, []connectors.Change{f.ins(4, "d", "w")}); err != nil {
 		t.Fatal(err)
 	}
-	bad := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageCatchup, Strategy: "swap", LSN: 1 << 63}}
-	if _, err := a.CommitTables(ctx, 0x300, bad, nil); err == nil {
+	bad := []connectors.TableState{{Table: f.dt.Source, Stage: connectors.StageCatchup, Strategy: "swap",
+		Position: postgres.LSNPosition(0x300), Saved: json.RawMessage("{")}}
+	if _, err := a.CommitTables(ctx, postgres.LSNPosition(0x300), bad, nil); err == nil {
 		t.Fatal("CommitTables with an unrecordable state succeeded")
 	}
 	if a.InTx() {

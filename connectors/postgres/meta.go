@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -19,13 +18,23 @@ const DefaultMetadataSchema = "_sluice"
 
 // Bookkeeping tables on the destination. mirror_state holds, per mirror, the
 // source position whose changes are all applied: it is written in the same
-// transaction as the rows (SetLSN), so the two never disagree.
+// transaction as the rows (SetPosition), so the two never disagree.
 // snapshot_partitions records the initial-load partitions already copied,
 // written in the transaction that copied them (MarkPartitionDone).
+//
+// Positions are opaque (connectors.Position) and live in the text column
+// position of mirror_state and table_state. Before positions, both tables
+// held a Postgres LSN in the bigint column lsn, which is kept: a row
+// written before has position NULL and is read as LSNPosition(lsn) (such
+// metadata only ever held LSNs); a row written now has lsn set to the
+// position's LSN when the position is one (PositionLSN), else 0, so that
+// the Postgres LSN of a mirror stays readable in lsn.
+// EnsureMetadata adds the position columns to tables made before.
 const (
 	metaMirrorStateDDL = `CREATE TABLE IF NOT EXISTS %s.mirror_state (
 	mirror text PRIMARY KEY,
 	lsn bigint NOT NULL,
+	position text,
 	updated_at timestamptz NOT NULL DEFAULT now())`
 	metaPartitionsDDL = `CREATE TABLE IF NOT EXISTS %s.snapshot_partitions (
 	mirror text,
@@ -40,6 +49,7 @@ const (
 	stage text NOT NULL,
 	strategy text NOT NULL,
 	lsn bigint NOT NULL DEFAULT 0,
+	position text,
 	saved jsonb,
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (mirror, source_table))`
@@ -71,6 +81,28 @@ func EnsureMetadata(ctx context.Context, conn *pgx.Conn, meta string) error {
 			return fmt.Errorf("create metadata schema %s: %w", s, err)
 		}
 	}
+	return addPositionColumns(ctx, conn, s)
+}
+
+// addPositionColumns adds the position column to metadata tables made
+// before positions. It alters a table only when the column is missing:
+// ALTER TABLE locks the table, which the appliers of every mirror on the
+// destination write in their transactions.
+func addPositionColumns(ctx context.Context, conn *pgx.Conn, s string) error {
+	for _, t := range []string{"mirror_state", "table_state"} {
+		var has bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND attname = 'position' AND NOT attisdropped)`, s+"."+t).Scan(&has)
+		if err != nil {
+			return fmt.Errorf("check metadata table %s.%s: %w", s, t, err)
+		}
+		if has {
+			continue
+		}
+		if err := execRetryingUnique(ctx, conn, "ALTER TABLE "+s+"."+t+" ADD COLUMN IF NOT EXISTS position text"); err != nil {
+			return fmt.Errorf("add position to metadata table %s.%s: %w", s, t, err)
+		}
+	}
 	return nil
 }
 
@@ -98,40 +130,52 @@ func lostCreateRace(err error) bool {
 	return false
 }
 
-func lsnParam(lsn uint64) (int64, error) {
-	if lsn > math.MaxInt64 {
-		return 0, fmt.Errorf("lsn %X does not fit the metadata's bigint", lsn)
+// storedPosition is the position of a metadata row: its position column,
+// or, in a row written before positions (position NULL), its LSN.
+func storedPosition(pos *string, lsn int64) connectors.Position {
+	if pos != nil {
+		return connectors.Position(*pos)
 	}
-	return int64(lsn), nil
+	return LSNPosition(uint64(lsn))
 }
 
-// LastLSN returns the position recorded for mirror: every source change
-// committed up to it is applied on the destination. ok is false when the
-// mirror has recorded nothing yet. EnsureMetadata must have run.
-func LastLSN(ctx context.Context, conn *pgx.Conn, meta, mirror string) (lsn uint64, ok bool, err error) {
-	var v int64
-	err = conn.QueryRow(ctx, "SELECT lsn FROM "+metaSchema(meta)+".mirror_state WHERE mirror = $1", mirror).Scan(&v)
+// lsnColumn is what a metadata row's lsn column holds for pos: its LSN
+// when pos is one (an LSN above 2^63 wraps, as the catalog's bigints do),
+// else 0.
+func lsnColumn(pos connectors.Position) int64 {
+	lsn, err := PositionLSN(pos)
+	if err != nil {
+		return 0
+	}
+	return int64(lsn)
+}
+
+// LastPosition returns the position recorded for mirror: every source
+// change committed up to it is applied on the destination. ok is false when
+// the mirror has recorded nothing yet. EnsureMetadata must have run.
+func LastPosition(ctx context.Context, conn *pgx.Conn, meta, mirror string) (pos connectors.Position, ok bool, err error) {
+	var p *string
+	var lsn int64
+	err = conn.QueryRow(ctx, "SELECT position, lsn FROM "+metaSchema(meta)+".mirror_state WHERE mirror = $1", mirror).Scan(&p, &lsn)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read last lsn of mirror %s: %w", mirror, err)
+		return "", false, fmt.Errorf("read last position of mirror %s: %w", mirror, err)
 	}
-	return uint64(v), true, nil
+	return storedPosition(p, lsn), true, nil
 }
 
-// SetLSN records lsn as mirror's applied position (an upsert; it may move
-// the position backwards, so callers pass only positions they applied).
-// Call it inside the transaction that applied the changes up to lsn.
-func SetLSN(ctx context.Context, tx pgx.Tx, meta, mirror string, lsn uint64) error {
-	v, err := lsnParam(lsn)
+// SetPosition records pos as mirror's applied position (an upsert; it may
+// move the position backwards, so callers pass only positions they
+// applied). Call it inside the transaction that applied the changes up to
+// pos.
+func SetPosition(ctx context.Context, tx pgx.Tx, meta, mirror string, pos connectors.Position) error {
+	_, err := tx.Exec(ctx, "INSERT INTO "+metaSchema(meta)+`.mirror_state AS m (mirror, lsn, position) VALUES ($1, $2, $3)
+ON CONFLICT (mirror) DO UPDATE SET lsn = excluded.lsn, position = excluded.position, updated_at = now()`,
+		mirror, lsnColumn(pos), string(pos))
 	if err != nil {
-		return fmt.Errorf("record lsn of mirror %s: %w", mirror, err)
-	}
-	_, err = tx.Exec(ctx, "INSERT INTO "+metaSchema(meta)+`.mirror_state AS m (mirror, lsn) VALUES ($1, $2)
-ON CONFLICT (mirror) DO UPDATE SET lsn = excluded.lsn, updated_at = now()`, mirror, v)
-	if err != nil {
-		return fmt.Errorf("record lsn of mirror %s: %w", mirror, err)
+		return fmt.Errorf("record position of mirror %s: %w", mirror, err)
 	}
 	return nil
 }

@@ -51,16 +51,16 @@ func TestMetadata(t *testing.T) {
 				wantRows(t, conn, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '_sluice'",
 					"mirror_state,owned_tables,snapshot_partitions,table_state")
 			}
-			if _, ok, err := postgres.LastLSN(ctx, conn, meta, "m1"); err != nil || ok {
-				t.Fatalf("LastLSN of a new mirror: ok=%v err=%v", ok, err)
+			if _, ok, err := postgres.LastPosition(ctx, conn, meta, "m1"); err != nil || ok {
+				t.Fatalf("LastPosition of a new mirror: ok=%v err=%v", ok, err)
 			}
 			tbl := connectors.TableName{Schema: "public", Name: "t"}
 			other := connectors.TableName{Schema: "public", Name: "u"}
 			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 				for _, step := range []func() error{
-					func() error { return postgres.SetLSN(ctx, tx, meta, "m1", 0x16B3748) },
-					func() error { return postgres.SetLSN(ctx, tx, meta, "m1", 0xFFFFFFFF0) },
-					func() error { return postgres.SetLSN(ctx, tx, meta, "m2", 7) },
+					func() error { return postgres.SetPosition(ctx, tx, meta, "m1", postgres.LSNPosition(0x16B3748)) },
+					func() error { return postgres.SetPosition(ctx, tx, meta, "m1", postgres.LSNPosition(0xFFFFFFFF0)) },
+					func() error { return postgres.SetPosition(ctx, tx, meta, "m2", "binlog.000003:42") },
 					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 0, 10) },
 					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 5) },
 					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 6) },
@@ -76,9 +76,12 @@ func TestMetadata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if lsn, ok, err := postgres.LastLSN(ctx, conn, meta, "m1"); err != nil || !ok || lsn != 0xFFFFFFFF0 {
-				t.Errorf("LastLSN = %X, %v, %v; want FFFFFFFF0", lsn, ok, err)
+			if pos, ok, err := postgres.LastPosition(ctx, conn, meta, "m1"); err != nil || !ok || pos != "0000000FFFFFFFF0" {
+				t.Errorf("LastPosition = %s, %v, %v; want 0000000FFFFFFFF0", pos, ok, err)
 			}
+			// lsn holds the LSN of a position that is one, else 0.
+			wantRows(t, conn, "SELECT string_agg(mirror || '=' || lsn, ',' ORDER BY mirror) FROM "+
+				pgx.Identifier{metaOrDefault(meta)}.Sanitize()+".mirror_state", "m1=68719476720,m2=0")
 			wantParts := func(mirror string, table connectors.TableName, want map[int]int64) {
 				t.Helper()
 				got, err := postgres.DonePartitions(ctx, conn, meta, mirror, table)
@@ -103,11 +106,11 @@ func TestMetadata(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantParts("m1", other, map[int]int64{})
-			if _, ok, err := postgres.LastLSN(ctx, conn, meta, "m1"); err != nil || ok {
-				t.Errorf("LastLSN after ClearMirror: ok=%v err=%v", ok, err)
+			if _, ok, err := postgres.LastPosition(ctx, conn, meta, "m1"); err != nil || ok {
+				t.Errorf("LastPosition after ClearMirror: ok=%v err=%v", ok, err)
 			}
-			if lsn, ok, err := postgres.LastLSN(ctx, conn, meta, "m2"); err != nil || !ok || lsn != 7 {
-				t.Errorf("LastLSN of the other mirror = %X, %v, %v; want 7", lsn, ok, err)
+			if pos, ok, err := postgres.LastPosition(ctx, conn, meta, "m2"); err != nil || !ok || pos != "binlog.000003:42" {
+				t.Errorf("LastPosition of the other mirror = %s, %v, %v; want binlog.000003:42", pos, ok, err)
 			}
 			wantParts("m2", tbl, map[int]int64{1: 2})
 
@@ -139,4 +142,65 @@ func metaOrDefault(meta string) string {
 		return "_sluice"
 	}
 	return meta
+}
+
+// TestMetadataBeforePositions: metadata written before positions (no
+// position columns, an LSN in lsn) gets the columns from EnsureMetadata and
+// reads as the LSNs' positions; what is written then has both columns.
+func TestMetadataBeforePositions(t *testing.T) {
+	ctx := testCtx(t)
+	conn := connect(t, dstCluster.NewDB(t))
+	if err := postgres.EnsureMetadata(ctx, conn, ""); err != nil {
+		t.Fatal(err)
+	}
+	mustExec := func(sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The metadata as a Sluice from before positions left it.
+	mustExec(`ALTER TABLE _sluice.mirror_state DROP COLUMN position;
+ALTER TABLE _sluice.table_state DROP COLUMN position;
+INSERT INTO _sluice.mirror_state (mirror, lsn) VALUES ('m', x'1F00000A8'::bigint);
+INSERT INTO _sluice.table_state (mirror, source_table, stage, strategy, lsn)
+VALUES ('m', 'public.t', 'catchup', 'swap', 22216), ('m', 'public.u', 'copy', 'truncate', 0)`)
+	for range 2 { // the second adds nothing
+		if err := postgres.EnsureMetadata(ctx, conn, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantRows(t, conn, "SELECT count(*)::text FROM pg_attribute WHERE attname = 'position' AND attrelid IN "+
+		"('_sluice.mirror_state'::regclass, '_sluice.table_state'::regclass)", "2")
+	if pos, ok, err := postgres.LastPosition(ctx, conn, "", "m"); err != nil || !ok || pos != postgres.LSNPosition(0x1F00000A8) {
+		t.Fatalf("LastPosition = %s, %v, %v; want %s", pos, ok, err, postgres.LSNPosition(0x1F00000A8))
+	}
+	states, err := postgres.TableStates(ctx, conn, "", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, tu := connectors.TableName{Schema: "public", Name: "t"}, connectors.TableName{Schema: "public", Name: "u"}
+	if states[tt].Position != postgres.LSNPosition(22216) || states[tu].Position != "" || len(states) != 2 {
+		t.Fatalf("table states %+v", states)
+	}
+	// An applier begins at the recorded LSN and records its batch in both.
+	f := newItems(t, conn, "", "")
+	a := newApplier(t, conn, "m", f)
+	if rec, err := a.Begin(ctx); err != nil || rec != postgres.LSNPosition(0x1F00000A8) {
+		t.Fatalf("Begin = %s, %v", rec, err)
+	}
+	if err := a.Add(ctx, []connectors.Change{f.ins(1, "a", "x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Commit(ctx, postgres.LSNPosition(0x1F0000100)); err != nil {
+		t.Fatal(err)
+	}
+	wantRows(t, conn, "SELECT lsn || ' ' || position FROM _sluice.mirror_state WHERE mirror = 'm'",
+		fmt.Sprint(0x1F0000100)+" 00000001F0000100")
+	if err := postgres.PutTableState(ctx, conn, "", "m", connectors.TableState{Table: tt, Stage: connectors.StageCatchup,
+		Strategy: "swap", Position: postgres.LSNPosition(22300)}); err != nil {
+		t.Fatal(err)
+	}
+	wantRows(t, conn, "SELECT lsn || ' ' || position FROM _sluice.table_state WHERE source_table = 'public.t'",
+		"22300 "+string(postgres.LSNPosition(22300)))
 }

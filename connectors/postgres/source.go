@@ -154,10 +154,6 @@ func (s *Source) OpenReader(ctx context.Context, snapshot string) (connectors.Pa
 // connectors.ErrStreamLost (see CheckStream).
 func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
 	tables map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
-	start, err := PositionLSN(from)
-	if err != nil {
-		return nil, err
-	}
 	sql, err := s.peer.ConnectSQL(ctx, s.appName)
 	if err != nil {
 		return nil, err
@@ -168,7 +164,7 @@ func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from co
 		return nil, err
 	}
 	st, err := StartStream(ctx, repl, StreamConfig{
-		Slot: spec.Slot, Publication: spec.Publication, Start: start, Tables: tables, SQL: sql,
+		Slot: spec.Slot, Publication: spec.Publication, Start: from, Tables: tables, SQL: sql,
 	})
 	if err != nil {
 		repl.Close(context.Background())

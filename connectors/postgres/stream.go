@@ -55,8 +55,12 @@ type Stream struct {
 	sql   *pgx.Conn
 	sqlMu sync.Mutex
 
-	acked      uint64
-	walEnd     uint64
+	acked  uint64
+	walEnd uint64
+	// latest is walEnd as a Position, made when walEnd moved since
+	// (latestAt), so that events share it.
+	latest     connectors.Position
+	latestAt   uint64
 	nextStatus time.Time
 	inTx       bool
 	pending    []connectors.Event // decoded, not yet returned by Next
@@ -73,8 +77,9 @@ type Stream struct {
 type StreamConfig struct {
 	Slot        string
 	Publication string
-	// Start is the position to stream from (changes committed after it).
-	Start uint64
+	// Start is the position to stream from (changes committed after it):
+	// an LSN encoded by LSNPosition.
+	Start connectors.Position
 	// Tables are the mirrored tables' schemas by source name. The stream
 	// works on copies: when the source adds columns, it extends its copy
 	// and reports them (connectors.EventNewColumns); changes after that event have
@@ -95,7 +100,11 @@ var _ connectors.Stream = (*Stream)(nil)
 // StartStream starts streaming on a replication connection. The stream
 // owns conn from then on.
 func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*Stream, error) {
-	err := pglogrepl.StartReplication(ctx, conn, cfg.Slot, pglogrepl.LSN(cfg.Start), pglogrepl.StartReplicationOptions{
+	start, err := PositionLSN(cfg.Start)
+	if err != nil {
+		return nil, fmt.Errorf("start replication on slot %q: %w", cfg.Slot, err)
+	}
+	err = pglogrepl.StartReplication(ctx, conn, cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", cfg.Publication),
 			"binary 'true'", "messages 'true'"},
 	})
@@ -109,7 +118,7 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 		tables[name] = &c
 	}
 	s := &Stream{conn: conn, tables: tables, relations: make(map[uint32]*relation), sql: cfg.SQL,
-		acked: cfg.Start, nextStatus: time.Now().Add(statusInterval)}
+		acked: start, nextStatus: time.Now().Add(statusInterval)}
 	describe := cfg.DescribeType
 	if describe == nil && cfg.SQL != nil {
 		describe = TypeDescriber(cfg.SQL)
@@ -138,16 +147,28 @@ func (s *Stream) Heartbeat(ctx context.Context) error {
 	return EmitHeartbeat(ctx, s.sql)
 }
 
-// Ack records that everything up to lsn is durably applied on the
-// destination; the source is told at the next status update.
-func (s *Stream) Ack(lsn uint64) {
-	if lsn > s.acked {
+// Ack records that everything up to pos (an LSN encoded by LSNPosition) is
+// durably applied on the destination; the source is told at the next
+// status update. A position that is not an LSN is ignored: the stream
+// only ever hands out LSNs, so it would be a caller's bug, and
+// acknowledging less is safe.
+func (s *Stream) Ack(pos connectors.Position) {
+	if lsn, err := PositionLSN(pos); err == nil && lsn > s.acked {
 		s.acked = lsn
 	}
 }
 
 // Acked returns the last acknowledged position.
-func (s *Stream) Acked() uint64 { return s.acked }
+func (s *Stream) Acked() connectors.Position { return LSNPosition(s.acked) }
+
+// latestPos returns the server's WAL end as a Position, encoding it only
+// when it moved (events of a busy stream share one string).
+func (s *Stream) latestPos() connectors.Position {
+	if s.walEnd != s.latestAt {
+		s.latest, s.latestAt = LSNPosition(s.walEnd), s.walEnd
+	}
+	return s.latest
+}
 
 // Flush sends a status update now, reporting the acknowledged position as
 // written, flushed and applied.
@@ -282,7 +303,8 @@ func (s *Stream) handle(ctx context.Context, buf []connectors.Event, data []byte
 			s.nextStatus = time.Time{}
 		}
 		if !s.inTx {
-			buf = append(buf, connectors.Event{Kind: connectors.EventProgress, LSN: uint64(ka.ServerWALEnd), ServerWALEnd: s.walEnd})
+			buf = append(buf, connectors.Event{Kind: connectors.EventProgress, Pos: LSNPosition(uint64(ka.ServerWALEnd)),
+				Latest: s.latestPos()})
 		}
 		return buf, nil
 	case pglogrepl.XLogDataByteID:
@@ -315,12 +337,12 @@ func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
 		s.inTx = true
-		return append(buf, connectors.Event{Kind: connectors.EventBegin, LSN: uint64(m.FinalLSN), CommitTime: m.CommitTime,
-			ServerWALEnd: s.walEnd}), nil
+		return append(buf, connectors.Event{Kind: connectors.EventBegin, Pos: LSNPosition(uint64(m.FinalLSN)),
+			Version: uint64(m.FinalLSN), CommitTime: m.CommitTime, Latest: s.latestPos()}), nil
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
-		return append(buf, connectors.Event{Kind: connectors.EventCommit, LSN: uint64(m.TransactionEndLSN), CommitTime: m.CommitTime,
-			ServerWALEnd: s.walEnd}), nil
+		return append(buf, connectors.Event{Kind: connectors.EventCommit, Pos: LSNPosition(uint64(m.TransactionEndLSN)),
+			CommitTime: m.CommitTime, Latest: s.latestPos()}), nil
 	case *pglogrepl.RelationMessage:
 		ev, err := s.relation(ctx, m)
 		if err != nil || ev == nil {
@@ -334,13 +356,14 @@ func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte
 				return buf, err
 			}
 			if rel.schema != nil {
-				buf = append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table, ServerWALEnd: s.walEnd,
+				buf = append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table,
 					Change: connectors.Change{Kind: connectors.Truncate, Table: rel.table}})
 			}
 		}
 	case *pglogrepl.LogicalDecodingMessage:
 		if !m.Transactional && !s.inTx {
-			return append(buf, connectors.Event{Kind: connectors.EventProgress, LSN: uint64(m.LSN), ServerWALEnd: s.walEnd}), nil
+			return append(buf, connectors.Event{Kind: connectors.EventProgress, Pos: LSNPosition(uint64(m.LSN)),
+				Latest: s.latestPos()}), nil
 		}
 	}
 	return buf, nil
@@ -403,7 +426,7 @@ func (s *Stream) decodeRow(buf []connectors.Event, data []byte) ([]connectors.Ev
 	if err != nil {
 		return buf, err
 	}
-	return append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table, Change: c, ServerWALEnd: s.walEnd}), nil
+	return append(buf, connectors.Event{Kind: connectors.EventChange, Table: rel.table, Change: c}), nil
 }
 
 // values returns n values from the stream's value arena (the same idea as
@@ -474,7 +497,7 @@ func (s *Stream) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*c
 	if len(added) == 0 {
 		return nil, nil
 	}
-	return &connectors.Event{Kind: connectors.EventNewColumns, Table: name, NewColumns: added, ServerWALEnd: s.walEnd}, nil
+	return &connectors.Event{Kind: connectors.EventNewColumns, Table: name, NewColumns: added}, nil
 }
 
 // tuple decodes a TupleData (Int16 column count, then per column Byte1

@@ -69,7 +69,7 @@ func replConn(t *testing.T, url string) *pgconn.PgConn {
 func (e *streamEnv) start(t *testing.T) *postgres.Stream {
 	t.Helper()
 	s, err := postgres.StartStream(testCtx(t), replConn(t, e.url), postgres.StreamConfig{
-		Slot: e.slot.Name, Publication: "acc_pub", Start: e.slot.ConsistentLSN,
+		Slot: e.slot.Name, Publication: "acc_pub", Start: postgres.LSNPosition(e.slot.ConsistentLSN),
 		Tables:       map[connectors.TableName]*connectors.TableSchema{e.schema.Name: e.schema},
 		DescribeType: postgres.TypeDescriber(e.src),
 	})
@@ -102,12 +102,15 @@ func TestStreamEvents(t *testing.T) {
 		}
 		switch ev.Kind {
 		case connectors.EventBegin:
+			if ev.Version != posLSN(t, ev.Pos) || ev.Version == 0 || ev.Latest == "" {
+				t.Errorf("begin at %s, version %X, latest %s", ev.Pos, ev.Version, ev.Latest)
+			}
 			got = append(got, "begin")
 		case connectors.EventCommit:
-			if ev.LSN <= last {
-				t.Errorf("commit lsn %X after %X", ev.LSN, last)
+			if posLSN(t, ev.Pos) <= last {
+				t.Errorf("commit lsn %X after %X", posLSN(t, ev.Pos), last)
 			}
-			last = ev.LSN
+			last = posLSN(t, ev.Pos)
 			got = append(got, "commit")
 		case connectors.EventChange:
 			d := string(ev.Change.Kind)
@@ -231,7 +234,7 @@ CREATE PUBLICATION p FOR TABLE public.t, public.f, public.skipped`)
 	mustExec(t, src, `ALTER TABLE public.t ADD COLUMN extra text; INSERT INTO public.t VALUES (4, 4, 'small', 'e')`)
 
 	s, err := postgres.StartStream(ctx, replConn(t, url), postgres.StreamConfig{
-		Slot: slot.Name, Publication: "p", Start: slot.ConsistentLSN, Tables: tables,
+		Slot: slot.Name, Publication: "p", Start: postgres.LSNPosition(slot.ConsistentLSN), Tables: tables,
 		DescribeType: postgres.TypeDescriber(src),
 	})
 	if err != nil {
@@ -273,10 +276,10 @@ CREATE PUBLICATION p FOR TABLE public.t, public.f, public.skipped`)
 		for _, ev := range evs {
 			switch ev.Kind {
 			case connectors.EventBegin:
-				begin = ev.LSN
+				begin = posLSN(t, ev.Pos)
 			case connectors.EventCommit:
-				if ev.LSN <= begin {
-					t.Errorf("commit ends at %X, not after its begin's %X", ev.LSN, begin)
+				if posLSN(t, ev.Pos) <= begin {
+					t.Errorf("commit ends at %X, not after its begin's %X", posLSN(t, ev.Pos), begin)
 				}
 				commits++
 			case connectors.EventNewColumns:
@@ -311,7 +314,7 @@ func TestStreamHeartbeat(t *testing.T) {
 	ctx := testCtx(t)
 	sql := connect(t, e.url)
 	s, err := postgres.StartStream(ctx, replConn(t, e.url), postgres.StreamConfig{
-		Slot: e.slot.Name, Publication: "acc_pub", Start: e.slot.ConsistentLSN,
+		Slot: e.slot.Name, Publication: "acc_pub", Start: postgres.LSNPosition(e.slot.ConsistentLSN),
 		Tables: map[connectors.TableName]*connectors.TableSchema{e.schema.Name: e.schema}, SQL: sql,
 	})
 	if err != nil {
@@ -343,7 +346,7 @@ func TestStreamHeartbeat(t *testing.T) {
 		}
 		for _, ev := range evs {
 			if ev.Kind == connectors.EventProgress {
-				got = max(got, ev.LSN)
+				got = max(got, posLSN(t, ev.Pos))
 			}
 		}
 	}
@@ -361,7 +364,7 @@ func TestStreamHeartbeat(t *testing.T) {
 	}
 	repl.Close(ctx)
 	bare, err := postgres.StartStream(ctx, replConn(t, e.url), postgres.StreamConfig{
-		Slot: slot2.Name, Publication: "acc_pub", Start: slot2.ConsistentLSN,
+		Slot: slot2.Name, Publication: "acc_pub", Start: postgres.LSNPosition(slot2.ConsistentLSN),
 		Tables: map[connectors.TableName]*connectors.TableSchema{e.schema.Name: e.schema},
 	})
 	if err != nil {
@@ -371,4 +374,14 @@ func TestStreamHeartbeat(t *testing.T) {
 	if err := bare.Heartbeat(ctx); err == nil || !strings.Contains(err.Error(), "no SQL connection") {
 		t.Errorf("Heartbeat without an SQL connection: err = %v", err)
 	}
+}
+
+// posLSN is the LSN of a position the stream made.
+func posLSN(t testing.TB, p connectors.Position) uint64 {
+	t.Helper()
+	lsn, err := postgres.PositionLSN(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lsn
 }

@@ -18,7 +18,7 @@ type Execer interface {
 // TableStates returns the table resyncs under way for mirror, by source
 // table. EnsureMetadata must have run.
 func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[connectors.TableName]connectors.TableState, error) {
-	rows, err := q.Query(ctx, "SELECT source_table, stage, strategy, lsn, saved FROM "+metaSchema(meta)+
+	rows, err := q.Query(ctx, "SELECT source_table, stage, strategy, position, lsn, saved FROM "+metaSchema(meta)+
 		".table_state WHERE mirror = $1", mirror)
 	if err != nil {
 		return nil, fmt.Errorf("read table resync states of mirror %s: %w", mirror, err)
@@ -26,14 +26,15 @@ func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[conne
 	out := make(map[connectors.TableName]connectors.TableState)
 	var name string
 	var st connectors.TableState
+	var pos *string
 	var lsn int64
 	var saved []byte
-	_, err = pgx.ForEachRow(rows, []any{&name, &st.Stage, &st.Strategy, &lsn, &saved}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &st.Stage, &st.Strategy, &pos, &lsn, &saved}, func() error {
 		t, err := connectors.ParseTableName(name)
 		if err != nil {
 			return err
 		}
-		st.Table, st.LSN, st.Saved = t, uint64(lsn), nil
+		st.Table, st.Position, st.Saved = t, storedPosition(pos, lsn), nil
 		if saved != nil {
 			st.Saved = append(json.RawMessage(nil), saved...)
 		}
@@ -49,19 +50,15 @@ func TableStates(ctx context.Context, q Querier, meta, mirror string) (map[conne
 // PutTableState records st for mirror (an upsert). Call it in the
 // transaction that did what the stage says is done.
 func PutTableState(ctx context.Context, db Execer, meta, mirror string, st connectors.TableState) error {
-	v, err := lsnParam(st.LSN)
-	if err != nil {
-		return err
-	}
 	var saved any
 	if st.Saved != nil {
 		saved = []byte(st.Saved)
 	}
-	_, err = db.Exec(ctx, "INSERT INTO "+metaSchema(meta)+`.table_state AS s (mirror, source_table, stage, strategy, lsn, saved)
-VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := db.Exec(ctx, "INSERT INTO "+metaSchema(meta)+`.table_state AS s (mirror, source_table, stage, strategy, lsn, position, saved)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (mirror, source_table) DO UPDATE SET stage = excluded.stage, strategy = excluded.strategy,
-	lsn = excluded.lsn, saved = excluded.saved, updated_at = now()`,
-		mirror, st.Table.String(), st.Stage, st.Strategy, v, saved)
+	lsn = excluded.lsn, position = excluded.position, saved = excluded.saved, updated_at = now()`,
+		mirror, st.Table.String(), st.Stage, st.Strategy, lsnColumn(st.Position), string(st.Position), saved)
 	if err != nil {
 		return fmt.Errorf("record resync state of %s in mirror %s: %w", st.Table, mirror, err)
 	}
