@@ -294,8 +294,8 @@ func (d *fakeDest) NewApplier(ctx context.Context, tables []connectors.DestTable
 	return nil, d.w.call("dst.NewApplier")
 }
 
-func (d *fakeDest) Teardown(ctx context.Context, drop []connectors.TableName) error {
-	return d.w.call("dst.Teardown")
+func (d *fakeDest) Teardown(ctx context.Context, drop []connectors.TableName) (connectors.Pending, error) {
+	return connectors.Pending{Commit: func(context.Context) error { return nil }, Abort: func() {}}, d.w.call("dst.Teardown")
 }
 
 func (d *fakeDest) Dependents(ctx context.Context, tables []connectors.TableName) ([]string, error) {

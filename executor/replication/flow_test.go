@@ -7,33 +7,77 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/internal/testbed"
+	"github.com/sluicedb/sluice/internal/pgcluster"
 )
 
 // The flows' order of steps, their resumption after a crash at any call,
 // and the errors for missing abilities, against the fakes of fakes_test.go
 // and a real catalog. End-to-end tests on real databases are in executor.
 
-var catalogCluster *testbed.Cluster
+// catalogCluster holds the tests' catalogs, a database each. (The
+// testbed package imports the executor, which imports this package: the
+// cluster is made here with pgcluster.)
+var catalogCluster *pgcluster.Cluster
 
 func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sluice-test-replication-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	catalogCluster, err = testbed.Start(ctx, "catalog")
+	catalogCluster, err = pgcluster.New(pgcluster.Config{Dir: filepath.Join(dir, "data"), Password: "testpw",
+		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "max_connections": "200"}})
+	if err == nil {
+		err = catalogCluster.Init(ctx)
+	}
+	if err == nil {
+		err = catalogCluster.Start(ctx)
+	}
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start catalog cluster:", err)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
-	catalogCluster.Stop()
+	_ = catalogCluster.Stop()
+	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+var dbSeq atomic.Int64
+
+// newCatalogDB creates a database for t's catalog, dropped when t ends.
+func newCatalogDB(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	name := fmt.Sprintf("catalog_%d", dbSeq.Add(1))
+	conn, err := pgx.Connect(ctx, catalogCluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), catalogCluster.URL("postgres"))
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			conn.Close(context.Background())
+		}
+	})
+	return catalogCluster.URL(name)
 }
 
 var (
@@ -55,7 +99,7 @@ func newBed(t *testing.T, ables abilities, opts map[string]string) *bed {
 	ctx := context.Background()
 	key := make([]byte, catalog.KeySize)
 	_, _ = rand.Read(key)
-	store, err := catalog.Open(ctx, catalogCluster.NewDB(t), key)
+	store, err := catalog.Open(ctx, newCatalogDB(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}
