@@ -82,17 +82,14 @@ func (d *Destination) ensureMeta(ctx context.Context) error {
 // DefaultSchema implements connectors.Destination: "public".
 func (d *Destination) DefaultSchema() string { return "public" }
 
-// Applied implements connectors.Destination: the mirror's LSN in the
-// metadata (LastLSN) as a Position (LSNPosition), "" when none.
+// Applied implements connectors.Destination: the mirror's position in the
+// metadata (LastPosition), "" when none.
 func (d *Destination) Applied(ctx context.Context) (connectors.Position, error) {
 	if err := d.ensureMeta(ctx); err != nil {
 		return "", err
 	}
-	lsn, ok, err := LastLSN(ctx, d.conn, d.meta, d.mirror)
-	if err != nil || !ok {
-		return "", err
-	}
-	return LSNPosition(lsn), nil
+	pos, _, err := LastPosition(ctx, d.conn, d.meta, d.mirror)
+	return pos, err
 }
 
 // TableExists implements connectors.Destination (see TableExists: a name
@@ -159,16 +156,21 @@ func (d *Destination) NewApplier(ctx context.Context, tables []connectors.DestTa
 	return NewApplier(ctx, d.conn, d.meta, d.mirror, tables)
 }
 
-// Teardown implements connectors.Destination, in one transaction whose
-// statements wait at most teardownLockTimeout for a lock: ClearMirror,
+// Teardown implements connectors.Destination: one transaction whose
+// statements wait at most teardownLockTimeout for a lock runs ClearMirror,
 // DropAllOwned (only the tables recorded as Sluice's own, by OID), then
 // DropTables(drop), without CASCADE (a view on one of them makes it fail:
-// see Dependents). Idempotent.
-func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName) error {
+// see Dependents). The transaction stays open, with its locks, until the
+// Pending is committed or aborted. Idempotent.
+func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName) (connectors.Pending, error) {
 	if err := d.ensureMeta(ctx); err != nil {
-		return err
+		return connectors.Pending{}, err
 	}
-	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+	tx, err := d.conn.Begin(ctx)
+	if err != nil {
+		return connectors.Pending{}, fmt.Errorf("begin on the destination: %w", err)
+	}
+	err = func() error {
 		if err := SetLockTimeout(ctx, tx, teardownLockTimeout); err != nil {
 			return err
 		}
@@ -182,7 +184,13 @@ func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName)
 			return fmt.Errorf("drop destination tables %s: %w", tableList(drop), err)
 		}
 		return nil
-	})
+	}()
+	abort := func() { _ = tx.Rollback(context.Background()) }
+	if err != nil {
+		abort()
+		return connectors.Pending{}, err
+	}
+	return connectors.Pending{Commit: tx.Commit, Abort: abort}, nil
 }
 
 // Dependents implements connectors.Destination (Dependents, each rendered

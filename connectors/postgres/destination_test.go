@@ -289,7 +289,7 @@ func TestDestinationCreateLoad(t *testing.T) {
 	if _, err := a.Begin(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Commit(ctx, 0x16B374D8); err != nil {
+	if _, err := a.Commit(ctx, postgres.LSNPosition(0x16B374D8)); err != nil {
 		t.Fatal(err)
 	}
 	if pos, err := d.Applied(ctx); err != nil || pos != postgres.LSNPosition(0x16B374D8) {
@@ -374,7 +374,7 @@ func TestDestinationShadowSwap(t *testing.T) {
 		t.Fatalf("orders' shadow primary key: %v, %v", has, err)
 	}
 	for _, src := range []connectors.TableName{dtUsers.Source, dtOrders.Source} {
-		if err := d.PutTableState(ctx, connectors.TableState{Table: src, Stage: connectors.StageSwap, Strategy: "swap", LSN: 42}); err != nil {
+		if err := d.PutTableState(ctx, connectors.TableState{Table: src, Stage: connectors.StageSwap, Strategy: "swap", Position: postgres.LSNPosition(42)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -407,7 +407,7 @@ func TestDestinationShadowSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, has := states[dtUsers.Source]; has || len(states) != 1 || states[dtOrders.Source].LSN != 42 {
+	if _, has := states[dtUsers.Source]; has || len(states) != 1 || states[dtOrders.Source].Position != postgres.LSNPosition(42) {
 		t.Errorf("states after the swap %v: want only orders' (no EndResync)", states)
 	}
 	if err := d.DeleteTableState(ctx, dtOrders.Source); err != nil {
@@ -615,7 +615,7 @@ func TestDestinationTeardown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := connectors.TableState{Table: dtA.Source, Stage: connectors.StageSwap, Strategy: "swap", LSN: 7}
+	st := connectors.TableState{Table: dtA.Source, Stage: connectors.StageSwap, Strategy: "swap", Position: postgres.LSNPosition(7)}
 	for _, x := range []*postgres.Destination{d, other} {
 		if err := x.PutTableState(ctx, st); err != nil {
 			t.Fatal(err)
@@ -635,14 +635,24 @@ func TestDestinationTeardown(t *testing.T) {
 	if deps, err := d.Dependents(ctx, []connectors.TableName{a, b}); err != nil || !slices.Equal(deps, []string{"view public.bv depends on public.b"}) {
 		t.Fatalf("Dependents = %q, %v", deps, err)
 	}
-	if err := d.Teardown(ctx, []connectors.TableName{a, b}); err == nil {
+	if _, err := d.Teardown(ctx, []connectors.TableName{a, b}); err == nil {
 		t.Fatal("Teardown of a table a view depends on succeeded")
 	}
+	// A teardown aborted changes nothing, and holds nothing after.
+	p, err := d.Teardown(ctx, []connectors.TableName{a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Abort()
 	if got, want := tables(), []string{"a", shadow.Name, "b", "b_resync", "c"}; !slices.Equal(got, want) || states(d) != 1 {
 		t.Fatalf("after a failed Teardown: tables %v (want %v), %d states (want 1)", got, want, states(d))
 	}
 	for range 2 {
-		if err := d.Teardown(ctx, []connectors.TableName{a}); err != nil {
+		p, err := d.Teardown(ctx, []connectors.TableName{a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -203,4 +203,3 @@ func (f *flow) schemaEvents(ctx context.Context, table connectors.TableName, eve
 	}
 	return nil
 }
-

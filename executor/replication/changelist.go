@@ -82,4 +82,3 @@ func (l *changeList) release(seg []connectors.Change) {
 		l.spare = append(l.spare, seg[:0])
 	}
 }
-
