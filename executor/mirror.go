@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
-	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
@@ -79,16 +78,4 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 func isCode(err error, code string) bool {
 	var e *sqlerr.Error
 	return errors.As(err, &e) && e.Code == code
-}
-
-// tableSet renders names for messages.
-func tableSet(names []connectors.TableName) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n.String()
-	}
-	return out
 }

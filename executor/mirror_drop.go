@@ -200,7 +200,7 @@ func refuseUnreachable(m catalog.Mirror, role, peer string, err error) error {
 func leftOnDestination(m catalog.Mirror, d *dropPlan, err error) string {
 	what := "its metadata"
 	if d.dropTables {
-		what = "its metadata and tables " + tableSet(d.tables)
+		what = "its metadata and tables " + connectors.JoinNames(d.tables)
 	}
 	return fmt.Sprintf("%s stay on destination peer %q, which cannot be reached: %v", what, m.DestinationPeer, err)
 }

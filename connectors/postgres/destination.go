@@ -181,7 +181,7 @@ func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName)
 			return err
 		}
 		if err := DropTables(ctx, tx, drop); err != nil {
-			return fmt.Errorf("drop destination tables %s: %w", tableList(drop), err)
+			return fmt.Errorf("drop destination tables %s: %w", connectors.JoinNames(drop), err)
 		}
 		return nil
 	}()
@@ -284,16 +284,4 @@ func (d *Destination) DeleteTableState(ctx context.Context, table connectors.Tab
 		return err
 	}
 	return DeleteTableState(ctx, d.conn, d.meta, d.mirror, table)
-}
-
-// tableList renders tables for a message: a, b, c.
-func tableList(tables []connectors.TableName) string {
-	s := ""
-	for i, t := range tables {
-		if i > 0 {
-			s += ", "
-		}
-		s += t.String()
-	}
-	return s
 }

@@ -191,18 +191,6 @@ func (f *flow) progressed(ctx context.Context) error {
 	return f.store.ClearError(ctx, f.m.Name)
 }
 
-// tableSet renders names for a message: "a.b, c.d".
-func tableSet(names []connectors.TableName) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n.String()
-	}
-	return out
-}
-
 // display renders a position of the mirror's source for messages.
 func (f *flow) display(p connectors.Position) string {
 	if k, ok := f.e.cfg.Kinds.Lookup(f.srcType); ok && k.FormatPosition != nil {

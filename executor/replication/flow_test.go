@@ -300,7 +300,7 @@ func TestFlowFullResyncSwapsShadows(t *testing.T) {
 		return connectors.TableName{Schema: t.Schema, Name: t.Name + "_resync"}
 	}
 	b.checkLoadedOnce(shadow)
-	if got := tableSet(b.w.swapped); got != "public.orders, public.users" {
+	if got := connectors.JoinNames(b.w.swapped); got != "public.orders, public.users" {
 		t.Errorf("swapped %q, want both tables", got)
 	}
 	if !b.w.finished[shadow(usersTable)] {
@@ -337,7 +337,7 @@ func TestFlowFullResyncLostShadowStartsOver(t *testing.T) {
 		t.Errorf("swapped %v with a shadow missing", b.w.swapped)
 	}
 	b.stepUntil(catalog.PhaseCDC, 1)
-	if got := tableSet(b.w.swapped); got != "public.orders, public.users" {
+	if got := connectors.JoinNames(b.w.swapped); got != "public.orders, public.users" {
 		t.Errorf("swapped %q after starting over, want both tables", got)
 	}
 }

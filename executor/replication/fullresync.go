@@ -66,7 +66,7 @@ func (f *flow) swapAll(ctx context.Context) error {
 	if errors.Is(err, connectors.ErrShadowLost) && len(missing) > 0 {
 		// The swap is all or none: shadows gone while others are still
 		// there were dropped by someone else.
-		return f.restartResync(ctx, tableSet(missing))
+		return f.restartResync(ctx, connectors.JoinNames(missing))
 	}
 	if err != nil {
 		return fmt.Errorf("swap resynced tables in: %w", err)

@@ -126,7 +126,7 @@ func (f *flow) adoptShadows(ctx context.Context, dst connectors.Destination) err
 		}
 	}
 	if len(missing) > 0 {
-		return f.restartResync(ctx, tableSet(missing))
+		return f.restartResync(ctx, connectors.JoinNames(missing))
 	}
 	return nil
 }
