@@ -1,18 +1,3 @@
-// Package executor runs statements: Sluice's own verbs (one file per
-// statement kind) and standard SQL, which it routes either to the catalog
-// (status views, SET, SHOW, psql's catalog look-ups) or, for a query naming
-// a peer as in SELECT ... FROM peer.schema.table, to that peer.
-//
-// Sessions query the catalog as its unprivileged reader role
-// (catalog.Store.ReaderURL), read-only, on connections they share from a
-// bounded pool (catalog_pool.go); statements that could write are refused
-// before they reach it (readonly.go). Federated queries and cursors over
-// them run on a read-only connection to the peer (peercursor.go);
-// EXECUTE peer('...') and writes by peer name (peerwrite.go) on a
-// read-write one. On a ClickHouse peer, federated queries and EXECUTE go to
-// the connector through connectors.FederatedReader (federated.go); the peer
-// types that have one are listed in peerkinds.go, the only session file
-// that names a connector for it.
 package executor
 
 import (
