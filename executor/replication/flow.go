@@ -104,7 +104,7 @@ func (f *flow) peer(ctx context.Context, name string) (connectors.Peer, string, 
 func (f *flow) open(ctx context.Context, appName string) (src connectors.Source, dst connectors.Destination, closeAll func(), err error) {
 	src, err = f.src.OpenSource(ctx, appName)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("source: %w", err)
+		return nil, nil, nil, err // names the source's host already
 	}
 	dst, err = f.dst.OpenDestination(ctx, appName, f.m.Name)
 	if err != nil {
