@@ -39,6 +39,11 @@ type world struct {
 	shadows  map[connectors.TableName]connectors.TableName // live -> shadow
 	swapped  []connectors.TableName
 	finished map[connectors.TableName]bool
+
+	// stream and applier, when set, make the CDC phase's stream and
+	// applier; without them the phase fails.
+	stream  func() connectors.Stream
+	applier func() connectors.Applier
 }
 
 func newWorld(tables map[connectors.TableName]int, partSize int) *world {
@@ -182,7 +187,13 @@ func (s *fakeSource) OpenReader(ctx context.Context, snapshot string) (connector
 }
 
 func (s *fakeSource) Stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position, tables map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
-	return nil, s.w.call("src.Stream")
+	if err := s.w.call("src.Stream"); err != nil {
+		return nil, err
+	}
+	if s.w.stream == nil {
+		return nil, fmt.Errorf("the test gives no stream")
+	}
+	return s.w.stream(), nil
 }
 
 func (s *fakeSource) CheckStream(ctx context.Context, spec connectors.StreamSpec) error {
@@ -291,7 +302,13 @@ func (d *fakeDest) OpenLoader(ctx context.Context) (connectors.Loader, error) {
 }
 
 func (d *fakeDest) NewApplier(ctx context.Context, tables []connectors.DestTable) (connectors.Applier, error) {
-	return nil, d.w.call("dst.NewApplier")
+	if err := d.w.call("dst.NewApplier"); err != nil {
+		return nil, err
+	}
+	if d.w.applier == nil {
+		return nil, fmt.Errorf("the test gives no applier")
+	}
+	return d.w.applier(), nil
 }
 
 func (d *fakeDest) Teardown(ctx context.Context, drop []connectors.TableName) (connectors.Pending, error) {

@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -339,5 +340,71 @@ func TestFlowFullResyncLostShadowStartsOver(t *testing.T) {
 	b.stepUntil(catalog.PhaseCDC, 1)
 	if got := connectors.JoinNames(b.w.swapped); got != "public.orders, public.users" {
 		t.Errorf("swapped %q after starting over, want both tables", got)
+	}
+}
+
+// idleStream is a stream with nothing to send, and an applier that never
+// needs to open a transaction.
+func idleStream(w *world) {
+	w.stream = func() connectors.Stream {
+		return &fakeStream{read: func(ctx context.Context, buf []connectors.Event, max int, wait time.Duration) ([]connectors.Event, error) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+				return buf, nil
+			}
+		}}
+	}
+	w.applier = func() connectors.Applier {
+		return &fakeApplier{inTx: func() bool { return false }, rollback: func(context.Context) error { return nil }}
+	}
+}
+
+// TestFlowTableResyncRefusedWithoutAbility asks for a RESYNC TABLE on a
+// destination that can run none: the streaming mirror fails the request,
+// naming the peer type, and goes on streaming.
+func TestFlowTableResyncRefusedWithoutAbility(t *testing.T) {
+	b := newBed(t, abilities{}, nil)
+	idleStream(b.w)
+	b.stepUntil(catalog.PhaseCDC, 1)
+	ctx := context.Background()
+	if err := b.store.StartTableResync(ctx, "m", "public.users", StrategySwap, nil); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		m, err := b.store.GetMirror(cctx, "m")
+		if err != nil {
+			done <- err
+			return
+		}
+		f := &flow{e: b.e, store: b.store, m: m, opt: ParseOptions(m.Options), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		done <- f.step(cctx)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	var mt catalog.MirrorTable
+	for time.Now().Before(deadline) {
+		mt = b.mirror().Tables[0]
+		if mt.ResyncStatus == catalog.ResyncFailed {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("the stream stopped: %v", err)
+	}
+	if mt.ResyncStatus != catalog.ResyncFailed {
+		t.Fatalf("resync of %s is %q, want failed", mt.Source, mt.ResyncStatus)
+	}
+	if m := b.mirror(); m.Phase != catalog.PhaseCDC || m.Error != "" {
+		t.Errorf("mirror in %s with error %q: the refusal must not stop it", m.Phase, m.Error)
+	}
+	var msg string
+	err := b.store.Pool().QueryRow(ctx, `SELECT coalesce(resync_error, '') FROM sluice.mirror_tables WHERE mirror = 'm' AND source_table = 'public.users'`).Scan(&msg)
+	if err != nil || !strings.Contains(msg, "RESYNC TABLE is not supported for FAKE destinations") {
+		t.Errorf("resync_error = %q, %v; want the missing ability named", msg, err)
 	}
 }
