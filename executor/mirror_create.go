@@ -70,7 +70,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	spec := connectors.StreamSpec{Mirror: st.Name, Slot: cfg.Slot, Publication: cfg.Publication}
 	if mc, ok := src.(connectors.MirrorChecker); ok {
 		if err := mc.CanStream(ctx); err != nil {
-			return atPosition(err, st.SourcePos)
+			return aboutPeer(err, st.Source, st.SourcePos)
 		}
 	}
 	schemas, err := validateTables(ctx, src, dest, tables)
@@ -174,13 +174,20 @@ func prepareDestination(ctx context.Context, dest connectors.Destination, dests 
 	return nil
 }
 
-// atPosition sets pos (0: none) on a *sqlerr.Error that has none.
-func atPosition(err error, pos sqlext.Pos) error {
+// aboutPeer names peer in a connector's *sqlerr.Error about it ("peer
+// \"src\" cannot be a CDC source: ...") and points it at pos (0: nowhere).
+// Other errors are returned as they are.
+func aboutPeer(err error, peer string, pos sqlext.Pos) error {
 	var e *sqlerr.Error
-	if pos > 0 && errors.As(err, &e) && e.Position == 0 {
-		return e.WithPosition(int(pos))
+	if !errors.As(err, &e) {
+		return err
 	}
-	return err
+	c := *e
+	c.Message = fmt.Sprintf("peer %q %s", peer, e.Message)
+	if pos > 0 && c.Position == 0 {
+		c.Position = int(pos)
+	}
+	return &c
 }
 
 // mirrorSource loads a peer named as a mirror's source.

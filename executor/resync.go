@@ -66,7 +66,7 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 	defer src.Close(context.Background())
 	if mc, ok := src.(connectors.MirrorChecker); ok {
 		if err := mc.CanStream(ctx); err != nil {
-			return err
+			return aboutPeer(err, m.SourcePeer, 0)
 		}
 	}
 	dst, dstType, err := s.openMirrorDestination(ctx, m, "resync")
