@@ -90,7 +90,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		for i, d := range dests {
 			n, err := planner.PlanTable(d)
 			if err != nil {
-				return sqlerr.New(pgerrcode.FeatureNotSupported, "destination table %s cannot be made: %v", d.Dest, err).
+				return sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).
 					WithPosition(int(tables[i].pos))
 			}
 			notices = append(notices, n...)

@@ -299,7 +299,7 @@ func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalo
 	dest, _ := connectors.ParseTableName(mt.Destination)
 	notices, err := planner.PlanTable(connectors.DestTable{Source: source, Dest: dest, Schema: ts, OrderBy: orderBy})
 	if err != nil {
-		return "", sqlerr.New(pgerrcode.FeatureNotSupported, "destination table %s cannot be made: %v", dest, err).WithPosition(int(pos))
+		return "", sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).WithPosition(int(pos))
 	}
 	var out []string
 	for _, n := range notices {
