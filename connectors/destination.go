@@ -156,8 +156,9 @@ type IndexCreator interface {
 // TablePlanner is the ability of a destination to say, before anything is
 // made (CREATE MIRROR), what it would make of a table.
 type TablePlanner interface {
-	// PlanTable refuses, naming the column, a table CreateTable would fail
-	// to make of d, and returns the notices for the user about what
+	// PlanTable refuses, naming the table and the column, a table
+	// CreateTable would fail to make of d (the error's text is the
+	// user's message), and returns the notices for the user about what
 	// differs from the source (generated columns left out, nullable
 	// sorting-key columns). No I/O.
 	PlanTable(d DestTable) (notices []string, err error)

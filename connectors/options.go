@@ -1,17 +1,3 @@
-// Package connectors holds what every database connector shares: option
-// parsing and the option errors that peer and mirror validation report
-// (OptionSpec, TLSOptions, OptionError; options.go, tls.go), and the
-// interfaces through which the executor reaches a connector without
-// importing it: the kinds of peers (Kind, Registry; kind.go), which say
-// what CREATE PEER ... FROM <type> accepts and checks and what such a peer
-// can do, federated reads for client sessions (FederatedReader,
-// federated.go), and the CDC engine's seam: a source's change stream and
-// its events (Stream, Event; stream.go) and a destination's applier
-// (Applier, with the TablePositionCommitter ability that records table
-// resync states, TableState, in the batch's transaction; applier.go,
-// tablestate.go). Each database has its own sub-package (connectors/postgres,
-// ...) that returns its Kind; connectors/all lists them, and cmd/sluice
-// hands the registry to the executor (executor.Config.Kinds).
 package connectors
 
 import (

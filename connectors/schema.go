@@ -21,6 +21,18 @@ type TableName struct {
 // ParseTableName.
 func (t TableName) String() string { return QuoteIdent(t.Schema) + "." + QuoteIdent(t.Name) }
 
+// JoinNames renders names for a message: "a.b, c.d".
+func JoinNames(names []TableName) string {
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n.String())
+	}
+	return b.String()
+}
+
 // Keys returns the forms the name has been stored under in metadata: String,
 // and before names were quoted, schema.name unquoted. Readers of metadata a
 // Sluice before the change may have written match either.

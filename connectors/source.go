@@ -196,7 +196,8 @@ type ColumnReader interface {
 // made, that it can stream changes for it.
 type MirrorChecker interface {
 	// CanStream returns a *sqlerr.Error saying what to change when the
-	// source cannot be a change source at all (a setting, a privilege).
+	// source cannot be a change source at all (a setting, a privilege);
+	// the caller prefixes its message with the peer's name.
 	CanStream(ctx context.Context) error
 	// NamesFree returns a *sqlerr.Error naming the option to change when
 	// what spec names (publication, slot) exists already on the source.

@@ -16,7 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/connectors/all"
+	"github.com/sluicedb/sluice/internal/testbed"
 )
 
 // The crash tests run the real sluice binary and kill it with SIGKILL at
@@ -247,10 +248,7 @@ func TestKillAndRestart(t *testing.T) {
 		return c.QueryRow(context.Background(), `SELECT rows_copied, rows_estimated FROM mirror_tables
 			WHERE mirror = 'crash' AND source_table = 'public.pgbench_accounts'`).Scan(&copied, &estimated) == nil
 	})
-	done, err := postgres.DonePartitions(testCtx(t), dst, "", "crash", connectors.TableName{Schema: "public", Name: "pgbench_accounts"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	done := loadedPartitions(t, dstURL, "crash", connectors.TableName{Schema: "public", Name: "pgbench_accounts"})
 	var loaded int64
 	for _, rows := range done {
 		loaded += rows
@@ -355,4 +353,27 @@ func TestKillDuringResync(t *testing.T) {
 	if err := src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&slots); err != nil || slots != 1 {
 		t.Fatalf("%d replication slots on the source, want the mirror's one (%v)", slots, err)
 	}
+}
+
+// loadedPartitions reads, through the seam, the partitions of table that
+// the destination at dbURL records loaded for mirror.
+func loadedPartitions(t *testing.T, dbURL, mirror string, table connectors.TableName) map[int]int64 {
+	t.Helper()
+	ctx := testCtx(t)
+	kind, _ := all.Registry().Lookup("POSTGRES")
+	peer, err := kind.Parse(map[string]string{"host": "127.0.0.1", "port": fmt.Sprint(peerCluster.Port()), "user": "postgres",
+		"password": peerCluster.Password(), "database": testbed.DBName(dbURL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := peer.(connectors.DestinationPeer).OpenDestination(ctx, "sluice-test", mirror)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close(context.Background())
+	done, err := dst.Loaded(ctx, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return done
 }

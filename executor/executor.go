@@ -1,18 +1,3 @@
-// Package executor runs statements: Sluice's own verbs (one file per
-// statement kind) and standard SQL, which it routes either to the catalog
-// (status views, SET, SHOW, psql's catalog look-ups) or, for a query naming
-// a peer as in SELECT ... FROM peer.schema.table, to that peer.
-//
-// Sessions query the catalog as its unprivileged reader role
-// (catalog.Store.ReaderURL), read-only, on connections they share from a
-// bounded pool (catalog_pool.go); statements that could write are refused
-// before they reach it (readonly.go). Federated queries and cursors over
-// them run on a read-only connection to the peer (peercursor.go);
-// EXECUTE peer('...') and writes by peer name (peerwrite.go) on a
-// read-write one. On a ClickHouse peer, federated queries and EXECUTE go to
-// the connector through connectors.FederatedReader (federated.go); the peer
-// types that have one are listed in peerkinds.go, the only session file
-// that names a connector for it.
 package executor
 
 import (
@@ -25,6 +10,7 @@ import (
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 )
 
@@ -78,10 +64,10 @@ func (c *Config) Validate() error {
 
 // Executor opens sessions for the server. It is safe for concurrent use.
 type Executor struct {
-	cfg  Config
-	warn sync.Once    // the warning that sessions are not isolated
-	sup  supervisor   // the mirrors' runners
-	pool *catalogPool // the catalog connections sessions share
+	cfg    Config
+	warn   sync.Once           // the warning that sessions are not isolated
+	engine *replication.Engine // runs the mirrors' flows
+	pool   *catalogPool        // the catalog connections sessions share
 	// monStop stops the slot monitor (monitor.go) and monDone is closed
 	// when it has stopped; nil until Start.
 	monStop context.CancelFunc
@@ -98,8 +84,11 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Store.ReaderURL() == "" && cfg.CatalogURL == "" {
 		return nil, errors.New("executor: catalog URL is required")
 	}
-	e := &Executor{cfg: cfg}
-	e.sup.ex = e
+	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	e := &Executor{cfg: cfg, engine: engine}
 	e.pool = newCatalogPool(cfg.CatalogPoolSize, cfg.CatalogPoolWait, e.dialCatalog)
 	return e, nil
 }

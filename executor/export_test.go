@@ -1,15 +1,15 @@
 package executor
 
-// SetCopyRowHook makes every copy call fn after each row it reads (see
-// copyRowHook) until restore is called.
+import "github.com/sluicedb/sluice/executor/replication"
+
+// SetCopyRowHook makes every copy call fn after each row it reads until
+// restore is called (replication.SetCopyRowHook).
 func SetCopyRowHook(fn func(mirror string, rows int64)) (restore func()) {
-	old := copyRowHook.Swap(&fn)
-	return func() { copyRowHook.Store(old) }
+	return replication.SetCopyRowHook(fn)
 }
 
 // SetStepHook makes the flows call fn after each table step they record
-// (see stepHook) until restore is called.
+// until restore is called (replication.SetStepHook).
 func SetStepHook(fn func(mirror, step string)) (restore func()) {
-	old := stepHook.Swap(&fn)
-	return func() { stepHook.Store(old) }
+	return replication.SetStepHook(fn)
 }

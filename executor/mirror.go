@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
-	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -52,14 +52,14 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 		}
 		return err
 	}
-	if m.Phase == phaseCompleted {
+	if m.Phase == replication.PhaseCompleted {
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "mirror %q has completed its initial copy and has nothing to stream", name)
 	}
 	if m.Desired == desired {
 		_ = w.Notice(sqlerr.Notice("mirror %q is already %s", name, map[string]string{
 			catalog.DesiredPaused: "paused", catalog.DesiredRunning: "running"}[desired]))
 		if desired == catalog.DesiredRunning {
-			s.ex.sup.start(name)
+			s.ex.engine.Run(name)
 		}
 		return w.Complete(tag)
 	}
@@ -67,9 +67,9 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 		return err
 	}
 	if desired == catalog.DesiredPaused {
-		s.ex.sup.stop(name)
+		s.ex.engine.Stop(name)
 	} else {
-		s.ex.sup.start(name)
+		s.ex.engine.Run(name)
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror "+map[string]string{catalog.DesiredPaused: "paused", catalog.DesiredRunning: "resumed"}[desired], "mirror", name)
 	return w.Complete(tag)
@@ -78,16 +78,4 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 func isCode(err error, code string) bool {
 	var e *sqlerr.Error
 	return errors.As(err, &e) && e.Code == code
-}
-
-// tableSet renders names for messages.
-func tableSet(names []connectors.TableName) string {
-	out := ""
-	for i, n := range names {
-		if i > 0 {
-			out += ", "
-		}
-		out += n.String()
-	}
-	return out
 }

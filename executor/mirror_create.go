@@ -8,10 +8,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -44,40 +43,58 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		return optionError(err, st.Options, st.NamePos)
 	}
 	delete(opts, "resync") // an action on an existing mirror, not a setting
-	cfg := configOf(opts)
-	srcCfg, err := s.mirrorPeer(ctx, st.Source, st.SourcePos)
+	cfg := replication.ParseOptions(opts)
+	srcPeer, err := s.mirrorSource(ctx, st.Source, st.SourcePos)
 	if err != nil {
 		return err
 	}
-	dest, err := s.openMirrorDest(ctx, st)
+	dstPeer, err := s.mirrorDestination(ctx, st.Destination, st.DestPos)
 	if err != nil {
 		return err
 	}
-	defer dest.close()
-	tables, err := normalizeMappings(st, dest.defaultSchema(), dest.ordered())
+	dest, err := dstPeer.OpenDestination(ctx, "sluice-validate", st.Name)
+	if err != nil {
+		return peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
+	}
+	defer dest.Close(context.Background())
+	_, ordered := dest.(connectors.SortingKeys)
+	tables, err := normalizeMappings(st, dest.DefaultSchema(), ordered)
 	if err != nil {
 		return err
 	}
-	if err := checkSource(ctx, srcCfg, "create", st.Name, st.Source, st.SourcePos); err != nil {
-		return err
-	}
-	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
+	src, err := srcPeer.OpenSource(ctx, "sluice-validate")
 	if err != nil {
 		return peerConnectError(err, "create mirror %q: cannot connect to source peer %q", st.Name, st.Source)
 	}
 	defer src.Close(context.Background())
+	spec := connectors.StreamSpec{Mirror: st.Name, Slot: cfg.Slot, Publication: cfg.Publication}
+	if mc, ok := src.(connectors.MirrorChecker); ok {
+		if err := mc.CanStream(ctx); err != nil {
+			return aboutPeer(err, st.Source, st.SourcePos)
+		}
+	}
 	schemas, err := validateTables(ctx, src, dest, tables)
 	if err != nil {
 		return err
 	}
-	if err := validateNames(ctx, src, cfg); err != nil {
-		return err
+	if mc, ok := src.(connectors.MirrorChecker); ok {
+		if err := mc.NamesFree(ctx, spec); err != nil {
+			return err
+		}
 	}
 	if err := checkAddedColumns(cfg, tables, schemas); err != nil {
 		return err
 	}
-	if err := dest.check(cfg, tables, schemas); err != nil {
-		return err
+	dests := destTables(cfg, tables, schemas)
+	if planner, ok := dest.(connectors.TablePlanner); ok {
+		for i, d := range dests {
+			n, err := planner.PlanTable(d)
+			if err != nil {
+				return sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).
+					WithPosition(int(tables[i].pos))
+			}
+			notices = append(notices, n...)
+		}
 	}
 
 	m := catalog.Mirror{Name: st.Name, SourcePeer: st.Source, DestinationPeer: st.Destination, Options: opts,
@@ -92,19 +109,18 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		}
 		return err
 	}
-	err = postgres.CreatePublication(ctx, src, cfg.Publication, sourceNames(tables))
+	err = src.Prepare(ctx, spec, sourceNames(tables), false)
 	if err == nil {
-		err = dest.prepare(ctx, cfg, tables, schemas)
+		err = prepareDestination(ctx, dest, dests)
 	}
 	if err != nil {
 		// Undo, so that nothing is left half made.
-		_ = postgres.DropPublication(context.Background(), src, cfg.Publication)
-		dest.undo(tables)
+		_ = src.Teardown(context.Background(), spec)
+		if p, terr := dest.Teardown(context.Background(), destNames(tables)); terr == nil {
+			_ = p.Commit(context.Background())
+		}
 		_ = store.DiscardMirror(context.Background(), st.Name)
 		return fmt.Errorf("create mirror %q: %w", st.Name, err)
-	}
-	for i, t := range tables {
-		notices = append(notices, dest.generatedNotices(t, schemas[i])...)
 	}
 	for _, n := range notices {
 		_ = w.Notice(sqlerr.Notice("%s", n))
@@ -114,7 +130,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 			_ = w.Notice(sqlerr.Notice("partition key %q of %s is checked but not needed: Sluice partitions the initial load by physical row location", t.key, t.source))
 		}
 	}
-	s.ex.sup.start(st.Name)
+	s.ex.engine.Run(st.Name)
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror created", "mirror", st.Name, "tables", len(tables))
 	return w.Complete("CREATE MIRROR")
 }
@@ -127,126 +143,94 @@ func sourceNames(tables []mapping) []connectors.TableName {
 	return names
 }
 
-// mirrorDest is the destination of a mirror being created: CREATE MIRROR
-// validates against it and then prepares it.
-type mirrorDest interface {
-	// defaultSchema qualifies destination names given without one.
-	defaultSchema() string
-	// ordered reports whether mappings may set order_by.
-	ordered() bool
-	// exists reports whether a destination table exists.
-	exists(ctx context.Context, name connectors.TableName) (bool, error)
-	// check refuses, naming the table, what prepare would fail to make
-	// from tables (their source schemas in schemas). No I/O.
-	check(cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
-	// prepare makes the metadata and the destination tables.
-	prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error
-	// undo drops what prepare made, best effort.
-	undo(tables []mapping)
-	// generatedNotices says what becomes of the generated columns of the
-	// source table ts mapped by t, one notice per column; none when the
-	// destination has them as the source does.
-	generatedNotices(t mapping, ts *connectors.TableSchema) []string
-	close()
+func destNames(tables []mapping) []connectors.TableName {
+	names := make([]connectors.TableName, len(tables))
+	for i, t := range tables {
+		names[i] = t.dest
+	}
+	return names
 }
 
-// openMirrorDest connects to the destination peer of st.
-func (s *session) openMirrorDest(ctx context.Context, st *sqlext.CreateMirror) (mirrorDest, error) {
-	p, err := s.ex.cfg.Store.GetPeer(ctx, st.Destination)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", st.Destination).WithPosition(int(st.DestPos))
+// destTables are the destination's views of the mapped tables.
+func destTables(cfg replication.Options, tables []mapping, schemas []*connectors.TableSchema) []connectors.DestTable {
+	out := make([]connectors.DestTable, len(tables))
+	for i, t := range tables {
+		out[i] = connectors.DestTable{Source: t.source, Dest: t.dest, Schema: schemas[i], OrderBy: t.orderBy,
+			SoftDeleteColumn: cfg.SoftDeleteColumn, SyncedAtColumn: cfg.SyncedAtColumn}
 	}
-	if err != nil {
-		return nil, err
-	}
-	if p.Type == string(sqlext.PeerClickHouse) {
-		return s.openClickHouseDest(ctx, st, p.Options)
-	}
-	cfg, err := s.mirrorPeer(ctx, st.Destination, st.DestPos)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := cfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return nil, peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
-	}
-	return &postgresDest{conn: conn, meta: metadataSchema(p.Options)}, nil
+	return out
 }
 
-// postgresDest is a Postgres mirrorDest.
-type postgresDest struct {
-	conn *pgx.Conn
-	meta string
-}
-
-func (d *postgresDest) defaultSchema() string { return "public" }
-func (d *postgresDest) ordered() bool         { return false }
-func (d *postgresDest) close()                { d.conn.Close(context.Background()) }
-
-// generatedNotices: none, a Postgres destination table has the source's
-// generated columns with the same expressions (see postgres.CreateTableDDL).
-func (d *postgresDest) generatedNotices(mapping, *connectors.TableSchema) []string { return nil }
-
-// check: nothing beyond checkAddedColumns; a Postgres destination table
-// has the source's columns and types.
-func (d *postgresDest) check(mirrorConfig, []mapping, []*connectors.TableSchema) error { return nil }
-
-func (d *postgresDest) exists(ctx context.Context, name connectors.TableName) (bool, error) {
-	return postgres.TableExists(ctx, d.conn, name)
-}
-
-func (d *postgresDest) prepare(ctx context.Context, cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
-	if err := postgres.EnsureMetadata(ctx, d.conn, d.meta); err != nil {
+// prepareDestination makes the destination's metadata and tables.
+func prepareDestination(ctx context.Context, dest connectors.Destination, dests []connectors.DestTable) error {
+	if _, err := dest.Applied(ctx); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
-		for i, t := range tables {
-			if err := postgres.CreateTable(ctx, tx, t.dest, schemas[i], cfg.SoftDeleteColumn, cfg.SyncedAtColumn); err != nil {
-				return fmt.Errorf("create destination table %s: %w", t.dest, err)
-			}
+	for _, d := range dests {
+		if err := dest.CreateTable(ctx, d); err != nil {
+			return fmt.Errorf("create destination table %s: %w", d.Dest, err)
 		}
-		return nil
-	})
-}
-
-func (d *postgresDest) undo(tables []mapping) {
-	for _, t := range tables {
-		_ = postgres.DropTableIfExists(context.Background(), d.conn, t.dest)
-	}
-}
-
-// checkSource connects to a mirror's source peer and checks it can be a CDC
-// source; verb (create, resync) and pos (0 for none) shape the error.
-func checkSource(ctx context.Context, cfg *postgres.PeerConfig, verb, mirror, peer string, pos sqlext.Pos) error {
-	info, err := cfg.Inspect(ctx)
-	if err != nil {
-		return peerConnectError(err, "%s mirror %q: cannot connect to source peer %q", verb, mirror, peer)
-	}
-	if ok, why := info.CanBeSource(); !ok {
-		e := sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer %q cannot be a CDC source: %s", peer, why).
-			WithHint("A source needs wal_level = logical and a user with the REPLICATION privilege.")
-		if pos > 0 {
-			e = e.WithPosition(int(pos))
-		}
-		return e
 	}
 	return nil
 }
 
-// mirrorPeer loads a peer named in CREATE MIRROR.
-func (s *session) mirrorPeer(ctx context.Context, name string, pos sqlext.Pos) (*postgres.PeerConfig, error) {
-	p, err := s.ex.cfg.Store.GetPeer(ctx, name)
-	if errors.Is(err, catalog.ErrNotFound) {
-		return nil, sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", name).WithPosition(int(pos))
+// aboutPeer names peer in a connector's *sqlerr.Error about it ("peer
+// \"src\" cannot be a CDC source: ...") and points it at pos (0: nowhere).
+// Other errors are returned as they are.
+func aboutPeer(err error, peer string, pos sqlext.Pos) error {
+	var e *sqlerr.Error
+	if !errors.As(err, &e) {
+		return err
 	}
+	c := *e
+	c.Message = fmt.Sprintf("peer %q %s", peer, e.Message)
+	if pos > 0 && c.Position == 0 {
+		c.Position = int(pos)
+	}
+	return &c
+}
+
+// mirrorSource loads a peer named as a mirror's source.
+func (s *session) mirrorSource(ctx context.Context, name string, pos sqlext.Pos) (connectors.SourcePeer, error) {
+	p, typ, err := s.mirrorPeer(ctx, name, pos)
 	if err != nil {
 		return nil, err
 	}
-	if p.Type != string(sqlext.PeerPostgres) {
-		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "mirrors with %s peer %q are not supported yet", p.Type, name).
+	sp, ok := p.(connectors.SourcePeer)
+	if !ok {
+		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "%s peer %q cannot be a mirror's source", typ, name).WithPosition(int(pos))
+	}
+	return sp, nil
+}
+
+// mirrorDestination loads a peer named as a mirror's destination.
+func (s *session) mirrorDestination(ctx context.Context, name string, pos sqlext.Pos) (connectors.DestinationPeer, error) {
+	p, typ, err := s.mirrorPeer(ctx, name, pos)
+	if err != nil {
+		return nil, err
+	}
+	dp, ok := p.(connectors.DestinationPeer)
+	if !ok {
+		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "%s peer %q cannot be a mirror's destination", typ, name).WithPosition(int(pos))
+	}
+	return dp, nil
+}
+
+// mirrorPeer loads and parses a peer named in a mirror statement.
+func (s *session) mirrorPeer(ctx context.Context, name string, pos sqlext.Pos) (connectors.Peer, string, error) {
+	p, err := s.ex.cfg.Store.GetPeer(ctx, name)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return nil, "", sqlerr.New(pgerrcode.UndefinedObject, "peer %q does not exist", name).WithPosition(int(pos))
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	peer, err := s.ex.parsePeer(p)
+	if err != nil {
+		return nil, p.Type, sqlerr.New(pgerrcode.FeatureNotSupported, "mirrors with %s peer %q are not supported: %v", p.Type, name, err).
 			WithPosition(int(pos))
 	}
-	return postgres.ParsePeerOptions(p.Options)
+	return peer, p.Type, nil
 }
 
 // mapping is a validated table mapping.
@@ -298,10 +282,10 @@ func normalizeMappings(st *sqlext.CreateMirror, destSchema string, ordered bool)
 // validateTables checks every source table can be mirrored, every
 // order_by names its columns and includes the primary key, and every
 // destination name is free.
-func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables []mapping) ([]*connectors.TableSchema, error) {
+func validateTables(ctx context.Context, src connectors.Source, dst connectors.Destination, tables []mapping) ([]*connectors.TableSchema, error) {
 	schemas := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {
-		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
+		ts, err := src.Describe(ctx, t.source, t.exclude)
 		if err != nil {
 			return nil, describeError(err, t)
 		}
@@ -317,7 +301,7 @@ func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables [
 		if err := checkOrderBy(ts, t.source, t.orderBy, t.pos); err != nil {
 			return nil, err
 		}
-		exists, err := dst.exists(ctx, t.dest)
+		exists, err := dst.TableExists(ctx, t.dest)
 		if err != nil {
 			return nil, err
 		}
@@ -334,7 +318,7 @@ func validateTables(ctx context.Context, src *pgx.Conn, dst mirrorDest, tables [
 // checkAddedColumns refuses a soft_delete_col_name or synced_at_col_name
 // that is the name of a replicated or generated column of a source table:
 // the destination table could not have both.
-func checkAddedColumns(cfg mirrorConfig, tables []mapping, schemas []*connectors.TableSchema) error {
+func checkAddedColumns(cfg replication.Options, tables []mapping, schemas []*connectors.TableSchema) error {
 	for i, t := range tables {
 		for _, opt := range []struct{ key, col string }{
 			{"soft_delete_col_name", cfg.SoftDeleteColumn}, {"synced_at_col_name", cfg.SyncedAtColumn},
@@ -382,18 +366,17 @@ func checkOrderBy(ts *connectors.TableSchema, table connectors.TableName, orderB
 // error naming the table.
 func describeError(err error, t mapping) error {
 	msg := strings.TrimPrefix(err.Error(), "describe table "+t.source.String()+": ")
-	var unsupported *postgres.UnsupportedTypeError
 	switch {
-	case errors.Is(err, postgres.ErrTableNotFound):
-		if rest, ok := strings.CutPrefix(msg, postgres.ErrTableNotFound.Error()+": "); ok {
+	case errors.Is(err, connectors.ErrTableNotFound):
+		if rest, ok := strings.CutPrefix(msg, connectors.ErrTableNotFound.Error()+": "); ok {
 			return sqlerr.New(pgerrcode.WrongObjectType, "source table %s cannot be mirrored: %s", t.source, rest).WithPosition(int(t.pos))
 		}
 		return sqlerr.New(pgerrcode.UndefinedTable, "source table %s does not exist", t.source).WithPosition(int(t.pos))
-	case errors.Is(err, postgres.ErrNoPrimaryKey):
+	case errors.Is(err, connectors.ErrNoPrimaryKey):
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", t.source).
 			WithPosition(int(t.pos)).
 			WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
-	case errors.As(err, &unsupported):
+	case errors.Is(err, connectors.ErrUnsupportedType):
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "source table %s: %s", t.source, msg).WithPosition(int(t.pos)).
 			WithHint("Exclude the column with {from: ..., to: ..., exclude: [column]}.")
 	case strings.HasPrefix(msg, "excluded column"):
@@ -402,25 +385,4 @@ func describeError(err error, t mapping) error {
 		return sqlerr.New(pgerrcode.InvalidColumnReference, "source table %s: %s", t.source, msg).WithPosition(int(t.pos))
 	}
 	return sqlerr.New(pgerrcode.FeatureNotSupported, "source table %s: %s", t.source, msg).WithPosition(int(t.pos))
-}
-
-// validateNames refuses a publication or slot name already in use.
-func validateNames(ctx context.Context, src *pgx.Conn, cfg mirrorConfig) error {
-	var pub bool
-	if err := src.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, cfg.Publication).Scan(&pub); err != nil {
-		return err
-	}
-	if pub {
-		return sqlerr.New(pgerrcode.DuplicateObject, "publication %q already exists on the source", cfg.Publication).
-			WithHint("Choose another name with publication_name, or drop the publication.")
-	}
-	slot, err := postgres.SlotExists(ctx, src, cfg.Slot)
-	if err != nil {
-		return err
-	}
-	if slot {
-		return sqlerr.New(pgerrcode.DuplicateObject, "replication slot %q already exists on the source", cfg.Slot).
-			WithHint("Choose another name with replication_slot_name, or drop the slot.")
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -45,12 +46,17 @@ func (s *session) recreateMirror(ctx context.Context, st *sqlext.CreateMirror, m
 	if st.Source != m.SourcePeer || st.Destination != m.DestinationPeer {
 		return differentDefinition(st, fmt.Sprintf("it replicates from %q to %q", m.SourcePeer, m.DestinationPeer))
 	}
-	dest, err := s.openMirrorDest(ctx, st)
+	dstPeer, err := s.mirrorDestination(ctx, st.Destination, st.DestPos)
 	if err != nil {
 		return err
 	}
-	tables, err := normalizeMappings(st, dest.defaultSchema(), dest.ordered())
-	dest.close()
+	dest, err := dstPeer.OpenDestination(ctx, "sluice-validate", st.Name)
+	if err != nil {
+		return peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
+	}
+	_, ordered := dest.(connectors.SortingKeys)
+	tables, err := normalizeMappings(st, dest.DefaultSchema(), ordered)
+	dest.Close(context.Background())
 	if err != nil {
 		return err
 	}

@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
-	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -100,33 +96,24 @@ const unchangedHint = "The mirror is unchanged; fix the cause and run DROP MIRRO
 type dropPlan struct {
 	m          catalog.Mirror
 	dropTables bool
-	slot, pub  string
-	src        *pgx.Conn              // nil: unreachable, skipped with skip_unreachable_peers
+	spec       connectors.StreamSpec
+	src        connectors.Source      // nil: unreachable, skipped with skip_unreachable_peers
+	dst        connectors.Destination // nil: unreachable, skipped
 	left       []string               // what skip_unreachable_peers left on unreachable peers, for warnings
 	tables     []connectors.TableName // destination tables, in mapping order
-
-	// Postgres destination.
-	dst  *pgx.Conn
-	meta string
-	tx   pgx.Tx // open between steps 3 and 5
-
-	// ClickHouse destination.
-	ch   driver.Conn
-	chDB string
+	pending    *connectors.Pending    // the destination's teardown, between steps 3 and 5
 }
 
 func (d *dropPlan) close() {
-	if d.tx != nil {
-		_ = d.tx.Rollback(context.Background())
+	if d.pending != nil {
+		d.pending.Abort()
+		d.pending = nil
 	}
 	if d.src != nil {
 		d.src.Close(context.Background())
 	}
 	if d.dst != nil {
 		d.dst.Close(context.Background())
-	}
-	if d.ch != nil {
-		_ = d.ch.Close()
 	}
 }
 
@@ -140,13 +127,13 @@ func refuse(m catalog.Mirror, code string, err error) error {
 // With skipUnreachable, a peer that cannot be reached is skipped (d.left says what
 // stays on it) instead of refusing the drop.
 func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables, skipUnreachable bool) (_ *dropPlan, err error) {
-	cfg := configOf(m.Options)
-	d := &dropPlan{m: m, dropTables: dropTables, slot: cfg.Slot, pub: cfg.Publication}
-	if d.slot == "" {
-		d.slot = m.Slot
+	cfg := replication.ParseOptions(m.Options)
+	d := &dropPlan{m: m, dropTables: dropTables, spec: connectors.StreamSpec{Mirror: m.Name, Slot: cfg.Slot, Publication: cfg.Publication}}
+	if d.spec.Slot == "" {
+		d.spec.Slot = m.Slot
 	}
-	if d.pub == "" {
-		d.pub = m.Publication
+	if d.spec.Publication == "" {
+		d.spec.Publication = m.Publication
 	}
 	defer func() {
 		if err != nil {
@@ -160,56 +147,32 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 		}
 		d.tables = append(d.tables, name)
 	}
-	srcCfg, err := e.postgresPeer(ctx, m.SourcePeer)
+	srcPeer, err := e.peerAs(ctx, m.SourcePeer)
 	if err != nil {
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
-	if d.src, err = srcCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
+	sp, ok := srcPeer.(connectors.SourcePeer)
+	if !ok {
+		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, fmt.Errorf("peer %q cannot be a mirror's source", m.SourcePeer))
+	}
+	if d.src, err = sp.OpenSource(ctx, "sluice-drop-mirror"); err != nil {
 		if !skipUnreachable {
 			return nil, refuseUnreachable(m, "source", m.SourcePeer, err)
 		}
+		d.src = nil
 		d.left = append(d.left, fmt.Sprintf("replication slot %q and publication %q stay on source peer %q, which cannot be reached: %v",
-			d.slot, d.pub, m.SourcePeer, err))
+			d.spec.Slot, d.spec.Publication, m.SourcePeer, err))
 	}
-	dstPeer, err := e.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	dstPeer, err := e.peerAs(ctx, m.DestinationPeer)
 	if err != nil {
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
-	if dstPeer.Type == string(sqlext.PeerClickHouse) {
-		chCfg, err := clickhouse.ParsePeerOptions(dstPeer.Options)
-		if err != nil {
-			return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
-		}
-		d.chDB = chCfg.Database
-		if d.ch, err = chCfg.Open(ctx); err == nil {
-			err = d.ch.Ping(ctx)
-		}
-		if err != nil {
-			if d.ch != nil {
-				_ = d.ch.Close()
-				d.ch = nil
-			}
-			if !skipUnreachable {
-				return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
-			}
-			d.left = append(d.left, leftOnDestination(m, d, err))
-			return d, nil
-		}
-		if !dropTables {
-			return d, nil
-		}
-		deps, err := clickhouse.Dependents(ctx, d.ch, d.tables)
-		if err != nil {
-			return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
-		}
-		return d, dependentsError(m, deps)
+	dp, ok := dstPeer.(connectors.DestinationPeer)
+	if !ok {
+		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, fmt.Errorf("peer %q cannot be a mirror's destination", m.DestinationPeer))
 	}
-	dstCfg, err := postgres.ParsePeerOptions(dstPeer.Options)
-	if err != nil {
-		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
-	}
-	d.meta = metadataSchema(dstPeer.Options)
-	if d.dst, err = dstCfg.ConnectSQL(ctx, "sluice-drop-mirror"); err != nil {
+	if d.dst, err = dp.OpenDestination(ctx, "sluice-drop-mirror", m.Name); err != nil {
+		d.dst = nil
 		if !skipUnreachable {
 			return nil, refuseUnreachable(m, "destination", m.DestinationPeer, err)
 		}
@@ -219,15 +182,11 @@ func (e *Executor) prepareDrop(ctx context.Context, m catalog.Mirror, dropTables
 	if !dropTables {
 		return d, nil
 	}
-	deps, err := postgres.Dependents(ctx, d.dst, d.tables)
+	deps, err := d.dst.Dependents(ctx, d.tables)
 	if err != nil {
 		return nil, refuse(m, pgerrcode.ObjectNotInPrerequisiteState, err)
 	}
-	var named []string
-	for _, x := range deps {
-		named = append(named, x.String())
-	}
-	return d, dependentsError(m, named)
+	return d, dependentsError(m, deps)
 }
 
 // refuseUnreachable refuses a drop whose peer cannot be reached.
@@ -241,7 +200,7 @@ func refuseUnreachable(m catalog.Mirror, role, peer string, err error) error {
 func leftOnDestination(m catalog.Mirror, d *dropPlan, err error) string {
 	what := "its metadata"
 	if d.dropTables {
-		what = "its metadata and tables " + tableSet(d.tables)
+		what = "its metadata and tables " + connectors.JoinNames(d.tables)
 	}
 	return fmt.Sprintf("%s stay on destination peer %q, which cannot be reached: %v", what, m.DestinationPeer, err)
 }
@@ -262,14 +221,14 @@ func dependentsError(m catalog.Mirror, deps []string) error {
 // runDrop runs steps 2 to 6 of a checked drop.
 func (e *Executor) runDrop(ctx context.Context, d *dropPlan) error {
 	m := d.m
-	e.sup.stop(m.Name)
+	e.engine.Stop(m.Name)
 	undo := func(err error) error {
-		if d.tx != nil {
-			_ = d.tx.Rollback(context.Background())
-			d.tx = nil
+		if d.pending != nil {
+			d.pending.Abort()
+			d.pending = nil
 		}
-		if m.Desired == catalog.DesiredRunning && m.Phase != phaseCompleted {
-			e.sup.start(m.Name)
+		if m.Desired == catalog.DesiredRunning && m.Phase != replication.PhaseCompleted {
+			e.engine.Run(m.Name)
 		}
 		code := pgerrcode.ObjectNotInPrerequisiteState
 		var pe *pgconn.PgError
@@ -279,27 +238,29 @@ func (e *Executor) runDrop(ctx context.Context, d *dropPlan) error {
 		return refuse(m, code, err)
 	}
 	if d.dst != nil {
-		if err := d.beginPostgres(ctx); err != nil {
+		var drop []connectors.TableName
+		if d.dropTables {
+			drop = d.tables
+		}
+		p, err := d.dst.Teardown(ctx, drop)
+		if err != nil {
 			return undo(err)
 		}
+		d.pending = &p
 	}
 	if d.src != nil {
-		if err := postgres.DropSlotAndPublication(ctx, d.src, d.slot, d.pub); err != nil {
-			if !errors.Is(err, postgres.ErrDropUncertain) {
+		if err := d.src.Teardown(ctx, d.spec); err != nil {
+			if !errors.Is(err, connectors.ErrTeardownUncertain) {
 				return undo(err)
 			}
-			return e.dropIncomplete(ctx, d, fmt.Sprintf("the replication slot %q may be dropped and the destination is untouched", d.slot), err)
+			return e.dropIncomplete(ctx, d, fmt.Sprintf("the replication slot %q may be dropped and the destination is untouched", d.spec.Slot), err)
 		}
 	}
-	if d.dst != nil {
-		if err := d.tx.Commit(ctx); err != nil {
-			d.tx = nil
-			return e.dropIncomplete(ctx, d, d.slotState()+", the destination is unchanged", err)
-		}
-		d.tx = nil
-	} else if d.ch != nil {
-		if err := d.finishClickHouse(ctx); err != nil {
-			return e.dropIncomplete(ctx, d, d.slotState()+", the destination only partly", err)
+	if d.pending != nil {
+		p := d.pending
+		d.pending = nil
+		if err := p.Commit(ctx); err != nil {
+			return e.dropIncomplete(ctx, d, d.slotState()+", the destination is unchanged or only partly dropped", err)
 		}
 	}
 	if err := e.cfg.Store.DeleteMirror(ctx, m.Name); err != nil {
@@ -330,61 +291,4 @@ func (e *Executor) dropIncomplete(ctx context.Context, d *dropPlan, state string
 	}
 	return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "%s", msg).
 		WithHint("The mirror can no longer stream. Run DROP MIRROR again to finish; every step skips what is already done.")
-}
-
-// beginPostgres is step 3 on a Postgres destination.
-func (d *dropPlan) beginPostgres(ctx context.Context) error {
-	if err := postgres.EnsureMetadata(ctx, d.dst, d.meta); err != nil {
-		return err
-	}
-	tx, err := d.dst.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin on the destination: %w", err)
-	}
-	d.tx = tx
-	// A session holding a lock on a table must not make DROP MIRROR wait
-	// forever while the flow is stopped.
-	if err := postgres.SetLockTimeout(ctx, tx, 10*time.Second); err != nil {
-		return err
-	}
-	if err := postgres.ClearMirror(ctx, tx, d.meta, d.m.Name); err != nil {
-		return err
-	}
-	// Temporary tables of a resync under way: only those recorded as
-	// Sluice's own (by OID), never a same-named table it did not create.
-	if err := postgres.DropAllOwned(ctx, tx, d.meta, d.m.Name); err != nil {
-		return err
-	}
-	if !d.dropTables {
-		return nil
-	}
-	if err := postgres.DropTables(ctx, tx, d.tables); err != nil {
-		return fmt.Errorf("drop destination tables %s: %w", tableSet(d.tables), err)
-	}
-	return nil
-}
-
-// finishClickHouse is step 5 on a ClickHouse destination: each statement
-// is idempotent, so a failure leaves the rest for DROP MIRROR again.
-func (d *dropPlan) finishClickHouse(ctx context.Context) error {
-	if err := clickhouse.EnsureMetadata(ctx, d.ch, d.chDB); err != nil {
-		return err
-	}
-	if err := clickhouse.ClearMirror(ctx, d.ch, d.chDB, d.m.Name); err != nil {
-		return err
-	}
-	// Temporary tables of a resync under way: only those recorded and
-	// marked as Sluice's own.
-	if err := clickhouse.DropAllOwned(ctx, d.ch, d.chDB, d.m.Name); err != nil {
-		return err
-	}
-	if !d.dropTables {
-		return nil
-	}
-	for _, t := range d.tables {
-		if err := clickhouse.DropTable(ctx, d.ch, t); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -59,27 +59,6 @@ var mirrorOptions = map[string]optionSpec{
 	"system":                 {kind: optNotApplicable, doc: "PeerDB's execution system choice"},
 }
 
-// mirrorConfig is a mirror's validated options with defaults applied.
-type mirrorConfig struct {
-	DoInitialCopy    bool
-	InitialCopyOnly  bool
-	Publication      string
-	Slot             string
-	RowsPerPartition int64
-	// PartitionsOverride, when positive, is the number of partitions of
-	// a table's initial load (see rowsPerPartition).
-	PartitionsOverride   int64
-	MaxParallelWorkers   int
-	TablesInParallel     int
-	MaxBatchSize         int
-	SyncInterval         int
-	SoftDeleteColumn     string
-	SyncedAtColumn       string
-	ReplicateIndexes     bool
-	ReplicateForeignKeys bool
-	ResyncStrategy       string
-}
-
 // validateMirrorOptions checks every option and returns the stored form
 // (all known keys, defaults filled), notices for accepted options that do
 // not apply, or an error naming the offending option.
@@ -164,37 +143,4 @@ func optionNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// configOf reads a mirror's stored options.
-func configOf(opts map[string]string) mirrorConfig {
-	atoi := func(k string) int64 { n, _ := strconv.ParseInt(opts[k], 10, 64); return n }
-	return mirrorConfig{
-		DoInitialCopy:        opts["do_initial_copy"] == "true",
-		InitialCopyOnly:      opts["initial_copy_only"] == "true",
-		Publication:          opts["publication_name"],
-		Slot:                 opts["replication_slot_name"],
-		RowsPerPartition:     atoi("snapshot_num_rows_per_partition"),
-		PartitionsOverride:   atoi("snapshot_num_partitions_override"),
-		MaxParallelWorkers:   int(atoi("snapshot_max_parallel_workers")),
-		TablesInParallel:     int(atoi("snapshot_num_tables_in_parallel")),
-		MaxBatchSize:         int(atoi("max_batch_size")),
-		SyncInterval:         int(atoi("sync_interval")),
-		SoftDeleteColumn:     opts["soft_delete_col_name"],
-		SyncedAtColumn:       opts["synced_at_col_name"],
-		ReplicateIndexes:     opts["replicate_indexes"] == "true",
-		ReplicateForeignKeys: opts["replicate_foreign_keys"] == "true",
-		ResyncStrategy:       opts["resync_strategy"],
-	}
-}
-
-// rowsPerPartition is the partition size of the initial load of a table of
-// about estRows rows: snapshot_num_rows_per_partition, or, with
-// snapshot_num_partitions_override, the size that splits the table into
-// that many partitions (fewer when the table has fewer pages or rows).
-func (c mirrorConfig) rowsPerPartition(estRows int64) int64 {
-	if c.PartitionsOverride <= 0 || estRows <= 0 {
-		return c.RowsPerPartition
-	}
-	return max(1, (estRows+c.PartitionsOverride-1)/c.PartitionsOverride)
 }

@@ -2,11 +2,12 @@ package executor
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/executor/replication"
 )
 
 // The slot monitor measures every mirror's lag on its source, whatever the
@@ -16,7 +17,7 @@ import (
 // confirmed_flush_lsn), the slot's wal_status and safe_wal_size, and the
 // time of the measurement. A source it cannot reach gets NULLs, with the
 // time of the last measurement kept. A slot the source invalidated fails
-// its mirror with lostSlotError, which waits for the user.
+// its mirror with replication.LostStreamError, which waits for the user.
 //
 // The slot measured is the mirror's slot. During a RESYNC MIRROR that is
 // the old slot through SETUP (it is replaced only when the new one is made)
@@ -68,18 +69,11 @@ func (e *Executor) measure(ctx context.Context) {
 		if _, ok := bySource[m.SourcePeer]; !ok {
 			order = append(order, m.SourcePeer)
 		}
-		bySource[m.SourcePeer] = append(bySource[m.SourcePeer], monitored{m: m, slot: configOf(m.Options).Slot})
+		bySource[m.SourcePeer] = append(bySource[m.SourcePeer], monitored{m: m, slot: replication.ParseOptions(m.Options).Slot})
 	}
 	for _, peer := range order {
 		e.measureSource(ctx, peer, bySource[peer])
 	}
-}
-
-// slotRow is a slot as pg_replication_slots shows it.
-type slotRow struct {
-	lag       *int64
-	walStatus *string
-	safe      *int64
 }
 
 // measureSource measures the slots of the mirrors of one source peer.
@@ -100,17 +94,17 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 		return
 	}
 	for _, mm := range mirrors {
-		s, ok := slots[mm.slot]
+		s, ok := slots[mm.m.Name]
 		l := catalog.SlotLag{}
 		if ok {
-			l = catalog.SlotLag{Bytes: s.lag, WALStatus: s.walStatus, SafeWALSize: s.safe}
+			l = catalog.SlotLag{Bytes: s.Bytes, WALStatus: s.Status, SafeWALSize: s.SafeBytes}
 		}
 		if err := store.SetSlotLag(ctx, mm.m.Name, l); err != nil {
 			log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			continue
 		}
-		if ok && s.walStatus != nil && *s.walStatus == "lost" && slotInUse(mm.m) {
-			err := store.SetActionError(ctx, mm.m.Name, lostSlotError(mm.m.Name, mm.slot, peer).Error())
+		if ok && s.Lost && slotInUse(mm.m) {
+			err := store.SetActionError(ctx, mm.m.Name, replication.LostStreamError(mm.m.Name, mm.slot, peer).Error())
 			if err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			} else {
@@ -124,42 +118,35 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 // has now: not in SETUP (a resync replaces it there), not when paused (a
 // resume checks it again).
 func slotInUse(m catalog.Mirror) bool {
-	return m.Desired == catalog.DesiredRunning && m.Phase != catalog.PhaseSetup && m.Phase != phaseCompleted
+	return m.Desired == catalog.DesiredRunning && m.Phase != catalog.PhaseSetup && m.Phase != replication.PhaseCompleted
 }
 
-// readSlots reads the mirrors' slots on peer, on a connection of its own.
-func (e *Executor) readSlots(ctx context.Context, peer string, mirrors []monitored) (map[string]slotRow, error) {
-	cfg, err := e.postgresPeer(ctx, peer)
+// readSlots measures the mirrors' streams on their source peer, on a
+// connection of its own. A source that cannot measure them is an error:
+// their lag is unknown.
+func (e *Executor) readSlots(ctx context.Context, peer string, mirrors []monitored) (map[string]connectors.StreamLag, error) {
+	p, err := e.peerAs(ctx, peer)
 	if err != nil {
 		return nil, err
+	}
+	sp, ok := p.(connectors.SourcePeer)
+	if !ok {
+		return nil, fmt.Errorf("peer %q cannot be a mirror's source", peer)
 	}
 	cctx, cancel := context.WithTimeout(ctx, monitorTimeout)
 	defer cancel()
-	conn, err := cfg.ConnectSQL(cctx, "sluice-monitor")
+	src, err := sp.OpenSource(cctx, "sluice-monitor")
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(context.Background())
-	names := make([]string, len(mirrors))
+	defer src.Close(context.Background())
+	lr, ok := src.(connectors.LagReporter)
+	if !ok {
+		return nil, fmt.Errorf("peer %q cannot measure its streams", peer)
+	}
+	specs := make([]connectors.StreamSpec, len(mirrors))
 	for i, mm := range mirrors {
-		names[i] = mm.slot
+		specs[i] = connectors.StreamSpec{Mirror: mm.m.Name, Slot: mm.slot}
 	}
-	rows, err := conn.Query(cctx, `
-SELECT slot_name::text, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-       wal_status, safe_wal_size
-FROM pg_replication_slots WHERE database = current_database() AND slot_name = ANY($1)`, names)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]slotRow)
-	var name string
-	var s slotRow
-	_, err = pgx.ForEachRow(rows, []any{&name, &s.lag, &s.walStatus, &s.safe}, func() error {
-		out[name] = s
-		return nil
-	})
-	if err != nil {
-		return nil, errors.Join(errors.New("read replication slots"), err)
-	}
-	return out, nil
+	return lr.StreamLags(cctx, specs)
 }

@@ -6,11 +6,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgerrcode"
-	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/clickhouse"
-	"github.com/sluicedb/sluice/connectors/postgres"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -41,15 +39,15 @@ func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w s
 	if err := s.validateResync(ctx, m); err != nil {
 		return err
 	}
-	s.ex.sup.stop(m.Name)
+	s.ex.engine.Stop(m.Name)
 	if err := s.ex.cfg.Store.StartMirrorResync(ctx, m.Name); err != nil {
 		if m.Desired == catalog.DesiredRunning {
-			s.ex.sup.start(m.Name)
+			s.ex.engine.Run(m.Name)
 		}
 		return err
 	}
 	if m.Desired == catalog.DesiredRunning {
-		s.ex.sup.start(m.Name)
+		s.ex.engine.Run(m.Name)
 	} else {
 		_ = w.Notice(sqlerr.Notice("mirror %q is paused: the resync starts when it is resumed", m.Name))
 	}
@@ -58,47 +56,32 @@ func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w s
 }
 
 // validateResync checks that both peers are reachable, the source can
-// still be one, and every source table can still be mirrored.
+// still be one, the destination can swap tables in, and every source
+// table can still be mirrored.
 func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
-	srcCfg, err := s.ex.postgresPeer(ctx, m.SourcePeer)
+	src, err := s.openMirrorSource(ctx, m, "resync")
 	if err != nil {
 		return err
-	}
-	if err := checkSource(ctx, srcCfg, "resync", m.Name, m.SourcePeer, 0); err != nil {
-		return err
-	}
-	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return peerConnectError(err, "resync mirror %q: cannot connect to source peer %q", m.Name, m.SourcePeer)
 	}
 	defer src.Close(context.Background())
-	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	if mc, ok := src.(connectors.MirrorChecker); ok {
+		if err := mc.CanStream(ctx); err != nil {
+			return aboutPeer(err, m.SourcePeer, 0)
+		}
+	}
+	dst, dstType, err := s.openMirrorDestination(ctx, m, "resync")
 	if err != nil {
 		return err
 	}
-	var dst *pgx.Conn // nil for ClickHouse, where tables are swapped by RENAME
-	if dstPeer.Type == string(sqlext.PeerClickHouse) {
-		cfg, err := clickhouse.ParsePeerOptions(dstPeer.Options)
-		if err == nil {
-			_, err = cfg.Inspect(ctx)
-		}
-		if err != nil {
-			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
-		}
-	} else {
-		dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
-		if err != nil {
-			return err
-		}
-		dst, err = dstCfg.ConnectSQL(ctx, "sluice-validate")
-		if err != nil {
-			return peerConnectError(err, "resync mirror %q: cannot connect to destination peer %q", m.Name, m.DestinationPeer)
-		}
-		defer dst.Close(context.Background())
+	defer dst.Close(context.Background())
+	sw, ok := dst.(connectors.ShadowSwapper)
+	if !ok {
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "RESYNC MIRROR is not supported for %s destinations", dstType).
+			WithHint("The mirror is unchanged.")
 	}
 	for _, t := range m.Tables {
 		source, _ := connectors.ParseTableName(t.Source)
-		ts, err := postgres.DescribeTable(ctx, src, source, t.Exclude)
+		ts, err := src.Describe(ctx, source, t.Exclude)
 		if err != nil {
 			return describeError(err, mapping{source: source})
 		}
@@ -106,15 +89,44 @@ func (s *session) validateResync(ctx context.Context, m catalog.Mirror) error {
 			return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", source)
 		}
 		dest, _ := connectors.ParseTableName(t.Destination)
-		if dst == nil {
-			continue
-		}
-		if err := postgres.CheckSwappable(ctx, dst, dest); err != nil && !errors.Is(err, postgres.ErrTableNotFound) {
+		if err := sw.CheckSwappable(ctx, dest); err != nil {
 			return sqlerr.New(pgerrcode.DependentObjectsStillExist, "resync mirror %q: %v", m.Name, err).
 				WithHint("The mirror is unchanged.")
 		}
 	}
 	return nil
+}
+
+// openMirrorSource connects to the mirror's source peer for a check of
+// verb (resync, ...).
+func (s *session) openMirrorSource(ctx context.Context, m catalog.Mirror, verb string) (connectors.Source, error) {
+	sp, err := s.mirrorSource(ctx, m.SourcePeer, 0)
+	if err != nil {
+		return nil, err
+	}
+	src, err := sp.OpenSource(ctx, "sluice-validate")
+	if err != nil {
+		return nil, peerConnectError(err, "%s mirror %q: cannot connect to source peer %q", verb, m.Name, m.SourcePeer)
+	}
+	return src, nil
+}
+
+// openMirrorDestination connects to the mirror's destination peer for a
+// check of verb, and returns it with its peer type.
+func (s *session) openMirrorDestination(ctx context.Context, m catalog.Mirror, verb string) (connectors.Destination, string, error) {
+	p, typ, err := s.mirrorPeer(ctx, m.DestinationPeer, 0)
+	if err != nil {
+		return nil, "", err
+	}
+	dp, ok := p.(connectors.DestinationPeer)
+	if !ok {
+		return nil, "", sqlerr.New(pgerrcode.FeatureNotSupported, "%s peer %q cannot be a mirror's destination", typ, m.DestinationPeer)
+	}
+	dst, err := dp.OpenDestination(ctx, "sluice-validate", m.Name)
+	if err != nil {
+		return nil, "", peerConnectError(err, "%s mirror %q: cannot connect to destination peer %q", verb, m.Name, m.DestinationPeer)
+	}
+	return dst, typ, nil
 }
 
 // resyncTable asks for a resync of one table; the mirror's flow runs it
@@ -125,14 +137,15 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 	if err != nil {
 		return err
 	}
-	dstPeer, err := s.ex.cfg.Store.GetPeer(ctx, m.DestinationPeer)
+	dst, dstType, err := s.openMirrorDestination(ctx, m, "resync table of")
 	if err != nil {
 		return err
 	}
-	onClickHouse := dstPeer.Type == string(sqlext.PeerClickHouse)
-	strategy := configOf(m.Options).ResyncStrategy
+	defer dst.Close(context.Background())
+	_, onClickHouse := dst.(connectors.SortingKeys)
+	strategy := replication.ParseOptions(m.Options).ResyncStrategy
 	if strategy == "" {
-		strategy = strategyTruncate
+		strategy = replication.StrategyTruncate
 	}
 	var orderBy []string
 	var orderByPos sqlext.Pos
@@ -158,7 +171,7 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 				WithPosition(int(o.Pos))
 		}
 		switch v := strings.ToLower(o.Value.Text); v {
-		case strategySwap, strategyTruncate:
+		case replication.StrategySwap, replication.StrategyTruncate:
 			strategy = v
 		default:
 			return sqlerr.New(pgerrcode.InvalidParameterValue, "invalid value for option \"strategy\": %q is not swap or truncate", o.Value.Text).
@@ -184,7 +197,7 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 	switch {
 	case m.Resync != "":
 		return sqlerr.New(pgerrcode.ObjectInUse, "mirror %q is being resynced as a whole", m.Name).WithPosition(int(st.NamePos))
-	case m.Phase == phaseCompleted:
+	case m.Phase == replication.PhaseCompleted:
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "mirror %q has completed its initial copy and has nothing to stream", m.Name).
 			WithPosition(int(st.NamePos)).
 			WithHint("Use RESYNC MIRROR to copy it again.")
@@ -195,14 +208,17 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 		return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
 			WithPosition(int(st.Table.Pos))
 	}
+	if err := resyncAbility(dst, dstType, strategy); err != nil {
+		return err.WithPosition(int(st.Table.Pos))
+	}
 	notice := ""
 	if onClickHouse && orderBy != nil {
-		if notice, err = s.checkOrderBy(ctx, m, mt, orderBy, orderByPos); err != nil {
+		if notice, err = s.checkOrderBy(ctx, m, mt, dst, orderBy, orderByPos); err != nil {
 			return err
 		}
 	}
-	if strategy == strategySwap && !onClickHouse {
-		if err := s.checkSwappable(ctx, m, mt); err != nil {
+	if _, versioned := dst.(connectors.VersionedRows); strategy == replication.StrategySwap && !versioned {
+		if err := checkSwappable(ctx, dst, mt); err != nil {
 			return err
 		}
 	}
@@ -217,7 +233,7 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 		_ = w.Notice(sqlerr.Notice("%s", notice))
 	}
 	if m.Desired == catalog.DesiredRunning {
-		s.ex.sup.start(m.Name) // a running flow picks the request up within seconds
+		s.ex.engine.Run(m.Name) // a running flow picks the request up within seconds
 	} else {
 		_ = w.Notice(sqlerr.Notice("mirror %q is paused: the resync of %s starts when it is resumed", m.Name, table))
 	}
@@ -225,46 +241,71 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 	return w.Complete(tag)
 }
 
+// resyncAbility refuses a table resync with strategy that dst (of peer
+// type dstType) cannot run: one that keeps a position per table runs both
+// strategies with what each needs; one whose rows carry versions swaps in
+// a shadow table whatever the strategy.
+func resyncAbility(dst connectors.Destination, dstType, strategy string) *sqlerr.Error {
+	_, swaps := dst.(connectors.ShadowSwapper)
+	if _, versioned := dst.(connectors.VersionedRows); versioned && swaps {
+		return nil
+	}
+	if _, ok := dst.(connectors.TablePositions); !ok {
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "RESYNC TABLE is not supported for %s destinations", dstType).
+			WithHint("Use RESYNC MIRROR. The mirror is unchanged.")
+	}
+	_, empties := dst.(connectors.Emptier)
+	if strategy == replication.StrategySwap && !swaps || strategy == replication.StrategyTruncate && !empties {
+		return sqlerr.New(pgerrcode.FeatureNotSupported, "strategy '%s' is not supported for %s destinations", strategy, dstType).
+			WithHint("Use the other strategy. The mirror is unchanged.")
+	}
+	return nil
+}
+
 // checkSwappable refuses a swap whose destination table has dependent
 // objects the swap cannot carry over, before anything changes.
-func (s *session) checkSwappable(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable) error {
-	dstCfg, err := s.ex.postgresPeer(ctx, m.DestinationPeer)
-	if err != nil {
-		return err
-	}
-	dst, err := dstCfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return peerConnectError(err, "resync table: cannot connect to destination peer %q", m.DestinationPeer)
-	}
-	defer dst.Close(context.Background())
+func checkSwappable(ctx context.Context, dst connectors.Destination, mt *catalog.MirrorTable) error {
+	sw := dst.(connectors.ShadowSwapper) // resyncAbility checked
 	dest, _ := connectors.ParseTableName(mt.Destination)
-	if err := postgres.CheckSwappable(ctx, dst, dest); err != nil {
+	if err := sw.CheckSwappable(ctx, dest); err != nil {
 		return sqlerr.New(pgerrcode.DependentObjectsStillExist, "cannot resync %s with the swap strategy: %v", mt.Source, err).
 			WithHint("Use strategy = 'truncate', or drop the dependent object first. The mirror is unchanged.")
 	}
 	return nil
 }
 
-// checkOrderBy checks a new sorting key for a table on ClickHouse, as
-// CREATE MIRROR checks order_by, and returns the notice for its columns
-// that are nullable in the source ("" when none).
-func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable, orderBy []string, pos sqlext.Pos) (string, error) {
-	srcCfg, err := s.ex.postgresPeer(ctx, m.SourcePeer)
+// checkOrderBy checks a new sorting key for a table, as CREATE MIRROR
+// checks order_by, and returns the destination's notice for it ("" when
+// none).
+func (s *session) checkOrderBy(ctx context.Context, m catalog.Mirror, mt *catalog.MirrorTable, dst connectors.Destination,
+	orderBy []string, pos sqlext.Pos) (string, error) {
+	src, err := s.openMirrorSource(ctx, m, "resync table of")
 	if err != nil {
 		return "", err
 	}
-	src, err := srcCfg.ConnectSQL(ctx, "sluice-validate")
-	if err != nil {
-		return "", peerConnectError(err, "resync table: cannot connect to source peer %q", m.SourcePeer)
-	}
 	defer src.Close(context.Background())
 	source, _ := connectors.ParseTableName(mt.Source)
-	ts, err := postgres.DescribeTable(ctx, src, source, mt.Exclude)
+	ts, err := src.Describe(ctx, source, mt.Exclude)
 	if err != nil {
 		return "", describeError(err, mapping{source: source})
 	}
 	if err := checkOrderBy(ts, source, orderBy, pos); err != nil {
 		return "", err
 	}
-	return nullableKeyNotice(ts, source, orderBy), nil
+	planner, ok := dst.(connectors.TablePlanner)
+	if !ok {
+		return "", nil
+	}
+	dest, _ := connectors.ParseTableName(mt.Destination)
+	notices, err := planner.PlanTable(connectors.DestTable{Source: source, Dest: dest, Schema: ts, OrderBy: orderBy})
+	if err != nil {
+		return "", sqlerr.New(pgerrcode.FeatureNotSupported, "%v", err).WithPosition(int(pos))
+	}
+	var out []string
+	for _, n := range notices {
+		if strings.Contains(n, "order_by") {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, "\n"), nil
 }

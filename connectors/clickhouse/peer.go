@@ -1,21 +1,3 @@
-// Package clickhouse is the ClickHouse connector: peer configuration,
-// connections over the native protocol (github.com/ClickHouse/clickhouse-go/v2)
-// and validation (peer.go; the peer kind, connectors.Kind, in kind.go); the mirrored tables (types.go, ddl.go), value
-// conversion (convert.go), batch writes (write.go), metadata (meta.go) and
-// the CDC applier (apply.go). docs/clickhouse.md describes the tables.
-// Destination (destination*.go) puts them behind connectors.Destination
-// and its abilities, for the flows.
-//
-// It also answers client sessions' queries on a ClickHouse peer
-// (connectors.FederatedReader, federated*.go): SELECT ... FROM ch.table and
-// EXECUTE ch('...') run on the peer, their results mapped to Postgres types
-// (federated_types.go), parameters bound into the text (federated_params.go)
-// and String columns mirrored from bytea read back as bytea
-// (federated_bytea.go).
-//
-// The oldest server it is tested with is 18.16 (Debian's package). There the
-// native protocol works but the HTTP protocol does not, so connections always
-// use the native one.
 package clickhouse
 
 import (

@@ -10,10 +10,14 @@ import (
 )
 
 // AddMissingColumns adds to the destination table every column of cols it
-// lacks (nullable, so existing rows stay valid). It returns the columns it
-// added. Idempotent.
-func AddMissingColumns(ctx context.Context, conn *pgx.Conn, dest connectors.TableName, cols []connectors.Column) ([]connectors.Column, error) {
-	rows, err := conn.Query(ctx, `
+// lacks (nullable, so existing rows stay valid), on db (a connection, or a
+// transaction to add them with what else it does). It returns the columns
+// it added. Idempotent.
+func AddMissingColumns(ctx context.Context, db interface {
+	Querier
+	Execer
+}, dest connectors.TableName, cols []connectors.Column) ([]connectors.Column, error) {
+	rows, err := db.Query(ctx, `
 SELECT a.attname FROM pg_attribute a
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, dest.Quoted())
 	if err != nil {
@@ -33,7 +37,7 @@ WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, des
 			continue
 		}
 		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", dest.Quoted(), pgx.Identifier{c.Name}.Sanitize(), c.Type)
-		if _, err := conn.Exec(ctx, sql); err != nil {
+		if _, err := db.Exec(ctx, sql); err != nil {
 			return nil, fmt.Errorf("add column %s to %s: %w", c.Name, dest, err)
 		}
 		added = append(added, c)
@@ -51,6 +55,31 @@ func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest conne
 	if len(cols) == 0 {
 		return 0, nil
 	}
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", dest, err)
+	}
+	defer tx.Rollback(context.Background())
+	n, err := backfillIn(ctx, src, tx, source, dest, key, cols)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("backfill %s: %w", dest, err)
+	}
+	return n, nil
+}
+
+// backfillStage is the temporary table a back-fill stages the source's
+// values in.
+var backfillStage = pgx.Identifier{"pg_temp", "_sluice_backfill"}.Sanitize()
+
+// backfillIn is BackfillColumns in the caller's transaction tx on the
+// destination.
+func backfillIn(ctx context.Context, src *pgx.Conn, tx pgx.Tx, source, dest connectors.TableName, key, cols []string) (int64, error) {
+	if len(cols) == 0 {
+		return 0, nil
+	}
 	var hasValues bool
 	conds := make([]string, len(cols))
 	for i, c := range cols {
@@ -63,23 +92,32 @@ func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest conne
 	if !hasValues {
 		return 0, nil
 	}
-	all := append(append([]string{}, key...), cols...)
-	list := quoteIdents(all)
-	stage := pgx.Identifier{"pg_temp", "_sluice_backfill"}.Sanitize()
-	tx, err := dst.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("backfill %s: %w", dest, err)
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s LIMIT 0",
-		stage, list, dest.Quoted())); err != nil {
+	list := quoteIdents(append(append([]string{}, key...), cols...))
+	if _, err := tx.Exec(ctx, backfillStageDDL(dest, key, cols)); err != nil {
 		return 0, fmt.Errorf("backfill %s: stage: %w", dest, err)
 	}
-	if _, err := pipeCopy(ctx, src.PgConn(), dst.PgConn(),
+	if _, err := pipeCopy(ctx, src.PgConn(), tx.Conn().PgConn(),
 		fmt.Sprintf("COPY (SELECT %s FROM %s) TO STDOUT (FORMAT binary)", list, source.Quoted()),
-		fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", stage, list), nil); err != nil {
+		fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", backfillStage, list), nil); err != nil {
 		return 0, fmt.Errorf("backfill %s: copy: %w", dest, err)
 	}
+	tag, err := tx.Exec(ctx, backfillUpdateSQL(dest, key, cols))
+	if err != nil {
+		return 0, fmt.Errorf("backfill %s: update: %w", dest, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// backfillStageDDL creates backfillStage, dropped at commit, with dest's
+// key and cols columns.
+func backfillStageDDL(dest connectors.TableName, key, cols []string) string {
+	return fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s LIMIT 0",
+		backfillStage, quoteIdents(append(append([]string{}, key...), cols...)), dest.Quoted())
+}
+
+// backfillUpdateSQL sets cols of dest's rows to the values staged in
+// backfillStage for their key, where they differ.
+func backfillUpdateSQL(dest connectors.TableName, key, cols []string) string {
 	sets := make([]string, len(cols))
 	diff := make([]string, len(cols))
 	for i, c := range cols {
@@ -92,15 +130,8 @@ func BackfillColumns(ctx context.Context, src, dst *pgx.Conn, source, dest conne
 		q := quoteIdent(k)
 		match[i] = "d." + q + " = s." + q
 	}
-	tag, err := tx.Exec(ctx, fmt.Sprintf("UPDATE %s AS d SET %s FROM %s AS s WHERE %s AND (%s)",
-		dest.Quoted(), strings.Join(sets, ", "), stage, strings.Join(match, " AND "), strings.Join(diff, " OR ")))
-	if err != nil {
-		return 0, fmt.Errorf("backfill %s: update: %w", dest, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("backfill %s: %w", dest, err)
-	}
-	return tag.RowsAffected(), nil
+	return fmt.Sprintf("UPDATE %s AS d SET %s FROM %s AS s WHERE %s AND (%s)",
+		dest.Quoted(), strings.Join(sets, ", "), backfillStage, strings.Join(match, " AND "), strings.Join(diff, " OR "))
 }
 
 // MissingValues returns, by column name, the value that rows of table which

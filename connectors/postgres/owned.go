@@ -47,8 +47,9 @@ type OwnedTable struct {
 const maxTempTries = 100
 
 // ErrNoFreeName is wrapped by CreateOwnedShadow's error when every
-// candidate name for a temporary table is taken.
-var ErrNoFreeName = errors.New("no free name for a temporary table")
+// candidate name for a temporary table is taken. It is
+// connectors.ErrNoFreeName, so errors.Is matches either name.
+var ErrNoFreeName = connectors.ErrNoFreeName
 
 // ownedRecords reads mirror's records, by live table, without checking
 // the tables.

@@ -1,10 +1,3 @@
-// Package postgres is the Postgres connector, both a mirror's source and
-// its destination: peer configuration and validation (peer.go; the peer
-// kind, connectors.Kind, in kind.go); as a source, connectors.Source
-// (Source, source.go: publication and slot, snapshots, partitioned reads,
-// the pgoutput change stream of stream.go); as a destination, the tables,
-// the initial load's copy (snapshot.go), the applier of changes (apply*.go),
-// resync swaps and the metadata of applied positions (meta.go).
 package postgres
 
 import (

@@ -29,7 +29,7 @@ func (s *Source) CanStream(ctx context.Context) error {
 		return err
 	}
 	if ok, why := info.CanBeSource(); !ok {
-		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "peer cannot be a CDC source: %s", why).
+		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "cannot be a CDC source: %s", why).
 			WithHint("A source needs wal_level = logical and a user with the REPLICATION privilege.")
 	}
 	return nil

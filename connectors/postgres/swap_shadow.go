@@ -29,15 +29,17 @@ import (
 
 // ErrNoShadow is wrapped by SwapTable's and BuildShadowIndexes' error when
 // the shadow table does not exist: after a crash, the swap was either
-// committed (the shadow is gone) or never happened.
-var ErrNoShadow = errors.New("shadow table not found")
+// committed (the shadow is gone) or never happened. It is
+// connectors.ErrShadowLost, so errors.Is matches either name.
+var ErrNoShadow = connectors.ErrShadowLost
 
 // ErrNotSwappable is wrapped by CheckSwappable's and SwapTable's error when
 // the table has something SwapTable cannot carry over to the new table (a
 // dependent object it cannot recreate faithfully, partitioning...). The
 // error lists what and says that the table was left as it was; the truncate
-// strategy still works for such a table.
-var ErrNotSwappable = errors.New("table cannot be swapped")
+// strategy still works for such a table. It is connectors.ErrNotSwappable,
+// so errors.Is matches either name.
+var ErrNotSwappable = connectors.ErrNotSwappable
 
 // maxIdentLen is the longest identifier Postgres keeps (NAMEDATALEN - 1),
 // in bytes.

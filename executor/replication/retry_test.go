@@ -1,4 +1,4 @@
-package executor
+package replication
 
 import (
 	"context"
@@ -58,7 +58,7 @@ func (f *fakeMirror) deps() retryDeps {
 			defer f.mu.Unlock()
 			f.recorded = append(f.recorded, err.Error())
 			f.m.Error = err.Error()
-			f.m.ErrorNeedsAction = needsUser(err)
+			f.m.ErrorNeedsAction = NeedsUser(err)
 			return nil
 		},
 		sleep: func(ctx context.Context, d time.Duration) bool {
@@ -121,7 +121,7 @@ func TestRetryBackoff(t *testing.T) {
 func TestRetryWaitsForUser(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lost := lostSlotError("m", "sluice_m", "src")
+	lost := LostStreamError("m", "sluice_m", "src")
 	f := &fakeMirror{m: catalog.Mirror{Name: "m", Desired: catalog.DesiredRunning}, cancel: cancel,
 		outcomes: []func(func()) error{fail, func(func()) error { return lost }, fail, fail}}
 	done := make(chan struct{})

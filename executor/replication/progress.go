@@ -1,4 +1,4 @@
-package executor
+package replication
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func newTableProgress(name string, total int, done map[int]int64) *tableProgress
 }
 
 // begin registers partition part as being copied and returns what its copy
-// calls with the rows read so far (CopyJob.Progress).
+// calls with the rows read so far (connectors.LoadJob.Progress).
 func (p *tableProgress) begin(mirror string, part int) func(rows int64) {
 	n := new(atomic.Int64)
 	p.mu.Lock()
@@ -110,7 +110,7 @@ func (f *flow) flushProgress(ctx context.Context, tables []*tableProgress) (stop
 			case <-tick.C:
 			}
 			for _, p := range tables {
-				_ = p.flush(ctx, f.ex.cfg.Store, f.m.Name)
+				_ = p.flush(ctx, f.store, f.m.Name)
 			}
 		}
 	}()
@@ -141,11 +141,25 @@ func (f *flow) setStep(ctx context.Context, step string, tables ...mirrorTable) 
 
 // setStepNames is setStep for source table names.
 func (f *flow) setStepNames(ctx context.Context, step string, tables ...string) error {
-	if err := f.ex.cfg.Store.SetTableStep(ctx, f.m.Name, step, tables...); err != nil {
+	if err := f.store.SetTableStep(ctx, f.m.Name, step, tables...); err != nil {
 		return err
 	}
 	if h := stepHook.Load(); h != nil && len(tables) > 0 {
 		(*h)(f.m.Name, step)
 	}
 	return nil
+}
+
+// SetCopyRowHook makes every copy call fn after each row it reads (see
+// copyRowHook) until restore is called. For tests.
+func SetCopyRowHook(fn func(mirror string, rows int64)) (restore func()) {
+	old := copyRowHook.Swap(&fn)
+	return func() { copyRowHook.Store(old) }
+}
+
+// SetStepHook makes the flows call fn after each table step they record
+// (see stepHook) until restore is called. For tests.
+func SetStepHook(fn func(mirror, step string)) (restore func()) {
+	old := stepHook.Swap(&fn)
+	return func() { stepHook.Store(old) }
 }

@@ -1,10 +1,12 @@
-package executor
+package replication
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +14,6 @@ import (
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 // Unit tests of the CDC batcher against fakes of connectors.Stream and
@@ -105,11 +106,20 @@ func (c *fakeCatalog) RecordSync(ctx context.Context, name string, end connector
 }
 
 // The fakes speak LSNs, as numbers; the batcher Positions, which a Postgres
-// source makes from LSNs.
-func lsnPos(lsn uint64) connectors.Position { return postgres.LSNPosition(lsn) }
+// source makes from LSNs as 16 hexadecimal digits (the fakes' stand-in
+// for postgres.LSNPosition, which this package does not import).
+func lsnPos(lsn uint64) connectors.Position {
+	if lsn == 0 {
+		return ""
+	}
+	return connectors.Position(fmt.Sprintf("%016X", lsn))
+}
 
 func posLSN(p connectors.Position) uint64 {
-	lsn, err := postgres.PositionLSN(p)
+	if p == "" {
+		return 0
+	}
+	lsn, err := strconv.ParseUint(string(p), 16, 64)
 	if err != nil {
 		panic(err)
 	}
@@ -280,7 +290,7 @@ func tx(begin, end uint64, ids ...string) []connectors.Event {
 // maxBatch rows and a sync interval of an hour (idle flushes only).
 func newTestBatcher(a connectors.Applier, applied uint64, maxBatch int) *batcher {
 	f := &flow{m: catalog.Mirror{Name: "m"}, log: slog.New(slog.DiscardHandler), progressDone: true}
-	f.cfg.MaxBatchSize, f.cfg.SyncInterval = maxBatch, 3600
+	f.opt.MaxBatchSize, f.opt.SyncInterval = maxBatch, 3600
 	b := &batcher{f: f, applier: a, store: &fakeCatalog{}, applied: lsnPos(applied), chunk: addChunk(maxBatch),
 		idleFlush: 20 * time.Millisecond, heartbeatEvery: time.Hour}
 	b.eager = min(eagerAdd, b.chunk)
@@ -479,7 +489,7 @@ func TestBatcherTablePositions(t *testing.T) {
 	newResyncing := func() *resyncs {
 		rs := newResyncs()
 		rs.pos[tabA] = lsnPos(100) // copied as of 100; the mirror is at 300
-		rs.strategy[tabA] = strategySwap
+		rs.strategy[tabA] = StrategySwap
 		return rs
 	}
 	t.Run("committed with the batch", func(t *testing.T) {
@@ -513,7 +523,7 @@ func TestBatcherTablePositions(t *testing.T) {
 		eventually(t, "the batch ending at 160", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
 		mu.Lock()
 		defer mu.Unlock()
-		want := connectors.TableState{Table: tabA, Stage: connectors.StageCatchup, Strategy: strategySwap, Position: lsnPos(160)}
+		want := connectors.TableState{Table: tabA, Stage: connectors.StageCatchup, Strategy: StrategySwap, Position: lsnPos(160)}
 		if len(calls) != 1 || calls[0].lsn != 160 || len(calls[0].put) != 1 || calls[0].put[0].Table != want.Table ||
 			calls[0].put[0].Stage != want.Stage || calls[0].put[0].Position != want.Position || len(calls[0].drop) != 0 {
 			t.Fatalf("CommitTables calls %+v, want one at 160 putting %+v", calls, want)

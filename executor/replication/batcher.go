@@ -1,18 +1,14 @@
-package executor
+package replication
 
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 const (
@@ -25,118 +21,6 @@ const (
 	// pollEvery is how often table resync requests are polled.
 	pollEvery = 2 * time.Second
 )
-
-// cdc is the CDC phase: stream changes from the slot and apply them in
-// batches. Each batch commits on the destination together with its end
-// position; only then is the position acknowledged to the source. On
-// restart the stream resumes after the last position the destination
-// recorded, so no change is lost or applied twice.
-func (f *flow) cdc(ctx context.Context) error {
-	src, dst, closeConns, err := f.connect(ctx, "sluice-cdc")
-	if err != nil {
-		return err
-	}
-	defer closeConns()
-	if err := f.checkSlot(ctx, src); err != nil {
-		return err
-	}
-	if err := postgres.EnsureMetadata(ctx, dst, f.meta); err != nil {
-		return err
-	}
-
-	tables := f.tables()
-	schemas := make(map[connectors.TableName]*connectors.TableSchema, len(tables))
-	for _, t := range tables {
-		ts, err := postgres.DescribeTable(ctx, src, t.source, t.exclude)
-		if err != nil {
-			return err
-		}
-		schemas[t.source] = ts
-	}
-	last, _, err := postgres.LastPosition(ctx, dst, f.meta, f.m.Name)
-	if err != nil {
-		return err
-	}
-	applied := connectors.MaxPosition(last, f.m.ConsistentPosition)
-	rs, start, shadows, copies, err := f.planResyncs(ctx, dst, applied, schemas)
-	if err != nil {
-		return err
-	}
-	dests := make([]connectors.DestTable, len(tables))
-	for i, t := range tables {
-		ts := schemas[t.source]
-		dest := t.dest
-		if sh, ok := shadows[t.source]; ok {
-			dest = sh
-		}
-		// Columns the source gained while the mirror was stopped.
-		added, err := postgres.AddMissingColumns(ctx, dst, dest, ts.Columns)
-		if err != nil {
-			return err
-		}
-		if err := f.backfill(ctx, src, dst, t.source, dest, ts.PrimaryKey, added); err != nil {
-			return err
-		}
-		dests[i] = connectors.DestTable{Source: t.source, Dest: dest, Schema: ts,
-			SoftDeleteColumn: f.cfg.SoftDeleteColumn, SyncedAtColumn: f.cfg.SyncedAtColumn}
-	}
-	applier, err := postgres.NewApplier(ctx, dst, f.meta, f.m.Name, dests)
-	if err != nil {
-		return err
-	}
-	stream, err := f.startStream(ctx, src, schemas, start)
-	if err != nil {
-		return err
-	}
-	defer stream.Close(context.Background()) // after b.run, which stops the reader
-
-	b := &batcher{f: f, applier: applier, store: f.ex.cfg.Store, applied: applied, dests: dests, dst: dst,
-		chunk: addChunk(f.cfg.MaxBatchSize), rs: rs, addColumnsTo: f.pgColumnAdder(dst)}
-	b.eager = min(eagerAdd, b.chunk)
-	b.setAcked(start)
-	if rs.catchingUp() {
-		// A heartbeat beyond everything: when it comes back, the tables
-		// catching up have caught up even if the source is idle.
-		if err := stream.Heartbeat(ctx); err != nil {
-			return err
-		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	wait := b.startCopies(cctx, copies, schemas)
-	err = b.run(ctx, stream)
-	cancel()
-	wait()
-	if errors.Is(err, errRestart) {
-		return nil
-	}
-	return f.explainStreamError(ctx, err)
-}
-
-// startStream starts streaming from the mirror's slot at start, and emits
-// a heartbeat, whose acknowledgement shows progress (flow.progressed) even
-// when the source is idle. The stream uses src (to describe the types of
-// new columns, to send heartbeats) until it is closed: the caller keeps src
-// open and does not use it meanwhile.
-func (f *flow) startStream(ctx context.Context, src *pgx.Conn, schemas map[connectors.TableName]*connectors.TableSchema,
-	start connectors.Position) (connectors.Stream, error) {
-	repl, err := f.src.ConnectReplication(ctx, "sluice-cdc")
-	if err != nil {
-		return nil, err
-	}
-	stream, err := postgres.StartStream(ctx, repl, postgres.StreamConfig{
-		Slot: f.cfg.Slot, Publication: f.cfg.Publication, Start: start, Tables: schemas, SQL: src,
-	})
-	if err != nil {
-		repl.Close(context.Background())
-		return nil, f.explainStreamError(ctx, err)
-	}
-	if err := stream.Heartbeat(ctx); err != nil {
-		stream.Close(context.Background())
-		return nil, err
-	}
-	f.log.InfoContext(ctx, "streaming changes", "from", catalog.FormatPosition(start))
-	return stream, nil
-}
 
 // batchCatalog is what the batcher reads and writes in the catalog for
 // every batch and poll: *catalog.Store.
@@ -184,8 +68,8 @@ func addChunk(maxBatch int) int {
 type batcher struct {
 	f       *flow
 	applier connectors.Applier
-	store   batchCatalog // the catalog
-	dst     *pgx.Conn    // a Postgres destination, for table resyncs (nil: another)
+	store   batchCatalog           // the catalog
+	dst     connectors.Destination // for table resyncs, between the applier's transactions
 	dests   []connectors.DestTable
 	chunk   int // rows to add at once
 	eager   int // rows to add when the reader has nothing more for now
@@ -220,9 +104,11 @@ type batcher struct {
 	// chColumnAdder); nil: the destination does not follow schema changes.
 	addColumnsTo columnAdder
 
-	// Table resyncs (flow_resync.go, flow_ch_resync.go).
-	rs *resyncs
-	ch *chResyncs
+	// Table resyncs (resync_catchup.go, resync_versioned.go); noResyncs:
+	// the destination can run none (pollResyncs refuses requests).
+	rs        *resyncs
+	vr        *versionedResyncs
+	noResyncs bool
 	// beginPos is where the commit of the transaction being received
 	// starts; beginVersion the same as a number, its changes' version.
 	beginPos     connectors.Position
@@ -273,7 +159,7 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	lastActivity := time.Now()
 	lastPoll := time.Time{}
 	startAck := b.acked
-	maxWait := time.Duration(b.f.cfg.SyncInterval) * time.Second
+	maxWait := time.Duration(b.f.opt.SyncInterval) * time.Second
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
 		var r readResult
@@ -284,8 +170,8 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 				return err
 			}
 			continue
-		case d := <-b.ch.doneCh():
-			if err := b.chCopyDone(ctx, d); err != nil {
+		case d := <-b.vr.doneCh():
+			if err := b.versionedDone(ctx, d); err != nil {
 				return err
 			}
 			continue
@@ -428,7 +314,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		}
 		b.txStart = b.changes.n
 		b.end, b.commitTime = ev.Pos, ev.CommitTime
-		if b.rows >= b.f.cfg.MaxBatchSize {
+		if b.rows >= b.f.opt.MaxBatchSize {
 			return b.flush(ctx)
 		}
 		return b.add(ctx, b.chunk)
@@ -629,135 +515,4 @@ func (b *batcher) ackPos() connectors.Position {
 		return *p
 	}
 	return ""
-}
-
-// changeList is a list of changes kept in segments of segSize, so that a
-// large batch is never copied to grow. Every segment but the last is full.
-type changeList struct {
-	segs  [][]connectors.Change
-	n     int
-	spare [][]connectors.Change // emptied segments, for reuse
-}
-
-const (
-	segSize  = 4096
-	maxSpare = 16
-)
-
-func (l *changeList) add(c connectors.Change) {
-	if len(l.segs) == 0 || len(l.segs[len(l.segs)-1]) == segSize {
-		var seg []connectors.Change
-		if k := len(l.spare); k > 0 {
-			seg, l.spare = l.spare[k-1], l.spare[:k-1]
-		} else {
-			seg = make([]connectors.Change, 0, segSize)
-		}
-		l.segs = append(l.segs, seg)
-	}
-	last := &l.segs[len(l.segs)-1]
-	*last = append(*last, c)
-	l.n++
-}
-
-// at returns change i.
-func (l *changeList) at(i int) *connectors.Change { return &l.segs[i/segSize][i%segSize] }
-
-// span returns changes [from, to) as slices of the segments.
-func (l *changeList) span(from, to int) [][]connectors.Change {
-	var out [][]connectors.Change
-	for from < to {
-		seg := l.segs[from/segSize]
-		end := min(len(seg), to-from/segSize*segSize)
-		out = append(out, seg[from%segSize:end])
-		from += end - from%segSize
-	}
-	return out
-}
-
-// truncate drops the changes from n on.
-func (l *changeList) truncate(n int) {
-	for l.n > n {
-		last := &l.segs[len(l.segs)-1]
-		k := min(len(*last), l.n-n)
-		clear((*last)[len(*last)-k:])
-		*last = (*last)[:len(*last)-k]
-		l.n -= k
-		if len(*last) == 0 {
-			l.release(*last)
-			l.segs = l.segs[:len(l.segs)-1]
-		}
-	}
-}
-
-// drop drops the changes before n, moving the others to the front.
-func (l *changeList) drop(n int) {
-	var keep []connectors.Change
-	for _, s := range l.span(n, l.n) {
-		keep = append(keep, s...)
-	}
-	for _, s := range l.segs {
-		clear(s)
-		l.release(s)
-	}
-	clear(l.segs)
-	l.segs, l.n = l.segs[:0], 0
-	for _, c := range keep {
-		l.add(c)
-	}
-}
-
-func (l *changeList) release(seg []connectors.Change) {
-	if len(l.spare) < maxSpare {
-		l.spare = append(l.spare, seg[:0])
-	}
-}
-
-// columnAdder is the batcher's hook for columns the source added (see
-// batcher.addColumnsTo).
-type columnAdder func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error)
-
-// pgColumnAdder is the batcher's hook for columns the stream reports on a
-// Postgres mirror: it adds them to the destination table on dst, fills
-// them into the existing rows from the source's current values (on a
-// connection of its own), and appends them to d's schema in place (the
-// stream decodes with its own copy of the schema).
-func (f *flow) pgColumnAdder(dst *pgx.Conn) columnAdder {
-	return func(ctx context.Context, d connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
-		if _, err := postgres.AddMissingColumns(ctx, dst, d.Dest, cols); err != nil {
-			return nil, err
-		}
-		src, err := f.src.ConnectSQL(ctx, "sluice-backfill")
-		if err != nil {
-			return nil, err
-		}
-		defer src.Close(context.Background())
-		if err := f.backfill(ctx, src, dst, d.Source, d.Dest, d.Schema.PrimaryKey, cols); err != nil {
-			return nil, err
-		}
-		d.Schema.Columns = append(d.Schema.Columns, cols...)
-		f.log.InfoContext(ctx, "source added columns", "table", d.Source.String(), "columns", len(cols))
-		_ = f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "schema",
-			fmt.Sprintf("%s gained %d column(s); added on %s", d.Source, len(cols), d.Dest))
-		return d.Schema, nil
-	}
-}
-
-func (f *flow) backfill(ctx context.Context, src, dst *pgx.Conn, source, dest connectors.TableName, key []string, cols []connectors.Column) error {
-	if len(cols) == 0 {
-		return nil
-	}
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-	}
-	n, err := postgres.BackfillColumns(ctx, src, dst, source, dest, key, names)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		f.log.InfoContext(ctx, "back-filled added columns", "table", source.String(), "rows", n)
-		return f.ex.cfg.Store.AddEvent(ctx, f.m.Name, "schema",
-			fmt.Sprintf("back-filled %d row(s) of %s with the source's values of %s", n, dest, strings.Join(names, ", ")))
-	}
-	return nil
 }

@@ -1,0 +1,304 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// Config is what the engine needs from the rest of Sluice.
+type Config struct {
+	// Store is the catalog, where every flow keeps its state; required.
+	Store *catalog.Store
+	// Kinds are the kinds of peers the server knows; required. A mirror's
+	// peers are opened through them, so a flow never asks which database
+	// it talks to.
+	Kinds *connectors.Registry
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Validate reports a config that cannot work, and sets defaults.
+func (c *Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("replication: catalog store is required")
+	}
+	if c.Kinds == nil {
+		return errors.New("replication: peer kinds (a connectors.Registry) are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Engine runs the mirrors' flows: one runner goroutine per mirror drives
+// it through its phases, SETUP -> SNAPSHOT -> CDC (and RESYNC for a full
+// resync), each a resumable step whose progress lives in the catalog and,
+// for what must commit atomically with the data, in the destination's
+// metadata. A failing step records the error (the mirror shows FAILED)
+// and is retried with backoff; the error clears when a step succeeds or
+// makes progress. An error that needs the user stops the retries until the
+// user acts. Safe for concurrent use.
+type Engine struct {
+	cfg Config
+
+	mu      sync.Mutex
+	base    context.Context // nil until Start
+	runners map[string]*runner
+}
+
+type runner struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns an engine; nothing runs until Start.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg}, nil
+}
+
+// Start resumes every mirror whose operator wants it running. Runners stop
+// when ctx ends (Close waits for them). Call it once.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	e.base = ctx
+	e.mu.Unlock()
+	store := e.cfg.Store
+	names, err := store.MirrorNames(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		m, err := store.GetMirror(ctx, name)
+		if err != nil {
+			return err
+		}
+		if m.Desired == catalog.DesiredRunning && m.Phase != PhaseCompleted {
+			e.Run(name)
+		}
+	}
+	return nil
+}
+
+// Close stops every runner and waits for them.
+func (e *Engine) Close() {
+	e.mu.Lock()
+	runners := e.runners
+	e.runners = nil
+	e.mu.Unlock()
+	for _, r := range runners {
+		r.cancel()
+	}
+	for _, r := range runners {
+		<-r.done
+	}
+}
+
+// Run runs the mirror's flow unless it is already running, or the engine
+// was not started (a server that only serves statements). Idempotent.
+func (e *Engine) Run(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.base == nil {
+		return
+	}
+	if e.runners == nil {
+		e.runners = make(map[string]*runner)
+	}
+	if _, ok := e.runners[name]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(e.base)
+	r := &runner{cancel: cancel, done: make(chan struct{})}
+	e.runners[name] = r
+	go func() {
+		defer close(r.done)
+		e.run(ctx, name)
+		e.mu.Lock()
+		if e.runners[name] == r {
+			delete(e.runners, name)
+		}
+		e.mu.Unlock()
+	}()
+}
+
+// Stop stops the mirror's runner, if any, and waits for it. Idempotent.
+func (e *Engine) Stop(name string) {
+	e.mu.Lock()
+	r := e.runners[name]
+	delete(e.runners, name)
+	e.mu.Unlock()
+	if r != nil {
+		r.cancel()
+		<-r.done
+	}
+}
+
+// Running reports whether the mirror has a runner.
+func (e *Engine) Running(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.runners[name]
+	return ok
+}
+
+const (
+	minBackoff = time.Second
+	// maxBackoff caps the delay between retries, so a step is retried
+	// within seconds of a peer answering again, however long it was away.
+	maxBackoff = 10 * time.Second
+)
+
+// run drives one mirror until its context ends, it is paused or dropped, or
+// it completes.
+func (e *Engine) run(ctx context.Context, name string) {
+	log := e.cfg.Logger.With("mirror", name)
+	store := e.cfg.Store
+	retry(ctx, retryDeps{
+		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
+		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
+			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress}
+			return f.step(ctx)
+		},
+		record: func(ctx context.Context, err error) error {
+			if NeedsUser(err) {
+				return store.SetActionError(ctx, name, err.Error())
+			}
+			return store.SetError(ctx, name, err.Error())
+		},
+		sleep: func(ctx context.Context, d time.Duration) bool {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-t.C:
+				return true
+			}
+		},
+		log: log,
+	})
+}
+
+// retryDeps is what the retry loop needs: the real catalog and flows in
+// run, fakes in tests.
+type retryDeps struct {
+	// load reads the mirror from the catalog.
+	load func(ctx context.Context) (catalog.Mirror, error)
+	// step runs the mirror's current phase; it calls progress (from its own
+	// goroutine) once it has made progress, such as a batch applied or the
+	// stream's position acknowledged.
+	step func(ctx context.Context, m catalog.Mirror, progress func()) error
+	// record stores a failing step's error.
+	record func(ctx context.Context, err error) error
+	// sleep waits d, or until ctx ends (false).
+	sleep func(ctx context.Context, d time.Duration) bool
+	log   interface {
+		ErrorContext(ctx context.Context, msg string, args ...any)
+		InfoContext(ctx context.Context, msg string, args ...any)
+	}
+}
+
+// retry runs a mirror's steps until ctx ends, the mirror is paused,
+// dropped or done. A failing step is retried with a delay that doubles
+// from minBackoff to maxBackoff and starts over once a step made progress,
+// so each outage is waited out from the shortest delay. An error that
+// needs the user (NeedsUser) is recorded and the mirror waits, without
+// retrying, until the user acts: PAUSE, RESUME and RESYNC MIRROR restart
+// the runner, DROP MIRROR ends it. While the catalog cannot be read,
+// nothing is recorded (the error recorded before stays).
+func retry(ctx context.Context, d retryDeps) {
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		m, err := d.load(ctx)
+		if errors.Is(err, catalog.ErrMirrorNotFound) {
+			return
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.log.ErrorContext(ctx, "read mirror from the catalog", "err", err, "retry_in", backoff)
+			if !d.sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, maxBackoff)
+			continue
+		}
+		if m.Desired != catalog.DesiredRunning {
+			return
+		}
+		if m.ErrorNeedsAction {
+			d.log.InfoContext(ctx, "mirror waits for the user", "error", m.Error)
+			<-ctx.Done()
+			return
+		}
+		var progressed atomic.Bool
+		err = d.step(ctx, m, func() { progressed.Store(true) })
+		if errors.Is(err, errFlowDone) {
+			return
+		}
+		if err == nil || progressed.Load() {
+			backoff = minBackoff
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if NeedsUser(err) {
+			d.log.ErrorContext(ctx, "mirror step failed: waiting for the user", "err", err)
+			if serr := d.record(ctx, err); serr == nil {
+				continue // parks, from the catalog's record
+			} else if ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "record mirror error", "err", serr)
+			}
+		} else {
+			d.log.ErrorContext(ctx, "mirror step failed", "err", err, "retry_in", backoff)
+			if serr := d.record(ctx, err); serr != nil && ctx.Err() == nil {
+				d.log.ErrorContext(ctx, "record mirror error", "err", serr)
+			}
+		}
+		if !d.sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// errFlowDone ends a runner whose mirror has nothing more to do.
+var errFlowDone = errors.New("flow done")
+
+// UserError is a step's error that retrying cannot cure: the user must act
+// (its message says how).
+type UserError struct{ Err error }
+
+func (e *UserError) Error() string { return e.Err.Error() }
+func (e *UserError) Unwrap() error { return e.Err }
+
+// NeedsUser reports whether err (or an error it wraps) needs the user.
+func NeedsUser(err error) bool {
+	var u *UserError
+	return errors.As(err, &u)
+}
+
+// LostStreamError is the error of a mirror whose change stream the source
+// discarded (a Postgres slot invalidated): only a resync recovers. It
+// needs the user.
+func LostStreamError(mirror, slot, peer string) error {
+	return &UserError{Err: fmt.Errorf("replication slot %q on peer %q was invalidated: the source removed WAL the slot "+
+		"still needed (max_slot_wal_keep_size exceeded), so changes since the mirror's position are lost; "+
+		"RESYNC MIRROR %s recovers the mirror by reloading it", slot, peer, mirror)}
+}

@@ -1,0 +1,200 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// flow runs one step of one mirror. It holds nothing between steps: each
+// step reads the mirror from the catalog and its peers' state from them.
+type flow struct {
+	e     *Engine
+	store *catalog.Store
+	m     catalog.Mirror
+	opt   Options
+	log   interface {
+		InfoContext(ctx context.Context, msg string, args ...any)
+		ErrorContext(ctx context.Context, msg string, args ...any)
+		DebugContext(ctx context.Context, msg string, args ...any)
+	}
+	// The mirror's peers, and their types for messages.
+	src              connectors.SourcePeer
+	dst              connectors.DestinationPeer
+	srcType, dstType string
+	// shadows maps, during a full resync's SETUP and SNAPSHOT, each live
+	// destination table to the shadow table Sluice created and recorded
+	// for it (see tables).
+	shadows map[connectors.TableName]connectors.TableName
+
+	// onProgress tells the supervisor the step made progress (nil: no one
+	// listens); see progressed.
+	onProgress   func()
+	progressDone bool
+}
+
+// step runs the mirror's current phase to its end.
+func (f *flow) step(ctx context.Context) error {
+	if err := f.peers(ctx); err != nil {
+		return err
+	}
+	switch f.m.Phase {
+	case catalog.PhaseSetup:
+		return f.setup(ctx)
+	case catalog.PhaseSnapshot:
+		return f.snapshot(ctx, nil)
+	case catalog.PhaseCDC:
+		return f.cdc(ctx)
+	case catalog.PhaseResync:
+		return f.swapAll(ctx)
+	case PhaseCompleted:
+		return errFlowDone
+	}
+	return fmt.Errorf("mirror %q is in unknown phase %q", f.m.Name, f.m.Phase)
+}
+
+// spec names the mirror's change stream on its source.
+func (f *flow) spec() connectors.StreamSpec {
+	return connectors.StreamSpec{Mirror: f.m.Name, Slot: f.opt.Slot, Publication: f.opt.Publication}
+}
+
+// peers loads the mirror's source and destination peers.
+func (f *flow) peers(ctx context.Context) error {
+	src, srcType, err := f.peer(ctx, f.m.SourcePeer)
+	if err != nil {
+		return err
+	}
+	sp, ok := src.(connectors.SourcePeer)
+	if !ok {
+		return fmt.Errorf("peer %q is %s: %s peers cannot be a mirror's source", f.m.SourcePeer, srcType, srcType)
+	}
+	dst, dstType, err := f.peer(ctx, f.m.DestinationPeer)
+	if err != nil {
+		return err
+	}
+	dp, ok := dst.(connectors.DestinationPeer)
+	if !ok {
+		return fmt.Errorf("peer %q is %s: %s peers cannot be a mirror's destination", f.m.DestinationPeer, dstType, dstType)
+	}
+	f.src, f.srcType, f.dst, f.dstType = sp, srcType, dp, dstType
+	return nil
+}
+
+// peer loads and parses a peer from the catalog.
+func (f *flow) peer(ctx context.Context, name string) (connectors.Peer, string, error) {
+	p, err := f.store.GetPeer(ctx, name)
+	if err != nil {
+		return nil, "", fmt.Errorf("load peer %q: %w", name, err)
+	}
+	kind, ok := f.e.cfg.Kinds.Lookup(p.Type)
+	if !ok {
+		return nil, p.Type, fmt.Errorf("peer %q is of type %s, which this server does not know", name, p.Type)
+	}
+	peer, err := kind.Parse(p.Options)
+	if err != nil {
+		return nil, p.Type, fmt.Errorf("peer %q: %w", name, err)
+	}
+	return peer, p.Type, nil
+}
+
+// open connects to the source and the destination, both as appName;
+// closeAll closes them.
+func (f *flow) open(ctx context.Context, appName string) (src connectors.Source, dst connectors.Destination, closeAll func(), err error) {
+	src, err = f.src.OpenSource(ctx, appName)
+	if err != nil {
+		return nil, nil, nil, err // names the source's host already
+	}
+	dst, err = f.dst.OpenDestination(ctx, appName, f.m.Name)
+	if err != nil {
+		src.Close(context.Background())
+		return nil, nil, nil, fmt.Errorf("destination: %w", err)
+	}
+	return src, dst, func() {
+		src.Close(context.Background())
+		dst.Close(context.Background())
+	}, nil
+}
+
+// unsupported is the error for what the mirror's destination cannot do.
+func (f *flow) unsupported(what string) error {
+	return &UserError{Err: fmt.Errorf("%s is not supported for %s destinations", what, f.dstType)}
+}
+
+// mirrorTable is a table mapping of the flow's mirror.
+type mirrorTable struct {
+	// dest is where the flow writes: live, or its shadow table while a
+	// full resync loads (f.shadows; the zero name when it has none).
+	source, dest, live connectors.TableName
+	exclude            []string
+	catalog            catalog.MirrorTable
+}
+
+func (f *flow) tables() []mirrorTable {
+	out := make([]mirrorTable, len(f.m.Tables))
+	loading := f.m.Resync != "" && (f.m.Phase == catalog.PhaseSetup || f.m.Phase == catalog.PhaseSnapshot)
+	for i, t := range f.m.Tables {
+		src, _ := connectors.ParseTableName(t.Source)
+		dst, _ := connectors.ParseTableName(t.Destination)
+		out[i] = mirrorTable{source: src, dest: dst, live: dst, exclude: t.Exclude, catalog: t}
+		if loading {
+			out[i].dest = f.shadows[dst]
+		}
+	}
+	return out
+}
+
+// destTable is the destination's view of t with source schema ts, writing
+// to t.dest.
+func (f *flow) destTable(t mirrorTable, ts *connectors.TableSchema) connectors.DestTable {
+	return connectors.DestTable{Source: t.source, Dest: t.dest, Schema: ts, OrderBy: t.catalog.OrderBy,
+		SoftDeleteColumn: f.opt.SoftDeleteColumn, SyncedAtColumn: f.opt.SyncedAtColumn}
+}
+
+// describe describes the source tables of tables.
+func (f *flow) describe(ctx context.Context, src connectors.Source, tables []mirrorTable) ([]*connectors.TableSchema, error) {
+	out := make([]*connectors.TableSchema, len(tables))
+	for i, t := range tables {
+		ts, err := src.Describe(ctx, t.source, t.exclude)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ts
+	}
+	return out, nil
+}
+
+// reserved lists the mirror's live destination tables: a table Sluice
+// makes never takes one of their names, even when the table is missing.
+func (f *flow) reserved() []connectors.TableName {
+	var out []connectors.TableName
+	for _, t := range f.m.Tables {
+		if dst, err := connectors.ParseTableName(t.Destination); err == nil {
+			out = append(out, dst)
+		}
+	}
+	return out
+}
+
+// progressed records that the step made progress: the supervisor's retry
+// delay starts over, and an error recorded before is cleared with a
+// "recovered" event. Only the first call of a step does anything.
+func (f *flow) progressed(ctx context.Context) error {
+	if f.progressDone {
+		return nil
+	}
+	f.progressDone = true
+	if f.onProgress != nil {
+		f.onProgress()
+	}
+	return f.store.ClearError(ctx, f.m.Name)
+}
+
+// display renders a position of the mirror's source for messages.
+func (f *flow) display(p connectors.Position) string {
+	if k, ok := f.e.cfg.Kinds.Lookup(f.srcType); ok && k.FormatPosition != nil {
+		return k.FormatPosition(p)
+	}
+	return string(p)
+}
