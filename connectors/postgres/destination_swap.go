@@ -80,9 +80,11 @@ func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableN
 // of the shadow is forgotten, and with Swap.EndResync the table's resync
 // state too. Swap.NewerThan is not used: a Postgres destination's table
 // resync catches up from its copy's position before the swap, so the
-// shadow has every change. An error wraps connectors.ErrShadowLost when a
-// shadow is gone or is no longer the one recorded; nothing was swapped
-// then. The report's notes say which live tables were missing, which
+// shadow has every change. When no swap's shadow is recorded, the swap
+// was done before (its transaction forgot the records) and SwapIn does
+// nothing. An error wraps connectors.ErrShadowLost when some shadow is not
+// recorded while others are, or is no longer the one recorded; nothing was
+// swapped then. The report's notes say which live tables were missing, which
 // foreign keys were re-added NOT VALID (to validate: Validate) and which
 // views were recreated.
 func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (connectors.SwapReport, error) {
@@ -93,6 +95,17 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 	owned, err := OwnedTables(ctx, d.conn, d.meta, d.mirror)
 	if err != nil {
 		return rep, err
+	}
+	recorded := 0
+	for _, s := range swaps {
+		if _, has := owned[s.Table.Dest]; has {
+			recorded++
+		}
+	}
+	if recorded == 0 {
+		// Swapped before (a crash after the commit, which forgot every
+		// record): nothing is left to do.
+		return rep, nil
 	}
 	for _, s := range swaps {
 		live := s.Table.Dest

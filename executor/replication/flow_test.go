@@ -408,3 +408,35 @@ func TestFlowTableResyncRefusedWithoutAbility(t *testing.T) {
 		t.Errorf("resync_error = %q, %v; want the missing ability named", msg, err)
 	}
 }
+
+// TestFlowFullResyncSwappedBeforeACrash resumes a full resync whose swap
+// committed on the destination before Sluice died (every shadow's record
+// gone with it): the resync finishes rather than starting over.
+func TestFlowFullResyncSwappedBeforeACrash(t *testing.T) {
+	b := newBed(t, abilities{swap: true, finish: true}, nil)
+	b.stepUntil(catalog.PhaseCDC, 1)
+	if err := b.store.StartMirrorResync(context.Background(), "m"); err != nil {
+		t.Fatal(err)
+	}
+	b.w.fail = failOnce("dst.SwapIn", 1)
+	if err := b.step(); err == nil {
+		t.Fatal("the step did not fail")
+	}
+	// The swap commits, and Sluice dies before it records so.
+	b.w.mu.Lock()
+	for live := range b.w.shadows {
+		b.w.swapped = append(b.w.swapped, live)
+		delete(b.w.shadows, live)
+	}
+	b.w.mu.Unlock()
+	if err := b.step(); err != nil {
+		t.Fatalf("resumed swap: %v", err)
+	}
+	m := b.mirror()
+	if m.Phase != catalog.PhaseCDC || m.Resync != "" {
+		t.Fatalf("phase %s, resync %q: want the resync finished", m.Phase, m.Resync)
+	}
+	if b.w.snapshot != 2 {
+		t.Errorf("%d slots made, want 2: the resync must not start over", b.w.snapshot)
+	}
+}
