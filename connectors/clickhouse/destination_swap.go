@@ -67,11 +67,12 @@ func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableN
 // SwapIn puts each swap's shadow in place of its live table (SwapTables:
 // EXCHANGE TABLES where the server has it, else one multi-table RENAME)
 // and drops the replaced tables. Before, for each swap whose shadow and
-// live table both exist, the shadow gets the columns the source added to
-// the live table meanwhile (AddColumnsLike) and, with NewerThan, the live
-// table's rows of a later version and its deleted rows (CarryNewerRows),
-// else its deleted rows (CarryDeletedRows). Nothing may write to the live
-// tables meanwhile.
+// live table both exist: with NewerThan (a table resync), the shadow gets
+// the columns the source added to the live table meanwhile
+// (AddColumnsLike) and the live table's rows of a later version and its
+// deleted rows (CarryNewerRows); without (a full resync, whose shadows
+// have the source's columns as they are), only its deleted rows
+// (CarryDeletedRows). Nothing may write to the live tables meanwhile.
 //
 // After a crash: when no swap's shadow is recorded, the swap was done and
 // SwapIn only drops the replaced tables left behind. When some are
@@ -137,11 +138,14 @@ func (d *Destination) carry(ctx context.Context, s connectors.Swap, shadow conne
 	if s.Table.SoftDeleteColumn != "" {
 		deleted = s.Table.SoftDeleteColumn
 	}
-	// Columns the source added while the shadow was loaded.
-	if err := AddColumnsLike(ctx, d.conn, live, shadow); err != nil {
-		return err
-	}
 	if s.NewerThan > 0 {
+		// A table resync: the live table kept streaming while the shadow
+		// loaded, and gained the columns the source added meanwhile. (A
+		// full resync's shadows are made from the source's definitions as
+		// they are, columns dropped there included: nothing to add.)
+		if err := AddColumnsLike(ctx, d.conn, live, shadow); err != nil {
+			return err
+		}
 		return CarryNewerRows(ctx, d.conn, live, shadow, DefaultVersionColumn, deleted, s.NewerThan)
 	}
 	return CarryDeletedRows(ctx, d.conn, live, shadow, deleted)

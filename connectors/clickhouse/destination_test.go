@@ -370,6 +370,12 @@ func TestDestinationSwapIn(t *testing.T) {
 		t.Fatalf("users after a refused SwapIn: %q, want %q", got, want)
 	}
 
+	// A column the live orders table has and its source no longer has
+	// (dropped there): a full resync's shadow, made from the source, does
+	// not get it back.
+	if err := conn.Exec(ctx, "ALTER TABLE `"+db+"`.orders ADD COLUMN dropped_on_source String"); err != nil {
+		t.Fatal(err)
+	}
 	swaps := []connectors.Swap{{Table: users, NewerThan: 15}, {Table: orders}}
 	for range 2 { // the second run finds the swap done
 		rep, err := d.SwapIn(ctx, swaps)
@@ -396,6 +402,9 @@ func TestDestinationSwapIn(t *testing.T) {
 	}
 	if got := query(t, conn, "SELECT name FROM system.columns WHERE database = '"+db+"' AND table = 'users' AND name = 'email'"); len(got) != 1 {
 		t.Fatalf("users after SwapIn has no column email: %q", got)
+	}
+	if got := query(t, conn, "SELECT name FROM system.columns WHERE database = '"+db+"' AND table = 'orders' AND name = 'dropped_on_source'"); len(got) != 0 {
+		t.Fatalf("orders after a full resync's SwapIn has the column the source dropped: %q", got)
 	}
 }
 
