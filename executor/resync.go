@@ -16,7 +16,7 @@ import (
 
 // resyncMirror validates, then puts the whole mirror through a resync: new
 // slot and publication, shadow tables loaded, swapped in at once (see
-// flow_resync_mirror.go). A failing validation changes nothing.
+// executor/replication/fullresync.go). A failing validation changes nothing.
 func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w server.ResultWriter) error {
 	const tag = "RESYNC MIRROR"
 	for _, o := range st.Options {
@@ -130,7 +130,7 @@ func (s *session) openMirrorDestination(ctx context.Context, m catalog.Mirror, v
 }
 
 // resyncTable asks for a resync of one table; the mirror's flow runs it
-// while the other tables keep streaming (see flow_resync.go).
+// while the other tables keep streaming (see executor/replication/resync_catchup.go).
 func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w server.ResultWriter) error {
 	const tag = "RESYNC TABLE"
 	m, err := s.getMirror(ctx, st.Mirror, st.NamePos)
