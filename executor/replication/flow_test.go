@@ -283,7 +283,11 @@ func TestFlowMissingAbility(t *testing.T) {
 	}
 }
 
-func TestFlowFullResyncSwapsShadows(t *testing.T) {
+// resyncedToTheSwap returns a bed whose mirror streamed, then ran a full
+// resync up to its swap, which failed once: the mirror waits in RESYNC,
+// its shadow tables loaded.
+func resyncedToTheSwap(t *testing.T) *bed {
+	t.Helper()
 	b := newBed(t, abilities{swap: true, finish: true}, nil)
 	b.stepUntil(catalog.PhaseCDC, 1)
 	if err := b.store.StartMirrorResync(context.Background(), "m"); err != nil {
@@ -296,6 +300,11 @@ func TestFlowFullResyncSwapsShadows(t *testing.T) {
 	if m := b.mirror(); m.Phase != catalog.PhaseResync {
 		t.Fatalf("phase %s after a failed swap, want RESYNC", m.Phase)
 	}
+	return b
+}
+
+func TestFlowFullResyncSwapsShadows(t *testing.T) {
+	b := resyncedToTheSwap(t)
 	b.stepUntil(catalog.PhaseCDC, 1)
 	shadow := func(t connectors.TableName) connectors.TableName {
 		return connectors.TableName{Schema: t.Schema, Name: t.Name + "_resync"}
@@ -316,13 +325,7 @@ func TestFlowFullResyncSwapsShadows(t *testing.T) {
 }
 
 func TestFlowFullResyncLostShadowStartsOver(t *testing.T) {
-	b := newBed(t, abilities{swap: true, finish: true}, nil)
-	b.stepUntil(catalog.PhaseCDC, 1)
-	if err := b.store.StartMirrorResync(context.Background(), "m"); err != nil {
-		t.Fatal(err)
-	}
-	b.w.fail = failOnce("dst.SwapIn", 1)
-	_ = b.step()
+	b := resyncedToTheSwap(t)
 	// Someone drops one shadow table while the mirror waits to swap.
 	b.w.mu.Lock()
 	delete(b.w.shadows, usersTable)
@@ -413,15 +416,7 @@ func TestFlowTableResyncRefusedWithoutAbility(t *testing.T) {
 // committed on the destination before Sluice died (every shadow's record
 // gone with it): the resync finishes rather than starting over.
 func TestFlowFullResyncSwappedBeforeACrash(t *testing.T) {
-	b := newBed(t, abilities{swap: true, finish: true}, nil)
-	b.stepUntil(catalog.PhaseCDC, 1)
-	if err := b.store.StartMirrorResync(context.Background(), "m"); err != nil {
-		t.Fatal(err)
-	}
-	b.w.fail = failOnce("dst.SwapIn", 1)
-	if err := b.step(); err == nil {
-		t.Fatal("the step did not fail")
-	}
+	b := resyncedToTheSwap(t)
 	// The swap commits, and Sluice dies before it records so.
 	b.w.mu.Lock()
 	for live := range b.w.shadows {
