@@ -54,7 +54,7 @@ fuzz:
 clean:
 	rm -rf bin
 
-## bench: initial load and CDC against a binary COPY pipe and native replication (SCALE=30)
+## bench: initial load and CDC against a binary COPY pipe and native replication (SCALE=30; PROFILE=dir writes pprof profiles)
 SCALE ?= 30
 bench: deps
-	$(GO) run ./cmd/sluice-bench -scale $(SCALE)
+	$(GO) run ./cmd/sluice-bench -scale $(SCALE) $(if $(PROFILE),-profile $(PROFILE))

@@ -17,6 +17,11 @@
 //     into ClickHouse by CREATE MIRROR (next to the COPY pipe of (1)) and
 //     the CDC catch-up of the same changes.
 //
+// Sluice runs in this process: after each of the loads and catch-ups the
+// program prints the process's peak resident memory during it, and with
+// -profile DIR it writes a CPU and an allocation profile of each
+// (load, cdc, ch-load, ch-cdc) into DIR for go tool pprof.
+//
 // It is a program, not a test: it asserts nothing about time.
 package main
 
@@ -42,12 +47,16 @@ func main() {
 	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
 	resync := flag.Bool("resync", true, "also time the resyncs")
 	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
+	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
 	flag.Parse()
 	if err := run(*scale, *changes, *workers, *workload, *resync, *ch); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
 }
+
+// profileDir is where -profile writes the phases' profiles ("" for none).
+var profileDir string
 
 func run(scale, changes, workers int, workload string, resync, ch bool) error {
 	ctx := context.Background()
@@ -126,6 +135,10 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 	if _, err := sl.Exec(ctx, peer("dst", dstC, "mirror")); err != nil {
 		return err
 	}
+	loadPhase, err := startPhase("load", profileDir)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR bench FROM src TO dst WITH TABLE MAPPING
 		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
@@ -135,6 +148,10 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 		return err
 	}
 	mirrorSecs := time.Since(start).Seconds()
+	loadRSS, err := loadPhase.stop()
+	if err != nil {
+		return err
+	}
 
 	// The pipe again, into a fresh database, now that caches are as warm
 	// for it as they were for the mirror; the faster run counts.
@@ -151,6 +168,7 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 	fmt.Printf("binary COPY pipe + primary key: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
 	fmt.Printf("sluice CREATE MIRROR:           %7.2f s  %9.0f rows/s\n", mirrorSecs, float64(rows)/mirrorSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/mirrorSecs)
+	fmt.Println(loadRSS)
 
 	// 2. CDC: the same changes for both, each catching up alone.
 	native, err := pgx.Connect(ctx, dstC.URL("native"))
@@ -240,6 +258,10 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 	if err := checkpoint(); err != nil {
 		return err
 	}
+	cdcPhase, err := startPhase("cdc", profileDir)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := sl.Exec(ctx, "RESUME MIRROR bench"); err != nil {
 		return err
@@ -248,9 +270,14 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 		return err
 	}
 	sluiceSecs := time.Since(start).Seconds()
+	cdcRSS, err := cdcPhase.stop()
+	if err != nil {
+		return err
+	}
 	fmt.Printf("native logical replication: %7.2f s  %9.0f rows/s\n", nativeSecs, float64(changes)/nativeSecs)
 	fmt.Printf("sluice:                     %7.2f s  %9.0f rows/s\n", sluiceSecs, float64(changes)/sluiceSecs)
 	fmt.Printf("ratio (sluice / native):    %7.2f\n", nativeSecs/sluiceSecs)
+	fmt.Println(cdcRSS)
 	if resync {
 		if err := benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs); err != nil {
 			return err
@@ -290,6 +317,10 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 		}
 		return fmt.Errorf("timed out: %s", query)
 	}
+	loadPhase, err := startPhase("ch-load", profileDir)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR chbench FROM src TO ch WITH TABLE MAPPING
 		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
@@ -299,6 +330,10 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 		return err
 	}
 	loadSecs := time.Since(start).Seconds()
+	loadRSS, err := loadPhase.stop()
+	if err != nil {
+		return err
+	}
 	if _, err := sl.Exec(ctx, "PAUSE MIRROR chbench"); err != nil {
 		return err
 	}
@@ -309,6 +344,10 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	if _, err := src.Exec(ctx, fmt.Sprintf("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= %d", changes)); err != nil {
 		return err
 	}
+	cdcPhase, err := startPhase("ch-cdc", profileDir)
+	if err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := sl.Exec(ctx, "RESUME MIRROR chbench"); err != nil {
 		return err
@@ -317,11 +356,17 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 		return err
 	}
 	cdcSecs := time.Since(start).Seconds()
+	cdcRSS, err := cdcPhase.stop()
+	if err != nil {
+		return err
+	}
 	fmt.Printf("\n== ClickHouse %s destination ==\n", ch.Version())
 	fmt.Printf("binary COPY pipe into Postgres: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
 	fmt.Printf("sluice initial load:            %7.2f s  %9.0f rows/s\n", loadSecs, float64(rows)/loadSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/loadSecs)
+	fmt.Println(loadRSS)
 	fmt.Printf("CDC catch-up, %d updates:   %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
+	fmt.Println(cdcRSS)
 	return nil
 }
 
