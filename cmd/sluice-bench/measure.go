@@ -13,9 +13,12 @@ import (
 
 // phase measures one part of the run of Sluice, which runs in this
 // process: its peak resident memory (the kernel's high-water mark, reset
-// when the phase starts) and, with -profile, a CPU profile and an
-// allocation profile written to the profile directory as
-// <name>.cpu.pprof and <name>.allocs.pprof (read them with go tool pprof).
+// when the phase starts) and, with -profile, a CPU profile and allocation
+// profiles written to the profile directory as <name>.cpu.pprof and
+// <name>.allocs.pprof. An allocation profile counts from the start of the
+// process, so the phase's own allocations are its difference with
+// <name>.allocs-start.pprof, written as the phase starts:
+// go tool pprof -base dir/<name>.allocs-start.pprof dir/<name>.allocs.pprof.
 type phase struct {
 	name    string
 	dir     string
@@ -33,6 +36,9 @@ func startPhase(name, dir string) (*phase, error) {
 		return p, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeAllocs(filepath.Join(dir, name+".allocs-start.pprof")); err != nil {
 		return nil, err
 	}
 	f, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
@@ -54,16 +60,7 @@ func (p *phase) stop() (string, error) {
 		if err := p.cpuFile.Close(); err != nil {
 			return "", err
 		}
-		runtime.GC()
-		f, err := os.Create(filepath.Join(p.dir, p.name+".allocs.pprof"))
-		if err != nil {
-			return "", err
-		}
-		err = pprof.Lookup("allocs").WriteTo(f, 0)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := writeAllocs(filepath.Join(p.dir, p.name+".allocs.pprof")); err != nil {
 			return "", err
 		}
 	}
@@ -98,4 +95,18 @@ func peakRSS() (int64, error) {
 		return 0, err
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// writeAllocs writes the allocation profile so far to path.
+func writeAllocs(path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup("allocs").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
