@@ -170,6 +170,16 @@ type TableSchema struct {
 	Pages         int64
 }
 
+// ColumnNames returns the names of t's columns, in order. The caller owns
+// the slice.
+func (t *TableSchema) ColumnNames() []string {
+	out := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
 // ColumnIndex returns the index of the named column, or -1.
 func (t *TableSchema) ColumnIndex(name string) int {
 	for i, c := range t.Columns {

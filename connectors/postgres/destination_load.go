@@ -53,7 +53,7 @@ func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job con
 		}
 		part.Index = job.Index // the flow's numbering is what Loaded reports
 		return CopyPartition(ctx, sr.snapshotConn(), l.conn, CopyJob{
-			Source: t.Source, Dest: t.Dest, Columns: schemaColumns(t.Schema), PrimaryKey: t.Schema.PrimaryKey,
+			Source: t.Source, Dest: t.Dest, Columns: t.Schema.ColumnNames(), PrimaryKey: t.Schema.PrimaryKey,
 			Partition: part, Meta: l.meta, Mirror: l.mirror, Upsert: job.Upsert,
 			SoftDeleteColumn: t.SoftDeleteColumn, SyncedAtColumn: t.SyncedAtColumn, Progress: job.Progress,
 		})
@@ -68,7 +68,7 @@ func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job con
 // loadValues is Load from a reader of values.
 func (l *Loader) loadValues(ctx context.Context, r connectors.PartitionReader, job connectors.LoadJob) (rows int64, err error) {
 	t := job.Table
-	cols := schemaColumns(t.Schema)
+	cols := t.Schema.ColumnNames()
 	if len(cols) == 0 {
 		return 0, errors.New("no columns to load")
 	}
@@ -217,13 +217,4 @@ func appendCopyRow(b []byte, row []connectors.Value, cols []string, elem []uint3
 		}
 	}
 	return b, nil
-}
-
-// schemaColumns returns the names of ts's columns, in order.
-func schemaColumns(ts *connectors.TableSchema) []string {
-	out := make([]string, len(ts.Columns))
-	for i, c := range ts.Columns {
-		out[i] = c.Name
-	}
-	return out
 }

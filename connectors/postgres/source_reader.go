@@ -44,7 +44,7 @@ func (r *partitionReader) Read(ctx context.Context, table connectors.TableName, 
 	if err != nil {
 		return 0, err
 	}
-	return ReadPartition(ctx, r.conn, table, columnNames(ts), p, batch, fn, progress)
+	return ReadPartition(ctx, r.conn, table, ts.ColumnNames(), p, batch, fn, progress)
 }
 
 // Close implements connectors.PartitionReader: it rolls the snapshot
@@ -52,14 +52,6 @@ func (r *partitionReader) Read(ctx context.Context, table connectors.TableName, 
 func (r *partitionReader) Close(ctx context.Context) error {
 	_ = r.tx.Rollback(ctx)
 	return r.conn.Close(ctx)
-}
-
-func columnNames(ts *connectors.TableSchema) []string {
-	out := make([]string, len(ts.Columns))
-	for i, c := range ts.Columns {
-		out[i] = c.Name
-	}
-	return out
 }
 
 // ReadColumns implements connectors.ColumnReader: key and then cols of
