@@ -11,6 +11,11 @@ type Applier interface {
 	Begin(ctx context.Context) (recorded Position, err error)
 	// Add applies changes (chunks of one batch, in order) in the open
 	// transaction. Changes may be added in several calls before Commit.
+	// Add must not keep the slices (nor modify the changes) after it
+	// returns: the caller reuses them. Memory an applier keeps per
+	// transaction must stay bounded whatever the transaction's size (apply
+	// as it goes, or write out), so one source transaction of millions of
+	// rows streams through.
 	Add(ctx context.Context, changes ...[]Change) error
 	// Commit records end (not "") as the mirror's position in the open
 	// transaction and commits it, returning the change counts per source

@@ -15,7 +15,10 @@
 //     of its queries waited, and whether it ever saw no rows or an error;
 //  4. with -clickhouse (the default), the initial load of the same table
 //     into ClickHouse by CREATE MIRROR (next to the COPY pipe of (1)) and
-//     the CDC catch-up of the same changes.
+//     the CDC catch-up of the same changes;
+//  5. with -big (1M and 5M rows by default), for each size one source
+//     transaction of that many changes, caught up by each mirror alone
+//     (bigtx.go), with the peak memory of each.
 //
 // Sluice runs in this process: after each of the loads and catch-ups the
 // program prints the process's peak resident memory during it, and with
@@ -47,9 +50,15 @@ func main() {
 	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
 	resync := flag.Bool("resync", true, "also time the resyncs")
 	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
+	big := flag.String("big", "1M,5M", "sizes of the single large transactions each mirror catches up (\"\" for none)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
 	flag.Parse()
-	if err := run(*scale, *changes, *workers, *workload, *resync, *ch); err != nil {
+	sizes, err := parseSizes(*big)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(2)
+	}
+	if err := run(*scale, *changes, *workers, *workload, *resync, *ch, sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
@@ -58,7 +67,7 @@ func main() {
 // profileDir is where -profile writes the phases' profiles ("" for none).
 var profileDir string
 
-func run(scale, changes, workers int, workload string, resync, ch bool) error {
+func run(scale, changes, workers int, workload string, resync, ch bool, sizes []int64) error {
 	ctx := context.Background()
 	if workload != "update" && workload != "insert" {
 		return fmt.Errorf("unknown workload %q", workload)
@@ -283,16 +292,26 @@ func run(scale, changes, workers int, workload string, resync, ch bool) error {
 			return err
 		}
 	}
+	pgTarget := bigTarget{label: "postgres", mirror: "bench",
+		wait: func(q string) error { return waitFor(ctx, mirrored, q) },
+		updated: func(aid, abalance int64) string {
+			return fmt.Sprintf("SELECT abalance = %d FROM pgbench_accounts WHERE aid = %d", abalance, aid)
+		},
+		inserted: func(aid int64) string {
+			return fmt.Sprintf("SELECT EXISTS (SELECT FROM pgbench_accounts WHERE aid = %d)", aid)
+		}}
 	if ch && workload == "update" {
-		return benchClickHouse(ctx, sl, src, rows, changes, workers, pipeSecs)
+		return benchClickHouse(ctx, sl, src, rows, changes, workers, pipeSecs, sizes, pgTarget)
 	}
-	return nil
+	return benchBigTransactions(ctx, sl, src, sizes, []bigTarget{pgTarget})
 }
 
 // benchClickHouse loads pgbench_accounts into ClickHouse with CREATE
 // MIRROR and times the catch-up of changes rows updated in one
 // transaction while the mirror was paused.
-func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes, workers int, pipeSecs float64) error {
+// Then it runs the big-transaction phase on pg and the ClickHouse mirror.
+func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes, workers int, pipeSecs float64,
+	sizes []int64, pg bigTarget) error {
 	ch, err := testbed.StartClickHouse(ctx)
 	if err != nil {
 		return err
@@ -367,7 +386,14 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	fmt.Println(loadRSS)
 	fmt.Printf("CDC catch-up, %d updates:   %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
 	fmt.Println(cdcRSS)
-	return nil
+	chTarget := bigTarget{label: "clickhouse", mirror: "chbench", wait: chWait,
+		updated: func(aid, abalance int64) string {
+			return fmt.Sprintf("SELECT toUInt8(abalance = %d) FROM pgbench_accounts FINAL WHERE aid = %d", abalance, aid)
+		},
+		inserted: func(aid int64) string {
+			return fmt.Sprintf("SELECT toUInt8(count() = 1) FROM pgbench_accounts FINAL WHERE aid = %d", aid)
+		}}
+	return benchBigTransactions(ctx, sl, src, sizes, []bigTarget{pg, chTarget})
 }
 
 // benchResync times each kind of resync of the mirror's pgbench_accounts

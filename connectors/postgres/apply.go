@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,9 +66,11 @@ type Applier struct {
 	tx       pgx.Tx
 	env      flushEnv
 	recorded connectors.Position   // the position recorded when it began
-	added    [][]connectors.Change // for a redo in safe mode
+	added    [][]connectors.Change // copies, for a redo in safe mode (see Add)
 	nAdded   int
 	used     []*tableState // tables it touched
+	// retain, if set, replaces retainChanges (tests).
+	retain int
 	created  []*tableState // tables whose staging table it created
 }
 
@@ -236,15 +239,23 @@ func (a *Applier) begin(ctx context.Context, safe bool) error {
 // their effect (visible to the transaction only). Reduction per key
 // (apply_reduce.go) works within one call, so fewer, larger calls do less
 // work; a call may end anywhere, even inside a source transaction. The
-// applier keeps the slices (not a copy) until the transaction ends: the
-// caller must not modify them before. On error the transaction is rolled
-// back, and nothing of it is applied.
+// applier keeps nothing of the slices once Add returns. On error the
+// transaction is rolled back, and nothing of it is applied.
+//
+// A fast path that meets a row it took for new (a replay) makes the
+// applier do the transaction again in safe mode (see apply_flush.go). For
+// that it keeps copies of the first retainChanges changes of a
+// transaction (headers only: values are the caller's, which it does not
+// reuse); beyond them it keeps none, and each flush that takes a fast path
+// runs under a savepoint instead, to go back to and redo in safe mode
+// (guardedFlush). Memory per transaction stays bounded that way, and small
+// transactions pay for no savepoint.
 func (a *Applier) Add(ctx context.Context, changes ...[]connectors.Change) error {
 	if a.tx == nil {
 		return errors.New("add changes: no open transaction")
 	}
 	err := a.add(ctx, changes, a.nAdded)
-	if fe := (*freshError)(nil); errors.As(err, &fe) && !a.env.safe {
+	if fe := (*freshError)(nil); errors.As(err, &fe) && !a.env.safe && !a.env.guarded {
 		// A row the fast path took for new was there (a replay): do the
 		// transaction again, tolerating existing rows everywhere.
 		err = a.redo(ctx, changes)
@@ -253,9 +264,55 @@ func (a *Applier) Add(ctx context.Context, changes ...[]connectors.Change) error
 		a.abort(ctx)
 		return err
 	}
+	n := 0
 	for _, c := range changes {
-		a.added = append(a.added, c)
-		a.nAdded += len(c)
+		n += len(c)
+	}
+	switch {
+	case a.env.safe || a.env.guarded:
+		a.added = nil // no redo to come
+	case a.nAdded+n > cmp.Or(a.retain, retainChanges):
+		// Too many to keep: guard the fast paths from now on.
+		a.env.guarded = true
+		a.added = nil
+	default:
+		for _, c := range changes {
+			a.added = append(a.added, slices.Clone(c))
+		}
+	}
+	a.nAdded += n
+	return nil
+}
+
+// retainChanges is how many changes of a transaction the applier keeps
+// for a redo in safe mode (see Add).
+const retainChanges = 1 << 16
+
+// flush flushes ts's window; past retainChanges, a flush that takes a fast
+// path does so under a savepoint, and one that finds a row there goes back
+// to it and flushes again in safe mode, for the rest of the transaction.
+func (a *Applier) flush(ctx context.Context, ts *tableState) error {
+	if !a.env.guarded || a.env.safe || !ts.red.hasFresh() {
+		return ts.flush(ctx, &a.env)
+	}
+	if _, err := a.conn.Exec(ctx, "SAVEPOINT sluice_flush"); err != nil {
+		return fmt.Errorf("savepoint before applying to %s: %w", ts.Dest, err)
+	}
+	staged := ts.staged
+	err := ts.flush(ctx, &a.env)
+	if fe := (*freshError)(nil); errors.As(err, &fe) {
+		if _, rerr := a.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT sluice_flush"); rerr != nil {
+			return fmt.Errorf("roll back to savepoint after %w: %w", err, rerr)
+		}
+		ts.staged = staged // the staging table is as it was
+		a.env.safe = true
+		err = ts.flush(ctx, &a.env)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := a.conn.Exec(ctx, "RELEASE SAVEPOINT sluice_flush"); err != nil {
+		return fmt.Errorf("release savepoint after applying to %s: %w", ts.Dest, err)
 	}
 	return nil
 }
@@ -314,7 +371,7 @@ func (a *Applier) add(ctx context.Context, chunks [][]connectors.Change, base in
 		base += len(changes)
 	}
 	for _, ts := range a.used {
-		if err := ts.flush(ctx, &a.env); err != nil {
+		if err := a.flush(ctx, ts); err != nil {
 			return err
 		}
 	}
@@ -559,7 +616,7 @@ func (a *Applier) upsert(ctx context.Context, ts *tableState, v []connectors.Val
 	if ts.red.upsert(ts.red.key(v), v, fresh) {
 		return nil
 	}
-	if err := ts.flush(ctx, &a.env); err != nil {
+	if err := a.flush(ctx, ts); err != nil {
 		return err
 	}
 	ts.red.upsert(ts.red.key(v), v, fresh) // an empty window needs no barrier
@@ -636,7 +693,7 @@ func (a *Applier) rowAt(ctx context.Context, ts *tableState, key []byte, old, v 
 func (a *Applier) truncate(ctx context.Context, ts *tableState) error {
 	if ts.SoftDeleteColumn == "" {
 		ts.red.reset()
-	} else if err := ts.flush(ctx, &a.env); err != nil {
+	} else if err := a.flush(ctx, ts); err != nil {
 		return err
 	}
 	if _, err := a.conn.Exec(ctx, ts.truncateSQL()); err != nil {

@@ -55,6 +55,8 @@ type flushEnv struct {
 	conn *pgx.Conn
 	// safe: upsert fresh keys with ON CONFLICT instead of plain inserts.
 	safe bool
+	// guarded: fast paths run under a savepoint (Applier.flush).
+	guarded bool
 	// now caches now() (the transaction's time) in binary, by type.
 	now map[string][]byte
 }

@@ -108,6 +108,16 @@ func newReducer(keyIdx []int, soft bool) reducer {
 
 func (r *reducer) empty() bool { return len(r.entries) == 0 }
 
+// hasFresh reports whether an entry may take a fast path for fresh keys.
+func (r *reducer) hasFresh() bool {
+	for i := range r.entries {
+		if e := &r.entries[i]; e.op == opUpsert && e.fresh {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *reducer) reset() {
 	clear(r.index)
 	clear(r.entries) // drop references to the batch's values

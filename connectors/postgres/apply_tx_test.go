@@ -299,3 +299,46 @@ func TestApplyCommitTables(t *testing.T) {
 	}
 	wantRows(t, conn, itemsSQL, "(1,a,x)", "(2,b,y)", "(3,c,z)")
 }
+
+// TestApplyGuardedReplay: past the changes the applier keeps for a redo, a
+// flush that finds a row its fast path took for new goes back to its
+// savepoint and flushes again in safe mode; earlier chunks stay applied,
+// and the applier kept nothing of the slices it was given (they are
+// overwritten after each Add).
+func TestApplyGuardedReplay(t *testing.T) {
+	for _, retain := range []int{0, 2, 1000} {
+		t.Run(fmt.Sprint("retain ", retain), func(t *testing.T) {
+			ctx := testCtx(t)
+			conn := connect(t, dstCluster.NewDB(t))
+			f := newItems(t, conn, "_deleted", "_synced")
+			a := newApplier(t, conn, "m", f)
+			postgres.SetRetainChanges(a, retain)
+			var g apBatches
+			mustApply(t, a, g.next(f.ins(5, "old", "o")))
+			mustExec(t, conn, "INSERT INTO public.items (id, name, note) VALUES (3, 'stale', 's'), (7, 'stale', 's')")
+			b := g.next(f.ins(1, "a", "x"), f.ins(2, "b", "y"), f.del(5), f.ins(3, "c", "z"), f.ins(4, "d", "w"),
+				f.upd(1, "a2", apUnch), f.ins(6, "e", "v"), f.ins(7, "g", "u"))
+			if _, err := a.Begin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, cut := range [][2]int{{0, 3}, {3, 5}, {5, 7}, {7, 8}} {
+				piece := slices.Clone(b.Changes[cut[0]:cut[1]])
+				if err := a.Add(ctx, piece); err != nil {
+					t.Fatalf("add %v: %v", cut, err)
+				}
+				for i := range piece {
+					piece[i] = f.ins(99, "garbage", "garbage") // the caller reuses its memory
+				}
+			}
+			counts, err := a.Commit(ctx, b.End)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (postgres.TableCounts{Inserts: 6, Updates: 1, Deletes: 1}); counts[f.dt.Source] != want {
+				t.Errorf("counts %+v, want %+v", counts[f.dt.Source], want)
+			}
+			wantRows(t, conn, "SELECT format('%s,%s,%s,%s', id, name, note, _deleted) FROM public.items ORDER BY id",
+				"1,a2,x,f", "2,b,y,f", "3,c,z,f", "4,d,w,f", "5,old,o,t", "6,e,v,f", "7,g,u,f")
+		})
+	}
+}

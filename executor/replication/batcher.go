@@ -57,12 +57,18 @@ func addChunk(maxBatch int) int {
 //
 // Rows of a source transaction are added before its commit only when the
 // transaction is known to commit after the applied position (its Begin
-// carries where its commit record starts). Others (only possible right
-// after a restart) are held until their commit tells whether the
-// destination has them already.
+// carries where its commit record starts). The others (only possible right
+// after a restart, when the source resends what the destination applied
+// but was not yet acknowledged) were applied: their changes are dropped as
+// they come, and their commit checks that they were.
 //
-// The batcher keeps every change of the batch until it commits, so it can
-// start over with one destination transaction (see addColumns).
+// Memory stays bounded whatever the size of a source transaction: the
+// batcher forgets changes once they are added to the destination
+// transaction (an Applier keeps none of them either). The price is that a
+// destination transaction cannot be started over from memory: when columns
+// are added in the middle of a source transaction whose rows were already
+// added and forgotten, the batcher rolls back and restarts the stream from
+// the applied position (see addColumns).
 
 // batcher groups whole transactions into batches.
 type batcher struct {
@@ -90,6 +96,8 @@ type batcher struct {
 	started    time.Time           // when the batch got its first complete change
 	inTx       bool                // a source transaction is being received
 	txEarly    bool                // its rows may be added before its commit
+	txSkipped  bool                // its changes were dropped as applied before
+	txRows     int                 // its row changes kept
 	// added counts the changes given to the open destination transaction,
 	// begun when it was opened.
 	added int
@@ -276,6 +284,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		// not before the applied position, the destination does not have
 		// the transaction.
 		b.txEarly = !ev.Pos.Before(b.applied)
+		b.txSkipped, b.txRows = false, 0
 	case connectors.EventChange:
 		if b.rs.active() {
 			// Tables with a position of their own (a resync catching up)
@@ -285,11 +294,24 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 			}
 			b.txEarly = true // what is kept is wanted
 		}
+		if !b.txEarly {
+			// Its commit starts before the applied position: the
+			// destination has it (checked at its commit).
+			b.txSkipped = true
+			return nil
+		}
 		ev.Change.Version = b.beginVersion
+		if ev.Change.Kind != connectors.Truncate {
+			b.txRows++
+		}
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case connectors.EventCommit:
 		b.inTx = false
+		if b.txSkipped && b.applied.Before(ev.Pos) {
+			return fmt.Errorf("transaction ending at %s was taken for applied before, but the destination's position is %s",
+				catalog.FormatPosition(ev.Pos), catalog.FormatPosition(b.applied))
+		}
 		if !b.applied.Before(ev.Pos) && b.rs.catchingUp() {
 			if b.changes.n == b.txStart {
 				return nil // nothing in it for a table catching up
@@ -306,12 +328,9 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 			if b.txStart == 0 {
 				b.started = time.Now()
 			}
-			for i := b.txStart; i < b.changes.n; i++ {
-				if b.changes.at(i).Kind != connectors.Truncate {
-					b.rows++
-				}
-			}
+			b.rows += b.txRows
 		}
+		b.txRows = 0
 		b.txStart = b.changes.n
 		b.end, b.commitTime = ev.Pos, ev.CommitTime
 		if b.rows >= b.f.opt.MaxBatchSize {
@@ -353,6 +372,7 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 		return fmt.Errorf("apply batch after %s: %w", catalog.FormatPosition(b.applied), err)
 	}
 	b.added = limit
+	b.changes.forget(b.added) // the destination transaction has them
 	return nil
 }
 
@@ -367,6 +387,13 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 		// are in the destination transaction: start it over.
 		if err := b.applier.Rollback(ctx); err != nil {
 			return err
+		}
+		if b.changes.first() > 0 {
+			// Some are forgotten: the source sends them again, and the
+			// destination gains the columns before (cdc).
+			b.f.log.InfoContext(ctx, "source added columns in the middle of a large transaction: restarting the stream",
+				"table", ev.Table.String(), "from", catalog.FormatPosition(b.applied))
+			return errRestart
 		}
 		b.added = 0
 	}
@@ -394,7 +421,7 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 			width = len(d.Schema.Columns)
 		}
 	}
-	for i := range b.changes.n {
+	for i := b.changes.first(); i < b.changes.n; i++ {
 		c := b.changes.at(i)
 		if c.Table != ev.Table {
 			continue

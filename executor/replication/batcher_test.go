@@ -438,9 +438,9 @@ func TestBatcherSkipsTransactionAppliedBeforeRestart(t *testing.T) {
 	running(t, b, d.stream(f))
 
 	// After a restart the stream replays from before the applied position:
-	// a transaction whose commit record starts before it (150) may or may
-	// not be in the destination; it is held until its commit (190, applied:
-	// skipped). The next one (begin 210) is not applied yet.
+	// a transaction whose commit record starts before it (150) is in the
+	// destination; its changes are dropped as they come, and its commit
+	// (190) confirms it. The next one (begin 210) is not applied yet.
 	f <- tx(150, 190, "old1", "old2")
 	f <- tx(210, 220, "new")
 	eventually(t, "the batch ending at 220", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
@@ -627,4 +627,102 @@ func TestBatcherNewColumns(t *testing.T) {
 			t.Fatalf("run: %v", err)
 		}
 	})
+}
+
+// TestBatcherSkippedMustBeApplied: a transaction dropped as applied before
+// (its commit starts before the applied position) whose commit ends beyond
+// it cannot be: the batcher stops rather than lose it.
+func TestBatcherSkippedMustBeApplied(t *testing.T) {
+	d := &dest{recorded: 200}
+	f := make(feed, 16)
+	b := newTestBatcher(d.applier(), 200, 1000)
+	f <- tx(150, 250, "lost")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := b.run(ctx, d.stream(f))
+	if err == nil || !strings.Contains(err.Error(), "was taken for applied before") {
+		t.Fatalf("run: %v", err)
+	}
+	if commits, _, _ := d.snapshot(); len(commits) != 0 {
+		t.Fatalf("committed %v", commits)
+	}
+}
+
+// bigTx returns the events of a transaction of n changes of tabA, ids
+// "0" to n-1.
+func bigTx(begin, end uint64, n int) []connectors.Event {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	return tx(begin, end, ids...)
+}
+
+// TestBatcherForgetsAdded: the batcher keeps no change it added to the
+// destination transaction, so a transaction many times larger than what
+// it holds streams through, whole and in order, in one destination
+// transaction.
+func TestBatcherForgetsAdded(t *testing.T) {
+	d := &dest{}
+	a := d.applier()
+	f := make(feed, 64)
+	b := newTestBatcher(a, 100, 1<<20)
+	b.chunk, b.eager = 1000, 1000
+	held := 0 // the most changes the batcher held when adding
+	add := a.add
+	a.add = func(ctx context.Context, changes ...[]connectors.Change) error {
+		held = max(held, b.changes.n-b.changes.first()) // on the batcher's goroutine
+		return add(ctx, changes...)
+	}
+	running(t, b, d.stream(f))
+	const n = 10 * segSize
+	evs := bigTx(110, 120, n)
+	for len(evs) > 0 {
+		k := min(len(evs), 500)
+		f <- evs[:k]
+		evs = evs[k:]
+	}
+	eventually(t, "the batch ending at 120", func() bool { c, _, _ := d.snapshot(); return len(c) == 1 })
+	commits, _, _ := d.snapshot()
+	if len(commits[0].changes) != n {
+		t.Fatalf("committed %d changes, want %d", len(commits[0].changes), n)
+	}
+	for i, id := range commits[0].changes {
+		if id != "a:"+strconv.Itoa(i) {
+			t.Fatalf("change %d committed is %s", i, id)
+		}
+	}
+	if held > segSize+b.chunk {
+		t.Errorf("the batcher held %d changes at once, want at most %d", held, segSize+b.chunk)
+	}
+}
+
+// TestBatcherNewColumnsRestart: columns added in the middle of a
+// transaction whose first rows were added and forgotten: the batcher rolls
+// the destination transaction back and restarts the stream from the
+// applied position (the source sends the transaction again).
+func TestBatcherNewColumnsRestart(t *testing.T) {
+	schema := &connectors.TableSchema{Name: tabA, Columns: []connectors.Column{{Name: "id"}}, PrimaryKey: []string{"id"}}
+	d := &dest{}
+	f := make(feed, 64)
+	b := newTestBatcher(d.applier(), 100, 1<<20)
+	b.chunk, b.eager = 100, 100
+	b.dests = []connectors.DestTable{{Source: tabA, Dest: tabA, Schema: schema}}
+	b.addColumnsTo = func(_ context.Context, dt connectors.DestTable, cols []connectors.Column) (*connectors.TableSchema, error) {
+		t.Error("columns added before the restart")
+		return dt.Schema, nil
+	}
+	evs := bigTx(110, 120, 2*segSize)
+	f <- evs[:len(evs)-1]
+	f <- []connectors.Event{{Kind: connectors.EventNewColumns, Table: tabA, NewColumns: []connectors.Column{{Name: "extra"}}}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := b.run(ctx, d.stream(f)); !errors.Is(err, errRestart) {
+		t.Fatalf("run: %v, want errRestart", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.open || len(d.commits) != 0 {
+		t.Fatalf("open %v, commits %v: want the destination transaction rolled back", d.open, d.commits)
+	}
 }
