@@ -69,9 +69,9 @@ type Applier struct {
 	added    [][]connectors.Change // copies, for a redo in safe mode (see Add)
 	nAdded   int
 	used     []*tableState // tables it touched
+	created  []*tableState // tables whose staging table it created
 	// retain, if set, replaces retainChanges (tests).
 	retain int
-	created  []*tableState // tables whose staging table it created
 }
 
 // NewApplier checks the table set, makes sure the metadata tables exist in
