@@ -377,3 +377,55 @@ func loadedPartitions(t *testing.T, dbURL, mirror string, table connectors.Table
 	}
 	return done
 }
+
+// TestKillDuringLargeTransaction: kill -9 while Sluice is applying one
+// source transaction far larger than it keeps in memory (the batcher and
+// the applier forget each chunk once in the destination transaction, which
+// commits only at the source transaction's end): after the restart the
+// source sends the transaction again, and the destination ends equal to
+// the source, with nothing lost or applied twice.
+func TestKillDuringLargeTransaction(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "2", "-q")
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR big FROM src TO dst WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)
+		WITH (max_batch_size = 10000)`)
+	conn.Close(context.Background())
+	waitEqual(t, src, dst, "pgbench_accounts", "pgbench_accounts", "aid")
+
+	// applying waits until the mirror's destination transaction has written.
+	applying := func() {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			var n int
+			if err := dst.QueryRow(testCtx(t), `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				time.Sleep(300 * time.Millisecond) // some chunks in
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no destination transaction seen")
+	}
+	for _, sql := range []string{
+		// Every row updated, some keys moved, then 150,000 inserted.
+		`UPDATE pgbench_accounts SET abalance = abalance + 7, filler = 'big' || aid`,
+		`BEGIN; UPDATE pgbench_accounts SET aid = aid + 1000000 WHERE aid % 10 = 0;
+		 INSERT INTO pgbench_accounts SELECT g, 1, g, 'new' FROM generate_series(2000001, 2150000) g;
+		 DELETE FROM pgbench_accounts WHERE aid % 7 = 0; COMMIT`,
+	} {
+		mustExec(t, src, sql)
+		applying()
+		p.kill()
+		p.start()
+	}
+	waitEqual(t, src, dst, "pgbench_accounts", "pgbench_accounts", "aid")
+}

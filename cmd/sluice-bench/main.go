@@ -301,7 +301,7 @@ func run(scale, changes, workers int, workload string, resync, ch bool, sizes []
 			return fmt.Sprintf("SELECT EXISTS (SELECT FROM pgbench_accounts WHERE aid = %d)", aid)
 		}}
 	if ch && workload == "update" {
-		return benchClickHouse(ctx, sl, src, rows, changes, workers, pipeSecs, sizes, pgTarget)
+		return benchClickHouse(ctx, sl, src, rows, changes, workers, pipeSecs, nativeSecs, sizes, pgTarget)
 	}
 	return benchBigTransactions(ctx, sl, src, sizes, []bigTarget{pgTarget})
 }
@@ -310,7 +310,7 @@ func run(scale, changes, workers int, workload string, resync, ch bool, sizes []
 // MIRROR and times the catch-up of changes rows updated in one
 // transaction while the mirror was paused.
 // Then it runs the big-transaction phase on pg and the ClickHouse mirror.
-func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes, workers int, pipeSecs float64,
+func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes, workers int, pipeSecs, nativeSecs float64,
 	sizes []int64, pg bigTarget) error {
 	ch, err := testbed.StartClickHouse(ctx)
 	if err != nil {
@@ -384,7 +384,9 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	fmt.Printf("sluice initial load:            %7.2f s  %9.0f rows/s\n", loadSecs, float64(rows)/loadSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/loadSecs)
 	fmt.Println(loadRSS)
-	fmt.Printf("CDC catch-up, %d updates:   %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
+	fmt.Printf("native logical replication into Postgres, %d updates: %7.2f s  %9.0f rows/s\n", changes, nativeSecs, float64(changes)/nativeSecs)
+	fmt.Printf("sluice CDC catch-up, %d updates:  %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
+	fmt.Printf("ratio (sluice / native):        %7.2f\n", nativeSecs/cdcSecs)
 	fmt.Println(cdcRSS)
 	chTarget := bigTarget{label: "clickhouse", mirror: "chbench", wait: chWait,
 		updated: func(aid, abalance int64) string {
