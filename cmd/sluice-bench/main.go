@@ -402,17 +402,22 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 // against the COPY pipe's time, with a reader polling the table.
 func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, pipeSecs float64) error {
 	fmt.Printf("\n== resync of pgbench_accounts, %d rows (COPY pipe + primary key: %.2f s) ==\n", rows, pipeSecs)
-	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors")
-	for _, c := range []struct{ name, stmt, done string }{
-		{"RESYNC TABLE truncate", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'truncate')",
+	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s %9s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors", "peak RSS")
+	for _, c := range []struct{ name, phase, stmt, done string }{
+		{"RESYNC TABLE truncate", "resync-truncate", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'truncate')",
 			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
-		{"RESYNC TABLE swap", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'swap')",
+		{"RESYNC TABLE swap", "resync-swap", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'swap')",
 			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
-		{"RESYNC MIRROR", "RESYNC MIRROR bench",
+		{"RESYNC MIRROR", "resync-mirror", "RESYNC MIRROR bench",
 			"SELECT status = 'RUNNING' AND NOT resyncing FROM mirrors WHERE name = 'bench'"},
 	} {
 		r, err := startReader(ctx, dstURL, rows)
 		if err != nil {
+			return err
+		}
+		ph, err := startPhase(c.phase, profileDir)
+		if err != nil {
+			r.stop()
 			return err
 		}
 		start := time.Now()
@@ -426,8 +431,11 @@ func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, p
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
-			float64(r.longest.Microseconds())/1000, r.empties, r.errs)
+		if _, err := ph.stop(); err != nil {
+			return err
+		}
+		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d %6.0f MB\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
+			float64(r.longest.Microseconds())/1000, r.empties, r.errs, float64(ph.peak)/(1<<20))
 	}
 	fmt.Printf("(vs pipe: the pipe's time over the resync's; reader: count(*) of 100 keys in a loop)\n")
 	return nil

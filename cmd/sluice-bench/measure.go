@@ -23,6 +23,7 @@ type phase struct {
 	name    string
 	dir     string
 	cpuFile *os.File
+	peak    int64 // the peak RSS, once stopped (0: unknown)
 }
 
 // startPhase starts measuring phase name; dir is the profile directory
@@ -68,6 +69,7 @@ func (p *phase) stop() (string, error) {
 	if err != nil {
 		return "peak RSS:                       unknown (" + err.Error() + ")", nil
 	}
+	p.peak = peak
 	return fmt.Sprintf("peak RSS (sluice + bench):      %7.0f MB", float64(peak)/(1<<20)), nil
 }
 
