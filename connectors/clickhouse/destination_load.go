@@ -8,9 +8,12 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
-// LoadBatch is how many rows a load reads from the source at a time. The
-// batches go to ClickHouse in inserts of many of them (see loadLimits).
-const LoadBatch = 10000
+// LoadBatch is how many rows a load reads from the source at a time: few
+// enough that a batch stays in the CPU's cache while its columns are
+// converted one after the other, and that the two batches a load holds
+// (loadPipe) stay small. The batches go to ClickHouse in blocks and inserts
+// of many of them (see loadLimits).
+const LoadBatch = 4096
 
 // Loader loads partitions of a mirror's initial load (or a table resync's)
 // into ClickHouse on a connection of its own. ClickHouse has no

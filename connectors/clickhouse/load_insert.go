@@ -12,12 +12,15 @@ import (
 // Limits of a load's inserts. An insert stays open across batches: its
 // block is sent (Batch.Flush) when it holds blockRows rows or about
 // blockBytes bytes, and its columns keep their buffers for the next block.
-// It ends (Batch.Send) after insertRows rows, so that the server makes
+// Blocks are small because each insert's column buffers grow from nothing
+// (a new insert has new columns) and because the server squashes an
+// insert's blocks into parts of min_insert_block_size_rows anyway. An
+// insert ends (Batch.Send) after insertRows rows, so that the server makes
 // parts of about that size, or when no rows came for loadIdle, well within
 // the server's receive_timeout (300 s by default).
 const (
-	loadBlockRows  = 65536
-	loadBlockBytes = 8 << 20
+	loadBlockRows  = 16384
+	loadBlockBytes = 4 << 20
 	loadInsertRows = 1 << 20
 	loadIdle       = 30 * time.Second
 )
