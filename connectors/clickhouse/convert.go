@@ -174,35 +174,51 @@ func (cv *converter) scalar(c *colMapping, oid uint32, d []byte) (any, error) {
 		}
 		return decimal.NewFromBigInt(n.Int, n.Exp), nil
 	case kDate, kDate32:
-		days := int32(binary.BigEndian.Uint32(d))
-		lo, hi, name := dateMin, dateMax, "Date"
-		if c.kind == kDate32 {
-			lo, hi, name = date32Min, date32Max, "Date32"
-		}
-		if days == math.MaxInt32 || days == math.MinInt32 {
-			return nil, fmt.Errorf("date infinity does not fit ClickHouse %s", name)
-		}
-		t := pgEpoch.AddDate(0, 0, int(days))
-		if t.Before(lo) || t.After(hi) {
-			return nil, fmt.Errorf("date %s is outside ClickHouse %s's range %s to %s",
-				t.Format(time.DateOnly), name, lo.Format(time.DateOnly), hi.Format(time.DateOnly))
+		t, err := dateValue(c.kind, d)
+		if err != nil {
+			return nil, err
 		}
 		return t, nil
 	case kTimestamp64:
-		us := int64(binary.BigEndian.Uint64(d))
-		switch us {
-		case math.MaxInt64:
-			return dateTime64Max, nil
-		case math.MinInt64:
-			return dateTime64Min, nil
-		}
-		return timestampOf(us), nil
+		return timestamp64Value(d), nil
 	case kTimestampText:
 		return timestampText(int64(binary.BigEndian.Uint64(d))), nil
 	case kPGText:
 		return cv.text(oid, d)
 	}
 	return nil, fmt.Errorf("no conversion for kind %d", c.kind)
+}
+
+// dateValue converts a date (d: 4 bytes) for a Date (kind kDate) or Date32
+// column; a date outside the type's range, or infinite, is an error.
+func dateValue(kind convKind, d []byte) (time.Time, error) {
+	days := int32(binary.BigEndian.Uint32(d))
+	lo, hi, name := dateMin, dateMax, "Date"
+	if kind == kDate32 {
+		lo, hi, name = date32Min, date32Max, "Date32"
+	}
+	if days == math.MaxInt32 || days == math.MinInt32 {
+		return time.Time{}, fmt.Errorf("date infinity does not fit ClickHouse %s", name)
+	}
+	t := pgEpoch.AddDate(0, 0, int(days))
+	if t.Before(lo) || t.After(hi) {
+		return time.Time{}, fmt.Errorf("date %s is outside ClickHouse %s's range %s to %s",
+			t.Format(time.DateOnly), name, lo.Format(time.DateOnly), hi.Format(time.DateOnly))
+	}
+	return t, nil
+}
+
+// timestamp64Value converts a timestamp (d: 8 bytes) for a DateTime64
+// column: infinities become the ends of its range.
+func timestamp64Value(d []byte) time.Time {
+	us := int64(binary.BigEndian.Uint64(d))
+	switch us {
+	case math.MaxInt64:
+		return dateTime64Max
+	case math.MinInt64:
+		return dateTime64Min
+	}
+	return timestampOf(us)
 }
 
 // timestampOf is the time of a Postgres timestamp (microseconds since 2000).
@@ -220,20 +236,49 @@ func timestampOf(us int64) time.Time {
 // timestampText renders a timestamp as "YYYY-MM-DD hh:mm:ss.ffffff" in UTC
 // (BC years as Postgres does: "... BC"; infinities as "infinity" and
 // "-infinity").
-func timestampText(us int64) string {
+func timestampText(us int64) string { return string(appendTimestampText(nil, us)) }
+
+// appendTimestampText appends timestampText(us) to b: the initial load
+// renders its timestamps into one buffer per batch, without a string each.
+func appendTimestampText(b []byte, us int64) []byte {
 	switch us {
 	case math.MaxInt64:
-		return "infinity"
+		return append(b, "infinity"...)
 	case math.MinInt64:
-		return "-infinity"
+		return append(b, "-infinity"...)
 	}
 	t := timestampOf(us)
-	year, bc := t.Year(), ""
+	year, bc := t.Year(), false
 	if year <= 0 {
-		year, bc = 1-year, " BC"
+		year, bc = 1-year, true
 	}
-	return fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d.%06d%s", year, int(t.Month()), t.Day(),
-		t.Hour(), t.Minute(), t.Second(), t.Nanosecond()/1000, bc)
+	b = appendPadded(b, year, 4)
+	b = appendPadded(append(b, '-'), int(t.Month()), 2)
+	b = appendPadded(append(b, '-'), t.Day(), 2)
+	b = appendPadded(append(b, ' '), t.Hour(), 2)
+	b = appendPadded(append(b, ':'), t.Minute(), 2)
+	b = appendPadded(append(b, ':'), t.Second(), 2)
+	b = appendPadded(append(b, '.'), t.Nanosecond()/1000, 6)
+	if bc {
+		b = append(b, " BC"...)
+	}
+	return b
+}
+
+// appendPadded appends n (not negative) in decimal, with leading zeros to
+// at least width digits (as fmt's %0*d).
+func appendPadded(b []byte, n, width int) []byte {
+	var digits [20]byte
+	i := len(digits)
+	for n >= 10 || width > 1 {
+		i--
+		digits[i] = byte('0' + n%10)
+		n /= 10
+		width--
+	}
+	i--
+	digits[i] = byte('0' + n)
+	return append(b, digits[i:]...)
 }
 
 // text renders a binary value of type oid in Postgres's text form.

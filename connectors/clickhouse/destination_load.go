@@ -8,12 +8,16 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
-// LoadBatch is how many rows go to ClickHouse in one insert of a load.
-const LoadBatch = 50000
+// LoadBatch is how many rows a load reads from the source at a time: few
+// enough that a batch stays in the CPU's cache while its columns are
+// converted one after the other, and that the two batches a load holds
+// (loadPipe) stay small. The batches go to ClickHouse in blocks and inserts
+// of many of them (see loadLimits).
+const LoadBatch = 4096
 
 // Loader loads partitions of a mirror's initial load (or a table resync's)
 // into ClickHouse on a connection of its own. ClickHouse has no
-// transactions: a partition's rows are written (Writer), then the
+// transactions: a partition's rows are written (loadWriter), then the
 // partition is recorded done; one cut off by a crash is written again with
 // the same rows and version, which ReplacingMergeTree collapses. Not safe
 // for concurrent use.
@@ -22,6 +26,7 @@ type Loader struct {
 	info     ServerInfo
 	db       string
 	mirror   string
+	limits   loadLimits
 	nullKeys map[connectors.TableName]map[string]int64
 }
 
@@ -37,27 +42,36 @@ func (d *Destination) OpenLoader(ctx context.Context) (connectors.Loader, error)
 		conn.Close()
 		return nil, err
 	}
-	return &Loader{conn: conn, info: d.info, db: d.cfg.Database, mirror: d.mirror}, nil
+	return &Loader{conn: conn, info: d.info, db: d.cfg.Database, mirror: d.mirror, limits: defaultLoadLimits}, nil
 }
 
 // Load reads job's partition with r in batches of LoadBatch rows, writes
 // them into job.Table.Dest as live rows of version job.Version, and then
 // records the partition done (MarkPartitionDone). It returns the rows
 // loaded. job.Upsert changes nothing: a load written again converges.
+//
+// The reader's goroutine decodes the next batch while another converts
+// and sends the last one (loadPipe).
 func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job connectors.LoadJob) (int64, error) {
 	l.nullKeys = nil
 	t := job.Table
-	w, err := NewWriter(t.Dest, t.Schema, l.info, tableOptions(t))
+	w, err := newLoadWriter(t.Dest, t.Schema, l.info, tableOptions(t), job.Version, l.limits)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := r.Read(ctx, t.Source, t.Schema, job.Partition, LoadBatch, func(rows [][]connectors.Value) error {
-		return w.Insert(ctx, l.conn, rows, job.Version)
-	}, job.Progress)
+	p := startLoadPipe(ctx, l.conn, w)
+	rows, err := r.Read(ctx, t.Source, t.Schema, job.Partition, LoadBatch, p.put, job.Progress)
+	if perr := p.stop(); err == nil {
+		err = perr
+	}
+	if err == nil {
+		err = w.finish()
+	}
 	if err != nil {
+		w.abort()
 		return 0, fmt.Errorf("copy %s partition %d: %w", t.Source, job.Index, err)
 	}
-	if n := w.NullKeys(); n != nil {
+	if n := w.nullKeys(); n != nil {
 		l.nullKeys = map[connectors.TableName]map[string]int64{t.Source: n}
 	}
 	if err := MarkPartitionDone(ctx, l.conn, l.db, l.mirror, t.Source, job.Index, rows); err != nil {
