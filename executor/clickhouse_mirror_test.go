@@ -308,3 +308,50 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 		t.Fatalf("%d replication slots on the source, want the mirror's one (%v)", slots, err)
 	}
 }
+
+// TestClickHouseKillDuringLargeTransaction: kill -9 while Sluice writes one
+// source transaction far larger than it keeps in memory into ClickHouse
+// (written in blocks as it comes, before the position is recorded at its
+// end): after the restart the source sends it again, the same rows with
+// the same versions, and the FINAL view ends equal to the source.
+func TestClickHouseKillDuringLargeTransaction(t *testing.T) {
+	ch := startClickHouse(t)
+	p := startProcess(t)
+	srcURL := peerCluster.NewDB(t)
+	src := connect(t, srcURL)
+	pgbench(t, srcURL, "-i", "-s", "2", "-q")
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
+	mustExec(t, conn, `CREATE MIRROR chbig FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)
+		WITH (max_batch_size = 10000)`)
+	conn.Close(context.Background())
+	const pgQuery = `SELECT aid || '|' || bid || '|' || abalance || '|' || rtrim(filler) FROM pgbench_accounts ORDER BY aid`
+	const chQuery = `SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance), '|', replaceRegexpOne(filler, ' +$', ''))
+		FROM pgbench_accounts FINAL WHERE _sluice_is_deleted = 0 ORDER BY aid`
+	waitSame(t, src, pgQuery, ch, chQuery)
+
+	for i, step := range []struct{ sql, written string }{
+		{`UPDATE pgbench_accounts SET abalance = abalance + 7, filler = 'big' || aid`,
+			`SELECT toString(count()) FROM pgbench_accounts WHERE abalance = 7`},
+		{`BEGIN; UPDATE pgbench_accounts SET aid = aid + 1000000 WHERE aid % 10 = 0;
+		 INSERT INTO pgbench_accounts SELECT g, 1, g, 'new' FROM generate_series(2000001, 2150000) g;
+		 DELETE FROM pgbench_accounts WHERE aid % 7 = 0; COMMIT`,
+			`SELECT toString(count()) FROM pgbench_accounts WHERE aid > 1000000`},
+	} {
+		mustExec(t, src, step.sql)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if rows := chRows(t, ch, step.written); len(rows) == 1 && rows[0] != "0" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d: no row of the transaction written", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.kill()
+		p.start()
+	}
+	waitSame(t, src, pgQuery, ch, chQuery)
+}
