@@ -233,7 +233,8 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 		_ = w.Notice(sqlerr.Notice("%s", notice))
 	}
 	if m.Desired == catalog.DesiredRunning {
-		s.ex.engine.Run(m.Name) // a running flow picks the request up within seconds
+		s.ex.engine.Run(m.Name)
+		s.ex.engine.Wake(m.Name) // a running flow picks the request up now
 	} else {
 		_ = w.Notice(sqlerr.Notice("mirror %q is paused: the resync of %s starts when it is resumed", m.Name, table))
 	}

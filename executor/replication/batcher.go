@@ -183,6 +183,13 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 				return err
 			}
 			continue
+		case <-b.f.wake:
+			// A request was just recorded: no need to wait for the poll.
+			lastPoll = time.Now()
+			if err := b.pollResyncs(ctx); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -58,6 +58,8 @@ type Engine struct {
 type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// wake tells the flow to look for requests now (see Wake).
+	wake chan struct{}
 }
 
 // New returns an engine; nothing runs until Start.
@@ -120,11 +122,11 @@ func (e *Engine) Run(name string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.base)
-	r := &runner{cancel: cancel, done: make(chan struct{})}
+	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		e.run(ctx, name)
+		e.run(ctx, name, r.wake)
 		e.mu.Lock()
 		if e.runners[name] == r {
 			delete(e.runners, name)
@@ -145,6 +147,20 @@ func (e *Engine) Stop(name string) {
 	}
 }
 
+// Wake tells the mirror's running flow, if any, to look for requests
+// recorded in the catalog (a table resync) now rather than at its next
+// poll. Idempotent; it never blocks.
+func (e *Engine) Wake(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.runners[name]; r != nil {
+		select {
+		case r.wake <- struct{}{}:
+		default: // already told
+		}
+	}
+}
+
 // Running reports whether the mirror has a runner.
 func (e *Engine) Running(name string) bool {
 	e.mu.Lock()
@@ -162,13 +178,13 @@ const (
 
 // run drives one mirror until its context ends, it is paused or dropped, or
 // it completes.
-func (e *Engine) run(ctx context.Context, name string) {
+func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}) {
 	log := e.cfg.Logger.With("mirror", name)
 	store := e.cfg.Store
 	retry(ctx, retryDeps{
 		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
 		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
-			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress}
+			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake}
 			return f.step(ctx)
 		},
 		record: func(ctx context.Context, err error) error {

@@ -33,6 +33,9 @@ type flow struct {
 	// listens); see progressed.
 	onProgress   func()
 	progressDone bool
+	// wake receives when a request waits in the catalog (Engine.Wake);
+	// nil: the flow only polls.
+	wake <-chan struct{}
 }
 
 // step runs the mirror's current phase to its end.
