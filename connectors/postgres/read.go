@@ -93,7 +93,24 @@ func quotedList(columns []string) []string {
 	return out
 }
 
-// decodeCopy parses a binary COPY stream of rows of width columns.
+// readN returns the next n bytes of br (valid until its next read) and
+// moves past them.
+func readN(br *bufio.Reader, n int) ([]byte, error) {
+	p, err := br.Peek(n)
+	if err != nil {
+		if err == io.EOF && len(p) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	_, _ = br.Discard(n) // cannot fail after a successful Peek
+	return p, nil
+}
+
+// decodeCopy parses a binary COPY stream of rows of width columns. Each
+// batch's rows share one array of values, and their data blocks of
+// arenaSize bytes: a few allocations per batch instead of one per row and
+// value. Nothing is reused: fn may keep what it is given.
 func decodeCopy(r io.Reader, width, batch int, fn func([][]connectors.Value) error) (int64, error) {
 	br := bufio.NewReaderSize(r, copyBufferSize)
 	// The signature (11 bytes), int32 flags, int32 extension length.
@@ -110,30 +127,45 @@ func decodeCopy(r io.Reader, width, batch int, fn func([][]connectors.Value) err
 		}
 	}
 	rows := make([][]connectors.Value, 0, batch)
+	var vals []connectors.Value // the batch's values still free
+	var arena []byte            // the current data block's free bytes
 	var n int64
-	var buf [4]byte
 	for {
-		if _, err := io.ReadFull(br, buf[:2]); err != nil {
+		p, err := readN(br, 2)
+		if err != nil {
 			return n, fmt.Errorf("row %d: %w", n, err)
 		}
-		fields := int16(binary.BigEndian.Uint16(buf[:2]))
+		fields := int16(binary.BigEndian.Uint16(p))
 		if fields == -1 {
 			break
 		}
 		if int(fields) != width {
 			return n, fmt.Errorf("row %d has %d fields, want %d", n, fields, width)
 		}
-		row := make([]connectors.Value, width)
+		if len(vals) < width {
+			vals = make([]connectors.Value, width*(batch-len(rows)))
+		}
+		row := vals[:width:width]
+		vals = vals[width:]
 		for i := range row {
-			if _, err := io.ReadFull(br, buf[:4]); err != nil {
+			p, err := readN(br, 4)
+			if err != nil {
 				return n, fmt.Errorf("row %d: %w", n, err)
 			}
-			size := int32(binary.BigEndian.Uint32(buf[:4]))
+			size := int(int32(binary.BigEndian.Uint32(p)))
 			if size < 0 {
 				row[i] = connectors.Value{Kind: connectors.Null}
 				continue
 			}
-			data := make([]byte, size)
+			var data []byte
+			if size > arenaSize/8 {
+				data = make([]byte, size)
+			} else {
+				if len(arena) < size {
+					arena = make([]byte, arenaSize)
+				}
+				data, arena = arena[:size:size], arena[size:]
+			}
 			if _, err := io.ReadFull(br, data); err != nil {
 				return n, fmt.Errorf("row %d: %w", n, err)
 			}
@@ -145,7 +177,7 @@ func decodeCopy(r io.Reader, width, batch int, fn func([][]connectors.Value) err
 			if err := fn(rows); err != nil {
 				return n, err
 			}
-			rows = rows[:0]
+			rows, vals = rows[:0], nil
 		}
 	}
 	if len(rows) > 0 {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/postgres"
@@ -45,11 +46,20 @@ func TestSourceMirrorChecks(t *testing.T) {
 		t.Fatalf("NamesFree with the slot taken: %v", err)
 	}
 	mustExec(t, e.conn, `INSERT INTO t SELECT generate_series(1, 1000)`)
-	lags, err = lr.StreamLags(ctx, []connectors.StreamSpec{e.spec, {Mirror: "gone", Slot: "no_such_slot"}})
-	if err != nil {
-		t.Fatal(err)
+	// pg_current_wal_lsn is where WAL is written to: without synchronous
+	// commit (the test clusters), the WAL writer gets there within moments.
+	var l connectors.StreamLag
+	var ok bool
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lags, err = lr.StreamLags(ctx, []connectors.StreamSpec{e.spec, {Mirror: "gone", Slot: "no_such_slot"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, ok = lags["m"]
+		if !ok || l.Bytes == nil || *l.Bytes > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
-	l, ok := lags["m"]
 	if !ok || len(lags) != 1 || l.Bytes == nil || *l.Bytes <= 0 || l.Status == nil || l.Lost {
 		t.Fatalf("StreamLags = %+v", lags)
 	}
