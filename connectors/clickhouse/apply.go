@@ -331,8 +331,8 @@ func (a *Applier) InTx() bool { return a.inTx }
 
 // finish ends the transaction and forgets what the windows hold.
 func (a *Applier) finish() {
-	for _, t := range a.active {
-		t.win.reset()
+	for _, t := range a.tables {
+		t.win.release()
 	}
 	a.inTx, a.recorded, a.active, a.held = false, "", nil, 0
 }

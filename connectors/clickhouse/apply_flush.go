@@ -16,9 +16,6 @@ import (
 // entries. Rows of earlier windows are current rows like any other.
 func (a *Applier) flush(ctx context.Context, t *chTable) error {
 	w := &t.win
-	if len(w.entries) == 0 {
-		return nil
-	}
 	defer func() {
 		a.held -= w.arena.size
 		w.reset()
@@ -26,6 +23,9 @@ func (a *Applier) flush(ctx context.Context, t *chTable) error {
 			a.active = append(a.active[:i], a.active[i+1:]...)
 		}
 	}()
+	if len(w.entries) == 0 {
+		return nil
+	}
 	var keys [][]any
 	seen := make(map[string]bool)
 	want := func(vals []connectors.Value) (string, error) {

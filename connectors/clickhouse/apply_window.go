@@ -35,12 +35,26 @@ type window struct {
 	arena   arena
 }
 
-// reset empties w, keeping its buffers.
+// reset empties w, keeping its buffers for the next window.
 func (w *window) reset() {
 	clear(w.index)
 	clear(w.entries)
 	w.entries = w.entries[:0]
 	w.arena.reset()
+}
+
+// keepEntries is the most entries whose buffers a window keeps between
+// transactions: an idle table holds little memory after a large one (a
+// map never shrinks).
+const keepEntries = 1024
+
+// release empties w at the end of a transaction.
+func (w *window) release() {
+	if cap(w.entries) > keepEntries || cap(w.arena.vals) > keepEntries || cap(w.arena.data) > 16*minDataSlab {
+		*w = window{}
+		return
+	}
+	w.reset()
 }
 
 // widen pads the rows of w's entries to n values (Unchanged): the schema
@@ -62,11 +76,15 @@ type arena struct {
 	size int                // bytes copied in since reset: the window's weight
 }
 
-// Slab sizes. A value larger than bigValue gets an allocation of its own.
+// Slab sizes: a slab is twice the size of the one before, from the
+// minimum (small transactions stay small) to the maximum. A value larger
+// than bigValue gets an allocation of its own.
 const (
-	valSlab  = 8192
-	dataSlab = 1 << 20
-	bigValue = dataSlab / 8
+	minValSlab  = 64
+	maxValSlab  = 8192
+	minDataSlab = 4 << 10
+	maxDataSlab = 1 << 20
+	bigValue    = maxDataSlab / 8
 )
 
 // valueSize is the size of a connectors.Value header.
@@ -76,7 +94,7 @@ const valueSize = int(unsafe.Sizeof(connectors.Value{}))
 // <= n), its bytes copied too.
 func (a *arena) row(src []connectors.Value, n int) []connectors.Value {
 	if cap(a.vals)-len(a.vals) < n {
-		a.vals = make([]connectors.Value, 0, max(n, valSlab))
+		a.vals = make([]connectors.Value, 0, max(n, min(max(2*cap(a.vals), minValSlab), maxValSlab)))
 	}
 	start := len(a.vals)
 	a.vals = a.vals[:start+n]
@@ -102,7 +120,7 @@ func (a *arena) bytes(d []byte) []byte {
 		return bytes.Clone(d)
 	}
 	if cap(a.data)-len(a.data) < len(d) {
-		a.data = make([]byte, 0, dataSlab)
+		a.data = make([]byte, 0, max(len(d), min(max(2*cap(a.data), minDataSlab), maxDataSlab)))
 	}
 	start := len(a.data)
 	a.data = append(a.data, d...)
