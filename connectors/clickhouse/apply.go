@@ -236,9 +236,14 @@ func (a *Applier) add(ctx context.Context, c *connectors.Change) error {
 	}
 	if t.ncols != len(t.dt.Schema.Columns) {
 		// Columns were appended to the schema in place: the rows folded
-		// already lack them (Unchanged), as shorter rows do.
+		// already lack them (Unchanged), as shorter rows do. The NULLs
+		// counted in windows written before carry over.
+		nulls := t.l.takeNullKeys(t.cv.cols)
 		if err := t.build(a.info); err != nil {
 			return err
+		}
+		for i := range t.cv.cols {
+			t.cv.cols[i].nulls += nulls[t.l.colName(i)]
 		}
 		before := t.win.arena.size
 		t.win.widen(t.ncols)
