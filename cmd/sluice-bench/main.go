@@ -353,8 +353,12 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	if err != nil {
 		return err
 	}
-	if _, err := sl.Exec(ctx, "PAUSE MIRROR chbench"); err != nil {
-		return err
+	// Each mirror catches up alone: the Postgres one would take the same
+	// changes at the same time.
+	for _, m := range []string{"chbench", "bench"} {
+		if _, err := sl.Exec(ctx, "PAUSE MIRROR "+m); err != nil {
+			return err
+		}
 	}
 	var before int64
 	if err := src.QueryRow(ctx, fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d", changes)).Scan(&before); err != nil {
