@@ -221,11 +221,12 @@ func appendCopyRow(b []byte, row []connectors.Value, cols []string, elem []uint3
 
 // buildMemoryKB is the least maintenance_work_mem, in kB, that the
 // Destination's index builds after a load run with (1 GB). A primary key
-// built on 3 million rows with the default 64 MB sorts on disk, with one
-// parallel worker; with 1 GB it sorts in memory, with two, in about 10%
-// less CPU time and 20% less time (pgbench_accounts at scale 30). The sort takes only what it
-// needs, and each parallel worker a share: this caps it, as pg_restore's
-// advice and pgcopydb do.
+// built on 3 million rows with the default 64 MB has one parallel worker
+// and spills its sort to disk; with 1 GB two workers take part and each
+// sorts its share in memory, in about 8% less CPU time on the destination
+// (pgbench_accounts at scale 30). A sort takes only what it needs, and
+// each participant a share: this caps it, as pg_restore's advice and
+// pgcopydb do.
 const buildMemoryKB = 1 << 20
 
 // withBuildMemory runs fn with maintenance_work_mem raised to buildMemoryKB

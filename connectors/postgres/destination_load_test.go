@@ -18,7 +18,8 @@ func TestDestinationBuildMemory(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			url := dstCluster.NewDB(t)
 			if c.set != "" {
-				mustExec(t, connect(t, url), "ALTER DATABASE "+connect(t, url).Config().Database+" SET maintenance_work_mem = '"+c.set+"'")
+				conn := connect(t, url)
+				mustExec(t, conn, "ALTER DATABASE "+conn.Config().Database+" SET maintenance_work_mem = '"+c.set+"'")
 			}
 			d := openDest(t, url, "", "m")
 			before, err := postgres.SettingForTest(ctx, d, "maintenance_work_mem")
