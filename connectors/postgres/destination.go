@@ -211,17 +211,24 @@ func (d *Destination) Dependents(ctx context.Context, tables []connectors.TableN
 // with it an applier's).
 func (d *Destination) Close(ctx context.Context) error { return d.conn.Close(ctx) }
 
-// PrepareUpsert implements connectors.LoadFinisher: EnsurePrimaryKey.
+// PrepareUpsert implements connectors.LoadFinisher: EnsurePrimaryKey,
+// with the memory of an index build (withBuildMemory).
 func (d *Destination) PrepareUpsert(ctx context.Context, t connectors.DestTable) error {
-	return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+	return d.withBuildMemory(ctx, func() error {
+		return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+	})
 }
 
 // FinishLoad implements connectors.LoadFinisher. When t.Dest is a shadow
 // table of live, it gets live's indexes (BuildShadowIndexes, when live
 // exists), named so that the swap renames them back, and statistics
 // (AnalyzeTable); then, in any case, its primary key (EnsurePrimaryKey).
-// Idempotent.
+// The indexes are built with the memory of withBuildMemory. Idempotent.
 func (d *Destination) FinishLoad(ctx context.Context, t connectors.DestTable, live connectors.TableName) error {
+	return d.withBuildMemory(ctx, func() error { return d.finishLoad(ctx, t, live) })
+}
+
+func (d *Destination) finishLoad(ctx context.Context, t connectors.DestTable, live connectors.TableName) error {
 	if t.Dest != live {
 		exists, err := TableExists(ctx, d.conn, live)
 		if err != nil {
@@ -239,9 +246,10 @@ func (d *Destination) FinishLoad(ctx context.Context, t connectors.DestTable, li
 	return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
 }
 
-// CreateIndexes implements connectors.IndexCreator (CreateIndexes).
+// CreateIndexes implements connectors.IndexCreator (CreateIndexes), with
+// the memory of an index build (withBuildMemory).
 func (d *Destination) CreateIndexes(ctx context.Context, dest connectors.TableName, stmts []string) error {
-	return CreateIndexes(ctx, d.conn, dest, stmts)
+	return d.withBuildMemory(ctx, func() error { return CreateIndexes(ctx, d.conn, dest, stmts) })
 }
 
 // CreateForeignKeys implements connectors.IndexCreator (CreateForeignKeys).

@@ -130,11 +130,11 @@ func (s *Source) Plan(ctx context.Context, table connectors.TableName, ts *conne
 	return plan, nil
 }
 
-// OpenReader implements connectors.Source: a new SQL connection in a
-// snapshot transaction (BeginSnapshot) under snapshot, or under a fresh
-// snapshot when it is "".
+// OpenReader implements connectors.Source: a new SQL connection
+// (connectReader) in a snapshot transaction (BeginSnapshot) under snapshot,
+// or under a fresh snapshot when it is "".
 func (s *Source) OpenReader(ctx context.Context, snapshot string) (connectors.PartitionReader, error) {
-	conn, err := s.peer.ConnectSQL(ctx, s.appName)
+	conn, err := s.peer.connectReader(ctx, s.appName)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,15 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/sluicedb/sluice/connectors"
 )
 
@@ -14,6 +17,37 @@ var (
 	_ connectors.PartitionReader = (*partitionReader)(nil)
 	_ connectors.Stream          = (*sourceStream)(nil)
 )
+
+// readerBufferSize is the read buffer of a partition reader's connection.
+// A binary COPY TO sends each row in a message of its own, and pgproto3
+// reads the socket into an 8 kB buffer, one system call each: loading
+// pgbench_accounts at scale 30 (330 MB) spent 220 ms of Sluice's 580 ms of
+// CPU in those reads. While the destination is the slower side the socket
+// holds far more than 8 kB, and one read takes it all (50 ms).
+const readerBufferSize = 256 << 10
+
+// connectReader is ConnectSQL for a partition reader: the same connection,
+// reading the socket through a buffer of readerBufferSize. The connection
+// must not be hijacked (pgconn's SyncConn does not see that buffer).
+func (c *PeerConfig) connectReader(ctx context.Context, appName string) (*pgx.Conn, error) {
+	pcfg, err := c.ConnConfig(appName)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readerBufferSize), w)
+	}
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectFailed(fmt.Sprintf("%s:%d", c.Host, c.Port), err)
+	}
+	return conn, nil
+}
 
 // partitionReader is the Source's connectors.PartitionReader: a connection
 // of its own inside a snapshot transaction.
