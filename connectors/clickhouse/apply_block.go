@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-	"unsafe"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/sluicedb/sluice/connectors"
@@ -88,13 +87,13 @@ func (t *chTable) appendColumn(col driver.BatchColumn, j int, entries []entry, f
 		case kBool:
 			return appendFixed(col, c, entries, j, 1, func(d []byte) (bool, error) { return d[0] != 0, nil })
 		case kRawText, kBytes:
-			return appendFixed(col, c, entries, j, 0, func(d []byte) (string, error) { return windowString(d), nil })
+			return appendFixed(col, c, entries, j, 0, func(d []byte) (string, error) { return bytesString(d), nil })
 		case kJSONB:
 			return appendFixed(col, c, entries, j, 0, func(d []byte) (string, error) {
 				if len(d) == 0 || d[0] != 1 {
 					return "", errors.New("malformed jsonb: unknown version")
 				}
-				return windowString(d[1:]), nil
+				return bytesString(d[1:]), nil
 			})
 		}
 	}
@@ -152,8 +151,3 @@ func appendFixed[T any](col driver.BatchColumn, c *colMapping, entries []entry, 
 	}
 	return col.Append(vals)
 }
-
-// windowString is d as a string without a copy: d is a window's copy,
-// left alone until the block that takes the string (by copying it) is
-// sent.
-func windowString(d []byte) string { return unsafe.String(unsafe.SliceData(d), len(d)) }

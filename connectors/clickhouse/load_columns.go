@@ -100,9 +100,9 @@ func newLoadColumn(cv *converter, c *colMapping) loadColumn {
 }
 
 // bytesString is d as a string without a copy. The string must not
-// outlive the batch it is appended in: ClickHouse's String column copies
-// it into its own buffer, and d (a Value's data, or typedColumn.text) is
-// not changed before then.
+// outlive the block it is appended to: ClickHouse's String column copies
+// it into its own buffer, and d (a Value's data, typedColumn.text, or an
+// applier window's copy) is not changed before then.
 func bytesString(d []byte) string {
 	if len(d) == 0 {
 		return ""
