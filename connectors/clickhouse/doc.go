@@ -6,8 +6,11 @@
 //     probe.go; the kind, connectors.Kind, in kind.go).
 //   - Destination (destination*.go): ReplacingMergeTree tables with a
 //     version and a deleted column (types.go, ddl.go), value conversion
-//     (convert.go), batch writes (write.go), the applier (apply.go), added
-//     columns (alter.go), shadow-and-swap by EXCHANGE TABLES or RENAME
+//     (convert.go), the initial load in typed columns and multi-block
+//     inserts (destination_load.go, load_*.go), batch writes (write.go),
+//     the applier, which folds changes into windows of bounded size and
+//     writes each as a block (apply.go, apply_window.go, apply_flush.go,
+//     apply_block.go), added columns (alter.go), shadow-and-swap by EXCHANGE TABLES or RENAME
 //     (swap.go, owned.go), and the metadata of applied positions and
 //     loaded partitions (meta.go). docs/clickhouse.md describes the tables.
 //     Rows carry the source's version (connectors.VersionedRows): writing
