@@ -39,6 +39,11 @@ func (c *PeerConfig) ConnectSQL(ctx context.Context, appName string) (*pgx.Conn,
 	if err != nil {
 		return nil, err
 	}
+	return c.connectSQL(ctx, pcfg)
+}
+
+// connectSQL opens a pgx connection to the peer with pcfg.
+func (c *PeerConfig) connectSQL(ctx context.Context, pcfg *pgconn.Config) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig("")
 	if err != nil {
 		return nil, err

@@ -37,16 +37,7 @@ func (c *PeerConfig) connectReader(ctx context.Context, appName string) (*pgx.Co
 	pcfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readerBufferSize), w)
 	}
-	cfg, err := pgx.ParseConfig("")
-	if err != nil {
-		return nil, err
-	}
-	cfg.Config = *pcfg
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, connectFailed(fmt.Sprintf("%s:%d", c.Host, c.Port), err)
-	}
-	return conn, nil
+	return c.connectSQL(ctx, pcfg)
 }
 
 // partitionReader is the Source's connectors.PartitionReader: a connection
