@@ -166,7 +166,11 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 
 	lastActivity := time.Now()
 	lastPoll := time.Time{}
-	startAck := b.acked
+	// Progress is the position moving beyond what this or an earlier
+	// attempt of the runner acknowledged: a retry replays from the applied
+	// position, and acknowledging again what it acknowledged before (a
+	// heartbeat, a skipped transaction) is no progress.
+	startAck := connectors.MaxPosition(b.acked, b.f.ackedBefore())
 	maxWait := time.Duration(b.f.opt.SyncInterval) * time.Second
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
@@ -539,6 +543,7 @@ func (b *batcher) setAcked(pos connectors.Position) {
 		b.acked = pos
 		p := pos // allocated here only: a batch or a progress event
 		b.ack.Store(&p)
+		b.f.noteAcked(pos)
 	}
 }
 

@@ -181,10 +181,11 @@ const (
 func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}) {
 	log := e.cfg.Logger.With("mirror", name)
 	store := e.cfg.Store
+	var acked connectors.Position // by the runner's attempts, one at a time
 	retry(ctx, retryDeps{
 		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
 		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
-			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake}
+			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake, acked: &acked}
 			return f.step(ctx)
 		},
 		record: func(ctx context.Context, err error) error {

@@ -36,6 +36,25 @@ type flow struct {
 	// wake receives when a request waits in the catalog (Engine.Wake);
 	// nil: the flow only polls.
 	wake <-chan struct{}
+	// acked is the highest position the runner's attempts acknowledged to
+	// the source, shared by its flows (nil: none kept); see batcher.run.
+	acked *connectors.Position
+}
+
+// ackedBefore returns the highest position earlier attempts of the
+// runner acknowledged ("" if none).
+func (f *flow) ackedBefore() connectors.Position {
+	if f.acked == nil {
+		return ""
+	}
+	return *f.acked
+}
+
+// noteAcked records pos as acknowledged, for the runner's later attempts.
+func (f *flow) noteAcked(pos connectors.Position) {
+	if f.acked != nil && f.acked.Before(pos) {
+		*f.acked = pos
+	}
 }
 
 // step runs the mirror's current phase to its end.
