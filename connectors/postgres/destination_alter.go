@@ -127,16 +127,19 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 }
 
 // Restore implements connectors.Emptier: RestoreSaved of st.Saved on
-// t.Dest, then EnsurePrimaryKey. Idempotent.
+// t.Dest, then EnsurePrimaryKey, the indexes built with the memory of
+// withBuildMemory. Idempotent.
 func (d *Destination) Restore(ctx context.Context, t connectors.DestTable, st connectors.TableState) error {
 	saved, err := savedObjects(st)
 	if err != nil {
 		return err
 	}
-	if err := RestoreSaved(ctx, d.conn, t.Dest, saved); err != nil {
-		return err
-	}
-	return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+	return d.withBuildMemory(ctx, func() error {
+		if err := RestoreSaved(ctx, d.conn, t.Dest, saved); err != nil {
+			return err
+		}
+		return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+	})
 }
 
 // savedObjects decodes st.Saved (empty when nil).
