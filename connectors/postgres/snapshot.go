@@ -81,7 +81,12 @@ func CountRows(ctx context.Context, q Querier, t connectors.TableName) (int64, e
 
 // PartitionQuery returns the SELECT of columns cols of table src whose rows
 // lie in partition p, as a TID range (a TID Range Scan from Postgres 14 on;
-// older servers filter a sequential scan).
+// older servers filter a sequential scan). A partition of the whole table
+// (a table loaded in one) reads it with a plain sequential scan: Postgres
+// begins a TID range scan without the bulk-read strategy, so it reads
+// through shared buffers, and on pgbench_accounts at scale 30 it costs the
+// source about 20% more CPU than the sequential scan, which reads through a
+// small ring of buffers.
 func PartitionQuery(src connectors.TableName, cols []string, p Partition) string {
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
@@ -91,7 +96,11 @@ func PartitionQuery(src connectors.TableName, cols []string, p Partition) string
 }
 
 func partitionQuery(src connectors.TableName, exprs []string, p Partition) string {
-	q := fmt.Sprintf("SELECT %s FROM %s WHERE ctid >= '(%d,0)'::tid", strings.Join(exprs, ", "), src.Quoted(), p.StartPage)
+	q := fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), src.Quoted())
+	if p.StartPage <= 0 && p.EndPage < 0 {
+		return q
+	}
+	q += fmt.Sprintf(" WHERE ctid >= '(%d,0)'::tid", p.StartPage)
 	if p.EndPage >= 0 {
 		q += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", p.EndPage)
 	}

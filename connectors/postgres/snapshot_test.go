@@ -77,6 +77,11 @@ func TestPartitionQuery(t *testing.T) {
 	if want := `SELECT "id" FROM "s"."T" WHERE ctid >= '(20,0)'::tid`; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
+	// The whole table: a sequential scan.
+	got = postgres.PartitionQuery(src, []string{"id"}, postgres.Partition{Index: 0, StartPage: 0, EndPage: -1})
+	if want := `SELECT "id" FROM "s"."T"`; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
 }
 
 // loadEnv is a source and a destination database for load tests, with the
