@@ -26,7 +26,7 @@ clickhouse: deps-clickhouse
 	$(GO) build -o bin/sluice-clickhouse ./cmd/sluice-clickhouse
 	./bin/sluice-clickhouse
 
-## deps: install what the tests need when missing: Postgres server binaries, psql, gcc, clickhouse-server (Debian, as root)
+## deps: install what the tests need when missing: Postgres server binaries, psql, gcc, clickhouse-server, mariadb-server (Debian, as root)
 deps:
 	@./.ci/install-deps test
 

@@ -15,16 +15,17 @@ const repoRoot = "../.."
 
 // sysroot is a fake Debian file system for .ci/install-deps (through
 // SLUICE_DEPS_SYSROOT): Postgres 15 server binaries, psql and gcc where Debian puts
-// them, clickhouse-server in /usr/sbin only when withClickHouse. It returns the
+// them, clickhouse-server and MariaDB's mariadbd (/usr/sbin) and
+// mariadb-install-db (/usr/bin) only when withServers. It returns the
 // root and a PATH holding only bash and a fake `id` saying uid 1000, so the
 // script never finds the machine's own binaries and never runs apt-get.
-func sysroot(t *testing.T, withClickHouse bool) (root, path string) {
+func sysroot(t *testing.T, withServers bool) (root, path string) {
 	t.Helper()
 	root = t.TempDir()
 	files := []string{"usr/lib/postgresql/15/bin/initdb", "usr/lib/postgresql/15/bin/postgres",
 		"usr/bin/gcc", "usr/bin/psql"}
-	if withClickHouse {
-		files = append(files, "usr/sbin/clickhouse-server")
+	if withServers {
+		files = append(files, "usr/sbin/clickhouse-server", "usr/sbin/mariadbd", "usr/bin/mariadb-install-db")
 	}
 	for _, f := range files {
 		writeExec(t, filepath.Join(root, f), "#!/bin/sh\nexit 0\n")
@@ -127,7 +128,25 @@ func TestMakeTestNeedsClickHouse(t *testing.T) {
 	}
 }
 
-// clickhouse-server in /usr/sbin is found with a PATH that lacks /usr/sbin.
+// .ci/install-deps mariadb and make test need mariadb-server (the MySQL
+// source's tests); make run does not (TestMakeRunNeedsNoClickHouse).
+func TestDepsMariaDB(t *testing.T) {
+	root, path := sysroot(t, false)
+	argvs := append(depsCommands(t, "test"), []string{"./.ci/install-deps", "mariadb"})
+	for _, argv := range argvs {
+		code, out := runDeps(t, root, path, true, argv)
+		if code == 0 || !strings.Contains(out, "mariadb-server") || strings.Contains(out, "postgresql ") {
+			t.Errorf("%v without MariaDB: exit %d, output %q; want a failure naming mariadb-server", argv, code, out)
+		}
+	}
+	root, path = sysroot(t, true)
+	if code, out := runDeps(t, root, path, false, []string{"./.ci/install-deps", "mariadb"}); code != 0 || out != "" {
+		t.Errorf("install-deps mariadb with MariaDB installed: exit %d, output %q; want exit 0, silent", code, out)
+	}
+}
+
+// clickhouse-server and mariadbd in /usr/sbin are found with a PATH that
+// lacks /usr/sbin.
 func TestDepsFindDebianPaths(t *testing.T) {
 	root, path := sysroot(t, true)
 	for _, target := range []string{"run", "test", "clickhouse"} {
