@@ -27,7 +27,9 @@ import (
 //     and utf8mb4 (PeerConfig.Connect), and FLOAT columns are read as
 //     DOUBLE (selectExpr): the text of a FLOAT has only 6 digits.
 //   - encodeBinlog: a binlog row event as go-mysql's replication package
-//     decodes it: int8..int64 (signed even for unsigned columns),
+//     decodes it: int8..int64, or uint8..uint64 for unsigned columns
+//     (go-mysql reads signedness from the full row metadata; without it
+//     an unsigned value comes signed and is read back as unsigned),
 //     float32/64, decimal as a string or decimal.Decimal (UseDecimal),
 //     DATETIME/TIMESTAMP as a string or time.Time (ParseTime; the stream
 //     sets TimestampStringLocation to UTC), TIME as a string, ENUM and SET
@@ -43,7 +45,12 @@ import (
 // null is SQL NULL.
 var null = connectors.Value{Kind: connectors.Null}
 
+// binaryValue returns b as a Binary value; an empty value's Data is an
+// empty slice, never nil (nil reads as NULL in places, as it does to pgx).
 func binaryValue(b []byte) connectors.Value {
+	if b == nil {
+		b = []byte{}
+	}
 	return connectors.Value{Kind: connectors.Binary, Data: b}
 }
 
@@ -133,12 +140,22 @@ func encodeBinlog(c *colType, v any) (connectors.Value, error) {
 		return encodeBinlogInt(c, x, 64)
 	case int:
 		return encodeBinlogInt(c, int64(x), 64)
+	case uint8:
+		return encodeUint(c, uint64(x))
+	case uint16:
+		return encodeUint(c, uint64(x))
+	case uint32:
+		return encodeUint(c, uint64(x))
+	case uint64:
+		return encodeUint(c, x)
 	case float32:
 		return encodeFloat(c, float64(x))
 	case float64:
 		return encodeFloat(c, x)
 	case decimal.Decimal:
-		return encodeNumeric(c, x.String())
+		// String drops trailing zeros; the column's scale keeps them (1.50
+		// in a decimal(5,2) is 1.50, as the SELECT reads it).
+		return encodeNumeric(c, x.StringFixed(int32(c.Scale)))
 	case time.Time:
 		return encodeTime(c, x)
 	case []byte:
