@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgerrcode"
-
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/sqlerr"
 )

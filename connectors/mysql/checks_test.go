@@ -1,4 +1,4 @@
-package mysql
+package mysql_test
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/mysql"
 	"github.com/sluicedb/sluice/internal/testbed"
 	"github.com/sluicedb/sluice/sqlerr"
 )
@@ -48,11 +49,11 @@ func TestCanStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close(ctx)
-	wantNotReady(t, "no privileges", src.(*Source).CanStream(ctx), "REPLICATION SLAVE", "GRANT REPLICATION SLAVE")
+	wantNotReady(t, "no privileges", src.(*mysql.Source).CanStream(ctx), "REPLICATION SLAVE", "GRANT REPLICATION SLAVE")
 	maria.Exec(t, "", "GRANT REPLICATION SLAVE ON *.* TO 'plain'@'127.0.0.1'")
-	wantNotReady(t, "no client privilege", src.(*Source).CanStream(ctx), "REPLICATION CLIENT", "BINLOG MONITOR")
+	wantNotReady(t, "no client privilege", src.(*mysql.Source).CanStream(ctx), "REPLICATION CLIENT", "BINLOG MONITOR")
 	maria.Exec(t, "", "GRANT REPLICATION CLIENT ON *.* TO 'plain'@'127.0.0.1'")
-	if err := src.(*Source).CanStream(ctx); err != nil {
+	if err := src.(*mysql.Source).CanStream(ctx); err != nil {
 		t.Errorf("with both privileges: %v", err)
 	}
 	// CREATE PEER warns with the same words.
@@ -77,7 +78,7 @@ func TestCanStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bsrc.Close(ctx)
-	check := bsrc.(*Source).CanStream
+	check := bsrc.(*mysql.Source).CanStream
 	wantNotReady(t, "MIXED", check(ctx), "binlog_format is MIXED, not ROW", "binlog_format = ROW")
 	bad.Exec(t, "", "SET GLOBAL binlog_format = 'ROW'")
 	wantNotReady(t, "MINIMAL", check(ctx), "binlog_row_image is MINIMAL, not FULL", "binlog_row_image = FULL")
@@ -119,13 +120,13 @@ func TestCanStreamSettings(t *testing.T) {
 		}
 		return m
 	}
-	wantNotReady(t, "log_bin off", canStream(ServerInfo{Flavor: FlavorMariaDB, Settings: with("log_bin", "OFF"), Grants: grants}, MechanismAuto),
+	wantNotReady(t, "log_bin off", mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMariaDB, Settings: with("log_bin", "OFF"), Grants: grants}, mysql.MechanismAuto),
 		"the binlog is off", "log_bin")
-	wantNotReady(t, "old server", canStream(ServerInfo{Flavor: FlavorMySQL, Version: "5.7.44", Settings: with("binlog_row_metadata", ""), Grants: grants}, MechanismAuto),
+	wantNotReady(t, "old server", mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Version: "5.7.44", Settings: with("binlog_row_metadata", ""), Grants: grants}, mysql.MechanismAuto),
 		"MySQL 5.7.44 has no binlog_row_metadata", "Upgrade")
-	wantNotReady(t, "gtid off", canStream(ServerInfo{Flavor: FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, MechanismGTID),
+	wantNotReady(t, "gtid off", mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, mysql.MechanismGTID),
 		"gtid_mode is OFF", "replication_mechanism")
-	if err := canStream(ServerInfo{Flavor: FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, MechanismAuto); err != nil {
+	if err := mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, mysql.MechanismAuto); err != nil {
 		t.Errorf("auto without GTIDs: %v", err)
 	}
 	for _, c := range []struct {
@@ -138,7 +139,7 @@ func TestCanStreamSettings(t *testing.T) {
 		{[]string{"GRANT ALL PRIVILEGES ON `app`.* TO `r`@`%`"}, false, false},
 		{[]string{"GRANT USAGE ON *.* TO `r`@`%`"}, false, false},
 	} {
-		s, cl := grantsReplication(c.grants)
+		s, cl := mysql.GrantsReplication(c.grants)
 		if s != c.slave || cl != c.client {
 			t.Errorf("%q: slave %v client %v", c.grants, s, cl)
 		}

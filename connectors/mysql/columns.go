@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-
 	"github.com/sluicedb/sluice/connectors"
 )
 

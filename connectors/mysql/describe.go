@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
-
 	"github.com/sluicedb/sluice/connectors"
 )
 

@@ -1,4 +1,4 @@
-package mysql
+package mysql_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/mysql"
 )
 
 // allTypesDDL is a table with a column of every type the mapping covers,
@@ -88,11 +89,11 @@ func TestDescribe(t *testing.T) {
 }
 
 func TestParseLabels(t *testing.T) {
-	got, err := parseLabels(`'a','b c','it''s','back\\slash',''`)
+	got, err := mysql.ParseLabels(`'a','b c','it''s','back\\slash',''`)
 	if err != nil || strings.Join(got, "|") != `a|b c|it's|back\slash|` {
 		t.Errorf("labels %q, %v", got, err)
 	}
-	if _, err := parseLabels(`'a`); err == nil {
+	if _, err := mysql.ParseLabels(`'a`); err == nil {
 		t.Error("unterminated label accepted")
 	}
 }

@@ -12,7 +12,6 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/shopspring/decimal"
-
 	"github.com/sluicedb/sluice/connectors"
 )
 

@@ -1,4 +1,4 @@
-package mysql
+package mysql_test
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/jackc/pgx/v5"
-
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/mysql"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -67,7 +67,7 @@ var edgeText = map[int]map[string]string{
 
 // TestEncodersAgree inserts edgeRows into a table of every type and reads
 // them back both ways: with a partition reader (the text protocol,
-// encodeText) and from the binlog (go-mysql's row events, encodeBinlog,
+// encodeText) and from the binlog (go-mysql's row events, mysql.EncodeBinlog,
 // with strings for decimals and times and with decimal.Decimal and
 // time.Time). Every value must encode to the same bytes every way, and
 // Postgres must receive those bytes as a value of the mapped type and send
@@ -79,11 +79,11 @@ func TestEncodersAgree(t *testing.T) {
 	maria.Exec(t, "", fmt.Sprintf(allTypesDDL, db))
 	src := openSource(t, db)
 	table := connectors.TableName{Schema: db, Name: "edge"}
-	ts, cols, err := describeTable(src.conn, src.flavor, table, nil)
+	ts, cols, err := src.DescribeCols(table, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := src.conn.Execute("SHOW MASTER STATUS")
+	r, err := src.Exec("SHOW MASTER STATUS")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestEncodersAgree(t *testing.T) {
 			mode.parseTime, mode.useDecimal)
 		for i, row := range binlog {
 			for j, raw := range row {
-				got, err := encodeBinlog(&cols[j], raw)
+				got, err := mysql.EncodeBinlog(&cols[j], raw)
 				if err != nil {
 					t.Errorf("%s: row %d %s: encode binlog value %#v: %v", mode.name, i+1, cols[j].Name, raw, err)
 					continue
@@ -156,7 +156,7 @@ func TestEncodersAgree(t *testing.T) {
 // checkInPostgres sends v to Postgres as a binary parameter of c's mapped
 // type, checks the binary value it sends back is v, and returns the text
 // Postgres prints for it ("NULL" for NULL).
-func checkInPostgres(t *testing.T, conn *pgx.Conn, c colType, v connectors.Value, id int) string {
+func checkInPostgres(t *testing.T, conn *pgx.Conn, c mysql.ColType, v connectors.Value, id int) string {
 	t.Helper()
 	if v.Kind == connectors.Null {
 		return "NULL"

@@ -1,4 +1,4 @@
-package mysql
+package mysql_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicedb/sluice/connectors/mysql"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -59,27 +60,27 @@ func newDB(t *testing.T) string {
 }
 
 // peerOn returns the admin peer of server m with database db.
-func peerOn(t *testing.T, m *testbed.MariaDB, db string, extra map[string]string) *PeerConfig {
+func peerOn(t *testing.T, m *testbed.MariaDB, db string, extra map[string]string) *mysql.PeerConfig {
 	t.Helper()
 	opts := map[string]string{"host": m.Host(), "port": strconv.Itoa(m.Port()), "user": testbed.MariaDBUser,
 		"password": testbed.MariaDBPassword, "database": db}
 	for k, v := range extra {
 		opts[k] = v
 	}
-	cfg, err := ParsePeerOptions(opts)
+	cfg, err := mysql.ParsePeerOptions(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
 }
 
-// openSource opens a Source on the shared MariaDB, closed when the test ends.
-func openSource(t *testing.T, db string) *Source {
+// openSource opens a mysql.Source on the shared MariaDB, closed when the test ends.
+func openSource(t *testing.T, db string) *mysql.Source {
 	t.Helper()
 	src, err := peerOn(t, maria, db, nil).OpenSource(testCtx(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close(context.Background()) })
-	return src.(*Source)
+	return src.(*mysql.Source)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/sqlerr"
 )

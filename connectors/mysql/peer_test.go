@@ -1,4 +1,4 @@
-package mysql
+package mysql_test
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/connectors/mysql"
 	"github.com/sluicedb/sluice/sqlerr"
 )
 
@@ -17,19 +18,19 @@ func TestParsePeerOptions(t *testing.T) {
 		}
 		return m
 	}
-	cfg, err := ParsePeerOptions(base())
+	cfg, err := mysql.ParsePeerOptions(base())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Port != 3306 || cfg.Flavor != "" || cfg.Mechanism != MechanismAuto || cfg.ServerID != DefaultServerID {
+	if cfg.Port != 3306 || cfg.Flavor != "" || cfg.Mechanism != mysql.MechanismAuto || cfg.ServerID != mysql.DefaultServerID {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	stored := cfg.StoredOptions(base())
 	if stored["port"] != "3306" || stored["replication_mechanism"] != "auto" || stored["host"] != "db" {
 		t.Errorf("stored options: %v", stored)
 	}
-	cfg, err = ParsePeerOptions(base("flavor", "MariaDB", "replication_mechanism", "filepos", "server_id", "77", "port", "3307"))
-	if err != nil || cfg.Flavor != FlavorMariaDB || cfg.Mechanism != MechanismFilePos || cfg.ServerID != 77 || cfg.Port != 3307 {
+	cfg, err = mysql.ParsePeerOptions(base("flavor", "MariaDB", "replication_mechanism", "filepos", "server_id", "77", "port", "3307"))
+	if err != nil || cfg.Flavor != mysql.FlavorMariaDB || cfg.Mechanism != mysql.MechanismFilePos || cfg.ServerID != 77 || cfg.Port != 3307 {
 		t.Errorf("explicit: %+v %v", cfg, err)
 	}
 	for _, c := range []struct {
@@ -46,7 +47,7 @@ func TestParsePeerOptions(t *testing.T) {
 		{map[string]string{"user": "u"}, "host", "required"},
 		{base("require_tls", "true", "disable_tls", "true"), "disable_tls", "conflicts"},
 	} {
-		_, err := ParsePeerOptions(c.opts)
+		_, err := mysql.ParsePeerOptions(c.opts)
 		var oe *connectors.OptionError
 		if !errors.As(err, &oe) || oe.Key != c.key || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err = %v, want an OptionError on %q saying %q", c.opts, err, c.key, c.want)
@@ -55,7 +56,7 @@ func TestParsePeerOptions(t *testing.T) {
 }
 
 func TestKind(t *testing.T) {
-	k := Kind()
+	k := mysql.Kind()
 	if k.Type != "MYSQL" || !k.Source || k.Destination || k.Federated != nil || k.Wire != nil || k.FormatPosition == nil {
 		t.Errorf("kind: %+v", k)
 	}
@@ -115,7 +116,7 @@ func TestRetentionNotice(t *testing.T) {
 		{map[string]string{"expire_logs_days": "7"}, "NOTICE", "7 days"},
 		{map[string]string{"binlog_expire_logs_seconds": "3600"}, "WARNING", "only 1 hour"},
 	} {
-		n := retentionNotice("p", c.s)
+		n := mysql.RetentionNotice("p", c.s)
 		if n.Severity != c.severity || !strings.Contains(n.Message, c.want) {
 			t.Errorf("%v: %s %s", c.s, n.Severity, n.Message)
 		}

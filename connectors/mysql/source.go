@@ -7,7 +7,6 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgerrcode"
-
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/sqlerr"
 )

@@ -8,9 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/charmap"
-
 	"github.com/sluicedb/sluice/connectors"
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Dates, times and charsets: the encoders' parts that read MySQL's text

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgtype"
-
 	"github.com/sluicedb/sluice/connectors"
 )
 
