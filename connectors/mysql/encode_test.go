@@ -212,3 +212,37 @@ func binlogRows(t *testing.T, m *testbed.MariaDB, db, table string, pos gomysql.
 
 // discardLogger keeps go-mysql's syncer quiet.
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestEncodeNumeric sends decimals of every shape to Postgres as numeric
+// binary values: Postgres must take them, send back the same bytes, and
+// print the decimal (with its scale).
+func TestEncodeNumeric(t *testing.T) {
+	ctx := testCtx(t)
+	conn, err := pgx.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, c := range []struct{ in, want string }{
+		{"0", "0"}, {"-0", "0"}, {"-0.00", "0.00"}, {"0.0001", "0.0001"}, {"0.00001", "0.00001"},
+		{"10000", "10000"}, {"9999", "9999"}, {"100000000", "100000000"}, {"-1", "-1"},
+		{"123456789.000010000", "123456789.000010000"}, {"00012.5", "12.5"}, {".5", "0.5"}, {"5.", "5"},
+		{"-99999999999999999999999999999999999.999999999999999999999999999999", "-99999999999999999999999999999999999.999999999999999999999999999999"},
+		{"18446744073709551615", "18446744073709551615"}, {"0.000000000000000000000000000001", "0.000000000000000000000000000001"},
+	} {
+		v, err := mysql.EncodeNumeric(c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		got := checkInPostgres(t, conn, mysql.ColType{Name: c.in, PGType: "numeric", OID: 1700}, v, 0)
+		if got != c.want {
+			t.Errorf("%s: Postgres prints %q, want %q", c.in, got, c.want)
+		}
+	}
+	for _, bad := range []string{"", "-", "1e5", "1.2.3", "abc", "."} {
+		if _, err := mysql.EncodeNumeric(bad); err == nil {
+			t.Errorf("%q encoded", bad)
+		}
+	}
+}

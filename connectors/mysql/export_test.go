@@ -34,3 +34,8 @@ func RetentionNotice(name string, s map[string]string) *sqlerr.Error { return re
 
 // ParseLabels is parseLabels.
 func ParseLabels(s string) ([]string, error) { return parseLabels(s) }
+
+// EncodeNumeric is encodeNumeric for a decimal column.
+func EncodeNumeric(s string) (connectors.Value, error) {
+	return encodeNumeric(&colType{Name: "d", Enc: encNumeric}, s)
+}

@@ -1,6 +1,8 @@
 package mysql_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sluicedb/sluice/connectors"
@@ -83,5 +85,33 @@ func TestSnapshotAndPlan(t *testing.T) {
 	// rows, the stream replays the insert from the mirror's position.
 	if total != 1001 || len(seen) != 1001 {
 		t.Errorf("read %d rows, %d distinct, want 1001", total, len(seen))
+	}
+}
+
+// TestReadColumns reads a key and a column of every row, as a destination
+// back-filling an added column does.
+func TestReadColumns(t *testing.T) {
+	ctx := testCtx(t)
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(10))",
+		"INSERT INTO t VALUES (1, 'a'), (2, NULL), (3, 'c')")
+	src := openSource(t, db)
+	var got []string
+	n, err := src.ReadColumns(ctx, connectors.TableName{Schema: db, Name: "t"}, []string{"id"}, []string{"v"}, 2,
+		func(rows [][]connectors.Value) error {
+			for _, r := range rows {
+				got = append(got, fmt.Sprintf("%x:%c%s", r[0].Data, r[1].Kind, r[1].Data))
+			}
+			return nil
+		})
+	if err != nil || n != 3 || strings.Join(got, " ") != "00000001:ba 00000002:n 00000003:bc" {
+		t.Errorf("ReadColumns: %d rows %q, %v", n, got, err)
+	}
+	if _, err := src.ReadColumns(ctx, connectors.TableName{Schema: db, Name: "t"}, []string{"id"}, []string{"nope"}, 2,
+		func([][]connectors.Value) error { return nil }); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("missing column: %v", err)
+	}
+	if vals, err := src.CurrentValues(ctx, connectors.TableName{Schema: db, Name: "t"}, []string{"v"}); err != nil || len(vals) != 0 {
+		t.Errorf("CurrentValues: %v %v", vals, err)
 	}
 }
