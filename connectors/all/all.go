@@ -7,13 +7,14 @@ package all
 import (
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
+	"github.com/sluicedb/sluice/connectors/mysql"
 	"github.com/sluicedb/sluice/connectors/postgres"
 )
 
 // Kinds returns every kind of peer, in the order messages list them
-// ("Sluice supports POSTGRES and CLICKHOUSE peers today").
+// ("Sluice supports POSTGRES, CLICKHOUSE and MYSQL peers today").
 func Kinds() []connectors.Kind {
-	return []connectors.Kind{postgres.Kind(), clickhouse.Kind()}
+	return []connectors.Kind{postgres.Kind(), clickhouse.Kind(), mysql.Kind()}
 }
 
 // Registry returns a new registry of every kind of peer. It cannot fail:

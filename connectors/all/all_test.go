@@ -11,7 +11,7 @@ import (
 // parser names each of them (sqlext.PeerType).
 func TestKinds(t *testing.T) {
 	r := all.Registry()
-	if got := r.Types(); got != "POSTGRES and CLICKHOUSE" {
+	if got := r.Types(); got != "POSTGRES, CLICKHOUSE and MYSQL" {
 		t.Errorf("Types: %q", got)
 	}
 	for _, c := range []struct {
@@ -21,6 +21,7 @@ func TestKinds(t *testing.T) {
 	}{
 		{sqlext.PeerPostgres, "Postgres", true, true, false, true},
 		{sqlext.PeerClickHouse, "ClickHouse", false, true, true, false},
+		{sqlext.PeerMySQL, "MySQL", true, false, false, false},
 	} {
 		k, ok := r.Lookup(string(c.typ))
 		if !ok {
@@ -42,7 +43,7 @@ func TestKinds(t *testing.T) {
 			t.Errorf("%s: parsed as %#v", k.Type, stmts[0])
 		}
 	}
-	for _, typ := range []sqlext.PeerType{sqlext.PeerMySQL, sqlext.PeerSnowflake, sqlext.PeerBigQuery} {
+	for _, typ := range []sqlext.PeerType{sqlext.PeerSnowflake, sqlext.PeerBigQuery} {
 		if _, ok := r.Lookup(string(typ)); ok {
 			t.Errorf("%s is registered, but has no connector", typ)
 		}

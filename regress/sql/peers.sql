@@ -167,9 +167,16 @@ CREATE PEER tls_required FROM POSTGRES WITH (
 -- (Connecting to ClickHouse is tested in executor/clickhouse_peer_test.go.)
 CREATE PEER ch FROM CLICKHOUSE WITH (host = 'localhost', port = 9000, s3_path = 's3://bucket/staging');
 
+-- A MySQL peer's options are checked before connecting too: a missing user,
+-- an unknown flavor, PeerDB's options Sluice does not take.
+-- (Connecting to MariaDB is tested in executor/mysql_peer_test.go.)
+CREATE PEER my FROM MYSQL WITH (host = 'localhost', port = 3306);
+CREATE PEER my FROM MYSQL WITH (host = 'localhost', user = 'repl', flavor = 'percona');
+CREATE PEER my FROM MYSQL WITH (host = 'localhost', user = 'repl', replication_mechanism = 'binlog');
+CREATE PEER my FROM MYSQL WITH (host = 'localhost', user = 'repl', skip_binlog = true);
+
 -- Other peer types parse but are not supported yet (0A000), pointing at
 -- the type. Their options are not looked at.
-CREATE PEER my FROM MYSQL WITH (host = 'localhost', port = 3306);
 CREATE PEER sf FROM snowflake WITH (account_id = 'a');
 CREATE PEER bq FROM BigQuery WITH (project_id = 'p');
 

@@ -1,0 +1,41 @@
+package mysql
+
+import (
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/sqlerr"
+)
+
+// What the package's tests (package mysql_test: they use internal/testbed,
+// which imports every connector) need of its internals.
+
+// ColType is colType.
+type ColType = colType
+
+// DescribeCols is describeTable on s's connection.
+func (s *Source) DescribeCols(table connectors.TableName, exclude []string) (*connectors.TableSchema, []ColType, error) {
+	return describeTable(s.conn, s.flavor, table, exclude)
+}
+
+// Exec runs sql on s's connection.
+func (s *Source) Exec(sql string) (*gomysql.Result, error) { return s.conn.Execute(sql) }
+
+// EncodeBinlog is encodeBinlog.
+func EncodeBinlog(c *ColType, v any) (connectors.Value, error) { return encodeBinlog(c, v) }
+
+// CanStreamInfo is canStream.
+func CanStreamInfo(info ServerInfo, mechanism string) error { return canStream(info, mechanism) }
+
+// GrantsReplication is grantsReplication.
+func GrantsReplication(grants []string) (slave, client bool) { return grantsReplication(grants) }
+
+// RetentionNotice is retentionNotice.
+func RetentionNotice(name string, s map[string]string) *sqlerr.Error { return retentionNotice(name, s) }
+
+// ParseLabels is parseLabels.
+func ParseLabels(s string) ([]string, error) { return parseLabels(s) }
+
+// EncodeNumeric is encodeNumeric for a decimal column.
+func EncodeNumeric(s string) (connectors.Value, error) {
+	return encodeNumeric(&colType{Name: "d", Enc: encNumeric}, s)
+}

@@ -1,0 +1,77 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/jackc/pgerrcode"
+	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/sqlerr"
+)
+
+// The MySQL side of connectors.Source. Describe, the checks and the
+// initial load's snapshot are here and in describe.go, checks.go and
+// snapshot.go; the binlog stream is not written yet (Stream says so).
+
+var (
+	_ connectors.SourcePeer = (*PeerConfig)(nil)
+	_ connectors.Source     = (*Source)(nil)
+)
+
+// OpenSource implements connectors.SourcePeer: it connects (Connect) and
+// learns the server's flavor when the peer does not set it. appName is
+// not sent (MySQL has no application name; connections say program_name
+// sluice).
+func (c *PeerConfig) OpenSource(ctx context.Context, appName string) (connectors.Source, error) {
+	conn, err := c.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	flavor := c.Flavor
+	if flavor == "" {
+		flavor = detectFlavor(conn.GetServerVersion())
+	}
+	return &Source{peer: c, conn: conn, flavor: flavor}, nil
+}
+
+// Source is a connection to a MySQL or MariaDB mirror source. Not safe for
+// concurrent use; readers and snapshots have connections of their own.
+type Source struct {
+	peer   *PeerConfig
+	conn   *client.Conn
+	flavor string
+}
+
+// errNoStream is the error of the parts of the source not written yet.
+var errNoStream = sqlerr.New(pgerrcode.FeatureNotSupported, "change streams from MySQL sources are not supported yet")
+
+// Prepare implements connectors.Source: a MySQL source needs nothing made
+// per mirror (the binlog carries every table). Idempotent.
+func (s *Source) Prepare(context.Context, connectors.StreamSpec, []connectors.TableName, bool) error {
+	return nil
+}
+
+// Stream implements connectors.Source: not supported yet.
+func (s *Source) Stream(context.Context, connectors.StreamSpec, connectors.Position,
+	map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
+	return nil, errNoStream
+}
+
+// CheckStream implements connectors.Source: nothing to check until the
+// stream is written (it will compare the mirror's position with the
+// oldest binlog the server keeps).
+func (s *Source) CheckStream(context.Context, connectors.StreamSpec) error { return nil }
+
+// Teardown implements connectors.Source: a MySQL source keeps nothing for
+// a mirror. Idempotent.
+func (s *Source) Teardown(context.Context, connectors.StreamSpec) error { return nil }
+
+// Close implements connectors.Source.
+func (s *Source) Close(context.Context) error {
+	if err := s.conn.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close MySQL connection: %w", err)
+	}
+	return nil
+}
