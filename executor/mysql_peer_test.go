@@ -86,29 +86,28 @@ func TestMySQLPeer(t *testing.T) {
 	if !strings.Contains(pe.Message, `"bad"`) || !strings.Contains(pe.Message, "Access denied") {
 		t.Errorf("wrong password: %q", pe.Message)
 	}
-	// A mirror from it loads the table, then stops at the change stream,
-	// which is not written yet, saying so.
+	// A mirror from it loads the table, then streams its changes.
 	m.Exec(t, "", "INSERT INTO app.t VALUES (1), (2), (3)")
 	mustExec(t, conn, "CREATE MIRROR mm FROM my TO dst WITH TABLE MAPPING (app.t:public.t)")
-	var status, lastErr string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := conn.QueryRow(ctx, "SELECT status, coalesce(error, '') FROM mirrors WHERE name = 'mm'").Scan(&status, &lastErr); err != nil {
-			t.Fatal(err)
-		}
-		if lastErr != "" {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if lastErr != "change streams from MySQL sources are not supported yet" {
-		t.Errorf("mirror from MySQL: status %s, error %q", status, lastErr)
-	}
-	var n int
 	dconn := connect(t, dst)
-	if err := dconn.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 3 {
-		t.Errorf("rows loaded: %d, %v", n, err)
+	waitRows := func(want string) {
+		t.Helper()
+		var got string
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			err := dconn.QueryRow(ctx, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM public.t").Scan(&got)
+			if err == nil && got == want {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var status, lastErr string
+		_ = conn.QueryRow(ctx, "SELECT status, coalesce(error, '') FROM mirrors WHERE name = 'mm'").Scan(&status, &lastErr)
+		t.Fatalf("destination has %q, want %q (mirror %s, error %q)", got, want, status, lastErr)
 	}
+	waitRows("1,2,3")
+	m.Exec(t, "app", "INSERT INTO t VALUES (4)", "DELETE FROM t WHERE id = 1", "UPDATE t SET id = 30 WHERE id = 3")
+	waitRows("2,4,30")
 	mustExec(t, conn, "DROP MIRROR mm")
 	mustExec(t, conn, "DROP PEER my")
 }

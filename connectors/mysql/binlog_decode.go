@@ -34,10 +34,23 @@ type binlogDecoder struct {
 	open       bool
 	sawBegin   bool // its events end with a COMMIT or XID (not one standalone statement)
 	begun      bool // EventBegin sent: it changed a mirrored table
-	begin      binlogPos
+	begin      point
 	beginTime  time.Time
-	lastCommit binlogPos
+	lastCommit point
 }
+
+// point is a position in the binlog as the decoder tracks it: the file, its
+// sequence number and an offset.
+type point struct {
+	file     string
+	seq, off uint64
+}
+
+// version is p's Version.
+func (p point) version() uint64 { return p.seq<<offsetBits | p.off }
+
+// position is p as a connectors.Position.
+func (p point) position() connectors.Position { return encodePosition(p.version(), p.file) }
 
 // streamTable is a mirrored table as the decoder reads its rows.
 type streamTable struct {
@@ -51,9 +64,9 @@ type streamTable struct {
 	key []int
 }
 
-func newBinlogDecoder(cfg binlogConfig, start binlogPos, tables map[connectors.TableName]*connectors.TableSchema) *binlogDecoder {
+func newBinlogDecoder(cfg binlogConfig, start point, tables map[connectors.TableName]*connectors.TableSchema) *binlogDecoder {
 	d := &binlogDecoder{cfg: cfg, tables: make(map[connectors.TableName]*streamTable, len(tables)),
-		file: start.File, seq: start.Seq, lastCommit: start}
+		file: start.file, seq: start.seq, lastCommit: start}
 	for t, ts := range tables {
 		d.tables[t] = &streamTable{schema: ts}
 	}
@@ -61,9 +74,7 @@ func newBinlogDecoder(cfg binlogConfig, start binlogPos, tables map[connectors.T
 }
 
 // at returns the position offset in the current file.
-func (d *binlogDecoder) at(offset uint32) binlogPos {
-	return binlogPos{File: d.file, Seq: d.seq, Offset: uint64(offset)}
-}
+func (d *binlogDecoder) at(offset uint32) point { return point{file: d.file, seq: d.seq, off: uint64(offset)} }
 
 // decode returns the stream events of ev.
 func (d *binlogDecoder) decode(ctx context.Context, ev *replication.BinlogEvent) ([]connectors.Event, error) {
@@ -76,7 +87,7 @@ func (d *binlogDecoder) decode(ctx context.Context, ev *replication.BinlogEvent)
 	}
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
-		seq, err := binlogSeq(string(e.NextLogName))
+		seq, err := fileSeq(string(e.NextLogName))
 		if err != nil {
 			return nil, err
 		}
@@ -96,8 +107,8 @@ func (d *binlogDecoder) decode(ctx context.Context, ev *replication.BinlogEvent)
 	case *replication.HeartbeatEvent:
 		if !d.open && e.Filename == d.file && h.LogPos > 0 {
 			p := d.at(h.LogPos)
-			if d.lastCommit.Version() < p.Version() {
-				return []connectors.Event{{Kind: connectors.EventProgress, Pos: p.Position()}}, nil
+			if d.lastCommit.version() < p.version() {
+				return []connectors.Event{{Kind: connectors.EventProgress, Pos: p.position()}}, nil
 			}
 		}
 	}
@@ -105,7 +116,7 @@ func (d *binlogDecoder) decode(ctx context.Context, ev *replication.BinlogEvent)
 }
 
 // openTx starts a transaction at pos (its first event, with header h).
-func (d *binlogDecoder) openTx(pos binlogPos, h *replication.EventHeader) {
+func (d *binlogDecoder) openTx(pos point, h *replication.EventHeader) {
 	d.open, d.sawBegin, d.begun = true, false, false
 	d.begin = pos
 	d.beginTime = time.Unix(int64(h.Timestamp), 0)
@@ -117,8 +128,8 @@ func (d *binlogDecoder) beginEvent(out []connectors.Event) []connectors.Event {
 		return out
 	}
 	d.begun = true
-	return append(out, connectors.Event{Kind: connectors.EventBegin, Pos: d.begin.Position(),
-		Version: d.begin.Version() + 1, CommitTime: d.beginTime})
+	return append(out, connectors.Event{Kind: connectors.EventBegin, Pos: d.begin.position(),
+		Version: d.begin.version() + 1, CommitTime: d.beginTime})
 }
 
 // commit ends the open transaction at the end of the event with header h.
@@ -129,9 +140,9 @@ func (d *binlogDecoder) commit(h *replication.EventHeader) ([]connectors.Event, 
 	d.lastCommit = end
 	if !begun {
 		// Nothing mirrored in it: the stream has only moved on.
-		return []connectors.Event{{Kind: connectors.EventProgress, Pos: end.Position()}}, nil
+		return []connectors.Event{{Kind: connectors.EventProgress, Pos: end.position()}}, nil
 	}
-	return []connectors.Event{{Kind: connectors.EventCommit, Pos: end.Position(), CommitTime: time.Unix(int64(h.Timestamp), 0)}}, nil
+	return []connectors.Event{{Kind: connectors.EventCommit, Pos: end.position(), CommitTime: time.Unix(int64(h.Timestamp), 0)}}, nil
 }
 
 // query handles a statement event: BEGIN and COMMIT of transactions, and
@@ -276,6 +287,10 @@ func (d *binlogDecoder) rows(ctx context.Context, e *replication.RowsEvent, h *r
 func (st *streamTable) encode(row []any) ([]connectors.Value, error) {
 	vals := make([]connectors.Value, len(st.idx))
 	for i, j := range st.idx {
+		if j < 0 {
+			vals[i] = connectors.Value{Kind: connectors.Unchanged}
+			continue
+		}
 		if j >= len(row) {
 			return nil, fmt.Errorf("row has %d columns, column %s is number %d", len(row), st.schema.Columns[i].Name, j+1)
 		}
@@ -342,11 +357,26 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	}
 	idx := make([]int, len(st.schema.Columns))
 	enc := make([]binlogEncoder, len(st.schema.Columns))
+	var now *connectors.TableSchema
 	for i, c := range st.schema.Columns {
 		j := slices.Index(names, c.Name)
 		if j < 0 {
-			return nil, fmt.Errorf("%w: column %s of %s is gone from the source (dropped or renamed); RESYNC TABLE rebuilds the table",
-				errDDL, c.Name, name)
+			// Rows logged before the column was added (a stream resumed
+			// from before an ADD COLUMN) lack it: its value is Unchanged,
+			// as for a Postgres source. A column the source no longer has
+			// was dropped or renamed, which the mirror does not follow.
+			if now == nil {
+				var err error
+				if now, err = d.cfg.Describe(ctx, name, st.schema.Exclude); err != nil {
+					return nil, fmt.Errorf("read the columns of %s: %w", name, err)
+				}
+			}
+			if now.ColumnIndex(c.Name) < 0 {
+				return nil, fmt.Errorf("%w: column %s of %s is gone from the source (dropped or renamed); RESYNC TABLE rebuilds the table",
+					errDDL, c.Name, name)
+			}
+			idx[i] = -1
+			continue
 		}
 		e, err := d.cfg.Encoder(c, tm, j)
 		if err != nil {

@@ -32,7 +32,7 @@ type binlogConfig struct {
 	// GTIDAt, when not nil, returns the server's GTID state at a binlog
 	// position: the stream then resumes by GTID rather than by file and
 	// offset.
-	GTIDAt func(ctx context.Context, p binlogPos) (string, error)
+	GTIDAt func(ctx context.Context, p BinlogPos) (string, error)
 	// Describe reads a mirrored table's schema as it is now, without the
 	// columns in exclude: the stream calls it when a table's columns in
 	// the binlog change.
@@ -85,7 +85,11 @@ type binlogStream struct {
 // a mirror's stream starts at a snapshot's position) for tables.
 func startBinlogStream(ctx context.Context, cfg binlogConfig, from connectors.Position,
 	tables map[connectors.TableName]*connectors.TableSchema, log *slog.Logger) (*binlogStream, error) {
-	start, err := parseBinlogPos(from)
+	start, err := DecodePosition(from)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := fileSeq(start.File)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func startBinlogStream(ctx context.Context, cfg binlogConfig, from connectors.Po
 		}
 		if gerr != nil {
 			syncer.Close()
-			return nil, fmt.Errorf("read the GTID state at %s: %w", start, gerr)
+			return nil, fmt.Errorf("read the GTID state at %s: %w", FormatPosition(from), gerr)
 		}
 		streamer, err = syncer.StartSyncGTID(set)
 	} else {
@@ -121,11 +125,11 @@ func startBinlogStream(ctx context.Context, cfg binlogConfig, from connectors.Po
 	}
 	if err != nil {
 		syncer.Close()
-		return nil, fmt.Errorf("start reading the binlog at %s: %w", start, err)
+		return nil, fmt.Errorf("start reading the binlog at %s: %w", FormatPosition(from), err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &binlogStream{syncer: syncer, items: make(chan streamItem, itemQueue), cancel: cancel, done: make(chan struct{})}
-	d := newBinlogDecoder(cfg, start, tables)
+	d := newBinlogDecoder(cfg, point{file: start.File, seq: seq, off: start.Offset}, tables)
 	go s.run(rctx, streamer, d)
 	return s, nil
 }

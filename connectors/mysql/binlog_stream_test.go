@@ -1,37 +1,16 @@
-package mysql
+package mysql_test
 
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/internal/testbed"
+	"github.com/sluicedb/sluice/connectors/mysql"
 )
-
-// testEncoder encodes the test tables' integer and string values as int4
-// and text; the real encoders have tests of their own.
-func testEncoder(c connectors.Column, _ *replication.TableMapEvent, _ int) (binlogEncoder, error) {
-	return func(v any) (connectors.Value, error) {
-		switch x := v.(type) {
-		case int32:
-			return connectors.Value{Kind: connectors.Binary, Data: binary.BigEndian.AppendUint32(nil, uint32(x))}, nil
-		case string:
-			return connectors.Value{Kind: connectors.Binary, Data: []byte(x)}, nil
-		case []byte:
-			return connectors.Value{Kind: connectors.Binary, Data: append([]byte(nil), x...)}, nil
-		}
-		return connectors.Value{}, fmt.Errorf("column %s: unexpected %T", c.Name, v)
-	}, nil
-}
 
 // render shows a row of test values: ints as numbers, the rest as text.
 func render(row []connectors.Value) string {
@@ -40,6 +19,8 @@ func render(row []connectors.Value) string {
 		switch {
 		case v.Kind == connectors.Null:
 			parts = append(parts, "NULL")
+		case v.Kind == connectors.Unchanged:
+			parts = append(parts, "?")
 		case len(v.Data) == 4 && (v.Data[0] == 0 || v.Data[0] == 0xff):
 			parts = append(parts, fmt.Sprint(int32(binary.BigEndian.Uint32(v.Data))))
 		default:
@@ -79,22 +60,16 @@ func describe(evs []connectors.Event) []string {
 	return out
 }
 
-// masterPos returns the server's binlog position now, with its GTID state.
-func masterPos(t *testing.T, m *testbed.MariaDB) binlogPos {
+// masterPos returns the server's binlog position now.
+func masterPos(t *testing.T, src *mysql.Source) connectors.Position {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := m.Connect(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r, err := conn.Execute("SHOW MASTER STATUS")
+	r, err := src.Exec("SHOW MASTER STATUS")
 	if err != nil {
 		t.Fatal(err)
 	}
 	file, _ := r.GetString(0, 0)
 	off, _ := r.GetUint(0, 1)
-	p, err := newBinlogPos(file, off)
+	p, _, err := mysql.BinlogPos{File: file, Offset: off}.Position()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +78,7 @@ func masterPos(t *testing.T, m *testbed.MariaDB) binlogPos {
 
 // readUntil reads s until want events that are not progress came, or 20 s
 // pass.
-func readUntil(t *testing.T, s *binlogStream, want int) []connectors.Event {
+func readUntil(t *testing.T, s connectors.Stream, want int) []connectors.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -124,72 +99,62 @@ func readUntil(t *testing.T, s *binlogStream, want int) []connectors.Event {
 	}
 }
 
-func testTables() map[connectors.TableName]*connectors.TableSchema {
-	t := connectors.TableName{Schema: "app", Name: "t"}
-	return map[connectors.TableName]*connectors.TableSchema{t: {
-		Name:       t,
-		Columns:    []connectors.Column{{Name: "id", Type: "integer", TypeOID: 23, NotNull: true, Position: 1}, {Name: "v", Type: "text", TypeOID: 25, Position: 2}},
-		PrimaryKey: []string{"id"},
-	}}
-}
-
-func streamConfig(m *testbed.MariaDB, gtid bool) binlogConfig {
-	var at func(ctx context.Context, p binlogPos) (string, error)
-	if gtid {
-		at = func(ctx context.Context, p binlogPos) (string, error) {
-			conn, err := m.Connect(ctx, "")
-			if err != nil {
-				return "", err
-			}
-			defer conn.Close()
-			r, err := conn.Execute(fmt.Sprintf("SELECT BINLOG_GTID_POS('%s', %d)", p.File, p.Offset))
-			if err != nil {
-				return "", err
-			}
-			return r.GetString(0, 0)
-		}
-	}
-	return binlogConfig{Host: m.Host(), Port: uint16(m.Port()), User: testbed.MariaDBUser, Password: testbed.MariaDBPassword,
-		Flavor: gomysql.MariaDBFlavor, ServerID: 4242, GTIDAt: at, Encoder: testEncoder,
-		Describe: func(_ context.Context, t connectors.TableName, _ []string) (*connectors.TableSchema, error) {
-			ts := testTables()[t]
-			ts.Columns = append(ts.Columns, connectors.Column{Name: "w", Type: "integer", TypeOID: 23, Position: 3})
-			return ts, nil
-		}}
-}
-
-func TestBinlogStream(t *testing.T) {
-	m, err := testbed.StartMariaDB(context.Background())
+// describeT describes db.t with src.
+func describeT(t *testing.T, src *mysql.Source, db string) *connectors.TableSchema {
+	t.Helper()
+	ts, err := src.Describe(testCtx(t), connectors.TableName{Schema: db, Name: "t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Stop()
-	m.Exec(t, "", "CREATE DATABASE app",
-		"CREATE TABLE app.t (id int PRIMARY KEY, v varchar(20))",
-		"CREATE TABLE app.u (id int PRIMARY KEY)")
-	start := masterPos(t, m)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for _, gtid := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gtid=%v", gtid), func(t *testing.T) {
-			ctx := context.Background()
-			s, err := startBinlogStream(ctx, streamConfig(m, gtid), start.Position(), testTables(), log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(ctx)
-			if !gtid {
-				m.Exec(t, "app",
-					"INSERT INTO t VALUES (1, 'a'), (2, 'b')",
-					"UPDATE t SET v = 'c' WHERE id = 1",
-					"UPDATE t SET id = 3 WHERE id = 2",
-					"DELETE FROM t WHERE id = 1",
-					"INSERT INTO u VALUES (1)",
-					"BEGIN", "INSERT INTO t VALUES (4, NULL)", "INSERT INTO u VALUES (2)", "COMMIT",
-					"TRUNCATE TABLE t",
-					"ALTER TABLE t ADD COLUMN w int",
-					"INSERT INTO t VALUES (5, 'e', 7)")
-			}
-			got := readUntil(t, s, 22)
+	return ts
+}
+
+// streamOf opens src's stream of db.t, described as ts, from pos for
+// mirror m, closed when the test ends.
+func streamOf(t *testing.T, src *mysql.Source, ts *connectors.TableSchema, mirror string, pos connectors.Position) connectors.Stream {
+	t.Helper()
+	name := ts.Name
+	s, err := src.Stream(testCtx(t), connectors.StreamSpec{Mirror: mirror}, pos, map[connectors.TableName]*connectors.TableSchema{name: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
+}
+
+// openWith opens a Source on the shared MariaDB with extra peer options.
+func openWith(t *testing.T, db string, extra map[string]string) *mysql.Source {
+	t.Helper()
+	src, err := peerOn(t, maria, db, extra).OpenSource(testCtx(t), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close(context.Background()) })
+	return src.(*mysql.Source)
+}
+
+// TestBinlogStream streams a table's changes of every kind, in GTID mode
+// and by file and offset, checks the positions and versions, and resumes
+// after the third transaction.
+func TestBinlogStream(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))", "CREATE TABLE u (id int PRIMARY KEY)")
+	first := openWith(t, db, nil)
+	start, before := masterPos(t, first), describeT(t, first, db)
+	maria.Exec(t, db,
+		"INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+		"UPDATE t SET v = 'c' WHERE id = 1",
+		"UPDATE t SET id = 3 WHERE id = 2",
+		"DELETE FROM t WHERE id = 1",
+		"INSERT INTO u VALUES (1)",
+		"BEGIN", "INSERT INTO t VALUES (4, NULL)", "INSERT INTO u VALUES (2)", "COMMIT",
+		"TRUNCATE TABLE t",
+		"ALTER TABLE t ADD COLUMN w int",
+		"INSERT INTO t VALUES (5, 'e', 7)")
+	for _, mech := range []string{"filepos", "gtid"} {
+		t.Run(mech, func(t *testing.T) {
+			src := openWith(t, db, map[string]string{"replication_mechanism": mech})
+			got := readUntil(t, streamOf(t, src, before, "m_"+mech, start), 22)
 			want := []string{
 				"begin", "I t new(1,a)", "I t new(2,b)", "commit",
 				"begin", "U t new(1,c)", "commit",
@@ -204,8 +169,11 @@ func TestBinlogStream(t *testing.T) {
 			}
 			// Positions grow: each transaction begins where the last
 			// ended or later, and versions grow with them.
-			var last connectors.Position = start.Position()
-			var lastVersion uint64 = start.Version()
+			last := start
+			p, _ := mysql.DecodePosition(start)
+			lastVersion, _ := p.Version()
+			var third connectors.Position
+			commits := 0
 			for _, e := range got {
 				switch e.Kind {
 				case connectors.EventBegin:
@@ -218,84 +186,48 @@ func TestBinlogStream(t *testing.T) {
 						t.Fatalf("commit at %s after %s", e.Pos, last)
 					}
 					last = e.Pos
-					if _, err := parseBinlogPos(e.Pos); err != nil {
+					if _, err := mysql.DecodePosition(e.Pos); err != nil {
 						t.Fatal(err)
+					}
+					if commits++; commits == 3 {
+						third = e.Pos
 					}
 				}
 			}
 			// Resuming at the end of the third transaction starts with the
 			// fourth.
-			var third connectors.Position
-			n := 0
-			for _, e := range got {
-				if e.Kind == connectors.EventCommit {
-					if n++; n == 3 {
-						third = e.Pos
-					}
-				}
-			}
-			r, err := startBinlogStream(ctx, streamConfig(m, gtid), third, testTables(), log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close(ctx)
-			again := describe(readUntil(t, r, 3))[:3]
+			again := describe(readUntil(t, streamOf(t, src, before, "m_"+mech, third), 3))[:3]
 			if strings.Join(again, "\n") != "begin\nD t old(1,c)\ncommit" {
 				t.Fatalf("resumed at %s: %v", third, again)
+			}
+			// Resumed with the table as it is now (with w), the rows
+			// logged before w was added have it Unchanged.
+			now := describe(readUntil(t, streamOf(t, src, describeT(t, src, db), "m_"+mech, third), 3))[:3]
+			if strings.Join(now, "\n") != "begin\nD t old(1,c,?)\ncommit" {
+				t.Fatalf("resumed at %s with the table as it is now: %v", third, now)
 			}
 		})
 	}
 }
 
+// TestBinlogStreamDropTable: dropping a mirrored table on the source stops
+// the stream with an error that names it.
 func TestBinlogStreamDropTable(t *testing.T) {
-	m, err := testbed.StartMariaDB(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop()
-	m.Exec(t, "", "CREATE DATABASE app", "CREATE TABLE app.t (id int PRIMARY KEY, v varchar(20))")
-	ctx := context.Background()
-	s, err := startBinlogStream(ctx, streamConfig(m, true), masterPos(t, m).Position(), testTables(),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
-	m.Exec(t, "app", "DROP TABLE IF EXISTS other, t")
-	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))")
+	src := openWith(t, db, nil)
+	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+	maria.Exec(t, db, "DROP TABLE IF EXISTS other, t")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
-		_, err := s.Read(rctx, nil, 100, 200*time.Millisecond)
+		_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, errDDL) || !strings.Contains(err.Error(), "DROP TABLE app.t") {
-			t.Fatalf("error = %v, want one naming DROP TABLE app.t", err)
+		if want := "DROP TABLE " + db + ".t"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error = %v, want one naming %s", err, want)
 		}
 		return
-	}
-}
-
-func TestBinlogPosRoundTrip(t *testing.T) {
-	p, err := newBinlogPos("binlog.000042", 1234)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := parseBinlogPos(p.Position())
-	if err != nil || got != p {
-		t.Fatalf("round trip of %s: %+v, %v", p.Position(), got, err)
-	}
-	q, _ := newBinlogPos("binlog.000043", 4)
-	if !p.Position().Before(q.Position()) || p.Version() >= q.Version() {
-		t.Fatalf("%s is not before %s", p.Position(), q.Position())
-	}
-	for _, bad := range []string{"", "0/16B3748", "0000000042:000000001234", "0000000042:000000001234 binlog.000041",
-		"0000000042:000000001234 binlog.000042 0-1-57"} {
-		if _, err := parseBinlogPos(connectors.Position(bad)); err == nil {
-			t.Errorf("parseBinlogPos(%q) = nil error", bad)
-		}
-	}
-	if got := FormatPosition(p.Position()); got != "binlog.000042:1234" {
-		t.Errorf("FormatPosition = %q", got)
 	}
 }

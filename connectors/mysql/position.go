@@ -15,22 +15,23 @@ import (
 // number of a binlog file (binlog.000042 -> 42) and the byte offset in it.
 // So a position is
 //
-//	SSSSSSOOOOOOOOOO FILE GTID
+//	SSSSSSOOOOOOOOOO FILE
 //
 // 16 upper-case hexadecimal digits first, the Version: the file's sequence
 // number in 24 bits (16.7 million files) and the offset in 40 bits (1 TiB,
 // beyond max_binlog_size's 1 GiB even for a transaction that overruns it);
-// then, after a space, the file's name and the GTID state after the
-// position (MariaDB's gtid_binlog_pos form, MySQL's executed GTID set;
-// "" where GTIDs are off), which the stream resumes from by GTID where it
-// can (replication_mechanism) and by file and offset otherwise. The hex
-// part alone decides the order: two positions with the same one are the
-// same point. The Version is the hex part read as a number.
+// then, after a space, the file's name, which the stream resumes from.
+//
+// Every point has exactly one rendering. Flows compare positions as
+// strings, so two renderings of one point (one with a GTID state and one
+// without, say) would compare as different points, and a transaction that
+// begins where the applied position ends would look applied. That is why
+// a position holds no GTID state: a stream that resumes by GTID asks the
+// server for the state at the position (MariaDB's BINLOG_GTID_POS).
 //
 // The order holds within one server's binlog history: RESET MASTER (which
 // starts again at file 1) or a failover to another server, whose files are
-// numbered otherwise, breaks it; the stream must see this (its GTID state
-// tells) and report the mirror's stream lost (connectors.ErrStreamLost).
+// numbered otherwise, breaks it; a mirror follows one server.
 
 // BinlogPos is a decoded position: a point in a server's binlog.
 type BinlogPos struct {
@@ -39,9 +40,6 @@ type BinlogPos struct {
 	File string
 	// Offset is the byte offset in File.
 	Offset uint64
-	// GTID is the server's GTID state at the position ("" when GTIDs are
-	// off): MariaDB's domain-server-sequence list, MySQL's GTID set.
-	GTID string
 }
 
 // Limits of the Version's parts.
@@ -87,39 +85,41 @@ func (p BinlogPos) Position() (connectors.Position, uint64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if strings.ContainsAny(p.File, " ") || strings.ContainsAny(p.GTID, " ") {
-		return "", 0, fmt.Errorf("binlog position %s:%d %q: a space in the file name or GTID state", p.File, p.Offset, p.GTID)
+	if strings.ContainsAny(p.File, " ") {
+		return "", 0, fmt.Errorf("binlog position %s:%d: a space in the file name", p.File, p.Offset)
 	}
-	return connectors.Position(fmt.Sprintf("%016X %s %s", v, p.File, p.GTID)), v, nil
+	return encodePosition(v, p.File), v, nil
 }
 
 // DecodePosition reads a Position that BinlogPos.Position made.
 func DecodePosition(pos connectors.Position) (BinlogPos, error) {
-	parts := strings.SplitN(string(pos), " ", 3)
-	if len(parts) != 3 || len(parts[0]) != 16 {
+	parts := strings.Split(string(pos), " ")
+	if len(parts) != 2 || len(parts[0]) != 16 {
 		return BinlogPos{}, fmt.Errorf("%q is not a MySQL binlog position", pos)
 	}
 	v, err := strconv.ParseUint(parts[0], 16, 64)
 	if err != nil {
 		return BinlogPos{}, fmt.Errorf("%q is not a MySQL binlog position", pos)
 	}
-	p := BinlogPos{File: parts[1], Offset: v & maxOffset, GTID: parts[2]}
+	p := BinlogPos{File: parts[1], Offset: v & maxOffset}
 	if seq, err := fileSeq(p.File); err != nil || seq != v>>offsetBits {
 		return BinlogPos{}, fmt.Errorf("%q is not a MySQL binlog position: the file does not match the number", pos)
 	}
 	return p, nil
 }
 
-// FormatPosition renders a position for messages: "mysql-bin.000042:1234
-// (GTID 0-1-77)"; one it cannot read is shown as it is.
+// encodePosition renders the position of version v, in file: what
+// BinlogPos.Position returns once it checked the parts.
+func encodePosition(v uint64, file string) connectors.Position {
+	return connectors.Position(fmt.Sprintf("%016X %s", v, file))
+}
+
+// FormatPosition renders a position for messages: "mysql-bin.000042:1234";
+// one it cannot read is shown as it is (connectors.Kind.FormatPosition).
 func FormatPosition(pos connectors.Position) string {
 	p, err := DecodePosition(pos)
 	if err != nil {
 		return string(pos)
 	}
-	s := fmt.Sprintf("%s:%d", p.File, p.Offset)
-	if p.GTID != "" {
-		s += " (GTID " + p.GTID + ")"
-	}
-	return s
+	return fmt.Sprintf("%s:%d", p.File, p.Offset)
 }

@@ -28,8 +28,7 @@ import (
 // The snapshot's position: MariaDB reports where a transaction's
 // consistent snapshot stands in the binlog (binlog_snapshot_file and
 // binlog_snapshot_position, taken with the snapshot under the binlog's
-// lock) and BINLOG_GTID_POS turns that into the GTID state, so the stream
-// starts exactly at the snapshot. MySQL has no such status: its position is
+// lock), so the stream starts exactly at the snapshot. MySQL has no such status: its position is
 // read (SHOW MASTER STATUS) before the snapshot is taken, so the stream
 // may replay some changes the snapshot holds, which converges as above.
 
@@ -80,10 +79,6 @@ func snapshotPosition(conn *client.Conn, flavor string) (BinlogPos, error) {
 		}
 		before.File, _ = r.GetString(0, 0)
 		before.Offset, _ = r.GetUint(0, 1)
-		if len(r.Fields) > 4 {
-			before.GTID, _ = r.GetString(0, 4)
-			before.GTID = strings.ReplaceAll(strings.ReplaceAll(before.GTID, "\n", ""), " ", "")
-		}
 	}
 	if err := beginSnapshot(conn); err != nil {
 		return BinlogPos{}, err
@@ -109,11 +104,6 @@ func snapshotPosition(conn *client.Conn, flavor string) (BinlogPos, error) {
 	if p.File == "" {
 		return BinlogPos{}, fmt.Errorf("read the snapshot's binlog position: the server reports none (is log_bin on?)")
 	}
-	r, err = conn.Execute("SELECT BINLOG_GTID_POS('" + gomysql.Escape(p.File) + "', " + strconv.FormatUint(p.Offset, 10) + ")")
-	if err != nil {
-		return BinlogPos{}, fmt.Errorf("read the snapshot's GTID position: %w", err)
-	}
-	p.GTID, _ = r.GetString(0, 0)
 	return p, nil
 }
 

@@ -6,14 +6,12 @@ import (
 	"fmt"
 
 	"github.com/go-mysql-org/go-mysql/client"
-	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/connectors"
-	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // The MySQL side of connectors.Source. Describe, the checks and the
 // initial load's snapshot are here and in describe.go, checks.go and
-// snapshot.go; the binlog stream is not written yet (Stream says so).
+// snapshot.go; the binlog stream in stream.go and binlog_*.go.
 
 var (
 	_ connectors.SourcePeer = (*PeerConfig)(nil)
@@ -44,19 +42,10 @@ type Source struct {
 	flavor string
 }
 
-// errNoStream is the error of the parts of the source not written yet.
-var errNoStream = sqlerr.New(pgerrcode.FeatureNotSupported, "change streams from MySQL sources are not supported yet")
-
 // Prepare implements connectors.Source: a MySQL source needs nothing made
 // per mirror (the binlog carries every table). Idempotent.
 func (s *Source) Prepare(context.Context, connectors.StreamSpec, []connectors.TableName, bool) error {
 	return nil
-}
-
-// Stream implements connectors.Source: not supported yet.
-func (s *Source) Stream(context.Context, connectors.StreamSpec, connectors.Position,
-	map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
-	return nil, errNoStream
 }
 
 // CheckStream implements connectors.Source: nothing to check until the

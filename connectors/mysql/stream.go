@@ -1,0 +1,134 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// serverIDSpan is how many replica ids the mirrors of one peer spread
+// over: a mirror reads the binlog as server_id plus a number under it
+// derived from its name, so that two mirrors of one server do not take
+// each other's replica connection (a server ends an older connection that
+// registers with the same id).
+const serverIDSpan = 100_000
+
+// mirrorServerID returns the replica id mirror's stream registers with.
+func mirrorServerID(base uint32, mirror string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(mirror))
+	id := base + h.Sum32()%serverIDSpan
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// Stream implements connectors.Source: the binlog from from, decoded into
+// the changes of tables (see binlogDecoder), on a replica connection and
+// an SQL connection of the stream's own (for the columns a table gains,
+// and the GTID state to resume from). With replication_mechanism 'gtid',
+// or 'auto' on MariaDB, the stream resumes by GTID; otherwise, and always
+// on MySQL, by file and offset.
+func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
+	tables map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
+	conn, err := s.peer.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cols := make(map[connectors.TableName]map[string]*colType, len(tables))
+	describe := func(_ context.Context, t connectors.TableName, exclude []string) (*connectors.TableSchema, error) {
+		ts, cts, err := describeTable(conn, s.flavor, t, exclude)
+		if err != nil {
+			return nil, err
+		}
+		byName := make(map[string]*colType, len(cts))
+		for i := range cts {
+			byName[cts[i].Name] = &cts[i]
+		}
+		cols[t] = byName
+		return ts, nil
+	}
+	for t, ts := range tables {
+		if _, err := describe(ctx, t, ts.Exclude); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	cfg := binlogConfig{
+		Host: s.peer.Host, Port: uint16(s.peer.Port), User: s.peer.User, Password: s.peer.Password,
+		Flavor: s.flavor, ServerID: mirrorServerID(s.peer.ServerID, spec.Mirror),
+		Describe: describe,
+		Encoder: func(c connectors.Column, tm *replication.TableMapEvent, _ int) (binlogEncoder, error) {
+			t := connectors.TableName{Schema: string(tm.Schema), Name: string(tm.Table)}
+			ct, ok := cols[t][c.Name]
+			if !ok {
+				return nil, fmt.Errorf("column %s of %s is not known", c.Name, t)
+			}
+			return func(v any) (connectors.Value, error) { return encodeBinlog(ct, v) }, nil
+		},
+	}
+	if s.flavor == FlavorMariaDB && s.peer.Mechanism != MechanismFilePos {
+		cfg.GTIDAt = func(_ context.Context, p BinlogPos) (string, error) {
+			return gtidAt(conn, p)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	var st *binlogStream
+	if !s.peer.DisableTLS {
+		cfg.TLS = s.peer.TLSOptions.Config(s.peer.Host)
+		st, err = startBinlogStream(ctx, cfg, from, tables, log)
+		if err != nil && !s.peer.RequireTLS && ctx.Err() == nil && !isAuthError(err) {
+			// As Connect: without require_tls, plain text when TLS fails.
+			cfg.TLS = nil
+			st, err = startBinlogStream(ctx, cfg, from, tables, log)
+		}
+	} else {
+		st, err = startBinlogStream(ctx, cfg, from, tables, log)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &sourceStream{binlogStream: st, conn: conn}, nil
+}
+
+// gtidAt returns MariaDB's GTID state at binlog position p.
+func gtidAt(conn *client.Conn, p BinlogPos) (string, error) {
+	r, err := conn.Execute("SELECT BINLOG_GTID_POS('" + gomysql.Escape(p.File) + "', " + strconv.FormatUint(p.Offset, 10) + ")")
+	if err != nil {
+		return "", err
+	}
+	state, err := r.GetString(0, 0)
+	if err != nil {
+		return "", err
+	}
+	if state == "" && p.Offset > 4 {
+		// NULL: the server no longer has the file, or p is not at an
+		// event's start.
+		return "", errors.New("the server has no GTID state there (the binlog file purged?)")
+	}
+	return state, nil
+}
+
+// sourceStream is the Source's stream: the binlog stream and its SQL
+// connection, closed with it.
+type sourceStream struct {
+	*binlogStream
+	conn *client.Conn
+}
+
+// Close implements connectors.Stream.
+func (s *sourceStream) Close(ctx context.Context) error {
+	err := s.binlogStream.Close(ctx)
+	s.conn.Close()
+	return err
+}
