@@ -74,7 +74,9 @@ func newBinlogDecoder(cfg binlogConfig, start point, tables map[connectors.Table
 }
 
 // at returns the position offset in the current file.
-func (d *binlogDecoder) at(offset uint32) point { return point{file: d.file, seq: d.seq, off: uint64(offset)} }
+func (d *binlogDecoder) at(offset uint32) point {
+	return point{file: d.file, seq: d.seq, off: uint64(offset)}
+}
 
 // decode returns the stream events of ev.
 func (d *binlogDecoder) decode(ctx context.Context, ev *replication.BinlogEvent) ([]connectors.Event, error) {
