@@ -291,11 +291,12 @@ UPDATE sluice.mirrors SET phase = $2, error = NULL, error_count = 0, updated_at 
 }
 
 // SetConsistentPosition records where the mirror's stream starts after the
-// initial load (the replication slot's consistent point), pos, and the
-// load's version, the same point as a number (connectors.Snapshot), with
-// a "slot" event.
-func (s *Store) SetConsistentPosition(ctx context.Context, name string, pos connectors.Position, version uint64) error {
-	return s.update(ctx, name, "slot", fmt.Sprintf("replication slot created at %s", FormatPosition(pos)), `
+// initial load (a Postgres replication slot's consistent point), pos, and
+// the load's version, the same point as a number (connectors.Snapshot),
+// with a "slot" event that shows pos as shown (the source kind's
+// rendering).
+func (s *Store) SetConsistentPosition(ctx context.Context, name string, pos connectors.Position, version uint64, shown string) error {
+	return s.update(ctx, name, "slot", fmt.Sprintf("change stream starts at %s", shown), `
 UPDATE sluice.mirrors SET consistent_position = $2, consistent_lsn = $3, updated_at = now() WHERE name = $1`,
 		string(pos), int64(version))
 }

@@ -123,7 +123,7 @@ consistent_lsn, last_synced_lsn) VALUES ($1, 'p', 'p', $1, $1, $2, $2)`, name, v
 	if m, err := s.GetMirror(ctx, "m1"); err != nil || m.LastSyncedPosition != "binlog.000003:42" || shown("m1") != "NULL" {
 		t.Errorf("another source's position: %q (%v), last_synced_lsn %s", m.LastSyncedPosition, err, shown("m1"))
 	}
-	if err := s.SetConsistentPosition(ctx, "m2", postgres.LSNPosition(0x1000000A8), 0x1000000A8); err != nil {
+	if err := s.SetConsistentPosition(ctx, "m2", postgres.LSNPosition(0x1000000A8), 0x1000000A8, "1/A8"); err != nil {
 		t.Fatal(err)
 	}
 	m, err := s.GetMirror(ctx, "m2")
@@ -132,8 +132,8 @@ consistent_lsn, last_synced_lsn) VALUES ($1, 'p', 'p', $1, $1, $2, $2)`, name, v
 	}
 	var msg string
 	if err := conn.QueryRow(ctx, `SELECT message FROM sluice.mirror_events WHERE mirror = 'm2' AND kind = 'slot'`).Scan(&msg); err != nil ||
-		msg != "replication slot created at 1/A8" {
-		t.Errorf("slot event %q (%v), want %q", msg, err, "replication slot created at 1/A8")
+		msg != "change stream starts at 1/A8" {
+		t.Errorf("slot event %q (%v), want %q", msg, err, "change stream starts at 1/A8")
 	}
 }
 

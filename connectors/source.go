@@ -40,6 +40,10 @@ type SourcePeer interface {
 	// OpenSource connects to the peer as application appName. The caller
 	// closes the Source.
 	OpenSource(ctx context.Context, appName string) (Source, error)
+	// DefaultSchema is the schema (MySQL: the database) of the source
+	// tables a table mapping names without one; "" when the peer has none
+	// and mappings must name it. No I/O.
+	DefaultSchema() string
 }
 
 // StreamSpec names what a source keeps for one mirror's change stream

@@ -58,7 +58,7 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	}
 	defer dest.Close(context.Background())
 	_, ordered := dest.(connectors.SortingKeys)
-	tables, err := normalizeMappings(st, dest.DefaultSchema(), ordered)
+	tables, err := normalizeMappings(st, srcPeer.DefaultSchema(), dest.DefaultSchema(), ordered)
 	if err != nil {
 		return err
 	}
@@ -242,11 +242,12 @@ type mapping struct {
 	pos          sqlext.Pos
 }
 
-// normalizeMappings applies the default schemas (public on the source,
-// destSchema on the destination) and refuses a table mapped twice, two
-// tables mapped to one, or order_by where the destination has no use for
-// it (ordered false).
-func normalizeMappings(st *sqlext.CreateMirror, destSchema string, ordered bool) ([]mapping, error) {
+// normalizeMappings applies the default schemas (srcSchema on the source,
+// destSchema on the destination) and refuses a source table named without
+// a schema when srcSchema is "" (a MySQL peer without a database), a table
+// mapped twice, two tables mapped to one, or order_by where the
+// destination has no use for it (ordered false).
+func normalizeMappings(st *sqlext.CreateMirror, srcSchema, destSchema string, ordered bool) ([]mapping, error) {
 	if len(st.Mappings) == 0 {
 		return nil, sqlerr.New(pgerrcode.SyntaxError, "a mirror needs at least one table mapping")
 	}
@@ -261,7 +262,12 @@ func normalizeMappings(st *sqlext.CreateMirror, destSchema string, ordered bool)
 	seenDst := make(map[connectors.TableName]bool)
 	var out []mapping
 	for _, mp := range st.Mappings {
-		m := mapping{source: qualify(mp.Source, "public"), dest: qualify(mp.Destination, destSchema), key: mp.PartitionKey,
+		if mp.Source.Schema == "" && srcSchema == "" {
+			return nil, sqlerr.New(pgerrcode.InvalidParameterValue,
+				"source table %q names no schema (database), and source peer %q has no database option", mp.Source.Name, st.Source).
+				WithHint("Name it as database.table in the mapping.").WithPosition(int(mp.Pos))
+		}
+		m := mapping{source: qualify(mp.Source, srcSchema), dest: qualify(mp.Destination, destSchema), key: mp.PartitionKey,
 			exclude: mp.Exclude, orderBy: mp.OrderBy, pos: mp.Pos}
 		if len(mp.OrderBy) > 0 && !ordered {
 			return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "order_by applies to ClickHouse destinations only").

@@ -46,6 +46,10 @@ func (s *session) recreateMirror(ctx context.Context, st *sqlext.CreateMirror, m
 	if st.Source != m.SourcePeer || st.Destination != m.DestinationPeer {
 		return differentDefinition(st, fmt.Sprintf("it replicates from %q to %q", m.SourcePeer, m.DestinationPeer))
 	}
+	srcPeer, err := s.mirrorSource(ctx, st.Source, st.SourcePos)
+	if err != nil {
+		return err
+	}
 	dstPeer, err := s.mirrorDestination(ctx, st.Destination, st.DestPos)
 	if err != nil {
 		return err
@@ -55,7 +59,7 @@ func (s *session) recreateMirror(ctx context.Context, st *sqlext.CreateMirror, m
 		return peerConnectError(err, "create mirror %q: cannot connect to destination peer %q", st.Name, st.Destination)
 	}
 	_, ordered := dest.(connectors.SortingKeys)
-	tables, err := normalizeMappings(st, dest.DefaultSchema(), ordered)
+	tables, err := normalizeMappings(st, srcPeer.DefaultSchema(), dest.DefaultSchema(), ordered)
 	dest.Close(context.Background())
 	if err != nil {
 		return err

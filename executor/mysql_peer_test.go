@@ -88,7 +88,15 @@ func TestMySQLPeer(t *testing.T) {
 	}
 	// A mirror from it loads the table, then streams its changes.
 	m.Exec(t, "", "INSERT INTO app.t VALUES (1), (2), (3)")
-	mustExec(t, conn, "CREATE MIRROR mm FROM my TO dst WITH TABLE MAPPING (app.t:public.t)")
+	// A table named without its database is in the peer's (app); a peer
+	// without a database option needs it named.
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER nodb FROM MYSQL WITH (host = '127.0.0.1', port = %d, user = '%s', password = '%s')",
+		m.Port(), testbed.MariaDBUser, testbed.MariaDBPassword))
+	_, err = conn.Exec(ctx, "CREATE MIRROR nm FROM nodb TO dst WITH TABLE MAPPING (t:public.t)")
+	if pe = wantError(t, err, pgerrcode.InvalidParameterValue); !strings.Contains(pe.Message, `"nodb" has no database`) {
+		t.Errorf("unqualified table on a peer without a database: %q", pe.Message)
+	}
+	mustExec(t, conn, "CREATE MIRROR mm FROM my TO dst WITH TABLE MAPPING (t:public.t)")
 	dconn := connect(t, dst)
 	waitRows := func(want string) {
 		t.Helper()

@@ -18,6 +18,10 @@ var (
 	_ connectors.Source     = (*Source)(nil)
 )
 
+// DefaultSchema implements connectors.SourcePeer: the peer's database
+// option ("" when it has none).
+func (c *PeerConfig) DefaultSchema() string { return c.Database }
+
 // OpenSource implements connectors.SourcePeer: it connects (Connect) and
 // learns the server's flavor when the peer does not set it. appName is
 // not sent (MySQL has no application name; connections say program_name

@@ -30,6 +30,10 @@ var (
 // is assumed to hold defaultRowsPerPage rows a page.
 const smallTablePages = 10000
 
+// DefaultSchema implements connectors.SourcePeer: public, where a table
+// named without a schema is for a session with the default search_path.
+func (c *PeerConfig) DefaultSchema() string { return "public" }
+
 // OpenSource implements connectors.SourcePeer: it opens an ordinary SQL
 // connection (ConnectSQL) as appName. Other connections the Source needs
 // (replication, readers, streams) are opened as appName too.

@@ -321,7 +321,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		b.inTx = false
 		if b.txSkipped && b.applied.Before(ev.Pos) {
 			return fmt.Errorf("transaction ending at %s was taken for applied before, but the destination's position is %s",
-				catalog.FormatPosition(ev.Pos), catalog.FormatPosition(b.applied))
+				b.f.display(ev.Pos), b.f.display(b.applied))
 		}
 		if !b.applied.Before(ev.Pos) && b.rs.catchingUp() {
 			if b.changes.n == b.txStart {
@@ -330,7 +330,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		} else if !b.applied.Before(ev.Pos) {
 			// Applied before a restart: the destination has it.
 			if b.added > b.txStart {
-				return fmt.Errorf("transaction ending at %s was applied before, and again", catalog.FormatPosition(ev.Pos))
+				return fmt.Errorf("transaction ending at %s was applied before, and again", b.f.display(ev.Pos))
 			}
 			b.changes.truncate(b.txStart)
 			return nil
@@ -380,7 +380,7 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 		b.begun = time.Now()
 	}
 	if err := b.applier.Add(ctx, b.changes.span(b.added, limit)...); err != nil {
-		return fmt.Errorf("apply batch after %s: %w", catalog.FormatPosition(b.applied), err)
+		return fmt.Errorf("apply batch after %s: %w", b.f.display(b.applied), err)
 	}
 	b.added = limit
 	b.changes.forget(b.added) // the destination transaction has them
@@ -403,7 +403,7 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 			// Some are forgotten: the source sends them again, and the
 			// destination gains the columns before (cdc).
 			b.f.log.InfoContext(ctx, "source added columns in the middle of a large transaction: restarting the stream",
-				"table", ev.Table.String(), "from", catalog.FormatPosition(b.applied))
+				"table", ev.Table.String(), "from", b.f.display(b.applied))
 			return errRestart
 		}
 		b.added = 0
@@ -465,7 +465,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		start := time.Now()
 		counts, err := b.commit(ctx)
 		if err != nil {
-			return fmt.Errorf("apply batch ending at %s: %w", catalog.FormatPosition(b.end), err)
+			return fmt.Errorf("apply batch ending at %s: %w", b.f.display(b.end), err)
 		}
 		byName := make(map[string]catalog.TableCounts, len(counts))
 		for t, c := range counts {
@@ -488,7 +488,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		// took: the destination transaction, opened while the batch was
 		// still coming; tail: what was left when it was complete.
-		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", catalog.FormatPosition(b.end),
+		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", b.f.display(b.end),
 			"took", time.Since(b.begun), "tail", time.Since(start))
 	}
 	b.applied = connectors.MaxPosition(b.applied, b.end)

@@ -108,6 +108,9 @@ func (p *fakePeer) Check(context.Context, string) (connectors.PeerCheck, error) 
 	return connectors.PeerCheck{}, nil
 }
 
+// DefaultSchema implements connectors.SourcePeer.
+func (p *fakePeer) DefaultSchema() string { return "public" }
+
 func (p *fakePeer) OpenSource(ctx context.Context, appName string) (connectors.Source, error) {
 	if err := p.w.call("src.Open"); err != nil {
 		return nil, err

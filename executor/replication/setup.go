@@ -82,7 +82,7 @@ func (f *flow) startMirror(ctx context.Context, src connectors.Source) (*connect
 	if err != nil {
 		return nil, err
 	}
-	err = f.store.SetConsistentPosition(ctx, f.m.Name, snap.Position, snap.Version)
+	err = f.store.SetConsistentPosition(ctx, f.m.Name, snap.Position, snap.Version, f.display(snap.Position))
 	if err == nil {
 		err = f.store.SetPhase(ctx, f.m.Name, catalog.PhaseSnapshot)
 	}
@@ -91,7 +91,7 @@ func (f *flow) startMirror(ctx context.Context, src connectors.Source) (*connect
 		return nil, err
 	}
 	f.m.Phase, f.m.ConsistentPosition, f.m.ConsistentVersion = catalog.PhaseSnapshot, snap.Position, snap.Version
-	f.log.InfoContext(ctx, "change stream started", "slot", f.opt.Slot, "position", string(snap.Position))
+	f.log.InfoContext(ctx, "change stream started", "slot", f.opt.Slot, "position", f.display(snap.Position))
 	return snap, nil
 }
 
