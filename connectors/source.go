@@ -52,6 +52,11 @@ type StreamSpec struct {
 	Mirror      string
 	Slot        string
 	Publication string
+	// From is where the mirror's stream resumes (what the destination
+	// applied, or the initial load's position), "" when not known: a
+	// source that keeps nothing per mirror (MySQL) checks and measures the
+	// stream from it.
+	From Position
 }
 
 // Source is a connection to a mirror's source. Not safe for concurrent use,

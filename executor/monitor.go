@@ -146,7 +146,8 @@ func (e *Executor) readSlots(ctx context.Context, peer string, mirrors []monitor
 	}
 	specs := make([]connectors.StreamSpec, len(mirrors))
 	for i, mm := range mirrors {
-		specs[i] = connectors.StreamSpec{Mirror: mm.m.Name, Slot: mm.slot}
+		specs[i] = connectors.StreamSpec{Mirror: mm.m.Name, Slot: mm.slot,
+			From: connectors.MaxPosition(mm.m.ConsistentPosition, mm.m.LastSyncedPosition)}
 	}
 	return lr.StreamLags(cctx, specs)
 }

@@ -52,11 +52,6 @@ func (s *Source) Prepare(context.Context, connectors.StreamSpec, []connectors.Ta
 	return nil
 }
 
-// CheckStream implements connectors.Source: nothing to check until the
-// stream is written (it will compare the mirror's position with the
-// oldest binlog the server keeps).
-func (s *Source) CheckStream(context.Context, connectors.StreamSpec) error { return nil }
-
 // Teardown implements connectors.Source: a MySQL source keeps nothing for
 // a mirror. Idempotent.
 func (s *Source) Teardown(context.Context, connectors.StreamSpec) error { return nil }

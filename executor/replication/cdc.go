@@ -22,12 +22,14 @@ func (f *flow) cdc(ctx context.Context) error {
 		return err
 	}
 	defer closeAll()
-	if err := src.CheckStream(ctx, f.spec()); err != nil {
-		return f.streamError(err)
-	}
 	last, err := dst.Applied(ctx)
 	if err != nil {
 		return err
+	}
+	spec := f.spec()
+	spec.From = connectors.MaxPosition(last, f.m.ConsistentPosition)
+	if err := src.CheckStream(ctx, spec); err != nil {
+		return f.streamError(err)
 	}
 	tables := f.tables()
 	list, err := f.describe(ctx, src, tables)

@@ -79,7 +79,8 @@ func (f *flow) step(ctx context.Context) error {
 
 // spec names the mirror's change stream on its source.
 func (f *flow) spec() connectors.StreamSpec {
-	return connectors.StreamSpec{Mirror: f.m.Name, Slot: f.opt.Slot, Publication: f.opt.Publication}
+	return connectors.StreamSpec{Mirror: f.m.Name, Slot: f.opt.Slot, Publication: f.opt.Publication,
+		From: connectors.MaxPosition(f.m.ConsistentPosition, f.m.LastSyncedPosition)}
 }
 
 // peers loads the mirror's source and destination peers.
