@@ -214,10 +214,14 @@ func (f *flow) progressed(ctx context.Context) error {
 	return f.store.ClearError(ctx, f.m.Name)
 }
 
-// display renders a position of the mirror's source for messages.
+// display renders a position of the mirror's source for messages, as the
+// source's kind renders it; without a kind (a flow of a unit test), as
+// the catalog shows positions.
 func (f *flow) display(p connectors.Position) string {
-	if k, ok := f.e.cfg.Kinds.Lookup(f.srcType); ok && k.FormatPosition != nil {
-		return k.FormatPosition(p)
+	if f.e != nil && f.e.cfg.Kinds != nil {
+		if k, ok := f.e.cfg.Kinds.Lookup(f.srcType); ok && k.FormatPosition != nil {
+			return k.FormatPosition(p)
+		}
 	}
-	return string(p)
+	return catalog.FormatPosition(p)
 }
