@@ -298,7 +298,7 @@ func validateTables(ctx context.Context, src connectors.Source, dst connectors.D
 		if len(ts.PrimaryKey) == 0 {
 			return nil, sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "table %s has no primary key", t.source).
 				WithPosition(int(t.pos)).
-				WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
+				WithHint("Add a primary key to the table (on a Postgres source, tables with only REPLICA IDENTITY FULL are not supported yet).")
 		}
 		if t.key != "" && ts.ColumnIndex(t.key) < 0 {
 			return nil, sqlerr.New(pgerrcode.UndefinedColumn, "partition key column %q does not exist in %s", t.key, t.source).
@@ -381,7 +381,7 @@ func describeError(err error, t mapping) error {
 	case errors.Is(err, connectors.ErrNoPrimaryKey):
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "source table %s has no primary key", t.source).
 			WithPosition(int(t.pos)).
-			WithHint("Add a primary key to the table; tables with only REPLICA IDENTITY FULL are not supported yet.")
+			WithHint("Add a primary key to the table (on a Postgres source, tables with only REPLICA IDENTITY FULL are not supported yet).")
 	case errors.Is(err, connectors.ErrUnsupportedType):
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "source table %s: %s", t.source, msg).WithPosition(int(t.pos)).
 			WithHint("Exclude the column with {from: ..., to: ..., exclude: [column]}.")

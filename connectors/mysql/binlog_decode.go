@@ -196,6 +196,23 @@ func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
 		out := d.beginEvent(nil)
 		return append(out, connectors.Event{Kind: connectors.EventChange, Table: t,
 			Change: connectors.Change{Kind: connectors.Truncate, Table: t}}), nil
+	case "ALTER":
+		w, r := firstWord(rest)
+		for strings.EqualFold(w, "ONLINE") || strings.EqualFold(w, "IGNORE") {
+			w, r = firstWord(r)
+		}
+		if !strings.EqualFold(w, "TABLE") {
+			return nil, nil
+		}
+		if w2, r2 := firstWord(r); strings.EqualFold(w2, "IF") {
+			_, r = firstWord(r2) // IF EXISTS
+		}
+		t, after, ok := parseTableRef(r, schema)
+		if _, mirrored := d.tables[t]; !ok || !mirrored || !renamesTable(after) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: the source renamed %s: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
+			t.Schema+"."+t.Name, abbreviate(q))
 	case "DROP", "RENAME":
 		w, r := firstWord(rest)
 		if !strings.EqualFold(w, "TABLE") && !strings.EqualFold(w, "TABLES") {
@@ -327,9 +344,36 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	if len(names) != int(tm.ColumnCount) {
 		return nil, fmt.Errorf("the binlog carries no column names for %s: set binlog_row_metadata = FULL on the source", name)
 	}
-	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType)
+	// The names, the types and their metadata (a varchar's length, a
+	// decimal's precision and scale) as the binlog has them.
+	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType) + fmt.Sprint(tm.ColumnMeta)
 	if sig == st.sig {
 		return nil, nil
+	}
+	// The table as the source has it now, read once: its columns changed
+	// in the binlog (not the first mapping), or it gained some.
+	var now *connectors.TableSchema
+	describe := func() (*connectors.TableSchema, error) {
+		if now != nil {
+			return now, nil
+		}
+		var err error
+		if now, err = d.cfg.Describe(ctx, name, st.schema.Exclude); err != nil {
+			return nil, fmt.Errorf("read the columns of %s: %w", name, err)
+		}
+		return now, nil
+	}
+	if st.sig != "" {
+		now, err := describe()
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range st.schema.Columns {
+			if i := now.ColumnIndex(c.Name); i >= 0 && now.Columns[i].Type != c.Type {
+				return nil, fmt.Errorf("%w: column %s of %s changed type on the source, from %s to %s; RESYNC TABLE rebuilds the table",
+					errDDL, c.Name, name, c.Type, now.Columns[i].Type)
+			}
+		}
 	}
 	var out []connectors.Event
 	var added []string
@@ -339,9 +383,9 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 		}
 	}
 	if len(added) > 0 {
-		now, err := d.cfg.Describe(ctx, name, st.schema.Exclude)
+		now, err := describe()
 		if err != nil {
-			return nil, fmt.Errorf("read the columns added to %s: %w", name, err)
+			return nil, err
 		}
 		var cols []connectors.Column
 		for _, n := range added {
@@ -359,7 +403,6 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	}
 	idx := make([]int, len(st.schema.Columns))
 	enc := make([]binlogEncoder, len(st.schema.Columns))
-	var now *connectors.TableSchema
 	for i, c := range st.schema.Columns {
 		j := slices.Index(names, c.Name)
 		if j < 0 {
@@ -367,11 +410,9 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 			// from before an ADD COLUMN) lack it: its value is Unchanged,
 			// as for a Postgres source. A column the source no longer has
 			// was dropped or renamed, which the mirror does not follow.
-			if now == nil {
-				var err error
-				if now, err = d.cfg.Describe(ctx, name, st.schema.Exclude); err != nil {
-					return nil, fmt.Errorf("read the columns of %s: %w", name, err)
-				}
+			now, err := describe()
+			if err != nil {
+				return nil, err
 			}
 			if now.ColumnIndex(c.Name) < 0 {
 				return nil, fmt.Errorf("%w: column %s of %s is gone from the source (dropped or renamed); RESYNC TABLE rebuilds the table",
@@ -388,6 +429,31 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	}
 	st.idx, st.enc, st.key, st.sig = idx, enc, st.schema.KeyIndexes(), sig
 	return out, nil
+}
+
+// renamesTable reports whether the clauses of an ALTER TABLE rename the
+// table: RENAME [TO | AS] name, as opposed to RENAME COLUMN, INDEX, KEY or
+// CONSTRAINT.
+func renamesTable(clauses string) bool {
+	clauseStart := true // the first word, or one after a comma
+	for rest := clauses; ; {
+		var w string
+		w, rest = firstWord(rest)
+		if w == "" {
+			return false
+		}
+		atStart := clauseStart || strings.HasPrefix(w, ",")
+		clauseStart = strings.HasSuffix(w, ",")
+		if !atStart || !strings.EqualFold(strings.TrimLeft(w, ","), "RENAME") {
+			continue
+		}
+		next, _ := firstWord(rest)
+		switch strings.ToUpper(next) {
+		case "COLUMN", "INDEX", "KEY", "CONSTRAINT":
+		default:
+			return true
+		}
+	}
 }
 
 // firstWord splits s at its first run of spaces: the word before, and the

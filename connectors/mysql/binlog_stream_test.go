@@ -210,24 +210,45 @@ func TestBinlogStream(t *testing.T) {
 	}
 }
 
-// TestBinlogStreamDropTable: dropping a mirrored table on the source stops
-// the stream with an error that names it.
-func TestBinlogStreamDropTable(t *testing.T) {
-	db := newDB(t)
-	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))")
-	src := openWith(t, db, nil)
-	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
-	maria.Exec(t, db, "DROP TABLE IF EXISTS other, t")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
-		if err == nil {
-			continue
-		}
-		if want := "DROP TABLE " + db + ".t"; !strings.Contains(err.Error(), want) {
-			t.Fatalf("error = %v, want one naming %s", err, want)
-		}
-		return
+// TestBinlogStreamDDL: DDL the mirror does not follow (a mirrored table
+// dropped or renamed, a column dropped, renamed or changed in type) stops
+// the stream with an error that names it; DDL of other tables and
+// renaming a column's index do not.
+func TestBinlogStreamDDL(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ddl  []string
+		want string
+	}{
+		{"drop", []string{"DROP TABLE IF EXISTS other, t"}, "DROP TABLE %s.t"},
+		{"rename", []string{"RENAME TABLE other TO other2, t TO t2"}, "RENAME TABLE %s.t"},
+		{"alter rename", []string{"ALTER TABLE other RENAME TO other3", "ALTER TABLE t RENAME INDEX vi TO vj", "ALTER TABLE t COMMENT 'x', RENAME AS t4"},
+			"the source renamed %s.t"},
+		{"drop column", []string{"ALTER TABLE t DROP COLUMN v", "INSERT INTO t VALUES (1)"}, "column v of %s.t is gone"},
+		{"type", []string{"ALTER TABLE t MODIFY v varchar(50)", "INSERT INTO t VALUES (1, 'x')"},
+			"column v of %s.t changed type on the source, from character varying(20) to character varying(50)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := newDB(t)
+			maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20), KEY vi (v))", "CREATE TABLE other (id int PRIMARY KEY)",
+				"INSERT INTO t VALUES (0, 'before')")
+			src := openWith(t, db, nil)
+			ts := describeT(t, src, db)
+			s := streamOf(t, src, ts, "m", masterPos(t, src))
+			maria.Exec(t, db, "INSERT INTO t VALUES (-1, 'first')") // the table map before the DDL
+			maria.Exec(t, db, c.ddl...)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for {
+				_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
+				if err == nil {
+					continue
+				}
+				if want := fmt.Sprintf(c.want, db); !strings.Contains(err.Error(), want) {
+					t.Fatalf("error = %v, want one saying %s", err, want)
+				}
+				return
+			}
+		})
 	}
 }

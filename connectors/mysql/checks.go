@@ -26,7 +26,8 @@ var _ connectors.MirrorChecker = (*Source)(nil)
 // it rows carry no column names, charsets, signedness or enum labels), the
 // user needs REPLICATION SLAVE (to read the binlog) and REPLICATION CLIENT
 // (SHOW MASTER STATUS, BINLOG MONITOR on MariaDB 10.5 and later), and
-// replication_mechanism = 'gtid' needs GTIDs on (MySQL gtid_mode=ON).
+// replication_mechanism = 'gtid' is for MariaDB (a MySQL stream resumes by
+// file and offset).
 func (s *Source) CanStream(ctx context.Context) error {
 	info, err := inspect(s.conn)
 	if err != nil {
@@ -73,9 +74,12 @@ func canStream(info ServerInfo, mechanism string) error {
 			WithHint("%s", "Run SET GLOBAL binlog_row_metadata = 'FULL' and set binlog_row_metadata = FULL "+restart+
 				": without it the binlog's rows carry no column names.")
 	}
-	if mechanism == MechanismGTID && info.Flavor == FlavorMySQL && !strings.EqualFold(s["gtid_mode"], "ON") {
-		return notReady("cannot stream by GTID: gtid_mode is %s, not ON", orNone(s["gtid_mode"])).
-			WithHint("Turn GTIDs on (gtid_mode = ON, enforce_gtid_consistency = ON), or set replication_mechanism = 'filepos' or 'auto' on the peer.")
+	if mechanism == MechanismGTID && info.Flavor == FlavorMySQL {
+		// MySQL has no BINLOG_GTID_POS: a stream cannot learn the GTID
+		// state at a position, so it resumes by file and offset there
+		// (stream.go), and 'gtid' would promise what it does not do.
+		return notReady("cannot stream by GTID: Sluice reads a MySQL server's binlog by file and offset (GTIDs are used on MariaDB)").
+			WithHint("Set replication_mechanism = 'auto' or 'filepos' on the peer.")
 	}
 	slave, client := grantsReplication(info.Grants)
 	if !slave {

@@ -125,7 +125,7 @@ func TestCanStreamSettings(t *testing.T) {
 	wantNotReady(t, "old server", mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Version: "5.7.44", Settings: with("binlog_row_metadata", ""), Grants: grants}, mysql.MechanismAuto),
 		"MySQL 5.7.44 has no binlog_row_metadata", "Upgrade")
 	wantNotReady(t, "gtid off", mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, mysql.MechanismGTID),
-		"gtid_mode is OFF", "replication_mechanism")
+		"by file and offset", "replication_mechanism")
 	if err := mysql.CanStreamInfo(mysql.ServerInfo{Flavor: mysql.FlavorMySQL, Settings: with("gtid_mode", "OFF"), Grants: grants}, mysql.MechanismAuto); err != nil {
 		t.Errorf("auto without GTIDs: %v", err)
 	}

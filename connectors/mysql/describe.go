@@ -37,7 +37,9 @@ func describeTable(conn *client.Conn, flavor string, table connectors.TableName,
 	}
 	for _, e := range exclude {
 		if !slices.ContainsFunc(cols, func(c colType) bool { return c.Name == e }) {
-			return nil, nil, fmt.Errorf("table %s has no column %q to exclude", table, e)
+			// Worded as the Postgres source words it: CREATE MIRROR
+			// reports both alike (42703).
+			return nil, nil, fmt.Errorf("describe table %s: excluded column %q does not exist", table, e)
 		}
 	}
 	key, err := primaryKey(conn, table)
@@ -53,7 +55,7 @@ func describeTable(conn *client.Conn, flavor string, table connectors.TableName,
 	for i, c := range cols {
 		if slices.Contains(exclude, c.Name) {
 			if slices.Contains(key, c.Name) {
-				return nil, nil, fmt.Errorf("table %s: cannot exclude primary key column %q", table, c.Name)
+				return nil, nil, fmt.Errorf("describe table %s: cannot exclude column %q: it is part of the primary key", table, c.Name)
 			}
 			continue
 		}

@@ -23,9 +23,10 @@ const (
 )
 
 // Replication mechanisms (option replication_mechanism): how the binlog
-// reader names where it starts. auto uses GTIDs where the server has them
-// on (MariaDB always; MySQL with gtid_mode=ON) and file and offset
-// otherwise.
+// reader names where it starts. auto and gtid resume by GTID on MariaDB
+// (which tells the GTID state at a position, BINLOG_GTID_POS); on MySQL a
+// stream resumes by file and offset, so gtid is refused there and auto
+// reads by file and offset.
 const (
 	MechanismAuto    = "auto"
 	MechanismGTID    = "gtid"
@@ -35,8 +36,9 @@ const (
 // DefaultServerID is the replica server id the binlog reader registers
 // with when the peer sets none. A server refuses two replicas with the same
 // id (the second one connecting ends the first one's stream), so each
-// mirror of one server needs its own: the stream adds the mirror's number
-// to it. Chosen high, away from the small ids people give real replicas.
+// mirror of one server needs its own: the stream adds a number under
+// serverIDSpan derived from the mirror's name (mirrorServerID). Chosen
+// high, away from the small ids people give real replicas.
 const DefaultServerID = 2_140_000_000
 
 // PeerConfig is a MySQL or MariaDB peer's settings, parsed from the options
@@ -312,7 +314,7 @@ func (c *PeerConfig) Check(ctx context.Context, name string) (connectors.PeerChe
 	if err := canStream(info, c.Mechanism); err != nil {
 		var se *sqlerr.Error
 		if errors.As(err, &se) {
-			notices = append(notices, sqlerr.Warning("peer %q cannot be a CDC source yet: %s", name, se.Message).
+			notices = append(notices, sqlerr.Warning("peer %q %s", name, se.Message).
 				WithHint("%s", se.Hint))
 		}
 	}

@@ -34,27 +34,31 @@ import (
 
 var snapSeq atomic.Int64
 
-// StartMirror implements connectors.Source: a consistent-snapshot
-// transaction on a connection of its own, and its binlog position (see
-// above). The snapshot's Name only identifies it: readers take snapshots
-// of their own. Close ends the transaction.
+// StartMirror implements connectors.Source: the binlog position of a
+// consistent snapshot (see above), read on a connection of its own. The
+// snapshot's Name only identifies it: readers take snapshots of their own,
+// so the transaction that told the position is ended at once rather than
+// held (and holding back the server's purge of old row versions) for the
+// whole load.
 func (s *Source) StartMirror(ctx context.Context, _ connectors.StreamSpec) (*connectors.Snapshot, error) {
 	conn, err := s.peer.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer conn.Close()
 	pos, err := snapshotPosition(conn, s.flavor)
 	if err != nil {
-		conn.Close()
 		return nil, err
+	}
+	if _, err := conn.Execute("COMMIT"); err != nil {
+		return nil, fmt.Errorf("end the snapshot transaction: %w", err)
 	}
 	p, v, err := pos.Position()
 	if err != nil {
-		conn.Close()
 		return nil, err
 	}
 	name := fmt.Sprintf("mysql-snapshot-%d", snapSeq.Add(1))
-	return connectors.NewSnapshot(name, p, v, func() { conn.Close() }), nil
+	return connectors.NewSnapshot(name, p, v, nil), nil
 }
 
 // TableSnapshot is StartMirror for a table resync: the mirror's stream is
@@ -70,7 +74,12 @@ var _ connectors.TableSnapshotter = (*Source)(nil)
 func snapshotPosition(conn *client.Conn, flavor string) (BinlogPos, error) {
 	var before BinlogPos
 	if flavor == FlavorMySQL {
-		r, err := conn.Execute("SHOW MASTER STATUS")
+		// MySQL 8.4 removed SHOW MASTER STATUS for SHOW BINARY LOG STATUS
+		// (8.2 and later).
+		r, err := conn.Execute("SHOW BINARY LOG STATUS")
+		if err != nil {
+			r, err = conn.Execute("SHOW MASTER STATUS")
+		}
 		if err != nil {
 			return BinlogPos{}, fmt.Errorf("read the binlog position: %w", err)
 		}

@@ -22,14 +22,21 @@ import (
 const serverIDSpan = 100_000
 
 // mirrorServerID returns the replica id mirror's stream registers with.
+// Ids wrap past 2^32-1 to 1 on (0 is not a replica's id). Two mirror
+// names may still land on one id (the second stream to connect would end
+// the first one's, which retries): give such mirrors other names, or
+// their peers other server_id values.
 func mirrorServerID(base uint32, mirror string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(mirror))
-	id := base + h.Sum32()%serverIDSpan
+	id := uint64(base) + uint64(h.Sum32()%serverIDSpan)
+	if id > 1<<32-1 {
+		id = id - (1<<32 - 1)
+	}
 	if id == 0 {
 		id = 1
 	}
-	return id
+	return uint32(id)
 }
 
 // Stream implements connectors.Source: the binlog from from, decoded into

@@ -129,23 +129,34 @@ func parseTimeOfDay(s string) (int64, error) {
 	return total, nil
 }
 
+// supportedCharset reports whether text in charset cs ("" for a column
+// without one) can be mirrored: UTF-8 and ASCII as they are, latin1
+// converted (toUTF8).
+func supportedCharset(cs string) bool {
+	switch strings.ToLower(cs) {
+	case "", "utf8mb4", "utf8mb3", "utf8", "ascii", "latin1":
+		return true
+	}
+	return false
+}
+
 // toUTF8 converts b, text in c's charset as the binlog carries it, to
 // UTF-8. utf8mb4, utf8mb3 and ascii are UTF-8 already (checked); latin1 is
 // MySQL's latin1, which is Windows-1252. Another charset is an error
 // naming the column: the stream cannot convert it yet.
 func toUTF8(c *colType, b []byte) ([]byte, error) {
-	switch strings.ToLower(c.Charset) {
-	case "", "utf8mb4", "utf8mb3", "utf8", "ascii":
-		if !utf8.Valid(b) {
-			return nil, fmt.Errorf("column %q: value is not valid %s", c.Name, c.Charset)
-		}
-		return b, nil
-	case "latin1":
+	switch cs := strings.ToLower(c.Charset); {
+	case cs == "latin1":
 		out, err := charmap.Windows1252.NewDecoder().Bytes(b)
 		if err != nil {
 			return nil, fmt.Errorf("column %q: convert latin1: %w", c.Name, err)
 		}
 		return out, nil
+	case supportedCharset(cs):
+		if !utf8.Valid(b) {
+			return nil, fmt.Errorf("column %q: value is not valid %s", c.Name, c.Charset)
+		}
+		return b, nil
 	}
 	return nil, fmt.Errorf("column %q: charset %s is not supported yet (utf8mb4, utf8mb3, ascii and latin1 are): %w",
 		c.Name, c.Charset, connectors.ErrUnsupportedType)

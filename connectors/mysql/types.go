@@ -73,6 +73,17 @@ type colType struct {
 func mapType(c *colType) error {
 	set := func(pg string, oid uint32, enc encKind) error {
 		c.PGType, c.OID, c.Enc = pg, oid, enc
+		switch enc {
+		case encDate, encTimestamp, encTimestamptz:
+			// A zero date reads as NULL, also in a NOT NULL column: the
+			// destination column must take it.
+			c.NotNull = false
+		case encText, encEnum, encSet:
+			if !supportedCharset(c.Charset) {
+				return fmt.Errorf("column %q: charset %s is not supported yet (utf8mb4, utf8mb3, ascii and latin1 are; "+
+					"exclude the column to mirror the rest): %w", c.Name, c.Charset, connectors.ErrUnsupportedType)
+			}
+		}
 		return nil
 	}
 	switch c.DataType {
