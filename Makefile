@@ -1,8 +1,9 @@
 # Sluice build and test entry points. `make run` installs only what running
 # Sluice needs on a fresh Debian machine (Postgres server binaries, a C
-# compiler for pg_query); `make test` also installs psql and the ClickHouse
-# server, and runs every test with -race. `make clickhouse` starts a
-# throwaway ClickHouse server for trying the ClickHouse destination.
+# compiler for pg_query); `make test` also installs psql, the ClickHouse
+# server and the MariaDB server, and runs every test with -race. `make
+# clickhouse` starts a throwaway ClickHouse server for trying the ClickHouse
+# destination.
 
 GO ?= go
 GOFLAGS ?=

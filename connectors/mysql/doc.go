@@ -8,9 +8,10 @@
 // As PeerDB names them: host, user (required), password, port (3306),
 // database (the connections' default database; mirrors name their tables'
 // databases themselves), flavor (mysql or mariadb; detected from VERSION()
-// when omitted), replication_mechanism (gtid, filepos or auto: GTIDs where
-// the server has them), server_id (the replica id of the binlog reader,
-// DefaultServerID), and the TLS options of the other peers (require_tls,
+// when omitted), replication_mechanism (gtid, filepos or auto: by GTID on
+// MariaDB, by file and offset on MySQL, where gtid is refused), server_id
+// (the base of the binlog readers' replica ids, DefaultServerID: each
+// mirror adds a number derived from its name), and the TLS options of the other peers (require_tls,
 // disable_tls, root_ca, tls_host, certificate, private_key,
 // skip_cert_verification; TLS is tried, then plain text unless required).
 // Connections run in UTC and utf8mb4.
@@ -62,30 +63,44 @@
 // Postgres value and become NULL; -infinity was rejected, since it is a
 // value queries sort and compare and ClickHouse has none. Postgres text
 // holds no NUL character: a text value with one is an error naming the
-// column. Binlog text in latin1 (Windows-1252) is converted; charsets other
-// than utf8mb4, utf8mb3, ascii and latin1 are not yet.
+// column. Binlog text in latin1 (Windows-1252) is converted; columns in
+// charsets other than utf8mb4, utf8mb3, ascii and latin1 are refused at
+// CREATE MIRROR. Date and time columns take NULL on the destination even
+// when NOT NULL on the source (a zero date).
 //
 // # Positions
 //
-// A connectors.Position is "SSSSSSOOOOOOOOOO FILE GTID": 16 hex digits,
-// the binlog file's sequence number (24 bits) and the offset in it (40
-// bits), which is also the Version; then the file name and the GTID state
-// there for resuming (position.go). The order holds within one server's
-// binlog history; RESET MASTER or a failover breaks it.
+// A connectors.Position is "SSSSSSOOOOOOOOOO FILE": 16 hex digits, the
+// binlog file's sequence number (24 bits) and the offset in it (40 bits),
+// which is also the Version; then the file name (position.go). It holds no
+// GTID state, so that each point has one rendering; a stream resuming by
+// GTID asks MariaDB for the state at the position. The order holds within
+// one server's binlog history; RESET MASTER or a failover breaks it.
 //
 // # Snapshots
 //
 // MariaDB reports the binlog position of a consistent snapshot
-// (binlog_snapshot_file, binlog_snapshot_position, BINLOG_GTID_POS): the
-// stream starts exactly at the snapshot. MySQL has no such status: the
+// (binlog_snapshot_file, binlog_snapshot_position): the stream starts
+// exactly at the snapshot. MySQL has no such status: the
 // position is read first and the stream replays from it; full row images
 // keyed by the primary key make the replay converge. Readers take snapshots
 // of their own (MySQL cannot share one), so rows they read may be newer
 // than the snapshot: the replay converges the same way (snapshot.go).
 //
+// # The change stream
+//
+// Source.Stream reads the binlog as a replica (stream.go), decoded on a
+// goroutine of its own (binlog_stream.go) into whole transactions of the
+// mirrored tables' changes (binlog_decode.go): inserts, updates (of the
+// key too), deletes, TRUNCATE, and columns added, which rows show.
+// DROP/RENAME of a mirrored table, a dropped or renamed column and a
+// column's type change stop it with an error naming them. Lag is the
+// binlog's bytes after the mirror's position, and a mirror whose binlog
+// file the server purged is lost (lag.go).
+//
 // # Not yet
 //
-// The binlog change stream (Source.Stream says "not supported yet"), lag
-// reporting, index DDL. Sessions cannot query a MYSQL peer (no federated
-// reader): the executor refuses such queries as not supported.
+// Index DDL (replicate_indexes), a warning before retention catches up
+// with a mirror, failover. Sessions cannot query a MYSQL peer (no
+// federated reader): the executor refuses such queries as not supported.
 package mysql
