@@ -364,13 +364,15 @@ type TableCounts struct{ Inserts, Updates, Deletes int64 }
 
 // RecordSync records an applied CDC batch: the mirror's position (end,
 // the batch's end; last_synced_lsn becomes its Postgres LSN, NULL when it
-// is not one) and totals, and each table's counts, in one transaction.
-func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]TableCounts) error {
+// is not one; shown is end as the source's kind renders it, the status
+// view's position) and totals, and each table's counts, in one
+// transaction.
+func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, shown string, at time.Time, rows int64, counts map[string]TableCounts) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_at = $3,
-       rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
-WHERE name = $1`, name, string(end), at, rows)
+UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_shown = $5,
+       last_synced_at = $3, rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
+WHERE name = $1`, name, string(end), at, rows, shown)
 		if err != nil {
 			return fmt.Errorf("record sync of mirror %q: %w", name, err)
 		}

@@ -110,18 +110,23 @@ consistent_lsn, last_synced_lsn) VALUES ($1, 'p', 'p', $1, $1, $2, $2)`, name, v
 
 	// Recorded now: last_synced_lsn is the position's LSN, or NULL.
 	for _, lsn := range lsns[1:] {
-		if err := s.RecordSync(ctx, "m1", postgres.LSNPosition(lsn), time.Now(), 1, nil); err != nil {
+		if err := s.RecordSync(ctx, "m1", postgres.LSNPosition(lsn), "", time.Now(), 1, nil); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := shown("m1"), catalog.FormatLSN(lsn); got != want {
 			t.Errorf("after RecordSync at %X: last_synced_lsn %s, want %s", lsn, got, want)
 		}
 	}
-	if err := s.RecordSync(ctx, "m1", "binlog.000003:42", time.Now(), 1, nil); err != nil {
+	if err := s.RecordSync(ctx, "m1", "binlog.000003:42", "binlog.000003:42", time.Now(), 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m, err := s.GetMirror(ctx, "m1"); err != nil || m.LastSyncedPosition != "binlog.000003:42" || shown("m1") != "NULL" {
 		t.Errorf("another source's position: %q (%v), last_synced_lsn %s", m.LastSyncedPosition, err, shown("m1"))
+	}
+	var position string
+	if err := conn.QueryRow(ctx, `SELECT position FROM sluice_status.mirrors WHERE name = 'm1'`).Scan(&position); err != nil ||
+		position != "binlog.000003:42" {
+		t.Errorf("the status view's position: %q (%v)", position, err)
 	}
 	if err := s.SetConsistentPosition(ctx, "m2", postgres.LSNPosition(0x1000000A8), 0x1000000A8, "1/A8"); err != nil {
 		t.Fatal(err)

@@ -228,6 +228,11 @@ type StreamLag struct {
 	// Lost says the source discarded changes the stream still needed: only
 	// a resync recovers.
 	Lost bool
+	// Warning, when not "", says in the source's words that it may soon
+	// discard changes the stream still needs (a Postgres slot's WAL
+	// unreserved; a MySQL mirror's binlog file the oldest the server
+	// keeps).
+	Warning string
 }
 
 // LagReporter is the ability of a source to measure its mirrors' streams.

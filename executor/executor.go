@@ -72,6 +72,10 @@ type Executor struct {
 	// when it has stopped; nil until Start.
 	monStop context.CancelFunc
 	monDone chan struct{}
+	// warned holds the mirrors whose stream the monitor warned about (a
+	// LagReporter's Warning), so that it warns once until the warning
+	// clears; the monitor's goroutine only.
+	warned map[string]bool
 }
 
 var _ server.Backend = (*Executor)(nil)
@@ -88,7 +92,7 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{cfg: cfg, engine: engine}
+	e := &Executor{cfg: cfg, engine: engine, warned: make(map[string]bool)}
 	e.pool = newCatalogPool(cfg.CatalogPoolSize, cfg.CatalogPoolWait, e.dialCatalog)
 	return e, nil
 }

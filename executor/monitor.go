@@ -103,6 +103,17 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 			log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			continue
 		}
+		switch {
+		case ok && s.Warning != "" && !e.warned[mm.m.Name]:
+			if err := store.AddEvent(ctx, mm.m.Name, "lag", s.Warning); err != nil {
+				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
+				continue
+			}
+			e.warned[mm.m.Name] = true
+			log.WarnContext(ctx, "mirror at risk of losing its stream", "mirror", mm.m.Name, "warning", s.Warning)
+		case !ok || s.Warning == "":
+			delete(e.warned, mm.m.Name)
+		}
 		if ok && s.Lost && slotInUse(mm.m) {
 			err := store.SetActionError(ctx, mm.m.Name, replication.LostStreamError(mm.m.Name, mm.slot, peer).Error())
 			if err != nil {

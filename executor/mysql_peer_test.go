@@ -116,6 +116,23 @@ func TestMySQLPeer(t *testing.T) {
 	waitRows("1,2,3")
 	m.Exec(t, "app", "INSERT INTO t VALUES (4)", "DELETE FROM t WHERE id = 1", "UPDATE t SET id = 30 WHERE id = 3")
 	waitRows("2,4,30")
+	// The status view shows where the mirror stands, as MySQL names it,
+	// and the monitor measures its lag in binlog bytes.
+	var position string
+	var lag *int64
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := conn.QueryRow(ctx, "SELECT coalesce(position, ''), lag_bytes FROM mirrors WHERE name = 'mm'").Scan(&position, &lag); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(position, "binlog.") && lag != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.HasPrefix(position, "binlog.") || !strings.Contains(position, ":") || lag == nil || *lag < 0 {
+		t.Errorf("mirrors shows position %q, lag_bytes %v", position, lag)
+	}
 	mustExec(t, conn, "DROP MIRROR mm")
 	mustExec(t, conn, "DROP PEER my")
 }

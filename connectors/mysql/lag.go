@@ -83,9 +83,10 @@ func (s *Source) CheckStream(_ context.Context, spec connectors.StreamSpec) erro
 }
 
 // StreamLags implements connectors.LagReporter: the bytes of binlog after
-// each spec's From (nil without one), and Lost when the server no longer
-// keeps its file. Neither a status nor a safe size applies: retention is
-// by time.
+// each spec's From (nil without one), Lost when the server no longer keeps
+// its file, and a Warning when its file is the oldest the server keeps
+// (and not the one it writes). Neither a status nor a safe size applies:
+// retention is by time.
 func (s *Source) StreamLags(_ context.Context, specs []connectors.StreamSpec) (map[string]connectors.StreamLag, error) {
 	files, err := s.binlogs()
 	if err != nil {
@@ -107,7 +108,15 @@ func (s *Source) StreamLags(_ context.Context, specs []connectors.StreamSpec) (m
 			out[spec.Mirror] = connectors.StreamLag{Lost: true}
 			continue
 		}
-		out[spec.Mirror] = connectors.StreamLag{Bytes: &n}
+		l := connectors.StreamLag{Bytes: &n}
+		if len(files) > 1 && files[0].name == p.File {
+			// The next purge (the server's retention, or PURGE BINARY
+			// LOGS) takes the file the mirror resumes from.
+			l.Warning = fmt.Sprintf("binlog %s, where mirror %q resumes, is the oldest the server keeps: "+
+				"the server's binlog retention purges it next, and the mirror is lost unless it catches up first (%d bytes behind)",
+				p.File, spec.Mirror, n)
+		}
+		out[spec.Mirror] = l
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package mysql_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,14 @@ func TestStreamLagAndCheck(t *testing.T) {
 	}
 	if l := lags["m"]; !l.Lost || l.Bytes != nil {
 		t.Fatalf("lag after the purge: %+v", l)
+	}
+	// now's file is the oldest kept, and not the one written: the next
+	// purge would take it.
+	lags, err = src.StreamLags(ctx, []connectors.StreamSpec{{Mirror: "m2", From: now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := lags["m2"]; l.Lost || !strings.Contains(l.Warning, "binlog "+p.File+`, where mirror "m2" resumes, is the oldest`) {
+		t.Fatalf("lag at the oldest binlog: %+v", l)
 	}
 }

@@ -60,7 +60,8 @@ func (s *Source) NamesFree(ctx context.Context, spec connectors.StreamSpec) erro
 
 // StreamLags implements connectors.LagReporter from pg_replication_slots:
 // the WAL written beyond each slot's confirmed position, its wal_status
-// and safe_wal_size; a slot whose wal_status is lost is Lost.
+// and safe_wal_size; a slot whose wal_status is lost is Lost, and one
+// whose wal_status is unreserved has a Warning.
 func (s *Source) StreamLags(ctx context.Context, specs []connectors.StreamSpec) (map[string]connectors.StreamLag, error) {
 	names := make([]string, len(specs))
 	bySlot := make(map[string][]string, len(specs))
@@ -80,6 +81,10 @@ FROM pg_replication_slots WHERE database = current_database() AND slot_name = AN
 	var l connectors.StreamLag
 	_, err = pgx.ForEachRow(rows, []any{&name, &l.Bytes, &l.Status, &l.SafeBytes}, func() error {
 		l.Lost = l.Status != nil && *l.Status == "lost"
+		if l.Status != nil && *l.Status == "unreserved" {
+			l.Warning = fmt.Sprintf("replication slot %q holds more WAL than max_slot_wal_keep_size allows: "+
+				"the source removes it at its next checkpoint unless the mirror catches up", name)
+		}
 		for _, m := range bySlot[name] {
 			out[m] = l
 		}

@@ -26,7 +26,7 @@ const (
 // every batch and poll: *catalog.Store.
 type batchCatalog interface {
 	// RecordSync records an applied batch (see catalog.Store.RecordSync).
-	RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
+	RecordSync(ctx context.Context, name string, end connectors.Position, shown string, at time.Time, rows int64, counts map[string]catalog.TableCounts) error
 	// GetMirror reads a mirror (see catalog.Store.GetMirror).
 	GetMirror(ctx context.Context, name string) (catalog.Mirror, error)
 }
@@ -476,7 +476,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.commitTime, int64(b.rows), byName); err != nil {
+		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.f.display(b.end), b.commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
 		if nk, ok := b.applier.(connectors.NullKeyReporter); ok {

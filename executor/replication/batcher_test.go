@@ -98,7 +98,7 @@ type fakeCatalog struct {
 	getMirror  func(ctx context.Context, name string) (catalog.Mirror, error)
 }
 
-func (c *fakeCatalog) RecordSync(ctx context.Context, name string, end connectors.Position, at time.Time, rows int64, counts map[string]catalog.TableCounts) error {
+func (c *fakeCatalog) RecordSync(ctx context.Context, name string, end connectors.Position, _ string, at time.Time, rows int64, counts map[string]catalog.TableCounts) error {
 	if c.recordSync != nil {
 		return c.recordSync(ctx, name, posLSN(end), at, rows, counts)
 	}
