@@ -13,17 +13,24 @@
 //     strategy and RESYNC MIRROR, timed until done, next to the COPY pipe
 //     of (1), while a reader polls the table and records the longest any
 //     of its queries waited, and whether it ever saw no rows or an error;
-//  4. with -clickhouse (the default), the initial load of the same table
+//  4. with -mysql (the default), a mirror from MariaDB into Postgres: the
+//     initial load of a table of as many rows shaped like
+//     pgbench_accounts, and the catch-up of -changes updates in one
+//     transaction (mysql.go), beside the Postgres figures of (1) and (2)
+//     on the same number of rows (no MariaDB-to-Postgres pipe exists to
+//     compare with);
+//  5. with -clickhouse (the default), the initial load of the same table
 //     into ClickHouse by CREATE MIRROR (next to the COPY pipe of (1)) and
 //     the CDC catch-up of the same changes;
-//  5. with -big (1M and 5M rows by default), for each size one source
+//  6. with -big (1M and 5M rows by default), for each size one source
 //     transaction of that many changes, caught up by each mirror alone
 //     (bigtx.go), with the peak memory of each.
 //
 // Sluice runs in this process: after each of the loads and catch-ups the
 // program prints the process's peak resident memory during it, and with
 // -profile DIR it writes a CPU and an allocation profile of each
-// (load, cdc, ch-load, ch-cdc) into DIR for go tool pprof.
+// (load, cdc, mysql-load, mysql-cdc, ch-load, ch-cdc) into DIR for go tool
+// pprof.
 //
 // It is a program, not a test: it asserts nothing about time.
 package main
@@ -51,6 +58,7 @@ func main() {
 	resync := flag.Bool("resync", true, "also time the resyncs")
 	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
 	big := flag.String("big", "1M,5M", "sizes of the single large transactions each mirror catches up (\"\" for none)")
+	my := flag.Bool("mysql", true, "also measure a mirror from MariaDB into Postgres (needs mariadb-server)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
 	flag.Parse()
 	sizes, err := parseSizes(*big)
@@ -58,7 +66,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(2)
 	}
-	if err := run(*scale, *changes, *workers, *workload, *resync, *ch, sizes); err != nil {
+	if err := run(*scale, *changes, *workers, *workload, *resync, *ch, *my, sizes); err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(1)
 	}
@@ -67,7 +75,7 @@ func main() {
 // profileDir is where -profile writes the phases' profiles ("" for none).
 var profileDir string
 
-func run(scale, changes, workers int, workload string, resync, ch bool, sizes []int64) error {
+func run(scale, changes, workers int, workload string, resync, ch, my bool, sizes []int64) error {
 	ctx := context.Background()
 	if workload != "update" && workload != "insert" {
 		return fmt.Errorf("unknown workload %q", workload)
@@ -289,6 +297,11 @@ func run(scale, changes, workers int, workload string, resync, ch bool, sizes []
 	fmt.Println(cdcRSS)
 	if resync {
 		if err := benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs); err != nil {
+			return err
+		}
+	}
+	if my && workload == "update" {
+		if err := benchMySQL(ctx, sl, dstC, rows, changes, workers, pipeSecs, nativeSecs, "bench"); err != nil {
 			return err
 		}
 	}
