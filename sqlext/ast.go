@@ -320,3 +320,56 @@ func (e *SyntaxError) SQLError() *sqlerr.Error {
 	se.Hint = e.Hint
 	return se
 }
+
+// ALTER MIRROR. Its own block: other ALTER MIRROR forms (issue 15's ADD
+// TABLE, DROP TABLE) add actions here.
+
+// AlterAction is what an ALTER MIRROR statement does.
+type AlterAction int
+
+// ALTER MIRROR actions.
+const (
+	// AlterSet is SET (key = value, ...): Options holds the list.
+	AlterSet AlterAction = iota + 1
+	// AlterReset is RESET (key, ...): Reset holds the names.
+	AlterReset
+)
+
+// String names the action as written: "SET" or "RESET".
+func (a AlterAction) String() string {
+	switch a {
+	case AlterSet:
+		return "SET"
+	case AlterReset:
+		return "RESET"
+	}
+	return fmt.Sprintf("AlterAction(%d)", int(a))
+}
+
+// OptionName is one name of a RESET (...) list. Key is lower-cased as an
+// option key is.
+type OptionName struct {
+	Key string
+	Pos Pos
+}
+
+// AlterMirror is ALTER MIRROR [IF EXISTS] m SET (key = value [, ...]) or
+// ALTER MIRROR [IF EXISTS] m RESET (key [, ...]). Neither list may be empty
+// or name a key twice; which keys may change is for the executor to say.
+type AlterMirror struct {
+	Text      string
+	IfExists  bool
+	Name      string
+	NamePos   Pos
+	Action    AlterAction
+	ActionPos Pos
+	// Options are SET's options (nil for RESET).
+	Options Options
+	// Reset are RESET's names (nil for SET).
+	Reset []OptionName
+}
+
+// SQL returns the statement's text, as the Statement interface requires.
+func (s *AlterMirror) SQL() string { return s.Text }
+
+func (*AlterMirror) stmt() {}

@@ -31,6 +31,8 @@
 //	RESYNC MIRROR [IF EXISTS] name [WITH (options)]
 //	RESYNC TABLE mirror.schema.table [WITH (options)]
 //	EXECUTE MIRROR name
+//	ALTER MIRROR [IF EXISTS] name SET (options)
+//	ALTER MIRROR [IF EXISTS] name RESET (name [, ...])
 //
 // type is one of POSTGRES, CLICKHOUSE, MYSQL, SNOWFLAKE, BIGQUERY, in any
 // case.
