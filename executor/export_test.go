@@ -13,3 +13,9 @@ func SetCopyRowHook(fn func(mirror string, rows int64)) (restore func()) {
 func SetStepHook(fn func(mirror, step string)) (restore func()) {
 	return replication.SetStepHook(fn)
 }
+
+// SetBatchHook makes the flows call fn after each batch they apply until
+// restore is called (replication.SetBatchHook).
+func SetBatchHook(fn func(mirror string, rows, maxBatch int)) (restore func()) {
+	return replication.SetBatchHook(fn)
+}

@@ -66,37 +66,12 @@ func validateMirrorOptions(mirror string, opts sqlext.Options) (map[string]strin
 	out := make(map[string]string)
 	var notices []string
 	for _, o := range opts {
-		spec, ok := mirrorOptions[o.Key]
-		if !ok {
-			return nil, nil, &connectors.OptionError{Key: o.Key, Unknown: true,
-				Reason: "a mirror accepts " + strings.Join(optionNames(), ", ")}
+		v, notice, err := checkMirrorOption(o)
+		if err != nil {
+			return nil, nil, err
 		}
-		v := o.Value.Text
-		switch spec.kind {
-		case optBool:
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, nil, &connectors.OptionError{Key: o.Key, Reason: fmt.Sprintf("%q is not a boolean", v)}
-			}
-			v = strconv.FormatBool(b)
-		case optInt:
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < spec.min {
-				return nil, nil, &connectors.OptionError{Key: o.Key,
-					Reason: fmt.Sprintf("%q is not an integer of at least %d", v, spec.min)}
-			}
-			v = strconv.FormatInt(n, 10)
-		case optIdent:
-			if v == "" || len(v) > 63 {
-				return nil, nil, &connectors.OptionError{Key: o.Key, Reason: "must be a name of 1 to 63 characters"}
-			}
-		case optStrategy:
-			v = strings.ToLower(v)
-			if v != "truncate" && v != "swap" {
-				return nil, nil, &connectors.OptionError{Key: o.Key, Reason: fmt.Sprintf("%q is not truncate or swap", v)}
-			}
-		case optNotApplicable:
-			notices = append(notices, fmt.Sprintf("option %q is accepted for PeerDB compatibility and has no effect: %s", o.Key, spec.doc))
+		if notice != "" {
+			notices = append(notices, notice)
 			continue
 		}
 		out[o.Key] = v
@@ -123,6 +98,62 @@ func validateMirrorOptions(mirror string, opts sqlext.Options) (map[string]strin
 		return nil, nil, &connectors.OptionError{Key: "synced_at_col_name", Reason: "must differ from soft_delete_col_name"}
 	}
 	return out, notices, nil
+}
+
+// checkMirrorOption checks one option's key and value, and returns the
+// value as stored (booleans and integers in one spelling), or, for an
+// option accepted but not applicable, the notice that says so (and no
+// value to store). CREATE MIRROR and ALTER MIRROR check values with it.
+func checkMirrorOption(o sqlext.Option) (value, notice string, err error) {
+	spec, err := mirrorOption(o.Key)
+	if err != nil {
+		return "", "", err
+	}
+	v := o.Value.Text
+	switch spec.kind {
+	case optBool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", "", &connectors.OptionError{Key: o.Key, Reason: fmt.Sprintf("%q is not a boolean", v)}
+		}
+		v = strconv.FormatBool(b)
+	case optInt:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < spec.min {
+			return "", "", &connectors.OptionError{Key: o.Key,
+				Reason: fmt.Sprintf("%q is not an integer of at least %d", v, spec.min)}
+		}
+		v = strconv.FormatInt(n, 10)
+	case optIdent:
+		if v == "" || len(v) > 63 {
+			return "", "", &connectors.OptionError{Key: o.Key, Reason: "must be a name of 1 to 63 characters"}
+		}
+	case optStrategy:
+		v = strings.ToLower(v)
+		if v != "truncate" && v != "swap" {
+			return "", "", &connectors.OptionError{Key: o.Key, Reason: fmt.Sprintf("%q is not truncate or swap", v)}
+		}
+	case optNotApplicable:
+		return "", notApplicable(o.Key, spec), nil
+	}
+	return v, "", nil
+}
+
+// notApplicable is the notice for an option accepted for PeerDB
+// compatibility that does nothing.
+func notApplicable(key string, spec optionSpec) string {
+	return fmt.Sprintf("option %q is accepted for PeerDB compatibility and has no effect: %s", key, spec.doc)
+}
+
+// mirrorOption returns the spec of the mirror option key, or the error
+// for an unknown key, which lists the accepted ones.
+func mirrorOption(key string) (optionSpec, error) {
+	spec, ok := mirrorOptions[key]
+	if !ok {
+		return optionSpec{}, &connectors.OptionError{Key: key, Unknown: true,
+			Reason: "a mirror accepts " + strings.Join(optionNames(), ", ")}
+	}
+	return spec, nil
 }
 
 // slotNameValid applies Postgres' rule for slot names.

@@ -79,6 +79,10 @@ type batcher struct {
 	dests   []connectors.DestTable
 	chunk   int // rows to add at once
 	eager   int // rows to add when the reader has nothing more for now
+	// maxBatch and maxWait are max_batch_size and sync_interval, followed
+	// while the batcher runs (live_options.go).
+	maxBatch int
+	maxWait  time.Duration
 	// ack is the position the reader reports to the source: acked, shared
 	// (nil: none yet).
 	ack atomic.Pointer[connectors.Position]
@@ -171,7 +175,6 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	// position, and acknowledging again what it acknowledged before (a
 	// heartbeat, a skipped transaction) is no progress.
 	startAck := connectors.MaxPosition(b.acked, b.f.ackedBefore())
-	maxWait := time.Duration(b.f.opt.SyncInterval) * time.Second
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
 		var r readResult
@@ -190,6 +193,9 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 		case <-b.f.wake:
 			// A request was just recorded: no need to wait for the poll.
 			lastPoll = time.Now()
+			if err := b.pollOptions(ctx); err != nil {
+				return err
+			}
 			if err := b.pollResyncs(ctx); err != nil {
 				return err
 			}
@@ -231,7 +237,7 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 				}
 			}
 		}
-		if b.rows > 0 && time.Since(b.started) >= maxWait {
+		if b.rows > 0 && time.Since(b.started) >= b.maxWait {
 			if err := b.flush(ctx); err != nil {
 				return err
 			}
@@ -244,6 +250,9 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 		}
 		if time.Since(lastPoll) >= pollEvery {
 			lastPoll = time.Now()
+			if err := b.pollOptions(ctx); err != nil {
+				return err
+			}
 			if err := b.pollResyncs(ctx); err != nil {
 				return err
 			}
@@ -344,7 +353,7 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		b.txRows = 0
 		b.txStart = b.changes.n
 		b.end, b.commitTime = ev.Pos, ev.CommitTime
-		if b.rows >= b.f.opt.MaxBatchSize {
+		if b.rows >= b.maxBatch {
 			return b.flush(ctx)
 		}
 		return b.add(ctx, b.chunk)
@@ -490,6 +499,9 @@ func (b *batcher) flush(ctx context.Context) error {
 		// still coming; tail: what was left when it was complete.
 		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", b.f.display(b.end),
 			"took", time.Since(b.begun), "tail", time.Since(start))
+		if h := batchHook.Load(); h != nil {
+			(*h)(b.f.m.Name, b.rows, b.maxBatch)
+		}
 	}
 	b.applied = connectors.MaxPosition(b.applied, b.end)
 	b.changes.drop(b.txStart) // the current transaction's changes start the next batch

@@ -291,9 +291,9 @@ func tx(begin, end uint64, ids ...string) []connectors.Event {
 func newTestBatcher(a connectors.Applier, applied uint64, maxBatch int) *batcher {
 	f := &flow{m: catalog.Mirror{Name: "m"}, log: slog.New(slog.DiscardHandler), progressDone: true}
 	f.opt.MaxBatchSize, f.opt.SyncInterval = maxBatch, 3600
-	b := &batcher{f: f, applier: a, store: &fakeCatalog{}, applied: lsnPos(applied), chunk: addChunk(maxBatch),
+	b := &batcher{f: f, applier: a, store: &fakeCatalog{}, applied: lsnPos(applied),
 		idleFlush: 20 * time.Millisecond, heartbeatEvery: time.Hour}
-	b.eager = min(eagerAdd, b.chunk)
+	b.useOptions(f.opt)
 	b.setAcked(lsnPos(applied))
 	return b
 }

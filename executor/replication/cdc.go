@@ -88,12 +88,11 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
 
-	b := &batcher{f: f, applier: applier, store: f.store, dst: dst, applied: applied, dests: dests,
-		chunk: addChunk(f.opt.MaxBatchSize), rs: rs}
+	b := &batcher{f: f, applier: applier, store: f.store, dst: dst, applied: applied, dests: dests, rs: rs}
+	b.useOptions(f.opt) // then followed as they change (live_options.go)
 	if follows {
 		b.addColumnsTo = f.columnAdder(src, sf)
 	}
-	b.eager = min(eagerAdd, b.chunk)
 	b.setAcked(start)
 	if rs.catchingUp() {
 		// A heartbeat beyond everything: when it comes back, the tables
