@@ -46,6 +46,10 @@
 // RESYNC TABLE also accepts mirror.table, leaving the table's schema empty
 // for the executor to resolve.
 //
+// ALTER MIRROR's SET takes an option list as WITH does (see Options), and
+// RESET a parenthesised, non-empty list of option names, none twice; which
+// options may change is for the executor to say.
+//
 // CREATE MIRROR ... FOR $$query$$ (PeerDB's query replication) and WITH
 // SCHEMA MAPPING parse far enough to be refused with a clear error.
 //
