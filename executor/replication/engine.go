@@ -148,8 +148,9 @@ func (e *Engine) Stop(name string) {
 }
 
 // Wake tells the mirror's running flow, if any, to look for requests
-// recorded in the catalog (a table resync) now rather than at its next
-// poll. Idempotent; it never blocks.
+// recorded in the catalog (a table resync, options ALTER MIRROR changed:
+// see live_options.go) now rather than at its next poll. Idempotent; it
+// never blocks.
 func (e *Engine) Wake(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
