@@ -31,6 +31,7 @@
 //	RESYNC MIRROR [IF EXISTS] name [WITH (options)]
 //	RESYNC TABLE mirror.schema.table [WITH (options)]
 //	EXECUTE MIRROR name
+//	VALIDATE MIRROR name [TABLE [schema.]table] [WITH (options)]
 //
 // type is one of POSTGRES, CLICKHOUSE, MYSQL, SNOWFLAKE, BIGQUERY, in any
 // case.

@@ -156,6 +156,8 @@ func parseStatement(sql string, toks []token) (Statement, error) {
 		return finish(p.resumeMirror(text))
 	case at(0).is("resync"):
 		return finish(p.resync(text))
+	case at(0).is("validate"):
+		return finish(p.validateMirror(text))
 	case at(0).is("execute") && at(1).is("mirror") && at(2).isWord():
 		return finish(p.executeMirror(text))
 	case at(0).is("execute") && p.isExecutePeer():
