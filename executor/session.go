@@ -332,6 +332,8 @@ func (s *session) exec(ctx context.Context, full string, st sqlext.Statement, w 
 	case *sqlext.CreateMirror, *sqlext.DropMirror, *sqlext.PauseMirror, *sqlext.ResumeMirror,
 		*sqlext.ResyncMirror, *sqlext.ResyncTable, *sqlext.ExecuteMirror:
 		return s.mirrorStatement(ctx, st, w)
+	case *sqlext.ValidateMirror:
+		return s.validateMirror(ctx, st, w)
 	default:
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "statement %T is not supported", st)
 	}
@@ -379,6 +381,8 @@ func verb(st sqlext.Statement) string {
 		return "RESYNC TABLE"
 	case *sqlext.ExecuteMirror:
 		return "EXECUTE MIRROR"
+	case *sqlext.ValidateMirror:
+		return "VALIDATE MIRROR"
 	}
 	return "statement"
 }

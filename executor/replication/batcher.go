@@ -3,6 +3,7 @@ package replication
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -121,6 +122,9 @@ type batcher struct {
 	// starts; beginVersion the same as a number, its changes' version.
 	beginPos     connectors.Position
 	beginVersion uint64
+	// hold is a VALIDATE MIRROR waiting for the stream to reach its
+	// snapshot (batcher_validate.go); nil: none.
+	hold *hold
 }
 
 const (
@@ -162,6 +166,10 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			defer cancel()
 			_ = b.applier.Rollback(rctx) // err is the one to report
 		}
+		if b.hold != nil {
+			b.hold.fail(errors.New("validate: the mirror's stream stopped before it reached the snapshot"))
+			b.hold = nil
+		}
 	}()
 
 	lastActivity := time.Now()
@@ -174,6 +182,7 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	maxWait := time.Duration(b.f.opt.SyncInterval) * time.Second
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
+		b.expireHold()
 		var r readResult
 		select {
 		case r = <-results:
@@ -184,6 +193,11 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			continue
 		case d := <-b.vr.doneCh():
 			if err := b.versionedDone(ctx, d); err != nil {
+				return err
+			}
+			continue
+		case v := <-b.f.validations:
+			if err := b.startValidation(ctx, v, stream); err != nil {
 				return err
 			}
 			continue
@@ -287,6 +301,13 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 }
 
 func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
+	if b.reached(ev) {
+		// Everything before a validation's snapshot is here: apply it and
+		// let the validation read the destination before going on.
+		if err := b.release(ctx); err != nil {
+			return err
+		}
+	}
 	switch ev.Kind {
 	case connectors.EventBegin:
 		b.inTx = true
