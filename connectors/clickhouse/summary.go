@@ -84,7 +84,10 @@ func (d *Destination) SummarizeRows(ctx context.Context, t connectors.DestTable,
 			parts = append(parts, fmt.Sprintf("ifNull(concat('v', toString(lengthUTF8(%[1]s)), ':', %[1]s), 'n')", r))
 		}
 		hash := "reinterpretAsUInt64(reverse(unhex(concat('0', substring(hex(MD5(concat(" + strings.Join(parts, ", ") + "))), 1, 15)))))"
-		sql = fmt.Sprintf("SELECT b, toInt64(count()), toNullable(toString(sum(h))), min(k), max(k) FROM (SELECT %s AS b, %s AS h, %s AS k FROM %s) GROUP BY b",
+		// Aliases in ClickHouse replace columns of the same name anywhere
+		// in the query: theirs are Sluice's own.
+		sql = fmt.Sprintf("SELECT _sluice_b, toInt64(count()), toNullable(toString(sum(_sluice_h))), min(_sluice_k), max(_sluice_k) "+
+			"FROM (SELECT %s AS _sluice_b, %s AS _sluice_h, %s AS _sluice_k FROM %s) GROUP BY _sluice_b",
 			bucket, hash, key, from)
 	}
 	rows, err := d.conn.Query(ctx, sql)
@@ -136,8 +139,11 @@ func chRender(c string, r connectors.Rendering) string {
 		return "toString(toUnixTimestamp64Micro(" + c + "))"
 	case connectors.RenderHex:
 		return "lower(hex(" + c + "))"
+	case connectors.RenderTrimmedDecimal:
+		// Servers before 21.x print the scale's trailing zeros, later ones
+		// (output_format_decimal_trailing_zeros off) do not: trimmed here.
+		return `replaceRegexpOne(replaceRegexpOne(toString(` + c + `), '(\\.[0-9]*[1-9])0+$', '\\1'), '\\.0+$', '')`
 	}
-	// Decimals print without trailing zeros (output_format_decimal_trailing_zeros
-	// is off by default), dates as YYYY-MM-DD, UUIDs in lower case.
+	// Dates print as YYYY-MM-DD, UUIDs in lower case.
 	return "toString(" + c + ")"
 }

@@ -129,8 +129,8 @@ func summarySQL(table connectors.TableName, where string, spec connectors.Summar
 		parts = append(parts, fmt.Sprintf("coalesce('v' || length(%[1]s) || ':' || %[1]s, 'n')", r))
 	}
 	hash := "('x' || substr(md5(" + strings.Join(parts, " || ") + "), 1, 15))::bit(60)::bigint"
-	return fmt.Sprintf(`SELECT b, count(*), (sum(h) %% 18446744073709551616)::text, min(k), max(k)
-FROM (SELECT %s AS b, %s AS h, %s AS k FROM %s%s) s GROUP BY b`, bucket, hash, key, table.Quoted(), filter)
+	return fmt.Sprintf(`SELECT _sluice_b, count(*), (sum(_sluice_h) %% 18446744073709551616)::text, min(_sluice_k), max(_sluice_k)
+FROM (SELECT %s AS _sluice_b, %s AS _sluice_h, %s AS _sluice_k FROM %s%s) s GROUP BY _sluice_b`, bucket, hash, key, table.Quoted(), filter)
 }
 
 // pgRender renders column expression c as r asks (connectors.Rendering).
