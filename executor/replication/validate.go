@@ -236,8 +236,8 @@ func rangeWidth(lo, hi int64, rows int64) int64 {
 	if rows == 0 || hi < lo {
 		return 1000
 	}
-	span := uint64(hi-lo) + 1
-	want := max(span/targetRanges, 1)
+	span := uint64(hi) - uint64(lo) // hi - lo without overflow
+	want := max(span/targetRanges+1, 1)
 	for w := uint64(1); ; w *= 10 {
 		for _, m := range []uint64{1, 2, 5} {
 			if w*m >= want || w*m >= 1<<61 {
