@@ -7,7 +7,9 @@ import "context"
 // canonical rendering per range of the first key column. The rendering
 // (Rendering) is chosen per column by the destination, which knows what it
 // can render exactly as the source does; the source renders the same way.
-// Both sides compute in their own database, so no rows travel.
+// The source says which renderings it can produce exactly (CanRender); a
+// column either side cannot render is left out and reported. Both sides
+// compute in their own database, so no rows travel.
 //
 // The canonical form of a row is, for each compared column in order,
 // "n" for NULL or "v" + the rendering's length in characters + ":" + the
@@ -82,6 +84,10 @@ type RangeSummary struct {
 // SnapshotSummer is the ability of a source to summarize a table as a
 // snapshot (TableSnapshotter) shows it (VALIDATE MIRROR).
 type SnapshotSummer interface {
+	// CanRender reports whether the source renders c's values as r
+	// describes, exactly; a column the destination would compare as r and
+	// the source cannot render so is not compared. No I/O.
+	CanRender(c Column, r Rendering) bool
 	// SummarizeSnapshot summarizes table under snapshot (Snapshot.Name),
 	// on a connection of its own, rendering spec.Columns as asked.
 	SummarizeSnapshot(ctx context.Context, snapshot string, table TableName, spec SummarySpec) (RowSummary, error)

@@ -37,6 +37,10 @@ func (s *Source) SummarizeSnapshot(ctx context.Context, snapshot string, table c
 	return summarize(ctx, tx, table, "", spec)
 }
 
+// CanRender implements connectors.SnapshotSummer: a Postgres source renders
+// every column every way.
+func (s *Source) CanRender(connectors.Column, connectors.Rendering) bool { return true }
+
 // SummaryColumns implements connectors.RowSummer: a Postgres destination
 // has the source's types, so every column compares by its text output.
 func (d *Destination) SummaryColumns(t connectors.DestTable) ([]connectors.SummaryColumn, []string) {

@@ -110,7 +110,7 @@ func (b *batcher) release(ctx context.Context) error {
 	hctx, cancel := context.WithTimeout(ctx, holdMax)
 	defer cancel()
 	began := time.Now()
-	tables, err := b.summarizeDestination(hctx, h.v.req)
+	tables, err := b.summarizeDestination(hctx, h.v.req, h.src.(connectors.SnapshotSummer))
 	if err != nil {
 		if hctx.Err() != nil && ctx.Err() == nil {
 			err = fmt.Errorf("validate: the destination's side took longer than %s, which the stream waits at most: %w", holdMax, err)
@@ -135,7 +135,10 @@ func (b *batcher) expireHold() {
 }
 
 // summarizeDestination summarizes the destination's tables req names.
-func (b *batcher) summarizeDestination(ctx context.Context, req ValidateRequest) ([]validatedTable, error) {
+// Columns are compared as the destination renders them, those the source
+// cannot render so left out (and reported) with those the destination
+// cannot.
+func (b *batcher) summarizeDestination(ctx context.Context, req ValidateRequest, src connectors.SnapshotSummer) ([]validatedTable, error) {
 	rs := b.dst.(connectors.RowSummer)
 	var out []validatedTable
 	for _, d := range b.dests {
@@ -149,7 +152,15 @@ func (b *batcher) summarizeDestination(ctx context.Context, req ValidateRequest)
 		}
 		if req.Checksum {
 			t.spec.Checksum = true
-			t.spec.Columns, t.skipped = rs.SummaryColumns(d)
+			cols, skipped := rs.SummaryColumns(d)
+			t.skipped = skipped
+			for _, c := range cols {
+				if col, ok := columnNamed(d.Schema, c.Name); ok && !src.CanRender(col, c.Render) {
+					t.skipped = append(t.skipped, fmt.Sprintf("%s (%s)", col.Name, col.Type))
+					continue
+				}
+				t.spec.Columns = append(t.spec.Columns, c)
+			}
 			if t.spec.Key != "" {
 				t.spec.Width = rangeWidth(s.MinKey, s.MaxKey, s.Rows)
 			}
@@ -161,6 +172,16 @@ func (b *batcher) summarizeDestination(ctx context.Context, req ValidateRequest)
 		out = append(out, t)
 	}
 	return out, nil
+}
+
+// columnNamed returns ts's column name.
+func columnNamed(ts *connectors.TableSchema, name string) (connectors.Column, bool) {
+	for _, c := range ts.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return connectors.Column{}, false
 }
 
 func containsTable(list []connectors.TableName, t connectors.TableName) bool {

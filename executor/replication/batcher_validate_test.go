@@ -41,6 +41,8 @@ func (s *snapSource) TableSnapshot(ctx context.Context) (*connectors.Snapshot, e
 	return connectors.NewSnapshot("snap", s.pos, posLSN(s.pos), nil), nil
 }
 
+func (s *snapSource) CanRender(connectors.Column, connectors.Rendering) bool { return true }
+
 func (s *snapSource) SummarizeSnapshot(ctx context.Context, snapshot string, table connectors.TableName, spec connectors.SummarySpec) (connectors.RowSummary, error) {
 	return connectors.RowSummary{}, nil
 }
