@@ -122,9 +122,11 @@ type batcher struct {
 	// starts; beginVersion the same as a number, its changes' version.
 	beginPos     connectors.Position
 	beginVersion uint64
-	// hold is a VALIDATE MIRROR waiting for the stream to reach its
-	// snapshot (batcher_validate.go); nil: none.
-	hold *hold
+	// asked is a VALIDATE MIRROR waiting for the destination transaction
+	// to end before it takes its snapshot, hold one waiting for the
+	// stream to reach its snapshot (batcher_validate.go); nil: none.
+	asked *asked
+	hold  *hold
 }
 
 const (
@@ -170,6 +172,10 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			b.hold.fail(errors.New("validate: the mirror's stream stopped before it reached the snapshot"))
 			b.hold = nil
 		}
+		if b.asked != nil {
+			b.asked.v.reply <- validationReply{err: errors.New("validate: the mirror's stream stopped before the validation began")}
+			b.asked = nil
+		}
 	}()
 
 	lastActivity := time.Now()
@@ -183,6 +189,9 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
 		b.expireHold()
+		if err := b.startAsked(ctx, stream); err != nil {
+			return err
+		}
 		var r readResult
 		select {
 		case r = <-results:
@@ -197,9 +206,7 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			}
 			continue
 		case v := <-b.f.validations:
-			if err := b.startValidation(ctx, v, stream); err != nil {
-				return err
-			}
+			b.ask(v)
 			continue
 		case <-b.f.wake:
 			// A request was just recorded: no need to wait for the poll.

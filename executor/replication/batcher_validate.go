@@ -29,19 +29,61 @@ func (h *hold) fail(err error) {
 	h.v.reply <- validationReply{err: err}
 }
 
-// startValidation takes v's source snapshot and holds the stream at it.
-// Errors of the validation go to v; the error returned is the mirror's
-// (a heartbeat that failed).
+// asked is a validation the batcher took, waiting to begin.
+type asked struct {
+	v     *validation
+	since time.Time
+}
+
+// ask takes v: it begins (startAsked) once no destination transaction is
+// open. A source may wait, to take its snapshot, for every transaction
+// running on its server to end (a Postgres slot does): one of the mirror's
+// own destination transactions, on the same server and open while the
+// batcher waits, would never end.
+func (b *batcher) ask(v *validation) {
+	switch {
+	case b.hold != nil || b.asked != nil:
+		v.reply <- validationReply{err: fmt.Errorf("another validation of mirror %q is under way", b.f.m.Name)}
+	case b.rs.active() || b.rs != nil && b.rs.copying > 0 || b.vr != nil && b.vr.copying > 0:
+		v.reply <- validationReply{err: fmt.Errorf("a table resync of mirror %q is under way: validate once it is done", b.f.m.Name)}
+	default:
+		b.asked = &asked{v: v, since: time.Now()}
+	}
+}
+
+// startAsked begins the validation asked for, if any, once the
+// destination transaction is committed: it commits the complete
+// transactions it holds, and otherwise (rows of a transaction still being
+// received were added) waits for the end of that transaction. The error
+// returned is the mirror's.
+func (b *batcher) startAsked(ctx context.Context, stream connectors.Stream) error {
+	if b.asked == nil {
+		return nil
+	}
+	if b.applier.InTx() {
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+	}
+	a := b.asked
+	if b.applier.InTx() {
+		if time.Since(a.since) > holdReach {
+			b.asked = nil
+			a.v.reply <- validationReply{err: fmt.Errorf("validate: the mirror's destination transaction did not end within %s", holdReach)}
+		}
+		return nil
+	}
+	b.asked = nil
+	return b.startValidation(ctx, a.v, stream)
+}
+
+// startValidation takes v's source snapshot and holds the stream at it; no
+// destination transaction is open. Errors of the validation go to v; the
+// error returned is the mirror's (a heartbeat that failed).
 func (b *batcher) startValidation(ctx context.Context, v *validation, stream connectors.Stream) error {
 	refuse := func(format string, args ...any) error {
 		v.reply <- validationReply{err: fmt.Errorf(format, args...)}
 		return nil
-	}
-	switch {
-	case b.hold != nil:
-		return refuse("another validation of mirror %q is under way", b.f.m.Name)
-	case b.rs.active() || b.rs != nil && b.rs.copying > 0 || b.vr != nil && b.vr.copying > 0:
-		return refuse("a table resync of mirror %q is under way: validate once it is done", b.f.m.Name)
 	}
 	if _, ok := b.dst.(connectors.RowSummer); !ok {
 		return refuse("VALIDATE MIRROR is not supported for %s destinations", b.f.dstType)

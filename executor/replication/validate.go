@@ -16,8 +16,10 @@ import (
 // point, while the mirror streams (docs/validate.md).
 //
 //  1. The statement hands a request to the mirror's running flow
-//     (Engine.Validate). Its batcher takes a snapshot of the source of its
-//     own (connectors.TableSnapshotter), at position S: the snapshot holds
+//     (Engine.Validate). Its batcher commits what it holds (a source may
+//     wait for every transaction on its server to end, the batcher's own
+//     on a destination there included: see ask), then takes a snapshot of
+//     the source of its own (connectors.TableSnapshotter), at position S: the snapshot holds
 //     exactly the transactions whose commit starts before S, the split
 //     RESYNC TABLE's catch-up uses.
 //  2. The batcher goes on applying until the stream reaches S: the first
