@@ -67,6 +67,10 @@ type session struct {
 	setVersion uint64
 	notices    server.ResultWriter // where backend notices go while a statement runs
 	cursors    peerCursors         // cursors on peers and their transactions (peercursor.go)
+
+	// resultFormats are the result formats a prepared statement of ours is
+	// executed with (Bind's; nil: all text), while it runs.
+	resultFormats []int16
 }
 
 type peerConn struct {

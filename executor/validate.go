@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/executor/replication"
@@ -75,7 +75,7 @@ func (s *session) validateMirror(ctx context.Context, st *sqlext.ValidateMirror,
 		return err
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror validated", "mirror", m.Name, "mode", mode, "position", res.Position)
-	return writeValidation(w, rows)
+	return writeValidation(w, rows, s.resultFormats)
 }
 
 // validatedTable resolves the table VALIDATE MIRROR names: a source table
@@ -121,29 +121,56 @@ func notStreaming(m catalog.Mirror) *sqlerr.Error {
 	return nil
 }
 
-// writeValidation sends the validation's rows.
-func writeValidation(w server.ResultWriter, rows []catalog.Validation) error {
-	const textOID, int8OID, textArrayOID = 25, 20, 1009
-	field := func(name string, oid uint32, size int16) pgproto3.FieldDescription {
-		return pgproto3.FieldDescription{Name: []byte(name), DataTypeOID: oid, DataTypeSize: size, TypeModifier: -1}
+// validationOIDs are the types of VALIDATE MIRROR's columns: text, int8,
+// int8, text[], text.
+var validationOIDs = []uint32{pgtype.TextOID, pgtype.Int8OID, pgtype.Int8OID, pgtype.TextArrayOID, pgtype.TextOID}
+
+// validationFields describes VALIDATE MIRROR's result.
+func validationFields() []pgproto3.FieldDescription {
+	names := []string{"table", "source_rows", "destination_rows", "mismatched_ranges", "status"}
+	out := make([]pgproto3.FieldDescription, len(names))
+	for i, n := range names {
+		size := int16(-1)
+		if validationOIDs[i] == pgtype.Int8OID {
+			size = 8
+		}
+		out[i] = pgproto3.FieldDescription{Name: []byte(n), DataTypeOID: validationOIDs[i], DataTypeSize: size, TypeModifier: -1}
 	}
-	if err := w.Fields([]pgproto3.FieldDescription{
-		field("table", textOID, -1), field("source_rows", int8OID, 8), field("destination_rows", int8OID, 8),
-		field("mismatched_ranges", textArrayOID, -1), field("status", textOID, -1),
-	}); err != nil {
+	return out
+}
+
+// writeValidation sends the validation's rows, in formats (Bind's result
+// formats: none is all text, one is for every column).
+func writeValidation(w server.ResultWriter, rows []catalog.Validation, formats []int16) error {
+	if err := w.Fields(validationFields()); err != nil {
 		return err
 	}
+	types := pgtype.NewMap()
 	for _, r := range rows {
-		var ranges []byte
+		var ranges any
 		if r.MismatchedRanges != nil {
-			quoted := make([]string, len(r.MismatchedRanges))
-			for i, x := range r.MismatchedRanges {
-				quoted[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(x) + `"`
-			}
-			ranges = []byte("{" + strings.Join(quoted, ",") + "}")
+			ranges = r.MismatchedRanges
 		}
-		if err := w.Row([][]byte{[]byte(r.SourceTable), []byte(strconv.FormatInt(r.SourceRows, 10)),
-			[]byte(strconv.FormatInt(r.DestinationRows, 10)), ranges, []byte(r.Status)}); err != nil {
+		values := []any{r.SourceTable, r.SourceRows, r.DestinationRows, ranges, r.Status}
+		row := make([][]byte, len(values))
+		for i, v := range values {
+			format := int16(pgtype.TextFormatCode)
+			switch {
+			case len(formats) == 1:
+				format = formats[0]
+			case len(formats) > i:
+				format = formats[i]
+			}
+			if v == nil {
+				continue
+			}
+			b, err := types.Encode(validationOIDs[i], format, v, nil)
+			if err != nil {
+				return fmt.Errorf("encode column %d: %w", i+1, err)
+			}
+			row[i] = b
+		}
+		if err := w.Row(row); err != nil {
 			return err
 		}
 	}

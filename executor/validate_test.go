@@ -20,39 +20,28 @@ type validationRow struct {
 	status       string
 }
 
-// validateRows runs a VALIDATE MIRROR and returns its rows by table.
-func validateRows(t *testing.T, conn *pgx.Conn, sql string) map[string]validationRow {
+// validateRows runs a VALIDATE MIRROR and returns its rows by table, with
+// the simple protocol, or the extended one (binary results) when extended.
+func validateRows(t *testing.T, conn *pgx.Conn, sql string, extended ...bool) map[string]validationRow {
 	t.Helper()
-	rows, err := conn.Query(testCtx(t), sql, pgx.QueryExecModeSimpleProtocol)
+	mode := pgx.QueryExecModeSimpleProtocol
+	if len(extended) > 0 && extended[0] {
+		mode = pgx.QueryExecModeCacheDescribe
+	}
+	rows, err := conn.Query(testCtx(t), sql, mode)
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	out := map[string]validationRow{}
 	for rows.Next() {
 		var r validationRow
-		var ranges *string
-		if err := rows.Scan(&r.table, &r.source, &r.dest, &ranges, &r.status); err != nil {
+		if err := rows.Scan(&r.table, &r.source, &r.dest, &r.ranges, &r.status); err != nil {
 			t.Fatalf("%s: %v", sql, err)
-		}
-		if ranges != nil {
-			r.ranges = parseRanges(*ranges)
 		}
 		out[r.table] = r
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatalf("%s: %v", sql, err)
-	}
-	return out
-}
-
-// parseRanges reads a text[] of ranges, {"[0, 10)","[20, 30)"}.
-func parseRanges(s string) []string {
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "{"), "}")
-	out := []string{}
-	for _, p := range strings.Split(s, `","`) {
-		if p = strings.Trim(p, `"`); p != "" {
-			out = append(out, p)
-		}
 	}
 	return out
 }
@@ -158,13 +147,13 @@ func TestValidateMirror(t *testing.T) {
 
 	// By hand on the destination: one row changed, outside the load's ids.
 	mustExec(t, f.dst, `UPDATE items SET name = 'tampered' WHERE id = 1500`)
-	got := validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE items WITH (mode = checksum)")
+	got := validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE items WITH (mode = checksum)", true)
 	r, ok := got["public.items"]
 	if len(got) != 1 || !ok || r.status != "different" || r.source != r.dest || len(r.ranges) != 1 || !rangeHolds(r.ranges[0], 1500) {
 		t.Fatalf("after a change on the destination: %+v", got)
 	}
-	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.items")
-	if r := got["public.items"]; r.status != "equal" {
+	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.items", true)
+	if r := got["public.items"]; r.status != "equal" || r.ranges != nil {
 		t.Fatalf("count mode after a change (same count): %+v", r)
 	}
 	mustExec(t, f.dst, `DELETE FROM items WHERE id = 2500`)
@@ -233,4 +222,41 @@ func waitSame2(t *testing.T, a, b *pgx.Conn, query string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: source %s, destination %s", query, x, y)
+}
+
+// TestValidateUnderPgbench validates, in checksum mode, a mirror that
+// pgbench keeps busy: every validation reports every table equal (each
+// side read at the same point while changes stream), and the mirror ends
+// equal.
+func TestValidateUnderPgbench(t *testing.T) {
+	f := newMirrorFixture(t)
+	pgbench(t, f.srcURL, "-i", "-s", "1", "-q")
+	mustExec(t, f.conn, `CREATE MIRROR vp FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`) WITH (max_batch_size = 200)`)
+	f.waitStatus(t, "vp", "RUNNING")
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, f.srcURL, "-n", "-c", "3", "-T", "8")
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for i := 0; ; i++ {
+		got := validateRows(t, f.conn, "VALIDATE MIRROR vp WITH (mode = 'checksum')")
+		for _, tbl := range pgbenchTables {
+			if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
+				t.Fatalf("validation %d under load: %s: %+v", i, tbl.name, r)
+			}
+		}
+		select {
+		case <-load:
+			if i < 2 {
+				t.Fatalf("only %d validations ran during the load", i+1)
+			}
+			t.Logf("%d validations under load, all equal", i+1)
+			for _, tbl := range pgbenchTables {
+				waitEqual(t, f.src, f.dst, tbl.name, tbl.name, tbl.key)
+			}
+			return
+		default:
+		}
+	}
 }
