@@ -127,6 +127,8 @@ type batcher struct {
 	// stream to reach its snapshot (batcher_validate.go); nil: none.
 	asked *asked
 	hold  *hold
+	// holdReach, if set, replaces the constant (tests).
+	holdReach time.Duration
 }
 
 const (

@@ -67,9 +67,9 @@ func (b *batcher) startAsked(ctx context.Context, stream connectors.Stream) erro
 	}
 	a := b.asked
 	if b.applier.InTx() {
-		if time.Since(a.since) > holdReach {
+		if time.Since(a.since) > b.reachWithin() {
 			b.asked = nil
-			a.v.reply <- validationReply{err: fmt.Errorf("validate: the mirror's destination transaction did not end within %s", holdReach)}
+			a.v.reply <- validationReply{err: fmt.Errorf("validate: the mirror's destination transaction did not end within %s", b.reachWithin())}
 		}
 		return nil
 	}
@@ -88,7 +88,7 @@ func (b *batcher) startValidation(ctx context.Context, v *validation, stream con
 	if _, ok := b.dst.(connectors.RowSummer); !ok {
 		return refuse("VALIDATE MIRROR is not supported for %s destinations", b.f.dstType)
 	}
-	tctx, cancel := context.WithTimeout(ctx, holdReach)
+	tctx, cancel := context.WithTimeout(ctx, b.reachWithin())
 	defer cancel()
 	src, err := b.f.src.OpenSource(tctx, "sluice-validate")
 	if err != nil {
@@ -166,13 +166,22 @@ func (b *batcher) release(ctx context.Context) error {
 	return nil
 }
 
-// expireHold fails a validation that has waited longer than holdReach for
-// the stream to reach its snapshot.
+// reachWithin is how long a validation may wait for the stream to reach
+// its snapshot: holdReach, or the batcher's own (tests).
+func (b *batcher) reachWithin() time.Duration {
+	if b.holdReach > 0 {
+		return b.holdReach
+	}
+	return holdReach
+}
+
+// expireHold fails a validation that has waited longer than reachWithin
+// for the stream to reach its snapshot; the mirror goes on.
 func (b *batcher) expireHold() {
-	if b.hold != nil && time.Since(b.hold.since) > holdReach {
+	if b.hold != nil && time.Since(b.hold.since) > b.reachWithin() {
 		h := b.hold
 		b.hold = nil
-		h.fail(fmt.Errorf("validate: the stream did not reach the source's snapshot within %s", holdReach))
+		h.fail(fmt.Errorf("validate: the stream did not reach the source's snapshot within %s", b.reachWithin()))
 	}
 }
 

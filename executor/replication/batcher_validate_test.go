@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,6 +130,38 @@ func TestBatcherValidationIdleSource(t *testing.T) {
 	f <- tx(300, 310, "2")
 	if r := reply(t, v2); r.err != nil || r.tables[0].summary.Rows != 1 {
 		t.Fatalf("second validation: %+v (error %v), want 1 row", r.tables, r.err)
+	}
+}
+
+func TestBatcherValidationTimesOut(t *testing.T) {
+	d := &dest{}
+	f := make(feed, 16)
+	b, vs := validatingBatcher(d, 500)
+	b.holdReach = 300 * time.Millisecond
+	running(t, b, d.stream(f))
+	v := &validation{reply: make(chan validationReply, 1)}
+	vs <- v
+	// The stream stays before the snapshot: the validation fails, the
+	// mirror goes on.
+	f <- tx(110, 120, "1")
+	r := reply(t, v)
+	if r.err == nil || !strings.Contains(r.err.Error(), "did not reach the source's snapshot") {
+		t.Fatalf("reply error %v, want a timeout", r.err)
+	}
+	f <- tx(510, 520, "2")
+	eventually(t, "the transactions after the failed validation", func() bool {
+		c, _, _ := d.snapshot()
+		return len(c) > 0 && c[len(c)-1].lsn == 520
+	})
+	// A validation while one waits is refused.
+	v1, v2 := &validation{reply: make(chan validationReply, 1)}, &validation{reply: make(chan validationReply, 1)}
+	b2, vs2 := validatingBatcher(&dest{}, 900)
+	b2.holdReach = time.Hour
+	running(t, b2, (&dest{}).stream(make(feed)))
+	vs2 <- v1
+	vs2 <- v2
+	if r := reply(t, v2); r.err == nil || !strings.Contains(r.err.Error(), "another validation") {
+		t.Fatalf("second validation: %v, want refused", r.err)
 	}
 }
 
