@@ -334,12 +334,19 @@ type verbStatement struct {
 	sql string
 }
 
-func (v *verbStatement) ParamOIDs() []uint32                 { return nil }
-func (v *verbStatement) Fields() []pgproto3.FieldDescription { return nil }
+func (v *verbStatement) ParamOIDs() []uint32 { return nil }
 
-func (v *verbStatement) Execute(ctx context.Context, _ [][]byte, _, _ []int16, w server.ResultWriter) error {
-	v.s.notices = w
-	defer func() { v.s.notices = nil }()
+// Fields implements server.Statement: only VALIDATE MIRROR returns rows.
+func (v *verbStatement) Fields() []pgproto3.FieldDescription {
+	if _, ok := v.st.(*sqlext.ValidateMirror); ok {
+		return validationFields()
+	}
+	return nil
+}
+
+func (v *verbStatement) Execute(ctx context.Context, _ [][]byte, _, resultFormats []int16, w server.ResultWriter) error {
+	v.s.notices, v.s.resultFormats = w, resultFormats
+	defer func() { v.s.notices, v.s.resultFormats = nil, nil }()
 	err := v.s.exec(ctx, v.sql, v.st, w)
 	if err != nil {
 		v.s.abortBlock(ctx)

@@ -67,6 +67,10 @@ type session struct {
 	setVersion uint64
 	notices    server.ResultWriter // where backend notices go while a statement runs
 	cursors    peerCursors         // cursors on peers and their transactions (peercursor.go)
+
+	// resultFormats are the result formats a prepared statement of ours is
+	// executed with (Bind's; nil: all text), while it runs.
+	resultFormats []int16
 }
 
 type peerConn struct {
@@ -334,6 +338,8 @@ func (s *session) exec(ctx context.Context, full string, st sqlext.Statement, w 
 		return s.mirrorStatement(ctx, st, w)
 	case *sqlext.AlterMirror:
 		return s.alterMirror(ctx, st, w)
+	case *sqlext.ValidateMirror:
+		return s.validateMirror(ctx, st, w)
 	default:
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "statement %T is not supported", st)
 	}
@@ -383,6 +389,8 @@ func verb(st sqlext.Statement) string {
 		return "EXECUTE MIRROR"
 	case *sqlext.AlterMirror:
 		return "ALTER MIRROR"
+	case *sqlext.ValidateMirror:
+		return "VALIDATE MIRROR"
 	}
 	return "statement"
 }

@@ -33,6 +33,7 @@
 //	EXECUTE MIRROR name
 //	ALTER MIRROR [IF EXISTS] name SET (options)
 //	ALTER MIRROR [IF EXISTS] name RESET (name [, ...])
+//	VALIDATE MIRROR name [TABLE [schema.]table] [WITH (options)]
 //
 // type is one of POSTGRES, CLICKHOUSE, MYSQL, SNOWFLAKE, BIGQUERY, in any
 // case.

@@ -158,6 +158,8 @@ func parseStatement(sql string, toks []token) (Statement, error) {
 		return finish(p.resync(text))
 	case at(0).is("alter") && at(1).is("mirror"):
 		return finish(p.alterMirror(text))
+	case at(0).is("validate"):
+		return finish(p.validateMirror(text))
 	case at(0).is("execute") && at(1).is("mirror") && at(2).isWord():
 		return finish(p.executeMirror(text))
 	case at(0).is("execute") && p.isExecutePeer():

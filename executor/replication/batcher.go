@@ -3,6 +3,7 @@ package replication
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,13 @@ type batcher struct {
 	// starts; beginVersion the same as a number, its changes' version.
 	beginPos     connectors.Position
 	beginVersion uint64
+	// asked is a VALIDATE MIRROR waiting for the destination transaction
+	// to end before it takes its snapshot, hold one waiting for the
+	// stream to reach its snapshot (batcher_validate.go); nil: none.
+	asked *asked
+	hold  *hold
+	// holdReach, if set, replaces the constant (tests).
+	holdReach time.Duration
 }
 
 const (
@@ -166,6 +174,14 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			defer cancel()
 			_ = b.applier.Rollback(rctx) // err is the one to report
 		}
+		if b.hold != nil {
+			b.hold.fail(errors.New("validate: the mirror's stream stopped before it reached the snapshot"))
+			b.hold = nil
+		}
+		if b.asked != nil {
+			b.asked.v.reply <- validationReply{err: errors.New("validate: the mirror's stream stopped before the validation began")}
+			b.asked = nil
+		}
 	}()
 
 	lastActivity := time.Now()
@@ -177,6 +193,10 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	startAck := connectors.MaxPosition(b.acked, b.f.ackedBefore())
 	beatEvery := cmp.Or(b.heartbeatEvery, heartbeatEvery)
 	for {
+		b.expireHold()
+		if err := b.startAsked(ctx, stream); err != nil {
+			return err
+		}
 		var r readResult
 		select {
 		case r = <-results:
@@ -189,6 +209,9 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 			if err := b.versionedDone(ctx, d); err != nil {
 				return err
 			}
+			continue
+		case v := <-b.f.validations:
+			b.ask(v)
 			continue
 		case <-b.f.wake:
 			// A request was just recorded: no need to wait for the poll.
@@ -296,6 +319,13 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 }
 
 func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
+	if b.reached(ev) {
+		// Everything before a validation's snapshot is here: apply it and
+		// let the validation read the destination before going on.
+		if err := b.release(ctx); err != nil {
+			return err
+		}
+	}
 	switch ev.Kind {
 	case connectors.EventBegin:
 		b.inTx = true

@@ -35,6 +35,12 @@
 // catching up (resync_catchup.go), on one with VersionedRows by carrying
 // newer rows into the shadow at the swap (resync_versioned.go).
 //
+// VALIDATE MIRROR runs inside CDC too (validate.go, batcher_validate.go):
+// the batcher takes a source snapshot, applies the stream up to its
+// position and no further, summarizes the destination there while the
+// stream waits, and the statement summarizes the source under the
+// snapshot.
+//
 // # A RESYNC TABLE m.public.users WITH (strategy = 'swap'), layer by layer
 //
 //  1. server/ reads the Query message and hands the text to the session;

@@ -60,6 +60,9 @@ type runner struct {
 	done   chan struct{}
 	// wake tells the flow to look for requests now (see Wake).
 	wake chan struct{}
+	// validate hands VALIDATE MIRROR requests to the streaming flow
+	// (Validate); unbuffered: a request is taken or refused.
+	validate chan *validation
 }
 
 // New returns an engine; nothing runs until Start.
@@ -122,11 +125,11 @@ func (e *Engine) Run(name string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.base)
-	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), validate: make(chan *validation)}
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		e.run(ctx, name, r.wake)
+		e.run(ctx, name, r.wake, r.validate)
 		e.mu.Lock()
 		if e.runners[name] == r {
 			delete(e.runners, name)
@@ -179,14 +182,14 @@ const (
 
 // run drives one mirror until its context ends, it is paused or dropped, or
 // it completes.
-func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}) {
+func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}, validate <-chan *validation) {
 	log := e.cfg.Logger.With("mirror", name)
 	store := e.cfg.Store
 	var acked connectors.Position // by the runner's attempts, one at a time
 	retry(ctx, retryDeps{
 		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
 		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
-			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake, acked: &acked}
+			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake, validations: validate, acked: &acked}
 			return f.step(ctx)
 		},
 		record: func(ctx context.Context, err error) error {

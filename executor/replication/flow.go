@@ -36,6 +36,9 @@ type flow struct {
 	// wake receives when a request waits in the catalog (Engine.Wake);
 	// nil: the flow only polls.
 	wake <-chan struct{}
+	// validations receives VALIDATE MIRROR requests, which only the CDC
+	// phase's batcher takes (batcher_validate.go); nil: none come.
+	validations <-chan *validation
 	// acked is the highest position the runner's attempts acknowledged to
 	// the source, shared by its flows (nil: none kept); see batcher.run.
 	acked *connectors.Position

@@ -1,0 +1,95 @@
+package executor_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestKillDuringValidation kills sluice with SIGKILL while a VALIDATE
+// MIRROR holds the stream at its snapshot, under pgbench: after the
+// restart the mirror streams on, loses and duplicates nothing (the tables
+// end equal), the source keeps no slot of the validation's, and a new
+// validation reports every table equal.
+func TestKillDuringValidation(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "2", "-q")
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`) WITH (max_batch_size = 500)`)
+	conn.Close(context.Background())
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+		var status string
+		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
+	})
+
+	load := make(chan struct{})
+	go func() {
+		defer close(load)
+		pgbench(t, srcURL, "-n", "-c", "2", "-T", "12")
+	}()
+	time.Sleep(time.Second)
+	for i := 0; i < 2; i++ {
+		// A validation in the background; killed once the flow holds the
+		// stream for it (its log says so).
+		logged := strings.Count(readLog(t, p), "validation: holding the stream")
+		vconn := connect(t, p.url())
+		go func() { _, _ = vconn.Exec(context.Background(), "VALIDATE MIRROR vk WITH (mode = 'checksum')") }()
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(readLog(t, p), "validation: holding the stream") == logged {
+			if time.Now().After(deadline) {
+				t.Fatal("the validation did not start")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		p.kill()
+		p.start()
+		waitFor(t, p, "streaming again", func(c *pgx.Conn) bool {
+			var status string
+			return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
+		})
+	}
+	<-load
+	for _, tbl := range pgbenchTables {
+		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}
+	// The validations' temporary slots ended with their connections.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var slots int
+		if err := src.QueryRow(testCtx(t), `SELECT count(*) FROM pg_replication_slots WHERE temporary`).Scan(&slots); err != nil {
+			t.Fatal(err)
+		}
+		if slots == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d temporary slots left on the source", slots)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	conn = connect(t, p.url())
+	got := validateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
+	for _, tbl := range pgbenchTables {
+		if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
+			t.Errorf("%s after the kills: %+v", tbl.name, r)
+		}
+	}
+}
+
+// readLog returns the sluice process's log so far.
+func readLog(t *testing.T, p *process) string {
+	t.Helper()
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
