@@ -75,6 +75,32 @@ type RowSummary struct {
 	Ranges map[int64]RangeSummary
 }
 
+// AddRange adds to s one range's row of a summary query: its number, its
+// rows n, its checksum sum (nil when not asked for) and its least and
+// greatest keys (nil without a key). A range without rows is left out.
+// For connectors, whose summary queries return such rows.
+func (s *RowSummary) AddRange(spec SummarySpec, bucket, n int64, sum *string, lo, hi *int64) {
+	if n == 0 {
+		return
+	}
+	first := s.Rows == 0
+	s.Rows += n
+	if lo != nil && hi != nil {
+		if first || *lo < s.MinKey {
+			s.MinKey = *lo
+		}
+		if first || *hi > s.MaxKey {
+			s.MaxKey = *hi
+		}
+	}
+	if spec.Checksum && sum != nil {
+		if s.Ranges == nil {
+			s.Ranges = map[int64]RangeSummary{}
+		}
+		s.Ranges[bucket] = RangeSummary{Rows: n, Sum: *sum}
+	}
+}
+
 // RangeSummary is a key range's rows and checksum.
 type RangeSummary struct {
 	Rows int64

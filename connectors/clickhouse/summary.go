@@ -95,7 +95,6 @@ func (d *Destination) SummarizeRows(ctx context.Context, t connectors.DestTable,
 		return out, fmt.Errorf("summarize %s: %w", t.Dest, err)
 	}
 	defer rows.Close()
-	first := true
 	for rows.Next() {
 		var b, n int64
 		var sum *string
@@ -103,25 +102,7 @@ func (d *Destination) SummarizeRows(ctx context.Context, t connectors.DestTable,
 		if err := rows.Scan(&b, &n, &sum, &lo, &hi); err != nil {
 			return out, fmt.Errorf("summarize %s: %w", t.Dest, err)
 		}
-		if n == 0 {
-			continue
-		}
-		out.Rows += n
-		if lo != nil && hi != nil {
-			if first || *lo < out.MinKey {
-				out.MinKey = *lo
-			}
-			if first || *hi > out.MaxKey {
-				out.MaxKey = *hi
-			}
-			first = false
-		}
-		if spec.Checksum && sum != nil {
-			if out.Ranges == nil {
-				out.Ranges = map[int64]connectors.RangeSummary{}
-			}
-			out.Ranges[b] = connectors.RangeSummary{Rows: n, Sum: *sum}
-		}
+		out.AddRange(spec, b, n, sum, lo, hi)
 	}
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("summarize %s: %w", t.Dest, err)

@@ -76,7 +76,6 @@ func summarize(ctx context.Context, q querier, table connectors.TableName, where
 		return out, fmt.Errorf("summarize %s: %w", table, err)
 	}
 	defer rows.Close()
-	first := true
 	for rows.Next() {
 		var bucket, n int64
 		var sum *string
@@ -84,25 +83,7 @@ func summarize(ctx context.Context, q querier, table connectors.TableName, where
 		if err := rows.Scan(&bucket, &n, &sum, &lo, &hi); err != nil {
 			return out, fmt.Errorf("summarize %s: %w", table, err)
 		}
-		if n == 0 {
-			continue
-		}
-		out.Rows += n
-		if lo != nil && hi != nil {
-			if first || *lo < out.MinKey {
-				out.MinKey = *lo
-			}
-			if first || *hi > out.MaxKey {
-				out.MaxKey = *hi
-			}
-			first = false
-		}
-		if spec.Checksum && sum != nil {
-			if out.Ranges == nil {
-				out.Ranges = map[int64]connectors.RangeSummary{}
-			}
-			out.Ranges[bucket] = connectors.RangeSummary{Rows: n, Sum: *sum}
-		}
+		out.AddRange(spec, bucket, n, sum, lo, hi)
 	}
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("summarize %s: %w", table, err)
