@@ -30,6 +30,8 @@ var chTypesCols = []col{
 	text("en"),
 	{"st", "IFNULL(%s, '')", "arrayStringConcat(arrayMap(x -> assumeNotNull(x), %s), ',')"},
 	text("js"),
+	text("l1"),
+	{"bt64", "LPAD(BIN(%s), 64, '0')", "%s"},
 }
 
 // chOrdersCols are app.orders's mirrored columns on ClickHouse.
@@ -58,7 +60,7 @@ func TestMirrorIntoClickHouse(t *testing.T) {
 	my := myConn(t, db)
 	// ClickHouse's dates end at 2299 (and before 22.8 are Strings, but the
 	// newer Date32 starts at 1900): the edge rows stay in that range.
-	myExec(t, my, "SET SESSION sql_mode = ''", ordersDDL, typesDDL, typesEdgeRows, typesBulk(1, 2000),
+	myExec(t, my, "SET SESSION sql_mode = ''", ordersDDL, typesDDL, typesEdgeRows, typesOddRow, typesBulk(1, 2000),
 		"UPDATE types SET dt = '2299-12-31', dtm = '2299-12-31 23:59:59.999999' WHERE id = -2",
 		"UPDATE types SET dt = '1900-01-01' WHERE id = -4",
 		"INSERT INTO orders SELECT seq, CONCAT('customer ', seq), seq * 1.25, CONCAT('card-', seq), "+

@@ -15,7 +15,8 @@ const typesDDL = `CREATE TABLE types (
   dec1 decimal(20,6), f float, d double, bt bit(10),
   dt date, dtm datetime(6), ts timestamp(3) NULL DEFAULT NULL, tm time(6), y year,
   ch char(10), vc varchar(50), tx text, bn binary(4), vb varbinary(20), bl blob,
-  en enum('a','b','c'), st set('x','y','z'), js json
+  en enum('a','b','c'), st set('x','y','z'), js json,
+  l1 varchar(20) CHARACTER SET latin1, bt64 bit(64)
 ) CHARACTER SET utf8mb4`
 
 // typesCols renders the columns of typesDDL on MariaDB and on Postgres.
@@ -43,6 +44,8 @@ var typesCols = []col{
 	text("en"),
 	{"st", "%s", "array_to_string(%s, ',')"},
 	text("js"), // written in jsonb's own text form
+	text("l1"),
+	{"bt64", "LPAD(BIN(%s), 64, '0')", "%s"},
 }
 
 // typesEdgeRows are rows at the edges of each type: limits, NULLs, zero
@@ -51,20 +54,26 @@ const typesEdgeRows = `INSERT INTO types VALUES
  (-1, -128, 0, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0,
   -99999999999999.999999, -3.5, -1.25e-3, b'0000000000',
   '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', '-838:59:59.000000', 0,
-  '', '', '', x'00000000', x'', x'', 'a', '', '[]'),
+  '', '', '', x'00000000', x'', x'', 'a', '', '[]', '', b'0'),
  (-2, 127, 255, 1, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295, 9223372036854775807, 18446744073709551615,
   99999999999999.999999, 16777216, 1.5e15, b'1111111111',
   '9999-12-31', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999', '838:59:59.000000', 2155,
   'ünïcødé', 'emoji 😀 ok', repeat('long text ', 500), x'00ff0001', x'000102', x'00000000deadbeef00', 'c', 'x,y,z',
-  '{"a": 1, "b": [true, null, "ü"]}'),
+  '{"a": 1, "b": [true, null, "ü"]}', 'café €ÿ', x'ffffffffffffffff'),
  (-3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (-4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0.5, 0.25, 0.1, b'0000000001',
   '1000-01-01', '1970-01-01 00:00:00.000001', '1970-01-01 00:00:01.001', '-00:00:00.500000', 1901,
-  'pad  ', 'trailing  ', 'a\nb\tc', 'ab', 'x', 'blob', 'b', 'y', '{"k": "v"}'),
+  'pad  ', 'trailing  ', 'a\nb\tc', 'ab', 'x', 'blob', 'b', 'y', '{"k": "v"}', 'a', b'1'),
  (-5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL,
   '2024-02-00', '2024-00-10 10:00:00', NULL, '12:34:56.789012', 2024,
-  'x', 'y', 'z', NULL, NULL, NULL, NULL, 'x,z', '{"a": {"b": {"c": [1, 2.5, -3]}}}')`
+  'x', 'y', 'z', NULL, NULL, NULL, NULL, 'x,z', '{"a": {"b": {"c": [1, 2.5, -3]}}}', 'ß', x'8000000000000000')`
+
+// typesOddRow is a row of values MariaDB stores from bad input in its
+// default SQL mode (an enum's '' for an unknown label, a SET without the
+// unknown member), with small negative fractions and the extreme TIME.
+const typesOddRow = `INSERT INTO types (id, en, st, dec1, d, tm, l1, bt64, u64, i64)
+ VALUES (-6, 'bogus', 'x,bogus', -0.000001, -0.000001, '-838:59:59.999999', 'Ä', b'1', 9223372036854775808, -1)`
 
 // typesBulk fills ids 1..n with values of every column derived from the id.
 func typesBulk(lo, hi int) string {
@@ -74,7 +83,7 @@ func typesBulk(lo, hi int) string {
   '2020-01-01 00:00:00.5' + INTERVAL seq MINUTE, SEC_TO_TIME(seq * 37), 1901 + seq %% 254,
   CONCAT('c', seq), CONCAT('vc ', seq, ' é'), REPEAT('t', seq %% 50), UNHEX(LPAD(HEX(seq), 8, '0')),
   UNHEX(HEX(seq)), CONCAT(x'00', seq, x'00'), ELT(1 + seq %% 3, 'a', 'b', 'c'), ELT(1 + seq %% 4, '', 'x', 'x,y', 'y,z'),
-  CONCAT('{"n": ', seq, '}')
+  CONCAT('{"n": ', seq, '}'), CONCAT('l', seq, ' é'), seq * 1000000007
 FROM (SELECT CAST(seq AS SIGNED) AS seq FROM seq_%d_to_%d) s`, lo, hi)
 }
 
@@ -120,7 +129,7 @@ func sourceChanges(t *testing.T, my *client.Conn, settle func(), dflt string) {
 		"COMMIT",
 	)
 	settle()
-	myExec(t, my, "TRUNCATE TABLE types", typesEdgeRows, typesBulk(1, 200))
+	myExec(t, my, "TRUNCATE TABLE types", typesEdgeRows, typesOddRow, typesBulk(1, 200))
 	settle()
 	myExec(t, my, "ALTER TABLE orders ADD COLUMN extra varchar(20) "+dflt,
 		"INSERT INTO orders (id, customer, amount, card, created, note, extra) VALUES (6001, 'with extra', 3, 'c', NOW(6), 'x', 'extra value')",
@@ -138,7 +147,7 @@ func TestMirrorIntoPostgres(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	my := myConn(t, f.db)
-	myExec(t, my, "SET SESSION sql_mode = ''", ordersDDL, typesDDL, typesEdgeRows, typesBulk(1, 3000),
+	myExec(t, my, "SET SESSION sql_mode = ''", ordersDDL, typesDDL, typesEdgeRows, typesOddRow, typesBulk(1, 3000),
 		"INSERT INTO orders SELECT seq, CONCAT('customer ', seq), seq * 1.25, CONCAT('card-', seq), "+
 			"'2024-01-01 00:00:00.123456' + INTERVAL seq SECOND, IF(seq % 3 = 0, NULL, REPEAT('n', seq % 20)) FROM seq_1_to_3000")
 	mustExec(t, f.conn, fmt.Sprintf(`CREATE MIRROR m FROM my TO dst WITH TABLE MAPPING
