@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -218,25 +219,38 @@ func TestKillDuringInitialLoad(t *testing.T) {
 }
 
 // TestKillDuringStreaming kills sluice (SIGKILL) twice while it streams a
-// MariaDB table into Postgres under a writer: restarted from the applied
-// position each time, it converges with nothing lost or applied twice.
+// MariaDB table into Postgres under a writer, with the binlog rotated
+// (FLUSH BINARY LOGS) between the kills, through two mirrors: one resuming
+// by GTID (the default on MariaDB), one by file and offset. Restarted from
+// the applied position each time, each converges with nothing lost or
+// applied twice.
 func TestKillDuringStreaming(t *testing.T) {
 	t.Parallel()
 	const n = 20_000
 	p, db, dst := killFixture(t, n)
 	conn := connect(t, p.url())
+	mustExec(t, conn, strings.Replace(mysqlPeer("myfp", db), "WITH (", "WITH (replication_mechanism = 'filepos', ", 1))
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR ks FROM my TO dst WITH TABLE MAPPING (%s.t:t) WITH (max_batch_size = 200)`, db))
+	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR ksfp FROM myfp TO dst WITH TABLE MAPPING (%s.t:tfp) WITH (max_batch_size = 200)`, db))
 	conn.Close(context.Background())
 	waitFor(t, p, "ks running", running("ks"))
+	waitFor(t, p, "ksfp running", running("ksfp"))
 	w := startWriter(t, db, n, "t")
 	for i := 0; i < 2; i++ {
-		w.waitRounds(t, 100)
+		w.waitRounds(t, 50)
+		maria.Exec(t, "", "FLUSH BINARY LOGS")
+		w.waitRounds(t, 50)
 		p.kill()
 		w.waitRounds(t, 30)
+		maria.Exec(t, "", "FLUSH BINARY LOGS")
+		w.waitRounds(t, 10)
 		p.start()
 	}
 	waitFor(t, p, "ks running", running("ks"))
+	waitFor(t, p, "ksfp running", running("ksfp"))
 	w.waitRounds(t, 50)
 	w.finish(t)
-	waitSamePG(t, connect(t, p.url()), dst, myConn(t, db), "t", "t", "id", churnCols)
+	c := connect(t, p.url())
+	waitSamePG(t, c, dst, myConn(t, db), "t", "t", "id", churnCols)
+	waitSamePG(t, c, dst, myConn(t, db), "t", "tfp", "id", churnCols)
 }
