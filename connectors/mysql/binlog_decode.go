@@ -56,7 +56,7 @@ func (p point) position() connectors.Position { return encodePosition(p.version(
 type streamTable struct {
 	schema *connectors.TableSchema
 	// sig identifies the columns of the table map the mapping below was
-	// made for (names and types).
+	// made for (names, types and charsets).
 	sig string
 	// idx[i] is the binlog column of schema column i; enc[i] encodes it.
 	idx []int
@@ -327,7 +327,10 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	if len(names) != int(tm.ColumnCount) {
 		return nil, fmt.Errorf("the binlog carries no column names for %s: set binlog_row_metadata = FULL on the source", name)
 	}
-	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType)
+	// The charsets are in it too: a table converted to another charset
+	// logs its text in that charset with the same column types.
+	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType) +
+		fmt.Sprint(tm.DefaultCharset, tm.ColumnCharset)
 	if sig == st.sig {
 		return nil, nil
 	}

@@ -231,3 +231,27 @@ func TestBinlogStreamDropTable(t *testing.T) {
 		return
 	}
 }
+
+// TestBinlogStreamCharsetChange: a table converted to another charset
+// while its stream runs logs its text in the new charset; the stream,
+// which read the table before, converts each row by the charset its table
+// map gives (latin1's é is one byte, utf8mb4's two).
+func TestBinlogStreamCharsetChange(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20)) CHARACTER SET latin1")
+	src := openWith(t, db, nil)
+	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+	maria.Exec(t, db,
+		"INSERT INTO t VALUES (1, 'café €')",
+		"ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",
+		"INSERT INTO t VALUES (2, 'naïve ☃')",
+		"DELETE FROM t WHERE id = 2", // ☃ is not in latin1
+		"ALTER TABLE t CONVERT TO CHARACTER SET latin1",
+		"INSERT INTO t VALUES (3, 'ÿ')")
+	got := describe(readUntil(t, s, 12))
+	want := []string{"begin", "I t new(1,café €)", "commit", "begin", "I t new(2,naïve ☃)", "commit",
+		"begin", "D t old(2,naïve ☃)", "commit", "begin", "I t new(3,ÿ)", "commit"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
