@@ -108,7 +108,7 @@ func myExec(t *testing.T, c *client.Conn, sqls ...string) {
 // TestMirrorIntoClickHouse make once the initial load is done: inserts,
 // updates (of keys too), deletes, a transaction of several statements,
 // a TRUNCATE, then a column added (with the clause dflt, such as a
-// DEFAULT) and used.
+// DEFAULT) and used, and columns converted to other charsets.
 func sourceChanges(t *testing.T, my *client.Conn, settle func(), dflt string) {
 	t.Helper()
 	myExec(t, my,
@@ -133,7 +133,14 @@ func sourceChanges(t *testing.T, my *client.Conn, settle func(), dflt string) {
 	settle()
 	myExec(t, my, "ALTER TABLE orders ADD COLUMN extra varchar(20) "+dflt,
 		"INSERT INTO orders (id, customer, amount, card, created, note, extra) VALUES (6001, 'with extra', 3, 'c', NOW(6), 'x', 'extra value')",
-		"UPDATE orders SET extra = CONCAT('e', id) WHERE id BETWEEN 500 AND 520")
+		"UPDATE orders SET extra = CONCAT('e', id) WHERE id BETWEEN 500 AND 520",
+		// The binlog's text then comes in utf8mb4 where it was latin1.
+		"ALTER TABLE types MODIFY l1 varchar(20) CHARACTER SET utf8mb4",
+		"UPDATE types SET l1 = 'naïve ☃' WHERE id < 10")
+	settle()
+	// And the other way.
+	myExec(t, my, "ALTER TABLE orders CONVERT TO CHARACTER SET latin1",
+		"UPDATE orders SET customer = 'café €', note = 'ÿ' WHERE id BETWEEN 600 AND 610")
 }
 
 // TestMirrorIntoPostgres mirrors two MariaDB tables into Postgres: orders
