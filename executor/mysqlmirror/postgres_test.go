@@ -70,7 +70,7 @@ const typesEdgeRows = `INSERT INTO types VALUES
   'x', 'y', 'z', NULL, NULL, NULL, NULL, 'x,z', '{"a": {"b": {"c": [1, 2.5, -3]}}}', 'ß', x'8000000000000000')`
 
 // typesOddRow is a row of values MariaDB stores from bad input in its
-// default SQL mode (an enum's '' for an unknown label, a SET without the
+// default SQL mode (an enum's empty string for an unknown label, a SET without the
 // unknown member), with small negative fractions and the extreme TIME.
 const typesOddRow = `INSERT INTO types (id, en, st, dec1, d, tm, l1, bt64, u64, i64)
  VALUES (-6, 'bogus', 'x,bogus', -0.000001, -0.000001, '-838:59:59.999999', 'Ä', b'1', 9223372036854775808, -1)`
