@@ -254,3 +254,61 @@ func TestKillDuringStreaming(t *testing.T) {
 	waitSamePG(t, c, dst, myConn(t, db), "t", "t", "id", churnCols)
 	waitSamePG(t, c, dst, myConn(t, db), "t", "tfp", "id", churnCols)
 }
+
+// TestKillDuringLargeTransaction kills sluice (SIGKILL) while it writes
+// one large MariaDB transaction into ClickHouse, which it writes in blocks
+// before the transaction's end is recorded: restarted, the stream resumes
+// before the transaction and sends it again with the same versions, and
+// the FINAL view ends equal to the source.
+func TestKillDuringLargeTransaction(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t)
+	db := newMariaDB(t)
+	chDB := "ch_" + db
+	chc, err := ch.Open("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chc.Close()
+	if err := chc.Exec(testCtx(t), "CREATE DATABASE "+chDB); err != nil {
+		t.Fatal(err)
+	}
+	my := myConn(t, db)
+	myExec(t, my, fmt.Sprintf(churnDDL, "t"), fmt.Sprintf(churnFill, "t", 100_000))
+	conn := connect(t, p.url())
+	mustExec(t, conn, mysqlPeer("my", db))
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = '%s')", ch.Port(), chDB))
+	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR kbig FROM my TO ch WITH TABLE MAPPING (%s.t:t) WITH (max_batch_size = 10000)`, db))
+	conn.Close(context.Background())
+	waitFor(t, p, "kbig running", running("kbig"))
+	cols := []col{text("id"), text("v"), text("note"), {"at", "DATE_FORMAT(%s, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')", "%s"}}
+	same := func() {
+		t.Helper()
+		waitSame(t, nil, my, "t", "id", cols, func() rows { return chRows(t, chDB, "t", "id", cols) })
+	}
+	same()
+	myExec(t, my, "BEGIN",
+		"UPDATE t SET v = v + 7, note = 'big'",
+		"INSERT INTO t SELECT seq, 1, 'new', NOW(6) FROM seq_200001_to_300000",
+		"UPDATE t SET id = id + 1000000 WHERE id % 10 = 0 AND id <= 100000",
+		"DELETE FROM t WHERE id % 7 = 0",
+		"COMMIT")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var written uint64
+		if err := chc.QueryRow(testCtx(t), "SELECT count() FROM "+chDB+".t WHERE note = 'big'").Scan(&written); err != nil {
+			t.Fatal(err)
+		}
+		if written > 0 {
+			t.Logf("killed with %d rows of the transaction written", written)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no row of the transaction written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.kill()
+	p.start()
+	same()
+}
