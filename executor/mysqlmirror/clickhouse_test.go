@@ -3,6 +3,7 @@ package mysqlmirror_test
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // chTypesCols renders the columns of typesDDL on MariaDB and on ClickHouse
@@ -85,4 +86,66 @@ func TestMirrorIntoClickHouse(t *testing.T) {
 	same("orders", append(chOrdersCols[:len(chOrdersCols):len(chOrdersCols)], text("extra")))
 	check()
 	mustExec(t, conn, "DROP MIRROR chm")
+}
+
+// TestResyncIntoClickHouse resyncs a MariaDB mirror into ClickHouse while
+// a writer keeps changing the table: RESYNC TABLE (the live table keeps
+// streaming while the copy loads; rows newer than the copy's snapshot are
+// carried over at the swap), then RESYNC MIRROR. The FINAL view ends equal
+// to the source.
+func TestResyncIntoClickHouse(t *testing.T) {
+	t.Parallel()
+	s := startSluice(t)
+	conn := connect(t, s.URL())
+	db := newMariaDB(t)
+	chDB := "ch_" + db
+	chc, err := ch.Open("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer chc.Close()
+	if err := chc.Exec(testCtx(t), "CREATE DATABASE "+chDB); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, mysqlPeer("my", db))
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = '%s')", ch.Port(), chDB))
+	my := myConn(t, db)
+	const n = 20_000
+	myExec(t, my, fmt.Sprintf(churnDDL, "t"), fmt.Sprintf(churnFill, "t", n))
+	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR chr FROM my TO ch WITH TABLE MAPPING (%s.t:t)
+		WITH (snapshot_num_rows_per_partition = 4000, max_batch_size = 500)`, db))
+	waitStatus(t, conn, "chr", "RUNNING")
+	cols := []col{text("id"), text("v"), text("note"), {"at", "DATE_FORMAT(%s, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')", "%s"}}
+	w := startWriter(t, db, n, "t")
+	stopped := false
+	defer func() {
+		if !stopped {
+			close(w.stop)
+			<-w.done
+		}
+	}()
+	w.waitRounds(t, 20)
+	mustExec(t, conn, fmt.Sprintf("RESYNC TABLE chr.%s.t", db))
+	waitResync(t, conn, "chr", db+".t", "done")
+	w.waitRounds(t, 20)
+	mustExec(t, conn, "RESYNC MIRROR chr")
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var status string
+		var resyncing bool
+		if err := conn.QueryRow(testCtx(t), "SELECT status, resyncing FROM mirrors WHERE name = 'chr'").Scan(&status, &resyncing); err != nil {
+			t.Fatal(err)
+		}
+		if status == "RUNNING" && !resyncing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("full resync: status %s, resyncing %v\n%s", status, resyncing, mirrorState(conn))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.waitRounds(t, 20)
+	stopped = true
+	w.finish(t)
+	waitSame(t, conn, my, "t", "id", cols, func() rows { return chRows(t, chDB, "t", "id", cols) })
 }
