@@ -179,7 +179,7 @@ func (d *binlogDecoder) query(e *replication.QueryEvent, start uint32, h *replic
 // TRUNCATE), or an error for one that removes or renames a mirrored table.
 // Columns added to a table are followed when its rows show them (rows).
 func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
-	verb, rest := firstWord(q)
+	verb, rest := firstWord(skipComments(q))
 	var tables []connectors.TableName
 	switch strings.ToUpper(verb) {
 	case "TRUNCATE":
@@ -391,6 +391,38 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	}
 	st.idx, st.enc, st.key, st.sig = idx, enc, st.schema.KeyIndexes(), sig
 	return out, nil
+}
+
+// skipComments returns q without the comments before its first word: the
+// binlog logs a statement as the client sent it, and clients and proxies
+// put comments first ("/* app: cleanup */ TRUNCATE t"). The text of an
+// executable comment ("/*!40101 ... */", "/*M!100100 ... */") is kept:
+// the server ran it.
+func skipComments(q string) string {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n")
+		switch {
+		case strings.HasPrefix(q, "/*"):
+			end := strings.Index(q[2:], "*/")
+			if end < 0 {
+				return ""
+			}
+			inner, after := q[2:2+end], q[2+end+2:]
+			if v, ok := strings.CutPrefix(strings.TrimPrefix(inner, "M"), "!"); ok {
+				// The version the text needs, then the text.
+				return strings.TrimLeft(v, "0123456789") + " " + after
+			}
+			q = after
+		case strings.HasPrefix(q, "#"), strings.HasPrefix(q, "--") && (len(q) == 2 || q[2] <= ' '):
+			end := strings.IndexByte(q, '\n')
+			if end < 0 {
+				return ""
+			}
+			q = q[end+1:]
+		default:
+			return q
+		}
+	}
 }
 
 // firstWord splits s at its first run of spaces: the word before, and the

@@ -255,3 +255,36 @@ func TestBinlogStreamCharsetChange(t *testing.T) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestBinlogStreamCommentedDDL: DDL logged with comments before it (as
+// clients and proxies send it) is followed: a TRUNCATE, then a DROP
+// TABLE that stops the stream.
+func TestBinlogStreamCommentedDDL(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	src := openWith(t, db, nil)
+	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+	maria.Exec(t, db,
+		"/* app: cleanup */ TRUNCATE TABLE t",
+		"INSERT INTO t VALUES (2)",
+		"# why\n-- because\n/*!40101 TRUNCATE t */",
+		"INSERT INTO t VALUES (3)")
+	got := describe(readUntil(t, s, 12))
+	want := []string{"begin", "T t", "commit", "begin", "I t new(2)", "commit", "begin", "T t", "commit", "begin", "I t new(3)", "commit"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	maria.Exec(t, db, "/* tool */ DROP TABLE t")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
+		if err == nil {
+			continue
+		}
+		if want := "DROP TABLE " + db + ".t"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error = %v, want one naming %s", err, want)
+		}
+		return
+	}
+}
