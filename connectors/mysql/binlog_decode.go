@@ -227,8 +227,84 @@ func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
 					strings.ToUpper(verb)+" TABLE "+t.Schema+"."+t.Name, abbreviate(q))
 			}
 		}
+	case "ALTER":
+		// ALTER [ONLINE] [IGNORE] TABLE [IF EXISTS] t ... RENAME [TO] u
+		// renames the table as RENAME TABLE does (RENAME COLUMN, INDEX
+		// and KEY do not: columns are followed by name in the rows).
+		w, r := firstWord(rest)
+		for strings.EqualFold(w, "ONLINE") || strings.EqualFold(w, "IGNORE") {
+			w, r = firstWord(r)
+		}
+		if !strings.EqualFold(w, "TABLE") {
+			return nil, nil
+		}
+		if w2, r2 := firstWord(r); strings.EqualFold(w2, "IF") {
+			_, r = firstWord(r2) // IF EXISTS
+		}
+		t, after, ok := parseTableRef(r, schema)
+		if _, mirrored := d.tables[t]; !ok || !mirrored {
+			return nil, nil
+		}
+		ws := sqlWords(after)
+		for i, w := range ws {
+			if !strings.EqualFold(w, "RENAME") {
+				continue
+			}
+			if i+1 < len(ws) && slices.ContainsFunc([]string{"COLUMN", "INDEX", "KEY"}, func(k string) bool { return strings.EqualFold(ws[i+1], k) }) {
+				continue
+			}
+			return nil, fmt.Errorf("%w: ALTER TABLE %s.%s ... RENAME on the source: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
+				t.Schema, t.Name, abbreviate(q))
+		}
+	case "CREATE":
+		// MariaDB's CREATE OR REPLACE TABLE t drops t first.
+		w, r := firstWord(rest)
+		if w2, r2 := firstWord(r); !strings.EqualFold(w, "OR") || !strings.EqualFold(w2, "REPLACE") {
+			return nil, nil
+		} else if w3, r3 := firstWord(r2); strings.EqualFold(w3, "TABLE") {
+			if t, _, ok := parseTableRef(r3, schema); ok {
+				if _, mirrored := d.tables[t]; mirrored {
+					return nil, fmt.Errorf("%w: CREATE OR REPLACE TABLE %s.%s on the source: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
+						t.Schema, t.Name, abbreviate(q))
+				}
+			}
+		}
 	}
 	return nil, nil
+}
+
+// sqlWords splits s into its words outside quotes: runs of letters,
+// digits, _ and $; quoted strings and names, punctuation and spaces
+// separate them and are left out.
+func sqlWords(s string) []string {
+	var out []string
+	start := -1
+	flush := func(i int) {
+		if start >= 0 {
+			out = append(out, s[start:i])
+			start = -1
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			flush(i)
+			for i++; i < len(s) && s[i] != c; i++ {
+				if s[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+		case c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			if start < 0 {
+				start = i
+			}
+		default:
+			flush(i)
+		}
+	}
+	flush(len(s))
+	return out
 }
 
 // rows returns the changes of a row event of a mirrored table.

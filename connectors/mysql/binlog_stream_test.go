@@ -288,3 +288,38 @@ func TestBinlogStreamCommentedDDL(t *testing.T) {
 		return
 	}
 }
+
+// TestBinlogStreamAlterRename: renaming a mirrored table by ALTER TABLE
+// ... RENAME, or replacing it (CREATE OR REPLACE TABLE), stops the stream
+// with an error naming it; renaming an index, or a rename only in a
+// comment's text, does not. (A renamed column stops it too, when a row
+// shows the column gone: see mapColumns.)
+func TestBinlogStreamAlterRename(t *testing.T) {
+	for _, c := range []struct{ ddl, err string }{
+		{"ALTER TABLE t RENAME TO t2", "ALTER TABLE %s.t ... RENAME"},
+		{"ALTER TABLE t ADD COLUMN w int, RENAME t2", "ALTER TABLE %s.t ... RENAME"},
+		{"CREATE OR REPLACE TABLE t (id int PRIMARY KEY)", "CREATE OR REPLACE TABLE %s.t"},
+	} {
+		t.Run(strings.Fields(c.ddl)[0], func(t *testing.T) {
+			db := newDB(t)
+			maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v int, KEY kv (v))")
+			src := openWith(t, db, nil)
+			s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+			maria.Exec(t, db,
+				"ALTER TABLE t RENAME INDEX kv TO kx, COMMENT 'rename me'", "ALTER TABLE t RENAME KEY kx TO ky",
+				"INSERT INTO t VALUES (1, 2)", c.ddl)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for {
+				_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
+				if err == nil {
+					continue
+				}
+				if want := fmt.Sprintf(c.err, db); !strings.Contains(err.Error(), want) {
+					t.Fatalf("error = %v, want one naming %s", err, want)
+				}
+				break
+			}
+		})
+	}
+}
