@@ -154,7 +154,7 @@ func TestBinlogStream(t *testing.T) {
 	for _, mech := range []string{"filepos", "gtid"} {
 		t.Run(mech, func(t *testing.T) {
 			src := openWith(t, db, map[string]string{"replication_mechanism": mech})
-			got := readUntil(t, streamOf(t, src, before, "m_"+mech, start), 22)
+			got := readUntil(t, streamOf(t, src, before, "m_"+mech, start), 23)
 			want := []string{
 				"begin", "I t new(1,a)", "I t new(2,b)", "commit",
 				"begin", "U t new(1,c)", "commit",
