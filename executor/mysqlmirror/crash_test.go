@@ -194,13 +194,13 @@ func TestKillDuringInitialLoad(t *testing.T) {
 	w := startWriter(t, db, n, "t")
 	conn := connect(t, p.url())
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR kl FROM my TO dst WITH TABLE MAPPING (%s.t:t)
-		WITH (snapshot_num_rows_per_partition = 5000, snapshot_max_parallel_workers = 2, max_batch_size = 500)`, db))
+		WITH (snapshot_num_rows_per_partition = 1000, snapshot_max_parallel_workers = 1, max_batch_size = 500)`, db))
 	conn.Close(context.Background())
 	var done, total int
 	waitFor(t, p, "a partly done load", func(c *pgx.Conn) bool {
 		err := c.QueryRow(context.Background(), `SELECT partitions_done, partitions_total FROM mirror_tables
 			WHERE mirror = 'kl' AND source_table = $1`, db+".t").Scan(&done, &total)
-		return err == nil && done >= 3
+		return err == nil && done >= 2
 	})
 	p.kill()
 	if done >= total {
@@ -213,8 +213,9 @@ func TestKillDuringInitialLoad(t *testing.T) {
 	c := connect(t, p.url())
 	waitSamePG(t, c, dst, myConn(t, db), "t", "t", "id", churnCols)
 	var resumed int
-	if err := c.QueryRow(testCtx(t), `SELECT count(*) FROM mirror_events WHERE mirror = 'kl' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&resumed); err != nil || resumed != 1 {
-		t.Errorf("%d events saying the load resumed (%v), want 1 (killed after %d of %d partitions)", resumed, err, done, total)
+	// (More than one when the resumed load's step failed and was retried.)
+	if err := c.QueryRow(testCtx(t), `SELECT count(*) FROM mirror_events WHERE mirror = 'kl' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&resumed); err != nil || resumed < 1 {
+		t.Errorf("%d events saying the load resumed (%v), want one (killed after %d of %d partitions)", resumed, err, done, total)
 	}
 }
 
