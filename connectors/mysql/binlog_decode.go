@@ -56,7 +56,7 @@ func (p point) position() connectors.Position { return encodePosition(p.version(
 type streamTable struct {
 	schema *connectors.TableSchema
 	// sig identifies the columns of the table map the mapping below was
-	// made for (names and types).
+	// made for (names, types and charsets).
 	sig string
 	// idx[i] is the binlog column of schema column i; enc[i] encodes it.
 	idx []int
@@ -179,7 +179,7 @@ func (d *binlogDecoder) query(e *replication.QueryEvent, start uint32, h *replic
 // TRUNCATE), or an error for one that removes or renames a mirrored table.
 // Columns added to a table are followed when its rows show them (rows).
 func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
-	verb, rest := firstWord(q)
+	verb, rest := firstWord(skipComments(q))
 	var tables []connectors.TableName
 	switch strings.ToUpper(verb) {
 	case "TRUNCATE":
@@ -196,23 +196,6 @@ func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
 		out := d.beginEvent(nil)
 		return append(out, connectors.Event{Kind: connectors.EventChange, Table: t,
 			Change: connectors.Change{Kind: connectors.Truncate, Table: t}}), nil
-	case "ALTER":
-		w, r := firstWord(rest)
-		for strings.EqualFold(w, "ONLINE") || strings.EqualFold(w, "IGNORE") {
-			w, r = firstWord(r)
-		}
-		if !strings.EqualFold(w, "TABLE") {
-			return nil, nil
-		}
-		if w2, r2 := firstWord(r); strings.EqualFold(w2, "IF") {
-			_, r = firstWord(r2) // IF EXISTS
-		}
-		t, after, ok := parseTableRef(r, schema)
-		if _, mirrored := d.tables[t]; !ok || !mirrored || !renamesTable(after) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("%w: the source renamed %s: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
-			t.Schema+"."+t.Name, abbreviate(q))
 	case "DROP", "RENAME":
 		w, r := firstWord(rest)
 		if !strings.EqualFold(w, "TABLE") && !strings.EqualFold(w, "TABLES") {
@@ -244,8 +227,84 @@ func (d *binlogDecoder) ddl(schema, q string) ([]connectors.Event, error) {
 					strings.ToUpper(verb)+" TABLE "+t.Schema+"."+t.Name, abbreviate(q))
 			}
 		}
+	case "ALTER":
+		// ALTER [ONLINE] [IGNORE] TABLE [IF EXISTS] t ... RENAME [TO] u
+		// renames the table as RENAME TABLE does (RENAME COLUMN, INDEX
+		// and KEY do not: columns are followed by name in the rows).
+		w, r := firstWord(rest)
+		for strings.EqualFold(w, "ONLINE") || strings.EqualFold(w, "IGNORE") {
+			w, r = firstWord(r)
+		}
+		if !strings.EqualFold(w, "TABLE") {
+			return nil, nil
+		}
+		if w2, r2 := firstWord(r); strings.EqualFold(w2, "IF") {
+			_, r = firstWord(r2) // IF EXISTS
+		}
+		t, after, ok := parseTableRef(r, schema)
+		if _, mirrored := d.tables[t]; !ok || !mirrored {
+			return nil, nil
+		}
+		ws := sqlWords(after)
+		for i, w := range ws {
+			if !strings.EqualFold(w, "RENAME") {
+				continue
+			}
+			if i+1 < len(ws) && slices.ContainsFunc([]string{"COLUMN", "INDEX", "KEY"}, func(k string) bool { return strings.EqualFold(ws[i+1], k) }) {
+				continue
+			}
+			return nil, fmt.Errorf("%w: ALTER TABLE %s.%s ... RENAME on the source: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
+				t.Schema, t.Name, abbreviate(q))
+		}
+	case "CREATE":
+		// MariaDB's CREATE OR REPLACE TABLE t drops t first.
+		w, r := firstWord(rest)
+		if w2, r2 := firstWord(r); !strings.EqualFold(w, "OR") || !strings.EqualFold(w2, "REPLACE") {
+			return nil, nil
+		} else if w3, r3 := firstWord(r2); strings.EqualFold(w3, "TABLE") {
+			if t, _, ok := parseTableRef(r3, schema); ok {
+				if _, mirrored := d.tables[t]; mirrored {
+					return nil, fmt.Errorf("%w: CREATE OR REPLACE TABLE %s.%s on the source: %s; RESYNC MIRROR rebuilds the mirror, or drop it", errDDL,
+						t.Schema, t.Name, abbreviate(q))
+				}
+			}
+		}
 	}
 	return nil, nil
+}
+
+// sqlWords splits s into its words outside quotes: runs of letters,
+// digits, _ and $; quoted strings and names, punctuation and spaces
+// separate them and are left out.
+func sqlWords(s string) []string {
+	var out []string
+	start := -1
+	flush := func(i int) {
+		if start >= 0 {
+			out = append(out, s[start:i])
+			start = -1
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			flush(i)
+			for i++; i < len(s) && s[i] != c; i++ {
+				if s[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+		case c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			if start < 0 {
+				start = i
+			}
+		default:
+			flush(i)
+		}
+	}
+	flush(len(s))
+	return out
 }
 
 // rows returns the changes of a row event of a mirrored table.
@@ -345,8 +404,11 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 		return nil, fmt.Errorf("the binlog carries no column names for %s: set binlog_row_metadata = FULL on the source", name)
 	}
 	// The names, the types and their metadata (a varchar's length, a
-	// decimal's precision and scale) as the binlog has them.
-	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType) + fmt.Sprint(tm.ColumnMeta)
+	// decimal's precision and scale) as the binlog has them, and the
+	// charsets: a table converted to another charset logs its text in that
+	// charset with the same column types.
+	sig := strings.Join(names, "\x00") + "\x00" + string(tm.ColumnType) + fmt.Sprint(tm.ColumnMeta) +
+		fmt.Sprint(tm.DefaultCharset, tm.ColumnCharset)
 	if sig == st.sig {
 		return nil, nil
 	}
@@ -431,27 +493,34 @@ func (d *binlogDecoder) mapColumns(ctx context.Context, name connectors.TableNam
 	return out, nil
 }
 
-// renamesTable reports whether the clauses of an ALTER TABLE rename the
-// table: RENAME [TO | AS] name, as opposed to RENAME COLUMN, INDEX, KEY or
-// CONSTRAINT.
-func renamesTable(clauses string) bool {
-	clauseStart := true // the first word, or one after a comma
-	for rest := clauses; ; {
-		var w string
-		w, rest = firstWord(rest)
-		if w == "" {
-			return false
-		}
-		atStart := clauseStart || strings.HasPrefix(w, ",")
-		clauseStart = strings.HasSuffix(w, ",")
-		if !atStart || !strings.EqualFold(strings.TrimLeft(w, ","), "RENAME") {
-			continue
-		}
-		next, _ := firstWord(rest)
-		switch strings.ToUpper(next) {
-		case "COLUMN", "INDEX", "KEY", "CONSTRAINT":
+// skipComments returns q without the comments before its first word: the
+// binlog logs a statement as the client sent it, and clients and proxies
+// put comments first ("/* app: cleanup */ TRUNCATE t"). The text of an
+// executable comment ("/*!40101 ... */", "/*M!100100 ... */") is kept:
+// the server ran it.
+func skipComments(q string) string {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n")
+		switch {
+		case strings.HasPrefix(q, "/*"):
+			end := strings.Index(q[2:], "*/")
+			if end < 0 {
+				return ""
+			}
+			inner, after := q[2:2+end], q[2+end+2:]
+			if v, ok := strings.CutPrefix(strings.TrimPrefix(inner, "M"), "!"); ok {
+				// The version the text needs, then the text.
+				return strings.TrimLeft(v, "0123456789") + " " + after
+			}
+			q = after
+		case strings.HasPrefix(q, "#"), strings.HasPrefix(q, "--") && (len(q) == 2 || q[2] <= ' '):
+			end := strings.IndexByte(q, '\n')
+			if end < 0 {
+				return ""
+			}
+			q = q[end+1:]
 		default:
-			return true
+			return q
 		}
 	}
 }

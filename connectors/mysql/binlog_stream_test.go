@@ -223,7 +223,7 @@ func TestBinlogStreamDDL(t *testing.T) {
 		{"drop", []string{"DROP TABLE IF EXISTS other, t"}, "DROP TABLE %s.t"},
 		{"rename", []string{"RENAME TABLE other TO other2, t TO t2"}, "RENAME TABLE %s.t"},
 		{"alter rename", []string{"ALTER TABLE other RENAME TO other3", "ALTER TABLE t RENAME INDEX vi TO vj", "ALTER TABLE t COMMENT 'x', RENAME AS t4"},
-			"the source renamed %s.t"},
+			"ALTER TABLE %s.t ... RENAME"},
 		{"drop column", []string{"ALTER TABLE t DROP COLUMN v", "INSERT INTO t VALUES (1)"}, "column v of %s.t is gone"},
 		{"type", []string{"ALTER TABLE t MODIFY v varchar(50)", "INSERT INTO t VALUES (1, 'x')"},
 			"column v of %s.t changed type on the source, from character varying(20) to character varying(50)"},
@@ -248,6 +248,98 @@ func TestBinlogStreamDDL(t *testing.T) {
 					t.Fatalf("error = %v, want one saying %s", err, want)
 				}
 				return
+			}
+		})
+	}
+}
+
+// TestBinlogStreamCharsetChange: a table converted to another charset
+// while its stream runs logs its text in the new charset; the stream,
+// which read the table before, converts each row by the charset its table
+// map gives (latin1's é is one byte, utf8mb4's two).
+func TestBinlogStreamCharsetChange(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20)) CHARACTER SET latin1")
+	src := openWith(t, db, nil)
+	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+	maria.Exec(t, db,
+		"INSERT INTO t VALUES (1, 'café €')",
+		"ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",
+		"INSERT INTO t VALUES (2, 'naïve ☃')",
+		"DELETE FROM t WHERE id = 2", // ☃ is not in latin1
+		"ALTER TABLE t CONVERT TO CHARACTER SET latin1",
+		"INSERT INTO t VALUES (3, 'ÿ')")
+	got := describe(readUntil(t, s, 12))
+	want := []string{"begin", "I t new(1,café €)", "commit", "begin", "I t new(2,naïve ☃)", "commit",
+		"begin", "D t old(2,naïve ☃)", "commit", "begin", "I t new(3,ÿ)", "commit"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestBinlogStreamCommentedDDL: DDL logged with comments before it (as
+// clients and proxies send it) is followed: a TRUNCATE, then a DROP
+// TABLE that stops the stream.
+func TestBinlogStreamCommentedDDL(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	src := openWith(t, db, nil)
+	s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+	maria.Exec(t, db,
+		"/* app: cleanup */ TRUNCATE TABLE t",
+		"INSERT INTO t VALUES (2)",
+		"# why\n-- because\n/*!40101 TRUNCATE t */",
+		"INSERT INTO t VALUES (3)")
+	got := describe(readUntil(t, s, 12))
+	want := []string{"begin", "T t", "commit", "begin", "I t new(2)", "commit", "begin", "T t", "commit", "begin", "I t new(3)", "commit"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	maria.Exec(t, db, "/* tool */ DROP TABLE t")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
+		if err == nil {
+			continue
+		}
+		if want := "DROP TABLE " + db + ".t"; !strings.Contains(err.Error(), want) {
+			t.Fatalf("error = %v, want one naming %s", err, want)
+		}
+		return
+	}
+}
+
+// TestBinlogStreamAlterRename: renaming a mirrored table by ALTER TABLE
+// ... RENAME, or replacing it (CREATE OR REPLACE TABLE), stops the stream
+// with an error naming it; renaming an index, or a rename only in a
+// comment's text, does not. (A renamed column stops it too, when a row
+// shows the column gone: see mapColumns.)
+func TestBinlogStreamAlterRename(t *testing.T) {
+	for _, c := range []struct{ ddl, err string }{
+		{"ALTER TABLE t RENAME TO t2", "ALTER TABLE %s.t ... RENAME"},
+		{"ALTER TABLE t ADD COLUMN w int, RENAME t2", "ALTER TABLE %s.t ... RENAME"},
+		{"CREATE OR REPLACE TABLE t (id int PRIMARY KEY)", "CREATE OR REPLACE TABLE %s.t"},
+	} {
+		t.Run(strings.Fields(c.ddl)[0], func(t *testing.T) {
+			db := newDB(t)
+			maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v int, KEY kv (v))")
+			src := openWith(t, db, nil)
+			s := streamOf(t, src, describeT(t, src, db), "m", masterPos(t, src))
+			maria.Exec(t, db,
+				"ALTER TABLE t RENAME INDEX kv TO kx, COMMENT 'rename me'", "ALTER TABLE t RENAME KEY kx TO ky",
+				"INSERT INTO t VALUES (1, 2)", c.ddl)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for {
+				_, err := s.Read(ctx, nil, 100, 200*time.Millisecond)
+				if err == nil {
+					continue
+				}
+				if want := fmt.Sprintf(c.err, db); !strings.Contains(err.Error(), want) {
+					t.Fatalf("error = %v, want one naming %s", err, want)
+				}
+				break
 			}
 		})
 	}

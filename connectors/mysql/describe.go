@@ -28,7 +28,9 @@ func describeTable(conn *client.Conn, flavor string, table connectors.TableName,
 		return nil, nil, fmt.Errorf("table %s: %w", table, connectors.ErrTableNotFound)
 	}
 	if typ, _ := r.GetString(0, 0); typ != "BASE TABLE" && typ != "SYSTEM VERSIONED" {
-		return nil, nil, fmt.Errorf("table %s is a %s, not a table: %w", table, strings.ToLower(typ), connectors.ErrTableNotFound)
+		// Worded as the Postgres source's: CREATE MIRROR reports it as
+		// the wrong kind of object, not a missing one.
+		return nil, nil, fmt.Errorf("describe table %s: %w: %s is a %s, not a table", table, connectors.ErrTableNotFound, table, strings.ToLower(typ))
 	}
 	rows, _ := r.GetInt(0, 1)
 	cols, err := describeColumns(conn, flavor, table)
@@ -37,8 +39,8 @@ func describeTable(conn *client.Conn, flavor string, table connectors.TableName,
 	}
 	for _, e := range exclude {
 		if !slices.ContainsFunc(cols, func(c colType) bool { return c.Name == e }) {
-			// Worded as the Postgres source words it: CREATE MIRROR
-			// reports both alike (42703).
+			// Worded as the Postgres source's, which CREATE MIRROR
+			// reports as an undefined column.
 			return nil, nil, fmt.Errorf("describe table %s: excluded column %q does not exist", table, e)
 		}
 	}

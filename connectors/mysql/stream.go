@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -70,16 +71,27 @@ func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from co
 			return nil, err
 		}
 	}
+	charsets, err := collationCharsets(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var lastTM *replication.TableMapEvent
+	var lastCollations map[int]uint64
 	cfg := binlogConfig{
 		Host: s.peer.Host, Port: uint16(s.peer.Port), User: s.peer.User, Password: s.peer.Password,
 		Flavor: s.flavor, ServerID: mirrorServerID(s.peer.ServerID, spec.Mirror),
 		Describe: describe,
-		Encoder: func(c connectors.Column, tm *replication.TableMapEvent, _ int) (binlogEncoder, error) {
+		Encoder: func(c connectors.Column, tm *replication.TableMapEvent, j int) (binlogEncoder, error) {
 			t := connectors.TableName{Schema: string(tm.Schema), Name: string(tm.Table)}
 			ct, ok := cols[t][c.Name]
 			if !ok {
 				return nil, fmt.Errorf("column %s of %s is not known", c.Name, t)
 			}
+			if tm != lastTM {
+				lastTM, lastCollations = tm, tm.CollationMap()
+			}
+			ct = withBinlogCharset(ct, lastCollations, j, charsets)
 			return func(v any) (connectors.Value, error) { return encodeBinlog(ct, v) }, nil
 		},
 	}
@@ -106,6 +118,46 @@ func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from co
 		return nil, err
 	}
 	return &sourceStream{binlogStream: st, conn: conn}, nil
+}
+
+// collationCharsets reads the server's collations: the character set of
+// each collation id, as table map events name a column's.
+func collationCharsets(conn *client.Conn) (map[uint64]string, error) {
+	r, err := conn.Execute("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS")
+	if err != nil {
+		return nil, fmt.Errorf("read the server's collations: %w", err)
+	}
+	out := make(map[uint64]string, r.RowNumber())
+	for i := range r.RowNumber() {
+		id, _ := r.GetUint(i, 0)
+		name, _ := r.GetString(i, 1)
+		out[id] = name
+	}
+	return out, nil
+}
+
+// withBinlogCharset returns ct with the character set the binlog's table
+// map gives binlog column j (collations, by column; charsets, by
+// collation id), when it is another than ct's: text is logged in the
+// charset the column had when the row was written, which differs from
+// what the table has now (ct, read when the stream started) across an
+// ALTER TABLE ... CONVERT TO CHARACTER SET. A column that is not text,
+// or a table map without charsets, keeps ct.
+func withBinlogCharset(ct *colType, collations map[int]uint64, j int, charsets map[uint64]string) *colType {
+	if ct.Charset == "" || ct.Enc != encText && ct.Enc != encJSON {
+		return ct
+	}
+	id, ok := collations[j]
+	if !ok {
+		return ct
+	}
+	cs, ok := charsets[id]
+	if !ok || cs == "binary" || strings.EqualFold(cs, ct.Charset) {
+		return ct
+	}
+	c := *ct
+	c.Charset = cs
+	return &c
 }
 
 // gtidAt returns MariaDB's GTID state at binlog position p.
