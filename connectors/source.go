@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // The source side of the seam between the flows and the databases. A flow
@@ -33,6 +34,19 @@ var (
 	// transactional) while keeping the rest.
 	ErrTeardownUncertain = errors.New("the replication slot may be dropped")
 )
+
+// MissingExcludeError is Source.Describe's error for a column named in
+// exclude that the table does not have. CREATE MIRROR refuses it (42703);
+// a running mirror whose excluded column the source dropped describes the
+// table again without it.
+type MissingExcludeError struct {
+	Table  TableName
+	Column string
+}
+
+func (e *MissingExcludeError) Error() string {
+	return fmt.Sprintf("describe table %s: excluded column %q does not exist", e.Table, e.Column)
+}
 
 // SourcePeer is the ability of a Peer (see Kind.Parse) that can be a
 // mirror's source.

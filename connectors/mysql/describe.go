@@ -41,7 +41,7 @@ func describeTable(conn *client.Conn, flavor string, table connectors.TableName,
 		if !slices.ContainsFunc(cols, func(c colType) bool { return c.Name == e }) {
 			// Worded as the Postgres source's, which CREATE MIRROR
 			// reports as an undefined column.
-			return nil, nil, fmt.Errorf("describe table %s: excluded column %q does not exist", table, e)
+			return nil, nil, &connectors.MissingExcludeError{Table: table, Column: e}
 		}
 	}
 	key, err := primaryKey(conn, table)

@@ -142,7 +142,7 @@ ORDER BY a.attnum`, ts.OID)
 	}
 	for _, e := range exclude {
 		if !slices.ContainsFunc(attrs, func(a attr) bool { return a.name == e }) {
-			return nil, fmt.Errorf("describe table %s: excluded column %q does not exist", name, e)
+			return nil, &connectors.MissingExcludeError{Table: name, Column: e}
 		}
 	}
 

@@ -2,7 +2,9 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
@@ -182,11 +184,22 @@ func (f *flow) destTable(t mirrorTable, ts *connectors.TableSchema) connectors.D
 func (f *flow) describe(ctx context.Context, src connectors.Source, tables []mirrorTable) ([]*connectors.TableSchema, error) {
 	out := make([]*connectors.TableSchema, len(tables))
 	for i, t := range tables {
-		ts, err := src.Describe(ctx, t.source, t.exclude)
-		if err != nil {
-			return nil, err
+		exclude := t.exclude
+		for {
+			ts, err := src.Describe(ctx, t.source, exclude)
+			var missing *connectors.MissingExcludeError
+			if errors.As(err, &missing) && slices.Contains(exclude, missing.Column) {
+				// The source dropped a column the mirror excludes: there is
+				// nothing of it to leave out any more.
+				exclude = slices.DeleteFunc(slices.Clone(exclude), func(c string) bool { return c == missing.Column })
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ts
+			break
 		}
-		out[i] = ts
 	}
 	return out, nil
 }
