@@ -25,6 +25,11 @@ type Kind struct {
 	// Source and Destination tell whether a peer of this kind can be a
 	// mirror's source and its destination.
 	Source, Destination bool
+	// StreamObjects tells whether a source of this kind makes named
+	// objects for each mirror (Postgres: a publication and a replication
+	// slot), which the mirror options publication_name and
+	// replication_slot_name name; without them those options are refused.
+	StreamObjects bool
 	// Federated answers client sessions' queries on peers of this kind; nil
 	// when sessions reach such peers otherwise (a Postgres peer, over the
 	// Postgres protocol).

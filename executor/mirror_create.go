@@ -48,6 +48,9 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 	if err != nil {
 		return err
 	}
+	if err := s.streamObjectOptions(ctx, st, opts, &cfg); err != nil {
+		return err
+	}
 	dstPeer, err := s.mirrorDestination(ctx, st.Destination, st.DestPos)
 	if err != nil {
 		return err
@@ -201,6 +204,30 @@ func (s *session) mirrorSource(ctx context.Context, name string, pos sqlext.Pos)
 		return nil, sqlerr.New(pgerrcode.FeatureNotSupported, "%s peer %q cannot be a mirror's source", typ, name).WithPosition(int(pos))
 	}
 	return sp, nil
+}
+
+// streamObjectOptions applies the source kind's StreamObjects to a new
+// mirror's options: a source that makes no publication or slot (MySQL)
+// refuses publication_name and replication_slot_name, naming the one
+// given, and the mirror records none (its status shows NULL).
+func (s *session) streamObjectOptions(ctx context.Context, st *sqlext.CreateMirror, opts map[string]string, cfg *replication.Options) error {
+	p, err := s.ex.cfg.Store.GetPeer(ctx, st.Source)
+	if err != nil {
+		return err
+	}
+	kind, ok := s.ex.cfg.Kinds.Lookup(p.Type)
+	if !ok || kind.StreamObjects {
+		return nil
+	}
+	for _, k := range []string{"publication_name", "replication_slot_name"} {
+		if o, given := st.Options.Get(k); given {
+			return sqlerr.New(pgerrcode.InvalidParameterValue, "option %q does not apply to %s source peer %q: it keeps nothing per mirror", k, kind.Name, st.Source).
+				WithPosition(int(o.Pos)).WithHint("Leave the option out.")
+		}
+		delete(opts, k)
+	}
+	cfg.Publication, cfg.Slot = "", ""
+	return nil
 }
 
 // mirrorDestination loads a peer named as a mirror's destination.

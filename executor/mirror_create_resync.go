@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/sqlerr"
 	"github.com/sluicedb/sluice/sqlext"
@@ -48,6 +49,10 @@ func (s *session) recreateMirror(ctx context.Context, st *sqlext.CreateMirror, m
 	}
 	srcPeer, err := s.mirrorSource(ctx, st.Source, st.SourcePos)
 	if err != nil {
+		return err
+	}
+	var cfg replication.Options
+	if err := s.streamObjectOptions(ctx, st, opts, &cfg); err != nil {
 		return err
 	}
 	dstPeer, err := s.mirrorDestination(ctx, st.Destination, st.DestPos)

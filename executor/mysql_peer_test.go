@@ -96,7 +96,17 @@ func TestMySQLPeer(t *testing.T) {
 	if pe = wantError(t, err, pgerrcode.InvalidParameterValue); !strings.Contains(pe.Message, `"nodb" has no database`) {
 		t.Errorf("unqualified table on a peer without a database: %q", pe.Message)
 	}
+	// A MySQL server keeps no publication or slot per mirror.
+	_, err = conn.Exec(ctx, "CREATE MIRROR pm FROM my TO dst WITH TABLE MAPPING (t:public.t) WITH (publication_name = 'p')")
+	if pe = wantError(t, err, pgerrcode.InvalidParameterValue); !strings.Contains(pe.Message, `"publication_name" does not apply`) {
+		t.Errorf("publication_name for a MySQL source: %q", pe.Message)
+	}
 	mustExec(t, conn, "CREATE MIRROR mm FROM my TO dst WITH TABLE MAPPING (t:public.t)")
+	var slotName, pubName *string
+	if err := conn.QueryRow(ctx, "SELECT slot_name, publication_name FROM mirrors WHERE name = 'mm'").Scan(&slotName, &pubName); err != nil ||
+		slotName != nil || pubName != nil {
+		t.Errorf("a MySQL mirror's slot and publication: %v %v (%v), want NULL", slotName, pubName, err)
+	}
 	dconn := connect(t, dst)
 	waitRows := func(want string) {
 		t.Helper()

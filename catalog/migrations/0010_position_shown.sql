@@ -3,6 +3,8 @@
 -- now also records the end of each applied batch as the source's kind
 -- renders it (Postgres: 0/16B3748; MySQL: binlog.000042:1234), shown in
 -- sluice_status.mirrors as position. Existing mirrors show their LSN.
+-- And a source that keeps no publication or slot per mirror (MySQL) shows
+-- NULL for their names.
 
 ALTER TABLE sluice.mirrors ADD COLUMN last_synced_shown text;
 
@@ -16,6 +18,7 @@ SELECT name, source_peer, destination_peer,
             WHEN phase = 'CDC' THEN 'RUNNING'
             ELSE phase END AS status,
        lag_bytes, sluice.lsn(last_synced_lsn) AS last_synced_lsn, last_synced_at, rows_synced, error,
-       publication_name, slot_name, created_at, resync IS NOT NULL AS resyncing,
+       NULLIF(publication_name, '') AS publication_name, NULLIF(slot_name, '') AS slot_name, created_at,
+       resync IS NOT NULL AS resyncing,
        lag_measured_at, slot_wal_status, slot_safe_wal_size, last_synced_shown AS position
 FROM sluice.mirrors;

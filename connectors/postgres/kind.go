@@ -14,7 +14,7 @@ import (
 // mirror's source or destination; sessions query it over the Postgres
 // protocol themselves (Wire), so it has no federated reader.
 func Kind() connectors.Kind {
-	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true, Wire: wireDialer{},
+	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true, StreamObjects: true, Wire: wireDialer{},
 		Parse: connectors.ParseWith(ParsePeerOptions), FormatPosition: FormatPosition}
 }
 
