@@ -131,10 +131,22 @@ func New(cfg Config) (*Cluster, error) {
 
 // credential returns the unprivileged user to run as when we are root.
 func credential() (*syscall.Credential, error) {
+	cred, err := Unprivileged("postgres", "nobody")
+	if err != nil {
+		return nil, fmt.Errorf("pgcluster: %w", err)
+	}
+	return cred, nil
+}
+
+// Unprivileged returns, when the process runs as root, the credential of
+// the first of users that exists, for a server that refuses to run as root
+// (postgres, mariadbd) and must not leave files only root owns; nil when
+// the process is not root. No such user is an error naming them.
+func Unprivileged(users ...string) (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	for _, name := range []string{"postgres", "nobody"} {
+	for _, name := range users {
 		u, err := user.Lookup(name)
 		if err != nil {
 			continue
@@ -143,7 +155,7 @@ func credential() (*syscall.Credential, error) {
 		gid, _ := strconv.Atoi(u.Gid)
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 	}
-	return nil, errors.New("pgcluster: running as root and no unprivileged user (postgres or nobody) to run the server as")
+	return nil, fmt.Errorf("running as root and no unprivileged user (%s) to run the server as", strings.Join(users, " or "))
 }
 
 func (c *Cluster) chown(path string) error {

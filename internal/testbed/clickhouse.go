@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,14 +21,10 @@ import (
 // the package defaults 9000/8123, so a system service cannot get in the way).
 // Stop kills it and removes the directory. Safe for concurrent use.
 type ClickHouse struct {
-	dir      string
+	serverProc
 	port     int
 	httpPort int
 	version  string
-
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
 }
 
 // ClickHouseUser is a password-protected user every test server has, besides
@@ -130,7 +125,7 @@ func startClickHouse(ctx context.Context, bin string, pre []string, opts ClickHo
 	if opts.HTTPPort != 0 {
 		ports[1] = opts.HTTPPort
 	}
-	ch := &ClickHouse{dir: dir, port: ports[0], httpPort: ports[1], done: make(chan struct{})}
+	ch := &ClickHouse{serverProc: newServerProc(dir), port: ports[0], httpPort: ports[1]}
 	if err := ch.writeConfig(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -147,17 +142,11 @@ func startClickHouse(ctx context.Context, bin string, pre []string, opts ClickHo
 	cmd.Stderr = out
 	// The server must not outlive the test process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := ch.start(cmd, func() { out.Close() }); err != nil {
 		out.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("testbed: start %s: %w", bin, err)
 	}
-	ch.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		out.Close()
-		close(ch.done)
-	}()
 	if err := ch.waitReady(ctx); err != nil {
 		ch.Stop()
 		return nil, err
@@ -233,25 +222,10 @@ func (ch *ClickHouse) logTail() string {
 // Stop kills the server and removes its directory (kept when
 // SLUICE_KEEP_TEST_CLUSTERS is set). Idempotent; nil-safe.
 func (ch *ClickHouse) Stop() {
-	if ch == nil {
-		return
+	if ch != nil {
+		ch.stop()
 	}
-	ch.once.Do(func() {
-		if ch.cmd != nil && ch.cmd.Process != nil {
-			_ = syscall.Kill(-ch.cmd.Process.Pid, syscall.SIGKILL)
-			<-ch.done
-		}
-		if os.Getenv("SLUICE_KEEP_TEST_CLUSTERS") == "" {
-			os.RemoveAll(ch.dir)
-		}
-	})
 }
-
-// Done is closed when the server process has exited.
-func (ch *ClickHouse) Done() <-chan struct{} { return ch.done }
-
-// Host returns the address the server listens on (127.0.0.1).
-func (ch *ClickHouse) Host() string { return "127.0.0.1" }
 
 // Port returns the native-protocol (TCP) port.
 func (ch *ClickHouse) Port() int { return ch.port }
@@ -264,9 +238,6 @@ func (ch *ClickHouse) Addr() string { return net.JoinHostPort(ch.Host(), strconv
 
 // Version returns the server's version(), e.g. "18.16.1".
 func (ch *ClickHouse) Version() string { return ch.version }
-
-// Dir returns the directory holding the server's config, data and logs.
-func (ch *ClickHouse) Dir() string { return ch.dir }
 
 // Open returns a native-protocol connection pool to database db as user
 // default. The caller closes it.

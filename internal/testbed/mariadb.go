@@ -7,16 +7,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/sluicedb/sluice/internal/pgcluster"
 )
 
 // MariaDB is a throwaway MariaDB server for the MySQL source's tests: its
@@ -29,14 +28,10 @@ import (
 // root owns, and mariadbd refuses root without --user. Stop kills it and
 // removes the directory. Safe for concurrent use.
 type MariaDB struct {
-	dir     string
+	serverProc
 	port    int
 	version string
 	cred    *syscall.Credential
-
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
 }
 
 // MariaDBUser is the test server's administrator over TCP (all privileges,
@@ -146,19 +141,11 @@ func StartMariaDBWith(ctx context.Context, settings map[string]string) (*MariaDB
 // mariaDBCredential returns the unprivileged user to run the server as
 // when we are root (mysql, which Debian's package makes, else nobody).
 func mariaDBCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
+	cred, err := pgcluster.Unprivileged("mysql", "nobody")
+	if err != nil {
+		return nil, fmt.Errorf("testbed: MariaDB: %w", err)
 	}
-	for _, name := range []string{"mysql", "nobody"} {
-		u, err := user.Lookup(name)
-		if err != nil {
-			continue
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-	}
-	return nil, errors.New("testbed: running as root and no unprivileged user (mysql or nobody) to run MariaDB as")
+	return cred, nil
 }
 
 func startMariaDB(ctx context.Context, server, installDB string, cred *syscall.Credential, settings map[string]string) (*MariaDB, error) {
@@ -166,7 +153,7 @@ func startMariaDB(ctx context.Context, server, installDB string, cred *syscall.C
 	if err != nil {
 		return nil, fmt.Errorf("testbed: temp dir: %w", err)
 	}
-	m := &MariaDB{dir: dir, cred: cred, done: make(chan struct{})}
+	m := &MariaDB{serverProc: newServerProc(dir), cred: cred}
 	fail := func(err error) (*MariaDB, error) {
 		os.RemoveAll(dir)
 		return nil, err
@@ -219,14 +206,9 @@ func startMariaDB(ctx context.Context, server, installDB string, cred *syscall.C
 	cmd.Dir = dir
 	// The server must not outlive the test process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := m.start(cmd, nil); err != nil {
 		return fail(fmt.Errorf("testbed: start %s: %w", server, err))
 	}
-	m.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		close(m.done)
-	}()
 	if err := m.waitReady(ctx); err != nil {
 		m.Stop()
 		return nil, err
@@ -313,27 +295,12 @@ func tailString(s string, n int) string {
 }
 
 // Stop kills the server and removes its directory (kept when
-// SLUICE_KEEP_TEST_CLUSTERS is set). Idempotent.
+// SLUICE_KEEP_TEST_CLUSTERS is set). Idempotent; nil-safe.
 func (m *MariaDB) Stop() {
-	if m == nil {
-		return
+	if m != nil {
+		m.stop()
 	}
-	m.once.Do(func() {
-		if m.cmd != nil && m.cmd.Process != nil {
-			_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-			<-m.done
-		}
-		if os.Getenv("SLUICE_KEEP_TEST_CLUSTERS") == "" {
-			os.RemoveAll(m.dir)
-		}
-	})
 }
-
-// Done is closed when the server process has exited.
-func (m *MariaDB) Done() <-chan struct{} { return m.done }
-
-// Host returns the address the server listens on (127.0.0.1).
-func (m *MariaDB) Host() string { return "127.0.0.1" }
 
 // Port returns the TCP port.
 func (m *MariaDB) Port() int { return m.port }
@@ -343,6 +310,3 @@ func (m *MariaDB) Addr() string { return net.JoinHostPort(m.Host(), strconv.Itoa
 
 // Version returns the server's version string, e.g. "10.11.19-MariaDB-0+deb12u1-log".
 func (m *MariaDB) Version() string { return m.version }
-
-// Dir returns the directory holding the server's data, socket and log.
-func (m *MariaDB) Dir() string { return m.dir }
