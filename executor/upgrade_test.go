@@ -18,12 +18,28 @@ import (
 // mirror's by undoing exactly what the upgrade adds; what remains is what
 // the older Sluice wrote (the LSN columns, which Sluice still keeps).
 
-// downgradeCatalog undoes migration 0009 on the catalog database.
+// downgradeCatalog undoes migration 0009 on the catalog database, and the
+// migrations after it, which a catalog from before 0009 does not have:
+// 0010's column (dropping it drops the status view, made again as 0006
+// made it) and 0011's validations.
 const downgradeCatalog = `
+DROP VIEW sluice_status.mirror_validations;
+DROP TABLE sluice.mirror_validations;
+ALTER TABLE sluice.mirrors DROP COLUMN last_synced_shown CASCADE;
+CREATE VIEW sluice_status.mirrors AS
+SELECT name, source_peer, destination_peer,
+       CASE WHEN desired = 'PAUSED' THEN 'PAUSED'
+            WHEN error IS NOT NULL THEN 'FAILED'
+            WHEN phase = 'CDC' THEN 'RUNNING'
+            ELSE phase END AS status,
+       lag_bytes, sluice.lsn(last_synced_lsn) AS last_synced_lsn, last_synced_at, rows_synced, error,
+       publication_name, slot_name, created_at, resync IS NOT NULL AS resyncing,
+       lag_measured_at, slot_wal_status, slot_safe_wal_size
+FROM sluice.mirrors;
 ALTER TABLE sluice.mirrors DROP COLUMN consistent_position, DROP COLUMN last_synced_position;
 DROP FUNCTION sluice.lsn_position(bigint);
 DROP FUNCTION sluice.position_lsn(text);
-DELETE FROM sluice.schema_migrations WHERE version = 9`
+DELETE FROM sluice.schema_migrations WHERE version >= 9`
 
 // downgradeMetadata undoes the position columns of the destination's
 // metadata.
@@ -111,7 +127,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
        consistent_position, last_synced_position FROM sluice.mirrors WHERE name = 'up'`).Scan(&version, &consistent, &synced); err != nil {
 			t.Fatal(err)
 		}
-		if version != 9 || consistent == nil || synced == nil {
+		if version < 9 || consistent == nil || synced == nil {
 			t.Fatalf("after the upgrade: version %d, positions %v %v", version, consistent, synced)
 		}
 		var n int
