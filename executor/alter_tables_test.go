@@ -318,3 +318,52 @@ func TestAlterMirrorAddWithoutCopyThenResync(t *testing.T) {
 	waitEqual(t, f.src, f.dst, "b", "b_copy", "id")
 	waitEqual(t, f.src, f.dst, "a", "a", "id")
 }
+
+// TestKillDuringAddedTableLoad kills sluice (SIGKILL) while a table added
+// to a streaming mirror is being loaded, under a write load on all tables:
+// after the restart the load finishes and every table converges.
+func TestKillDuringAddedTableLoad(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	mustExec(t, src, alterTablesSQL)
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR ka FROM src TO dst WITH TABLE MAPPING (a:a, b:b)
+		WITH (snapshot_num_rows_per_partition = 2000, snapshot_max_parallel_workers = 1)`)
+	conn.Close(context.Background())
+	status := func(c *pgx.Conn) (string, string, int) {
+		var mirror, resync string
+		var done int
+		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), t.partitions_done
+			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
+			WHERE m.name = 'ka' AND t.source_table = 'public.c'`).Scan(&mirror, &resync, &done)
+		return mirror, resync, done
+	}
+	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+		var s string
+		_ = c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'ka'`).Scan(&s)
+		return s == "RUNNING"
+	})
+	w := startWriter(t, srcURL, "a", "b", "c")
+	c := connect(t, p.url())
+	mustExec(t, c, "ALTER MIRROR ka ADD TABLE MAPPING (c:c)")
+	c.Close(context.Background())
+	waitFor(t, p, "a partly done load of c", func(c *pgx.Conn) bool {
+		_, resync, done := status(c)
+		return resync == "in_progress" && done >= 2
+	})
+	p.kill()
+	time.Sleep(300 * time.Millisecond)
+	p.start()
+	waitFor(t, p, "the load of c done", func(c *pgx.Conn) bool {
+		m, resync, _ := status(c)
+		return m == "RUNNING" && resync == "done"
+	})
+	time.Sleep(300 * time.Millisecond)
+	w.finish(t)
+	for _, tbl := range []string{"a", "b", "c"} {
+		waitEqual(t, src, dst, tbl, tbl, "id")
+	}
+}
