@@ -367,3 +367,55 @@ func TestKillDuringAddedTableLoad(t *testing.T) {
 		waitEqual(t, src, dst, tbl, tbl, "id")
 	}
 }
+
+// TestAlterMirrorDropTableDuringLoad drops a table whose load (after ADD
+// TABLE) waits for a lock on the destination: the load ends, the
+// destination forgets its resync state, and the mirror streams on.
+func TestAlterMirrorDropTableDuringLoad(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, alterTablesSQL)
+	mustExec(t, f.conn, "CREATE MIRROR ad FROM src TO dst WITH TABLE MAPPING (a:a)")
+	f.waitStatus(t, "ad", "RUNNING")
+	locked := make(chan pgx.Tx, 1)
+	go func() {
+		lc := connect(t, f.dstURL)
+		for {
+			tx, err := lc.Begin(context.Background())
+			if err != nil {
+				close(locked)
+				return
+			}
+			if _, err := tx.Exec(context.Background(), "LOCK TABLE c IN ACCESS SHARE MODE"); err == nil {
+				locked <- tx
+				return
+			}
+			_ = tx.Rollback(context.Background())
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	mustExec(t, f.conn, "ALTER MIRROR ad ADD TABLE MAPPING (c:c)")
+	lock, ok := <-locked
+	if !ok {
+		t.Fatal("could not lock the destination table c")
+	}
+	f.waitResync(t, "ad", "public.c", "in_progress")
+	mustExec(t, f.conn, "ALTER MIRROR ad DROP TABLE c")
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.mirrorTableNames(t, "ad"); got != "public.a" {
+		t.Fatalf("mirror tables %s after dropping the table being loaded", got)
+	}
+	var states int
+	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM _sluice.table_state WHERE mirror = 'ad'`).Scan(&states); err != nil || states != 0 {
+		t.Fatalf("%d table resync states left on the destination (%v)", states, err)
+	}
+	mustExec(t, f.src, "INSERT INTO a VALUES (-1, 'after'); INSERT INTO c VALUES (-1, 'after')")
+	waitEqual(t, f.src, f.dst, "a", "a", "id")
+	f.waitStatus(t, "ad", "RUNNING")
+	var n int64
+	if err := f.dst.QueryRow(ctx, "SELECT count(*) FROM c WHERE id = -1").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a row of the dropped table arrived (%d, %v)", n, err)
+	}
+}
