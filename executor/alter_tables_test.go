@@ -419,3 +419,25 @@ func TestAlterMirrorDropTableDuringLoad(t *testing.T) {
 		t.Fatalf("a row of the dropped table arrived (%d, %v)", n, err)
 	}
 }
+
+// TestAlterMirrorAddTableIndexes adds a table to a mirror with
+// replicate_indexes: the added table gets the source's index after its
+// load, as the mirror's first tables did.
+func TestAlterMirrorAddTableIndexes(t *testing.T) {
+	f := newMirrorFixture(t)
+	ctx := testCtx(t)
+	mustExec(t, f.src, alterTablesSQL+"CREATE INDEX c_v ON c (v);")
+	mustExec(t, f.conn, "CREATE MIRROR ai FROM src TO dst WITH TABLE MAPPING (a:a) WITH (replicate_indexes = true)")
+	f.waitStatus(t, "ai", "RUNNING")
+	mustExec(t, f.conn, "ALTER MIRROR ai ADD TABLE MAPPING (c:c)")
+	f.waitResync(t, "ai", "public.c", "done")
+	waitEqual(t, f.src, f.dst, "c", "c", "id")
+	var defs []string
+	rows, err := f.dst.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename = 'c' ORDER BY indexname`)
+	if err == nil {
+		defs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(defs) != 2 || !strings.Contains(defs[1], "(v)") {
+		t.Fatalf("indexes of the added table: %q (%v), want its key and the index on v", defs, err)
+	}
+}

@@ -233,6 +233,9 @@ func (s *session) addTables(ctx context.Context, st *sqlext.AlterMirror, m catal
 				return undo(fmt.Errorf("build the key of destination table %s: %w", d.Dest, err))
 			}
 		}
+		if err := addedTableIndexes(ctx, cfg, src, dest, d); err != nil {
+			return undo(err)
+		}
 	}
 	if err := src.Prepare(ctx, spec, append(old, sourceNames(tables)...), false); err != nil {
 		return undo(err)
@@ -257,6 +260,30 @@ func (s *session) addTables(ctx context.Context, st *sqlext.AlterMirror, m catal
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror tables added", "mirror", m.Name, "tables", len(tables), "initial_copy", doCopy)
 	return w.Complete(tag)
+}
+
+// addedTableIndexes makes on an added table, still empty, the source's
+// indexes when the mirror replicates them: a load's truncate resync keeps
+// them aside during its copy and rebuilds them after (connectors.Emptier),
+// as the initial load builds them after its copy. Foreign keys are not
+// added (see docs/mirrors.md).
+func addedTableIndexes(ctx context.Context, cfg replication.Options, src connectors.Source, dest connectors.Destination, d connectors.DestTable) error {
+	if !cfg.ReplicateIndexes {
+		return nil
+	}
+	def, ok := src.(connectors.IndexDefiner)
+	ic, ok2 := dest.(connectors.IndexCreator)
+	if !ok || !ok2 { // the mirror's flow refused replicate_indexes already
+		return nil
+	}
+	stmts, err := def.IndexDDL(ctx, d.Schema, d.Dest)
+	if err != nil {
+		return err
+	}
+	if err := ic.CreateIndexes(ctx, d.Dest, stmts); err != nil {
+		return fmt.Errorf("create the indexes of destination table %s: %w", d.Dest, err)
+	}
+	return nil
 }
 
 // dropTable runs ALTER MIRROR m DROP TABLE t.
