@@ -46,6 +46,12 @@ import (
 
 // alterMirrorTables runs ALTER MIRROR's ADD TABLE and DROP TABLE on m.
 func (s *session) alterMirrorTables(ctx context.Context, st *sqlext.AlterMirror, m catalog.Mirror, w server.ResultWriter) error {
+	s.ex.tablesMu.Lock()
+	defer s.ex.tablesMu.Unlock()
+	m, err := s.getMirror(ctx, m.Name, st.NamePos) // as it is now that no other change runs
+	if err != nil {
+		return err
+	}
 	switch {
 	case m.Resync != "":
 		return sqlerr.New(pgerrcode.ObjectInUse, "mirror %q is being resynced as a whole: its tables can change once it streams again", m.Name).
