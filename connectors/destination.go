@@ -281,6 +281,19 @@ type Emptier interface {
 	Restore(ctx context.Context, d DestTable, st TableState) error
 }
 
+// TableRemover is the ability of a destination that can take one table out
+// of a mirror while the others go on (ALTER MIRROR ... DROP TABLE, and
+// undoing an ALTER MIRROR ... ADD TABLE that failed half-way).
+type TableRemover interface {
+	// RemoveTable forgets what the destination records for source table
+	// source of the mirror (its loaded partitions, its table resync state)
+	// and drops the temporary tables Sluice made and recorded for live (a
+	// resync's shadow); with drop it also drops live (plain DROP, never
+	// CASCADE: an object that depends on it makes it fail). Idempotent; on
+	// error the caller may run it again.
+	RemoveTable(ctx context.Context, source, live TableName, drop bool) error
+}
+
 // VersionedRows is the ability of a destination whose rows carry the
 // source version that wrote them, where the newest version of a row wins
 // and writing the same version again changes nothing: a replay converges

@@ -76,6 +76,11 @@ type Executor struct {
 	// LagReporter's Warning), so that it warns once until the warning
 	// clears; the monitor's goroutine only.
 	warned map[string]bool
+	// tablesMu serializes ALTER MIRROR's ADD TABLE and DROP TABLE (of any
+	// mirror): each reads the mirror's tables, then sets the source's
+	// stream to that list changed, which two at once on one mirror would
+	// undo in part (mirror_alter_tables.go).
+	tablesMu sync.Mutex
 }
 
 var _ server.Backend = (*Executor)(nil)

@@ -13,6 +13,8 @@ import (
 	"github.com/sluicedb/sluice/sqlext"
 )
 
+// ALTER MIRROR m ADD TABLE / DROP TABLE are in mirror_alter_tables.go.
+//
 // ALTER MIRROR m SET (...) / RESET (...) changes the options of an existing
 // mirror. The new values are stored in the catalog, with an "options"
 // event, and the mirror's running flow is woken: it follows max_batch_size
@@ -66,6 +68,9 @@ func (s *session) alterMirror(ctx context.Context, st *sqlext.AlterMirror, w ser
 			return w.Complete(tag)
 		}
 		return err
+	}
+	if st.Action == sqlext.AlterAddTable || st.Action == sqlext.AlterDropTable {
+		return s.alterMirrorTables(ctx, st, m, w) // mirror_alter_tables.go
 	}
 	// opts are the statement's options, RESET's names with empty values,
 	// so that errors point at them.

@@ -2,8 +2,10 @@ package sqlext
 
 import "fmt"
 
-// alterMirror parses ALTER MIRROR [IF EXISTS] m SET (key = value, ...) and
-// ALTER MIRROR [IF EXISTS] m RESET (key, ...).
+// alterMirror parses ALTER MIRROR [IF EXISTS] m SET (key = value, ...),
+// ALTER MIRROR [IF EXISTS] m RESET (key, ...), ALTER MIRROR [IF EXISTS] m
+// ADD TABLE MAPPING (...) [WITH (...)] and ALTER MIRROR [IF EXISTS] m DROP
+// TABLE [schema.]table [WITH (...)].
 func (p *parser) alterMirror(text string) (*AlterMirror, error) {
 	p.next() // ALTER
 	p.next() // MIRROR
@@ -30,8 +32,31 @@ func (p *parser) alterMirror(text string) (*AlterMirror, error) {
 		if s.Reset, err = p.optionNames(); err != nil {
 			return nil, err
 		}
+	case t.is("add"):
+		p.next()
+		s.Action, s.ActionPos = AlterAddTable, t.pos
+		if err := p.expect("table", "TABLE MAPPING after ADD"); err != nil {
+			return nil, err
+		}
+		if err := p.expect("mapping", "MAPPING after ADD TABLE"); err != nil {
+			return nil, err
+		}
+		if s.Mappings, err = p.mappings(); err != nil {
+			return nil, err
+		}
+		return s, p.optionsThenEnd(&s.With)
+	case t.is("drop"):
+		p.next()
+		s.Action, s.ActionPos = AlterDropTable, t.pos
+		if err := p.expect("table", "TABLE after DROP"); err != nil {
+			return nil, err
+		}
+		if s.Table, err = p.qualifiedName("table name after DROP TABLE"); err != nil {
+			return nil, err
+		}
+		return s, p.optionsThenEnd(&s.With)
 	default:
-		return nil, p.expected("SET or RESET after mirror name")
+		return nil, p.expected("SET, RESET, ADD TABLE or DROP TABLE after mirror name")
 	}
 	return s, p.end("")
 }

@@ -49,6 +49,27 @@ var alterCases = []parseCase{
 		}},
 	},
 	{
+		name: "alter mirror/add table",
+		sql:  "ALTER MIRROR m ADD TABLE MAPPING (public.a:b, {from: c, to: d, exclude: [x]}) WITH (do_initial_copy = false)",
+		want: []Statement{&AlterMirror{
+			Text: "ALTER MIRROR m ADD TABLE MAPPING (public.a:b, {from: c, to: d, exclude: [x]}) WITH (do_initial_copy = false)",
+			Name: "m", NamePos: 14, Action: AlterAddTable, ActionPos: 16,
+			Mappings: []TableMapping{
+				{Source: QualifiedName{Schema: "public", Name: "a", Pos: 35}, Destination: QualifiedName{Name: "b", Pos: 44}, Pos: 35},
+				{Source: QualifiedName{Name: "c", Pos: 54}, Destination: QualifiedName{Name: "d", Pos: 61}, Exclude: []string{"x"}, Pos: 47},
+			},
+			With: Options{{Key: "do_initial_copy", Pos: 85, Value: Value{Kind: BoolValue, Text: "false", Pos: 103}}},
+		}},
+	},
+	{
+		name: "alter mirror/drop table",
+		sql:  "alter mirror if exists m drop table public.items",
+		want: []Statement{&AlterMirror{
+			Text: "alter mirror if exists m drop table public.items", IfExists: true, Name: "m", NamePos: 24,
+			Action: AlterDropTable, ActionPos: 26, Table: QualifiedName{Schema: "public", Name: "items", Pos: 37},
+		}},
+	},
+	{
 		name: "alter mirror/other alter passes through",
 		sql:  "ALTER TABLE mirror ADD COLUMN x int",
 		want: []Statement{pass("ALTER TABLE mirror ADD COLUMN x int", 0)},
@@ -57,8 +78,15 @@ var alterCases = []parseCase{
 
 var alterErrors = []errorCase{
 	{"alter mirror/no name", "ALTER MIRROR", "expected mirror name, found end of input", 13},
-	{"alter mirror/no action", "ALTER MIRROR m", "expected SET or RESET after mirror name, found end of input", 15},
-	{"alter mirror/unknown action", "ALTER MIRROR m RENAME TO n", `expected SET or RESET after mirror name, found "RENAME"`, 16},
+	{"alter mirror/no action", "ALTER MIRROR m", "expected SET, RESET, ADD TABLE or DROP TABLE after mirror name, found end of input", 15},
+	{"alter mirror/unknown action", "ALTER MIRROR m RENAME TO n", `expected SET, RESET, ADD TABLE or DROP TABLE after mirror name, found "RENAME"`, 16},
+	{"alter mirror/add without table", "ALTER MIRROR m ADD MAPPING (a:b)", `expected TABLE MAPPING after ADD, found "MAPPING"`, 20},
+	{"alter mirror/add without mapping", "ALTER MIRROR m ADD TABLE (a:b)", `expected MAPPING after ADD TABLE, found "("`, 26},
+	{"alter mirror/add empty", "ALTER MIRROR m ADD TABLE MAPPING ()", `expected table mapping, found ")"`, 35},
+	{"alter mirror/add trailing garbage", "ALTER MIRROR m ADD TABLE MAPPING (a:b) x", `expected WITH or end of statement, found "x"`, 40},
+	{"alter mirror/drop without table", "ALTER MIRROR m DROP public.t", `expected TABLE after DROP, found "public"`, 21},
+	{"alter mirror/drop no name", "ALTER MIRROR m DROP TABLE", `expected table name after DROP TABLE, found end of input`, 26},
+	{"alter mirror/drop two tables", "ALTER MIRROR m DROP TABLE a, b", `expected WITH or end of statement, found ","`, 28},
 	{"alter mirror/set without list", "ALTER MIRROR m SET max_batch_size = 1", `expected "(" after SET, found "max_batch_size"`, 20},
 	{"alter mirror/set at end", "ALTER MIRROR m SET", `expected "(" after SET, found end of input`, 19},
 	{"alter mirror/set empty", "ALTER MIRROR m SET ()", `expected option name, found ")"`, 21},

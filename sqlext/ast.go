@@ -321,8 +321,7 @@ func (e *SyntaxError) SQLError() *sqlerr.Error {
 	return se
 }
 
-// ALTER MIRROR. Its own block: other ALTER MIRROR forms (issue 15's ADD
-// TABLE, DROP TABLE) add actions here.
+// ALTER MIRROR. Its own block: each form is an action.
 
 // AlterAction is what an ALTER MIRROR statement does.
 type AlterAction int
@@ -333,15 +332,26 @@ const (
 	AlterSet AlterAction = iota + 1
 	// AlterReset is RESET (key, ...): Reset holds the names.
 	AlterReset
+	// AlterAddTable is ADD TABLE MAPPING (...) [WITH (...)]: Mappings
+	// holds the tables, With the options.
+	AlterAddTable
+	// AlterDropTable is DROP TABLE schema.table [WITH (...)]: Table names
+	// the source table, With holds the options.
+	AlterDropTable
 )
 
-// String names the action as written: "SET" or "RESET".
+// String names the action as written: "SET", "RESET", "ADD TABLE" or
+// "DROP TABLE".
 func (a AlterAction) String() string {
 	switch a {
 	case AlterSet:
 		return "SET"
 	case AlterReset:
 		return "RESET"
+	case AlterAddTable:
+		return "ADD TABLE"
+	case AlterDropTable:
+		return "DROP TABLE"
 	}
 	return fmt.Sprintf("AlterAction(%d)", int(a))
 }
@@ -353,9 +363,11 @@ type OptionName struct {
 	Pos Pos
 }
 
-// AlterMirror is ALTER MIRROR [IF EXISTS] m SET (key = value [, ...]) or
-// ALTER MIRROR [IF EXISTS] m RESET (key [, ...]). Neither list may be empty
-// or name a key twice; which keys may change is for the executor to say.
+// AlterMirror is ALTER MIRROR [IF EXISTS] m followed by one action:
+// SET (key = value [, ...]), RESET (key [, ...]), ADD TABLE MAPPING
+// (mapping [, ...]) [WITH (...)] or DROP TABLE [schema.]table [WITH (...)].
+// No list may be empty or name a key twice; which keys are accepted is
+// for the executor to say.
 type AlterMirror struct {
 	Text      string
 	IfExists  bool
@@ -367,6 +379,12 @@ type AlterMirror struct {
 	Options Options
 	// Reset are RESET's names (nil for SET).
 	Reset []OptionName
+	// Mappings are ADD TABLE's tables, as CREATE MIRROR's.
+	Mappings []TableMapping
+	// Table is DROP TABLE's source table (Schema empty when not given).
+	Table QualifiedName
+	// With are ADD TABLE's and DROP TABLE's WITH (...) options.
+	With Options
 }
 
 // SQL returns the statement's text, as the Statement interface requires.

@@ -33,6 +33,8 @@
 //	EXECUTE MIRROR name
 //	ALTER MIRROR [IF EXISTS] name SET (options)
 //	ALTER MIRROR [IF EXISTS] name RESET (name [, ...])
+//	ALTER MIRROR [IF EXISTS] name ADD TABLE MAPPING (mapping [, ...]) [WITH (options)]
+//	ALTER MIRROR [IF EXISTS] name DROP TABLE [schema.]table [WITH (options)]
 //	VALIDATE MIRROR name [TABLE [schema.]table] [WITH (options)]
 //
 // type is one of POSTGRES, CLICKHOUSE, MYSQL, SNOWFLAKE, BIGQUERY, in any
