@@ -327,7 +327,7 @@ func TestKillDuringAddedTableLoad(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	mustExec(t, src, alterTablesSQL)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR ka FROM src TO dst WITH TABLE MAPPING (a:a, b:b)
@@ -347,16 +347,16 @@ func TestKillDuringAddedTableLoad(t *testing.T) {
 		return s == "RUNNING"
 	})
 	w := startWriter(t, srcURL, "a", "b", "c")
-	c := connect(t, p.url())
+	c := connect(t, p.URL())
 	mustExec(t, c, "ALTER MIRROR ka ADD TABLE MAPPING (c:c)")
 	c.Close(context.Background())
 	waitFor(t, p, "a partly done load of c", func(c *pgx.Conn) bool {
 		_, resync, done := status(c)
 		return resync == "in_progress" && done >= 2
 	})
-	p.kill()
+	p.Kill()
 	time.Sleep(300 * time.Millisecond)
-	p.start()
+	p.Start()
 	waitFor(t, p, "the load of c done", func(c *pgx.Conn) bool {
 		m, resync, _ := status(c)
 		return m == "RUNNING" && resync == "done"

@@ -196,7 +196,7 @@ func TestClickHouseKillAndRestart(t *testing.T) {
 	srcURL := peerCluster.NewDB(t)
 	src := connect(t, srcURL)
 	pgbench(t, srcURL, "-i", "-s", "3", "-q")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
 	load := make(chan struct{})
@@ -213,8 +213,8 @@ func TestClickHouseKillAndRestart(t *testing.T) {
 			WHERE mirror = 'chk' AND source_table = 'public.pgbench_accounts'`).Scan(&done)
 		return err == nil && done >= 3
 	})
-	p.kill()
-	p.start()
+	p.Kill()
+	p.Start()
 	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
 		var status string
 		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'chk'`).Scan(&status)
@@ -222,8 +222,8 @@ func TestClickHouseKillAndRestart(t *testing.T) {
 	})
 	for range 2 {
 		time.Sleep(1500 * time.Millisecond)
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 	}
 	<-load
 	waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
@@ -245,7 +245,7 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 	src := connect(t, srcURL)
 	pgbench(t, srcURL, "-i", "-s", "3", "-q")
 	mustExec(t, src, `DELETE FROM pgbench_accounts WHERE aid BETWEEN 100 AND 109`)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
 	mustExec(t, conn, `CREATE MIRROR chr FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts, pgbench_tellers:pgbench_tellers)
@@ -273,7 +273,7 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 		"RESYNC TABLE chr.pgbench_accounts WITH (strategy = 'truncate')",
 		"RESYNC MIRROR chr",
 	} {
-		c := connect(t, p.url())
+		c := connect(t, p.URL())
 		mustExec(t, c, stmt)
 		c.Close(context.Background())
 		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
@@ -281,8 +281,8 @@ func TestClickHouseKillDuringResync(t *testing.T) {
 			_, resync, resyncing, done := status(c)
 			return (resync == "in_progress" || full && resyncing) && done >= 3
 		})
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
 			m, resync, resyncing, _ := status(c)
 			return m == "RUNNING" && !resyncing && (full || resync == "done")
@@ -320,7 +320,7 @@ func TestClickHouseKillDuringLargeTransaction(t *testing.T) {
 	srcURL := peerCluster.NewDB(t)
 	src := connect(t, srcURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
 	mustExec(t, conn, `CREATE MIRROR chbig FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)
@@ -350,8 +350,8 @@ func TestClickHouseKillDuringLargeTransaction(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 	}
 	waitSame(t, src, pgQuery, ch, chQuery)
 }

@@ -3,14 +3,7 @@ package executor_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,147 +16,26 @@ import (
 // The crash tests run the real sluice binary and kill it with SIGKILL at
 // chosen moments, as an operator's machine would.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func sluiceBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/sluice").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // process is a sluice server running as a child process.
-type process struct {
-	t       *testing.T
-	args    []string
-	env     []string
-	port    int
-	cmd     *exec.Cmd
-	logPath string
-}
+type process = testbed.SluiceProcess
 
+// startProcess starts sluice as a child process on a catalog of its own.
 func startProcess(t *testing.T) *process {
 	t.Helper()
-	catalogURL := catalogCluster.NewDB(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p := &process{t: t, port: port, logPath: filepath.Join(t.TempDir(), "sluice.log"),
-		args: []string{"serve", "--catalog", catalogURL, "--listen", "127.0.0.1:" + strconv.Itoa(port),
-			"--data-dir", t.TempDir(), "--log-level", "debug"},
-		env: append(os.Environ(), "SLUICE_PASSWORD="+testPassword,
-			"SLUICE_SECRET_KEY=0000000000000000000000000000000000000000000000000000000000000001")}
-	p.start()
-	t.Cleanup(func() {
-		if p.cmd != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			_ = p.cmd.Wait()
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(p.logPath); err == nil {
-				t.Logf("sluice log:\n%s", lastLines(string(b), 60))
-			}
-		}
-	})
-	return p
-}
-
-func (p *process) start() {
-	p.t.Helper()
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd := exec.Command(sluiceBinary(p.t), p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatal("sluice did not start listening")
-}
-
-// kill sends SIGKILL and waits for the process to die.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
-func (p *process) url() string {
-	return fmt.Sprintf("postgres://sluice:%s@127.0.0.1:%d/sluice?sslmode=disable", testPassword, p.port)
-}
-
-func lastLines(s string, n int) string {
-	lines := 0
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			lines++
-			if lines > n {
-				return s[i+1:]
-			}
-		}
-	}
-	return s
+	return testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testPassword)
 }
 
 // waitFor polls cond on a fresh connection to sluice until it holds.
 func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		conn, err := pgx.Connect(ctx, p.url())
-		if err == nil {
-			ok := cond(conn)
-			conn.Close(ctx)
-			cancel()
-			if ok {
-				return
-			}
-		} else {
-			cancel()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last events:\n%s", what, lastEvents(p))
+	p.WaitFor(what, cond, func() string { return "last events:\n" + lastEvents(p) })
 }
 
 // lastEvents renders the newest mirror events, for a failure message.
 func lastEvents(p *process) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, p.url())
+	conn, err := pgx.Connect(ctx, p.URL())
 	if err != nil {
 		return err.Error()
 	}
@@ -190,7 +62,7 @@ func TestKillAndRestart(t *testing.T) {
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "3", "-q")
 
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 
@@ -211,8 +83,8 @@ func TestKillAndRestart(t *testing.T) {
 			WHERE mirror = 'crash' AND source_table = 'public.pgbench_accounts'`).Scan(&done, &total)
 		return err == nil && done >= 3
 	})
-	p.kill()
-	p.start()
+	p.Kill()
+	p.Start()
 
 	// Mid-CDC, while pgbench writes: twice, a moment apart.
 	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
@@ -222,8 +94,8 @@ func TestKillAndRestart(t *testing.T) {
 	})
 	for i := 0; i < 2; i++ {
 		time.Sleep(1500 * time.Millisecond)
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 	}
 	<-load
 	waitFor(t, p, "an event saying the initial load resumed", func(c *pgx.Conn) bool {
@@ -264,7 +136,7 @@ func TestKillDuringSetup(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g`)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	conn.Close(context.Background())
@@ -273,13 +145,13 @@ func TestKillDuringSetup(t *testing.T) {
 	for i, delay := range []time.Duration{0, 30 * time.Millisecond, 150 * time.Millisecond} {
 		name := fmt.Sprintf("setup%d", i)
 		dest := fmt.Sprintf("t%d", i)
-		c := connect(t, p.url())
+		c := connect(t, p.URL())
 		mustExec(t, c, fmt.Sprintf("CREATE MIRROR %s FROM src TO dst WITH TABLE MAPPING (t:%s) WITH (snapshot_num_rows_per_partition = 2000)", name, dest))
 		c.Close(context.Background())
 		time.Sleep(delay)
-		p.kill()
+		p.Kill()
 		mustExec(t, src, fmt.Sprintf("UPDATE t SET v = v || '%d' WHERE id %% 100 = 0", i))
-		p.start()
+		p.Start()
 		waitFor(t, p, name+" running", func(c *pgx.Conn) bool {
 			var status string
 			err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = $1`, name).Scan(&status)
@@ -302,7 +174,7 @@ func TestKillDuringResync(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "4", "-q")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR kr FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
@@ -328,15 +200,15 @@ func TestKillDuringResync(t *testing.T) {
 		"RESYNC TABLE kr.pgbench_accounts WITH (strategy = 'truncate')",
 		"RESYNC MIRROR kr",
 	} {
-		c := connect(t, p.url())
+		c := connect(t, p.URL())
 		mustExec(t, c, stmt)
 		c.Close(context.Background())
 		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
 			_, resync, done := status(c)
 			return resync == "in_progress" && done >= 3 || strings.HasPrefix(stmt, "RESYNC MIRROR") && done >= 3
 		})
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
 			m, resync, _ := status(c)
 			return m == "RUNNING" && resync == "done"
@@ -389,7 +261,7 @@ func TestKillDuringLargeTransaction(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR big FROM src TO dst WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)
@@ -424,8 +296,8 @@ func TestKillDuringLargeTransaction(t *testing.T) {
 	} {
 		mustExec(t, src, sql)
 		applying()
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 	}
 	waitEqual(t, src, dst, "pgbench_accounts", "pgbench_accounts", "aid")
 }

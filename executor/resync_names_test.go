@@ -103,7 +103,7 @@ func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
 	for _, name := range theirs {
 		mustExec(t, dst, "CREATE TABLE "+name+" (keep_me text); INSERT INTO "+name+" VALUES ('mine')")
 	}
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR kn FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
@@ -117,7 +117,7 @@ func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
 	}
 	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _, _ := status(c); return m == "RUNNING" })
 	for _, stmt := range []string{"RESYNC TABLE kn.pgbench_accounts WITH (strategy = 'swap')", "RESYNC MIRROR kn"} {
-		c := connect(t, p.url())
+		c := connect(t, p.URL())
 		mustExec(t, c, stmt)
 		c.Close(context.Background())
 		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
@@ -125,8 +125,8 @@ func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
 			_, resync, resyncing, done := status(c)
 			return (resync == "in_progress" || full && resyncing) && done >= 3
 		})
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
 			m, resync, resyncing, _ := status(c)
 			return m == "RUNNING" && !resyncing && resync == "done"

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,16 +46,6 @@ const downgradeMetadata = `
 ALTER TABLE _sluice.mirror_state DROP COLUMN position;
 ALTER TABLE _sluice.table_state DROP COLUMN position`
 
-// stop ends sluice as an operator does (SIGTERM) and waits for it.
-func (p *process) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
-// catalogURL is the catalog database of p.
-func (p *process) catalogURL() string { return p.args[2] }
-
 // TestMirrorUpgradeToPositions: a Postgres to Postgres mirror whose
 // catalog and destination metadata are from before positions goes on
 // after the upgrade, showing the same status, and then applies the
@@ -67,7 +56,7 @@ func TestMirrorUpgradeToPositions(t *testing.T) {
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text);
 INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g`)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, "CREATE MIRROR up FROM src TO dst WITH TABLE MAPPING (t:t)")
@@ -105,7 +94,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 		return true
 	})
 
-	cat, err := pgx.Connect(testCtx(t), p.catalogURL())
+	cat, err := pgx.Connect(testCtx(t), p.CatalogURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +102,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 	mustExec(t, cat, "SET search_path = sluice_status")
 	downgrade := func() {
 		t.Helper()
-		p.stop()
+		p.Stop()
 		mustExec(t, cat, downgradeCatalog)
 		mustExec(t, dst, downgradeMetadata)
 	}
@@ -140,7 +129,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 	// Upgraded with nothing to apply: the status is what it was.
 	downgrade()
 	catalogShown := status(cat)
-	p.start()
+	p.Start()
 	waitFor(t, p, "the mirror streaming again", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'up'`).Scan(&status) == nil &&
@@ -148,7 +137,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 	})
 	time.Sleep(time.Second) // the stream runs: nothing to apply, nothing recorded
 	upgraded(false)
-	c := connect(t, p.url())
+	c := connect(t, p.URL())
 	if got := status(c); got != before || catalogShown != before {
 		t.Fatalf("status after the upgrade:\n%s\nbefore the upgrade, of the old catalog:\n%s\nbefore:\n%s", got, catalogShown, before)
 	}
@@ -160,7 +149,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 	mustExec(t, src, `INSERT INTO t SELECT g, 'later' FROM generate_series(2101, 2150) g;
 UPDATE t SET v = 'upd2' WHERE id BETWEEN 100 AND 129;
 DELETE FROM t WHERE id BETWEEN 200 AND 219`)
-	p.start()
+	p.Start()
 	waitEqual(t, src, dst, "t", "t", "id")
 	upgraded(true)
 	want := fmt.Sprintf("RUNNING | %d | %d %d %d", 160+100, 100+50, 50+30, 10+20)

@@ -20,7 +20,7 @@ func TestKillDuringValidation(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`) WITH (max_batch_size = 500)`)
@@ -40,7 +40,7 @@ func TestKillDuringValidation(t *testing.T) {
 		// A validation in the background; killed once the flow holds the
 		// stream for it (its log says so).
 		logged := strings.Count(readLog(t, p), "validation: holding the stream")
-		vconn := connect(t, p.url())
+		vconn := connect(t, p.URL())
 		go func() { _, _ = vconn.Exec(context.Background(), "VALIDATE MIRROR vk WITH (mode = 'checksum')") }()
 		deadline := time.Now().Add(30 * time.Second)
 		for strings.Count(readLog(t, p), "validation: holding the stream") == logged {
@@ -49,8 +49,8 @@ func TestKillDuringValidation(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		p.kill()
-		p.start()
+		p.Kill()
+		p.Start()
 		waitFor(t, p, "streaming again", func(c *pgx.Conn) bool {
 			var status string
 			return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
@@ -75,7 +75,7 @@ func TestKillDuringValidation(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	conn = connect(t, p.url())
+	conn = connect(t, p.URL())
 	got := validateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
 	for _, tbl := range pgbenchTables {
 		if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
@@ -87,7 +87,7 @@ func TestKillDuringValidation(t *testing.T) {
 // readLog returns the sluice process's log so far.
 func readLog(t *testing.T, p *process) string {
 	t.Helper()
-	b, err := os.ReadFile(p.logPath)
+	b, err := os.ReadFile(p.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,159 +3,30 @@ package mysqlmirror_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/testbed"
 )
 
 // The kill tests run the real sluice binary and kill it with SIGKILL, as
 // executor/crash_test.go does for Postgres sources.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// process is a sluice server running as a child process.
+type process = testbed.SluiceProcess
 
-// sluiceBinary builds cmd/sluice once for the package.
-func sluiceBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sluice-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "sluice")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/sluice").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// process is a sluice server running as a child process, its catalog in a
-// fresh database of the shared cluster.
-type process struct {
-	t       *testing.T
-	args    []string
-	env     []string
-	port    int
-	cmd     *exec.Cmd
-	logPath string
-}
-
+// startProcess starts sluice as a child process on a catalog of its own.
 func startProcess(t *testing.T) *process {
 	t.Helper()
-	catalogURL := pg.NewDB(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	p := &process{t: t, port: port, logPath: filepath.Join(t.TempDir(), "sluice.log"),
-		args: []string{"serve", "--catalog", catalogURL, "--listen", "127.0.0.1:" + strconv.Itoa(port),
-			"--data-dir", t.TempDir(), "--log-level", "debug"},
-		env: append(os.Environ(), "SLUICE_PASSWORD="+testPassword,
-			"SLUICE_SECRET_KEY=0000000000000000000000000000000000000000000000000000000000000001")}
-	p.start()
-	t.Cleanup(func() {
-		if p.cmd != nil {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			_ = p.cmd.Wait()
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(p.logPath); err == nil {
-				t.Logf("sluice log:\n%s", lastLines(string(b), 40))
-			}
-		}
-	})
-	return p
-}
-
-func (p *process) start() {
-	p.t.Helper()
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd := exec.Command(sluiceBinary(p.t), p.args...)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	p.t.Fatal("sluice did not start listening")
-}
-
-// kill sends SIGKILL and waits for the process to die.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-	p.cmd = nil
-}
-
-func (p *process) url() string {
-	return fmt.Sprintf("postgres://sluice:%s@127.0.0.1:%d/sluice?sslmode=disable", testPassword, p.port)
-}
-
-func lastLines(s string, n int) string {
-	lines := 0
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '\n' {
-			lines++
-			if lines > n {
-				return s[i+1:]
-			}
-		}
-	}
-	return s
+	return testbed.StartSluiceProcess(t, pg.NewDB(t), testPassword)
 }
 
 // waitFor polls cond on a fresh connection to the process until it holds.
 func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		conn, err := pgx.Connect(ctx, p.url())
-		if err == nil {
-			ok := cond(conn)
-			conn.Close(ctx)
-			cancel()
-			if ok {
-				return
-			}
-		} else {
-			cancel()
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	p.WaitFor(what, cond, nil)
 }
 
 // killFixture is a sluice process with a MYSQL peer on a fresh MariaDB
@@ -167,7 +38,7 @@ func killFixture(t *testing.T, n int) (p *process, db string, dst *pgx.Conn) {
 	dstURL := pg.NewDB(t)
 	dst = connect(t, dstURL)
 	myExec(t, myConn(t, db), fmt.Sprintf(churnDDL, "t"), fmt.Sprintf(churnFill, "t", n))
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, mysqlPeer("my", db))
 	mustExec(t, conn, pgPeer("dst", dstURL))
 	conn.Close(context.Background())
@@ -192,7 +63,7 @@ func TestKillDuringInitialLoad(t *testing.T) {
 	const n = 150_000
 	p, db, dst := killFixture(t, n)
 	w := startWriter(t, db, n, "t")
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR kl FROM my TO dst WITH TABLE MAPPING (%s.t:t)
 		WITH (snapshot_num_rows_per_partition = 1000, snapshot_max_parallel_workers = 1, max_batch_size = 500)`, db))
 	conn.Close(context.Background())
@@ -202,15 +73,15 @@ func TestKillDuringInitialLoad(t *testing.T) {
 			WHERE mirror = 'kl' AND source_table = $1`, db+".t").Scan(&done, &total)
 		return err == nil && done >= 2
 	})
-	p.kill()
+	p.Kill()
 	if done >= total {
 		t.Logf("the load was done (%d of %d partitions) before the kill", done, total)
 	}
-	p.start()
+	p.Start()
 	waitFor(t, p, "kl running", running("kl"))
 	w.waitRounds(t, 30)
 	w.finish(t)
-	c := connect(t, p.url())
+	c := connect(t, p.URL())
 	waitSamePG(t, c, dst, myConn(t, db), "t", "t", "id", churnCols)
 	var resumed int
 	// (More than one when the resumed load's step failed and was retried.)
@@ -229,7 +100,7 @@ func TestKillDuringStreaming(t *testing.T) {
 	t.Parallel()
 	const n = 20_000
 	p, db, dst := killFixture(t, n)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, strings.Replace(mysqlPeer("myfp", db), "WITH (", "WITH (replication_mechanism = 'filepos', ", 1))
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR ks FROM my TO dst WITH TABLE MAPPING (%s.t:t) WITH (max_batch_size = 200)`, db))
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR ksfp FROM myfp TO dst WITH TABLE MAPPING (%s.t:tfp) WITH (max_batch_size = 200)`, db))
@@ -241,17 +112,17 @@ func TestKillDuringStreaming(t *testing.T) {
 		w.waitRounds(t, 50)
 		maria.Exec(t, "", "FLUSH BINARY LOGS")
 		w.waitRounds(t, 50)
-		p.kill()
+		p.Kill()
 		w.waitRounds(t, 30)
 		maria.Exec(t, "", "FLUSH BINARY LOGS")
 		w.waitRounds(t, 10)
-		p.start()
+		p.Start()
 	}
 	waitFor(t, p, "ks running", running("ks"))
 	waitFor(t, p, "ksfp running", running("ksfp"))
 	w.waitRounds(t, 50)
 	w.finish(t)
-	c := connect(t, p.url())
+	c := connect(t, p.URL())
 	waitSamePG(t, c, dst, myConn(t, db), "t", "t", "id", churnCols)
 	waitSamePG(t, c, dst, myConn(t, db), "t", "tfp", "id", churnCols)
 }
@@ -276,7 +147,7 @@ func TestKillDuringLargeTransaction(t *testing.T) {
 	}
 	my := myConn(t, db)
 	myExec(t, my, fmt.Sprintf(churnDDL, "t"), fmt.Sprintf(churnFill, "t", 100_000))
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, mysqlPeer("my", db))
 	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = '%s')", ch.Port(), chDB))
 	mustExec(t, conn, fmt.Sprintf(`CREATE MIRROR kbig FROM my TO ch WITH TABLE MAPPING (%s.t:t) WITH (max_batch_size = 10000)`, db))
@@ -309,7 +180,7 @@ func TestKillDuringLargeTransaction(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	p.kill()
-	p.start()
+	p.Kill()
+	p.Start()
 	same()
 }
