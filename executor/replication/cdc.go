@@ -58,8 +58,9 @@ func (f *flow) cdc(ctx context.Context) error {
 		if sh, ok := shadows[t.source]; ok {
 			d.Dest = sh
 		}
-		if follows {
-			// Columns the source gained while the mirror was stopped.
+		if follows && !rs.heldTables()[t.source] {
+			// Columns the source gained while the mirror was stopped
+			// (a held table's when it comes back).
 			events, err := sf.AddColumns(ctx, src, d, d.Schema.Columns)
 			if err != nil {
 				return err
