@@ -74,7 +74,7 @@ type copyResult struct {
 
 func newResyncs() *resyncs {
 	return &resyncs{pos: map[connectors.TableName]connectors.Position{}, hold: map[connectors.TableName]bool{},
-		held: map[connectors.TableName]connectors.Position{},
+		held:     map[connectors.TableName]connectors.Position{},
 		strategy: map[connectors.TableName]string{}, done: make(chan copyResult, 64)}
 }
 
