@@ -456,12 +456,12 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 			ev.Table, len(ev.NewColumns))
 	}
 	for i, d := range b.dests {
-		if d.Source != ev.Table {
-			continue
+		if d.Source != ev.Table || b.rs.isHeld(d.Source) {
+			continue // a held table gains them when it resumes (cdc)
 		}
 		ts, err := b.addColumnsTo(ctx, d, ev.NewColumns)
 		if err != nil {
-			return err
+			return b.tableFailed(ctx, err)
 		}
 		b.dests[i].Schema = ts
 	}

@@ -62,6 +62,10 @@ func (f *flow) cdc(ctx context.Context) error {
 			// Columns the source gained while the mirror was stopped
 			// (a held table's when it comes back).
 			events, err := sf.AddColumns(ctx, src, d, d.Schema.Columns)
+			if te, ok := connectors.AsTableError(err); ok && rs.holdable(te.Table) {
+				// Its destination table is gone: hold it, start again.
+				return f.holdFailed(ctx, tp, f.store, te, applied)
+			}
 			if err != nil {
 				return err
 			}

@@ -82,25 +82,35 @@ func (b *batcher) tableFailed(ctx context.Context, err error) error {
 	if rerr := b.applier.Rollback(ctx); rerr != nil {
 		return err
 	}
-	states, serr := tp.TableStates(ctx)
-	if serr != nil {
-		return fmt.Errorf("%w (and reading table states: %w)", err, serr)
+	if herr := b.f.holdFailed(ctx, tp, hc, te, b.applied); herr != nil {
+		return fmt.Errorf("%w (and holding the table: %w)", err, herr)
 	}
-	pos := b.applied
+	return errRestart
+}
+
+// holdFailed holds the table of te, whose changes are applied up to
+// applied (or, catching up after a resume, up to its own position), as
+// failed with te as the reason.
+func (f *flow) holdFailed(ctx context.Context, tp connectors.TablePositions, hc holdCatalog, te *connectors.TableError,
+	applied connectors.Position) error {
+	states, err := tp.TableStates(ctx)
+	if err != nil {
+		return err
+	}
+	pos := applied
 	if st, ok := states[te.Table]; ok && st.Stage == connectors.StageCatchup {
 		pos = st.Position // resuming: where it got to
 	}
 	st := connectors.TableState{Table: te.Table, Stage: connectors.StageHeld, Strategy: connectors.HeldFailed, Position: pos}
-	if perr := tp.PutTableState(ctx, st); perr != nil {
-		return fmt.Errorf("%w (and holding the table: %w)", err, perr)
+	if err := tp.PutTableState(ctx, st); err != nil {
+		return err
 	}
-	reason := te.Error()
-	if herr := hc.SetTableHeld(ctx, b.f.m.Name, te.Table.String(), catalog.TableStatusFailed, reason); herr != nil {
-		return herr
+	if err := hc.SetTableHeld(ctx, f.m.Name, te.Table.String(), catalog.TableStatusFailed, te.Error()); err != nil {
+		return err
 	}
-	b.f.log.ErrorContext(ctx, "table failed: holding it, the other tables go on", "table", te.Table.String(),
-		"position", b.f.display(pos), "error", te.Err)
-	return errRestart
+	f.log.ErrorContext(ctx, "table failed: holding it, the other tables go on", "table", te.Table.String(),
+		"position", f.display(pos), "error", te.Err)
+	return nil
 }
 
 // pollHolds reports whether a table's pause or resume waits for the
@@ -209,6 +219,15 @@ func (f *flow) planHold(ctx context.Context, tp connectors.TablePositions, rs *r
 		return true, nil
 	}
 	return false, nil
+}
+
+// isHeld reports whether table t is held (nil r: no).
+func (r *resyncs) isHeld(t connectors.TableName) bool {
+	if r == nil {
+		return false
+	}
+	_, ok := r.held[t]
+	return ok
 }
 
 // heldTables is the set of tables rs holds (nil rs: none).
