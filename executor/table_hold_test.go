@@ -213,3 +213,52 @@ func TestTableHoldStatements(t *testing.T) {
 	mustExec(t, f.src, "INSERT INTO a VALUES (9999, 'after')")
 	waitEqual(t, f.src, f.dst, "a", "a", "id")
 }
+
+// TestKillWhileTableHeld kills sluice (SIGKILL) while a table is paused
+// and writes go on: after the restart the table is still held and the
+// other streams; resumed, it gets every change, none twice.
+func TestKillWhileTableHeld(t *testing.T) {
+	p := startProcess(t)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	conn := connect(t, p.url())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, src, `CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
+		INSERT INTO a SELECT g, 'a' || g FROM generate_series(0, 500) g; INSERT INTO b SELECT g, 'b' || g FROM generate_series(0, 500) g`)
+	mustExec(t, conn, "CREATE MIRROR h FROM src TO dst WITH TABLE MAPPING (a:a, b:b) WITH (sync_interval = 1)")
+	conn.Close(context.Background())
+	tableStatus := func(want string) func(c *pgx.Conn) bool {
+		return func(c *pgx.Conn) bool {
+			var status string
+			err := c.QueryRow(context.Background(), `SELECT status FROM mirror_tables WHERE mirror = 'h' AND source_table = 'public.a'`).Scan(&status)
+			return err == nil && status == want
+		}
+	}
+	waitFor(t, p, "streaming", tableStatus("running"))
+	waitEqual(t, src, dst, "a", "a", "id")
+	conn = connect(t, p.url())
+	mustExec(t, conn, "PAUSE MIRROR h TABLE a")
+	conn.Close(context.Background())
+	waitFor(t, p, "a paused", tableStatus("paused"))
+
+	load := startTableLoad(t, srcURL)
+	waitGrows(t, dst, "b")
+	p.kill()
+	p.start()
+	waitGrows(t, dst, "b")
+	waitFor(t, p, "a still paused", tableStatus("paused"))
+	var missing int64
+	if err := dst.QueryRow(testCtx(t), "SELECT count(*) FROM a WHERE id >= 1000").Scan(&missing); err != nil || missing != 0 {
+		t.Fatalf("%d rows of the paused table arrived (%v)", missing, err)
+	}
+	p.kill()
+	p.start()
+	conn = connect(t, p.url())
+	mustExec(t, conn, "RESUME MIRROR h TABLE a")
+	conn.Close(context.Background())
+	waitFor(t, p, "a running", tableStatus("running"))
+	load.finish()
+	waitEqual(t, src, dst, "a", "a", "id")
+	waitEqual(t, src, dst, "b", "b", "id")
+}
