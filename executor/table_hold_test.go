@@ -112,6 +112,12 @@ func waitGrows(t *testing.T, dst *pgx.Conn, table string) {
 	}
 }
 
+// TestTableFailsAlone breaks one destination table at a time under a write
+// load on both (dropped, a constraint its rows violate, a type its values
+// no longer fit): that table goes failed with the reason, the other keeps
+// streaming and the mirror runs; RESYNC TABLE (dropped) or RESUME TABLE
+// (the cause fixed) brings it back, and both tables end equal to the
+// source.
 func TestTableFailsAlone(t *testing.T) {
 	f := newMirrorFixture(t)
 	setupHold(t, f)
@@ -149,6 +155,21 @@ func TestTableFailsAlone(t *testing.T) {
 	mustExec(t, f.conn, "RESUME MIRROR h TABLE public.b")
 	f.waitTable(t, "h", "public.b", "running")
 	waitGrows(t, f.dst, "b")
+
+	// A type changed on the destination that a value no longer fits: the
+	// table fails alone; with the type back, RESUME brings every change
+	// since.
+	mustExec(t, f.dst, "ALTER TABLE a ALTER COLUMN id TYPE smallint")
+	mustExec(t, f.src, "INSERT INTO a VALUES (40000, 'too big for smallint')")
+	reason = f.waitTable(t, "h", "public.a", "failed")
+	if !strings.Contains(reason, "public.a") || !strings.Contains(reason, "22003") {
+		t.Errorf("reason %q: want it to name the table and the cause", reason)
+	}
+	waitGrows(t, f.dst, "b")
+	mustExec(t, f.dst, "ALTER TABLE a ALTER COLUMN id TYPE int")
+	mustExec(t, f.conn, "RESUME MIRROR h TABLE a")
+	f.waitTable(t, "h", "public.a", "running")
+	waitGrows(t, f.dst, "a")
 	load.finish()
 	waitEqual(t, f.src, f.dst, "a", "a", "id")
 	waitEqual(t, f.src, f.dst, "b", "b", "id")
@@ -157,6 +178,9 @@ func TestTableFailsAlone(t *testing.T) {
 	}
 }
 
+// TestPauseTable pauses one table under a write load: its rows stop, the
+// other's go on, the slot keeps the WAL; resumed, it ends equal to the
+// source.
 func TestPauseTable(t *testing.T) {
 	f := newMirrorFixture(t)
 	setupHold(t, f)
@@ -191,6 +215,8 @@ func TestPauseTable(t *testing.T) {
 	waitEqual(t, f.src, f.dst, "b", "b", "id")
 }
 
+// TestTableHoldStatements checks the statements' errors and notices on a
+// streaming mirror (regress/sql/table_hold.sql has the messages).
 func TestTableHoldStatements(t *testing.T) {
 	f := newMirrorFixture(t)
 	setupHold(t, f)
