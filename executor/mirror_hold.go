@@ -17,8 +17,10 @@ import (
 // streaming mirror stops receiving changes, or comes back, while the others
 // stream. The statement records a request in the catalog and wakes the
 // mirror's flow, which holds the table, or brings it back from where it
-// stopped (executor/replication/held.go). A table that failed on its own
-// (status failed) is resumed the same way once its cause is fixed.
+// stopped (executor/replication/held.go; on a destination with versioned
+// rows and no positions per table, by a copy: held_versioned.go). A table
+// that failed on its own (status failed) is resumed the same way once its
+// cause is fixed.
 
 // holdTable records request (catalog.HoldPause or catalog.HoldResume) for
 // table q of mirror name.
@@ -64,8 +66,10 @@ func (s *session) holdTable(ctx context.Context, name string, ifExists bool, nam
 		return err
 	}
 	_, positions := dst.(connectors.TablePositions)
+	_, versioned := dst.(connectors.VersionedRows)
+	_, swaps := dst.(connectors.ShadowSwapper)
 	dst.Close(context.Background())
-	if !positions {
+	if !positions && !(versioned && swaps) {
 		return sqlerr.New(pgerrcode.FeatureNotSupported, "%s is not supported for %s destinations", tag+" ... TABLE", dstType).
 			WithPosition(int(q.Pos)).
 			WithHint("Pause the whole mirror. The mirror is unchanged.")
@@ -90,6 +94,11 @@ func (s *session) holdTable(ctx context.Context, name string, ifExists bool, nam
 	case request == catalog.HoldResume && h.Request == catalog.HoldResume:
 		_ = w.Notice(sqlerr.Notice("table %s of mirror %q is already being resumed", table, m.Name))
 		return w.Complete(tag)
+	}
+	if request == catalog.HoldResume && !positions {
+		// Rows with versions, no position per table (ClickHouse): the
+		// table comes back by a copy, as RESYNC TABLE does.
+		return s.resumeByCopy(ctx, m, table, q.Pos, tag, w)
 	}
 	if err := s.ex.cfg.Store.RequestTableHold(ctx, m.Name, table.String(), request); err != nil {
 		if errors.Is(err, catalog.ErrTableNotInMirror) {
@@ -116,4 +125,25 @@ func heldWord(h catalog.TableHold, held bool) string {
 		return "held (failed: " + h.Error + ")"
 	}
 	return "paused"
+}
+
+// resumeByCopy resumes held table of m on a destination without positions
+// per table (versioned rows): a resync copies it under a snapshot of its
+// own while it streams again, and swaps the copy in with the rows it
+// received since (executor/replication/held_versioned.go).
+func (s *session) resumeByCopy(ctx context.Context, m catalog.Mirror, table connectors.TableName, pos sqlext.Pos, tag string, w server.ResultWriter) error {
+	if err := s.ex.cfg.Store.StartTableResync(ctx, m.Name, table.String(), replication.StrategySwap, nil); err != nil {
+		if errors.Is(err, catalog.ErrResyncInProgress) {
+			return sqlerr.New(pgerrcode.ObjectInUse, "a resync of %s in mirror %q is already under way", table, m.Name).
+				WithPosition(int(pos))
+		}
+		return err
+	}
+	_ = w.Notice(sqlerr.Notice("%s is copied again to resume it: the destination keeps no position per table", table))
+	if m.Desired == catalog.DesiredRunning {
+		s.ex.engine.Run(m.Name)
+		s.ex.engine.Wake(m.Name)
+	}
+	s.ex.cfg.Logger.InfoContext(ctx, "table resume by copy requested", "mirror", m.Name, "table", table.String())
+	return w.Complete(tag)
 }

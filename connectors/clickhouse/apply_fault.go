@@ -8,6 +8,10 @@ import (
 	"github.com/sluicedb/sluice/connectors"
 )
 
+// errTableGone is wrapped when a destination table does not exist: the
+// table's fault when it is a mirrored table.
+var errTableGone = errors.New("the table does not exist")
+
 // ClickHouse's error codes of errors that belong to one table (tableOwned).
 var tableCodes = map[int32]bool{
 	6:   true, // CANNOT_PARSE_TEXT
@@ -40,6 +44,9 @@ func tableFault(t connectors.TableName, err error) error {
 // refusal to convert a value to the column's type (the column's type
 // changed). Anything else (the connection, the server) is the mirror's.
 func tableOwned(err error) bool {
+	if errors.Is(err, errTableGone) {
+		return true
+	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
 		return tableCodes[ex.Code]

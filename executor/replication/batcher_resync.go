@@ -18,6 +18,11 @@ import (
 // a request fails at once, naming the peer type; the mirror goes on.
 func (b *batcher) pollResyncs(ctx context.Context) error {
 	switch {
+	case b.vr != nil && b.vr.copying == 0:
+		if restart, err := b.pollHolds(ctx); err != nil || restart {
+			return cmp.Or(err, errRestart)
+		}
+		return b.pollVersionedResyncs(ctx)
 	case b.vr != nil:
 		return b.pollVersionedResyncs(ctx)
 	case b.noResyncs:

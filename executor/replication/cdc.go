@@ -46,8 +46,14 @@ func (f *flow) cdc(ctx context.Context) error {
 	var shadows map[connectors.TableName]connectors.TableName
 	var copies []resyncCopy
 	tp, catchup := dst.(connectors.TablePositions)
-	if catchup {
+	_, versioned := dst.(connectors.VersionedRows)
+	switch {
+	case catchup:
 		if rs, start, shadows, copies, err = f.planResyncs(ctx, dst, tp, applied, schemas); err != nil {
+			return err
+		}
+	case versioned:
+		if rs, err = f.planVersionedHolds(ctx, dst, schemas); err != nil { // held_versioned.go
 			return err
 		}
 	}
@@ -76,7 +82,11 @@ func (f *flow) cdc(ctx context.Context) error {
 		dests[i] = d
 	}
 	if tc, ok := dst.(connectors.TableChecker); ok {
-		if err := tc.CheckTables(ctx, dests); err != nil {
+		checked := dests
+		if held := rs.heldTables(); len(held) > 0 {
+			checked = slices.DeleteFunc(slices.Clone(dests), func(d connectors.DestTable) bool { return held[d.Source] })
+		}
+		if err := tc.CheckTables(ctx, checked); err != nil {
 			if errors.Is(err, connectors.ErrTableChanged) {
 				return &UserError{Err: err}
 			}
@@ -108,7 +118,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wait func()
-	switch _, versioned := dst.(connectors.VersionedRows); {
+	switch {
 	case catchup:
 		wait = b.startCopies(cctx, copies, schemas)
 	case versioned:

@@ -38,9 +38,9 @@ import (
 //     it afresh instead (recreating a dropped destination table).
 //
 // A table under a resync (copy, catch-up into a shadow, swap) is not held:
-// its apply errors stay the mirror's, as before. Destinations without
-// TablePositions (ClickHouse) hold nothing: a table's error stops the
-// mirror, and PAUSE/RESUME of a table are refused.
+// its apply errors stay the mirror's, as before. A destination with
+// versioned rows and no TablePositions (ClickHouse) holds tables in the
+// catalog only and brings them back by a copy (held_versioned.go).
 
 // StepHeld is the step of a held table (mirror_tables.step).
 const StepHeld = "held"
@@ -76,8 +76,11 @@ func (b *batcher) tableFailed(ctx context.Context, err error) error {
 	}
 	tp, ok := b.dst.(connectors.TablePositions)
 	hc, ok2 := b.store.(holdCatalog)
-	if !ok || !ok2 {
+	if !ok && b.vr == nil || !ok2 {
 		return err
+	}
+	if _, copying := b.vr.copyOf(te.Table); copying {
+		return err // a versioned resync's live table: the mirror's, as before
 	}
 	if rerr := b.applier.Rollback(ctx); rerr != nil {
 		return err
@@ -90,9 +93,17 @@ func (b *batcher) tableFailed(ctx context.Context, err error) error {
 
 // holdFailed holds the table of te, whose changes are applied up to
 // applied (or, catching up after a resume, up to its own position), as
-// failed with te as the reason.
+// failed with te as the reason. Without tp (a destination with versioned
+// rows), the catalog alone records it (held_versioned.go).
 func (f *flow) holdFailed(ctx context.Context, tp connectors.TablePositions, hc holdCatalog, te *connectors.TableError,
 	applied connectors.Position) error {
+	if tp == nil {
+		if err := hc.SetTableHeld(ctx, f.m.Name, te.Table.String(), catalog.TableStatusFailed, te.Error()); err != nil {
+			return err
+		}
+		f.log.ErrorContext(ctx, "table failed: holding it, the other tables go on", "table", te.Table.String(), "error", te.Err)
+		return nil
+	}
 	states, err := tp.TableStates(ctx)
 	if err != nil {
 		return err
