@@ -16,6 +16,20 @@ const (
 	// StageSwap: caught up; the shadow table is to be swapped in. Changes
 	// keep going to the shadow table until then.
 	StageSwap = "swap"
+	// StageHeld: the table's changes are not applied (PAUSE MIRROR m
+	// TABLE t, or its changes failed to apply: a TableError); its changes
+	// committed up to TableState.Position are applied, those after it wait
+	// on the source. Strategy says why (HeldPaused or HeldFailed).
+	StageHeld = "held"
+)
+
+// Why a table is held (TableState.Strategy in StageHeld), and the strategy
+// of a held table catching up after RESUME (StageCatchup, straight into
+// its live table).
+const (
+	HeldPaused = "paused"
+	HeldFailed = "failed"
+	Resumed    = "resume"
 )
 
 // TableState is the destination's record of a table resync under way.

@@ -20,8 +20,14 @@ func (s *session) mirrorStatement(ctx context.Context, st sqlext.Statement, w se
 	case *sqlext.DropMirror:
 		return s.dropMirror(ctx, st, w)
 	case *sqlext.PauseMirror:
+		if st.Table != nil {
+			return s.holdTable(ctx, st.Name, st.IfExists, st.NamePos, st.Table, catalog.HoldPause, "PAUSE MIRROR", w)
+		}
 		return s.setDesired(ctx, st.Name, st.IfExists, st.NamePos, catalog.DesiredPaused, "PAUSE MIRROR", w)
 	case *sqlext.ResumeMirror:
+		if st.Table != nil {
+			return s.holdTable(ctx, st.Name, st.IfExists, st.NamePos, st.Table, catalog.HoldResume, "RESUME MIRROR", w)
+		}
 		return s.setDesired(ctx, st.Name, st.IfExists, st.NamePos, catalog.DesiredRunning, "RESUME MIRROR", w)
 	case *sqlext.ResyncMirror:
 		return s.resyncMirror(ctx, st, w)

@@ -196,20 +196,24 @@ type DropMirror struct {
 	Options  Options
 }
 
-// PauseMirror is PAUSE MIRROR [IF EXISTS] m.
+// PauseMirror is PAUSE MIRROR [IF EXISTS] m [TABLE [schema.]table]. With
+// a Table, only that table's changes stop; the others stream.
 type PauseMirror struct {
 	Text     string
 	IfExists bool
 	Name     string
 	NamePos  Pos
+	Table    *QualifiedName // nil: the whole mirror
 }
 
-// ResumeMirror is RESUME MIRROR [IF EXISTS] m.
+// ResumeMirror is RESUME MIRROR [IF EXISTS] m [TABLE [schema.]table].
+// With a Table, that paused or failed table catches up and streams again.
 type ResumeMirror struct {
 	Text     string
 	IfExists bool
 	Name     string
 	NamePos  Pos
+	Table    *QualifiedName // nil: the whole mirror
 }
 
 // ResyncMirror is RESYNC MIRROR [IF EXISTS] m [WITH (...)].

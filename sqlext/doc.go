@@ -26,8 +26,8 @@
 //	CREATE MIRROR [IF NOT EXISTS] name FROM source TO destination
 //	    WITH TABLE MAPPING (mapping [, ...]) [WITH (options)]
 //	DROP MIRROR [IF EXISTS] name [WITH (options)]
-//	PAUSE MIRROR [IF EXISTS] name
-//	RESUME MIRROR [IF EXISTS] name
+//	PAUSE MIRROR [IF EXISTS] name [TABLE [schema.]table]
+//	RESUME MIRROR [IF EXISTS] name [TABLE [schema.]table]
 //	RESYNC MIRROR [IF EXISTS] name [WITH (options)]
 //	RESYNC TABLE mirror.schema.table [WITH (options)]
 //	EXECUTE MIRROR name

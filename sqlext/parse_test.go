@@ -264,6 +264,18 @@ var mirrorCases = []parseCase{
 		want: []Statement{&ResumeMirror{Text: "RESUME MIRROR m", Name: "m", NamePos: 15}},
 	},
 	{
+		name: "mirror/pause table",
+		sql:  "PAUSE MIRROR m TABLE public.users",
+		want: []Statement{&PauseMirror{Text: "PAUSE MIRROR m TABLE public.users", Name: "m", NamePos: 14,
+			Table: &QualifiedName{Schema: "public", Name: "users", Pos: 22}}},
+	},
+	{
+		name: "mirror/resume table",
+		sql:  `resume mirror m table "Users"`,
+		want: []Statement{&ResumeMirror{Text: `resume mirror m table "Users"`, Name: "m", NamePos: 15,
+			Table: &QualifiedName{Name: "Users", Pos: 23}}},
+	},
+	{
 		name: "mirror/resume if exists",
 		sql:  "Resume Mirror If Exists m",
 		want: []Statement{&ResumeMirror{Text: "Resume Mirror If Exists m", IfExists: true, Name: "m", NamePos: 25}},

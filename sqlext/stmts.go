@@ -283,7 +283,7 @@ func (p *parser) dropMirror(text string) (*DropMirror, error) {
 	return s, p.optionsThenEnd(&s.Options)
 }
 
-// pauseMirror parses PAUSE MIRROR [IF EXISTS] m.
+// pauseMirror parses PAUSE MIRROR [IF EXISTS] m [TABLE [schema.]table].
 func (p *parser) pauseMirror(text string) (*PauseMirror, error) {
 	p.next() // PAUSE
 	if err := p.expect("mirror", "MIRROR after PAUSE"); err != nil {
@@ -294,10 +294,26 @@ func (p *parser) pauseMirror(text string) (*PauseMirror, error) {
 	if s.Name, s.NamePos, err = p.name("mirror name"); err != nil {
 		return nil, err
 	}
+	if s.Table, err = p.optionalTable(); err != nil {
+		return nil, err
+	}
 	return s, p.end("")
 }
 
-// resumeMirror parses RESUME MIRROR [IF EXISTS] m.
+// optionalTable parses an optional TABLE [schema.]table (one table of a
+// mirror).
+func (p *parser) optionalTable() (*QualifiedName, error) {
+	if !p.accept("table") {
+		return nil, nil
+	}
+	q, err := p.qualifiedName("table name")
+	if err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// resumeMirror parses RESUME MIRROR [IF EXISTS] m [TABLE [schema.]table].
 func (p *parser) resumeMirror(text string) (*ResumeMirror, error) {
 	p.next() // RESUME
 	if err := p.expect("mirror", "MIRROR after RESUME"); err != nil {
@@ -306,6 +322,9 @@ func (p *parser) resumeMirror(text string) (*ResumeMirror, error) {
 	s := &ResumeMirror{Text: text, IfExists: p.ifExists()}
 	var err error
 	if s.Name, s.NamePos, err = p.name("mirror name"); err != nil {
+		return nil, err
+	}
+	if s.Table, err = p.optionalTable(); err != nil {
 		return nil, err
 	}
 	return s, p.end("")

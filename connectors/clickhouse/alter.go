@@ -33,7 +33,7 @@ WHERE database = ? AND table = ?`, t.Schema, t.Name)
 		return nil, nil, nil, fmt.Errorf("list columns of %s: %w", t, err)
 	}
 	if len(names) == 0 {
-		return nil, nil, nil, fmt.Errorf("list columns of %s: the table does not exist", t)
+		return nil, nil, nil, fmt.Errorf("list columns of %s: %w", t, errTableGone)
 	}
 	return names, types, defaults, nil
 }

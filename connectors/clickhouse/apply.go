@@ -251,9 +251,9 @@ func (a *Applier) add(ctx context.Context, c *connectors.Change) error {
 	}
 	if c.Kind == connectors.Truncate {
 		if err := a.flush(ctx, t); err != nil {
-			return err
+			return tableFault(c.Table, err)
 		}
-		return a.truncate(ctx, t, c.Version)
+		return tableFault(c.Table, a.truncate(ctx, t, c.Version))
 	}
 	if len(t.win.entries) == 0 {
 		a.active = append(a.active, t)
@@ -265,7 +265,7 @@ func (a *Applier) add(ctx context.Context, c *connectors.Change) error {
 	a.held += t.win.arena.size - before
 	switch {
 	case len(t.win.entries) >= a.windowKeys:
-		return a.flush(ctx, t)
+		return tableFault(c.Table, a.flush(ctx, t))
 	case a.held >= a.windowBytes:
 		return a.flushAll(ctx)
 	}
@@ -275,8 +275,9 @@ func (a *Applier) add(ctx context.Context, c *connectors.Change) error {
 // flushAll writes every window.
 func (a *Applier) flushAll(ctx context.Context) error {
 	for len(a.active) > 0 {
-		if err := a.flush(ctx, a.active[0]); err != nil {
-			return err
+		t := a.active[0]
+		if err := a.flush(ctx, t); err != nil {
+			return tableFault(t.dt.Source, err) // a table's (connectors.TableError) where it is
 		}
 	}
 	return nil

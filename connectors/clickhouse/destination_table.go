@@ -94,7 +94,7 @@ func (d *Destination) AddColumns(ctx context.Context, src connectors.Source, t c
 	}
 	added, skipped, err := AddMissingColumns(ctx, d.conn, d.info, t.Dest, cols, existing)
 	if err != nil {
-		return nil, err
+		return nil, tableFault(t.Source, err) // the table gone: the table's
 	}
 	if len(added) == 0 {
 		return nil, nil

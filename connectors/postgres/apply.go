@@ -350,14 +350,14 @@ func (a *Applier) add(ctx context.Context, chunks [][]connectors.Change, base in
 		}
 	}
 	if err := a.prepare(ctx, a.used[n:]); err != nil {
-		return err
+		return err // a table's (tableFault) where it is
 	}
 	for _, changes := range chunks {
 		for i := range changes {
 			c := &changes[i]
 			ts := a.table(c.Table)
 			if err := a.applyChange(ctx, ts, c); err != nil {
-				return fmt.Errorf("change %d (%c of %s): %w", base+i, c.Kind, c.Table, err)
+				return tableFault(ts.Source, fmt.Errorf("change %d (%c of %s): %w", base+i, c.Kind, c.Table, err))
 			}
 			switch c.Kind {
 			case connectors.Insert:
@@ -372,7 +372,7 @@ func (a *Applier) add(ctx context.Context, chunks [][]connectors.Change, base in
 	}
 	for _, ts := range a.used {
 		if err := a.flush(ctx, ts); err != nil {
-			return err
+			return tableFault(ts.Source, err)
 		}
 	}
 	return nil
@@ -524,7 +524,7 @@ func (a *Applier) prepare(ctx context.Context, used []*tableState) error {
 		}
 		old := ts.stage
 		if err := ts.createStage(ctx, a.conn); err != nil {
-			return err
+			return tableFault(ts.Source, err)
 		}
 		a.created = append(a.created, ts)
 		if old != "" {

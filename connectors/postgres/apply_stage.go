@@ -122,16 +122,16 @@ func (ts *tableState) createStage(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("describe destination table %s: %w", ts.Dest, err)
 	}
 	if len(dest) == 0 {
-		return fmt.Errorf("destination table %s does not exist", ts.Dest)
+		return fmt.Errorf("destination table %s does not exist: %w", ts.Dest, errTableShape)
 	}
 	for _, c := range cols {
 		if _, ok := dest[c.Name]; !ok {
-			return fmt.Errorf("destination table %s has no column %q", ts.Dest, c.Name)
+			return fmt.Errorf("destination table %s has no column %q: %w", ts.Dest, c.Name, errTableShape)
 		}
 	}
 	for _, c := range []string{ts.SoftDeleteColumn, ts.SyncedAtColumn} {
 		if _, ok := dest[c]; c != "" && !ok {
-			return fmt.Errorf("destination table %s has no column %q", ts.Dest, c)
+			return fmt.Errorf("destination table %s has no column %q: %w", ts.Dest, c, errTableShape)
 		}
 	}
 	if c := ts.SoftDeleteColumn; c != "" && dest[c].typid != boolOID {

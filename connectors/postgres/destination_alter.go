@@ -42,7 +42,7 @@ func (d *Destination) AddColumns(ctx context.Context, src connectors.Source, t c
 		events = nil
 		added, err := AddMissingColumns(ctx, tx, t.Dest, cols)
 		if err != nil || len(added) == 0 {
-			return err
+			return tableFault(t.Source, err) // the table gone: the table's
 		}
 		events = append(events, fmt.Sprintf("%s gained %d column(s); added on %s", t.Source, len(added), t.Dest))
 		names := make([]string, len(added))

@@ -419,7 +419,8 @@ func (b *batcher) add(ctx context.Context, atLeast int) error {
 		b.begun = time.Now()
 	}
 	if err := b.applier.Add(ctx, b.changes.span(b.added, limit)...); err != nil {
-		return fmt.Errorf("apply batch after %s: %w", b.f.display(b.applied), err)
+		// A table's error holds that table (held.go).
+		return b.tableFailed(ctx, fmt.Errorf("apply batch after %s: %w", b.f.display(b.applied), err))
 	}
 	b.added = limit
 	b.changes.forget(b.added) // the destination transaction has them
@@ -455,12 +456,12 @@ func (b *batcher) addColumns(ctx context.Context, ev *connectors.Event) error {
 			ev.Table, len(ev.NewColumns))
 	}
 	for i, d := range b.dests {
-		if d.Source != ev.Table {
-			continue
+		if d.Source != ev.Table || b.rs.isHeld(d.Source) {
+			continue // a held table gains them when it resumes (cdc)
 		}
 		ts, err := b.addColumnsTo(ctx, d, ev.NewColumns)
 		if err != nil {
-			return err
+			return b.tableFailed(ctx, err)
 		}
 		b.dests[i].Schema = ts
 	}
@@ -504,7 +505,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		start := time.Now()
 		counts, err := b.commit(ctx)
 		if err != nil {
-			return fmt.Errorf("apply batch ending at %s: %w", b.f.display(b.end), err)
+			return b.tableFailed(ctx, fmt.Errorf("apply batch ending at %s: %w", b.f.display(b.end), err))
 		}
 		byName := make(map[string]catalog.TableCounts, len(counts))
 		for t, c := range counts {

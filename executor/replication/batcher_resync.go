@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -17,12 +18,20 @@ import (
 // a request fails at once, naming the peer type; the mirror goes on.
 func (b *batcher) pollResyncs(ctx context.Context) error {
 	switch {
+	case b.vr != nil && b.vr.copying == 0:
+		if restart, err := b.pollHolds(ctx); err != nil || restart {
+			return cmp.Or(err, errRestart)
+		}
+		return b.pollVersionedResyncs(ctx)
 	case b.vr != nil:
 		return b.pollVersionedResyncs(ctx)
 	case b.noResyncs:
 		return b.refuseResyncs(ctx)
 	case b.rs == nil || b.rs.copying > 0:
 		return nil
+	}
+	if restart, err := b.pollHolds(ctx); err != nil || restart {
+		return cmp.Or(err, errRestart)
 	}
 	m, err := b.store.GetMirror(ctx, b.f.m.Name)
 	if err != nil {
@@ -66,6 +75,15 @@ func (b *batcher) refuseResyncs(ctx context.Context) error {
 // the mirror: a truncate resync is done; a swap resync swaps its table in.
 func (b *batcher) caughtUp(ctx context.Context) error {
 	for _, t := range b.rs.caught {
+		if b.rs.strategy[t] == connectors.Resumed {
+			// A resumed table caught up (held.go): it streams.
+			delete(b.rs.strategy, t)
+			if err := b.f.setStepNames(ctx, catalog.StepStreaming, t.String()); err != nil {
+				return err
+			}
+			b.f.log.InfoContext(ctx, "resumed table caught up", "table", t.String())
+			continue
+		}
 		if b.rs.strategy[t] == StrategyTruncate {
 			if err := b.f.store.SetTableResync(ctx, b.f.m.Name, t.String(), catalog.ResyncDone, ""); err != nil {
 				return err

@@ -46,8 +46,14 @@ func (f *flow) cdc(ctx context.Context) error {
 	var shadows map[connectors.TableName]connectors.TableName
 	var copies []resyncCopy
 	tp, catchup := dst.(connectors.TablePositions)
-	if catchup {
+	_, versioned := dst.(connectors.VersionedRows)
+	switch {
+	case catchup:
 		if rs, start, shadows, copies, err = f.planResyncs(ctx, dst, tp, applied, schemas); err != nil {
+			return err
+		}
+	case versioned:
+		if rs, err = f.planVersionedHolds(ctx, dst, schemas); err != nil { // held_versioned.go
 			return err
 		}
 	}
@@ -58,9 +64,14 @@ func (f *flow) cdc(ctx context.Context) error {
 		if sh, ok := shadows[t.source]; ok {
 			d.Dest = sh
 		}
-		if follows {
-			// Columns the source gained while the mirror was stopped.
+		if follows && !rs.heldTables()[t.source] {
+			// Columns the source gained while the mirror was stopped
+			// (a held table's when it comes back).
 			events, err := sf.AddColumns(ctx, src, d, d.Schema.Columns)
+			if te, ok := connectors.AsTableError(err); ok && rs.holdable(te.Table) {
+				// Its destination table is gone: hold it, start again.
+				return f.holdFailed(ctx, tp, f.store, te, applied)
+			}
 			if err != nil {
 				return err
 			}
@@ -71,7 +82,11 @@ func (f *flow) cdc(ctx context.Context) error {
 		dests[i] = d
 	}
 	if tc, ok := dst.(connectors.TableChecker); ok {
-		if err := tc.CheckTables(ctx, dests); err != nil {
+		checked := dests
+		if held := rs.heldTables(); len(held) > 0 {
+			checked = slices.DeleteFunc(slices.Clone(dests), func(d connectors.DestTable) bool { return held[d.Source] })
+		}
+		if err := tc.CheckTables(ctx, checked); err != nil {
 			if errors.Is(err, connectors.ErrTableChanged) {
 				return &UserError{Err: err}
 			}
@@ -103,7 +118,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	var wait func()
-	switch _, versioned := dst.(connectors.VersionedRows); {
+	switch {
 	case catchup:
 		wait = b.startCopies(cctx, copies, schemas)
 	case versioned:

@@ -35,6 +35,12 @@
 // catching up (resync_catchup.go), on one with VersionedRows by carrying
 // newer rows into the shadow at the swap (resync_versioned.go).
 //
+// Held tables (held.go) live inside CDC as well: a table whose changes
+// fail for a reason of its own (connectors.TableError) or that PAUSE
+// MIRROR m TABLE t pauses is held at its position while the others
+// stream, acknowledgements stay at that position, and RESUME MIRROR m
+// TABLE t catches it up as a table resync's catch-up does.
+//
 // VALIDATE MIRROR runs inside CDC too (validate.go, batcher_validate.go):
 // the batcher takes a source snapshot, applies the stream up to its
 // position and no further, summarizes the destination there while the

@@ -52,6 +52,10 @@ type resyncs struct {
 	// hold holds the tables being copied with the truncate strategy: their
 	// changes are dropped (they are replayed after the copy).
 	hold map[connectors.TableName]bool
+	// held holds the tables paused or failed (held.go) and the positions
+	// their changes are applied up to: their changes are dropped, and
+	// nothing beyond is acknowledged.
+	held map[connectors.TableName]connectors.Position
 	// strategy of every table with a resync under way here.
 	strategy map[connectors.TableName]string
 	// copying counts copies running; capAt is the acknowledgement limit
@@ -70,6 +74,7 @@ type copyResult struct {
 
 func newResyncs() *resyncs {
 	return &resyncs{pos: map[connectors.TableName]connectors.Position{}, hold: map[connectors.TableName]bool{},
+		held:     map[connectors.TableName]connectors.Position{},
 		strategy: map[connectors.TableName]string{}, done: make(chan copyResult, 64)}
 }
 
@@ -81,14 +86,16 @@ func (r *resyncs) doneCh() chan copyResult {
 	return r.done
 }
 
-func (r *resyncs) active() bool { return r != nil && (len(r.pos) > 0 || len(r.hold) > 0) }
+func (r *resyncs) active() bool {
+	return r != nil && (len(r.pos) > 0 || len(r.hold) > 0 || len(r.held) > 0)
+}
 
 func (r *resyncs) catchingUp() bool { return r != nil && len(r.pos) > 0 }
 
 // wanted reports whether a change of table in a transaction whose commit
 // starts at begin is to be applied, the mirror being at applied.
 func (r *resyncs) wanted(table connectors.TableName, begin, applied connectors.Position) bool {
-	if r.hold[table] {
+	if _, held := r.held[table]; held || r.hold[table] {
 		return false
 	}
 	if p, ok := r.pos[table]; ok {
@@ -112,6 +119,11 @@ func (r *resyncs) ackLimit() connectors.Position {
 			limit = p
 		}
 	}
+	for _, p := range r.held {
+		if limit == "" || p < limit {
+			limit = p
+		}
+	}
 	return limit
 }
 
@@ -128,7 +140,7 @@ func (r *resyncs) record(end, applied connectors.Position) (put []connectors.Tab
 		st := connectors.TableState{Table: t, Stage: connectors.StageCatchup, Strategy: r.strategy[t], Position: end}
 		if end >= applied {
 			r.caught = append(r.caught, t)
-			if r.strategy[t] == StrategyTruncate {
+			if r.strategy[t] == StrategyTruncate || r.strategy[t] == connectors.Resumed {
 				drop = append(drop, t)
 				continue
 			}
@@ -162,12 +174,27 @@ func (f *flow) planResyncs(ctx context.Context, dst connectors.Destination, tp c
 			return nil, "", nil, nil, err
 		}
 	}
+	holds, err := f.store.TableHolds(ctx, f.m.Name)
+	if err != nil {
+		return nil, "", nil, nil, err
+	}
 	rs := newResyncs()
 	start := applied
 	dests := make(map[connectors.TableName]connectors.TableName)
 	var copies []resyncCopy
 	for _, t := range f.tables() {
 		st, has := states[t.source]
+		if done, err := f.planHold(ctx, tp, rs, t, st, has, holds[t.source.String()], applied); err != nil {
+			return nil, "", nil, nil, err
+		} else if done {
+			if p, ok := rs.held[t.source]; ok {
+				start = min(start, p)
+			}
+			if p, ok := rs.pos[t.source]; ok {
+				start = min(start, p)
+			}
+			continue
+		}
 		if has && st.Stage == connectors.StageCatchup && st.Position >= applied {
 			// Caught up already (the stream passed it before a restart).
 			st.Stage = connectors.StageSwap
@@ -265,6 +292,9 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		return &UserError{Err: fmt.Errorf("RESYNC TABLE is not supported for %s sources", f.srcType)}
 	}
 	live := c.table.dest
+	if err := f.recreate(ctx, dst, c.table, ts); err != nil {
+		return err
+	}
 	var sw connectors.ShadowSwapper
 	var em connectors.Emptier
 	switch c.strategy {
