@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -34,9 +33,6 @@ const (
 	// HoldResume asks the flow to bring a held table back.
 	HoldResume = "resume"
 )
-
-// ErrTableNotInMirror is wrapped when a mirror has no such table.
-var ErrTableNotInMirror = errors.New("table is not in the mirror")
 
 // TableHold is a table's hold as the catalog shows it.
 type TableHold struct {

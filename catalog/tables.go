@@ -18,8 +18,8 @@ import (
 // already in the mirror.
 var ErrTableInMirror = errors.New("table is already in the mirror")
 
-// ErrTableNotInMirror is wrapped by RemoveMirrorTable when the mirror has
-// no such table.
+// ErrTableNotInMirror is wrapped by RemoveMirrorTable and the table holds
+// (holds.go) when the mirror has no such table.
 var ErrTableNotInMirror = errors.New("table is not in the mirror")
 
 // ErrLastTable is wrapped by RemoveMirrorTable for the mirror's only

@@ -247,7 +247,7 @@ func TestKillWhileTableHeld(t *testing.T) {
 	p := startProcess(t)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
-	conn := connect(t, p.url())
+	conn := connect(t, p.URL())
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, src, `CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
@@ -263,24 +263,24 @@ func TestKillWhileTableHeld(t *testing.T) {
 	}
 	waitFor(t, p, "streaming", tableStatus("running"))
 	waitEqual(t, src, dst, "a", "a", "id")
-	conn = connect(t, p.url())
+	conn = connect(t, p.URL())
 	mustExec(t, conn, "PAUSE MIRROR h TABLE a")
 	conn.Close(context.Background())
 	waitFor(t, p, "a paused", tableStatus("paused"))
 
 	load := startTableLoad(t, srcURL)
 	waitGrows(t, dst, "b")
-	p.kill()
-	p.start()
+	p.Kill()
+	p.Start()
 	waitGrows(t, dst, "b")
 	waitFor(t, p, "a still paused", tableStatus("paused"))
 	var missing int64
 	if err := dst.QueryRow(testCtx(t), "SELECT count(*) FROM a WHERE id >= 1000").Scan(&missing); err != nil || missing != 0 {
 		t.Fatalf("%d rows of the paused table arrived (%v)", missing, err)
 	}
-	p.kill()
-	p.start()
-	conn = connect(t, p.url())
+	p.Kill()
+	p.Start()
+	conn = connect(t, p.URL())
 	mustExec(t, conn, "RESUME MIRROR h TABLE a")
 	conn.Close(context.Background())
 	waitFor(t, p, "a running", tableStatus("running"))

@@ -20,8 +20,16 @@ import (
 // downgradeCatalog undoes migration 0009 on the catalog database, and the
 // migrations after it, which a catalog from before 0009 does not have:
 // 0010's column (dropping it drops the status view, made again as 0006
-// made it) and 0011's validations.
+// made it), 0011's validations and 0012's table holds (the mirror_tables
+// view made again as 0008 made it).
 const downgradeCatalog = `
+ALTER TABLE sluice.mirror_tables DROP COLUMN error CASCADE, DROP COLUMN hold_request;
+CREATE VIEW sluice_status.mirror_tables AS
+SELECT mirror, source_table, destination_table, status, rows_copied, rows_estimated,
+       partitions_done, partitions_total, inserts, updates, deletes, resync_status,
+       resync_strategy, resync_error, resync_started_at, resync_finished_at, order_by,
+       step, step_started_at
+FROM sluice.mirror_tables;
 DROP VIEW sluice_status.mirror_validations;
 DROP TABLE sluice.mirror_validations;
 ALTER TABLE sluice.mirrors DROP COLUMN last_synced_shown CASCADE;
