@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -71,7 +73,11 @@ type streamItem struct {
 // no state for it: acknowledging only records how far the destination is
 // (binlogs are purged by the server's retention, which the checks report).
 type binlogStream struct {
+	// mu guards syncer and closed: the decoding goroutine replaces the
+	// syncer when it dials again (run), Close ends it.
+	mu     sync.Mutex
 	syncer *replication.BinlogSyncer
+	closed bool
 	items  chan streamItem
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -93,49 +99,80 @@ func startBinlogStream(ctx context.Context, cfg binlogConfig, from connectors.Po
 	if err != nil {
 		return nil, err
 	}
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: cfg.ServerID, Flavor: cfg.Flavor,
-		Host: cfg.Host, Port: cfg.Port, User: cfg.User, Password: cfg.Password, TLSConfig: cfg.TLS,
-		// Values as strings: the encoders parse decimals and times
-		// exactly, and a TIMESTAMP in UTC.
-		TimestampStringLocation: time.UTC,
-		HeartbeatPeriod:         heartbeatPeriod,
-		ReadTimeout:             3 * heartbeatPeriod,
-		// The flow restarts the stream from the applied position; the
-		// syncer must not reconnect on its own.
-		DisableRetrySync:     true,
-		MaxReconnectAttempts: 1,
-		EventCacheCount:      eventCache,
-		Logger:               log,
-	})
-	var streamer *replication.BinlogStreamer
-	if cfg.GTIDAt != nil {
-		var set gomysql.GTIDSet
-		state, gerr := cfg.GTIDAt(ctx, start)
-		if gerr == nil {
-			set, gerr = gomysql.ParseGTIDSet(cfg.Flavor, state)
+	dial := func(ctx context.Context) (*replication.BinlogSyncer, *replication.BinlogStreamer, error) {
+		syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+			ServerID: cfg.ServerID, Flavor: cfg.Flavor,
+			Host: cfg.Host, Port: cfg.Port, User: cfg.User, Password: cfg.Password, TLSConfig: cfg.TLS,
+			// Values as strings: the encoders parse decimals and times
+			// exactly, and a TIMESTAMP in UTC.
+			TimestampStringLocation: time.UTC,
+			HeartbeatPeriod:         heartbeatPeriod,
+			ReadTimeout:             3 * heartbeatPeriod,
+			// The flow restarts the stream from the applied position; the
+			// syncer must not reconnect on its own.
+			DisableRetrySync:     true,
+			MaxReconnectAttempts: 1,
+			EventCacheCount:      eventCache,
+			Logger:               log,
+		})
+		var streamer *replication.BinlogStreamer
+		var err error
+		if cfg.GTIDAt != nil {
+			var set gomysql.GTIDSet
+			state, gerr := cfg.GTIDAt(ctx, start)
+			if gerr == nil {
+				set, gerr = gomysql.ParseGTIDSet(cfg.Flavor, state)
+			}
+			if gerr != nil {
+				syncer.Close()
+				return nil, nil, fmt.Errorf("read the GTID state at %s: %w", FormatPosition(from), gerr)
+			}
+			streamer, err = syncer.StartSyncGTID(set)
+		} else {
+			streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: uint32(start.Offset)})
 		}
-		if gerr != nil {
+		if err != nil {
 			syncer.Close()
-			return nil, fmt.Errorf("read the GTID state at %s: %w", FormatPosition(from), gerr)
+			return nil, nil, fmt.Errorf("start reading the binlog at %s: %w", FormatPosition(from), err)
 		}
-		streamer, err = syncer.StartSyncGTID(set)
-	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: uint32(start.Offset)})
+		return syncer, streamer, nil
 	}
+	syncer, streamer, err := dial(ctx)
 	if err != nil {
-		syncer.Close()
-		return nil, fmt.Errorf("start reading the binlog at %s: %w", FormatPosition(from), err)
+		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &binlogStream{syncer: syncer, items: make(chan streamItem, itemQueue), cancel: cancel, done: make(chan struct{})}
-	d := newBinlogDecoder(cfg, point{file: start.File, seq: seq, off: start.Offset}, tables)
-	go s.run(rctx, streamer, d)
+	newDecoder := func() *binlogDecoder {
+		return newBinlogDecoder(cfg, point{file: start.File, seq: seq, off: start.Offset}, tables)
+	}
+	go s.run(rctx, streamer, newDecoder, dial)
 	return s, nil
 }
 
+// sameReplicaTries bounds how often a stream dials again when the server
+// still serves an earlier stream of the same replica id, and sameReplicaWait
+// spaces the tries: a stream restarted at once (a flow's restart) finds the
+// server's dump thread of the stream it closed still there until the
+// server next writes to its socket (a heartbeat at most a second later).
+const (
+	sameReplicaTries = 20
+	sameReplicaWait  = 250 * time.Millisecond
+)
+
+// sameReplica reports whether err is the server refusing a replica whose
+// id another connection uses (MariaDB's ER_SLAVE_SAME_ID, 4052).
+func sameReplica(err error) bool {
+	var me *gomysql.MyError
+	return errors.As(err, &me) && me.Code == 4052 || strings.Contains(err.Error(), "same server_uuid/server_id")
+}
+
 // run decodes binlog events into items until ctx ends or the stream fails.
-func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStreamer, d *binlogDecoder) {
+// Until it has handed anything to Read, a refusal because the server still
+// serves the replica's previous stream (sameReplica) dials again from the
+// start with a fresh decoder.
+func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStreamer, newDecoder func() *binlogDecoder,
+	dial func(context.Context) (*replication.BinlogSyncer, *replication.BinlogStreamer, error)) {
 	defer close(s.done)
 	send := func(it streamItem) bool {
 		select {
@@ -145,8 +182,28 @@ func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStre
 			return false
 		}
 	}
+	d := newDecoder()
+	sent, tries := false, 0
 	for {
 		ev, err := streamer.GetEvent(ctx)
+		if err != nil && ctx.Err() == nil && !sent && tries < sameReplicaTries && sameReplica(err) {
+			tries++
+			s.setSyncer(nil)
+			select {
+			case <-time.After(sameReplicaWait):
+			case <-ctx.Done():
+				return
+			}
+			syncer, st, derr := dial(ctx)
+			if derr == nil {
+				if !s.setSyncer(syncer) {
+					return // closed meanwhile
+				}
+				streamer, d = st, newDecoder()
+				continue
+			}
+			err = derr
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				send(streamItem{err: fmt.Errorf("read the binlog: %w", err)})
@@ -158,10 +215,32 @@ func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStre
 			send(streamItem{err: err})
 			return
 		}
-		if len(out) > 0 && !send(streamItem{events: out}) {
-			return
+		if len(out) > 0 {
+			if !send(streamItem{events: out}) {
+				return
+			}
+			sent = true
 		}
 	}
+}
+
+// setSyncer closes the stream's syncer and makes syncer (nil for none) the
+// current one; false, with syncer closed, when the stream was closed.
+func (s *binlogStream) setSyncer(syncer *replication.BinlogSyncer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.syncer != nil {
+		s.syncer.Close()
+	}
+	if s.closed {
+		if syncer != nil {
+			syncer.Close()
+		}
+		s.syncer = nil
+		return false
+	}
+	s.syncer = syncer
+	return true
 }
 
 // Read implements connectors.Stream.
@@ -234,7 +313,13 @@ func (s *binlogStream) Heartbeat(context.Context) error { return nil }
 // Close implements connectors.Stream.
 func (s *binlogStream) Close(context.Context) error {
 	s.cancel()
-	s.syncer.Close()
+	s.mu.Lock()
+	s.closed = true
+	if s.syncer != nil {
+		s.syncer.Close()
+		s.syncer = nil
+	}
+	s.mu.Unlock()
 	<-s.done
 	return nil
 }

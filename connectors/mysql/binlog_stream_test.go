@@ -3,11 +3,13 @@ package mysql_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/mysql"
 )
@@ -342,5 +344,42 @@ func TestBinlogStreamAlterRename(t *testing.T) {
 				break
 			}
 		})
+	}
+}
+
+// TestBinlogStreamRestartAtOnce: a stream closed and opened again at once
+// with the same replica id (a flow restarting its stream) reads on, though
+// the server still serves the closed one's dump for up to a heartbeat.
+func TestBinlogStreamRestartAtOnce(t *testing.T) {
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))")
+	src := openWith(t, db, nil)
+	ts, start := describeT(t, src, db), masterPos(t, src)
+	for i := range 5 {
+		maria.Exec(t, db, fmt.Sprintf("INSERT INTO t VALUES (%d, 'r')", i))
+		s, err := src.Stream(testCtx(t), connectors.StreamSpec{Mirror: "same"}, start, map[connectors.TableName]*connectors.TableSchema{ts.Name: ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := describe(readUntil(t, s, 3))
+		s.Close(context.Background())
+		if len(got) < 3 || got[1] != "I t new(0,r)" {
+			t.Fatalf("restart %d: %v", i, got)
+		}
+	}
+}
+
+// TestSameReplicaError: the refusal the stream dials again on is told from
+// other errors.
+func TestSameReplicaError(t *testing.T) {
+	refused := fmt.Errorf("read: %w", &gomysql.MyError{Code: 4052, State: "HY000",
+		Message: "A slave with the same server_uuid/server_id is already connected"})
+	if !mysql.SameReplica(refused) {
+		t.Errorf("%v not taken for the same replica", refused)
+	}
+	for _, err := range []error{errors.New("connection refused"), &gomysql.MyError{Code: 1236, Message: "Could not find first log file name"}} {
+		if mysql.SameReplica(err) {
+			t.Errorf("%v taken for the same replica", err)
+		}
 	}
 }

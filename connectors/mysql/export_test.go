@@ -39,3 +39,6 @@ func ParseLabels(s string) ([]string, error) { return parseLabels(s) }
 func EncodeNumeric(s string) (connectors.Value, error) {
 	return encodeNumeric(&colType{Name: "d", Enc: encNumeric}, s)
 }
+
+// SameReplica is sameReplica.
+func SameReplica(err error) bool { return sameReplica(err) }
