@@ -21,8 +21,11 @@ import (
 // migrations after it, which a catalog from before 0009 does not have:
 // 0010's column (dropping it drops the status view, made again as 0006
 // made it), 0011's validations and 0012's table holds (the mirror_tables
-// view made again as 0008 made it).
+// view made again as 0008 made it) and 0013's lag history.
 const downgradeCatalog = `
+DROP VIEW sluice_status.mirror_lag_history;
+DROP TABLE sluice.mirror_lag_history;
+ALTER TABLE sluice.mirrors DROP COLUMN last_source_commit_at CASCADE;
 ALTER TABLE sluice.mirror_tables DROP COLUMN error CASCADE, DROP COLUMN hold_request;
 CREATE VIEW sluice_status.mirror_tables AS
 SELECT mirror, source_table, destination_table, status, rows_copied, rows_estimated,
