@@ -310,21 +310,9 @@ func (s *session) dropTable(ctx context.Context, st *sqlext.AlterMirror, m catal
 	if err != nil {
 		return err
 	}
-	schema := st.Table.Schema
-	if schema == "" {
-		schema = srcPeer.DefaultSchema()
-	}
-	table := connectors.TableName{Schema: schema, Name: st.Table.Name}
-	var mt *catalog.MirrorTable
-	for i := range m.Tables {
-		if m.Tables[i].Source == table.String() {
-			mt = &m.Tables[i]
-		}
-	}
-	if mt == nil {
-		return sqlerr.New(pgerrcode.UndefinedTable, "table %s is not in mirror %q", table, m.Name).
-			WithPosition(int(st.Table.Pos)).
-			WithHint("Name the source table, as in SELECT source_table FROM mirror_tables WHERE mirror = '%s'.", m.Name)
+	table, mt, err := s.mirrorTable(ctx, &m, st.Table)
+	if err != nil {
+		return err
 	}
 	if len(m.Tables) == 1 {
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "table %s is the last table of mirror %q", table, m.Name).

@@ -34,21 +34,9 @@ func (s *session) holdTable(ctx context.Context, name string, ifExists bool, nam
 		}
 		return err
 	}
-	schema := q.Schema
-	if schema == "" {
-		schema = "public"
-	}
-	table := connectors.TableName{Schema: schema, Name: q.Name}
-	var mt *catalog.MirrorTable
-	for i := range m.Tables {
-		if m.Tables[i].Source == table.String() {
-			mt = &m.Tables[i]
-		}
-	}
-	if mt == nil {
-		return sqlerr.New(pgerrcode.UndefinedTable, "table %s is not in mirror %q", table, m.Name).
-			WithPosition(int(q.Pos)).
-			WithHint("Name the source table, as in SELECT source_table FROM mirror_tables WHERE mirror = '%s'.", m.Name)
+	table, mt, err := s.mirrorTable(ctx, &m, *q)
+	if err != nil {
+		return err
 	}
 	switch {
 	case m.Phase == replication.PhaseCompleted:

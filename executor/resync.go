@@ -178,21 +178,9 @@ func (s *session) resyncTable(ctx context.Context, st *sqlext.ResyncTable, w ser
 				WithPosition(int(o.Value.Pos))
 		}
 	}
-	schema := st.Table.Schema
-	if schema == "" {
-		schema = "public"
-	}
-	table := connectors.TableName{Schema: schema, Name: st.Table.Name}
-	var mt *catalog.MirrorTable
-	for i := range m.Tables {
-		if m.Tables[i].Source == table.String() {
-			mt = &m.Tables[i]
-		}
-	}
-	if mt == nil {
-		return sqlerr.New(pgerrcode.UndefinedTable, "table %s is not in mirror %q", table, m.Name).
-			WithPosition(int(st.Table.Pos)).
-			WithHint("Name the source table, as in SELECT source_table FROM mirror_tables WHERE mirror = '%s'.", m.Name)
+	table, mt, err := s.mirrorTable(ctx, &m, st.Table)
+	if err != nil {
+		return err
 	}
 	switch {
 	case m.Resync != "":

@@ -48,7 +48,7 @@ func (s *session) validateMirror(ctx context.Context, st *sqlext.ValidateMirror,
 	}
 	req := replication.ValidateRequest{Checksum: mode == validateChecksum}
 	if st.Table.Name != "" {
-		t, err := s.validatedTable(ctx, m, st.Table)
+		t, _, err := s.mirrorTable(ctx, &m, st.Table)
 		if err != nil {
 			return err
 		}
@@ -76,28 +76,6 @@ func (s *session) validateMirror(ctx context.Context, st *sqlext.ValidateMirror,
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror validated", "mirror", m.Name, "mode", mode, "position", res.Position)
 	return writeValidation(w, rows, s.resultFormats)
-}
-
-// validatedTable resolves the table VALIDATE MIRROR names: a source table
-// of the mirror, its schema the source peer's default when not given.
-func (s *session) validatedTable(ctx context.Context, m catalog.Mirror, q sqlext.QualifiedName) (connectors.TableName, error) {
-	schema := q.Schema
-	if schema == "" {
-		sp, err := s.mirrorSource(ctx, m.SourcePeer, 0)
-		if err != nil {
-			return connectors.TableName{}, err
-		}
-		schema = sp.DefaultSchema()
-	}
-	t := connectors.TableName{Schema: schema, Name: q.Name}
-	for _, mt := range m.Tables {
-		if mt.Source == t.String() {
-			return t, nil
-		}
-	}
-	return t, sqlerr.New(pgerrcode.UndefinedTable, "table %s is not in mirror %q", t, m.Name).
-		WithPosition(int(q.Pos)).
-		WithHint("Name the source table, as in SELECT source_table FROM mirror_tables WHERE mirror = '%s'.", m.Name)
 }
 
 // notStreaming refuses a mirror that is not streaming, saying why.

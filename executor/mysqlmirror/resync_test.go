@@ -121,9 +121,21 @@ func TestResyncWhileWriting(t *testing.T) {
 	mustExec(t, f.conn, fmt.Sprintf("RESYNC TABLE m.%s.t WITH (strategy = 'swap')", f.db))
 	waitResync(t, f.conn, "m", f.db+".t", "done")
 	w.waitRounds(t, 20)
-	mustExec(t, f.conn, fmt.Sprintf("RESYNC TABLE m.%s.u WITH (strategy = 'truncate')", f.db))
+	// A table named without its database is in the peer's database, as
+	// in the table mapping.
+	mustExec(t, f.conn, "RESYNC TABLE m.u WITH (strategy = 'truncate')")
 	waitResync(t, f.conn, "m", f.db+".u", "done")
 	w.waitRounds(t, 20)
+	_, err := f.conn.Exec(testCtx(t), "RESYNC TABLE m.nosuch")
+	if pe := wantError(t, err, "42P01"); !strings.Contains(pe.Message, f.db+".nosuch") {
+		t.Errorf("RESYNC TABLE m.nosuch: %q does not name %s.nosuch", pe.Message, f.db)
+	}
+	mustExec(t, f.conn, "PAUSE MIRROR m TABLE t")
+	waitTableStatus(t, f.conn, "m", f.db+".t", "paused")
+	w.waitRounds(t, 10)
+	mustExec(t, f.conn, "RESUME MIRROR m TABLE t")
+	waitTableStatus(t, f.conn, "m", f.db+".t", "running")
+	w.waitRounds(t, 10)
 
 	mustExec(t, f.conn, "RESYNC MIRROR m")
 	deadline := time.Now().Add(90 * time.Second)
@@ -229,5 +241,24 @@ func statusTables(t *testing.T, conn *pgx.Conn, mirror, db string) {
 	}
 	if !strings.Contains(tables, db+".t>") {
 		t.Errorf("mirror_tables: %s", tables)
+	}
+}
+
+// waitTableStatus waits until table of mirror shows status want in
+// mirror_tables.
+func waitTableStatus(t *testing.T, conn *pgx.Conn, mirror, table, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var status string
+		err := conn.QueryRow(testCtx(t), "SELECT status FROM mirror_tables WHERE mirror = $1 AND source_table = $2",
+			mirror, table).Scan(&status)
+		if err == nil && status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table %s of mirror %s: status %q (%v), want %q\n%s", table, mirror, status, err, want, mirrorState(conn))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
