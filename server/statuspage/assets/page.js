@@ -45,9 +45,14 @@
     const a = Math.abs(s);
     if (a < 1) return s.toFixed(2) + " s";
     if (a < 60) return s.toFixed(1) + " s";
-    if (a < 3600) return Math.floor(a / 60) + " min " + Math.round(a % 60) + " s";
-    if (a < 86400) return Math.floor(a / 3600) + " h " + Math.round((a % 3600) / 60) + " min";
-    return Math.floor(a / 86400) + " d " + Math.round((a % 86400) / 3600) + " h";
+    const sign = s < 0 ? "-" : "";
+    if (a < 3600) return sign + two(Math.floor(a / 60), "min", Math.round(a % 60), "s");
+    if (a < 86400) return sign + two(Math.floor(a / 3600), "h", Math.round((a % 3600) / 60), "min");
+    return sign + two(Math.floor(a / 86400), "d", Math.round((a % 86400) / 3600), "h");
+  }
+  // two renders "4 min 12 s", leaving out a second part of 0.
+  function two(n, unit, m, subunit) {
+    return n + " " + unit + (m > 0 ? " " + m + " " + subunit : "");
   }
   // ago says how long before the catalog's clock (now) ts was.
   function ago(ts, now) {
@@ -209,7 +214,7 @@
     const tbody = document.querySelector("#events tbody");
     const rows = events.map((e) => el("tr", { class: "event", "data-mirror": e.mirror, "data-kind": e.kind, "data-at": e.at },
       el("td", null, el("time", { datetime: e.at }, localTime(e.at))),
-      el("td", { class: "mirror" }, e.mirror),
+      el("td", { class: "event-mirror" }, e.mirror),
       el("td", { class: "kind" }, e.kind),
       el("td", { class: "message" }, e.message)));
     tbody.replaceChildren(...rows);
