@@ -23,17 +23,9 @@ var chromiumNames = []string{"chromium", "/usr/lib/chromium/chromium", "chromium
 // test, saying what to install.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
-	var path string
-	for _, name := range chromiumNames {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		t.Fatalf("headless Chromium not found (looked for %s): the status page is tested in a real browser; "+
-			"install Debian's chromium package: sudo apt-get install -y chromium (make test installs it when missing)",
-			strings.Join(chromiumNames, ", "))
+	path, err := findChromium(chromiumNames)
+	if err != nil {
+		t.Fatal(err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -53,6 +45,28 @@ func startBrowser(t *testing.T) context.Context {
 		t.Fatalf("start headless Chromium (%s): %v", path, err)
 	}
 	return ctx
+}
+
+// findChromium returns the first of names found, or an error saying what
+// to install.
+func findChromium(names []string) (string, error) {
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("headless Chromium not found (looked for %s): the status page is tested in a real browser; "+
+		"install Debian's chromium package: sudo apt-get install -y chromium (make test installs it when missing)",
+		strings.Join(names, ", "))
+}
+
+// A missing Chromium is an error naming the package to install (the test
+// fails with it, never skips).
+func TestFindChromiumMissing(t *testing.T) {
+	_, err := findChromium([]string{"no-such-chromium", "/nonexistent/chromium"})
+	if err == nil || !strings.Contains(err.Error(), "sudo apt-get install -y chromium") {
+		t.Errorf("findChromium of missing names = %v, want an error saying to install chromium", err)
+	}
 }
 
 // actionTimeout bounds one action in the browser.
