@@ -59,6 +59,7 @@ type dbProgress struct {
 	Step                           string
 }
 
+// readProgress reads the watched table's progress from the catalog.
 func readProgress(t *testing.T, ctx context.Context, cat *pgx.Conn) dbProgress {
 	t.Helper()
 	var p dbProgress
@@ -169,6 +170,9 @@ func checkProgress(t *testing.T, ctx context.Context, browser context.Context, c
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			page = evalJS[*pageProgress](t, browser, pageProgressJS)
+			if page == nil && halfway > 0 && readProgress(t, ctx, cat).Step != "copying" {
+				break // the load ended and its bars went
+			}
 			if page != nil {
 				at, err := time.Parse(time.RFC3339Nano, page.GeneratedAt)
 				must(t, err, "parse data-generated-at %q", page.GeneratedAt)
@@ -182,6 +186,9 @@ func checkProgress(t *testing.T, ctx context.Context, browser context.Context, c
 			time.Sleep(50 * time.Millisecond)
 		}
 		after := readProgress(t, ctx, cat)
+		if page == nil { // the load ended: the bars went
+			break
+		}
 		if after.Step != "copying" && before.Step != "copying" && page.Step != "copying" {
 			if halfway == 0 {
 				t.Fatalf("the load of public.big was not seen copying (steps %q, %q, %q): it must last longer", before.Step, page.Step, after.Step)
