@@ -229,7 +229,6 @@
     const up = document.getElementById("updated");
     up.textContent = localTime(st.generated_at);
     up.setAttribute("datetime", st.generated_at);
-    document.getElementById("refresh").textContent = String(st.refresh_seconds);
     document.body.dataset.generatedAt = st.generated_at;
     document.body.dataset.renders = String(++renders);
   }
@@ -255,7 +254,10 @@
       const resp = await fetch("api/status", { cache: "no-store", headers: { Accept: "application/json" } });
       let st = null;
       try { st = await resp.json(); } catch (e) { st = null; }
-      if (st && st.refresh_seconds > 0) refreshMs = st.refresh_seconds * 1000;
+      if (st && st.refresh_seconds > 0) {
+        refreshMs = st.refresh_seconds * 1000;
+        document.getElementById("refresh").textContent = String(st.refresh_seconds);
+      }
       if (!resp.ok || !st || st.error) {
         showError(st && st.error ? st.error : "HTTP " + resp.status + " " + resp.statusText);
       } else {
