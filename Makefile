@@ -1,7 +1,8 @@
 # Sluice build and test entry points. `make run` installs only what running
 # Sluice needs on a fresh Debian machine (Postgres server binaries, a C
 # compiler for pg_query); `make test` also installs psql, the ClickHouse
-# server and the MariaDB server, and runs every test with -race. `make
+# server, the MariaDB server and Chromium (the status page's browser test),
+# and runs every test with -race. `make
 # clickhouse` starts a throwaway ClickHouse server for trying the ClickHouse
 # destination.
 
@@ -27,7 +28,7 @@ clickhouse: deps-clickhouse
 	$(GO) build -o bin/sluice-clickhouse ./cmd/sluice-clickhouse
 	./bin/sluice-clickhouse
 
-## deps: install what the tests need when missing: Postgres server binaries, psql, gcc, clickhouse-server, mariadb-server (Debian, as root)
+## deps: install what the tests need when missing: Postgres server binaries, psql, gcc, clickhouse-server, mariadb-server, chromium (Debian, as root)
 deps:
 	@./.ci/install-deps test
 

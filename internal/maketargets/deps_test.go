@@ -15,8 +15,8 @@ const repoRoot = "../.."
 
 // sysroot is a fake Debian file system for .ci/install-deps (through
 // SLUICE_DEPS_SYSROOT): Postgres 15 server binaries, psql and gcc where Debian puts
-// them, clickhouse-server and MariaDB's mariadbd (/usr/sbin) and
-// mariadb-install-db (/usr/bin) only when withServers. It returns the
+// them, clickhouse-server and MariaDB's mariadbd (/usr/sbin),
+// mariadb-install-db and chromium (/usr/bin) only when withServers. It returns the
 // root and a PATH holding only bash and a fake `id` saying uid 1000, so the
 // script never finds the machine's own binaries and never runs apt-get.
 func sysroot(t *testing.T, withServers bool) (root, path string) {
@@ -25,7 +25,8 @@ func sysroot(t *testing.T, withServers bool) (root, path string) {
 	files := []string{"usr/lib/postgresql/15/bin/initdb", "usr/lib/postgresql/15/bin/postgres",
 		"usr/bin/gcc", "usr/bin/psql"}
 	if withServers {
-		files = append(files, "usr/sbin/clickhouse-server", "usr/sbin/mariadbd", "usr/bin/mariadb-install-db")
+		files = append(files, "usr/sbin/clickhouse-server", "usr/sbin/mariadbd", "usr/bin/mariadb-install-db",
+			"usr/bin/chromium")
 	}
 	for _, f := range files {
 		writeExec(t, filepath.Join(root, f), "#!/bin/sh\nexit 0\n")
@@ -142,6 +143,39 @@ func TestDepsMariaDB(t *testing.T) {
 	root, path = sysroot(t, true)
 	if code, out := runDeps(t, root, path, false, []string{"./.ci/install-deps", "mariadb"}); code != 0 || out != "" {
 		t.Errorf("install-deps mariadb with MariaDB installed: exit %d, output %q; want exit 0, silent", code, out)
+	}
+}
+
+// make test needs Debian's chromium (the status page's browser test); make
+// run, make clickhouse and install-deps mariadb do not. Debian's
+// /usr/lib/chromium/chromium counts too.
+func TestDepsChromium(t *testing.T) {
+	root, path := sysroot(t, false)
+	for _, argv := range depsCommands(t, "test") {
+		code, out := runDeps(t, root, path, true, argv)
+		if code == 0 || !strings.Contains(out, " chromium") {
+			t.Errorf("%v without Chromium: exit %d, output %q; want a failure naming chromium", argv, code, out)
+		}
+	}
+	for _, target := range []string{"run", "clickhouse"} {
+		for _, argv := range depsCommands(t, target) {
+			if _, out := runDeps(t, root, path, true, argv); strings.Contains(out, "chromium") {
+				t.Errorf("make %s's %v asks for chromium: %q", target, argv, out)
+			}
+		}
+	}
+	if _, out := runDeps(t, root, path, true, []string{"./.ci/install-deps", "mariadb"}); strings.Contains(out, "chromium") {
+		t.Errorf("install-deps mariadb asks for chromium: %q", out)
+	}
+	root, path = sysroot(t, true)
+	if err := os.Remove(filepath.Join(root, "usr/bin/chromium")); err != nil {
+		t.Fatal(err)
+	}
+	writeExec(t, filepath.Join(root, "usr/lib/chromium/chromium"), "#!/bin/sh\nexit 0\n")
+	for _, argv := range depsCommands(t, "test") {
+		if code, out := runDeps(t, root, path, true, argv); code != 0 || out != "" {
+			t.Errorf("%v with /usr/lib/chromium/chromium: exit %d, output %q; want exit 0, silent", argv, code, out)
+		}
 	}
 }
 
