@@ -59,7 +59,9 @@ func render(c *colType, r connectors.Rendering) (string, error) {
 			return utf8mb4("CASE WHEN " + zero + " THEN NULL WHEN YEAR(" + q + ") = 0 THEN CONCAT('0001-', DATE_FORMAT(" + q +
 				", '%m-%d'), ' BC') ELSE DATE_FORMAT(" + q + ", '%Y-%m-%d') END"), nil
 		case connectors.RenderDate:
-			return utf8mb4("CASE WHEN " + zero + " THEN NULL ELSE DATE_FORMAT(" + q + ", '%Y-%m-%d') END"), nil
+			// Year 0 is 1 BC, which to_char's YYYY prints as 0001.
+			return utf8mb4("CASE WHEN " + zero + " THEN NULL WHEN YEAR(" + q + ") = 0 THEN CONCAT('0001-', DATE_FORMAT(" + q +
+				", '%m-%d')) ELSE DATE_FORMAT(" + q + ", '%Y-%m-%d') END"), nil
 		}
 	case encTimestamp, encTimestamptz:
 		tz := ""
@@ -73,8 +75,13 @@ func render(c *colType, r connectors.Rendering) (string, error) {
 				", '%m-%d %H:%i:%s'), " + frac + ", '" + tz + " BC') ELSE CONCAT(DATE_FORMAT(" + q + ", '%Y-%m-%d %H:%i:%s'), " +
 				frac + ", '" + tz + "') END"), nil
 		case connectors.RenderEpochMicros:
-			return utf8mb4("CASE WHEN " + zero + " THEN NULL ELSE CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', " + q +
-				") AS CHAR) END"), nil
+			// MariaDB counts year 0 as a common year, the proleptic
+			// Gregorian calendar (Go's, Postgres's) as a leap year: year 0
+			// is counted 400 years later (146097 days), where they agree.
+			diff := "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', " + q + ")"
+			diff0 := "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', " + q + " + INTERVAL 400 YEAR) - 12622780800000000"
+			return utf8mb4("CASE WHEN " + zero + " THEN NULL WHEN YEAR(" + q + ") = 0 THEN CAST(" + diff0 +
+				" AS CHAR) ELSE CAST(" + diff + " AS CHAR) END"), nil
 		}
 	case encText, encEnum:
 		if r == connectors.RenderText {

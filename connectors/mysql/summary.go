@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -100,6 +101,9 @@ func (s *Source) SummarizeSnapshot(ctx context.Context, snapshot string, table c
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}
+	// The client does not watch ctx: a query still running when it ends
+	// is killed from a connection of its own.
+	defer context.AfterFunc(ctx, func() { s.killQuery(conn.GetConnectionID()) })()
 	q, err := s.summarySQL(conn, table, spec)
 	if err != nil {
 		return out, err
@@ -126,6 +130,19 @@ func (s *Source) SummarizeSnapshot(ctx context.Context, snapshot string, table c
 		out.AddRange(spec, *bucket, *n, sum, lo, hi)
 	}
 	return out, nil
+}
+
+// killQuery ends the query running on connection id, if any (best effort:
+// the summary then fails with the server's error).
+func (s *Source) killQuery(id uint32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := s.peer.Connect(ctx)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = conn.Execute(fmt.Sprintf("KILL QUERY %d", id))
 }
 
 // fieldInt reads an integer the text protocol returned (parsed or as

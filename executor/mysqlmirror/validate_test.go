@@ -117,6 +117,8 @@ func TestValidateIntoPostgres(t *testing.T) {
 	my := myConn(t, f.db)
 	const n = 5000
 	myExec(t, my, "SET SESSION sql_mode = ''", typesDDL, typesEdgeRows, typesOddRow, typesBulk(1, 2000),
+		// Year 0, which Postgres shows as 1 BC.
+		"INSERT INTO types (id, dt, dtm) VALUES (-8, '0000-01-01', '0000-01-01 10:00:00.000001'), (-9, '0000-12-31', '0000-03-01 00:00:00')",
 		fmt.Sprintf(churnDDL, "t"), fmt.Sprintf(churnFill, "t", n))
 	mustExec(t, f.conn, fmt.Sprintf(`CREATE MIRROR vm FROM my TO dst WITH TABLE MAPPING (%[1]s.types:types, %[1]s.t:t)
 		WITH (snapshot_num_rows_per_partition = 700, max_batch_size = 200)`, f.db))
