@@ -13,8 +13,10 @@ import (
 // mapped type (types.go) with the settings the Postgres side pins (UTC,
 // ISO dates, hex bytea):
 //
-//   - integers: decimal; a YEAR as its number (0, not 0000);
-//   - decimal: its text with the column's scale (numeric(p,s) keeps it);
+//   - integers: decimal; a YEAR as its number (0, not 0000); without
+//     ZEROFILL's padding;
+//   - decimal: its text with the column's scale (numeric(p,s) keeps it),
+//     without ZEROFILL's padding;
 //   - bit(n): n binary digits (bit varying(n) of exactly n bits);
 //   - date and datetime: 'YYYY-MM-DD[ HH:MM:SS[.fraction]]', the fraction
 //     without trailing zeros, year 0 as '0001-... BC'; timestamp the
@@ -36,13 +38,11 @@ func render(c *colType, r connectors.Rendering) (string, error) {
 	switch c.Enc {
 	case encInt2, encInt4, encInt8:
 		if r == connectors.RenderText {
-			if c.DataType == "year" {
-				return utf8mb4("CAST(" + q + " + 0 AS CHAR)"), nil
-			}
-			return utf8mb4("CAST(" + q + " AS CHAR)"), nil
+			// + 0: the value, without ZEROFILL's padding (a YEAR's too).
+			return utf8mb4("CAST(" + q + " + 0 AS CHAR)"), nil
 		}
 	case encNumeric:
-		t := utf8mb4("CAST(" + q + " AS CHAR)")
+		t := utf8mb4("CAST(" + q + " + 0 AS CHAR)") // the column's scale, without ZEROFILL's padding
 		switch r {
 		case connectors.RenderText:
 			return t, nil

@@ -20,13 +20,14 @@ import (
 // MariaDB's own text (zero dates, year 0, fractions, times before 1970,
 // empty and NULL bytes, decimals with trailing zeros, a negative key).
 const summaryDDL = `CREATE TABLE s (id int PRIMARY KEY, dt date, dtm datetime(6), ts timestamp(3) NULL DEFAULT NULL,
-  v varchar(10), b varbinary(10), de decimal(10,3), bt bit(10), y year, g point, u bigint unsigned) CHARACTER SET utf8mb4`
+  v varchar(10), b varbinary(10), de decimal(10,3), bt bit(10), y year, g point, u bigint unsigned,
+  z int(5) unsigned zerofill, zd decimal(8,2) zerofill) CHARACTER SET utf8mb4`
 
 const summaryRows = `INSERT INTO s VALUES
- (1, '2024-02-29', '1969-12-31 23:59:59.500000', '2038-01-19 03:14:07.999', 'ünï😀', x'00ff', 1.5, b'101', 2024, POINT(1, 2), 18446744073709551615),
- (2, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', NULL, x'', -0.001, b'0', 0, NULL, 0),
- (3, '0000-01-01', '0000-01-01 10:00:00.000001', '1970-01-01 00:00:01', '', NULL, 0, NULL, NULL, NULL, NULL),
- (-7, '1000-01-01', '2024-00-10 10:00:00', NULL, 'x', x'41', 100, b'1111111111', 1901, NULL, 5)`
+ (1, '2024-02-29', '1969-12-31 23:59:59.500000', '2038-01-19 03:14:07.999', 'ünï😀', x'00ff', 1.5, b'101', 2024, POINT(1, 2), 18446744073709551615, 42, 1.5),
+ (2, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00', NULL, x'', -0.001, b'0', 0, NULL, 0, 0, 0),
+ (3, '0000-01-01', '0000-01-01 10:00:00.000001', '1970-01-01 00:00:01', '', NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL),
+ (-7, '1000-01-01', '2024-00-10 10:00:00', NULL, 'x', x'41', 100, b'1111111111', 1901, NULL, 5, 123456, 123456.78)`
 
 // summaryWant is each row's rendering (by id; nil for NULL) of a column
 // as a rendering asks: what a destination renders of the mirrored value.
@@ -52,6 +53,10 @@ var summaryWant = []struct {
 	{"g", connectors.RenderHex, vals("0101000000000000000000f03f0000000000000040", nil, nil, nil)},
 	{"u", connectors.RenderText, vals("18446744073709551615", "0", nil, "5")},
 	{"u", connectors.RenderTrimmedDecimal, vals("18446744073709551615", "0", nil, "5")},
+	// ZEROFILL pads MariaDB's text, not the value Sluice mirrors.
+	{"z", connectors.RenderText, vals("42", "0", nil, "123456")},
+	{"zd", connectors.RenderText, vals("1.50", "0.00", nil, "123456.78")},
+	{"zd", connectors.RenderTrimmedDecimal, vals("1.5", "0", nil, "123456.78")},
 }
 
 // vals are the renderings of rows 1, 2, 3 and -7: a string or nil.
