@@ -119,6 +119,20 @@ type SnapshotSummer interface {
 	SummarizeSnapshot(ctx context.Context, snapshot string, table TableName, spec SummarySpec) (RowSummary, error)
 }
 
+// SummarySnapshotter is the ability of a SnapshotSummer to take a snapshot
+// for summaries only, which VALIDATE MIRROR takes instead of a
+// TableSnapshot when the source has it: a source that cannot hand a
+// snapshot to another connection (MySQL) keeps the one that took it open
+// for SummarizeSnapshot until the snapshot or the source is closed, which
+// its TableSnapshot, used by loads, does not (it would hold back the
+// server's purge for a whole copy).
+type SummarySnapshotter interface {
+	// SummarySnapshot returns a new snapshot and its exact position, or
+	// an error saying why the source cannot have one. The caller closes
+	// it.
+	SummarySnapshot(ctx context.Context) (*Snapshot, error)
+}
+
 // RowSummer is the ability of a destination to summarize a mirrored table
 // as it stands now: its live rows, without those marked deleted (soft
 // deletes) or superseded by a newer version (VALIDATE MIRROR).

@@ -87,6 +87,15 @@
 // of their own (MySQL cannot share one), so rows they read may be newer
 // than the snapshot: the replay converges the same way (snapshot.go).
 //
+// # Validation
+//
+// VALIDATE MIRROR needs the source's side at exactly the snapshot's
+// position: Source.SummarySnapshot keeps the snapshot's transaction open,
+// on a connection of its own, until the validation ends, and
+// SummarizeSnapshot queries on it; each column rendered as the
+// destination renders the mirrored value (summary.go, render.go). Only on
+// MariaDB: MySQL's position is not exact, and is refused.
+//
 // # The change stream
 //
 // Source.Stream reads the binlog as a replica (stream.go), decoded on a

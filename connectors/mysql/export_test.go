@@ -42,3 +42,25 @@ func EncodeNumeric(s string) (connectors.Value, error) {
 
 // SameReplica is sameReplica.
 func SameReplica(err error) bool { return sameReplica(err) }
+
+// Render is render of column col of table as s describes it.
+func Render(t interface{ Fatal(...any) }, s *Source, table connectors.TableName, col string, r connectors.Rendering) string {
+	all, err := describeColumns(s.conn, s.flavor, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range all {
+		if all[i].Name == col {
+			if err := mapType(&all[i]); err != nil {
+				t.Fatal(err)
+			}
+			sql, err := render(&all[i], r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sql
+		}
+	}
+	t.Fatal("no column " + col)
+	return ""
+}

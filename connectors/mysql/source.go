@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/sluicedb/sluice/connectors"
@@ -44,6 +45,11 @@ type Source struct {
 	peer   *PeerConfig
 	conn   *client.Conn
 	flavor string
+
+	// mu guards held, the snapshot kept open for summaries (summary.go),
+	// and serializes the queries on its connection.
+	mu   sync.Mutex
+	held *heldSnapshot
 }
 
 // Prepare implements connectors.Source: a MySQL source needs nothing made
@@ -56,8 +62,10 @@ func (s *Source) Prepare(context.Context, connectors.StreamSpec, []connectors.Ta
 // a mirror. Idempotent.
 func (s *Source) Teardown(context.Context, connectors.StreamSpec) error { return nil }
 
-// Close implements connectors.Source.
+// Close implements connectors.Source; a snapshot held for summaries ends
+// with it.
 func (s *Source) Close(context.Context) error {
+	s.release("")
 	if err := s.conn.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("close MySQL connection: %w", err)
 	}

@@ -58,19 +58,31 @@ func (d *Destination) SummarizeRows(ctx context.Context, t connectors.DestTable,
 	if t.SoftDeleteColumn != "" {
 		where = ident(t.SoftDeleteColumn) + " IS NOT TRUE"
 	}
-	return summarize(ctx, d.conn, t.Dest, where, spec)
+	// A transaction of its own, for the settings summarize pins.
+	tx, err := d.conn.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return connectors.RowSummary{}, fmt.Errorf("summarize %s: %w", t.Dest, err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read only
+	return summarize(ctx, tx, t.Dest, where, spec)
 }
 
-// querier is a connection or a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
+// pinTextOutput sets, for the transaction, the settings that the text
+// output of values depends on to what a source of another kind renders
+// (MySQL's, connectors/mysql/summary.go): timestamptz in UTC ("+00"),
+// ISO dates, bytea in hex. Two Postgres servers with different defaults
+// then agree too.
+const pinTextOutput = `SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, MDY', true),
+  set_config('bytea_output', 'hex', true), set_config('IntervalStyle', 'postgres', true)`
 
 // summarize runs spec's summary of table's rows that satisfy where (all
-// when "").
-func summarize(ctx context.Context, q querier, table connectors.TableName, where string,
+// when ""), in transaction q.
+func summarize(ctx context.Context, q pgx.Tx, table connectors.TableName, where string,
 	spec connectors.SummarySpec) (connectors.RowSummary, error) {
 	var out connectors.RowSummary
+	if _, err := q.Exec(ctx, pinTextOutput); err != nil {
+		return out, fmt.Errorf("summarize %s: %w", table, err)
+	}
 	rows, err := q.Query(ctx, summarySQL(table, where, spec))
 	if err != nil {
 		return out, fmt.Errorf("summarize %s: %w", table, err)

@@ -100,7 +100,11 @@ func (b *batcher) startValidation(ctx context.Context, v *validation, stream con
 		src.Close(context.Background())
 		return refuse("VALIDATE MIRROR is not supported for %s sources", b.f.srcType)
 	}
-	snap, err := snapper.TableSnapshot(tctx)
+	take := snapper.TableSnapshot
+	if ss, ok := src.(connectors.SummarySnapshotter); ok {
+		take = ss.SummarySnapshot
+	}
+	snap, err := take(tctx)
 	if err != nil {
 		src.Close(context.Background())
 		return refuse("validate: snapshot of the source: %w", err)

@@ -19,7 +19,9 @@ import (
 //     (Engine.Validate). Its batcher commits what it holds (a source may
 //     wait for every transaction on its server to end, the batcher's own
 //     on a destination there included: see ask), then takes a snapshot of
-//     the source of its own (connectors.TableSnapshotter), at position S: the snapshot holds
+//     the source of its own (connectors.TableSnapshotter, or
+//     connectors.SummarySnapshotter when the source has it: one kept open
+//     for the source's summaries), at position S: the snapshot holds
 //     exactly the transactions whose commit starts before S, the split
 //     RESYNC TABLE's catch-up uses.
 //  2. The batcher goes on applying until the stream reaches S: the first
