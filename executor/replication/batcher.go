@@ -289,6 +289,14 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 func (b *batcher) read(ctx context.Context, stream connectors.Stream, results chan<- readResult, free <-chan []connectors.Event) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// The bytes received, when the stream counts them, go to the
+	// observer as they come.
+	obs := b.f.observer()
+	rc, counted := stream.(connectors.ByteCounter)
+	var received int64
+	if counted {
+		received = rc.ReceivedBytes()
+	}
 	for {
 		stream.Ack(b.ackPos())
 		var buf []connectors.Event
@@ -298,6 +306,13 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 			buf = make([]connectors.Event, 0, readChunk+8)
 		}
 		evs, err := stream.Read(ctx, buf, readChunk, cmp.Or(b.idleFlush, idleFlush))
+		if counted {
+			n := rc.ReceivedBytes()
+			if n > received {
+				obs.FetchedBytes(b.f.m.Name, n-received)
+			}
+			received = n
+		}
 		r := readResult{events: evs, err: err}
 		for sent := false; !sent; {
 			select {
@@ -528,8 +543,10 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		// took: the destination transaction, opened while the batch was
 		// still coming; tail: what was left when it was complete.
+		took := time.Since(b.begun)
 		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", b.f.display(b.end),
-			"took", time.Since(b.begun), "tail", time.Since(start))
+			"took", took, "tail", time.Since(start))
+		b.f.observer().BatchApplied(b.f.m.Name, b.rows, took)
 		if h := batchHook.Load(); h != nil {
 			(*h)(b.f.m.Name, b.rows, b.maxBatch)
 		}
