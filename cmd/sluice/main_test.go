@@ -58,7 +58,7 @@ func TestSecondServeOnSameDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	first := exec.Command(bin, "serve", "--data-dir", dir, "--listen", freeAddr(t))
+	first := exec.Command(bin, "serve", "--data-dir", dir, "--listen", freeAddr(t), "--http-listen", "off")
 	first.Env = cleanEnv()
 	first.Stdout, first.Stderr = logf, logf
 	if err := first.Start(); err != nil {
@@ -93,7 +93,7 @@ func TestSecondServeOnSameDataDir(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	second := exec.CommandContext(ctx, bin, "serve", "--data-dir", dir, "--listen", freeAddr(t))
+	second := exec.CommandContext(ctx, bin, "serve", "--data-dir", dir, "--listen", freeAddr(t), "--http-listen", "off")
 	second.Env = cleanEnv()
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
