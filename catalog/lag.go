@@ -23,16 +23,23 @@ type MirrorLag struct {
 // MirrorLags reads every mirror's lag figures, and the catalog's time of
 // the reading (the clock the history's "at" is on), in one statement.
 func (s *Store) MirrorLags(ctx context.Context) (time.Time, []MirrorLag, error) {
+	// The time comes in a row of its own when there is no mirror.
 	rows, err := s.pool.Query(ctx, `
-SELECT clock_timestamp(), name, lag_bytes, lag_seconds, rows_synced FROM sluice_status.mirrors ORDER BY name`)
+SELECT t.at, m.name, m.lag_bytes, m.lag_seconds, m.rows_synced
+FROM (SELECT clock_timestamp() AS at) t LEFT JOIN sluice_status.mirrors m ON true ORDER BY m.name`)
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("read mirrors' lag: %w", err)
 	}
 	var at time.Time
 	var out []MirrorLag
+	var name *string
+	var rowsSynced *int64
 	var m MirrorLag
-	_, err = pgx.ForEachRow(rows, []any{&at, &m.Mirror, &m.LagBytes, &m.LagSeconds, &m.RowsSynced}, func() error {
-		out = append(out, m)
+	_, err = pgx.ForEachRow(rows, []any{&at, &name, &m.LagBytes, &m.LagSeconds, &rowsSynced}, func() error {
+		if name != nil {
+			m.Mirror, m.RowsSynced = *name, *rowsSynced
+			out = append(out, m)
+		}
 		m = MirrorLag{}
 		return nil
 	})
@@ -53,8 +60,11 @@ type LagSample struct {
 // AddLagSamples stores samples taken at at, and deletes every mirror's
 // samples older than at minus retention, in one transaction. A sample of a
 // mirror dropped meanwhile is not stored; one already stored for the same
-// mirror and time is kept. Idempotent.
+// mirror and time is kept. Idempotent. at must be set (MirrorLags' time).
 func (s *Store) AddLagSamples(ctx context.Context, at time.Time, samples []LagSample, retention time.Duration) error {
+	if at.IsZero() {
+		return fmt.Errorf("add lag samples: no time given")
+	}
 	names := make([]string, len(samples))
 	bytes := make([]*int64, len(samples))
 	secs := make([]*float64, len(samples))
