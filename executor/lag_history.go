@@ -38,7 +38,7 @@ type Observer interface {
 // nopObserver is the Observer of an executor configured without one.
 type nopObserver struct{}
 
-func (nopObserver) FetchedBytes(string, int64)             {}
+func (nopObserver) FetchedBytes(string, int64)              {}
 func (nopObserver) BatchApplied(string, int, time.Duration) {}
 func (nopObserver) Error(string, string)                    {}
 func (nopObserver) StreamActive(string, *bool)              {}

@@ -36,7 +36,7 @@ const (
 // nopObserver is the Observer of an engine configured without one.
 type nopObserver struct{}
 
-func (nopObserver) FetchedBytes(string, int64)             {}
+func (nopObserver) FetchedBytes(string, int64)              {}
 func (nopObserver) BatchApplied(string, int, time.Duration) {}
 func (nopObserver) Error(string, string)                    {}
 
