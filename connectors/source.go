@@ -243,8 +243,8 @@ type StreamLag struct {
 	// a resync recovers.
 	Lost bool
 	// Active says whether a reader is connected to the stream now
-	// (Postgres: pg_replication_slots.active); nil when the source cannot
-	// tell.
+	// (Postgres: pg_replication_slots.active; MySQL: a replica with the
+	// mirror's server id is connected); nil when the source cannot tell.
 	Active *bool
 	// Warning, when not "", says in the source's words that it may soon
 	// discard changes the stream still needs (a Postgres slot's WAL

@@ -29,7 +29,8 @@ const (
 type Observer interface {
 	replication.Observer
 	// StreamActive reports whether a reader streams from the mirror's
-	// slot on its source now (Postgres: pg_replication_slots.active); nil
+	// slot on its source now (Postgres: pg_replication_slots.active;
+	// MySQL: a replica with the mirror's server id is connected); nil
 	// when it is not known (no slot, a source that cannot tell, or one
 	// that cannot be reached).
 	StreamActive(mirror string, active *bool)

@@ -26,7 +26,7 @@ var (
 		"WAL the source may still write before it can invalidate the mirror's slot (mirrors.slot_safe_wal_size); absent when unknown or unlimited.",
 		[]string{"mirror"}, nil)
 	descSlotActive = prometheus.NewDesc("sluice_slot_active",
-		"1 when a reader streams from the mirror's slot (pg_replication_slots.active), 0 when none; absent when unknown.",
+		"1 when a reader streams from the mirror's slot (pg_replication_slots.active; MySQL: its replica is connected), 0 when none; absent when unknown.",
 		[]string{"mirror"}, nil)
 	descRowsSynced = prometheus.NewDesc("sluice_rows_synced_total",
 		"Row changes applied by streaming, by table and operation (mirror_tables inserts, updates, deletes).",
