@@ -293,10 +293,7 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 	// observer as they come.
 	obs := b.f.observer()
 	rc, counted := stream.(connectors.ByteCounter)
-	var received int64
-	if counted {
-		received = rc.ReceivedBytes()
-	}
+	var received int64 // reported so far
 	for {
 		stream.Ack(b.ackPos())
 		var buf []connectors.Event
