@@ -370,11 +370,12 @@ type TableCounts struct{ Inserts, Updates, Deletes int64 }
 // the batch's end; last_synced_lsn becomes its Postgres LSN, NULL when it
 // is not one; shown is end as the source's kind renders it, the status
 // view's position) and totals, and each table's counts, in one
-// transaction. last_synced_at becomes the catalog's now(): when the batch
-// was applied. commitAt is the source's commit time of the batch's last
-// transaction (last_source_commit_at, from which the status view derives
-// lag_seconds); the zero time keeps the one recorded before (a batch that
-// carried no transaction's commit, such as a table resync's catch-up).
+// transaction. commitAt is the source's commit time of the batch's last
+// transaction: it becomes last_source_commit_at, and last_synced_at the
+// catalog's now() (when the batch was applied), so that the status view's
+// lag_seconds is the lag of that transaction. The zero time (a batch of
+// no transaction, such as a table resync catching up on an idle stream)
+// keeps both, and so the lag last measured.
 func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, shown string, commitAt time.Time, rows int64, counts map[string]TableCounts) error {
 	var commit *time.Time
 	if !commitAt.IsZero() {
@@ -383,7 +384,8 @@ func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Posi
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_shown = $5,
-       last_synced_at = now(), last_source_commit_at = coalesce($3, last_source_commit_at),
+       last_synced_at = CASE WHEN $3::timestamptz IS NULL THEN last_synced_at ELSE now() END,
+       last_source_commit_at = coalesce($3, last_source_commit_at),
        rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
 WHERE name = $1`, name, string(end), commit, rows, shown)
 		if err != nil {

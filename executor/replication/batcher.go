@@ -528,7 +528,13 @@ func (b *batcher) flush(ctx context.Context) error {
 		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.f.display(b.end), b.commitTime, int64(b.rows), byName); err != nil {
+		// A batch of no transaction (a table resync catching up on an idle
+		// stream) has no commit time of its own.
+		commitTime := b.commitTime
+		if b.txStart == 0 {
+			commitTime = time.Time{}
+		}
+		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.f.display(b.end), commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
 		if nk, ok := b.applier.(connectors.NullKeyReporter); ok {
