@@ -120,10 +120,14 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 			delete(e.warned, mm.m.Name)
 		}
 		if ok && s.Lost && slotInUse(mm.m) {
-			err := store.SetActionError(ctx, mm.m.Name, replication.LostStreamError(mm.m.Name, mm.slot, peer).Error())
+			msg := replication.LostStreamError(mm.m.Name, mm.slot, peer).Error()
+			err := store.SetActionError(ctx, mm.m.Name, msg)
 			if err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			} else {
+				if mm.m.Error != msg { // counted once, not at every measurement
+					e.cfg.Observer.Error(mm.m.Name, replication.ErrorNeedsUser)
+				}
 				log.WarnContext(ctx, "replication slot invalidated", "mirror", mm.m.Name, "slot", mm.slot)
 			}
 		}
