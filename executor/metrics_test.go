@@ -197,8 +197,8 @@ func slotActive(t *testing.T, src *pgx.Conn, mirror string) bool {
 	return active
 }
 
-// TestMetrics follows one Postgres mirror through its initial load, CDC
-// and a pause, and checks at each stage that /metrics shows every metric
+// TestMetrics follows one Postgres mirror through its initial load, CDC,
+// a failure and a pause, and checks at each stage that /metrics shows every metric
 // with the values the status tables hold; and that the lag history
 // samples it and goes with it when it is dropped.
 func TestMetrics(t *testing.T) {
@@ -318,6 +318,23 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("no sample saw the 80 changes applied: max rows_per_second %v, %v", maxRate, err)
 	}
 
+	// Failing: the destination turned read-only fails the batch, which
+	// is retried (an error of class retried) until it is writable again.
+	dst := connect(t, dstURL)
+	dstDB := pgx.Identifier{testbed.DBName(dstURL)}.Sanitize()
+	mustExec(t, dst, `ALTER DATABASE `+dstDB+` SET default_transaction_read_only = on`)
+	mustExec(t, dst, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	mustExec(t, src, `INSERT INTO big VALUES (200001, 'while read-only')`)
+	waitMetrics(t, s, "met", "failed and retried", func(m map[string]float64) bool {
+		return m["sluice_mirror_info{destination_peer=dst,source_peer=src,status=FAILED}"] == 1 &&
+			m["sluice_errors_total{class=retried}"] >= 1
+	})
+	mustExec(t, dst, `ALTER DATABASE `+dstDB+` RESET default_transaction_read_only`)
+	waitMetrics(t, s, "met", "running again", func(m map[string]float64) bool {
+		return m["sluice_mirror_info{destination_peer=dst,source_peer=src,status=RUNNING}"] == 1 &&
+			m["sluice_rows_synced_total{op=insert,table=public.big}"] == 51
+	})
+
 	// Paused: the status, and a slot no one streams from.
 	mustExec(t, conn, `PAUSE MIRROR met`)
 	waitMetrics(t, s, "met", "paused with an inactive slot", func(m map[string]float64) bool {
@@ -327,7 +344,7 @@ func TestMetrics(t *testing.T) {
 		t.Error("sluice_slot_active is 0 but the slot is active")
 	}
 	paused := matchStatus(t, s, conn, "met")
-	if paused["sluice_rows_synced_total{op=insert,table=public.big}"] != 50 {
+	if paused["sluice_rows_synced_total{op=insert,table=public.big}"] != 51 {
 		t.Errorf("rows synced while paused: %v", paused)
 	}
 
