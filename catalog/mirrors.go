@@ -226,7 +226,8 @@ SELECT name FROM sluice.mirrors WHERE source_peer = $1 OR destination_peer = $1 
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// DeleteMirror removes the mirror and its tables, with a "dropped" event.
+// DeleteMirror removes the mirror, its tables and its lag history, with a
+// "dropped" event.
 func (s *Store) DeleteMirror(ctx context.Context, name string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM sluice.mirrors WHERE name = $1`, name)
@@ -235,6 +236,9 @@ func (s *Store) DeleteMirror(ctx context.Context, name string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("delete mirror %q: %w", name, ErrMirrorNotFound)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sluice.mirror_lag_history WHERE mirror = $1`, name); err != nil {
+			return fmt.Errorf("delete mirror %q: lag history: %w", name, err)
 		}
 		return addEvent(ctx, tx, name, "dropped", "mirror dropped")
 	})
@@ -366,13 +370,24 @@ type TableCounts struct{ Inserts, Updates, Deletes int64 }
 // the batch's end; last_synced_lsn becomes its Postgres LSN, NULL when it
 // is not one; shown is end as the source's kind renders it, the status
 // view's position) and totals, and each table's counts, in one
-// transaction.
-func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, shown string, at time.Time, rows int64, counts map[string]TableCounts) error {
+// transaction. commitAt is the source's commit time of the batch's last
+// transaction: it becomes last_source_commit_at, and last_synced_at the
+// catalog's now() (when the batch was applied), so that the status view's
+// lag_seconds is the lag of that transaction. The zero time (a batch of
+// no transaction, such as a table resync catching up on an idle stream)
+// keeps both, and so the lag last measured.
+func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, shown string, commitAt time.Time, rows int64, counts map[string]TableCounts) error {
+	var commit *time.Time
+	if !commitAt.IsZero() {
+		commit = &commitAt
+	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
 UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_shown = $5,
-       last_synced_at = $3, rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
-WHERE name = $1`, name, string(end), at, rows, shown)
+       last_synced_at = CASE WHEN $3::timestamptz IS NULL THEN last_synced_at ELSE now() END,
+       last_source_commit_at = coalesce($3, last_source_commit_at),
+       rows_synced = rows_synced + $4, error = NULL, error_count = 0, updated_at = now()
+WHERE name = $1`, name, string(end), commit, rows, shown)
 		if err != nil {
 			return fmt.Errorf("record sync of mirror %q: %w", name, err)
 		}

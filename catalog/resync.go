@@ -17,7 +17,8 @@ func (s *Store) StartMirrorResync(ctx context.Context, name string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
 UPDATE sluice.mirrors SET phase = $2, resync = $3, error = NULL, error_count = 0, consistent_lsn = NULL,
-       consistent_position = NULL, last_synced_lsn = NULL, last_synced_position = NULL, last_synced_shown = NULL, last_synced_at = NULL, rows_synced = 0, updated_at = now()
+       consistent_position = NULL, last_synced_lsn = NULL, last_synced_position = NULL, last_synced_shown = NULL, last_synced_at = NULL, last_source_commit_at = NULL,
+       rows_synced = 0, updated_at = now()
 WHERE name = $1`, name, PhaseSetup, ResyncMirrorKind)
 		if err != nil {
 			return fmt.Errorf("start resync of mirror %q: %w", name, err)

@@ -242,6 +242,10 @@ type StreamLag struct {
 	// Lost says the source discarded changes the stream still needed: only
 	// a resync recovers.
 	Lost bool
+	// Active says whether a reader is connected to the stream now
+	// (Postgres: pg_replication_slots.active; MySQL: a replica with the
+	// mirror's server id is connected); nil when the source cannot tell.
+	Active *bool
 	// Warning, when not "", says in the source's words that it may soon
 	// discard changes the stream still needs (a Postgres slot's WAL
 	// unreserved; a MySQL mirror's binlog file the oldest the server

@@ -81,3 +81,12 @@ type Stream interface {
 	// used after.
 	Close(ctx context.Context) error
 }
+
+// ByteCounter is a Stream's ability to tell how much it received from the
+// source: the metrics' fetched bytes. Streams without it are not counted.
+type ByteCounter interface {
+	// ReceivedBytes returns the bytes the stream received from the source
+	// since it started (the protocol's messages, as they came), a total
+	// that only grows. Called by the goroutine that owns the stream.
+	ReceivedBytes() int64
+}

@@ -5,7 +5,10 @@
 // flows run in the replication engine (executor/replication), which the
 // executor starts (engine.go) and wakes when a statement changes a mirror;
 // the slot monitor (monitor.go) measures the mirrors' streams through the
-// sources (connectors.LagReporter).
+// sources (connectors.LagReporter), and the lag history sampler
+// (lag_history.go) keeps mirror_lag_history. What the flows and the
+// monitor measure that the catalog does not keep goes to the Observer of
+// executor.Config (server/metrics).
 //
 // Sessions query the catalog as its unprivileged reader role
 // (catalog.Store.ReaderURL), read-only, on connections they share from a

@@ -34,6 +34,15 @@ type Config struct {
 	// Kinds are the kinds of peers the server knows (connectors/all builds
 	// them); required. CREATE PEER refuses a type not in it.
 	Kinds *connectors.Registry
+	// Observer receives what the flows and the slot monitor measure for
+	// metrics (server/metrics implements it); nil: none listens.
+	Observer Observer
+	// LagHistoryRetention is how long mirror_lag_history keeps samples;
+	// 0 means DefaultLagHistoryRetention.
+	LagHistoryRetention time.Duration
+	// LagHistoryEvery is how often the lag history samples every mirror;
+	// 0 means DefaultLagHistoryEvery (tests set it shorter).
+	LagHistoryEvery time.Duration
 }
 
 // Validate reports a config that cannot work.
@@ -59,6 +68,21 @@ func (c *Config) Validate() error {
 	if c.CatalogPoolWait < 0 {
 		return fmt.Errorf("executor: catalog pool wait %s must not be negative", c.CatalogPoolWait)
 	}
+	if c.LagHistoryRetention == 0 {
+		c.LagHistoryRetention = DefaultLagHistoryRetention
+	}
+	if c.LagHistoryRetention < 0 {
+		return fmt.Errorf("executor: lag history retention %s must be positive", c.LagHistoryRetention)
+	}
+	if c.LagHistoryEvery == 0 {
+		c.LagHistoryEvery = DefaultLagHistoryEvery
+	}
+	if c.LagHistoryEvery < 0 {
+		return fmt.Errorf("executor: lag history interval %s must be positive", c.LagHistoryEvery)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	return nil
 }
 
@@ -72,6 +96,9 @@ type Executor struct {
 	// when it has stopped; nil until Start.
 	monStop context.CancelFunc
 	monDone chan struct{}
+	// histDone is closed when the lag history sampler (lag_history.go),
+	// stopped with monStop, has stopped; nil until Start.
+	histDone chan struct{}
 	// warned holds the mirrors whose stream the monitor warned about (a
 	// LagReporter's Warning), so that it warns once until the warning
 	// clears; the monitor's goroutine only.
@@ -93,7 +120,8 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Store.ReaderURL() == "" && cfg.CatalogURL == "" {
 		return nil, errors.New("executor: catalog URL is required")
 	}
-	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger})
+	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger,
+		Observer: cfg.Observer})
 	if err != nil {
 		return nil, err
 	}

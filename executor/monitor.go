@@ -15,7 +15,8 @@ import (
 // short-lived connections of its own, one query per source peer every
 // monitorEvery. It records lag_bytes (pg_current_wal_lsn() -
 // confirmed_flush_lsn), the slot's wal_status and safe_wal_size, and the
-// time of the measurement. A source it cannot reach gets NULLs, with the
+// time of the measurement; whether the slot is active goes to the
+// Observer only (metrics). A source it cannot reach gets NULLs, with the
 // time of the last measurement kept. A slot the source invalidated fails
 // its mirror with replication.LostStreamError, which waits for the user.
 //
@@ -87,6 +88,7 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 		}
 		log.DebugContext(ctx, "slot monitor: source unreachable", "err", err)
 		for _, mm := range mirrors {
+			e.cfg.Observer.StreamActive(mm.m.Name, nil)
 			if err := store.SetLagUnknown(ctx, mm.m.Name); err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			}
@@ -96,9 +98,12 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 	for _, mm := range mirrors {
 		s, ok := slots[mm.m.Name]
 		l := catalog.SlotLag{}
+		var active *bool
 		if ok {
 			l = catalog.SlotLag{Bytes: s.Bytes, WALStatus: s.Status, SafeWALSize: s.SafeBytes}
+			active = s.Active
 		}
+		e.cfg.Observer.StreamActive(mm.m.Name, active)
 		if err := store.SetSlotLag(ctx, mm.m.Name, l); err != nil {
 			log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			continue
@@ -115,10 +120,14 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 			delete(e.warned, mm.m.Name)
 		}
 		if ok && s.Lost && slotInUse(mm.m) {
-			err := store.SetActionError(ctx, mm.m.Name, replication.LostStreamError(mm.m.Name, mm.slot, peer).Error())
+			msg := replication.LostStreamError(mm.m.Name, mm.slot, peer).Error()
+			err := store.SetActionError(ctx, mm.m.Name, msg)
 			if err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			} else {
+				if mm.m.Error != msg { // counted once, not at every measurement
+					e.cfg.Observer.Error(mm.m.Name, replication.ErrorNeedsUser)
+				}
 				log.WarnContext(ctx, "replication slot invalidated", "mirror", mm.m.Name, "slot", mm.slot)
 			}
 		}

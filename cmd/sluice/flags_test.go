@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicedb/sluice/executor"
+	"github.com/sluicedb/sluice/server/web"
 )
 
 // --catalog-pool-size and --catalog-pool-wait have defaults, come from the
@@ -37,6 +39,62 @@ func TestCatalogPoolFlags(t *testing.T) {
 		}
 	}
 	for _, flag := range []string{"--catalog-pool-size", "--catalog-pool-wait", "SLUICE_CATALOG_POOL_SIZE"} {
+		if !strings.Contains(usage, flag) {
+			t.Errorf("--help does not mention %s", flag)
+		}
+	}
+}
+
+// --http-listen defaults to 127.0.0.1:9901, comes from the environment
+// too ("" there turns it off), is off with "off", is refused on a
+// non-loopback address without a password, and is in --help; so is
+// --lag-history-retention, default 168h.
+func TestHTTPListenFlags(t *testing.T) {
+	t.Setenv("SLUICE_PASSWORD", "")
+	t.Setenv("SLUICE_LAG_HISTORY_RETENTION", "")
+	t.Setenv("SLUICE_HTTP_LISTEN", "")
+	os.Unsetenv("SLUICE_HTTP_LISTEN") // restored by t.Setenv's cleanup
+	var stderr bytes.Buffer
+	cfg, err := parseServe(nil, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPListen != "127.0.0.1:9901" {
+		t.Errorf("SLUICE_HTTP_LISTEN unset: got %q", cfg.HTTPListen)
+	}
+	t.Setenv("SLUICE_HTTP_LISTEN", "")
+	if cfg, err = parseServe(nil, &stderr); err != nil || !web.Disabled(cfg.HTTPListen) {
+		t.Errorf("SLUICE_HTTP_LISTEN empty: %+v, %v", cfg, err)
+	}
+	if cfg.LagHistoryRetention != 168*time.Hour {
+		t.Errorf("--lag-history-retention default %s, want 168h", cfg.LagHistoryRetention)
+	}
+	if cfg, err = parseServe([]string{"--http-listen", "off", "--lag-history-retention", "1h"}, &stderr); err != nil ||
+		cfg.HTTPListen != "off" || cfg.LagHistoryRetention != time.Hour {
+		t.Errorf("flags: %+v, %v", cfg, err)
+	}
+	if _, err := parseServe([]string{"--lag-history-retention", "0s"}, &stderr); err == nil ||
+		!strings.Contains(err.Error(), "--lag-history-retention") {
+		t.Errorf("--lag-history-retention 0s: err = %v", err)
+	}
+	_, err = parseServe([]string{"--http-listen", "0.0.0.0:9901"}, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "SLUICE_PASSWORD") || !strings.Contains(err.Error(), "0.0.0.0:9901") {
+		t.Errorf("non-loopback without a password: err = %v", err)
+	}
+	if _, err := parseServe([]string{"--http-listen", "nonsense"}, &stderr); err == nil || !strings.Contains(err.Error(), "--http-listen") {
+		t.Errorf("bad address: err = %v", err)
+	}
+	t.Setenv("SLUICE_PASSWORD", "pw")
+	if cfg, err = parseServe([]string{"--http-listen", "0.0.0.0:9901", "--listen", "127.0.0.1:9900"}, &stderr); err != nil ||
+		cfg.HTTPListen != "0.0.0.0:9901" {
+		t.Errorf("non-loopback with a password: %+v, %v", cfg, err)
+	}
+	t.Setenv("SLUICE_HTTP_LISTEN", "127.0.0.1:19901")
+	if cfg, err = parseServe(nil, &stderr); err != nil || cfg.HTTPListen != "127.0.0.1:19901" {
+		t.Errorf("environment: %+v, %v", cfg, err)
+	}
+	for _, flag := range []string{"--http-listen", "SLUICE_HTTP_LISTEN", "127.0.0.1:9901", "--lag-history-retention",
+		"SLUICE_LAG_HISTORY_RETENTION", "168h"} {
 		if !strings.Contains(usage, flag) {
 			t.Errorf("--help does not mention %s", flag)
 		}

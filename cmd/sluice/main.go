@@ -24,6 +24,8 @@ import (
 	"github.com/sluicedb/sluice/internal/datadir"
 	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/server/metrics"
+	"github.com/sluicedb/sluice/server/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,11 +55,19 @@ Flags of serve (each also read from the environment variable shown):
   --catalog-pool-wait D
                        how long a session waits when all of them are busy before it gets
                        53300 (SLUICE_CATALOG_POOL_WAIT, default 10s)
+  --http-listen ADDR   HTTP address of Prometheus metrics (/metrics) and the status page (/)
+                       (SLUICE_HTTP_LISTEN, default 127.0.0.1:9901); "off" or "" turns it off.
+                       On a non-loopback address it needs SLUICE_PASSWORD, which every request
+                       must then give as basic auth (any user name) or "Authorization: Bearer"
+  --lag-history-retention D
+                       how long mirror_lag_history keeps its samples, taken every 10s
+                       (SLUICE_LAG_HISTORY_RETENTION, default 168h)
   --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
 
 Environment only:
   SLUICE_PASSWORD      password of the login user "sluice" (SCRAM-SHA-256); required to listen
                        on a non-loopback address. Without it, loopback logins are trusted.
+                       It also guards the HTTP listener.
   SLUICE_SECRET_KEY    32-byte key (hex or base64) encrypting peer secrets in the catalog;
                        default: a key file created in the data dir (secret.key, mode 0600)
   SLUICE_PG_BINDIR     directory of initdb/postgres for the private catalog (default: PATH,
@@ -81,7 +91,13 @@ type Config struct {
 	// sessions share (executor.Config).
 	CatalogPoolSize int
 	CatalogPoolWait time.Duration
-	LogLevel        slog.Level
+	// HTTPListen is the metrics and status page listener's address; ""
+	// or "off": none (web.Disabled).
+	HTTPListen string
+	// LagHistoryRetention is how long mirror_lag_history keeps samples
+	// (executor.Config).
+	LagHistoryRetention time.Duration
+	LogLevel            slog.Level
 }
 
 // Validate reports a config that cannot or must not run.
@@ -108,6 +124,15 @@ func (c *Config) Validate() error {
 	if c.CatalogPoolWait <= 0 {
 		return fmt.Errorf("invalid --catalog-pool-wait %s: must be positive", c.CatalogPoolWait)
 	}
+	if !web.Disabled(c.HTTPListen) {
+		wc := web.Config{Listen: c.HTTPListen, Password: c.Password}
+		if err := wc.Validate(); err != nil {
+			return err
+		}
+	}
+	if c.LagHistoryRetention <= 0 {
+		return fmt.Errorf("invalid --lag-history-retention %s: must be positive", c.LagHistoryRetention)
+	}
 	return nil
 }
 
@@ -124,6 +149,16 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// httpListenDefault is --http-listen's default: SLUICE_HTTP_LISTEN when
+// it is set, even to "" (which turns the listener off), else
+// web.DefaultListen.
+func httpListenDefault() string {
+	if v, ok := os.LookupEnv("SLUICE_HTTP_LISTEN"); ok {
+		return v
+	}
+	return web.DefaultListen
 }
 
 func parseServe(args []string, stderr io.Writer) (*Config, error) {
@@ -156,6 +191,12 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_CATALOG_POOL_WAIT: %w", err)
 	}
 	fs.DurationVar(&cfg.CatalogPoolWait, "catalog-pool-wait", poolWait, "")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", httpListenDefault(), "")
+	retention, err := time.ParseDuration(envOr("SLUICE_LAG_HISTORY_RETENTION", executor.DefaultLagHistoryRetention.String()))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_LAG_HISTORY_RETENTION: %w", err)
+	}
+	fs.DurationVar(&cfg.LagHistoryRetention, "lag-history-retention", retention, "")
 	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -235,12 +276,18 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	mets := metrics.New(store.Pool(), logger)
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
 		CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
-		Kinds: all.Registry()})
+		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention})
 	if err != nil {
 		return err
 	}
+	stopWeb, err := startWeb(ctx, cfg, mets, logger)
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
 	if err := ex.Start(ctx); err != nil {
 		return err
 	}
@@ -268,6 +315,40 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "sluice listening", "addr", l.Addr().String(), "auth", auth, "tls", cfg.TLSCert != "",
 		"connect", "psql -h "+strings.Split(l.Addr().String(), ":")[0]+" -p "+portOf(l.Addr())+" -U sluice")
 	return srv.Serve(ctx, l)
+}
+
+// startWeb starts the HTTP listener (metrics, status page) unless it is
+// off; stop waits for it to end after ctx ends.
+func startWeb(ctx context.Context, cfg *Config, mets *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
+	if web.Disabled(cfg.HTTPListen) {
+		logger.InfoContext(ctx, "HTTP listener off")
+		return func() {}, nil
+	}
+	ws, err := web.New(web.Config{Listen: cfg.HTTPListen, Password: cfg.Password, Metrics: mets.Handler(), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	l, err := ws.Listen()
+	if err != nil {
+		return nil, err
+	}
+	auth := "none (loopback only)"
+	if cfg.Password != "" {
+		auth = "SLUICE_PASSWORD (basic or bearer)"
+	}
+	logger.InfoContext(ctx, "HTTP listening", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics", "auth", auth)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := ws.Serve(wctx, l); err != nil {
+			logger.ErrorContext(ctx, "HTTP listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
 }
 
 func portOf(a net.Addr) string {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,7 +60,7 @@ func TestSecondServeOnSameDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	first := exec.Command(bin, "serve", "--data-dir", dir, "--listen", freeAddr(t))
+	first := exec.Command(bin, "serve", "--data-dir", dir, "--listen", freeAddr(t), "--http-listen", "off")
 	first.Env = cleanEnv()
 	first.Stdout, first.Stderr = logf, logf
 	if err := first.Start(); err != nil {
@@ -93,7 +95,7 @@ func TestSecondServeOnSameDataDir(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	second := exec.CommandContext(ctx, bin, "serve", "--data-dir", dir, "--listen", freeAddr(t))
+	second := exec.CommandContext(ctx, bin, "serve", "--data-dir", dir, "--listen", freeAddr(t), "--http-listen", "off")
 	second.Env = cleanEnv()
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
@@ -110,5 +112,87 @@ func TestSecondServeOnSameDataDir(t *testing.T) {
 	case err := <-exited:
 		t.Errorf("first sluice exited after the second started: %v", err)
 	default:
+	}
+}
+
+// sluice serve starts the HTTP listener of --http-listen: /metrics needs
+// SLUICE_PASSWORD (as a bearer token or basic auth) and serves the
+// runtime's metrics; SIGTERM stops it with the server, which exits 0.
+func TestServeHTTPListener(t *testing.T) {
+	bin := buildSluice(t)
+	dir := filepath.Join(t.TempDir(), "sluice-data")
+	logPath := filepath.Join(t.TempDir(), "sluice.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	httpAddr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", freeAddr(t), "--http-listen", httpAddr)
+	cmd.Env = append(cleanEnv(), "SLUICE_PASSWORD=pw-http")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if bytes.Contains(b, []byte("sluice listening")) {
+			break
+		}
+		select {
+		case err := <-exited:
+			stopped = true
+			t.Fatalf("sluice exited: %v\n%s", err, b)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice not listening after 2 minutes:\n%s", b)
+		}
+	}
+	get := func(auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without the password: %d, want 401", code)
+	}
+	if code, body := get("Bearer pw-http"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") ||
+		!strings.Contains(body, "process_cpu_seconds_total") {
+		t.Errorf("/metrics with the password: %d\n%s", code, body)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		stopped = true
+		if err != nil {
+			b, _ := os.ReadFile(logPath)
+			t.Errorf("sluice after SIGTERM: %v\n%s", err, b)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("sluice did not stop after SIGTERM")
+	}
+	if c, err := net.DialTimeout("tcp", httpAddr, time.Second); err == nil {
+		c.Close()
+		t.Error("the HTTP listener still accepts after the server stopped")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -85,7 +86,16 @@ type binlogStream struct {
 	pending []connectors.Event
 	acked   connectors.Position
 	err     error
+	// received counts the bytes of the binlog events read, by the
+	// decoding goroutine (connectors.ByteCounter).
+	received atomic.Int64
 }
+
+var _ connectors.ByteCounter = (*binlogStream)(nil)
+
+// ReceivedBytes implements connectors.ByteCounter: the bytes of the binlog
+// events read so far (their headers' event sizes), heartbeats included.
+func (s *binlogStream) ReceivedBytes() int64 { return s.received.Load() }
 
 // startBinlogStream starts reading the binlog at from ("" is not allowed:
 // a mirror's stream starts at a snapshot's position) for tables.
@@ -209,6 +219,9 @@ func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStre
 				send(streamItem{err: fmt.Errorf("read the binlog: %w", err)})
 			}
 			return
+		}
+		if ev.Header != nil {
+			s.received.Add(int64(ev.Header.EventSize))
 		}
 		out, err := d.decode(ctx, ev)
 		if err != nil {

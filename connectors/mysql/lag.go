@@ -84,31 +84,38 @@ func (s *Source) CheckStream(_ context.Context, spec connectors.StreamSpec) erro
 
 // StreamLags implements connectors.LagReporter: the bytes of binlog after
 // each spec's From (nil without one), Lost when the server no longer keeps
-// its file, and a Warning when its file is the oldest the server keeps
-// (and not the one it writes). Neither a status nor a safe size applies:
+// its file, a Warning when its file is the oldest the server keeps (and
+// not the one it writes), and Active when a replica with the mirror's
+// server id is connected (see replicas). Neither a status nor a safe size applies:
 // retention is by time.
 func (s *Source) StreamLags(_ context.Context, specs []connectors.StreamSpec) (map[string]connectors.StreamLag, error) {
 	files, err := s.binlogs()
 	if err != nil {
 		return nil, err
 	}
+	replicas := s.replicas()
 	out := make(map[string]connectors.StreamLag, len(specs))
 	for _, spec := range specs {
+		var active *bool
+		if replicas != nil {
+			a := replicas[mirrorServerID(s.peer.ServerID, spec.Mirror)]
+			active = &a
+		}
 		if spec.From == "" {
-			out[spec.Mirror] = connectors.StreamLag{}
+			out[spec.Mirror] = connectors.StreamLag{Active: active}
 			continue
 		}
 		p, err := DecodePosition(spec.From)
 		if err != nil {
-			out[spec.Mirror] = connectors.StreamLag{}
+			out[spec.Mirror] = connectors.StreamLag{Active: active}
 			continue
 		}
 		n, kept := behind(files, p)
 		if !kept {
-			out[spec.Mirror] = connectors.StreamLag{Lost: true}
+			out[spec.Mirror] = connectors.StreamLag{Lost: true, Active: active}
 			continue
 		}
-		l := connectors.StreamLag{Bytes: &n}
+		l := connectors.StreamLag{Bytes: &n, Active: active}
 		if len(files) > 1 && files[0].name == p.File {
 			// The next purge (the server's retention, or PURGE BINARY
 			// LOGS) takes the file the mirror resumes from.
@@ -119,4 +126,27 @@ func (s *Source) StreamLags(_ context.Context, specs []connectors.StreamSpec) (m
 		out[spec.Mirror] = l
 	}
 	return out, nil
+}
+
+// replicas returns the server ids of the replicas connected to the server
+// now: each binlog reader registers its server id, and the server lists
+// it while it is connected (SHOW REPLICAS on MySQL 8.0.22 and later, SHOW
+// SLAVE HOSTS on MariaDB and older MySQL; the server id is the first
+// column of both). nil when the server lists none of them to this user:
+// whether a mirror's stream is connected is then unknown.
+func (s *Source) replicas() map[uint32]bool {
+	for _, q := range []string{"SHOW REPLICAS", "SHOW SLAVE HOSTS"} {
+		r, err := s.conn.Execute(q)
+		if err != nil {
+			continue
+		}
+		ids := make(map[uint32]bool, r.RowNumber())
+		for i := range r.RowNumber() {
+			if id, err := r.GetUint(i, 0); err == nil {
+				ids[uint32(id)] = true
+			}
+		}
+		return ids
+	}
+	return nil
 }

@@ -92,3 +92,56 @@ func TestStreamLagAndCheck(t *testing.T) {
 		t.Fatalf("lag at the oldest binlog: %+v", l)
 	}
 }
+
+// TestStreamActive: a stream is active while its reader is connected, and
+// not once it is closed.
+func TestStreamActive(t *testing.T) {
+	ctx := testCtx(t)
+	db := newDB(t)
+	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(100))")
+	src := openWith(t, db, nil)
+	from := masterPos(t, src)
+	spec := connectors.StreamSpec{Mirror: "active", From: from}
+	activeIs := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			lags, err := src.StreamLags(ctx, []connectors.StreamSpec{spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := lags["active"].Active
+			if a == nil {
+				t.Fatal("the server lists no replicas: activity unknown")
+			}
+			if *a == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stream active %v, want %v", *a, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	activeIs(false)
+	s := streamOf(t, src, describeT(t, src, db), "active", from)
+	maria.Exec(t, db, "INSERT INTO t VALUES (1, 'x')")
+	activeIs(true)
+	if bc, ok := s.(connectors.ByteCounter); !ok {
+		t.Error("the stream does not count bytes")
+	} else {
+		deadline := time.Now().Add(20 * time.Second)
+		for bc.ReceivedBytes() == 0 && time.Now().Before(deadline) {
+			if _, err := s.Read(ctx, nil, 10, 100*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if bc.ReceivedBytes() == 0 {
+			t.Error("no bytes counted after an insert")
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	activeIs(false)
+}

@@ -59,8 +59,8 @@ func (s *Source) NamesFree(ctx context.Context, spec connectors.StreamSpec) erro
 }
 
 // StreamLags implements connectors.LagReporter from pg_replication_slots:
-// the WAL written beyond each slot's confirmed position, its wal_status
-// and safe_wal_size; a slot whose wal_status is lost is Lost, and one
+// the WAL written beyond each slot's confirmed position, its wal_status,
+// safe_wal_size and whether a reader streams from it (active); a slot whose wal_status is lost is Lost, and one
 // whose wal_status is unreserved has a Warning.
 func (s *Source) StreamLags(ctx context.Context, specs []connectors.StreamSpec) (map[string]connectors.StreamLag, error) {
 	names := make([]string, len(specs))
@@ -71,7 +71,7 @@ func (s *Source) StreamLags(ctx context.Context, specs []connectors.StreamSpec) 
 	}
 	rows, err := s.conn.Query(ctx, `
 SELECT slot_name::text, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-       wal_status, safe_wal_size
+       wal_status, safe_wal_size, active
 FROM pg_replication_slots WHERE database = current_database() AND slot_name = ANY($1)`, names)
 	if err != nil {
 		return nil, fmt.Errorf("read replication slots: %w", err)
@@ -79,7 +79,7 @@ FROM pg_replication_slots WHERE database = current_database() AND slot_name = AN
 	out := make(map[string]connectors.StreamLag)
 	var name string
 	var l connectors.StreamLag
-	_, err = pgx.ForEachRow(rows, []any{&name, &l.Bytes, &l.Status, &l.SafeBytes}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &l.Bytes, &l.Status, &l.SafeBytes, &l.Active}, func() error {
 		l.Lost = l.Status != nil && *l.Status == "lost"
 		if l.Status != nil && *l.Status == "unreserved" {
 			l.Warning = fmt.Sprintf("replication slot %q holds more WAL than max_slot_wal_keep_size allows: "+

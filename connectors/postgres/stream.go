@@ -71,6 +71,9 @@ type Stream struct {
 	// vals the same for the values decoded from them.
 	arena []byte
 	vals  []connectors.Value
+	// received counts the bytes of the CopyData messages received
+	// (connectors.ByteCounter).
+	received int64
 }
 
 // StreamConfig configures StartStream.
@@ -95,7 +98,14 @@ type StreamConfig struct {
 	SQL *pgx.Conn
 }
 
-var _ connectors.Stream = (*Stream)(nil)
+var (
+	_ connectors.Stream      = (*Stream)(nil)
+	_ connectors.ByteCounter = (*Stream)(nil)
+)
+
+// ReceivedBytes implements connectors.ByteCounter: the bytes of the
+// replication messages (CopyData) received so far.
+func (s *Stream) ReceivedBytes() int64 { return s.received }
 
 // StartStream starts streaming on a replication connection. The stream
 // owns conn from then on.
@@ -270,6 +280,7 @@ func (s *Stream) Read(ctx context.Context, buf []connectors.Event, max int, wait
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
+			s.received += int64(len(m.Data))
 			first := len(buf) == n0
 			if buf, err = s.handle(ctx, buf, m.Data); err != nil {
 				return buf[:n0], err

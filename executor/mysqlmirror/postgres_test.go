@@ -177,5 +177,12 @@ func TestMirrorIntoPostgres(t *testing.T) {
 	withExtra := append(ordersCols[:len(ordersCols):len(ordersCols)], text("extra"))
 	waitSamePG(t, f.conn, f.dst, my, "orders", "orders", "id", withExtra)
 	check()
+	// The binlog's commit times give the lag in seconds (whole seconds,
+	// so up to a second more than the real one).
+	var lag *float64
+	if err := f.conn.QueryRow(testCtx(t), `SELECT lag_seconds FROM mirrors WHERE name = 'm'`).Scan(&lag); err != nil ||
+		lag == nil || *lag < 0 || *lag > 60 {
+		t.Errorf("lag_seconds after CDC from MySQL: %v, %v; want between 0 and 60", lag, err)
+	}
 	mustExec(t, f.conn, "DROP MIRROR m")
 }

@@ -289,6 +289,11 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 func (b *batcher) read(ctx context.Context, stream connectors.Stream, results chan<- readResult, free <-chan []connectors.Event) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// The bytes received, when the stream counts them, go to the
+	// observer as they come.
+	obs := b.f.observer()
+	rc, counted := stream.(connectors.ByteCounter)
+	var received int64 // reported so far
 	for {
 		stream.Ack(b.ackPos())
 		var buf []connectors.Event
@@ -298,6 +303,13 @@ func (b *batcher) read(ctx context.Context, stream connectors.Stream, results ch
 			buf = make([]connectors.Event, 0, readChunk+8)
 		}
 		evs, err := stream.Read(ctx, buf, readChunk, cmp.Or(b.idleFlush, idleFlush))
+		if counted {
+			n := rc.ReceivedBytes()
+			if n > received {
+				obs.FetchedBytes(b.f.m.Name, n-received)
+			}
+			received = n
+		}
 		r := readResult{events: evs, err: err}
 		for sent := false; !sent; {
 			select {
@@ -516,7 +528,13 @@ func (b *batcher) flush(ctx context.Context) error {
 		if err := b.f.progressed(ctx); err != nil {
 			return err
 		}
-		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.f.display(b.end), b.commitTime, int64(b.rows), byName); err != nil {
+		// A batch of no transaction (a table resync catching up on an idle
+		// stream) has no commit time of its own.
+		commitTime := b.commitTime
+		if b.txStart == 0 {
+			commitTime = time.Time{}
+		}
+		if err := b.store.RecordSync(ctx, b.f.m.Name, b.end, b.f.display(b.end), commitTime, int64(b.rows), byName); err != nil {
 			return err
 		}
 		if nk, ok := b.applier.(connectors.NullKeyReporter); ok {
@@ -528,8 +546,10 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		// took: the destination transaction, opened while the batch was
 		// still coming; tail: what was left when it was complete.
+		took := time.Since(b.begun)
 		b.f.log.DebugContext(ctx, "batch applied", "rows", b.rows, "lsn", b.f.display(b.end),
-			"took", time.Since(b.begun), "tail", time.Since(start))
+			"took", took, "tail", time.Since(start))
+		b.f.observer().BatchApplied(b.f.m.Name, b.rows, took)
 		if h := batchHook.Load(); h != nil {
 			(*h)(b.f.m.Name, b.rows, b.maxBatch)
 		}

@@ -23,6 +23,9 @@ type Config struct {
 	Kinds *connectors.Registry
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Observer receives the flows' measures (observer.go); nil: none
+	// listens.
+	Observer Observer
 }
 
 // Validate reports a config that cannot work, and sets defaults.
@@ -35,6 +38,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return nil
 }
@@ -194,8 +200,10 @@ func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}, val
 		},
 		record: func(ctx context.Context, err error) error {
 			if NeedsUser(err) {
+				e.cfg.Observer.Error(name, ErrorNeedsUser)
 				return store.SetActionError(ctx, name, err.Error())
 			}
+			e.cfg.Observer.Error(name, ErrorRetried)
 			return store.SetError(ctx, name, err.Error())
 		},
 		sleep: func(ctx context.Context, d time.Duration) bool {

@@ -88,6 +88,7 @@ func (b *batcher) tableFailed(ctx context.Context, err error) error {
 	if herr := b.f.holdFailed(ctx, tp, hc, te, b.applied); herr != nil {
 		return fmt.Errorf("%w (and holding the table: %w)", err, herr)
 	}
+	b.f.observer().Error(b.f.m.Name, ErrorTable)
 	return errRestart
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/server"
+	"github.com/sluicedb/sluice/server/metrics"
+	"github.com/sluicedb/sluice/server/web"
 )
 
 // Sluice is a Sluice server running inside the test process, with its
@@ -31,10 +33,15 @@ type Sluice struct {
 	// CatalogURL is the catalog database's URL.
 	CatalogURL string
 	Store      *catalog.Store
+	// HTTPURL is the HTTP listener's base URL (http://127.0.0.1:port),
+	// when Options.HTTP started one; else "".
+	HTTPURL string
 
 	ex     *executor.Executor
 	cancel context.CancelFunc
 	done   chan error
+	// webDone receives the HTTP listener's end (nil: none started).
+	webDone chan error
 }
 
 var catalogSeq atomic.Int64
@@ -56,6 +63,12 @@ type Options struct {
 	// Kinds are the kinds of peers the server knows (nil: every connector,
 	// as cmd/sluice wires them).
 	Kinds *connectors.Registry
+	// HTTP starts the HTTP listener (metrics, as cmd/sluice wires it) on
+	// a free loopback port, guarded by Password (Sluice.HTTPURL).
+	HTTP bool
+	// LagHistoryEvery is how often the lag history samples (0: the
+	// executor's default).
+	LagHistoryEvery time.Duration
 }
 
 // StartSluice starts a server on a random loopback port with its catalog in
@@ -88,8 +101,10 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 	if kinds == nil {
 		kinds = all.Registry()
 	}
+	mets := metrics.New(store.Pool(), logger)
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: url, Logger: logger,
-		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait, Kinds: kinds})
+		CatalogPoolSize: opts.CatalogPoolSize, CatalogPoolWait: opts.CatalogPoolWait, Kinds: kinds,
+		Observer: mets, LagHistoryEvery: opts.LagHistoryEvery})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -117,6 +132,24 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 		return nil, err
 	}
 	s.ex = ex
+	if opts.HTTP {
+		ws, err := web.New(web.Config{Listen: "127.0.0.1:0", Password: password, Metrics: mets.Handler(), Logger: logger})
+		if err == nil {
+			var hl net.Listener
+			if hl, err = ws.Listen(); err == nil {
+				s.HTTPURL = "http://" + hl.Addr().String()
+				s.webDone = make(chan error, 1)
+				go func() { s.webDone <- ws.Serve(sctx, hl) }()
+			}
+		}
+		if err != nil {
+			cancel()
+			l.Close()
+			ex.Close()
+			store.Close()
+			return nil, err
+		}
+	}
 	go func() { s.done <- srv.Serve(sctx, l) }()
 	return s, nil
 }
@@ -134,6 +167,11 @@ func (s *Sluice) URL() string {
 func (s *Sluice) Stop() error {
 	s.cancel()
 	err := <-s.done
+	if s.webDone != nil {
+		if werr := <-s.webDone; werr != nil && err == nil {
+			err = werr
+		}
+	}
 	s.ex.Close()
 	s.Store.Close()
 	return err

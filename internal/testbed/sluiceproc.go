@@ -60,9 +60,11 @@ func SluiceBinary(t testing.TB) string {
 
 // StartSluiceProcess starts sluice serve on a free loopback port with
 // catalogURL as its catalog, password as SLUICE_PASSWORD and a data
-// directory of the test's, and waits until it listens. The test's cleanup
-// stops it (SIGTERM) and, when the test failed, logs the end of its log.
-func StartSluiceProcess(t testing.TB, catalogURL, password string) *SluiceProcess {
+// directory of the test's, and waits until it listens. Its HTTP listener is
+// off unless extra (more arguments of serve, after the others) sets
+// --http-listen. The test's cleanup stops it (SIGTERM) and, when the test
+// failed, logs the end of its log.
+func StartSluiceProcess(t testing.TB, catalogURL, password string, extra ...string) *SluiceProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,8 +73,8 @@ func StartSluiceProcess(t testing.TB, catalogURL, password string) *SluiceProces
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	p := &SluiceProcess{t: t, port: port, password: password, LogPath: filepath.Join(t.TempDir(), "sluice.log"),
-		args: []string{"serve", "--catalog", catalogURL, "--listen", "127.0.0.1:" + strconv.Itoa(port),
-			"--data-dir", t.TempDir(), "--log-level", "debug"},
+		args: append([]string{"serve", "--catalog", catalogURL, "--listen", "127.0.0.1:" + strconv.Itoa(port),
+			"--data-dir", t.TempDir(), "--log-level", "debug", "--http-listen", "off"}, extra...),
 		env: append(os.Environ(), "SLUICE_PASSWORD="+password,
 			"SLUICE_SECRET_KEY=0000000000000000000000000000000000000000000000000000000000000001")}
 	p.Start()

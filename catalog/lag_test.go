@@ -1,0 +1,84 @@
+package catalog_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors/postgres"
+)
+
+// RecordSync records the apply time and the source's commit time, so that
+// the status view shows the lag in seconds; a batch without a commit time
+// keeps both, and so the lag. MirrorLags reads it with rows_synced, and
+// AddLagSamples stores samples of existing mirrors only, expires old ones,
+// and DeleteMirror deletes the mirror's.
+func TestLagSecondsAndHistory(t *testing.T) {
+	url := cluster.NewDB(t)
+	s := mustOpen(t, url, testKey(1))
+	ctx := testCtx(t)
+	for _, name := range []string{"a", "b"} {
+		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
+		if err := s.CreatePeer(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
+		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
+	if err := s.CreateMirror(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	at, lags, err := s.MirrorLags(ctx)
+	if err != nil || at.IsZero() || len(lags) != 1 || lags[0].LagSeconds != nil || lags[0].RowsSynced != 0 {
+		t.Fatalf("before any batch: %v %+v %v", at, lags, err)
+	}
+	commit := time.Now().Add(-3 * time.Second)
+	if err := s.RecordSync(ctx, "m", postgres.LSNPosition(0x100), "", commit, 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, lags, err = s.MirrorLags(ctx)
+	if err != nil || len(lags) != 1 || lags[0].LagSeconds == nil || *lags[0].LagSeconds < 2.5 || *lags[0].LagSeconds > 30 ||
+		lags[0].RowsSynced != 7 {
+		t.Fatalf("after a batch committed 3 s ago: %+v %v", lags, err)
+	}
+	first := *lags[0].LagSeconds
+	conn := connect(t, url)
+	var commitAt time.Time
+	if err := s.RecordSync(ctx, "m", postgres.LSNPosition(0x200), "", time.Time{}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT last_source_commit_at FROM sluice_status.mirrors WHERE name = 'm'`).Scan(&commitAt); err != nil ||
+		commitAt.Sub(commit).Abs() > time.Millisecond {
+		t.Fatalf("after a batch without a commit time: last_source_commit_at %v (%v), want %v kept", commitAt, err, commit)
+	}
+	if _, lags, _ = s.MirrorLags(ctx); lags[0].LagSeconds == nil || *lags[0].LagSeconds != first {
+		t.Fatalf("lag seconds after a batch without a commit time: %+v, want %v kept", lags, first)
+	}
+
+	rate := 1.5
+	bytes := int64(42)
+	samples := []catalog.LagSample{{Mirror: "m", LagBytes: &bytes, RowsPerSecond: &rate}, {Mirror: "gone"}}
+	if _, err := conn.Exec(ctx, `INSERT INTO sluice.mirror_lag_history (mirror, at) VALUES ('m', now() - interval '2 hours')`); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.AddLagSamples(ctx, now, samples, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLagSamples(ctx, now, samples, time.Hour); err != nil { // the same again
+		t.Fatalf("the same samples again: %v", err)
+	}
+	var n int
+	var gotBytes *int64
+	var gotRate *float64
+	if err := conn.QueryRow(ctx, `SELECT count(*) OVER (), lag_bytes, rows_per_second FROM sluice_status.mirror_lag_history`).
+		Scan(&n, &gotBytes, &gotRate); err != nil || n != 1 || gotBytes == nil || *gotBytes != 42 || gotRate == nil || *gotRate != 1.5 {
+		t.Fatalf("history: %d rows, %v %v, %v; want the one sample of m", n, gotBytes, gotRate, err)
+	}
+	if err := s.DeleteMirror(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM sluice.mirror_lag_history`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("history after DeleteMirror: %d rows, %v", n, err)
+	}
+}
