@@ -25,6 +25,7 @@ import (
 	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/server/metrics"
+	"github.com/sluicedb/sluice/server/statuspage"
 	"github.com/sluicedb/sluice/server/web"
 )
 
@@ -283,7 +284,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopWeb, err := startWeb(ctx, cfg, mets, logger)
+	stopWeb, err := startWeb(ctx, cfg, store.Pool(), mets, logger)
 	if err != nil {
 		return err
 	}
@@ -317,14 +318,18 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	return srv.Serve(ctx, l)
 }
 
-// startWeb starts the HTTP listener (metrics, status page) unless it is
-// off; stop waits for it to end after ctx ends.
-func startWeb(ctx context.Context, cfg *Config, mets *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
+// startWeb starts the HTTP listener (metrics, and the status page read
+// from db, the catalog) unless it is off; stop waits for it to end after ctx ends.
+func startWeb(ctx context.Context, cfg *Config, db statuspage.DB, mets *metrics.Metrics, logger *slog.Logger) (stop func(), err error) {
 	if web.Disabled(cfg.HTTPListen) {
 		logger.InfoContext(ctx, "HTTP listener off")
 		return func() {}, nil
 	}
-	ws, err := web.New(web.Config{Listen: cfg.HTTPListen, Password: cfg.Password, Metrics: mets.Handler(), Logger: logger})
+	page, err := statuspage.New(statuspage.Config{DB: db, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	ws, err := web.New(web.Config{Listen: cfg.HTTPListen, Password: cfg.Password, Metrics: mets.Handler(), Page: page, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +341,7 @@ func startWeb(ctx context.Context, cfg *Config, mets *metrics.Metrics, logger *s
 	if cfg.Password != "" {
 		auth = "SLUICE_PASSWORD (basic or bearer)"
 	}
-	logger.InfoContext(ctx, "HTTP listening", "addr", l.Addr().String(), "metrics", "http://"+l.Addr().String()+"/metrics", "auth", auth)
+	logger.InfoContext(ctx, "HTTP listening", "addr", l.Addr().String(), "page", "http://"+l.Addr().String()+"/", "metrics", "http://"+l.Addr().String()+"/metrics", "auth", auth)
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -159,9 +159,9 @@ func TestServeHTTPListener(t *testing.T) {
 			t.Fatalf("sluice not listening after 2 minutes:\n%s", b)
 		}
 	}
-	get := func(auth string) (int, string) {
+	get := func(path, auth string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+path, nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -173,10 +173,19 @@ func TestServeHTTPListener(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
-	if code, _ := get(""); code != http.StatusUnauthorized {
-		t.Errorf("/metrics without the password: %d, want 401", code)
+	for _, path := range []string{"/metrics", "/", "/api/status"} {
+		if code, _ := get(path, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without the password: %d, want 401", path, code)
+		}
 	}
-	if code, body := get("Bearer pw-http"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") ||
+	// The status page and its data are served from the catalog.
+	if code, body := get("/", "Bearer pw-http"); code != http.StatusOK || !strings.Contains(body, "<title>Sluice status") {
+		t.Errorf("/ with the password: %d\n%s", code, body)
+	}
+	if code, body := get("/api/status", "Bearer pw-http"); code != http.StatusOK || !strings.Contains(body, `"mirrors"`) {
+		t.Errorf("/api/status with the password: %d\n%s", code, body)
+	}
+	if code, body := get("/metrics", "Bearer pw-http"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") ||
 		!strings.Contains(body, "process_cpu_seconds_total") {
 		t.Errorf("/metrics with the password: %d\n%s", code, body)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluicedb/sluice/executor"
 	"github.com/sluicedb/sluice/server"
 	"github.com/sluicedb/sluice/server/metrics"
+	"github.com/sluicedb/sluice/server/statuspage"
 	"github.com/sluicedb/sluice/server/web"
 )
 
@@ -133,7 +134,11 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 	}
 	s.ex = ex
 	if opts.HTTP {
-		ws, err := web.New(web.Config{Listen: "127.0.0.1:0", Password: password, Metrics: mets.Handler(), Logger: logger})
+		var ws *web.Server
+		page, err := statuspage.New(statuspage.Config{DB: store.Pool(), Logger: logger})
+		if err == nil {
+			ws, err = web.New(web.Config{Listen: "127.0.0.1:0", Password: password, Metrics: mets.Handler(), Page: page, Logger: logger})
+		}
 		if err == nil {
 			var hl net.Listener
 			if hl, err = ws.Listen(); err == nil {
