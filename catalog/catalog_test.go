@@ -24,17 +24,7 @@ import (
 var cluster *testbed.Cluster
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	c, err := testbed.Start(ctx, "catalog")
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start test cluster:", err)
-		os.Exit(1)
-	}
-	cluster = c
-	code := m.Run()
-	c.Stop()
-	os.Exit(code)
+	testbed.Main(m, []string{"catalog"}, &cluster)
 }
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, catalog.KeySize) }

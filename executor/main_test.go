@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -21,22 +20,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	catalogCluster, err = testbed.Start(ctx, "catalog")
-	if err == nil {
-		peerCluster, err = testbed.Start(ctx, "peer")
-	}
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start test clusters:", err)
-		catalogCluster.Stop()
-		os.Exit(1)
-	}
-	code := m.Run()
-	peerCluster.Stop()
-	catalogCluster.Stop()
-	os.Exit(code)
+	testbed.Main(m, []string{"catalog", "peer"}, &catalogCluster, &peerCluster)
 }
 
 const testPassword = "s3cret-pw"
