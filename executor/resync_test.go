@@ -142,6 +142,21 @@ func TestResyncTable(t *testing.T) {
 	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\_resync'`).Scan(&shadows); err != nil || shadows != 0 {
 		t.Fatalf("%d _resync tables left behind (%v)", shadows, err)
 	}
+	// Its statistics are collected right after the swap.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM pg_stats WHERE tablename = 'pgbench_accounts'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pgbench_accounts has no statistics 30 s after its swap resync")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	var copied, estimated int64
 	if err := f.conn.QueryRow(ctx, `SELECT rows_copied, rows_estimated FROM mirror_tables
 		WHERE mirror = 'rt' AND source_table = 'public.pgbench_accounts'`).Scan(&copied, &estimated); err != nil || copied != 200000 {
