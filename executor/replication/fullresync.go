@@ -87,10 +87,14 @@ func (f *flow) swapAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := f.analyze(ctx, dst, rep.Analyze); err != nil {
-		return err
+	err = f.loaded(ctx, src, dst, tables, schemas)
+	if err == nil || errors.Is(err, errFlowDone) {
+		// The mirror is resynced and streams; statistics follow.
+		if aerr := f.analyze(ctx, dst, rep.Analyze); aerr != nil {
+			return aerr
+		}
 	}
-	return f.loaded(ctx, src, dst, tables, schemas)
+	return err
 }
 
 // analyze collects the planner statistics of the tables a swap put in
