@@ -28,16 +28,27 @@ const clockTicks = 100
 // it waited for (the pipe's psql).
 type cpuTimes struct {
 	servers, self float64
+	// each is servers by cluster, in the order cpuNow was given them.
+	each []float64
 }
 
 // sub returns t - u.
 func (t cpuTimes) sub(u cpuTimes) cpuTimes {
-	return cpuTimes{servers: t.servers - u.servers, self: t.self - u.self}
+	d := cpuTimes{servers: t.servers - u.servers, self: t.self - u.self, each: make([]float64, len(t.each))}
+	for i := range t.each {
+		d.each[i] = t.each[i] - u.each[i]
+	}
+	return d
 }
 
 // String renders t for the report.
 func (t cpuTimes) String() string {
-	return fmt.Sprintf("CPU %5.2f s (servers %5.2f, bench process %5.2f)", t.servers+t.self, t.servers, t.self)
+	each := make([]string, len(t.each))
+	for i, s := range t.each {
+		each[i] = fmt.Sprintf("%.2f", s)
+	}
+	return fmt.Sprintf("CPU %5.2f s (servers %5.2f: %s; bench process %5.2f)", t.servers+t.self, t.servers,
+		strings.Join(each, " + "), t.self)
 }
 
 // cpuNow reads the CPU time spent so far by clusters and by this process.
@@ -50,13 +61,15 @@ func cpuNow(clusters ...*testbed.Cluster) (cpuTimes, error) {
 		}
 		t.self += tv(ru.Utime) + tv(ru.Stime)
 	}
-	masters := make(map[int]bool, len(clusters))
-	for _, c := range clusters {
+	// masters maps each postmaster's PID to its cluster's index + 1.
+	masters := make(map[int]int, len(clusters))
+	t.each = make([]float64, len(clusters))
+	for i, c := range clusters {
 		pid, err := postmasterPID(c)
 		if err != nil {
 			return t, err
 		}
-		masters[pid] = true
+		masters[pid] = i + 1
 	}
 	procs, err := filepath.Glob("/proc/[0-9]*/stat")
 	if err != nil {
@@ -68,11 +81,14 @@ func cpuNow(clusters ...*testbed.Cluster) (cpuTimes, error) {
 			continue // gone meanwhile
 		}
 		switch {
-		case masters[pid]:
-			t.servers += ticks.own + ticks.reaped
-		case masters[ppid]:
-			t.servers += ticks.own
+		case masters[pid] > 0:
+			t.each[masters[pid]-1] += ticks.own + ticks.reaped
+		case masters[ppid] > 0:
+			t.each[masters[ppid]-1] += ticks.own
 		}
+	}
+	for _, s := range t.each {
+		t.servers += s
 	}
 	return t, nil
 }

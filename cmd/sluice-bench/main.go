@@ -59,7 +59,7 @@ func main() {
 	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
 	big := flag.String("big", "1M,5M", "sizes of the single large transactions each mirror catches up (\"\" for none)")
 	my := flag.Bool("mysql", true, "also measure a mirror from MariaDB into Postgres (needs mariadb-server)")
-	flag.StringVar(&compare, "compare-workers", "", "also time the initial load with each of these worker counts (0: the default), next to a pipe, in -compare-rounds rounds")
+	flag.StringVar(&compare, "compare-workers", "", "also time the initial load with each of these worker counts (0: the default; N/P: N workers, P partitions), next to a pipe, in -compare-rounds rounds")
 	flag.IntVar(&compareRounds, "compare-rounds", 2, "rounds of -compare-workers")
 	flag.BoolVar(&loadOnly, "load-only", false, "stop after the initial load (and -compare-workers)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
@@ -255,13 +255,14 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	fmt.Printf("binary COPY pipe + primary key: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
 	fmt.Printf("sluice CREATE MIRROR:           %7.2f s  %9.0f rows/s\n", mirrorSecs, float64(rows)/mirrorSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/mirrorSecs)
-	fmt.Printf("pipe runs: %s; %s\n", pipeCPU, againCPU)
+	fmt.Printf("pipe runs: %s\n           %s\n", pipeCPU, againCPU)
 	fmt.Printf("sluice:    %s\n", mirrorCPU)
+	fmt.Printf("(servers: source + destination + Sluice's catalog)\n")
 	fmt.Println(loadRSS)
-	if counts, err := parseCounts(compare); err != nil {
+	if configs, err := parseConfigs(compare); err != nil {
 		return err
-	} else if len(counts) > 0 {
-		if err := compareWorkers(ctx, sl, srcURL, srcC, dstC, rows, counts, compareRounds); err != nil {
+	} else if len(configs) > 0 {
+		if err := compareWorkers(ctx, sl, srcURL, srcC, dstC, rows, configs, compareRounds); err != nil {
 			return err
 		}
 	}

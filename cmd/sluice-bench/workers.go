@@ -12,12 +12,12 @@ import (
 )
 
 // compareWorkers times, for -compare-workers, the initial load by CREATE
-// MIRROR with each of counts parallel workers, each into a fresh database,
+// MIRROR with each of configs, each into a fresh database,
 // next to a COPY pipe run in the same round, for rounds rounds: the
 // figures of one round were taken minutes apart at most, so their ratios
 // compare even on a machine that others share. Each mirror is dropped
 // once loaded, and each database after its round.
-func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC *testbed.Cluster, rows int64, counts []int, rounds int) error {
+func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC *testbed.Cluster, rows int64, configs []loadConfig, rounds int) error {
 	fmt.Printf("\n== initial load by worker count, %d rows, %d rounds ==\n", rows, rounds)
 	for r := 1; r <= rounds; r++ {
 		var line strings.Builder
@@ -39,8 +39,8 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 		}
 		dbs := []string{db}
 		fmt.Fprintf(&line, "round %d: pipe %.2f s (CPU %.2f s)", r, pipe, pipeCPU.servers+pipeCPU.self)
-		for _, n := range counts {
-			name := fmt.Sprintf("w%d_%d", n, r)
+		for i, c := range configs {
+			name := fmt.Sprintf("w%d_%d", i, r)
 			dbs = append(dbs, name)
 			if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+name); err != nil {
 				return err
@@ -55,7 +55,7 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 			}
 			start := time.Now()
 			if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR %s FROM src TO %s WITH TABLE MAPPING
-				(pgbench_accounts:pgbench_accounts)%s`, name, name, withWorkers(n))); err != nil {
+				(pgbench_accounts:pgbench_accounts)%s`, name, name, c.with())); err != nil {
 				return err
 			}
 			if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT status = 'RUNNING' FROM mirrors WHERE name = '%s'`, name)); err != nil {
@@ -66,11 +66,7 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 			if err != nil {
 				return err
 			}
-			label := strconv.Itoa(n)
-			if n == 0 {
-				label = "default"
-			}
-			fmt.Fprintf(&line, ", %s workers %.2f s (%.2f; CPU %.2f s)", label, secs, pipe/secs, cpu.servers+cpu.self)
+			fmt.Fprintf(&line, ", %s %.2f s (%.2f; CPU %.2f s)", c, secs, pipe/secs, cpu.servers+cpu.self)
 			if _, err := sl.Exec(ctx, "DROP MIRROR "+name); err != nil {
 				return err
 			}
@@ -90,19 +86,58 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 	return nil
 }
 
-// parseCounts parses -compare-workers: worker counts separated by commas,
-// 0 for the mirror's default.
-func parseCounts(s string) ([]int, error) {
-	var out []int
+// loadConfig is one load of -compare-workers: its workers (0: the
+// mirror's default) and, when not 0, snapshot_num_partitions_override.
+type loadConfig struct{ workers, partitions int }
+
+// with is the WITH clause of the load's CREATE MIRROR.
+func (c loadConfig) with() string {
+	var opts []string
+	if c.workers > 0 {
+		opts = append(opts, fmt.Sprintf("snapshot_max_parallel_workers = %d", c.workers))
+	}
+	if c.partitions > 0 {
+		opts = append(opts, fmt.Sprintf("snapshot_num_partitions_override = %d", c.partitions))
+	}
+	if len(opts) == 0 {
+		return ""
+	}
+	return " WITH (" + strings.Join(opts, ", ") + ")"
+}
+
+// String names the load in the report.
+func (c loadConfig) String() string {
+	w := "default workers"
+	if c.workers > 0 {
+		w = fmt.Sprintf("%d workers", c.workers)
+	}
+	if c.partitions > 0 {
+		w += fmt.Sprintf(", %d partitions", c.partitions)
+	}
+	return w
+}
+
+// parseConfigs parses -compare-workers: loads separated by commas, each a
+// worker count (0 for the default), optionally followed by a slash and a
+// snapshot_num_partitions_override ("1/1": one worker, one partition).
+func parseConfigs(s string) ([]loadConfig, error) {
+	var out []loadConfig
 	for _, f := range strings.Split(s, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
 		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 0 {
+		w, p, slash := strings.Cut(f, "/")
+		var c loadConfig
+		var err error
+		if c.workers, err = strconv.Atoi(w); err != nil || c.workers < 0 {
 			return nil, fmt.Errorf("-compare-workers: %q is not a worker count (0 for the default)", f)
 		}
-		out = append(out, n)
+		if slash {
+			if c.partitions, err = strconv.Atoi(p); err != nil || c.partitions < 1 {
+				return nil, fmt.Errorf("-compare-workers: %q: after the slash, a number of partitions of at least 1", f)
+			}
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }
