@@ -81,6 +81,20 @@ var profileDir string
 // servers are the clusters whose CPU time the bench reports (cpuNow).
 var servers []*testbed.Cluster
 
+// checkpoint runs CHECKPOINT on the source and destination clusters:
+// each measured step starts right after one, so none pays for a
+// checkpoint that the write-ahead log of the step before it triggered
+// (a load writes about 370 MB, and the servers checkpoint every 500 MB
+// or so), and each pays for the same full-page images.
+func checkpoint(ctx context.Context) error {
+	for _, c := range servers[:2] {
+		if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // cpuSince returns the CPU time spent by servers and this process since
 // before.
 func cpuSince(before cpuTimes) (cpuTimes, error) {
@@ -173,6 +187,9 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 
 	servers = []*testbed.Cluster{srcC, dstC, catC}
 	// 1a. Baseline: binary COPY pipe, then the primary key.
+	if err := checkpoint(ctx); err != nil {
+		return err
+	}
 	cpu0, err := cpuNow(servers...)
 	if err != nil {
 		return err
@@ -210,6 +227,9 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if err != nil {
 		return err
 	}
+	if err := checkpoint(ctx); err != nil {
+		return err
+	}
 	if cpu0, err = cpuNow(servers...); err != nil {
 		return err
 	}
@@ -234,6 +254,9 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	// The pipe again, into a fresh database, now that caches are as warm
 	// for it as they were for the mirror; the faster run counts.
 	if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE pipe2"); err != nil {
+		return err
+	}
+	if err := checkpoint(ctx); err != nil {
 		return err
 	}
 	if cpu0, err = cpuNow(servers...); err != nil {
@@ -262,7 +285,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if configs, err := parseConfigs(compare); err != nil {
 		return err
 	} else if len(configs) > 0 {
-		if err := compareWorkers(ctx, sl, srcURL, srcC, dstC, rows, configs, compareRounds); err != nil {
+		if err := compareWorkers(ctx, sl, srcURL, dstC, rows, configs, compareRounds); err != nil {
 			return err
 		}
 	}
@@ -297,16 +320,6 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if _, err := sl.Exec(ctx, "PAUSE MIRROR bench"); err != nil {
 		return err
 	}
-	// Each run starts right after a checkpoint (it then pays for the same
-	// full-page images).
-	checkpoint := func() error {
-		for _, c := range []*testbed.Cluster{srcC, dstC} {
-			if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	fmt.Printf("\n== CDC catch-up: %d changes (%s) ==\n", changes, workload)
 	// One transaction. Each replica applies it in one transaction too, so
 	// its last row becomes visible with all the others: the catch-up ends
@@ -323,7 +336,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if _, err := src.Exec(ctx, workSQL); err != nil {
 		return err
 	}
-	if err := checkpoint(); err != nil {
+	if err := checkpoint(ctx); err != nil {
 		return err
 	}
 	start = time.Now()
@@ -342,7 +355,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	defer mirrored.Close(ctx)
-	if err := checkpoint(); err != nil {
+	if err := checkpoint(ctx); err != nil {
 		return err
 	}
 	cdcPhase, err := startPhase("cdc", profileDir)
@@ -504,6 +517,10 @@ func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, p
 		}
 		ph, err := startPhase(c.phase, profileDir)
 		if err != nil {
+			r.stop()
+			return err
+		}
+		if err := checkpoint(ctx); err != nil {
 			r.stop()
 			return err
 		}

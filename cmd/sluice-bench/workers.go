@@ -17,12 +17,15 @@ import (
 // figures of one round were taken minutes apart at most, so their ratios
 // compare even on a machine that others share. Each mirror is dropped
 // once loaded, and each database after its round.
-func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC *testbed.Cluster, rows int64, configs []loadConfig, rounds int) error {
+func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, dstC *testbed.Cluster, rows int64, configs []loadConfig, rounds int) error {
 	fmt.Printf("\n== initial load by worker count, %d rows, %d rounds ==\n", rows, rounds)
 	for r := 1; r <= rounds; r++ {
 		var line strings.Builder
 		db := fmt.Sprintf("wpipe%d", r)
 		if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+db); err != nil {
+			return err
+		}
+		if err := checkpoint(ctx); err != nil {
 			return err
 		}
 		cpu0, err := cpuNow(servers...)
@@ -50,6 +53,9 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 				name, dstC.Port(), dstC.Password(), name)); err != nil {
 				return err
 			}
+			if err := checkpoint(ctx); err != nil {
+				return err
+			}
 			if cpu0, err = cpuNow(servers...); err != nil {
 				return err
 			}
@@ -74,11 +80,6 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, srcC, dstC
 		fmt.Println(line.String())
 		for _, db := range dbs {
 			if err := exec1(ctx, dstC.URL("postgres"), "DROP DATABASE "+db); err != nil {
-				return err
-			}
-		}
-		for _, c := range []*testbed.Cluster{srcC, dstC} {
-			if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
 				return err
 			}
 		}
