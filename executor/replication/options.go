@@ -69,9 +69,9 @@ func (o Options) workers() int {
 // cores the source and the destination have; its own host's count is
 // right where they share it (a development machine, a single box), and
 // there more workers than cores are slower: on 2 cores, a load of 3M rows
-// by 4 workers took 10-15% longer than by 2, the destination's COPYs
+// by 4 workers took about 5-10% longer than by 2, the destination's COPYs
 // waiting on each other for the CPU and for relation extension and WAL
-// locks (docs/performance.md). On a host of 4 cores or more it is the
+// locks (docs/performance.md, "How many workers"). On a host of 4 cores or more it is the
 // former default, 4; servers with cores of their own may take more
 // (snapshot_max_parallel_workers).
 func autoWorkers(cpus int) int {
