@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"testing"
 
@@ -42,23 +41,6 @@ func TestBatcherFollowsOptions(t *testing.T) {
 	for i, w := range want {
 		if commits[i].String() != w {
 			t.Errorf("batch %d: %s, want %s", i, commits[i], w)
-		}
-	}
-}
-
-// TestCopyWorkers checks snapshot_max_parallel_workers: a value set is
-// taken as it is; 0, the default, is one worker per core of Sluice's host,
-// at most four.
-func TestCopyWorkers(t *testing.T) {
-	if n := ParseOptions(map[string]string{"snapshot_max_parallel_workers": "7"}).workers(); n != 7 {
-		t.Errorf("workers() with 7 set = %d", n)
-	}
-	if n, want := ParseOptions(map[string]string{"snapshot_max_parallel_workers": "0"}).workers(), autoWorkers(runtime.NumCPU()); n != want {
-		t.Errorf("workers() with 0 = %d, want %d", n, want)
-	}
-	for cpus, want := range map[int]int{0: 1, 1: 1, 2: 2, 3: 3, 4: 4, 64: 4} {
-		if got := autoWorkers(cpus); got != want {
-			t.Errorf("autoWorkers(%d) = %d, want %d", cpus, got, want)
 		}
 	}
 }

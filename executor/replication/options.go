@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"runtime"
 	"strconv"
 )
 
@@ -9,14 +8,12 @@ import (
 // CREATE MIRROR validated and stored (see executor's mirror options for
 // their names, defaults and checks).
 type Options struct {
-	DoInitialCopy      bool
-	InitialCopyOnly    bool
-	Publication        string
-	Slot               string
-	RowsPerPartition   int64
-	PartitionsOverride int64
-	// MaxParallelWorkers is snapshot_max_parallel_workers: 0 (the
-	// default) for autoWorkers; see workers.
+	DoInitialCopy        bool
+	InitialCopyOnly      bool
+	Publication          string
+	Slot                 string
+	RowsPerPartition     int64
+	PartitionsOverride   int64
 	MaxParallelWorkers   int
 	TablesInParallel     int
 	MaxBatchSize         int
@@ -49,33 +46,6 @@ func ParseOptions(opts map[string]string) Options {
 		ReplicateForeignKeys: opts["replicate_foreign_keys"] == "true",
 		ResyncStrategy:       opts["resync_strategy"],
 	}
-}
-
-// maxAutoWorkers caps the copy workers of snapshot_max_parallel_workers
-// = 0 (the default).
-const maxAutoWorkers = 4
-
-// workers is the number of copy workers of a load: the option's, or with
-// 0 (the default) autoWorkers.
-func (o Options) workers() int {
-	if o.MaxParallelWorkers > 0 {
-		return o.MaxParallelWorkers
-	}
-	return autoWorkers(runtime.NumCPU())
-}
-
-// autoWorkers is the default number of copy workers on a host of cpus
-// cores: one per core, at most maxAutoWorkers. Sluice cannot see how many
-// cores the source and the destination have; its own host's count is
-// right where they share it (a development machine, a single box), and
-// there more workers than cores are slower: on 2 cores, a load of 3M rows
-// by 4 workers took about 5-10% longer than by 2, the destination's COPYs
-// waiting on each other for the CPU and for relation extension and WAL
-// locks (docs/performance.md, "How many workers"). On a host of 4 cores or more it is the
-// former default, 4; servers with cores of their own may take more
-// (snapshot_max_parallel_workers).
-func autoWorkers(cpus int) int {
-	return min(max(cpus, 1), maxAutoWorkers)
 }
 
 // rowsPerPartition is the partition size of the initial load of a table of

@@ -245,7 +245,7 @@ func (f *flow) loadTables(ctx context.Context, src connectors.Source, dst connec
 	}
 	stop := f.flushProgress(ctx, progress)
 	defer stop()
-	return runWorkers(ctx, min(f.opt.workers(), len(jobs)), jobs, func(ctx context.Context, queue <-chan copyJob) error {
+	return runWorkers(ctx, min(f.opt.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan copyJob) error {
 		return f.copyWorker(ctx, src, dst, snapshot, queue, progress)
 	})
 }
