@@ -138,7 +138,8 @@ type LoadFinisher interface {
 	PrepareUpsert(ctx context.Context, d DestTable) error
 	// FinishLoad builds what the load of d left out: its primary key and,
 	// when d.Dest is a shadow table of live, live's indexes (named so that
-	// a swap renames them back) and statistics.
+	// a swap renames them back). Statistics of a shadow are left for after
+	// its swap (SwapReport.Analyze).
 	FinishLoad(ctx context.Context, d DestTable, live TableName) error
 }
 
@@ -241,6 +242,20 @@ type SwapReport struct {
 	// Validate lists checks the swap deferred (foreign keys re-added NOT
 	// VALID), for ConstraintValidator.
 	Validate []string
+	// Analyze lists the live tables the swap put in whose planner
+	// statistics are still to be collected, for Analyzer: a swap does not
+	// wait for them, and readers get the new rows that much sooner.
+	Analyze []TableName
+}
+
+// Analyzer is the ability of a destination to collect, outside a swap,
+// the planner statistics of tables it swapped in (SwapReport.Analyze),
+// without a lock that stops readers or writers.
+type Analyzer interface {
+	// Analyze collects the statistics of each table; a failing one is
+	// passed to failed (whose error, if any, stops the rest) and the
+	// others go on.
+	Analyze(ctx context.Context, tables []TableName, failed func(table TableName, err error) error) error
 }
 
 // ConstraintValidator is the ability of a destination to run, outside the

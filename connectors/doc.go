@@ -12,7 +12,7 @@
 //     applier.go), and tears down in two phases (Pending). Abilities:
 //     LoadFinisher, IndexCreator, TablePlanner, SortingKeys,
 //     SchemaFollower, TableChecker, ShadowSwapper, ConstraintValidator,
-//     TablePositions (with TableState, tablestate.go, and
+//     Analyzer, TablePositions (with TableState, tablestate.go, and
 //     TablePositionCommitter), Emptier, VersionedRows.
 //   - The kinds of peers (Kind, Registry; kind.go): what CREATE PEER ...
 //     FROM <type> accepts and checks, and what such a peer can be. A

@@ -142,6 +142,7 @@ func TestResyncTable(t *testing.T) {
 	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\_resync'`).Scan(&shadows); err != nil || shadows != 0 {
 		t.Fatalf("%d _resync tables left behind (%v)", shadows, err)
 	}
+	waitStatistics(t, f.dst, "pgbench_accounts")
 	var copied, estimated int64
 	if err := f.conn.QueryRow(ctx, `SELECT rows_copied, rows_estimated FROM mirror_tables
 		WHERE mirror = 'rt' AND source_table = 'public.pgbench_accounts'`).Scan(&copied, &estimated); err != nil || copied != 200000 {
@@ -316,6 +317,7 @@ func TestResyncMirror(t *testing.T) {
 	if r.errs.Load() > 0 || r.empties.Load() > 0 {
 		t.Fatalf("a reader of a view on the table saw %d errors (last: %v) and %d empty results", r.errs.Load(), r.lastErr, r.empties.Load())
 	}
+	waitStatistics(t, f.dst, "t")
 	var idx int
 	if err := f.dst.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE tablename = 't' AND indexname IN ('t_v_user_index', 't_pkey')`).Scan(&idx); err != nil || idx != 2 {
 		t.Fatalf("the table has %d of its 2 indexes under their names after the resync (%v)", idx, err)
@@ -345,5 +347,25 @@ func TestResyncMirror(t *testing.T) {
 	var slots int
 	if err := f.conn.QueryRow(ctx, `SELECT count(*) FROM mirror_events WHERE mirror = 'rm' AND kind = 'slot'`).Scan(&slots); err != nil || slots != 2 {
 		t.Fatalf("%d slots created (%v), want 2: the resync replaces the slot", slots, err)
+	}
+}
+
+// waitStatistics waits until the destination has planner statistics of
+// table, which a swap resync collects right after the swap (30 s at most).
+func waitStatistics(t *testing.T, dst *pgx.Conn, table string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var n int
+		if err := dst.QueryRow(testCtx(t), `SELECT count(*) FROM pg_stats WHERE tablename = $1`, table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no statistics 30 s after its swap", table)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -53,12 +53,15 @@ import (
 func main() {
 	scale := flag.Int("scale", 30, "pgbench scale of the source (100,000 accounts per unit)")
 	changes := flag.Int("changes", 400000, "row changes for the CDC catch-up")
-	workers := flag.Int("workers", 4, "snapshot_max_parallel_workers of the mirror")
+	workers := flag.Int("workers", 0, "snapshot_max_parallel_workers of the mirrors (0: not set, the mirror's default)")
 	workload := flag.String("workload", "update", "the CDC catch-up transaction: update (existing rows) or insert (new rows)")
 	resync := flag.Bool("resync", true, "also time the resyncs")
 	ch := flag.Bool("clickhouse", true, "also measure a mirror into ClickHouse")
 	big := flag.String("big", "1M,5M", "sizes of the single large transactions each mirror catches up (\"\" for none)")
 	my := flag.Bool("mysql", true, "also measure a mirror from MariaDB into Postgres (needs mariadb-server)")
+	flag.StringVar(&compare, "compare-workers", "", "also time the initial load with each of these worker counts (0: the default; N/P: N workers, P partitions), next to a pipe, in -compare-rounds rounds")
+	flag.IntVar(&compareRounds, "compare-rounds", 2, "rounds of -compare-workers")
+	flag.BoolVar(&loadOnly, "load-only", false, "stop after the initial load (and -compare-workers)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
 	flag.Parse()
 	sizes, err := parseSizes(*big)
@@ -74,6 +77,47 @@ func main() {
 
 // profileDir is where -profile writes the phases' profiles ("" for none).
 var profileDir string
+
+// servers are the clusters whose CPU time the bench reports (cpuNow).
+var servers []*testbed.Cluster
+
+// checkpoint runs CHECKPOINT on the source and destination clusters:
+// each measured step starts right after one, so none pays for a
+// checkpoint that the write-ahead log of the step before it triggered
+// (a load writes about 370 MB, and the servers checkpoint every 500 MB
+// or so), and each pays for the same full-page images.
+func checkpoint(ctx context.Context) error {
+	for _, c := range servers[:2] {
+		if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuSince returns the CPU time spent by servers and this process since
+// before.
+func cpuSince(before cpuTimes) (cpuTimes, error) {
+	now, err := cpuNow(servers...)
+	return now.sub(before), err
+}
+
+// compare, compareRounds and loadOnly are -compare-workers,
+// -compare-rounds and -load-only.
+var (
+	compare       string
+	compareRounds int
+	loadOnly      bool
+)
+
+// withWorkers is the WITH clause of a CREATE MIRROR that sets workers
+// parallel copy workers, or nothing for 0 (the mirror's default).
+func withWorkers(workers int) string {
+	if workers == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" WITH (snapshot_max_parallel_workers = %d)", workers)
+}
 
 func run(scale, changes, workers int, workload string, resync, ch, my bool, sizes []int64) error {
 	ctx := context.Background()
@@ -96,6 +140,21 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	defer catC.Stop()
+	// A subscription's worker restarts no sooner than
+	// wal_retrieve_retry_interval (5 s) after it last started: make that
+	// short, so the native figure does not include a wait that depends on
+	// how long ago the copy before it ended. And no autovacuum: each load
+	// would otherwise share the CPU with the vacuum of the table loaded
+	// before it (3M rows inserted call for one), and the second CDC run
+	// with the dead rows of the first.
+	for _, c := range []*testbed.Cluster{srcC, dstC} {
+		for _, sql := range []string{"ALTER SYSTEM SET wal_retrieve_retry_interval = '10ms'",
+			"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
+			if err := exec1(ctx, c.URL("postgres"), sql); err != nil {
+				return err
+			}
+		}
+	}
 	for _, db := range []string{"app"} {
 		if err := exec1(ctx, srcC.URL("postgres"), "CREATE DATABASE "+db); err != nil {
 			return err
@@ -126,8 +185,20 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		}
 	}
 
+	servers = []*testbed.Cluster{srcC, dstC, catC}
 	// 1a. Baseline: binary COPY pipe, then the primary key.
+	if err := checkpoint(ctx); err != nil {
+		return err
+	}
+	cpu0, err := cpuNow(servers...)
+	if err != nil {
+		return err
+	}
 	pipeSecs, err := copyPipe(ctx, srcURL, dstC.URL("pipe"))
+	if err != nil {
+		return err
+	}
+	pipeCPU, err := cpuSince(cpu0)
 	if err != nil {
 		return err
 	}
@@ -156,15 +227,25 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if err != nil {
 		return err
 	}
+	if err := checkpoint(ctx); err != nil {
+		return err
+	}
+	if cpu0, err = cpuNow(servers...); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR bench FROM src TO dst WITH TABLE MAPPING
-		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
+		(pgbench_accounts:pgbench_accounts)%s`, withWorkers(workers))); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'bench'`); err != nil {
 		return err
 	}
 	mirrorSecs := time.Since(start).Seconds()
+	mirrorCPU, err := cpuSince(cpu0)
+	if err != nil {
+		return err
+	}
 	loadRSS, err := loadPhase.stop()
 	if err != nil {
 		return err
@@ -175,9 +256,21 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE pipe2"); err != nil {
 		return err
 	}
-	if again, err := copyPipe(ctx, srcURL, dstC.URL("pipe2")); err != nil {
+	if err := checkpoint(ctx); err != nil {
 		return err
-	} else if again < pipeSecs {
+	}
+	if cpu0, err = cpuNow(servers...); err != nil {
+		return err
+	}
+	again, err := copyPipe(ctx, srcURL, dstC.URL("pipe2"))
+	if err != nil {
+		return err
+	}
+	againCPU, err := cpuSince(cpu0)
+	if err != nil {
+		return err
+	}
+	if again < pipeSecs {
 		pipeSecs = again
 	}
 
@@ -185,7 +278,20 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	fmt.Printf("binary COPY pipe + primary key: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
 	fmt.Printf("sluice CREATE MIRROR:           %7.2f s  %9.0f rows/s\n", mirrorSecs, float64(rows)/mirrorSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/mirrorSecs)
+	fmt.Printf("pipe runs: %s\n           %s\n", pipeCPU, againCPU)
+	fmt.Printf("sluice:    %s\n", mirrorCPU)
+	fmt.Printf("(servers: source + destination + Sluice's catalog)\n")
 	fmt.Println(loadRSS)
+	if configs, err := parseConfigs(compare); err != nil {
+		return err
+	} else if len(configs) > 0 {
+		if err := compareWorkers(ctx, sl, srcURL, dstC, rows, configs, compareRounds); err != nil {
+			return err
+		}
+	}
+	if loadOnly {
+		return nil
+	}
 
 	// 2. CDC: the same changes for both, each catching up alone.
 	native, err := pgx.Connect(ctx, dstC.URL("native"))
@@ -214,29 +320,6 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if _, err := sl.Exec(ctx, "PAUSE MIRROR bench"); err != nil {
 		return err
 	}
-	// A subscription's worker restarts no sooner than
-	// wal_retrieve_retry_interval (5 s) after it last started: make that
-	// short, so the native figure does not include a wait that depends on
-	// how long ago the copy above ended. And no autovacuum: the first run
-	// leaves dead rows that the second would otherwise share its CPU with.
-	for _, c := range []*testbed.Cluster{srcC, dstC} {
-		for _, sql := range []string{"ALTER SYSTEM SET wal_retrieve_retry_interval = '10ms'",
-			"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
-			if err := exec1(ctx, c.URL("postgres"), sql); err != nil {
-				return err
-			}
-		}
-	}
-	// Each run starts right after a checkpoint (it then pays for the same
-	// full-page images).
-	checkpoint := func() error {
-		for _, c := range []*testbed.Cluster{srcC, dstC} {
-			if err := exec1(ctx, c.URL("postgres"), "CHECKPOINT"); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	fmt.Printf("\n== CDC catch-up: %d changes (%s) ==\n", changes, workload)
 	// One transaction. Each replica applies it in one transaction too, so
 	// its last row becomes visible with all the others: the catch-up ends
@@ -253,7 +336,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if _, err := src.Exec(ctx, workSQL); err != nil {
 		return err
 	}
-	if err := checkpoint(); err != nil {
+	if err := checkpoint(ctx); err != nil {
 		return err
 	}
 	start = time.Now()
@@ -272,7 +355,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	defer mirrored.Close(ctx)
-	if err := checkpoint(); err != nil {
+	if err := checkpoint(ctx); err != nil {
 		return err
 	}
 	cdcPhase, err := startPhase("cdc", profileDir)
@@ -355,7 +438,7 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR chbench FROM src TO ch WITH TABLE MAPPING
-		(pgbench_accounts:pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
+		(pgbench_accounts:pgbench_accounts)%s`, withWorkers(workers))); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'chbench'`); err != nil {
@@ -419,7 +502,7 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 // against the COPY pipe's time, with a reader polling the table.
 func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, pipeSecs float64) error {
 	fmt.Printf("\n== resync of pgbench_accounts, %d rows (COPY pipe + primary key: %.2f s) ==\n", rows, pipeSecs)
-	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s %9s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors", "peak RSS")
+	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s %9s %7s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors", "peak RSS", "CPU s")
 	for _, c := range []struct{ name, phase, stmt, done string }{
 		{"RESYNC TABLE truncate", "resync-truncate", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'truncate')",
 			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
@@ -437,6 +520,15 @@ func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, p
 			r.stop()
 			return err
 		}
+		if err := checkpoint(ctx); err != nil {
+			r.stop()
+			return err
+		}
+		cpu0, err := cpuNow(servers...)
+		if err != nil {
+			r.stop()
+			return err
+		}
 		start := time.Now()
 		if _, err := sl.Exec(ctx, c.stmt); err != nil {
 			r.stop()
@@ -448,13 +540,18 @@ func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, p
 		if err != nil {
 			return err
 		}
+		cpu, err := cpuSince(cpu0)
+		if err != nil {
+			return err
+		}
 		if _, err := ph.stop(); err != nil {
 			return err
 		}
-		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d %6.0f MB\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
-			float64(r.longest.Microseconds())/1000, r.empties, r.errs, float64(ph.peak)/(1<<20))
+		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d %6.0f MB %7.2f\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
+			float64(r.longest.Microseconds())/1000, r.empties, r.errs, float64(ph.peak)/(1<<20), cpu.servers+cpu.self)
 	}
-	fmt.Printf("(vs pipe: the pipe's time over the resync's; reader: count(*) of 100 keys in a loop)\n")
+	fmt.Printf("(vs pipe: the pipe's time over the resync's; reader: count(*) of 100 keys in a loop;\n" +
+		" CPU s: of the servers and the bench process, the reader's queries included; the pipe's is above)\n")
 	return nil
 }
 

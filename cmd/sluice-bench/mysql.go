@@ -65,7 +65,7 @@ func benchMySQL(ctx context.Context, sl *pgx.Conn, dstC *testbed.Cluster, rows i
 	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR maria FROM maria TO frommaria WITH TABLE MAPPING
-		(app.pgbench_accounts:public.pgbench_accounts) WITH (snapshot_max_parallel_workers = %d)`, workers)); err != nil {
+		(app.pgbench_accounts:public.pgbench_accounts)%s`, withWorkers(workers))); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'maria'`); err != nil {

@@ -24,6 +24,7 @@ var (
 	_ connectors.SchemaFollower      = (*Destination)(nil)
 	_ connectors.ShadowSwapper       = (*Destination)(nil)
 	_ connectors.ConstraintValidator = (*Destination)(nil)
+	_ connectors.Analyzer            = (*Destination)(nil)
 	_ connectors.TablePositions      = (*Destination)(nil)
 	_ connectors.Emptier             = (*Destination)(nil)
 	_ connectors.Applier             = (*Applier)(nil)
@@ -221,9 +222,11 @@ func (d *Destination) PrepareUpsert(ctx context.Context, t connectors.DestTable)
 
 // FinishLoad implements connectors.LoadFinisher. When t.Dest is a shadow
 // table of live, it gets live's indexes (BuildShadowIndexes, when live
-// exists), named so that the swap renames them back, and statistics
-// (AnalyzeTable); then, in any case, its primary key (EnsurePrimaryKey).
-// The indexes are built with the memory of withBuildMemory. Idempotent.
+// exists), named so that the swap renames them back; then, in any case,
+// its primary key (EnsurePrimaryKey). The indexes are built with the
+// memory of withBuildMemory. Idempotent. A shadow's statistics are
+// collected after its swap (Analyze): ANALYZE of 3M rows took 0.2-0.3 s
+// that the swap, and the resync's end, waited for.
 func (d *Destination) FinishLoad(ctx context.Context, t connectors.DestTable, live connectors.TableName) error {
 	return d.withBuildMemory(ctx, func() error { return d.finishLoad(ctx, t, live) })
 }
@@ -238,9 +241,6 @@ func (d *Destination) finishLoad(ctx context.Context, t connectors.DestTable, li
 			if err := BuildShadowIndexes(ctx, d.conn, live, t.Dest); err != nil {
 				return err
 			}
-		}
-		if err := AnalyzeTable(ctx, d.conn, t.Dest); err != nil {
-			return err
 		}
 	}
 	return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
@@ -268,6 +268,19 @@ func (d *Destination) PlanTable(connectors.DestTable) ([]string, error) { return
 // (ValidateForeignKeys).
 func (d *Destination) ValidateConstraints(ctx context.Context, checks []string, failed func(check string, err error) error) error {
 	return ValidateForeignKeys(ctx, d.conn, checks, failed)
+}
+
+// Analyze implements connectors.Analyzer: ANALYZE of each table, which
+// takes a lock that lets readers and writers on.
+func (d *Destination) Analyze(ctx context.Context, tables []connectors.TableName, failed func(connectors.TableName, error) error) error {
+	for _, t := range tables {
+		if err := AnalyzeTable(ctx, d.conn, t); err != nil {
+			if ferr := failed(t, err); ferr != nil {
+				return ferr
+			}
+		}
+	}
+	return nil
 }
 
 // TableStates implements connectors.TablePositions (TableStates).

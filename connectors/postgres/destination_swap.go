@@ -86,7 +86,8 @@ func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableN
 // recorded while others are, or is no longer the one recorded; nothing was
 // swapped then. The report's notes say which live tables were missing, which
 // foreign keys were re-added NOT VALID (to validate: Validate) and which
-// views were recreated.
+// views were recreated; Analyze lists every table swapped in (a shadow is
+// not analyzed before: FinishLoad).
 func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (connectors.SwapReport, error) {
 	var rep connectors.SwapReport
 	if err := d.ensureMeta(ctx); err != nil {
@@ -171,6 +172,8 @@ func (d *Destination) swapOne(ctx context.Context, tx pgx.Tx, o OwnedTable, s co
 		}
 		rep.Validate = append(rep.Validate, r.Validate...)
 	}
+	// Its statistics are collected after the swap (Analyze).
+	rep.Analyze = append(rep.Analyze, live)
 	if err := ForgetOwned(ctx, tx, d.meta, d.mirror, live); err != nil {
 		return err
 	}

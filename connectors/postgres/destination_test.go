@@ -432,6 +432,30 @@ func TestDestinationShadowSwap(t *testing.T) {
 		t.Errorf("%d foreign keys left not valid", n)
 	}
 
+	// Statistics come after the swap: none before, Analyze collects them
+	// for every table swapped in; a failing table is reported and the
+	// others go on.
+	stats := func(table string) int64 {
+		return queryInt64(t, conn, `SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = $1`, table)
+	}
+	if n := stats("users"); n != 0 {
+		t.Errorf("users has statistics of %d columns before Analyze, want none (FinishLoad leaves them for after the swap)", n)
+	}
+	if !slices.Equal(rep.Analyze, []connectors.TableName{users, orders}) {
+		t.Fatalf("Analyze %v, want users and orders", rep.Analyze)
+	}
+	var unanalyzed []connectors.TableName
+	tables := append([]connectors.TableName{publicTable("nope")}, rep.Analyze...)
+	if err := d.Analyze(ctx, tables, func(table connectors.TableName, err error) error {
+		unanalyzed = append(unanalyzed, table)
+		return nil
+	}); err != nil || !slices.Equal(unanalyzed, tables[:1]) {
+		t.Fatalf("Analyze = %v, failed %v", err, unanalyzed)
+	}
+	if stats("users") == 0 || stats("orders") == 0 {
+		t.Errorf("users has statistics of %d columns, orders %d, after Analyze", stats("users"), stats("orders"))
+	}
+
 	// No shadow recorded: the swap was done before (a crash after its
 	// commit), nothing to do.
 	if rep, err := d.SwapIn(ctx, []connectors.Swap{{Table: dtUsers}, {Table: dtOrders}}); err != nil || len(rep.Notes) != 0 {

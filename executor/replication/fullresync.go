@@ -87,7 +87,35 @@ func (f *flow) swapAll(ctx context.Context) error {
 			return err
 		}
 	}
-	return f.loaded(ctx, src, dst, tables, schemas)
+	err = f.loaded(ctx, src, dst, tables, schemas)
+	if err == nil || errors.Is(err, errFlowDone) {
+		// The mirror is resynced and streams; statistics follow.
+		if aerr := f.analyze(ctx, dst, rep.Analyze); aerr != nil {
+			return aerr
+		}
+	}
+	return err
+}
+
+// analyze collects the planner statistics of the tables a swap put in
+// (SwapReport.Analyze), after it: the swap did not wait for them. A
+// failure is recorded as an event, not fatal: statistics only guide the
+// destination's planner, and its autovacuum collects them too where it
+// runs. A destination without Analyzer reports no tables.
+func (f *flow) analyze(ctx context.Context, dst connectors.Destination, tables []connectors.TableName) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	a, ok := dst.(connectors.Analyzer)
+	if !ok {
+		return nil
+	}
+	began := time.Now()
+	err := a.Analyze(ctx, tables, func(t connectors.TableName, err error) error {
+		return f.store.AddEvent(ctx, f.m.Name, "resync", fmt.Sprintf("statistics of %s after the swap: %v", t, err))
+	})
+	f.log.DebugContext(ctx, "statistics collected after the swap", "tables", len(tables), "took", time.Since(began))
+	return err
 }
 
 // validate runs the checks a swap deferred (foreign keys re-added NOT

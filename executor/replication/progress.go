@@ -144,6 +144,8 @@ func (f *flow) setStepNames(ctx context.Context, step string, tables ...string) 
 	if err := f.store.SetTableStep(ctx, f.m.Name, step, tables...); err != nil {
 		return err
 	}
+	// At debug level: the steps' times are a table resync's timeline.
+	f.log.DebugContext(ctx, "table step", "step", step, "tables", tables)
 	if h := stepHook.Load(); h != nil && len(tables) > 0 {
 		(*h)(f.m.Name, step)
 	}

@@ -440,6 +440,9 @@ func (f *flow) finishSwap(ctx context.Context, dst connectors.Destination, t, li
 			return err
 		}
 	}
+	if err := f.analyze(ctx, dst, rep.Analyze); err != nil {
+		return err
+	}
 	return f.setStepNames(ctx, catalog.StepStreaming, t.String())
 }
 
