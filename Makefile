@@ -39,10 +39,11 @@ deps-run:
 deps-clickhouse:
 	@./.ci/install-deps clickhouse
 
-## test: unit, integration and regression tests, with the race detector
+## test: unit, integration and regression tests, with the race detector;
+## artifacts (the status page's screenshots) are kept in test-artifacts/
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 25m ./...
+	SLUICE_TEST_ARTIFACTS=$(CURDIR)/test-artifacts $(GO) test -race -count=1 -timeout 25m ./...
 
 ## regress: only the SQL regression files (UPDATE=1 re-blesses expected output)
 regress: deps
