@@ -81,7 +81,8 @@ func checkLease(ctx context.Context, tx pgx.Tx, name string) error {
 // earlier run of the same node held: only one process runs a node at a
 // time (its data directory's lock), so that run is over and its flows
 // stopped. Its mirrors are free at once for this run (or another node) to
-// take. Idempotent.
+// take. When no other node is alive, the reservations of free leases (see
+// ReserveLease) are dropped too. Idempotent.
 func (s *Store) RegisterNode(ctx context.Context, id, address string, timeout time.Duration) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
@@ -96,6 +97,17 @@ ON CONFLICT (id) DO UPDATE SET address = excluded.address, started_at = now(), h
 UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = false WHERE node = $1`, id)
 		if err != nil {
 			return fmt.Errorf("register node %s: release the leases of its last run: %w", id, err)
+		}
+		// Alone, no statement of another node can be under way: the
+		// reservations left (by a node that died during a statement) are
+		// void.
+		_, err = tx.Exec(ctx, `
+UPDATE sluice.mirrors SET lease_expires_at = NULL
+WHERE node IS NULL AND lease_expires_at IS NOT NULL
+  AND NOT EXISTS (SELECT FROM sluice.nodes
+                  WHERE id <> $1 AND stopped_at IS NULL AND heartbeat_at > now() - node_timeout)`, id)
+		if err != nil {
+			return fmt.Errorf("register node %s: clear reservations: %w", id, err)
 		}
 		return nil
 	})
