@@ -111,7 +111,7 @@ func TestRestartResumesAtOnce(t *testing.T) {
 // alive in nodes. Killing the owner moves the stream to the other within
 // 30 s, and the destination converges under a write load. PAUSE, RESUME
 // and RESYNC TABLE issued on the node that does not run the mirror act
-// on the one that does.
+// on the one that does; VALIDATE MIRROR there takes the mirror over.
 func TestTwoNodesFailover(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
 	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
@@ -252,6 +252,16 @@ func TestTwoNodesFailover(t *testing.T) {
 	mustExec(t, src, "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid <= 3")
 	for _, tbl := range pgbenchTables {
 		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}
+	// VALIDATE MIRROR on the node that does not run it takes the mirror
+	// over: the validation holds the stream of its own process.
+	for table, r := range validateRows(t, oc, "VALIDATE MIRROR two WITH (mode = checksum)") {
+		if r.status != "equal" {
+			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.status, r.source, r.dest)
+		}
+	}
+	if l := leaseOf(t, cat, "two"); nodeOf(t, cat, l.node, a, b) != other {
+		t.Fatalf("after VALIDATE MIRROR on the other node, the lease is %+v", l)
 	}
 	var nodes string
 	if err := oc.QueryRow(testCtx(t), `SELECT string_agg(status, ' ' ORDER BY status) FROM nodes`).Scan(&nodes); err != nil || nodes != "alive alive" {
