@@ -111,7 +111,8 @@ func TestRestartResumesAtOnce(t *testing.T) {
 // alive in nodes. Killing the owner moves the stream to the other within
 // 30 s, and the destination converges under a write load. PAUSE, RESUME
 // and RESYNC TABLE issued on the node that does not run the mirror act
-// on the one that does; VALIDATE MIRROR there takes the mirror over.
+// on the one that does; VALIDATE MIRROR there takes the mirror over. A
+// node stopped with SIGTERM hands its stream over.
 func TestTwoNodesFailover(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
 	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
@@ -267,4 +268,23 @@ func TestTwoNodesFailover(t *testing.T) {
 	if err := oc.QueryRow(testCtx(t), `SELECT string_agg(status, ' ' ORDER BY status) FROM nodes`).Scan(&nodes); err != nil || nodes != "alive alive" {
 		t.Fatalf("nodes: %q (%v)", nodes, err)
 	}
+
+	// SIGTERM: the node frees its lease and says it stopped; the other
+	// takes the stream at its next heartbeat, without waiting for expiry.
+	validated := leaseOf(t, cat, "two")
+	oc.Close(context.Background())
+	other.Stop()
+	var status string
+	if err := cat.QueryRow(testCtx(t), `SELECT status FROM sluice_status.nodes WHERE id = $1`, validated.node).Scan(&status); err != nil || status != "stopped" {
+		t.Fatalf("the node stopped with SIGTERM shows %q (%v)", status, err)
+	}
+	if l := leaseOf(t, cat, "two"); l.node == validated.node {
+		t.Fatalf("the node stopped with SIGTERM kept its lease: %+v", l)
+	}
+	running(owner)
+	if l := leaseOf(t, cat, "two"); l.node != first.node {
+		t.Fatalf("after the other node stopped, the lease is %+v", l)
+	}
+	mustExec(t, src, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 10")
+	waitEqual(t, src, dst, "pgbench_accounts", "pgbench_accounts", "aid")
 }
