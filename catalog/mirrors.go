@@ -271,9 +271,13 @@ WHERE mirror = $1 AND id >= (SELECT max(id) FROM sluice.mirror_events WHERE mirr
 
 // update runs one UPDATE of sluice.mirrors for mirror name, with an event
 // when kind is not empty. It fails wrapping ErrMirrorNotFound when the
-// mirror is gone.
+// mirror is gone, and wrapping ErrLeaseLost when ctx carries a lease the
+// mirror no longer has (WithLease).
 func (s *Store) update(ctx context.Context, name, kind, message, sql string, args ...any) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, name); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, sql, append([]any{name}, args...)...)
 		if err != nil {
 			return fmt.Errorf("update mirror %q: %w", name, err)
@@ -375,13 +379,17 @@ type TableCounts struct{ Inserts, Updates, Deletes int64 }
 // catalog's now() (when the batch was applied), so that the status view's
 // lag_seconds is the lag of that transaction. The zero time (a batch of
 // no transaction, such as a table resync catching up on an idle stream)
-// keeps both, and so the lag last measured.
+// keeps both, and so the lag last measured. Under a lease (WithLease) it
+// fails wrapping ErrLeaseLost, writing nothing, once the lease is lost.
 func (s *Store) RecordSync(ctx context.Context, name string, end connectors.Position, shown string, commitAt time.Time, rows int64, counts map[string]TableCounts) error {
 	var commit *time.Time
 	if !commitAt.IsZero() {
 		commit = &commitAt
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := checkLease(ctx, tx, name); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `
 UPDATE sluice.mirrors SET last_synced_position = $2, last_synced_lsn = sluice.position_lsn($2), last_synced_shown = $5,
        last_synced_at = CASE WHEN $3::timestamptz IS NULL THEN last_synced_at ELSE now() END,

@@ -2,7 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/sluicedb/sluice/executor/replication"
+	"github.com/sluicedb/sluice/sqlerr"
 )
 
 // Start resumes every mirror whose operator wants it running (the
@@ -36,4 +41,17 @@ func (e *Executor) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.pool.close(ctx)
+}
+
+// stopFlow stops the mirror's flow wherever it runs (replication's
+// Engine.Stop); a node that holds the mirror and does not stop it is
+// 55006 (object_in_use).
+func (e *Executor) stopFlow(name string) error {
+	err := e.engine.Stop(name)
+	var still *replication.StillRunningError
+	if errors.As(err, &still) {
+		return sqlerr.New(pgerrcode.ObjectInUse, "%v", err).
+			WithHint("The node may be overloaded or cut off from the catalog; its stream stops when its lease expires or it sees the request. Try again.")
+	}
+	return err
 }

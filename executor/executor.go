@@ -43,6 +43,13 @@ type Config struct {
 	// LagHistoryEvery is how often the lag history samples every mirror;
 	// 0 means DefaultLagHistoryEvery (tests set it shorter).
 	LagHistoryEvery time.Duration
+	// Node, NodeAddress and NodeTimeout make this process a node of the
+	// processes sharing the catalog (replication.Config's Node, Address
+	// and NodeTimeout; docs/cluster.md). Node "": a random id for the
+	// process's life.
+	Node        string
+	NodeAddress string
+	NodeTimeout time.Duration
 }
 
 // Validate reports a config that cannot work.
@@ -121,7 +128,7 @@ func New(cfg Config) (*Executor, error) {
 		return nil, errors.New("executor: catalog URL is required")
 	}
 	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger,
-		Observer: cfg.Observer})
+		Observer: cfg.Observer, Node: cfg.Node, Address: cfg.NodeAddress, NodeTimeout: cfg.NodeTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,8 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 			catalog.DesiredPaused: "paused", catalog.DesiredRunning: "running"}[desired]))
 		if desired == catalog.DesiredRunning {
 			s.ex.engine.Run(name)
+		} else if err := s.ex.stopFlow(name); err != nil {
+			return err // a node still runs it (docs/cluster.md)
 		}
 		return w.Complete(tag)
 	}
@@ -73,7 +75,9 @@ func (s *session) setDesired(ctx context.Context, name string, ifExists bool, po
 		return err
 	}
 	if desired == catalog.DesiredPaused {
-		s.ex.engine.Stop(name)
+		if err := s.ex.stopFlow(name); err != nil {
+			return err // paused; the node that runs it stops when it sees that
+		}
 	} else {
 		s.ex.engine.Run(name)
 	}

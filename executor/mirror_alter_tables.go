@@ -215,7 +215,9 @@ func (s *session) addTables(ctx context.Context, st *sqlext.AlterMirror, m catal
 	spec := streamSpec(m)
 
 	// Checked: now make, each step undone when a later one fails.
-	s.ex.engine.Stop(m.Name)
+	if err := s.ex.stopFlow(m.Name); err != nil {
+		return err
+	}
 	defer s.restarter(m)()
 	var made []mapping
 	undo := func(err error) error {
@@ -362,7 +364,9 @@ func (s *session) dropTable(ctx context.Context, st *sqlext.AlterMirror, m catal
 	}
 	spec := streamSpec(m)
 
-	s.ex.engine.Stop(m.Name)
+	if err := s.ex.stopFlow(m.Name); err != nil {
+		return err
+	}
 	defer s.restarter(m)()
 	if err := src.Prepare(ctx, spec, rest, false); err != nil {
 		return fmt.Errorf("alter mirror %q: drop table %s: %w (the mirror is unchanged)", m.Name, table, err)

@@ -221,7 +221,9 @@ func dependentsError(m catalog.Mirror, deps []string) error {
 // runDrop runs steps 2 to 6 of a checked drop.
 func (e *Executor) runDrop(ctx context.Context, d *dropPlan) error {
 	m := d.m
-	e.engine.Stop(m.Name)
+	if err := e.stopFlow(m.Name); err != nil {
+		return err // the mirror is unchanged
+	}
 	undo := func(err error) error {
 		if d.pending != nil {
 			d.pending.Abort()

@@ -39,7 +39,9 @@ func (s *session) resyncMirror(ctx context.Context, st *sqlext.ResyncMirror, w s
 	if err := s.validateResync(ctx, m); err != nil {
 		return err
 	}
-	s.ex.engine.Stop(m.Name)
+	if err := s.ex.stopFlow(m.Name); err != nil {
+		return err
+	}
 	if err := s.ex.cfg.Store.StartMirrorResync(ctx, m.Name); err != nil {
 		if m.Desired == catalog.DesiredRunning {
 			s.ex.engine.Run(m.Name)

@@ -21,8 +21,13 @@ import (
 // migrations after it, which a catalog from before 0009 does not have:
 // 0010's column (dropping it drops the status view, made again as 0006
 // made it), 0011's validations and 0012's table holds (the mirror_tables
-// view made again as 0008 made it) and 0013's lag history.
+// view made again as 0008 made it), 0013's lag history and 0014's nodes
+// and stream leases.
 const downgradeCatalog = `
+DROP VIEW sluice_status.nodes;
+DROP TABLE sluice.nodes;
+ALTER TABLE sluice.mirrors DROP COLUMN node CASCADE, DROP COLUMN lease_epoch, DROP COLUMN lease_expires_at,
+    DROP COLUMN lease_release;
 DROP VIEW sluice_status.mirror_lag_history;
 DROP TABLE sluice.mirror_lag_history;
 ALTER TABLE sluice.mirrors DROP COLUMN last_source_commit_at CASCADE;

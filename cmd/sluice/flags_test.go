@@ -100,3 +100,29 @@ func TestHTTPListenFlags(t *testing.T) {
 		}
 	}
 }
+
+// --node-timeout defaults to 15s, comes from the environment too, is
+// checked, and is in --help.
+func TestNodeTimeoutFlag(t *testing.T) {
+	t.Setenv("SLUICE_NODE_TIMEOUT", "")
+	var stderr bytes.Buffer
+	cfg, err := parseServe(nil, &stderr)
+	if err != nil || cfg.NodeTimeout != 15*time.Second {
+		t.Fatalf("default: %+v, %v", cfg, err)
+	}
+	if cfg, err = parseServe([]string{"--node-timeout", "5s"}, &stderr); err != nil || cfg.NodeTimeout != 5*time.Second {
+		t.Errorf("flag: %+v, %v", cfg, err)
+	}
+	t.Setenv("SLUICE_NODE_TIMEOUT", "30s")
+	if cfg, err = parseServe(nil, &stderr); err != nil || cfg.NodeTimeout != 30*time.Second {
+		t.Errorf("environment: %+v, %v", cfg, err)
+	}
+	if _, err := parseServe([]string{"--node-timeout", "100ms"}, &stderr); err == nil || !strings.Contains(err.Error(), "--node-timeout") {
+		t.Errorf("--node-timeout 100ms: err = %v", err)
+	}
+	for _, flag := range []string{"--node-timeout", "SLUICE_NODE_TIMEOUT", "15s", "docs/cluster.md"} {
+		if !strings.Contains(usage, flag) {
+			t.Errorf("--help does not mention %s", flag)
+		}
+	}
+}

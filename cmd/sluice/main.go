@@ -21,6 +21,7 @@ import (
 	"github.com/sluicedb/sluice/catalog"
 	"github.com/sluicedb/sluice/connectors/all"
 	"github.com/sluicedb/sluice/executor"
+	"github.com/sluicedb/sluice/executor/replication"
 	"github.com/sluicedb/sluice/internal/datadir"
 	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/server"
@@ -63,6 +64,9 @@ Flags of serve (each also read from the environment variable shown):
   --lag-history-retention D
                        how long mirror_lag_history keeps its samples, taken every 10s
                        (SLUICE_LAG_HISTORY_RETENTION, default 168h)
+  --node-timeout D     how long a node may be silent before it is gone and other nodes sharing
+                       the catalog take its mirrors' streams over; see docs/cluster.md
+                       (SLUICE_NODE_TIMEOUT, default 15s, at least 1s)
   --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
 
 Environment only:
@@ -98,7 +102,10 @@ type Config struct {
 	// LagHistoryRetention is how long mirror_lag_history keeps samples
 	// (executor.Config).
 	LagHistoryRetention time.Duration
-	LogLevel            slog.Level
+	// NodeTimeout is the silence after which a node is gone
+	// (executor.Config).
+	NodeTimeout time.Duration
+	LogLevel    slog.Level
 }
 
 // Validate reports a config that cannot or must not run.
@@ -133,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LagHistoryRetention <= 0 {
 		return fmt.Errorf("invalid --lag-history-retention %s: must be positive", c.LagHistoryRetention)
+	}
+	if c.NodeTimeout < replication.MinNodeTimeout {
+		return fmt.Errorf("invalid --node-timeout %s: must be at least %s", c.NodeTimeout, replication.MinNodeTimeout)
 	}
 	return nil
 }
@@ -198,6 +208,11 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_LAG_HISTORY_RETENTION: %w", err)
 	}
 	fs.DurationVar(&cfg.LagHistoryRetention, "lag-history-retention", retention, "")
+	nodeTimeout, err := time.ParseDuration(envOr("SLUICE_NODE_TIMEOUT", replication.DefaultNodeTimeout.String()))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_NODE_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", nodeTimeout, "")
 	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -258,6 +273,10 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		return err
 	}
 	defer lock.Release()
+	node, err := datadir.NodeID(cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	catalogURL := cfg.CatalogURL
 	if catalogURL == "" {
 		cluster, url, err := pgcluster.StartLocal(ctx, cfg.DataDir)
@@ -280,7 +299,8 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	mets := metrics.New(store.Pool(), logger)
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
 		CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
-		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention})
+		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention,
+		Node: node, NodeAddress: cfg.Listen, NodeTimeout: cfg.NodeTimeout})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,16 @@ type Config struct {
 	// Observer receives the flows' measures (observer.go); nil: none
 	// listens.
 	Observer Observer
+	// Node is this process's node id in the cluster of processes sharing
+	// the catalog (cluster.go, docs/cluster.md); "": a random one, a node
+	// that lives as long as the process.
+	Node string
+	// Address is the node's SQL listen address, shown in the nodes status
+	// table.
+	Address string
+	// NodeTimeout is how long a node may be silent before it is gone and
+	// the leases of its streams expire; 0: DefaultNodeTimeout.
+	NodeTimeout time.Duration
 }
 
 // Validate reports a config that cannot work, and sets defaults.
@@ -42,11 +52,21 @@ func (c *Config) Validate() error {
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
 	}
+	if c.Node == "" {
+		c.Node = RandomNodeID()
+	}
+	if c.NodeTimeout == 0 {
+		c.NodeTimeout = DefaultNodeTimeout
+	}
+	if c.NodeTimeout < MinNodeTimeout {
+		return fmt.Errorf("replication: node timeout %s is below the minimum %s", c.NodeTimeout, MinNodeTimeout)
+	}
 	return nil
 }
 
-// Engine runs the mirrors' flows: one runner goroutine per mirror drives
-// it through its phases, SETUP -> SNAPSHOT -> CDC (and RESYNC for a full
+// Engine runs the mirrors' flows: one runner goroutine per mirror, on the
+// node that holds the mirror's stream lease (cluster.go), drives it
+// through its phases, SETUP -> SNAPSHOT -> CDC (and RESYNC for a full
 // resync), each a resumable step whose progress lives in the catalog and,
 // for what must commit atomically with the data, in the destination's
 // metadata. A failing step records the error (the mirror shows FAILED)
@@ -59,11 +79,31 @@ type Engine struct {
 	mu      sync.Mutex
 	base    context.Context // nil until Start
 	runners map[string]*runner
+	// bgStop stops the node's heartbeat, watchdog and listener
+	// (cluster.go) and bgDone is closed when they have ended; nil until
+	// Start.
+	bgStop context.CancelFunc
+	bgDone chan struct{}
+	// closed: Close was called; no runner starts any more.
+	closed bool
 }
 
 type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// statement: a statement asked for the run (Run), which may take a
+	// lease a Stop reserved; the node's periodic look may not.
+	statement bool
+	// lease is the stream lease the runner holds (zero until it acquired
+	// one), and renewed when the last renewal that succeeded was sent
+	// (the local clock); reserve: give the lease up reserved (Stop). All
+	// three guarded by Engine.mu.
+	lease   catalog.Lease
+	renewed time.Time
+	reserve bool
+	// lost: the lease is lost or stale and the runner was told to stop
+	// (guarded by Engine.mu).
+	lost bool
 	// wake tells the flow to look for requests now (see Wake).
 	wake chan struct{}
 	// validate hands VALIDATE MIRROR requests to the streaming flow
@@ -79,31 +119,41 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg}, nil
 }
 
-// Start resumes every mirror whose operator wants it running. Runners stop
-// when ctx ends (Close waits for them). Call it once.
+// Start registers this node in the catalog (freeing the leases of its
+// earlier run), starts its heartbeat (cluster.go), and resumes every
+// mirror whose operator wants it running and whose lease is free. Runners
+// stop when ctx ends (Close waits for them). Call it once.
 func (e *Engine) Start(ctx context.Context) error {
-	e.mu.Lock()
-	e.base = ctx
-	e.mu.Unlock()
 	store := e.cfg.Store
-	names, err := store.MirrorNames(ctx)
+	if err := store.RegisterNode(ctx, e.cfg.Node, e.cfg.Address, e.cfg.NodeTimeout); err != nil {
+		return err
+	}
+	names, err := store.MirrorsToRun(ctx)
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
+	e.base = ctx
+	e.mu.Unlock()
 	for _, name := range names {
-		m, err := store.GetMirror(ctx, name)
-		if err != nil {
-			return err
-		}
-		if m.Desired == catalog.DesiredRunning && m.Phase != PhaseCompleted {
-			e.Run(name)
-		}
+		e.start(name, false)
 	}
+	e.startNode(ctx)
 	return nil
 }
 
-// Close stops every runner and waits for them.
+// Close stops every runner and waits for them; their leases are released
+// free, for other nodes to take at once, and the node is recorded as
+// stopped.
 func (e *Engine) Close() {
+	e.mu.Lock()
+	stop, done := e.bgStop, e.bgDone
+	e.closed = true
+	e.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	e.mu.Lock()
 	runners := e.runners
 	e.runners = nil
@@ -114,14 +164,29 @@ func (e *Engine) Close() {
 	for _, r := range runners {
 		<-r.done
 	}
+	if stop != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := e.cfg.Store.StopNode(ctx, e.cfg.Node); err != nil {
+			e.cfg.Logger.ErrorContext(ctx, "record the node stopped", "node", e.cfg.Node, "err", err)
+		}
+	}
 }
 
-// Run runs the mirror's flow unless it is already running, or the engine
-// was not started (a server that only serves statements). Idempotent.
+// Run runs the mirror's flow here unless it is already running here, the
+// engine was not started (a server that only serves statements), or
+// another node holds the mirror's live stream lease (that node runs it).
+// The lease is taken by the runner, asynchronously. Idempotent.
 func (e *Engine) Run(name string) {
+	e.start(name, true)
+}
+
+// start starts a runner for the mirror unless one runs; statement: see
+// runner.statement.
+func (e *Engine) start(name string, statement bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.base == nil {
+	if e.base == nil || e.base.Err() != nil || e.closed {
 		return
 	}
 	if e.runners == nil {
@@ -131,11 +196,15 @@ func (e *Engine) Run(name string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(e.base)
-	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), validate: make(chan *validation)}
+	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), validate: make(chan *validation),
+		statement: statement}
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		e.run(ctx, name, r.wake, r.validate)
+		if lease, ok := e.acquire(ctx, name, r); ok {
+			e.run(catalog.WithLease(ctx, lease), name, r.wake, r.validate)
+			e.release(name, r)
+		}
 		e.mu.Lock()
 		if e.runners[name] == r {
 			delete(e.runners, name)
@@ -144,11 +213,33 @@ func (e *Engine) Run(name string) {
 	}()
 }
 
-// Stop stops the mirror's runner, if any, and waits for it. Idempotent.
-func (e *Engine) Stop(name string) {
+// Stop makes sure no node runs the mirror's flow, and waits until none
+// does: its runner here is stopped, and a node holding its lease
+// elsewhere is asked to stop (cluster.go). The lease is left free and
+// reserved for a while, so that the caller, a statement, changes the
+// mirror before a node's periodic look runs it again; Run takes it at
+// once. It fails, after NodeTimeout and a little more, when another node
+// neither releases the lease nor lets it expire. Idempotent.
+func (e *Engine) Stop(name string) error {
+	e.stopLocal(name, true)
+	e.mu.Lock()
+	started := e.base != nil
+	e.mu.Unlock()
+	if !started {
+		return nil
+	}
+	return e.stopElsewhere(name)
+}
+
+// stopLocal stops the mirror's runner here, if any, and waits for it;
+// reserve: its lease is released reserved (see Stop).
+func (e *Engine) stopLocal(name string, reserve bool) {
 	e.mu.Lock()
 	r := e.runners[name]
 	delete(e.runners, name)
+	if r != nil {
+		r.reserve = reserve
+	}
 	e.mu.Unlock()
 	if r != nil {
 		r.cancel()
@@ -156,18 +247,26 @@ func (e *Engine) Stop(name string) {
 	}
 }
 
-// Wake tells the mirror's running flow, if any, to look for requests
-// recorded in the catalog (a table resync, options ALTER MIRROR changed:
-// see live_options.go) now rather than at its next poll. Idempotent; it
-// never blocks.
+// Wake tells the mirror's running flow to look for requests recorded in
+// the catalog (a table resync, options ALTER MIRROR changed: see
+// live_options.go) now rather than at its next poll; a flow running on
+// another node is told through the catalog (Notify). Idempotent; it never
+// blocks.
 func (e *Engine) Wake(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r := e.runners[name]; r != nil {
+	r := e.runners[name]
+	if r != nil {
 		select {
 		case r.wake <- struct{}{}:
 		default: // already told
 		}
+	}
+	if (r == nil || r.lease.Epoch == 0) && e.base != nil {
+		// Not running here, or not yet: a runner still taking the lease
+		// reads the requests when it starts, or leaves the mirror to the
+		// node that holds it, which is told.
+		go e.wakeElsewhere(name)
 	}
 }
 
@@ -276,6 +375,12 @@ func retry(ctx context.Context, d retryDeps) {
 		var progressed atomic.Bool
 		err = d.step(ctx, m, func() { progressed.Store(true) })
 		if errors.Is(err, errFlowDone) {
+			return
+		}
+		if errors.Is(err, catalog.ErrLeaseLost) {
+			// Another node runs the mirror now: nothing more to do here,
+			// not even recording the error (fenced too).
+			d.log.ErrorContext(ctx, "mirror flow stopped: its stream lease was lost", "err", err)
 			return
 		}
 		if err == nil || progressed.Load() {

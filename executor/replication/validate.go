@@ -126,11 +126,27 @@ type validatedTable struct {
 // Validate compares the mirror's tables on both sides at one consistent
 // point (see above). It fails with an error wrapping ErrNotStreaming when
 // the mirror has no flow streaming changes to take the request. The
-// caller records the result. Safe for concurrent use.
+// caller records the result. A mirror streaming on another node is
+// taken over first (Stop there, Run here): the flow that takes the request
+// must be this process's. Safe for concurrent use.
 func (e *Engine) Validate(ctx context.Context, name string, req ValidateRequest) (ValidateResult, error) {
 	e.mu.Lock()
 	r := e.runners[name]
+	started := e.base != nil
 	e.mu.Unlock()
+	if r == nil && started {
+		h, err := e.cfg.Store.GetLeaseHolder(ctx, name)
+		if err == nil && h.Node != "" && h.Node != e.cfg.Node {
+			e.cfg.Logger.InfoContext(ctx, "validation takes the mirror over from its node", "mirror", name, "node", h.Node)
+			if err := e.Stop(name); err != nil {
+				return ValidateResult{}, err
+			}
+			e.Run(name)
+			e.mu.Lock()
+			r = e.runners[name]
+			e.mu.Unlock()
+		}
+	}
 	if r == nil {
 		return ValidateResult{}, fmt.Errorf("%w: its flow is not running", ErrNotStreaming)
 	}

@@ -29,3 +29,16 @@ func TestAcquireRelease(t *testing.T) {
 	}
 	defer b.Release()
 }
+
+// NodeID is made once and read back after.
+func TestNodeID(t *testing.T) {
+	dir := t.TempDir()
+	id, err := NodeID(dir)
+	if err != nil || len(id) != 12 {
+		t.Fatalf("first NodeID: %q %v", id, err)
+	}
+	again, err := NodeID(dir)
+	if err != nil || again != id {
+		t.Fatalf("second NodeID: %q %v, want %q", again, err, id)
+	}
+}
