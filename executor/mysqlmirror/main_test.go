@@ -143,11 +143,23 @@ func myConn(t *testing.T, db string) *client.Conn {
 	return c
 }
 
+// peerSeq numbers the MYSQL peers the tests create (mysqlPeer).
+var peerSeq atomic.Uint32
+
+// peerServerIDSpan is how many replica ids the mirrors of one peer spread
+// over above its server_id (connectors/mysql's serverIDSpan).
+const peerServerIDSpan = 100_000
+
 // mysqlPeer is the CREATE PEER statement of a MYSQL peer named name on the
-// shared MariaDB, database db.
+// shared MariaDB, database db. Each peer has a server_id of its own, a
+// span of replica ids apart from every other's: the tests run in parallel
+// on one MariaDB, and two mirrors with one name (m) on peers with one
+// server_id would read the binlog with one replica id, the newer dump
+// ending the older one's (4052, the older mirror FAILED until it retries).
 func mysqlPeer(name, db string) string {
-	return fmt.Sprintf("CREATE PEER %s FROM MYSQL WITH (host = '127.0.0.1', port = %d, user = '%s', password = '%s', database = '%s')",
-		name, maria.Port(), testbed.MariaDBUser, testbed.MariaDBPassword, db)
+	id := 1_000_000 + peerSeq.Add(1)*peerServerIDSpan
+	return fmt.Sprintf("CREATE PEER %s FROM MYSQL WITH (host = '127.0.0.1', port = %d, user = '%s', password = '%s', database = '%s', server_id = '%d')",
+		name, maria.Port(), testbed.MariaDBUser, testbed.MariaDBPassword, db, id)
 }
 
 // pgPeer is the CREATE PEER statement of a POSTGRES peer on the database of
