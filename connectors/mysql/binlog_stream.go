@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,11 +73,7 @@ type streamItem struct {
 // no state for it: acknowledging only records how far the destination is
 // (binlogs are purged by the server's retention, which the checks report).
 type binlogStream struct {
-	// mu guards syncer and closed: the decoding goroutine replaces the
-	// syncer when it dials again (run), Close ends it.
-	mu     sync.Mutex
 	syncer *replication.BinlogSyncer
-	closed bool
 	items  chan streamItem
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -153,36 +148,27 @@ func startBinlogStream(ctx context.Context, cfg binlogConfig, from connectors.Po
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &binlogStream{syncer: syncer, items: make(chan streamItem, itemQueue), cancel: cancel, done: make(chan struct{})}
-	newDecoder := func() *binlogDecoder {
-		return newBinlogDecoder(cfg, point{file: start.File, seq: seq, off: start.Offset}, tables)
-	}
-	go s.run(rctx, streamer, newDecoder, dial)
+	d := newBinlogDecoder(cfg, point{file: start.File, seq: seq, off: start.Offset}, tables)
+	go s.run(rctx, streamer, d, cfg.ServerID)
 	return s, nil
 }
 
-// sameReplicaTries bounds how often a stream dials again when the server
-// still serves an earlier stream of the same replica id, and sameReplicaWait
-// spaces the tries: a stream restarted at once (a flow's restart) finds the
-// server's dump thread of the stream it closed still there until the
-// server next writes to its socket (a heartbeat at most a second later).
-const (
-	sameReplicaTries = 20
-	sameReplicaWait  = 250 * time.Millisecond
-)
-
-// sameReplica reports whether err is the server refusing a replica whose
-// id another connection uses (MariaDB's ER_SLAVE_SAME_ID, 4052).
+// sameReplica reports whether err is the server ending a replica's dump
+// because a newer connection registered with the same replica id
+// (MariaDB's ER_SLAVE_SAME_ID, 4052: a COM_BINLOG_DUMP ends any earlier
+// dump of its server id, whose reader gets the error). A stream restarted
+// at once does not meet it (Close ends the old connection first, and the
+// new dump would end the old one's, not its own): another stream of the
+// replica id does, another mirror's.
 func sameReplica(err error) bool {
 	var me *gomysql.MyError
 	return errors.As(err, &me) && me.Code == 4052 || strings.Contains(err.Error(), "same server_uuid/server_id")
 }
 
 // run decodes binlog events into items until ctx ends or the stream fails.
-// Until it has handed anything to Read, a refusal because the server still
-// serves the replica's previous stream (sameReplica) dials again from the
-// start with a fresh decoder.
-func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStreamer, newDecoder func() *binlogDecoder,
-	dial func(context.Context) (*replication.BinlogSyncer, *replication.BinlogStreamer, error)) {
+// serverID is the stream's replica id, which the error names when another
+// stream of it ended this one (sameReplica).
+func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStreamer, d *binlogDecoder, serverID uint32) {
 	defer close(s.done)
 	send := func(it streamItem) bool {
 		select {
@@ -192,30 +178,15 @@ func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStre
 			return false
 		}
 	}
-	d := newDecoder()
-	sent, tries := false, 0
 	for {
 		ev, err := streamer.GetEvent(ctx)
-		if err != nil && ctx.Err() == nil && !sent && tries < sameReplicaTries && sameReplica(err) {
-			tries++
-			s.setSyncer(nil)
-			select {
-			case <-time.After(sameReplicaWait):
-			case <-ctx.Done():
-				return
-			}
-			syncer, st, derr := dial(ctx)
-			if derr == nil {
-				if !s.setSyncer(syncer) {
-					return // closed meanwhile
-				}
-				streamer, d = st, newDecoder()
-				continue
-			}
-			err = derr
-		}
 		if err != nil {
 			if ctx.Err() == nil {
+				if sameReplica(err) {
+					err = fmt.Errorf("another connection read the binlog with this mirror's replica id %d, which ended this one "+
+						"(another mirror of the same name reads this server, from another Sluice or on a peer with the same server_id, "+
+						"or a mirror whose name gives the same id: give one of the peers another server_id): %w", serverID, err)
+				}
 				send(streamItem{err: fmt.Errorf("read the binlog: %w", err)})
 			}
 			return
@@ -228,32 +199,10 @@ func (s *binlogStream) run(ctx context.Context, streamer *replication.BinlogStre
 			send(streamItem{err: err})
 			return
 		}
-		if len(out) > 0 {
-			if !send(streamItem{events: out}) {
-				return
-			}
-			sent = true
+		if len(out) > 0 && !send(streamItem{events: out}) {
+			return
 		}
 	}
-}
-
-// setSyncer closes the stream's syncer and makes syncer (nil for none) the
-// current one; false, with syncer closed, when the stream was closed.
-func (s *binlogStream) setSyncer(syncer *replication.BinlogSyncer) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.syncer != nil {
-		s.syncer.Close()
-	}
-	if s.closed {
-		if syncer != nil {
-			syncer.Close()
-		}
-		s.syncer = nil
-		return false
-	}
-	s.syncer = syncer
-	return true
 }
 
 // Read implements connectors.Stream.
@@ -326,13 +275,11 @@ func (s *binlogStream) Heartbeat(context.Context) error { return nil }
 // Close implements connectors.Stream.
 func (s *binlogStream) Close(context.Context) error {
 	s.cancel()
-	s.mu.Lock()
-	s.closed = true
-	if s.syncer != nil {
-		s.syncer.Close()
-		s.syncer = nil
-	}
-	s.mu.Unlock()
+	// The syncer has the server kill its connection before it returns.
+	// The server may hold the dump a moment longer: a stream started next
+	// with the replica id then ends that dump, whose reader is gone (the
+	// server ends the older dump, never refuses the newer).
+	s.syncer.Close()
 	<-s.done
 	return nil
 }

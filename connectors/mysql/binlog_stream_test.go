@@ -348,8 +348,9 @@ func TestBinlogStreamAlterRename(t *testing.T) {
 }
 
 // TestBinlogStreamRestartAtOnce: a stream closed and opened again at once
-// with the same replica id (a flow restarting its stream) reads on, though
-// the server still serves the closed one's dump for up to a heartbeat.
+// with the same replica id (a flow restarting its stream) reads on: the
+// server ends what it still holds of the closed one's dump, not the new
+// one (TestBinlogStreamRestartWhileWriting, under writes).
 func TestBinlogStreamRestartAtOnce(t *testing.T) {
 	db := newDB(t)
 	maria.Exec(t, db, "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))")
@@ -369,8 +370,9 @@ func TestBinlogStreamRestartAtOnce(t *testing.T) {
 	}
 }
 
-// TestSameReplicaError: the refusal the stream dials again on is told from
-// other errors.
+// TestSameReplicaError: the server's ending a stream for a newer one of its
+// replica id, which the stream's error explains, is told from other
+// errors.
 func TestSameReplicaError(t *testing.T) {
 	refused := fmt.Errorf("read: %w", &gomysql.MyError{Code: 4052, State: "HY000",
 		Message: "A slave with the same server_uuid/server_id is already connected"})

@@ -24,8 +24,9 @@ const serverIDSpan = 100_000
 
 // mirrorServerID returns the replica id mirror's stream registers with.
 // Ids wrap past 2^32-1 to 1 on (0 is not a replica's id). Two mirror
-// names may still land on one id (the second stream to connect would end
-// the first one's, which retries): give such mirrors other names, or
+// names may still land on one id (the second stream to connect ends the
+// first one's, whose mirror fails with 4052 and, retrying, ends the
+// other's in turn): give such mirrors other names, or
 // their peers other server_id values.
 func mirrorServerID(base uint32, mirror string) uint32 {
 	h := fnv.New32a()
