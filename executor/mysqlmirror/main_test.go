@@ -7,7 +7,6 @@ package mysqlmirror_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -82,36 +80,12 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(testCtx(t), url)
-	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-// mustExec runs sql and fails the test on error.
-func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
-	t.Helper()
-	if _, err := conn.Exec(testCtx(t), sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// wantError checks that err is a server error with the given SQLSTATE.
-func wantError(t *testing.T, err error, code string) *pgconn.PgError {
-	t.Helper()
-	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
-		t.Fatalf("want SQLSTATE %s, got %v", code, err)
-	}
-	if pe.Code != code {
-		t.Fatalf("want SQLSTATE %s, got %s: %s", code, pe.Code, pe.Message)
-	}
-	return pe
-}
+// Helpers shared with the other packages that drive Sluice over the wire.
+var (
+	connect   = testbed.Connect
+	mustExec  = testbed.MustExec
+	wantError = testbed.WantError
+)
 
 var dbSeq atomic.Int64
 
