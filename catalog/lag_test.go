@@ -14,20 +14,8 @@ import (
 // AddLagSamples stores samples of existing mirrors only, expires old ones,
 // and DeleteMirror deletes the mirror's.
 func TestLagSecondsAndHistory(t *testing.T) {
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := oneTableMirror(t)
 	ctx := testCtx(t)
-	for _, name := range []string{"a", "b"} {
-		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
-		if err := s.CreatePeer(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
-		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
-	if err := s.CreateMirror(ctx, m); err != nil {
-		t.Fatal(err)
-	}
 	at, lags, err := s.MirrorLags(ctx)
 	if err != nil || at.IsZero() || len(lags) != 1 || lags[0].LagSeconds != nil || lags[0].RowsSynced != 0 {
 		t.Fatalf("before any batch: %v %+v %v", at, lags, err)

@@ -16,20 +16,8 @@ import (
 // lease only by a statement; renewal reports a lost lease and a release
 // request; RegisterNode frees the leases of the node's earlier run.
 func TestLeaseFencing(t *testing.T) {
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := oneTableMirror(t)
 	ctx := testCtx(t)
-	for _, name := range []string{"a", "b"} {
-		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
-		if err := s.CreatePeer(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
-		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
-	if err := s.CreateMirror(ctx, m); err != nil {
-		t.Fatal(err)
-	}
 	for _, n := range []string{"n1", "n2"} {
 		if err := s.RegisterNode(ctx, n, "127.0.0.1:1", time.Second); err != nil {
 			t.Fatal(err)

@@ -11,20 +11,8 @@ import (
 // with and without a load requested) and removes them: each refusal
 // changes nothing, and the last table stays.
 func TestAddRemoveMirrorTables(t *testing.T) {
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := oneTableMirror(t)
 	ctx := testCtx(t)
-	for _, name := range []string{"a", "b"} {
-		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
-		if err := s.CreatePeer(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
-		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
-	if err := s.CreateMirror(ctx, m); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.AddMirrorTables(ctx, "m", []catalog.MirrorTable{{Source: "public.u", Destination: "public.u", Exclude: []string{"x"}}}, "truncate"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,4 +58,26 @@ func TestAddRemoveMirrorTables(t *testing.T) {
 	if events != want {
 		t.Fatalf("events %q, want %q", events, want)
 	}
+}
+
+// oneTableMirror opens a catalog in a database of its own holding two
+// peers, a and b, and mirror m from a to b of table public.t; it returns
+// the store and the database's URL.
+func oneTableMirror(t *testing.T) (*catalog.Store, string) {
+	t.Helper()
+	url := cluster.NewDB(t)
+	s := mustOpen(t, url, testKey(1))
+	ctx := testCtx(t)
+	for _, name := range []string{"a", "b"} {
+		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
+		if err := s.CreatePeer(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
+		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
+	if err := s.CreateMirror(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	return s, url
 }
