@@ -11,8 +11,10 @@
 //     transaction is visible on the destination;
 //  3. with -resync (the default), RESYNC TABLE of pgbench_accounts with each
 //     strategy and RESYNC MIRROR, timed until done, next to the COPY pipe
-//     of (1), while a reader polls the table and records the longest any
-//     of its queries waited, and whether it ever saw no rows or an error;
+//     of (1): once alone, as the pipe ran (the ratio's figure, with the
+//     mirror's events during it as a timeline), then again while a reader
+//     polls the table and records the longest any of its queries waited,
+//     and whether it ever saw no rows or an error;
 //  4. with -mysql (the default), a mirror from MariaDB into Postgres: the
 //     initial load of a table of as many rows shaped like
 //     pgbench_accounts, and the catch-up of -changes updates in one
@@ -502,7 +504,9 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 // against the COPY pipe's time, with a reader polling the table.
 func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, pipeSecs float64) error {
 	fmt.Printf("\n== resync of pgbench_accounts, %d rows (COPY pipe + primary key: %.2f s) ==\n", rows, pipeSecs)
-	fmt.Printf("%-24s %9s %11s %8s %14s %8s %7s %9s %7s\n", "", "seconds", "rows/s", "vs pipe", "reader longest", "empties", "errors", "peak RSS", "CPU s")
+	fmt.Printf("%-24s %9s %11s %8s %7s | %9s %14s %8s %7s %9s\n", "", "seconds", "rows/s", "vs pipe", "CPU s",
+		"w/ reader", "reader longest", "empties", "errors", "peak RSS")
+	var timelines []string
 	for _, c := range []struct{ name, phase, stmt, done string }{
 		{"RESYNC TABLE truncate", "resync-truncate", "RESYNC TABLE bench.public.pgbench_accounts WITH (strategy = 'truncate')",
 			"SELECT resync_status = 'done' FROM mirror_tables WHERE mirror = 'bench'"},
@@ -511,48 +515,100 @@ func benchResync(ctx context.Context, sl *pgx.Conn, dstURL string, rows int64, p
 		{"RESYNC MIRROR", "resync-mirror", "RESYNC MIRROR bench",
 			"SELECT status = 'RUNNING' AND NOT resyncing FROM mirrors WHERE name = 'bench'"},
 	} {
+		// Timed alone, as the pipe was: the reader's queries compete for
+		// the same two cores (and, during a truncate resync, scan the
+		// whole table: its indexes are dropped until the copy is done).
+		alone, err := timeResync(ctx, sl, c.stmt, c.done, nil, c.phase)
+		if err != nil {
+			return err
+		}
+		// Then again under a reader, for what readers see.
 		r, err := startReader(ctx, dstURL, rows)
 		if err != nil {
 			return err
 		}
-		ph, err := startPhase(c.phase, profileDir)
-		if err != nil {
-			r.stop()
-			return err
-		}
-		if err := checkpoint(ctx); err != nil {
-			r.stop()
-			return err
-		}
-		cpu0, err := cpuNow(servers...)
-		if err != nil {
-			r.stop()
-			return err
-		}
-		start := time.Now()
-		if _, err := sl.Exec(ctx, c.stmt); err != nil {
-			r.stop()
-			return err
-		}
-		err = waitFor(ctx, sl, c.done)
-		secs := time.Since(start).Seconds()
-		r.stop()
+		read, err := timeResync(ctx, sl, c.stmt, c.done, r, c.phase+"-reader")
 		if err != nil {
 			return err
 		}
-		cpu, err := cpuSince(cpu0)
-		if err != nil {
-			return err
-		}
-		if _, err := ph.stop(); err != nil {
-			return err
-		}
-		fmt.Printf("%-24s %9.2f %11.0f %8.2f %12.0fms %8d %7d %6.0f MB %7.2f\n", c.name, secs, float64(rows)/secs, pipeSecs/secs,
-			float64(r.longest.Microseconds())/1000, r.empties, r.errs, float64(ph.peak)/(1<<20), cpu.servers+cpu.self)
+		fmt.Printf("%-24s %9.2f %11.0f %8.2f %7.2f | %9.2f %12.0fms %8d %7d %6.0f MB\n", c.name, alone.secs, float64(rows)/alone.secs,
+			pipeSecs/alone.secs, alone.cpu, read.secs, float64(r.longest.Microseconds())/1000, r.empties, r.errs,
+			float64(max(alone.peak, read.peak))/(1<<20))
+		timelines = append(timelines, c.name+" (alone): "+alone.timeline)
 	}
-	fmt.Printf("(vs pipe: the pipe's time over the resync's; reader: count(*) of 100 keys in a loop;\n" +
-		" CPU s: of the servers and the bench process, the reader's queries included; the pipe's is above)\n")
+	fmt.Printf("(vs pipe: the pipe's time over the resync's, timed alone; CPU s: of the servers and the bench process;\n" +
+		" w/ reader: the same resync again while a reader counts 100 keys of the table every 2 ms)\n")
+	for _, t := range timelines {
+		fmt.Println(t)
+	}
 	return nil
+}
+
+// resyncRun is one timed resync.
+type resyncRun struct {
+	secs, cpu float64
+	peak      int64
+	// timeline is the mirror's events during the resync, each at its
+	// offset from the statement.
+	timeline string
+}
+
+// timeResync runs stmt and waits until done is true, after a checkpoint;
+// r, when not nil, is stopped when done.
+func timeResync(ctx context.Context, sl *pgx.Conn, stmt, done string, r *probe, phaseName string) (resyncRun, error) {
+	if r != nil {
+		defer r.stop()
+	}
+	ph, err := startPhase(phaseName, profileDir)
+	if err != nil {
+		return resyncRun{}, err
+	}
+	if err := checkpoint(ctx); err != nil {
+		return resyncRun{}, err
+	}
+	cpu0, err := cpuNow(servers...)
+	if err != nil {
+		return resyncRun{}, err
+	}
+	var t0 time.Time
+	if err := sl.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&t0); err != nil {
+		return resyncRun{}, err
+	}
+	start := time.Now()
+	if _, err := sl.Exec(ctx, stmt); err != nil {
+		return resyncRun{}, err
+	}
+	if err := waitFor(ctx, sl, done); err != nil {
+		return resyncRun{}, err
+	}
+	run := resyncRun{secs: time.Since(start).Seconds()}
+	cpu, err := cpuSince(cpu0)
+	if err != nil {
+		return resyncRun{}, err
+	}
+	run.cpu = cpu.servers + cpu.self
+	if _, err := ph.stop(); err != nil {
+		return resyncRun{}, err
+	}
+	run.peak = ph.peak
+	rows, err := sl.Query(ctx, "SELECT extract(epoch FROM at - $1)::float8, message FROM mirror_events WHERE mirror = 'bench' AND at >= $1 ORDER BY at", t0)
+	if err != nil {
+		return resyncRun{}, err
+	}
+	var b strings.Builder
+	for rows.Next() {
+		var off float64
+		var msg string
+		if err := rows.Scan(&off, &msg); err != nil {
+			return resyncRun{}, err
+		}
+		if len(msg) > 70 {
+			msg = msg[:70] + "..."
+		}
+		fmt.Fprintf(&b, "\n  %6.2f s  %s", off, msg)
+	}
+	run.timeline = b.String()
+	return run, rows.Err()
 }
 
 // probe is a reader polling the destination table during a resync.
