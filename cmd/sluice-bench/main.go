@@ -341,6 +341,9 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if err := checkpoint(ctx); err != nil {
 		return err
 	}
+	if cpu0, err = cpuNow(servers...); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub ENABLE"); err != nil {
 		return err
@@ -349,6 +352,10 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	nativeSecs := time.Since(start).Seconds()
+	nativeCPU, err := cpuSince(cpu0)
+	if err != nil {
+		return err
+	}
 	if _, err := native.Exec(ctx, "ALTER SUBSCRIPTION native_sub DISABLE"); err != nil {
 		return err
 	}
@@ -364,6 +371,9 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if err != nil {
 		return err
 	}
+	if cpu0, err = cpuNow(servers...); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := sl.Exec(ctx, "RESUME MIRROR bench"); err != nil {
 		return err
@@ -372,6 +382,10 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	sluiceSecs := time.Since(start).Seconds()
+	sluiceCPU, err := cpuSince(cpu0)
+	if err != nil {
+		return err
+	}
 	cdcRSS, err := cdcPhase.stop()
 	if err != nil {
 		return err
@@ -379,6 +393,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	fmt.Printf("native logical replication: %7.2f s  %9.0f rows/s\n", nativeSecs, float64(changes)/nativeSecs)
 	fmt.Printf("sluice:                     %7.2f s  %9.0f rows/s\n", sluiceSecs, float64(changes)/sluiceSecs)
 	fmt.Printf("ratio (sluice / native):    %7.2f\n", nativeSecs/sluiceSecs)
+	fmt.Printf("native:    %s\nsluice:    %s\n", nativeCPU, sluiceCPU)
 	fmt.Println(cdcRSS)
 	if resync {
 		if err := benchResync(ctx, sl, dstC.URL("mirror"), rows, pipeSecs); err != nil {
