@@ -235,6 +235,10 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if cpu0, err = cpuNow(servers...); err != nil {
 		return err
 	}
+	var t0 time.Time
+	if err := sl.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&t0); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR bench FROM src TO dst WITH TABLE MAPPING
 		(pgbench_accounts:pgbench_accounts)%s`, withWorkers(workers))); err != nil {
@@ -249,6 +253,10 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	}
 	loadRSS, err := loadPhase.stop()
+	if err != nil {
+		return err
+	}
+	loadEvents, err := timeline(ctx, sl, "bench", t0)
 	if err != nil {
 		return err
 	}
@@ -284,6 +292,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	fmt.Printf("sluice:    %s\n", mirrorCPU)
 	fmt.Printf("(servers: source + destination + Sluice's catalog)\n")
 	fmt.Println(loadRSS)
+	fmt.Printf("sluice's events:%s\n", loadEvents)
 	if configs, err := parseConfigs(compare); err != nil {
 		return err
 	} else if len(configs) > 0 {
@@ -606,24 +615,31 @@ func timeResync(ctx context.Context, sl *pgx.Conn, stmt, done string, r *probe, 
 		return resyncRun{}, err
 	}
 	run.peak = ph.peak
-	rows, err := sl.Query(ctx, "SELECT extract(epoch FROM at - $1)::float8, message FROM mirror_events WHERE mirror = 'bench' AND at >= $1 ORDER BY at", t0)
+	run.timeline, err = timeline(ctx, sl, "bench", t0)
+	return run, err
+}
+
+// timeline returns mirror's events since t0 (the catalog's clock), one
+// line each, at its offset from t0.
+func timeline(ctx context.Context, sl *pgx.Conn, mirror string, t0 time.Time) (string, error) {
+	rows, err := sl.Query(ctx, "SELECT extract(epoch FROM at - $2)::float8, message FROM mirror_events WHERE mirror = $1 AND at >= $2 ORDER BY at",
+		mirror, t0)
 	if err != nil {
-		return resyncRun{}, err
+		return "", err
 	}
 	var b strings.Builder
 	for rows.Next() {
 		var off float64
 		var msg string
 		if err := rows.Scan(&off, &msg); err != nil {
-			return resyncRun{}, err
+			return "", err
 		}
 		if len(msg) > 70 {
 			msg = msg[:70] + "..."
 		}
 		fmt.Fprintf(&b, "\n  %6.2f s  %s", off, msg)
 	}
-	run.timeline = b.String()
-	return run, rows.Err()
+	return b.String(), rows.Err()
 }
 
 // probe is a reader polling the destination table during a resync.
