@@ -83,7 +83,7 @@ func TestLeaseFencing(t *testing.T) {
 	}
 	// Released with a reservation: a node's periodic look skips it, a
 	// statement takes it.
-	if err := s.ReleaseLease(ctx, "m", catalog.Lease{Node: "n2", Epoch: e2}, 5*time.Second); err != nil {
+	if err := s.ReleaseLease(ctx, "m", catalog.Lease{Node: "n2", Epoch: e2}, 5*time.Second, "test"); err != nil {
 		t.Fatal(err)
 	}
 	if names, err := s.MirrorsToRun(ctx); err != nil || len(names) != 0 {

@@ -86,6 +86,14 @@ type Engine struct {
 	bgDone chan struct{}
 	// closed: Close was called; no runner starts any more.
 	closed bool
+	// lookNow asks the heartbeat goroutine to look for free streams now
+	// (another node freed one: cluster.go); buffered, one pending at most.
+	lookNow chan struct{}
+	// lastHandOver is when this node last gave a stream up to balance the
+	// nodes, or started (guarded by mu).
+	lastHandOver time.Time
+	// stopping is done once, before the first lease a stopping node frees.
+	stopping sync.Once
 }
 
 type runner struct {
@@ -104,6 +112,12 @@ type runner struct {
 	// lost: the lease is lost or stale and the runner was told to stop
 	// (guarded by Engine.mu).
 	lost bool
+	// handOver: the runner was stopped to give its stream to another node
+	// (balance, cluster.go); guarded by Engine.mu.
+	handOver bool
+	// tried is closed once the runner's attempt to acquire the lease is
+	// over, taken (lease set) or not.
+	tried chan struct{}
 	// wake tells the flow to look for requests now (see Wake).
 	wake chan struct{}
 	// validate hands VALIDATE MIRROR requests to the streaming flow
@@ -116,27 +130,25 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg}, nil
+	return &Engine{cfg: cfg, lookNow: make(chan struct{}, 1)}, nil
 }
 
 // Start registers this node in the catalog (freeing the leases of its
-// earlier run), starts its heartbeat (cluster.go), and resumes every
-// mirror whose operator wants it running and whose lease is free. Runners
-// stop when ctx ends (Close waits for them). Call it once.
+// earlier run), starts its heartbeat (cluster.go), and resumes the
+// mirrors whose operator wants them running and whose lease is free, up
+// to its fair share when other nodes are alive (look). Runners stop when
+// ctx ends (Close waits for them). Call it once.
 func (e *Engine) Start(ctx context.Context) error {
 	store := e.cfg.Store
 	if err := store.RegisterNode(ctx, e.cfg.Node, e.cfg.Address, e.cfg.NodeTimeout); err != nil {
 		return err
 	}
-	names, err := store.MirrorsToRun(ctx)
-	if err != nil {
-		return err
-	}
 	e.mu.Lock()
 	e.base = ctx
+	e.lastHandOver = time.Now()
 	e.mu.Unlock()
-	for _, name := range names {
-		e.start(name, false)
+	if err := e.look(ctx); err != nil {
+		return err
 	}
 	e.startNode(ctx)
 	return nil
@@ -181,27 +193,29 @@ func (e *Engine) Run(name string) {
 	e.start(name, true)
 }
 
-// start starts a runner for the mirror unless one runs; statement: see
-// runner.statement.
-func (e *Engine) start(name string, statement bool) {
+// start starts a runner for the mirror unless one runs, and returns it
+// (nil when none started); statement: see runner.statement.
+func (e *Engine) start(name string, statement bool) *runner {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.base == nil || e.base.Err() != nil || e.closed {
-		return
+		return nil
 	}
 	if e.runners == nil {
 		e.runners = make(map[string]*runner)
 	}
 	if _, ok := e.runners[name]; ok {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithCancel(e.base)
 	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), validate: make(chan *validation),
-		statement: statement}
+		statement: statement, tried: make(chan struct{})}
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		if lease, ok := e.acquire(ctx, name, r); ok {
+		lease, ok := e.acquire(ctx, name, r)
+		close(r.tried)
+		if ok {
 			e.run(catalog.WithLease(ctx, lease), name, r.wake, r.validate)
 			e.release(name, r)
 		}
@@ -211,6 +225,7 @@ func (e *Engine) start(name string, statement bool) {
 		}
 		e.mu.Unlock()
 	}()
+	return r
 }
 
 // Stop makes sure no node runs the mirror's flow, and waits until none
