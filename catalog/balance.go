@@ -20,20 +20,17 @@ import (
 type FreeMirror struct {
 	Name string
 	// FreeFor is how long the lease has been free: since it was released
-	// or expired; a very long time when that is not known (a lease never
-	// taken, or cleared by RegisterNode).
+	// or expired; when that is not known (a lease never taken, or a
+	// reservation cleared by RegisterNode), since the mirror was created.
 	FreeFor time.Duration
 }
-
-// neverHeld is FreeMirror.FreeFor of a lease free since a time unknown.
-const neverHeld = 100 * 365 * 24 * time.Hour
 
 // FreeMirrors lists the mirrors that should run (desired RUNNING, not
 // COMPLETED) and whose lease is free, unreserved, or expired, the longest
 // free first: those a node may take.
 func (s *Store) FreeMirrors(ctx context.Context) ([]FreeMirror, error) {
 	rows, err := s.pool.Query(ctx, `
-SELECT name, coalesce(extract(epoch FROM now() - lease_expires_at)::double precision, -1) FROM sluice.mirrors
+SELECT name, extract(epoch FROM now() - coalesce(lease_expires_at, created_at))::double precision FROM sluice.mirrors
 WHERE desired = $1 AND phase <> 'COMPLETED' AND (lease_expires_at IS NULL OR lease_expires_at < now())
 ORDER BY lease_expires_at NULLS FIRST, name`, DesiredRunning)
 	if err != nil {
@@ -43,11 +40,7 @@ ORDER BY lease_expires_at NULLS FIRST, name`, DesiredRunning)
 	var name string
 	var secs float64
 	_, err = pgx.ForEachRow(rows, []any{&name, &secs}, func() error {
-		f := FreeMirror{Name: name, FreeFor: time.Duration(secs * float64(time.Second))}
-		if secs < 0 {
-			f.FreeFor = neverHeld
-		}
-		out = append(out, f)
+		out = append(out, FreeMirror{Name: name, FreeFor: time.Duration(secs * float64(time.Second))})
 		return nil
 	})
 	if err != nil {

@@ -95,7 +95,7 @@ ON CONFLICT (id) DO UPDATE SET address = excluded.address, started_at = now(), h
 		}
 		_, err = tx.Exec(ctx, `
 WITH u AS (
-    UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = false WHERE node = $1
+    UPDATE sluice.mirrors SET node = NULL, lease_expires_at = now(), lease_release = false WHERE node = $1
     RETURNING name, lease_epoch)
 INSERT INTO sluice.mirror_events (mirror, kind, message)
 SELECT name, 'node', format('stream stopped on node %s (epoch %s): the node restarted', $1::text, lease_epoch) FROM u`, id)
