@@ -398,9 +398,15 @@ func TestLagHistoryOnOwner(t *testing.T) {
 			}
 		}
 	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go write(stop)
+	stop, written := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(written)
+		write(stop)
+	}()
+	defer func() {
+		close(stop)
+		<-written // before the connection closes
+	}()
 	from := time.Now()
 	time.Sleep(6 * time.Second)
 	before := samples(from)
