@@ -18,10 +18,11 @@ import (
 // does its periodic work, and the leader expires (owner.go).
 //
 // The rate is computed against this node's own previous sample of the
-// mirror, and only when that sample was taken in the round just before:
-// a mirror that moved here from another node, or back after a while,
-// has no rate in its first sample here (NULL, unknown) rather than a rate
-// over an interval this node did not watch.
+// mirror, kept only while the mirror is sampled here at every successful
+// round: a mirror that moved here from another node, or back after a
+// while, has no rate in its first sample here (NULL, unknown) rather than
+// a rate against a sample another node took, or one this node took
+// before another node's turn.
 
 // Defaults of Config.LagHistoryRetention and Config.LagHistoryEvery.
 const (
@@ -90,12 +91,12 @@ func (e *Executor) sampleLagOnce(ctx context.Context, prev map[string]lagMark) e
 	seen := make(map[string]bool, len(lags))
 	for _, l := range lags {
 		// The owner as MirrorLags read it, with the sample's figures.
-		if l.Owner != "" && l.Owner != own.node || l.Owner == "" && !own.leader {
+		if !own.mineAs(l.Owner) {
 			continue
 		}
 		seen[l.Mirror] = true
 		samples = append(samples, catalog.LagSample{Mirror: l.Mirror, LagBytes: l.LagBytes, LagSeconds: l.LagSeconds,
-			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, l.RowsSynced, 2*e.cfg.LagHistoryEvery)})
+			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, l.RowsSynced)})
 		prev[l.Mirror] = lagMark{at: at, rows: l.RowsSynced}
 	}
 	for name := range prev {
@@ -111,12 +112,13 @@ func (e *Executor) sampleLagOnce(ctx context.Context, prev map[string]lagMark) e
 }
 
 // rowsPerSecond is the rate of rows applied from the previous sample p to
-// rows at at; nil without a previous sample, with one older than maxGap
-// (a round missed: the catalog was away), or when rows_synced went back
-// (a RESYNC MIRROR starts it over), so the rate is not known.
-func rowsPerSecond(p lagMark, at time.Time, rows int64, maxGap time.Duration) *float64 {
+// rows at at; nil without a previous sample, or when rows_synced went back
+// (a RESYNC MIRROR starts it over), so the rate is not known. rows_synced
+// is the catalog's, whichever node applied them, so the rate is right over
+// any interval this node watched.
+func rowsPerSecond(p lagMark, at time.Time, rows int64) *float64 {
 	secs := at.Sub(p.at).Seconds()
-	if p.at.IsZero() || secs <= 0 || at.Sub(p.at) > maxGap || rows < p.rows {
+	if p.at.IsZero() || secs <= 0 || rows < p.rows {
 		return nil
 	}
 	r := float64(rows-p.rows) / secs

@@ -43,8 +43,13 @@ func (e *Executor) readOwnership(ctx context.Context) (ownership, error) {
 // mine reports whether this node does the mirror's periodic work: it holds
 // the mirror's lease, or nobody does and this node leads.
 func (o ownership) mine(mirror string) bool {
-	owner, ok := o.owners[mirror]
-	if ok {
+	return o.mineAs(o.owners[mirror])
+}
+
+// mineAs is mine for a mirror whose lease owner is ("": none) read
+// elsewhere.
+func (o ownership) mineAs(owner string) bool {
+	if owner != "" {
 		return owner == o.node
 	}
 	return o.leader

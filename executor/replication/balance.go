@@ -21,9 +21,14 @@ import (
 //     an error or a resync under way is handed over, so no initial load or
 //     resync starts over.
 //
-// Statements (Run) are not subject to the share: a statement runs the
-// mirror on the node where it was issued, and balance moves it later if
-// needed.
+//   - placeElsewhere: a statement (Run) that finds the mirror's lease free
+//     and unreserved (CREATE MIRROR, a RESUME MIRROR after a while) on a
+//     node at or above its share, while another alive node is below its
+//     own, leaves the mirror to the nodes below their share: it tells
+//     them (a "look" notification) and one takes it at once. A statement
+//     that stopped the mirror (its lease reserved: RESYNC MIRROR, ALTER
+//     MIRROR, VALIDATE MIRROR, a quick PAUSE and RESUME) runs it where it
+//     was issued; balance moves it later if needed.
 
 // takeAnyAfter is how long a free lease waits for a node below its share
 // before any node takes it.
@@ -105,4 +110,39 @@ func (e *Engine) balance(ctx context.Context) error {
 		"alive_nodes", len(load.Streams))
 	go e.stopLocal(name, false)
 	return nil
+}
+
+// placeElsewhere reports whether a statement's run of the mirror should be
+// left to another node (see above), having told the others; false when
+// this node should take it, or when the catalog cannot tell (it tries).
+func (e *Engine) placeElsewhere(ctx context.Context, name string) bool {
+	store := e.cfg.Store
+	free, err := store.FreeMirrors(ctx)
+	if err != nil {
+		return false
+	}
+	isFree := false
+	for _, f := range free {
+		isFree = isFree || f.Name == name
+	}
+	if !isFree {
+		return false // reserved for this statement, held elsewhere, or not to run
+	}
+	load, err := store.GetClusterLoad(ctx)
+	if err != nil {
+		return false
+	}
+	share, mine := load.Share(), load.Streams[e.cfg.Node]
+	below := false
+	for node, n := range load.Streams {
+		below = below || (node != e.cfg.Node && n < share)
+	}
+	if mine < share || !below {
+		return false
+	}
+	if err := store.Notify(ctx, allNodes, "look", name); err != nil {
+		return false
+	}
+	e.cfg.Logger.InfoContext(ctx, "mirror left to a node below its share", "mirror", name, "streams", mine, "share", share)
+	return true
 }

@@ -154,9 +154,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops every runner and waits for them; their leases are released
-// free, for other nodes to take at once, and the node is recorded as
-// stopped.
+// Close stops every runner and waits for them; the node is marked
+// stopping and their leases are released free, each with a notification
+// to the other nodes, which take them at once (cluster.go); the node is
+// recorded as stopped. A process ending its Start context (SIGTERM) does
+// the same as its runners end, before Close.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop, done := e.bgStop, e.bgDone
@@ -186,9 +188,11 @@ func (e *Engine) Close() {
 }
 
 // Run runs the mirror's flow here unless it is already running here, the
-// engine was not started (a server that only serves statements), or
-// another node holds the mirror's live stream lease (that node runs it).
-// The lease is taken by the runner, asynchronously. Idempotent.
+// engine was not started (a server that only serves statements), another
+// node holds the mirror's live stream lease (that node runs it), or the
+// lease is free and unreserved while this node runs its share and another
+// node less (that node takes it: balance.go). The lease is taken by the
+// runner, asynchronously. Idempotent.
 func (e *Engine) Run(name string) {
 	e.start(name, true)
 }
@@ -213,7 +217,11 @@ func (e *Engine) start(name string, statement bool) *runner {
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		lease, ok := e.acquire(ctx, name, r)
+		ok := false
+		var lease catalog.Lease
+		if !statement || !e.placeElsewhere(ctx, name) {
+			lease, ok = e.acquire(ctx, name, r)
+		}
 		close(r.tried)
 		if ok {
 			e.run(catalog.WithLease(ctx, lease), name, r.wake, r.validate)
