@@ -182,10 +182,12 @@ func sixTables(t *testing.T, src *pgx.Conn) string {
 }
 
 // Three nodes, six mirrors, all created on one node: the streams spread
-// to two a node (hand-overs by the node that ran the statements). Under a
-// write load, the owner of a stream is killed with SIGKILL: the other two
-// take its streams within 30 s, three each, and the destination converges
-// row by row. The killed node comes back: two each again. Then a node is
+// to two a node (the node that ran the statements leaves mirrors to the
+// nodes below their share). Under a write load, the owner of a stream is
+// killed with SIGKILL: the other two take its streams within 30 s, three
+// each, and the destination converges row by row. The killed node comes
+// back: the others hand it one stream each (events say so), two each
+// again. Then a node is
 // stopped with SIGTERM: it frees its streams and tells the others, which
 // take them at once (the events show the stop on one node, then the start
 // on another, nothing between; the first batch on the new node follows
@@ -262,10 +264,21 @@ func TestThreeNodes(t *testing.T) {
 	converge()
 
 	// The killed node comes back: the others hand one stream each over.
+	mark := s.lastEventID()
 	byID[victim].Start()
 	back := time.Now()
 	owners = s.waitSpread("the restarted node given its share", names, ids, 2, 2, 2*time.Minute)
 	t.Logf("2/2/2 again %s after the restart: %v", time.Since(back).Round(100*time.Millisecond), owners)
+	for _, n := range names {
+		if owners[n] != victim {
+			continue
+		}
+		evs := s.mirrorEvents(n, mark)
+		if len(evs) < 2 || evs[0].kind != "node" || !strings.HasSuffix(evs[0].message, "handed over to balance the nodes") ||
+			evs[1].kind != "node" || !strings.HasPrefix(evs[1].message, "stream started on node "+victim) {
+			t.Fatalf("%s moved to the restarted node %s; want a hand-over then its start, events:\n%s", n, victim, s.events(n))
+		}
+	}
 	converge()
 
 	// SIGTERM of a node that did not die before.
@@ -276,7 +289,7 @@ func TestThreeNodes(t *testing.T) {
 			theirs = append(theirs, n)
 		}
 	}
-	mark := s.lastEventID()
+	mark = s.lastEventID()
 	loaded = load(10)
 	time.Sleep(2 * time.Second)
 	byID[stopped].Stop()
