@@ -18,8 +18,8 @@ import (
 //     issued) hands one stream over, at most once per node timeout: it
 //     stops that flow, frees its lease and tells the others, one of which,
 //     below its share, takes it at once. Only a streaming mirror without
-//     an error or a resync under way is handed over, so no initial load or
-//     resync starts over.
+//     an error, a resync or a validation under way is handed over, so no
+//     initial load, resync or validation starts over.
 //
 //   - placeElsewhere: a statement (Run) that finds the mirror's lease free
 //     and unreserved (CREATE MIRROR, a RESUME MIRROR after a while) on a
@@ -99,9 +99,9 @@ func (e *Engine) balance(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	r := e.runners[name]
-	if r == nil || r.lease.Epoch == 0 || r.lost {
+	if r == nil || r.lease.Epoch == 0 || r.lost || r.validating.Load() > 0 {
 		e.mu.Unlock()
-		return nil
+		return nil // the next heartbeat looks again
 	}
 	r.handOver = true
 	e.lastHandOver = time.Now()

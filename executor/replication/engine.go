@@ -118,6 +118,9 @@ type runner struct {
 	// tried is closed once the runner's attempt to acquire the lease is
 	// over, taken (lease set) or not.
 	tried chan struct{}
+	// validating counts the VALIDATE MIRROR requests under way on the
+	// flow: a stream is not handed over for balance meanwhile.
+	validating atomic.Int32
 	// wake tells the flow to look for requests now (see Wake).
 	wake chan struct{}
 	// validate hands VALIDATE MIRROR requests to the streaming flow
