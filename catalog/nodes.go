@@ -287,20 +287,6 @@ UPDATE sluice.mirrors SET lease_release = true WHERE name = $1 AND node IS NOT N
 	return s.Notify(ctx, node, "release", mirror)
 }
 
-// MirrorsToRun lists the mirrors that should run (desired RUNNING, not
-// COMPLETED) and whose lease is free, unreserved, or expired: those a node
-// may take.
-func (s *Store) MirrorsToRun(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `
-SELECT name FROM sluice.mirrors
-WHERE desired = $1 AND phase <> 'COMPLETED' AND (lease_expires_at IS NULL OR lease_expires_at < now())
-ORDER BY name`, DesiredRunning)
-	if err != nil {
-		return nil, fmt.Errorf("list mirrors to run: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
 // Notify tells node, through ClusterChannel, to do op ("release", "wake")
 // for mirror now.
 func (s *Store) Notify(ctx context.Context, node, op, mirror string) error {
