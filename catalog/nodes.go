@@ -94,7 +94,11 @@ ON CONFLICT (id) DO UPDATE SET address = excluded.address, started_at = now(), h
 			return fmt.Errorf("register node %s: %w", id, err)
 		}
 		_, err = tx.Exec(ctx, `
-UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = false WHERE node = $1`, id)
+WITH u AS (
+    UPDATE sluice.mirrors SET node = NULL, lease_expires_at = now(), lease_release = false WHERE node = $1
+    RETURNING name, lease_epoch)
+INSERT INTO sluice.mirror_events (mirror, kind, message)
+SELECT name, 'node', format('stream stopped on node %s (epoch %s): the node restarted', $1::text, lease_epoch) FROM u`, id)
 		if err != nil {
 			return fmt.Errorf("register node %s: release the leases of its last run: %w", id, err)
 		}
@@ -123,14 +127,18 @@ func (s *Store) HeartbeatNode(ctx context.Context, id string) error {
 }
 
 // StopNode records that node id stopped cleanly, and frees the leases it
-// still holds.
+// still holds (each with an event, as ReleaseLease).
 func (s *Store) StopNode(ctx context.Context, id string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE sluice.nodes SET stopped_at = now() WHERE id = $1`, id); err != nil {
 			return fmt.Errorf("stop node %s: %w", id, err)
 		}
 		_, err := tx.Exec(ctx, `
-UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = false WHERE node = $1`, id)
+WITH u AS (
+    UPDATE sluice.mirrors SET node = NULL, lease_expires_at = now(), lease_release = false WHERE node = $1
+    RETURNING name, lease_epoch)
+INSERT INTO sluice.mirror_events (mirror, kind, message)
+SELECT name, 'node', format('stream stopped on node %s (epoch %s): the node stopped', $1::text, lease_epoch) FROM u`, id)
 		if err != nil {
 			return fmt.Errorf("stop node %s: release its leases: %w", id, err)
 		}
@@ -139,8 +147,9 @@ UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = 
 }
 
 // AcquireLease makes node the holder of the mirror's stream lease until
-// ttl from now, under a new epoch, which it returns; ok is false (and
-// nothing changes) when another node holds a lease that has not expired.
+// ttl from now, under a new epoch, which it returns, with an event (kind
+// "node": the stream started on node); ok is false (and nothing changes)
+// when another node holds a lease that has not expired.
 // A lease node holds already is taken again under a new epoch: each run of
 // a flow has an epoch of its own. Free leases reserved by a Stop (see
 // ReserveLease) are taken only when statement is true: a statement that
@@ -148,11 +157,16 @@ UPDATE sluice.mirrors SET node = NULL, lease_expires_at = NULL, lease_release = 
 // free mirrors leaves it alone until the reservation lapses.
 func (s *Store) AcquireLease(ctx context.Context, mirror, node string, ttl time.Duration, statement bool) (epoch int64, ok bool, err error) {
 	err = s.pool.QueryRow(ctx, `
-UPDATE sluice.mirrors
-SET node = $2, lease_epoch = lease_epoch + 1, lease_expires_at = now() + $3::interval, lease_release = false
-WHERE name = $1
-  AND (node = $2 OR lease_expires_at IS NULL OR lease_expires_at < now() OR (node IS NULL AND $4))
-RETURNING lease_epoch`, mirror, node, ttl, statement).Scan(&epoch)
+WITH u AS (
+    UPDATE sluice.mirrors
+    SET node = $2, lease_epoch = lease_epoch + 1, lease_expires_at = now() + $3::interval, lease_release = false
+    WHERE name = $1
+      AND (node = $2 OR lease_expires_at IS NULL OR lease_expires_at < now() OR (node IS NULL AND $4))
+    RETURNING name, lease_epoch),
+e AS (
+    INSERT INTO sluice.mirror_events (mirror, kind, message)
+    SELECT name, 'node', format('stream started on node %s (epoch %s)', $2::text, lease_epoch) FROM u)
+SELECT lease_epoch FROM u`, mirror, node, ttl, statement).Scan(&epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -194,15 +208,22 @@ RETURNING m.name, m.lease_release`, node, ttl, names, epochs)
 	return out, nil
 }
 
-// ReleaseLease gives up lease l of the mirror, when it is still held. With
-// reserve > 0 the free lease stays reserved that long (see ReserveLease).
-// Idempotent.
-func (s *Store) ReleaseLease(ctx context.Context, mirror string, l Lease, reserve time.Duration) error {
+// ReleaseLease gives up lease l of the mirror, when it is still held,
+// with an event (kind "node") saying the stream stopped on l's node and
+// why. With reserve > 0 the free lease stays reserved that long (see
+// ReserveLease); else lease_expires_at keeps the time it was freed (see
+// FreeMirrors). Idempotent.
+func (s *Store) ReleaseLease(ctx context.Context, mirror string, l Lease, reserve time.Duration, why string) error {
 	_, err := s.pool.Exec(ctx, `
-UPDATE sluice.mirrors
-SET node = NULL, lease_release = false,
-    lease_expires_at = CASE WHEN $4::interval > '0'::interval THEN now() + $4::interval END
-WHERE name = $1 AND node = $2 AND lease_epoch = $3`, mirror, l.Node, l.Epoch, reserve)
+WITH u AS (
+    UPDATE sluice.mirrors
+    SET node = NULL, lease_release = false,
+        lease_expires_at = CASE WHEN $4::interval > '0'::interval THEN now() + $4::interval ELSE now() END
+    WHERE name = $1 AND node = $2 AND lease_epoch = $3
+    RETURNING name)
+INSERT INTO sluice.mirror_events (mirror, kind, message)
+SELECT name, 'node', format('stream stopped on node %s (epoch %s): %s', $2::text, $3::bigint, $5::text) FROM u`,
+		mirror, l.Node, l.Epoch, reserve, why)
 	if err != nil {
 		return fmt.Errorf("release the stream lease of mirror %q: %w", mirror, err)
 	}
@@ -264,20 +285,6 @@ UPDATE sluice.mirrors SET lease_release = true WHERE name = $1 AND node IS NOT N
 		return fmt.Errorf("ask the holder of mirror %q to release it: %w", mirror, err)
 	}
 	return s.Notify(ctx, node, "release", mirror)
-}
-
-// MirrorsToRun lists the mirrors that should run (desired RUNNING, not
-// COMPLETED) and whose lease is free, unreserved, or expired: those a node
-// may take.
-func (s *Store) MirrorsToRun(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `
-SELECT name FROM sluice.mirrors
-WHERE desired = $1 AND phase <> 'COMPLETED' AND (lease_expires_at IS NULL OR lease_expires_at < now())
-ORDER BY name`, DesiredRunning)
-	if err != nil {
-		return nil, fmt.Errorf("list mirrors to run: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // Notify tells node, through ClusterChannel, to do op ("release", "wake")

@@ -83,10 +83,10 @@ func TestLeaseFencing(t *testing.T) {
 	}
 	// Released with a reservation: a node's periodic look skips it, a
 	// statement takes it.
-	if err := s.ReleaseLease(ctx, "m", catalog.Lease{Node: "n2", Epoch: e2}, 5*time.Second); err != nil {
+	if err := s.ReleaseLease(ctx, "m", catalog.Lease{Node: "n2", Epoch: e2}, 5*time.Second, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if names, err := s.MirrorsToRun(ctx); err != nil || len(names) != 0 {
+	if names, err := s.FreeMirrors(ctx); err != nil || len(names) != 0 {
 		t.Fatalf("mirrors to run while reserved: %v %v", names, err)
 	}
 	if _, ok, err := s.AcquireLease(ctx, "m", "n1", time.Second, false); err != nil || ok {

@@ -14,7 +14,15 @@ import (
 // slot monitor; lag_seconds, recorded with each applied batch) and the
 // rows applied per second since its previous sample of the mirror, and
 // deletes rows older than LagHistoryRetention. One goroutine, the
-// catalog's clock.
+// catalog's clock. In a cluster, each mirror is sampled by the node that
+// does its periodic work, and the leader expires (owner.go).
+//
+// The rate is computed against this node's own previous sample of the
+// mirror, kept only while the mirror is sampled here at every successful
+// round: a mirror that moved here from another node, or back after a
+// while, has no rate in its first sample here (NULL, unknown) rather than
+// a rate against a sample another node took, or one this node took
+// before another node's turn.
 
 // Defaults of Config.LagHistoryRetention and Config.LagHistoryEvery.
 const (
@@ -75,25 +83,39 @@ func (e *Executor) sampleLagOnce(ctx context.Context, prev map[string]lagMark) e
 	if err != nil {
 		return err
 	}
-	samples := make([]catalog.LagSample, len(lags))
+	own, err := e.readOwnership(ctx)
+	if err != nil {
+		return err
+	}
+	samples := make([]catalog.LagSample, 0, len(lags))
 	seen := make(map[string]bool, len(lags))
-	for i, l := range lags {
+	for _, l := range lags {
+		// The owner as MirrorLags read it, with the sample's figures.
+		if !own.mineAs(l.Owner) {
+			continue
+		}
 		seen[l.Mirror] = true
-		samples[i] = catalog.LagSample{Mirror: l.Mirror, LagBytes: l.LagBytes, LagSeconds: l.LagSeconds,
-			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, l.RowsSynced)}
+		samples = append(samples, catalog.LagSample{Mirror: l.Mirror, LagBytes: l.LagBytes, LagSeconds: l.LagSeconds,
+			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, l.RowsSynced)})
 		prev[l.Mirror] = lagMark{at: at, rows: l.RowsSynced}
 	}
 	for name := range prev {
 		if !seen[name] {
-			delete(prev, name)
+			delete(prev, name) // gone, or sampled elsewhere: no rate against it later
 		}
 	}
-	return e.cfg.Store.AddLagSamples(ctx, at, samples, e.cfg.LagHistoryRetention)
+	var retention time.Duration
+	if own.leader {
+		retention = e.cfg.LagHistoryRetention
+	}
+	return e.cfg.Store.AddLagSamples(ctx, at, samples, retention)
 }
 
 // rowsPerSecond is the rate of rows applied from the previous sample p to
 // rows at at; nil without a previous sample, or when rows_synced went back
-// (a RESYNC MIRROR starts it over), so the rate is not known.
+// (a RESYNC MIRROR starts it over), so the rate is not known. rows_synced
+// is the catalog's, whichever node applied them, so the rate is right over
+// any interval this node watched.
 func rowsPerSecond(p lagMark, at time.Time, rows int64) *float64 {
 	secs := at.Sub(p.at).Seconds()
 	if p.at.IsZero() || secs <= 0 || rows < p.rows {

@@ -11,7 +11,8 @@ import (
 )
 
 // The slot monitor measures every mirror's lag on its source, whatever the
-// mirror's status and whether or not its flow is healthy: one goroutine,
+// mirror's status and whether or not its flow is healthy, on the node that
+// does the mirror's periodic work (owner.go): one goroutine,
 // short-lived connections of its own, one query per source peer every
 // monitorEvery. It records lag_bytes (pg_current_wal_lsn() -
 // confirmed_flush_lsn), the slot's wal_status and safe_wal_size, and the
@@ -60,9 +61,23 @@ func (e *Executor) measure(ctx context.Context) {
 		}
 		return
 	}
+	own, err := e.readOwnership(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.cfg.Logger.DebugContext(ctx, "slot monitor: read the mirrors' owners", "err", err)
+		}
+		return
+	}
 	bySource := make(map[string][]monitored)
 	var order []string
 	for _, name := range names {
+		if !own.mine(name) {
+			// Measured on its owner, whose metrics show whether its
+			// stream is active.
+			e.cfg.Observer.StreamActive(name, nil)
+			delete(e.warned, name)
+			continue
+		}
 		m, err := store.GetMirror(ctx, name)
 		if err != nil {
 			continue // dropped meanwhile, or the catalog is away

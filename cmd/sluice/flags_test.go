@@ -126,3 +126,30 @@ func TestNodeTimeoutFlag(t *testing.T) {
 		}
 	}
 }
+
+// --lag-history-interval defaults to 10s, comes from the environment too,
+// is checked (at least 100ms), and is in --help.
+func TestLagHistoryIntervalFlag(t *testing.T) {
+	t.Setenv("SLUICE_LAG_HISTORY_INTERVAL", "")
+	var stderr bytes.Buffer
+	cfg, err := parseServe(nil, &stderr)
+	if err != nil || cfg.LagHistoryInterval != 10*time.Second {
+		t.Fatalf("default: %+v, %v", cfg, err)
+	}
+	if cfg, err = parseServe([]string{"--lag-history-interval", "1s"}, &stderr); err != nil || cfg.LagHistoryInterval != time.Second {
+		t.Errorf("flag: %+v, %v", cfg, err)
+	}
+	t.Setenv("SLUICE_LAG_HISTORY_INTERVAL", "30s")
+	if cfg, err = parseServe(nil, &stderr); err != nil || cfg.LagHistoryInterval != 30*time.Second {
+		t.Errorf("environment: %+v, %v", cfg, err)
+	}
+	if _, err := parseServe([]string{"--lag-history-interval", "10ms"}, &stderr); err == nil ||
+		!strings.Contains(err.Error(), "--lag-history-interval") {
+		t.Errorf("--lag-history-interval 10ms: err = %v", err)
+	}
+	for _, flag := range []string{"--lag-history-interval", "SLUICE_LAG_HISTORY_INTERVAL", "10s"} {
+		if !strings.Contains(usage, flag) {
+			t.Errorf("--help does not mention %s", flag)
+		}
+	}
+}

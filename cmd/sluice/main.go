@@ -62,8 +62,11 @@ Flags of serve (each also read from the environment variable shown):
                        On a non-loopback address it needs SLUICE_PASSWORD, which every request
                        must then give as basic auth (any user name) or "Authorization: Bearer"
   --lag-history-retention D
-                       how long mirror_lag_history keeps its samples, taken every 10s
+                       how long mirror_lag_history keeps its samples
                        (SLUICE_LAG_HISTORY_RETENTION, default 168h)
+  --lag-history-interval D
+                       how often mirror_lag_history samples each mirror's lag
+                       (SLUICE_LAG_HISTORY_INTERVAL, default 10s, at least 100ms)
   --node-timeout D     how long a node may be silent before it is gone and other nodes sharing
                        the catalog take its mirrors' streams over; see docs/cluster.md
                        (SLUICE_NODE_TIMEOUT, default 15s, at least 1s)
@@ -102,6 +105,9 @@ type Config struct {
 	// LagHistoryRetention is how long mirror_lag_history keeps samples
 	// (executor.Config).
 	LagHistoryRetention time.Duration
+	// LagHistoryInterval is how often the lag history samples
+	// (executor.Config.LagHistoryEvery).
+	LagHistoryInterval time.Duration
 	// NodeTimeout is the silence after which a node is gone
 	// (executor.Config).
 	NodeTimeout time.Duration
@@ -140,6 +146,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LagHistoryRetention <= 0 {
 		return fmt.Errorf("invalid --lag-history-retention %s: must be positive", c.LagHistoryRetention)
+	}
+	if c.LagHistoryInterval < 100*time.Millisecond {
+		return fmt.Errorf("invalid --lag-history-interval %s: must be at least 100ms", c.LagHistoryInterval)
 	}
 	if c.NodeTimeout < replication.MinNodeTimeout {
 		return fmt.Errorf("invalid --node-timeout %s: must be at least %s", c.NodeTimeout, replication.MinNodeTimeout)
@@ -208,6 +217,11 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_LAG_HISTORY_RETENTION: %w", err)
 	}
 	fs.DurationVar(&cfg.LagHistoryRetention, "lag-history-retention", retention, "")
+	interval, err := time.ParseDuration(envOr("SLUICE_LAG_HISTORY_INTERVAL", executor.DefaultLagHistoryEvery.String()))
+	if err != nil {
+		return nil, fmt.Errorf("invalid SLUICE_LAG_HISTORY_INTERVAL: %w", err)
+	}
+	fs.DurationVar(&cfg.LagHistoryInterval, "lag-history-interval", interval, "")
 	nodeTimeout, err := time.ParseDuration(envOr("SLUICE_NODE_TIMEOUT", replication.DefaultNodeTimeout.String()))
 	if err != nil {
 		return nil, fmt.Errorf("invalid SLUICE_NODE_TIMEOUT: %w", err)
@@ -299,7 +313,7 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	mets := metrics.New(store.Pool(), logger)
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
 		CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
-		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention,
+		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention, LagHistoryEvery: cfg.LagHistoryInterval,
 		Node: node, NodeAddress: cfg.Listen, NodeTimeout: cfg.NodeTimeout})
 	if err != nil {
 		return err

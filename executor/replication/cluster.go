@@ -26,9 +26,13 @@ import (
 //     the node timeout (the watchdog), so that a node cut off from the
 //     catalog has stopped its streams before their leases can expire and
 //     another node take them.
-//   - Each heartbeat also starts a runner for each mirror that should run
-//     and whose lease is free or expired: how a dead node's streams move,
-//     within the node timeout and a heartbeat.
+//   - Each heartbeat also looks for mirrors that should run and whose
+//     lease is free or expired (look, balance.go): how a dead node's
+//     streams move, within the node timeout and a heartbeat. A node takes
+//     them up to its fair share; one above its share hands a stream over
+//     now and then (balance).
+//   - A node that stops (SIGTERM) frees its leases as its flows end and
+//     tells the others, which look at once.
 //   - Stop on one node stops the flow wherever it runs: the holder is
 //     asked (mirrors.lease_release, seen at its heartbeat, and a
 //     notification for now) to stop and release. Wake reaches the holder
@@ -96,26 +100,53 @@ func (e *Engine) acquire(ctx context.Context, name string, r *runner) (catalog.L
 	return l, true
 }
 
-// release gives runner r's lease up, reserved when a Stop asked so.
+// release gives runner r's lease up, reserved when a Stop asked so. A
+// lease given up by a stopping node or handed over for balance is free
+// for the others at once, and they are told (a "look" notification to
+// all), so that one takes the stream now rather than at its next
+// heartbeat. A stopping node first marks itself stopping, so that the
+// others share its streams out among themselves only.
 func (e *Engine) release(name string, r *runner) {
 	e.mu.Lock()
-	l, reserve := r.lease, r.reserve
+	l, reserve, handOver := r.lease, r.reserve, r.handOver
 	r.lease = catalog.Lease{}
+	stopping := e.closed || (e.base != nil && e.base.Err() != nil)
 	e.mu.Unlock()
 	if l.Epoch == 0 {
 		return
 	}
-	var keep time.Duration
-	if reserve {
-		keep = e.reserveFor()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	if err := e.cfg.Store.ReleaseLease(ctx, name, l, keep); err != nil {
+	var keep time.Duration
+	why := "its flow ended"
+	switch {
+	case reserve:
+		keep, why = e.reserveFor(), "stopped by a statement"
+	case handOver:
+		why = "handed over to balance the nodes"
+	case stopping:
+		why = "the node is stopping"
+		e.stopping.Do(func() {
+			if err := e.cfg.Store.MarkNodeStopping(ctx, e.cfg.Node); err != nil {
+				e.cfg.Logger.ErrorContext(ctx, "record the node stopping", "node", e.cfg.Node, "err", err)
+			}
+		})
+	}
+	if err := e.cfg.Store.ReleaseLease(ctx, name, l, keep, why); err != nil {
 		// It expires by itself.
 		e.cfg.Logger.ErrorContext(ctx, "release the mirror's stream lease", "mirror", name, "err", err)
+		return
+	}
+	e.cfg.Logger.InfoContext(ctx, "stream lease released", "mirror", name, "node", e.cfg.Node, "epoch", l.Epoch, "why", why)
+	if !reserve && (handOver || stopping) {
+		if err := e.cfg.Store.Notify(ctx, allNodes, "look", name); err != nil {
+			e.cfg.Logger.ErrorContext(ctx, "tell the other nodes a stream is free", "mirror", name, "err", err)
+		}
 	}
 }
+
+// allNodes is the node of a notification meant for every node.
+const allNodes = "*"
 
 // startNode starts the node's heartbeat, watchdog and listener; they end
 // with ctx or Close.
@@ -153,6 +184,13 @@ func (e *Engine) heartbeats(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.lookNow:
+			lctx, cancel := context.WithTimeout(ctx, e.heartbeatEvery())
+			if err := e.look(lctx); err != nil && lctx.Err() == nil {
+				e.cfg.Logger.ErrorContext(ctx, "look for free streams", "err", err)
+			}
+			cancel()
+			continue
 		case <-t.C:
 		}
 		e.beat(ctx)
@@ -206,13 +244,12 @@ func (e *Engine) beat(ctx context.Context) {
 		}
 		e.mu.Unlock()
 	}
-	names, err := store.MirrorsToRun(ctx)
-	if err != nil {
-		e.cfg.Logger.ErrorContext(ctx, "list the mirrors to run", "err", err)
+	if err := e.look(ctx); err != nil {
+		e.cfg.Logger.ErrorContext(ctx, "look for free streams", "err", err)
 		return
 	}
-	for _, name := range names {
-		e.start(name, false)
+	if err := e.balance(ctx); err != nil {
+		e.cfg.Logger.ErrorContext(ctx, "balance the streams", "err", err)
 	}
 }
 
@@ -247,10 +284,15 @@ func (e *Engine) listen(ctx context.Context) {
 	for {
 		err := e.cfg.Store.Listen(ctx, func(payload string) {
 			node, op, name, ok := catalog.ParseNotification(payload)
-			if !ok || node != e.cfg.Node {
+			if !ok || (node != e.cfg.Node && node != allNodes) {
 				return
 			}
 			switch op {
+			case "look":
+				select {
+				case e.lookNow <- struct{}{}:
+				default: // one pending already
+				}
 			case "release":
 				e.mu.Lock()
 				_, here := e.runners[name]
@@ -322,7 +364,8 @@ func (e *Engine) stopElsewhere(name string) error {
 			// A lease of this node no runner here holds: a runner started
 			// meanwhile, stopped now.
 			e.stopLocal(name, true)
-			_ = store.ReleaseLease(ctx, name, catalog.Lease{Node: e.cfg.Node, Epoch: last.Epoch}, e.reserveFor())
+			_ = store.ReleaseLease(ctx, name, catalog.Lease{Node: e.cfg.Node, Epoch: last.Epoch}, e.reserveFor(),
+				"stopped by a statement")
 		case last.Node != "" && time.Since(asked) > time.Second:
 			if err := store.RequestRelease(ctx, name); err != nil && ctx.Err() == nil {
 				return fmt.Errorf("stop mirror %q: %w", name, err)

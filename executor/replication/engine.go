@@ -86,6 +86,14 @@ type Engine struct {
 	bgDone chan struct{}
 	// closed: Close was called; no runner starts any more.
 	closed bool
+	// lookNow asks the heartbeat goroutine to look for free streams now
+	// (another node freed one: cluster.go); buffered, one pending at most.
+	lookNow chan struct{}
+	// lastHandOver is when this node last gave a stream up to balance the
+	// nodes, or started (guarded by mu).
+	lastHandOver time.Time
+	// stopping is done once, before the first lease a stopping node frees.
+	stopping sync.Once
 }
 
 type runner struct {
@@ -104,6 +112,15 @@ type runner struct {
 	// lost: the lease is lost or stale and the runner was told to stop
 	// (guarded by Engine.mu).
 	lost bool
+	// handOver: the runner was stopped to give its stream to another node
+	// (balance, cluster.go); guarded by Engine.mu.
+	handOver bool
+	// tried is closed once the runner's attempt to acquire the lease is
+	// over, taken (lease set) or not.
+	tried chan struct{}
+	// validating counts the VALIDATE MIRROR requests under way on the
+	// flow: a stream is not handed over for balance meanwhile.
+	validating atomic.Int32
 	// wake tells the flow to look for requests now (see Wake).
 	wake chan struct{}
 	// validate hands VALIDATE MIRROR requests to the streaming flow
@@ -116,35 +133,35 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg}, nil
+	return &Engine{cfg: cfg, lookNow: make(chan struct{}, 1)}, nil
 }
 
 // Start registers this node in the catalog (freeing the leases of its
-// earlier run), starts its heartbeat (cluster.go), and resumes every
-// mirror whose operator wants it running and whose lease is free. Runners
-// stop when ctx ends (Close waits for them). Call it once.
+// earlier run), starts its heartbeat (cluster.go), and resumes the
+// mirrors whose operator wants them running and whose lease is free, up
+// to its fair share when other nodes are alive (look). Runners stop when
+// ctx ends (Close waits for them). Call it once.
 func (e *Engine) Start(ctx context.Context) error {
 	store := e.cfg.Store
 	if err := store.RegisterNode(ctx, e.cfg.Node, e.cfg.Address, e.cfg.NodeTimeout); err != nil {
 		return err
 	}
-	names, err := store.MirrorsToRun(ctx)
-	if err != nil {
-		return err
-	}
 	e.mu.Lock()
 	e.base = ctx
+	e.lastHandOver = time.Now()
 	e.mu.Unlock()
-	for _, name := range names {
-		e.start(name, false)
+	if err := e.look(ctx); err != nil {
+		return err
 	}
 	e.startNode(ctx)
 	return nil
 }
 
-// Close stops every runner and waits for them; their leases are released
-// free, for other nodes to take at once, and the node is recorded as
-// stopped.
+// Close stops every runner and waits for them; the node is marked
+// stopping and their leases are released free, each with a notification
+// to the other nodes, which take them at once (cluster.go); the node is
+// recorded as stopped. A process ending its Start context (SIGTERM) does
+// the same as its runners end, before Close.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop, done := e.bgStop, e.bgDone
@@ -174,34 +191,42 @@ func (e *Engine) Close() {
 }
 
 // Run runs the mirror's flow here unless it is already running here, the
-// engine was not started (a server that only serves statements), or
-// another node holds the mirror's live stream lease (that node runs it).
-// The lease is taken by the runner, asynchronously. Idempotent.
+// engine was not started (a server that only serves statements), another
+// node holds the mirror's live stream lease (that node runs it), or the
+// lease is free and unreserved while this node runs its share and another
+// node less (that node takes it: balance.go). The lease is taken by the
+// runner, asynchronously. Idempotent.
 func (e *Engine) Run(name string) {
 	e.start(name, true)
 }
 
-// start starts a runner for the mirror unless one runs; statement: see
-// runner.statement.
-func (e *Engine) start(name string, statement bool) {
+// start starts a runner for the mirror unless one runs, and returns it
+// (nil when none started); statement: see runner.statement.
+func (e *Engine) start(name string, statement bool) *runner {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.base == nil || e.base.Err() != nil || e.closed {
-		return
+		return nil
 	}
 	if e.runners == nil {
 		e.runners = make(map[string]*runner)
 	}
 	if _, ok := e.runners[name]; ok {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithCancel(e.base)
 	r := &runner{cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), validate: make(chan *validation),
-		statement: statement}
+		statement: statement, tried: make(chan struct{})}
 	e.runners[name] = r
 	go func() {
 		defer close(r.done)
-		if lease, ok := e.acquire(ctx, name, r); ok {
+		ok := false
+		var lease catalog.Lease
+		if !statement || !e.placeElsewhere(ctx, name) {
+			lease, ok = e.acquire(ctx, name, r)
+		}
+		close(r.tried)
+		if ok {
 			e.run(catalog.WithLease(ctx, lease), name, r.wake, r.validate)
 			e.release(name, r)
 		}
@@ -211,6 +236,7 @@ func (e *Engine) start(name string, statement bool) {
 		}
 		e.mu.Unlock()
 	}()
+	return r
 }
 
 // Stop makes sure no node runs the mirror's flow, and waits until none

@@ -150,6 +150,8 @@ func (e *Engine) Validate(ctx context.Context, name string, req ValidateRequest)
 	if r == nil {
 		return ValidateResult{}, fmt.Errorf("%w: its flow is not running", ErrNotStreaming)
 	}
+	r.validating.Add(1) // no hand-over for balance meanwhile (balance.go)
+	defer r.validating.Add(-1)
 	v := &validation{req: req, reply: make(chan validationReply, 1)}
 	t := time.NewTimer(takeTimeout)
 	defer t.Stop()
