@@ -15,10 +15,12 @@ import (
 )
 
 // The fences (docs/cluster.md): a node frozen with SIGSTOP past its lease
-// loses the mirror to another node, which takes the slot from the frozen
-// node's walsender and claims the destination with its epoch; woken with
-// SIGCONT, the frozen node applies nothing, and the destination converges
-// with the source row by row.
+// (into Postgres, in the middle of a large transaction's batch) loses the
+// mirror to another node, which takes the slot from the frozen node's
+// walsender and claims the destination with its epoch, ending the frozen
+// node's open destination transaction; woken with SIGCONT, the frozen
+// node applies nothing, and the destination converges with the source row
+// by row.
 func TestSIGSTOPFencing(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) { sigstopFailover(t, false) })
 	t.Run("clickhouse", func(t *testing.T) { sigstopFailover(t, true) })
@@ -89,7 +91,8 @@ func sigstopFailover(t *testing.T, useCH bool) {
 			return s
 		}
 		var pos *string
-		if err := dst.QueryRow(testCtx(t), `SELECT epoch, position FROM _sluice.mirror_state WHERE mirror = 'frz'`).Scan(&s.epoch, &pos); err != nil {
+		err := dst.QueryRow(testCtx(t), `SELECT epoch, position FROM _sluice.mirror_state WHERE mirror = 'frz'`).Scan(&s.epoch, &pos)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			t.Fatal(err)
 		}
 		if pos != nil {
@@ -97,8 +100,11 @@ func sigstopFailover(t *testing.T, useCH bool) {
 		}
 		return s
 	}
-	if s := state(); s.epoch != first.epoch {
-		t.Fatalf("the destination records epoch %d, the lease is at %d", s.epoch, first.epoch)
+	// The stream claims the destination when it starts, after the load.
+	for deadline := time.Now().Add(30 * time.Second); state().epoch != first.epoch; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the destination records %+v, the lease is at epoch %d", state(), first.epoch)
+		}
 	}
 	if !useCH {
 		// Every write of the mirror's metadata row, with the epoch it
@@ -116,6 +122,27 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	}()
 	time.Sleep(3 * time.Second)
 	before := state()
+	if !useCH {
+		// Freeze the owner in the middle of a batch: a source transaction
+		// of 100,000 rows, applied in one destination transaction that
+		// holds the mirror's metadata row.
+		mustExec(t, src, "UPDATE pgbench_accounts SET filler = 'frozen'")
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var open bool
+			if err := dst.QueryRow(testCtx(t), `SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'sluice-cdc'
+				AND datname = current_database() AND xact_start < now() - interval '300 ms'`).Scan(&open); err != nil {
+				t.Fatal(err)
+			}
+			if open {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the owner never applied the large transaction")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	owner.Signal(syscall.SIGSTOP)
 	frozenAt := time.Now()
 	var moved lease
@@ -139,6 +166,11 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	// the slot from the frozen node's walsender (which the source would
 	// keep for wal_sender_timeout, 60 s) and claimed the destination.
 	took := waitLeaseEvent(t, cat, "frz", "%walsender pid%", 20*time.Second)
+	if !useCH {
+		// And it ended the frozen node's open destination transaction,
+		// which held the metadata row its claim needs.
+		took += "; " + waitLeaseEvent(t, cat, "frz", "%destination session pid%", 20*time.Second)
+	}
 	var claimed destState
 	deadline := time.Now().Add(20 * time.Second)
 	for claimed = state(); claimed.epoch != moved.epoch || claimed.position <= before.position; claimed = state() {
