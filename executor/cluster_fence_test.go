@@ -165,12 +165,6 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	// The new owner streams while the old one is still frozen: it took
 	// the slot from the frozen node's walsender (which the source would
 	// keep for wal_sender_timeout, 60 s) and claimed the destination.
-	took := waitLeaseEvent(t, cat, "frz", "%walsender pid%", 20*time.Second)
-	if !useCH {
-		// And it ended the frozen node's open destination transaction,
-		// which held the metadata row its claim needs.
-		took += "; " + waitLeaseEvent(t, cat, "frz", "%destination session pid%", 20*time.Second)
-	}
 	var claimed destState
 	deadline := time.Now().Add(20 * time.Second)
 	for claimed = state(); claimed.epoch != moved.epoch || claimed.position <= before.position; claimed = state() {
@@ -179,6 +173,12 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 			t.Fatalf("20 s after the lease moved, the destination records %+v (before the freeze %+v, lease %+v)", claimed, before, moved)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	took := waitLeaseEvent(t, cat, "frz", "%walsender pid%", 5*time.Second)
+	if !useCH {
+		// And it ended the frozen node's open destination transaction,
+		// which held the metadata row its claim needs.
+		took += "; " + waitLeaseEvent(t, cat, "frz", "%destination session pid%", 5*time.Second)
 	}
 	t.Logf("taken over: %s; the new owner applies (%+v)", took, claimed)
 	if d := nodeTimeout + 2*time.Second - time.Since(frozenAt); d > 0 {
