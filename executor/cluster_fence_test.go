@@ -165,12 +165,19 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	// The new owner streams while the old one is still frozen: it took
 	// the slot from the frozen node's walsender (which the source would
 	// keep for wal_sender_timeout, 60 s) and claimed the destination.
-	var claimed destState
+	var claimed, applied destState
 	deadline := time.Now().Add(20 * time.Second)
-	for claimed = state(); claimed.epoch != moved.epoch || claimed.position <= before.position; claimed = state() {
+	for claimed = state(); claimed.epoch != moved.epoch; claimed = state() {
 		if time.Now().After(deadline) {
 			owner.Signal(syscall.SIGCONT)
 			t.Fatalf("20 s after the lease moved, the destination records %+v (before the freeze %+v, lease %+v)", claimed, before, moved)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for applied = state(); applied.position <= claimed.position; applied = state() {
+		if time.Now().After(deadline) {
+			owner.Signal(syscall.SIGCONT)
+			t.Fatalf("20 s after the lease moved, the new owner applied nothing: the destination records %+v since its claim", applied)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -180,7 +187,7 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 		// which held the metadata row its claim needs.
 		took += "; " + waitLeaseEvent(t, cat, "frz", "%destination session pid%", 5*time.Second)
 	}
-	t.Logf("taken over: %s; the new owner applies (%+v)", took, claimed)
+	t.Logf("taken over: %s; the new owner claimed the destination at %+v and applies (%+v)", took, claimed, applied)
 	if d := nodeTimeout + 2*time.Second - time.Since(frozenAt); d > 0 {
 		time.Sleep(d) // frozen well past its lease
 	}
@@ -250,7 +257,8 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	if err := oc.QueryRow(testCtx(t), `SELECT status FROM mirrors WHERE name = 'frz'`).Scan(&status); err != nil || status != "RUNNING" {
 		t.Errorf("mirror status %q (%v), want RUNNING", status, err)
 	}
-	for _, e := range pgRows(t, cat, `SELECT kind || ': ' || message FROM sluice.mirror_events WHERE mirror = 'frz' AND kind = 'lease' ORDER BY id`) {
+	for _, e := range pgRows(t, cat, `SELECT to_char(at, 'HH24:MI:SS.MS') || ' ' || kind || ': ' || message FROM sluice.mirror_events
+		WHERE mirror = 'frz' AND kind IN ('lease', 'error') ORDER BY id`) {
 		t.Logf("event %s", e)
 	}
 }
