@@ -50,7 +50,7 @@ func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) 
 // Fence records epoch in mirror's metadata row (mirror_state.epoch,
 // making the row when missing), unless a later epoch is recorded: then it
 // returns a *connectors.FencedError and changes nothing. The same epoch
-// again is accepted. EnsureMetadata must have run.
+// again is accepted, without a lock. EnsureMetadata must have run.
 //
 // An applier holds the row locked (SELECT ... FOR UPDATE) from its Begin
 // to its Commit. A node frozen in the middle of a batch (SIGSTOP, a VM
@@ -76,6 +76,18 @@ func Fence(ctx context.Context, conn *pgx.Conn, meta, mirror string, epoch int64
 		return nil, fmt.Errorf("fence mirror %s: epoch %d is not positive", mirror, epoch)
 	}
 	s := metaSchema(meta)
+	// Claimed already (a step of the same run again, or another step of
+	// it running beside the stream): nothing to lock, and above all no
+	// session to end, since the one holding the row is this epoch's own
+	// applier.
+	switch recorded, err := Epoch(ctx, conn, meta, mirror); {
+	case err != nil:
+		return nil, fmt.Errorf("fence mirror %s at epoch %d: %w", mirror, epoch, err)
+	case recorded == epoch:
+		return nil, nil
+	case recorded > epoch:
+		return nil, &connectors.FencedError{Mirror: mirror, Epoch: epoch, Recorded: recorded}
+	}
 	for attempt := 1; ; attempt++ {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", fenceLockTimeout.Milliseconds())); err != nil {
