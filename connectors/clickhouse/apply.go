@@ -54,6 +54,9 @@ var (
 // (see superseded). Within a window only the destination's rows and the
 // window's last row of a key matter: rows in between are never written.
 //
+// The Applier of a fenced Destination checks the lease epoch before each
+// batch and before recording its position (fence.go).
+//
 // An Applier is not safe for concurrent use. It does not own conn; conn
 // must not be used by others while Add or Commit runs.
 type Applier struct {

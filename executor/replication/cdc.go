@@ -154,7 +154,11 @@ func (f *flow) startStream(ctx context.Context, src connectors.Source, schemas m
 			return nil, fmt.Errorf("%w (taking the stream over failed: %w)", err, terr)
 		}
 		if took {
-			time.Sleep(fenceRetryAfter)
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(fenceRetryAfter):
+			}
 			stream, err = src.Stream(ctx, f.spec(), start, schemas)
 		}
 	}
