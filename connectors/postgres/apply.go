@@ -463,7 +463,7 @@ func (a *Applier) commitWith(ctx context.Context, end connectors.Position, befor
 			return nil, err
 		}
 	}
-	if err := SetPosition(ctx, a.tx, a.meta, a.mirror, connectors.MaxPosition(end, a.recorded)); err != nil {
+	if err := a.setPosition(ctx, connectors.MaxPosition(end, a.recorded)); err != nil {
 		a.abort(ctx)
 		return nil, err
 	}

@@ -155,6 +155,29 @@ WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
 	return out, nil
 }
 
+// setPosition records pos in the open transaction (SetPosition). A fenced
+// applier writes its epoch with it, where the recorded epoch is still its
+// own: the check Begin made holds until the commit (the row is locked),
+// and this one, in the same transaction, refuses the commit with a
+// *connectors.FencedError should it not.
+func (a *Applier) setPosition(ctx context.Context, pos connectors.Position) error {
+	if a.epoch == 0 {
+		return SetPosition(ctx, a.tx, a.meta, a.mirror, pos)
+	}
+	tag, err := a.tx.Exec(ctx, "UPDATE "+metaSchema(a.meta)+`.mirror_state SET lsn = $2, position = $3, epoch = $4, updated_at = now()
+WHERE mirror = $1 AND epoch = $4`, a.mirror, lsnColumn(pos), string(pos), a.epoch)
+	if err == nil && tag.RowsAffected() == 0 {
+		var recorded int64
+		if recorded, err = Epoch(ctx, a.conn, a.meta, a.mirror); err == nil {
+			return &connectors.FencedError{Mirror: a.mirror, Epoch: a.epoch, Recorded: recorded}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record position of mirror %s: %w", a.mirror, err)
+	}
+	return nil
+}
+
 // Epoch returns the lease epoch recorded for mirror (0: none). It only
 // reads; EnsureMetadata must have run.
 func Epoch(ctx context.Context, conn *pgx.Conn, meta, mirror string) (int64, error) {
