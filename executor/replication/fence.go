@@ -44,11 +44,36 @@ func (f *flow) fence(ctx context.Context, dst connectors.Destination) error {
 	}
 	ended, err := fc.Fence(ctx, lease.Epoch)
 	f.noteEnded(ctx, ended, lease)
+	if errors.Is(err, connectors.ErrFenced) {
+		return f.fencedAtClaim(ctx, lease, err)
+	}
 	if err != nil {
 		return err
 	}
 	f.log.DebugContext(ctx, "destination claimed for the lease's epoch", "epoch", lease.Epoch)
 	return nil
+}
+
+// fencedAtClaim explains a claim the destination refused (err wraps
+// connectors.ErrFenced). Normally a later lease took the mirror over, and
+// err stops the flow as for a lost lease. But when the catalog says this
+// node's lease is still the mirror's current one, no node of this catalog
+// can have claimed a later epoch (epochs only grow with the mirror's
+// lease): the destination holds the records of an earlier mirror of the
+// name (dropped while its destination was out of reach) or of another
+// catalog's mirror writing the same destination. Retrying cannot cure
+// that; the user must act, and is told how.
+func (f *flow) fencedAtClaim(ctx context.Context, lease catalog.Lease, err error) error {
+	h, herr := f.store.GetLeaseHolder(ctx, f.m.Name)
+	if herr != nil || h.Node != lease.Node || h.Epoch != lease.Epoch {
+		return err
+	}
+	// Not wrapping err: the retry loop must record this error, not stop.
+	return &UserError{Err: fmt.Errorf("the destination refused the mirror's stream lease (%v), yet epoch %d is the mirror's "+
+		"current lease: the destination's Sluice metadata for mirror %q belongs to an earlier mirror of that name or to "+
+		"another Sluice catalog's mirror writing this destination; DROP MIRROR %s and create it again, or remove the "+
+		"mirror's records from the destination's Sluice metadata if nothing else writes them, then PAUSE MIRROR %s and "+
+		"RESUME MIRROR %s", err, lease.Epoch, f.m.Name, f.m.Name, f.m.Name, f.m.Name)}
 }
 
 // noteEnded logs and records as mirror events what a fence or a stream
