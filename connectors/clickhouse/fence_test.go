@@ -124,3 +124,31 @@ func wantEpoch(t *testing.T, conn driver.Conn, db string, want int64) {
 		t.Errorf("epoch = %d, %v; want %d", e, err, want)
 	}
 }
+
+// A merge of the mirror state keeps a row of the highest epoch for
+// positions that are not Postgres LSNs (a MySQL source's): a stale node's
+// position written after the new owner's never outlives it.
+func TestFenceMergeKeepsEpoch(t *testing.T) {
+	ctx := testCtx(t)
+	conn, db := newDB(t)
+	if err := clickhouse.EnsureMetadata(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		pos   connectors.Position
+		epoch int64
+	}{{"0000000000000001binlog.000001", 1}, {"0000000000000002binlog.000001", 2}, {"0000000000000009binlog.000001", 1}} {
+		if err := clickhouse.SetPositionAt(ctx, conn, db, "m", w.pos, w.epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := connectors.Position("0000000000000002binlog.000001")
+	for _, when := range []string{"before the merge", "after the merge"} {
+		if pos, _, err := clickhouse.LastPosition(ctx, conn, db, "m"); err != nil || pos != want {
+			t.Errorf("%s: LastPosition = %q, %v; want %q", when, pos, err, want)
+		}
+		if err := conn.Exec(ctx, "OPTIMIZE TABLE `"+db+"`._sluice_mirror_state FINAL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

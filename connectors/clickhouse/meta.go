@@ -36,9 +36,15 @@ import (
 // position. Before positions, rows held only a Postgres LSN in lsn (and
 // position was added with the default ''): such a row is read as the LSN's
 // Postgres encoding (lsnPosition). A row written now also sets lsn, to the
-// position's LSN when it is a Postgres one (positionLSN), else 0: lsn is
-// the table's ReplacingMergeTree version, so a merge keeps the newest row
-// of a mirror whose older rows were written before positions.
+// position's LSN when it is a Postgres one (positionLSN), else to its
+// lease epoch: lsn is the table's ReplacingMergeTree version, so a merge
+// keeps the newest row of a mirror whose older rows were written before
+// positions, and, for other positions, a row of the highest epoch (a row
+// a stale node wrote after a later epoch claimed the mirror never
+// outlives the new owner's). With Postgres LSNs a merge keeps the highest
+// LSN, whichever epoch wrote it: a stale node's row can then only be
+// ahead of the new owner's, and only by rows it wrote before it recorded
+// them (fence.go), which the new owner's replay writes identically.
 
 // Names of the metadata tables.
 const (
@@ -155,8 +161,14 @@ func SetPositionAt(ctx context.Context, conn driver.Conn, db, mirror string, pos
 	if pos == "" {
 		return fmt.Errorf("record position of mirror %q: no position", mirror)
 	}
+	lsn := positionLSN(pos)
+	if lsn == 0 {
+		// Not a Postgres LSN: the merge version is the epoch, so that a
+		// merge keeps a row of the highest epoch (see the note above).
+		lsn = uint64(epoch)
+	}
 	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at, position, epoch)",
-		mirror, positionLSN(pos), time.Now().UTC().Truncate(time.Second), string(pos), uint64(epoch)); err != nil {
+		mirror, lsn, time.Now().UTC().Truncate(time.Second), string(pos), uint64(epoch)); err != nil {
 		return fmt.Errorf("record position of mirror %q: %w", mirror, err)
 	}
 	return nil
