@@ -166,7 +166,8 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	// the slot from the frozen node's walsender (which the source would
 	// keep for wal_sender_timeout, 60 s) and claimed the destination.
 	var claimed, applied destState
-	deadline := time.Now().Add(20 * time.Second)
+	movedAt := time.Now()
+	deadline := movedAt.Add(20 * time.Second)
 	for claimed = state(); claimed.epoch != moved.epoch; claimed = state() {
 		if time.Now().After(deadline) {
 			owner.Signal(syscall.SIGCONT)
@@ -187,7 +188,8 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 		// which held the metadata row its claim needs.
 		took += "; " + waitLeaseEvent(t, cat, "frz", "%destination session pid%", 5*time.Second)
 	}
-	t.Logf("taken over: %s; the new owner claimed the destination at %+v and applies (%+v)", took, claimed, applied)
+	t.Logf("taken over: %s; the new owner claimed the destination at %+v and applies (%+v) %s after the lease moved", took, claimed,
+		applied, time.Since(movedAt).Round(100*time.Millisecond))
 	if d := nodeTimeout + 2*time.Second - time.Since(frozenAt); d > 0 {
 		time.Sleep(d) // frozen well past its lease
 	}

@@ -29,8 +29,9 @@ const (
 	// fenceAttempts bounds the rounds of waiting and ending.
 	fenceAttempts = 5
 	// takeWait bounds how long TakeStream waits for the slot to be free
-	// after ending its reader.
-	takeWait = 10 * time.Second
+	// after ending its reader, signalling it again every takeResignal.
+	takeWait     = 10 * time.Second
+	takeResignal = 500 * time.Millisecond
 )
 
 // Fence implements connectors.Fencer (see Fence); the appliers the
@@ -194,7 +195,8 @@ func Epoch(ctx context.Context, conn *pgx.Conn, meta, mirror string) (int64, err
 
 // TakeStream implements connectors.StreamTaker: it terminates the
 // walsender that holds spec's slot active (pg_terminate_backend of that
-// slot's active_pid, nothing else), and waits until the slot is free.
+// slot's active_pid, nothing else), and waits until the slot is free,
+// terminating it again while it lingers (see takeResignal).
 func (s *Source) TakeStream(ctx context.Context, spec connectors.StreamSpec) ([]string, error) {
 	var pid int32
 	var app string
@@ -213,6 +215,7 @@ WHERE r.slot_name = $1 AND r.database = current_database() AND r.active`, spec.S
 	}
 	ended := []string{fmt.Sprintf("terminated walsender pid %d (%s) that held replication slot %q active", pid, app, spec.Slot)}
 	deadline := time.Now().Add(takeWait)
+	signalled := time.Now()
 	for {
 		var active bool
 		err := s.conn.QueryRow(ctx, `SELECT active_pid IS NOT DISTINCT FROM $2::int FROM pg_replication_slots
@@ -225,6 +228,15 @@ WHERE slot_name = $1 AND database = current_database()`, spec.Slot, pid).Scan(&a
 		}
 		if time.Now().After(deadline) {
 			return ended, fmt.Errorf("replication slot %q is still held by pid %d %s after its termination", spec.Slot, pid, takeWait)
+		}
+		if time.Since(signalled) > takeResignal {
+			// A walsender whose client froze with its socket full can
+			// block sending its own termination message; another SIGTERM
+			// interrupts that send.
+			if _, err := s.conn.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+				return ended, fmt.Errorf("terminate walsender pid %d of replication slot %q: %w", pid, spec.Slot, err)
+			}
+			signalled = time.Now()
 		}
 		select {
 		case <-ctx.Done():
