@@ -49,6 +49,13 @@ func WithLease(ctx context.Context, l Lease) context.Context {
 	return context.WithValue(ctx, leaseKey{}, l)
 }
 
+// LeaseFrom returns the lease ctx carries (see WithLease), if any: a
+// flow's, whose epoch it also claims the mirror's destination with.
+func LeaseFrom(ctx context.Context) (Lease, bool) {
+	l, ok := ctx.Value(leaseKey{}).(Lease)
+	return l, ok
+}
+
 // checkLease locks the mirror's row in tx and checks the lease ctx
 // carries, if any (see WithLease). A missing mirror passes: the write that
 // follows reports it.

@@ -4,7 +4,11 @@ import "context"
 
 // Applier applies batches of changes of a mirror to a destination, each
 // batch in one destination transaction that also records the batch's end
-// position. Not safe for concurrent use.
+// position. The Applier of a fenced Destination (Fencer) fails Begin or
+// Commit with an error wrapping ErrFenced, applying nothing of the batch
+// where the destination has transactions (and recording no position
+// where it has not), once a later lease epoch claimed the destination.
+// Not safe for concurrent use.
 type Applier interface {
 	// Begin opens a transaction and returns the position the destination
 	// has recorded for the mirror ("": none).

@@ -6,14 +6,15 @@
 //     into partitions read under it (PartitionReader), streams changes
 //     (Stream, Event; stream.go) from a Position (position.go), and tears
 //     down. Abilities: TableSnapshotter, IndexDefiner, ColumnReader,
-//     MirrorChecker, LagReporter.
+//     MirrorChecker, LagReporter, StreamTaker (fence.go).
 //   - A mirror's destination: Destination (destination.go) makes tables and
 //     metadata, loads partitions (Loader) and applies changes (Applier,
 //     applier.go), and tears down in two phases (Pending). Abilities:
 //     LoadFinisher, IndexCreator, TablePlanner, SortingKeys,
 //     SchemaFollower, TableChecker, ShadowSwapper, ConstraintValidator,
 //     Analyzer, TablePositions (with TableState, tablestate.go, and
-//     TablePositionCommitter), Emptier, VersionedRows.
+//     TablePositionCommitter), Emptier, VersionedRows, Fencer (fence.go:
+//     the lease epoch kept with the applied position, ErrFenced).
 //   - The kinds of peers (Kind, Registry; kind.go): what CREATE PEER ...
 //     FROM <type> accepts and checks, and what such a peer can be. A
 //     parsed Peer that can be a source is a SourcePeer, one that can be a

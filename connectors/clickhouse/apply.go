@@ -54,6 +54,9 @@ var (
 // (see superseded). Within a window only the destination's rows and the
 // window's last row of a key matter: rows in between are never written.
 //
+// The Applier of a fenced Destination checks the lease epoch before each
+// batch and before recording its position (fence.go).
+//
 // An Applier is not safe for concurrent use. It does not own conn; conn
 // must not be used by others while Add or Commit runs.
 type Applier struct {
@@ -76,6 +79,10 @@ type Applier struct {
 	held     int        // bytes the active windows hold
 	counts   map[connectors.TableName]connectors.TableCounts
 	nullKeys map[connectors.TableName]map[string]int64 // of the last commit
+	// epoch is the lease epoch the Destination was fenced with (0: not
+	// fenced), checked before each batch and before its position is
+	// recorded (checkEpoch, fence.go).
+	epoch int64
 }
 
 // Default window bounds: large enough for inserts of large native blocks,
@@ -166,6 +173,9 @@ func (t *chTable) build(info ServerInfo) error {
 func (a *Applier) Begin(ctx context.Context) (connectors.Position, error) {
 	if a.inTx {
 		return "", errors.New("begin: a transaction is already open")
+	}
+	if err := a.checkEpoch(ctx); err != nil {
+		return "", err
 	}
 	pos, _, err := LastPosition(ctx, a.conn, a.db, a.mirror)
 	if err != nil {
@@ -305,7 +315,10 @@ func (a *Applier) Commit(ctx context.Context, end connectors.Position) (map[conn
 	if err := a.flushAll(ctx); err != nil {
 		return nil, err
 	}
-	if err := SetPosition(ctx, a.conn, a.db, a.mirror, end); err != nil {
+	if err := a.checkEpoch(ctx); err != nil {
+		return nil, err
+	}
+	if err := SetPositionAt(ctx, a.conn, a.db, a.mirror, end, a.epoch); err != nil {
 		return nil, err
 	}
 	for src, t := range a.tables {

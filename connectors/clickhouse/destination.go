@@ -23,6 +23,7 @@ var (
 	_ connectors.TableChecker    = (*Destination)(nil)
 	_ connectors.ShadowSwapper   = (*Destination)(nil)
 	_ connectors.VersionedRows   = (*Destination)(nil)
+	_ connectors.Fencer          = (*Destination)(nil)
 	_ connectors.Loader          = (*Loader)(nil)
 	_ connectors.NullKeyReporter = (*Loader)(nil)
 )
@@ -37,6 +38,9 @@ type Destination struct {
 	mirror string
 	// metaReady: EnsureMetadata ran on this connection.
 	metaReady bool
+	// epoch is the lease epoch Fence claimed the mirror with (0: none),
+	// which the appliers made after it check.
+	epoch int64
 }
 
 // OpenDestination implements connectors.DestinationPeer: it inspects the
@@ -121,7 +125,8 @@ func (d *Destination) Loaded(ctx context.Context, table connectors.TableName) (m
 // ForgetLoad forgets the partitions recorded done for source table table
 // (ClearTable). For the zero name it forgets everything recorded for the
 // mirror (ClearMirror): its partitions and also its position, as a full
-// resync's setup does. Idempotent.
+// resync's setup does; the epochs that claimed it stay (a stale node stays
+// fenced). Idempotent.
 func (d *Destination) ForgetLoad(ctx context.Context, table connectors.TableName) error {
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
@@ -136,7 +141,12 @@ func (d *Destination) ForgetLoad(ctx context.Context, table connectors.TableName
 // Destination's connection (NewApplier; each table's sorting key is its
 // OrderBy). The applier uses the connection until the flow ends.
 func (d *Destination) NewApplier(ctx context.Context, tables []connectors.DestTable) (connectors.Applier, error) {
-	return NewApplier(ctx, d.conn, d.info, d.cfg.Database, d.mirror, tables, nil)
+	a, err := NewApplier(ctx, d.conn, d.info, d.cfg.Database, d.mirror, tables, nil)
+	if err != nil {
+		return nil, err
+	}
+	a.epoch = d.epoch
+	return a, nil
 }
 
 // Teardown checks the metadata can be reached and returns the work, done
@@ -150,6 +160,9 @@ func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName)
 	}
 	commit := func(ctx context.Context) error {
 		if err := ClearMirror(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
+			return err
+		}
+		if err := ClearEpoch(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {
 			return err
 		}
 		if err := DropAllOwned(ctx, d.conn, d.cfg.Database, d.mirror); err != nil {

@@ -20,6 +20,13 @@ import (
 //	                            rows Int64, version UInt64)
 //	                            ReplacingMergeTree(version) ORDER BY (mirror, source_table, partition)
 //	_sluice_owned_tables        temporary tables Sluice made (see owned.go)
+//	_sluice_mirror_epoch        (mirror String, epoch UInt64)
+//	                            ReplacingMergeTree(epoch) ORDER BY mirror
+//
+// _sluice_mirror_state also has epoch UInt64 (added to tables made
+// before, where old rows read 0): the lease epoch of the node that
+// recorded the position. _sluice_mirror_epoch holds the epochs that
+// claimed the mirror (Fence, fence.go); a merge keeps the highest.
 //
 // Rows are only ever inserted; readers take the newest (max position,
 // argMax by version), so a merge that has not happened yet changes nothing.
@@ -29,14 +36,21 @@ import (
 // position. Before positions, rows held only a Postgres LSN in lsn (and
 // position was added with the default ''): such a row is read as the LSN's
 // Postgres encoding (lsnPosition). A row written now also sets lsn, to the
-// position's LSN when it is a Postgres one (positionLSN), else 0: lsn is
-// the table's ReplacingMergeTree version, so a merge keeps the newest row
-// of a mirror whose older rows were written before positions.
+// position's LSN when it is a Postgres one (positionLSN), else to its
+// lease epoch: lsn is the table's ReplacingMergeTree version, so a merge
+// keeps the newest row of a mirror whose older rows were written before
+// positions, and, for other positions, a row of the highest epoch (a row
+// a stale node wrote after a later epoch claimed the mirror never
+// outlives the new owner's). With Postgres LSNs a merge keeps the highest
+// LSN, whichever epoch wrote it: a stale node's row can then only be
+// ahead of the new owner's, and only by rows it wrote before it recorded
+// them (fence.go), which the new owner's replay writes identically.
 
 // Names of the metadata tables.
 const (
 	MirrorStateTable        = "_sluice_mirror_state"
 	SnapshotPartitionsTable = "_sluice_snapshot_partitions"
+	MirrorEpochTable        = "_sluice_mirror_epoch"
 )
 
 func metaTable(db, table string) string { return quoteIdent(db) + "." + quoteIdent(table) }
@@ -51,33 +65,42 @@ func EnsureMetadata(ctx context.Context, conn driver.Conn, db string) error {
 			" (mirror String, source_table String, `partition` Int32, rows Int64, version UInt64)" +
 			" ENGINE = ReplacingMergeTree(version) ORDER BY (mirror, source_table, `partition`)",
 		"CREATE TABLE IF NOT EXISTS " + metaTable(db, OwnedTablesTable) + ownedDDL,
+		"CREATE TABLE IF NOT EXISTS " + metaTable(db, MirrorEpochTable) +
+			" (mirror String, epoch UInt64) ENGINE = ReplacingMergeTree(epoch) ORDER BY mirror",
 	} {
 		if err := conn.Exec(ctx, ddl); err != nil {
 			return fmt.Errorf("create metadata tables in %s: %w", db, err)
 		}
 	}
-	return addPositionColumn(ctx, conn, db)
+	for _, c := range []struct{ name, typ string }{{"position", "String"}, {"epoch", "UInt64"}} {
+		if err := addStateColumn(ctx, conn, db, c.name, c.typ); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// addPositionColumn adds position to a mirror state table made before
-// positions (its rows read ”). Safe when another caller adds it first.
-func addPositionColumn(ctx context.Context, conn driver.Conn, db string) error {
+// addStateColumn adds column name of type typ to a mirror state table an
+// older Sluice made (position before positions, epoch before fencing;
+// old rows read the type's default: ” and 0). Safe when another caller
+// adds it first.
+func addStateColumn(ctx context.Context, conn driver.Conn, db, name, typ string) error {
 	has := func() (bool, error) {
 		var n uint64
-		err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = 'position'",
-			db, MirrorStateTable).Scan(&n)
+		err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+			db, MirrorStateTable, name).Scan(&n)
 		return n > 0, err
 	}
 	ok, err := has()
 	if err == nil && !ok {
-		if err = conn.Exec(ctx, "ALTER TABLE "+metaTable(db, MirrorStateTable)+" ADD COLUMN position String"); err != nil {
+		if err = conn.Exec(ctx, "ALTER TABLE "+metaTable(db, MirrorStateTable)+" ADD COLUMN "+quoteIdent(name)+" "+typ); err != nil {
 			if ok, _ = has(); ok {
 				err = nil // added meanwhile
 			}
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("add position to %s.%s: %w", db, MirrorStateTable, err)
+		return fmt.Errorf("add %s to %s.%s: %w", name, db, MirrorStateTable, err)
 	}
 	return nil
 }
@@ -105,13 +128,16 @@ func positionLSN(pos connectors.Position) uint64 {
 	return lsn
 }
 
-// LastPosition returns the position recorded for mirror in db (the highest
-// ever recorded), and whether there is one. It only reads.
+// LastPosition returns the position recorded for mirror in db, and
+// whether there is one: the highest position recorded under the highest
+// lease epoch (see Fence), so that a stale node that records a position
+// after a later epoch claimed the mirror changes nothing. Without epochs
+// (all 0), the highest ever recorded. It only reads.
 func LastPosition(ctx context.Context, conn driver.Conn, db, mirror string) (connectors.Position, bool, error) {
 	var pos string
 	var lsn, n uint64
-	if err := conn.QueryRow(ctx, "SELECT max(position), max(lsn), count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ?",
-		mirror).Scan(&pos, &lsn, &n); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT argMax(position, (epoch, position)), max(lsn), count() FROM "+metaTable(db, MirrorStateTable)+
+		" WHERE mirror = ?", mirror).Scan(&pos, &lsn, &n); err != nil {
 		return "", false, fmt.Errorf("read recorded position of mirror %q: %w", mirror, err)
 	}
 	if pos == "" {
@@ -121,15 +147,28 @@ func LastPosition(ctx context.Context, conn driver.Conn, db, mirror string) (con
 	return connectors.Position(pos), true, nil
 }
 
-// SetPosition records pos (not "") as mirror's position. A position below
-// the recorded one changes nothing (LastPosition returns the highest).
-// Idempotent.
+// SetPosition records pos (not "") as mirror's position, under no lease
+// epoch (SetPositionAt with 0). Idempotent.
 func SetPosition(ctx context.Context, conn driver.Conn, db, mirror string, pos connectors.Position) error {
+	return SetPositionAt(ctx, conn, db, mirror, pos, 0)
+}
+
+// SetPositionAt records pos (not "") as mirror's position under lease
+// epoch epoch. A position below the recorded one of its epoch, or of an
+// epoch below the highest recorded, changes nothing (see LastPosition).
+// Idempotent.
+func SetPositionAt(ctx context.Context, conn driver.Conn, db, mirror string, pos connectors.Position, epoch int64) error {
 	if pos == "" {
 		return fmt.Errorf("record position of mirror %q: no position", mirror)
 	}
-	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at, position)",
-		mirror, positionLSN(pos), time.Now().UTC().Truncate(time.Second), string(pos)); err != nil {
+	lsn := positionLSN(pos)
+	if lsn == 0 {
+		// Not a Postgres LSN: the merge version is the epoch, so that a
+		// merge keeps a row of the highest epoch (see the note above).
+		lsn = uint64(epoch)
+	}
+	if err := insertRow(ctx, conn, metaTable(db, MirrorStateTable)+" (mirror, lsn, updated_at, position, epoch)",
+		mirror, lsn, time.Now().UTC().Truncate(time.Second), string(pos), uint64(epoch)); err != nil {
 		return fmt.Errorf("record position of mirror %q: %w", mirror, err)
 	}
 	return nil

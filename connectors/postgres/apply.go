@@ -72,6 +72,10 @@ type Applier struct {
 	created  []*tableState // tables whose staging table it created
 	// retain, if set, replaces retainChanges (tests).
 	retain int
+	// epoch is the lease epoch the Destination was fenced with (0: not
+	// fenced): every transaction checks, with the mirror's metadata row
+	// locked, that it is still the recorded one (see begin).
+	epoch int64
 }
 
 // NewApplier checks the table set, makes sure the metadata tables exist in
@@ -193,6 +197,9 @@ func (a *Applier) Apply(ctx context.Context, b *connectors.Batch) (map[connector
 // recorded for the mirror ("" if none), locked until the transaction ends:
 // a second applier of the mirror (which should not exist) waits here, then
 // finds what the first recorded. Only one transaction is open at a time.
+// An applier of a fenced Destination (Fence) fails here with an error
+// wrapping connectors.ErrFenced when a later epoch is recorded, and the
+// lock it holds keeps that true until its Commit.
 func (a *Applier) Begin(ctx context.Context) (connectors.Position, error) {
 	if a.tx != nil {
 		return "", errors.New("begin: a transaction is already open")
@@ -217,19 +224,33 @@ func (a *Applier) begin(ctx context.Context, safe bool) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	var pos *string
-	var lsn int64
-	switch qerr := tx.QueryRow(ctx, "SELECT position, lsn FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
-		a.mirror).Scan(&pos, &lsn); {
+	var lsn, epoch int64
+	found := true
+	switch qerr := tx.QueryRow(ctx, "SELECT position, lsn, epoch FROM "+metaSchema(a.meta)+".mirror_state WHERE mirror = $1 FOR UPDATE",
+		a.mirror).Scan(&pos, &lsn, &epoch); {
 	case qerr == nil:
 		a.recorded = storedPosition(pos, lsn)
 	case errors.Is(qerr, pgx.ErrNoRows):
-		a.recorded = ""
+		a.recorded, found = "", false
 	default:
 		a.tx = tx
 		a.abort(ctx)
 		return fmt.Errorf("read recorded position: %w", qerr)
 	}
 	a.tx = tx
+	if a.epoch != 0 && (!found || epoch != a.epoch) {
+		// The fence: the row stays locked until the transaction ends, so
+		// no Fence of a later epoch can pass in between, and a stale
+		// applier's transaction that holds it is ended by that Fence
+		// (fence.go): either way the commit of a stale epoch applies
+		// nothing.
+		a.abort(ctx)
+		if !found {
+			return fmt.Errorf("mirror %s: the destination's record of the mirror was removed after lease epoch %d claimed it: %w",
+				a.mirror, a.epoch, connectors.ErrFenced)
+		}
+		return &connectors.FencedError{Mirror: a.mirror, Epoch: a.epoch, Recorded: epoch}
+	}
 	a.env = flushEnv{conn: a.conn, safe: safe}
 	return nil
 }
@@ -442,7 +463,7 @@ func (a *Applier) commitWith(ctx context.Context, end connectors.Position, befor
 			return nil, err
 		}
 	}
-	if err := SetPosition(ctx, a.tx, a.meta, a.mirror, connectors.MaxPosition(end, a.recorded)); err != nil {
+	if err := a.setPosition(ctx, connectors.MaxPosition(end, a.recorded)); err != nil {
 		a.abort(ctx)
 		return nil, err
 	}

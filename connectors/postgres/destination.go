@@ -27,6 +27,7 @@ var (
 	_ connectors.Analyzer            = (*Destination)(nil)
 	_ connectors.TablePositions      = (*Destination)(nil)
 	_ connectors.Emptier             = (*Destination)(nil)
+	_ connectors.Fencer              = (*Destination)(nil)
 	_ connectors.Applier             = (*Applier)(nil)
 	_ connectors.Loader              = (*Loader)(nil)
 )
@@ -66,6 +67,9 @@ type Destination struct {
 	meta    string // the metadata schema, never ""
 	mirror  string
 	hasMeta bool // EnsureMetadata ran on conn
+	// epoch is the lease epoch Fence claimed the destination with (0:
+	// none), which the appliers made after it check.
+	epoch int64
 }
 
 // ensureMeta runs EnsureMetadata once per Destination.
@@ -125,14 +129,14 @@ func (d *Destination) Loaded(ctx context.Context, table connectors.TableName) (m
 }
 
 // ForgetLoad implements connectors.Destination: ClearTable, or for the zero
-// name ClearMirror, which also forgets the mirror's position and table
-// resync states.
+// name ForgetMirror, which also forgets the mirror's position and table
+// resync states (and keeps its fencing epoch).
 func (d *Destination) ForgetLoad(ctx context.Context, table connectors.TableName) error {
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
 	if table == (connectors.TableName{}) {
-		return ClearMirror(ctx, d.conn, d.meta, d.mirror)
+		return ForgetMirror(ctx, d.conn, d.meta, d.mirror)
 	}
 	return ClearTable(ctx, d.conn, d.meta, d.mirror, table)
 }
@@ -154,7 +158,12 @@ func (d *Destination) NewApplier(ctx context.Context, tables []connectors.DestTa
 	if err := d.ensureMeta(ctx); err != nil {
 		return nil, err
 	}
-	return NewApplier(ctx, d.conn, d.meta, d.mirror, tables)
+	a, err := NewApplier(ctx, d.conn, d.meta, d.mirror, tables)
+	if err != nil {
+		return nil, err
+	}
+	a.epoch = d.epoch
+	return a, nil
 }
 
 // Teardown implements connectors.Destination: one transaction whose

@@ -30,12 +30,18 @@ const DefaultMetadataSchema = "_sluice"
 // position's LSN when the position is one (PositionLSN), else 0, so that
 // the Postgres LSN of a mirror stays readable in lsn.
 // EnsureMetadata adds the position columns to tables made before.
+//
+// mirror_state.epoch is the lease epoch of the node that applies the
+// mirror's changes (Fence, fence.go): 0 in rows made before it (and by a
+// single node that never fenced). EnsureMetadata adds it to tables made
+// before.
 const (
 	metaMirrorStateDDL = `CREATE TABLE IF NOT EXISTS %s.mirror_state (
 	mirror text PRIMARY KEY,
 	lsn bigint NOT NULL,
 	position text,
-	updated_at timestamptz NOT NULL DEFAULT now())`
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	epoch bigint NOT NULL DEFAULT 0)`
 	metaPartitionsDDL = `CREATE TABLE IF NOT EXISTS %s.snapshot_partitions (
 	mirror text,
 	source_table text,
@@ -81,26 +87,31 @@ func EnsureMetadata(ctx context.Context, conn *pgx.Conn, meta string) error {
 			return fmt.Errorf("create metadata schema %s: %w", s, err)
 		}
 	}
-	return addPositionColumns(ctx, conn, s)
+	return addColumns(ctx, conn, s)
 }
 
-// addPositionColumns adds the position column to metadata tables made
-// before positions. It alters a table only when the column is missing:
+// addColumns adds the columns an older Sluice did not make to its
+// metadata tables: position (before positions) and mirror_state.epoch
+// (before fencing). It alters a table only when the column is missing:
 // ALTER TABLE locks the table, which the appliers of every mirror on the
 // destination write in their transactions.
-func addPositionColumns(ctx context.Context, conn *pgx.Conn, s string) error {
-	for _, t := range []string{"mirror_state", "table_state"} {
+func addColumns(ctx context.Context, conn *pgx.Conn, s string) error {
+	for _, c := range []struct{ table, column, def string }{
+		{"mirror_state", "position", "text"},
+		{"table_state", "position", "text"},
+		{"mirror_state", "epoch", "bigint NOT NULL DEFAULT 0"},
+	} {
 		var has bool
 		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_attribute
-WHERE attrelid = to_regclass($1) AND attname = 'position' AND NOT attisdropped)`, s+"."+t).Scan(&has)
+WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)`, s+"."+c.table, c.column).Scan(&has)
 		if err != nil {
-			return fmt.Errorf("check metadata table %s.%s: %w", s, t, err)
+			return fmt.Errorf("check metadata table %s.%s: %w", s, c.table, err)
 		}
 		if has {
 			continue
 		}
-		if err := execRetryingUnique(ctx, conn, "ALTER TABLE "+s+"."+t+" ADD COLUMN IF NOT EXISTS position text"); err != nil {
-			return fmt.Errorf("add position to metadata table %s.%s: %w", s, t, err)
+		if err := execRetryingUnique(ctx, conn, "ALTER TABLE "+s+"."+c.table+" ADD COLUMN IF NOT EXISTS "+c.column+" "+c.def); err != nil {
+			return fmt.Errorf("add %s to metadata table %s.%s: %w", c.column, s, c.table, err)
 		}
 	}
 	return nil
@@ -152,7 +163,8 @@ func lsnColumn(pos connectors.Position) int64 {
 
 // LastPosition returns the position recorded for mirror: every source
 // change committed up to it is applied on the destination. ok is false when
-// the mirror has recorded nothing yet. EnsureMetadata must have run.
+// the mirror has recorded nothing yet (a row only Fence made, or
+// ForgetMirror emptied, records none). EnsureMetadata must have run.
 func LastPosition(ctx context.Context, conn *pgx.Conn, meta, mirror string) (pos connectors.Position, ok bool, err error) {
 	var p *string
 	var lsn int64
@@ -163,7 +175,8 @@ func LastPosition(ctx context.Context, conn *pgx.Conn, meta, mirror string) (pos
 	if err != nil {
 		return "", false, fmt.Errorf("read last position of mirror %s: %w", mirror, err)
 	}
-	return storedPosition(p, lsn), true, nil
+	pos = storedPosition(p, lsn)
+	return pos, pos != "", nil
 }
 
 // SetPosition records pos as mirror's applied position (an upsert; it may
@@ -223,6 +236,22 @@ func ClearMirror(ctx context.Context, db Beginner, meta, mirror string) error {
 	s := metaSchema(meta)
 	b := &pgx.Batch{}
 	b.Queue("DELETE FROM "+s+".mirror_state WHERE mirror = $1", mirror)
+	b.Queue("DELETE FROM "+s+".snapshot_partitions WHERE mirror = $1", mirror)
+	b.Queue("DELETE FROM "+s+".table_state WHERE mirror = $1", mirror)
+	if err := sendInTx(ctx, db, b); err != nil {
+		return fmt.Errorf("clear metadata of mirror %s: %w", mirror, err)
+	}
+	return nil
+}
+
+// ForgetMirror is ClearMirror for a full resync, which starts the mirror
+// over under the same lease: it keeps the mirror's row in mirror_state
+// with its epoch (Fence) and empties its position, so that a stale node
+// stays fenced. Idempotent.
+func ForgetMirror(ctx context.Context, db Beginner, meta, mirror string) error {
+	s := metaSchema(meta)
+	b := &pgx.Batch{}
+	b.Queue("UPDATE "+s+".mirror_state SET position = NULL, lsn = 0, updated_at = now() WHERE mirror = $1", mirror)
 	b.Queue("DELETE FROM "+s+".snapshot_partitions WHERE mirror = $1", mirror)
 	b.Queue("DELETE FROM "+s+".table_state WHERE mirror = $1", mirror)
 	if err := sendInTx(ctx, db, b); err != nil {

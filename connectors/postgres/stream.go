@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -118,6 +119,10 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", cfg.Publication),
 			"binary 'true'", "messages 'true'"},
 	})
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == pgerrcode.ObjectInUse {
+		// The slot is active for another walsender (a StreamTaker can end it).
+		return nil, fmt.Errorf("start replication on slot %q: %w: %w", cfg.Slot, connectors.ErrStreamBusy, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start replication on slot %q: %w", cfg.Slot, err)
 	}

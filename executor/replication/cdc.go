@@ -22,6 +22,11 @@ func (f *flow) cdc(ctx context.Context) error {
 		return err
 	}
 	defer closeAll()
+	// The claim comes first: the position read after it is one no stale
+	// node can move any more (fence.go).
+	if err := f.fence(ctx, dst); err != nil {
+		return err
+	}
 	last, err := dst.Applied(ctx)
 	if err != nil {
 		return err
@@ -142,6 +147,21 @@ func (f *flow) cdc(ctx context.Context) error {
 func (f *flow) startStream(ctx context.Context, src connectors.Source, schemas map[connectors.TableName]*connectors.TableSchema,
 	start connectors.Position) (connectors.Stream, error) {
 	stream, err := src.Stream(ctx, f.spec(), start, schemas)
+	if errors.Is(err, connectors.ErrStreamBusy) {
+		// A stale node's reader may still hold the stream (fence.go).
+		took, terr := f.takeStream(ctx, src)
+		if terr != nil {
+			return nil, fmt.Errorf("%w (taking the stream over failed: %w)", err, terr)
+		}
+		if took {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(fenceRetryAfter):
+			}
+			stream, err = src.Stream(ctx, f.spec(), start, schemas)
+		}
+	}
 	if err != nil {
 		return nil, f.streamError(err)
 	}

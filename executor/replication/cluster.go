@@ -38,9 +38,9 @@ import (
 //     notification for now) to stop and release. Wake reaches the holder
 //     by notification.
 //
-// The replication slot's single active reader is a fence of its own: a
-// new holder whose slot is still read by the old one fails to start its
-// stream and retries, as after any error.
+// The source's stream and the destination are fences of their own
+// (fence.go): a new holder ends a stale node's reader of the slot, and
+// claims the destination with its epoch, which every batch checks.
 
 const (
 	// DefaultNodeTimeout is how long a node may be silent before it is

@@ -341,7 +341,8 @@ func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}, val
 				return true
 			}
 		},
-		log: log,
+		fenced: func(ctx context.Context, err error) { fencedEvent(ctx, store, name, e.cfg.Node, err) },
+		log:    log,
 	})
 }
 
@@ -358,7 +359,10 @@ type retryDeps struct {
 	record func(ctx context.Context, err error) error
 	// sleep waits d, or until ctx ends (false).
 	sleep func(ctx context.Context, d time.Duration) bool
-	log   interface {
+	// fenced records that a step stopped with connectors.ErrFenced (nil:
+	// nothing is recorded).
+	fenced func(ctx context.Context, err error)
+	log    interface {
 		ErrorContext(ctx context.Context, msg string, args ...any)
 		InfoContext(ctx context.Context, msg string, args ...any)
 	}
@@ -401,6 +405,15 @@ func retry(ctx context.Context, d retryDeps) {
 		var progressed atomic.Bool
 		err = d.step(ctx, m, func() { progressed.Store(true) })
 		if errors.Is(err, errFlowDone) {
+			return
+		}
+		if errors.Is(err, connectors.ErrFenced) {
+			// A later lease epoch claimed the destination: another node
+			// runs the mirror, and this one applied nothing (fence.go).
+			d.log.ErrorContext(ctx, "mirror flow stopped: the destination is claimed by a later lease epoch", "err", err)
+			if d.fenced != nil {
+				d.fenced(ctx, err)
+			}
 			return
 		}
 		if errors.Is(err, catalog.ErrLeaseLost) {

@@ -34,6 +34,9 @@ func (f *flow) swapAll(ctx context.Context) error {
 	if !ok {
 		return f.unsupported("RESYNC MIRROR")
 	}
+	if err := f.fence(ctx, dst); err != nil { // stale appliers apply nothing from here on
+		return err
+	}
 	tables := f.tables()
 	if err := f.setStep(ctx, catalog.StepSwapping, tables...); err != nil {
 		return err

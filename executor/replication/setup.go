@@ -33,6 +33,11 @@ func (f *flow) setup(ctx context.Context) error {
 	if _, err := dst.Applied(ctx); err != nil {
 		return err
 	}
+	// Stale appliers (of a run before a RESYNC MIRROR) apply nothing from
+	// here on.
+	if err := f.fence(ctx, dst); err != nil {
+		return err
+	}
 	var sw connectors.ShadowSwapper
 	if resync {
 		var ok bool

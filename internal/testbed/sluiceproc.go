@@ -128,13 +128,34 @@ func (p *SluiceProcess) Kill() {
 	p.cmd = nil
 }
 
-// Stop ends the process as an operator does (SIGTERM) and waits for it.
-// Nothing happens when it is not running.
+// Pid returns the process's id; 0 when it is not running.
+func (p *SluiceProcess) Pid() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Signal sends sig to the process (SIGSTOP freezes it as a paused VM or a
+// long GC pause would, SIGCONT wakes it); nothing when it is not running.
+func (p *SluiceProcess) Signal(sig syscall.Signal) {
+	if p.cmd == nil {
+		return
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Errorf("signal %s to sluice pid %d: %v", sig, p.cmd.Process.Pid, err)
+	}
+}
+
+// Stop ends the process as an operator does (SIGTERM) and waits for it;
+// a frozen process (SIGSTOP) is woken to receive it. Nothing happens when
+// it is not running.
 func (p *SluiceProcess) Stop() {
 	if p.cmd == nil {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	_ = p.cmd.Wait()
 	p.cmd = nil
 }

@@ -1,0 +1,34 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/sluicedb/sluice/catalog"
+	"github.com/sluicedb/sluice/connectors"
+)
+
+// A step refused by the destination's fence (ErrFenced) ends the loop at
+// once, as a lost lease does: no retry (no retry storm), no error recorded
+// (the mirror does not show FAILED), and the fence reported once.
+func TestRetryStopsWhenFenced(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fenced := fmt.Errorf("commit: %w", &connectors.FencedError{Mirror: "m", Epoch: 3, Recorded: 4})
+	f := &fakeMirror{m: catalog.Mirror{Name: "m", Desired: catalog.DesiredRunning}, cancel: cancel,
+		outcomes: []func(func()) error{fail, func(func()) error { return fenced }, fail}}
+	var reported []error
+	d := f.deps()
+	d.fenced = func(_ context.Context, err error) { reported = append(reported, err) }
+	retry(ctx, d)
+	if f.steps != 2 {
+		t.Errorf("%d steps ran, want 2 (none after the fenced one)", f.steps)
+	}
+	if len(f.recorded) != 1 || len(f.sleeps) != 1 {
+		t.Errorf("recorded %q, slept %v: want only the first failure's", f.recorded, f.sleeps)
+	}
+	if len(reported) != 1 || reported[0] != fenced {
+		t.Errorf("fence reported %v, want it once", reported)
+	}
+}
