@@ -108,7 +108,7 @@ func (l *Loader) loadValues(ctx context.Context, r connectors.PartitionReader, j
 			return 0, fmt.Errorf("insert from staging table: %w", err)
 		}
 	}
-	if err := MarkPartitionDone(ctx, tx, l.meta, l.mirror, t.Source, job.Index, rows); err != nil {
+	if err := MarkPartitionDone(ctx, tx, l.meta, l.mirror, t.Source, job.Index, rows, !job.Upsert); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -215,13 +215,28 @@ func DonePartitions(ctx context.Context, conn *pgx.Conn, meta, mirror string, ta
 }
 
 // MarkPartitionDone records that partition of table was copied for mirror
-// with rows rows. Idempotent (a repeat overwrites the row count). Call it in
-// the transaction that copied the partition.
-func MarkPartitionDone(ctx context.Context, tx pgx.Tx, meta, mirror string, table connectors.TableName, partition int, rows int64) error {
-	_, err := tx.Exec(ctx, "INSERT INTO "+metaSchema(meta)+`.snapshot_partitions AS p (mirror, source_table, partition, rows)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (mirror, source_table, partition) DO UPDATE SET rows = excluded.rows, done_at = now()`,
-		mirror, table.String(), int32(partition), rows)
+// with rows rows. Call it in the transaction that copied the partition.
+//
+// With once (the rows were appended by a plain COPY, which a second copy
+// would duplicate), a partition recorded already is an error, which rolls
+// that transaction back: two workers that loaded the same partition (a
+// node frozen past its lease wakes up and commits a partition another
+// node redid meanwhile) cannot both commit. The second waits on the
+// first's key and then fails. Without once (an upserting copy, which
+// converges however often it runs), a repeat overwrites the row count.
+func MarkPartitionDone(ctx context.Context, tx pgx.Tx, meta, mirror string, table connectors.TableName, partition int, rows int64,
+	once bool) error {
+	q := "INSERT INTO " + metaSchema(meta) + `.snapshot_partitions AS p (mirror, source_table, partition, rows)
+VALUES ($1, $2, $3, $4)`
+	if !once {
+		q += " ON CONFLICT (mirror, source_table, partition) DO UPDATE SET rows = excluded.rows, done_at = now()"
+	}
+	_, err := tx.Exec(ctx, q, mirror, table.String(), int32(partition), rows)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == pgerrcode.UniqueViolation {
+		return fmt.Errorf("partition %d of %s was loaded meanwhile by another worker of mirror %s (a node that lost its lease?): this copy is rolled back",
+			partition, table, mirror)
+	}
 	if err != nil {
 		return fmt.Errorf("mark partition %d of %s done in mirror %s: %w", partition, table, mirror, err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -61,11 +63,11 @@ func TestMetadata(t *testing.T) {
 					func() error { return postgres.SetPosition(ctx, tx, meta, "m1", postgres.LSNPosition(0x16B3748)) },
 					func() error { return postgres.SetPosition(ctx, tx, meta, "m1", postgres.LSNPosition(0xFFFFFFFF0)) },
 					func() error { return postgres.SetPosition(ctx, tx, meta, "m2", "binlog.000003:42") },
-					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 0, 10) },
-					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 5) },
-					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 6) },
-					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", other, 0, 1) },
-					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m2", tbl, 1, 2) },
+					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 0, 10, false) },
+					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 5, false) },
+					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", tbl, 3, 6, false) },
+					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m1", other, 0, 1, false) },
+					func() error { return postgres.MarkPartitionDone(ctx, tx, meta, "m2", tbl, 1, 2, false) },
 				} {
 					if err := step(); err != nil {
 						return err
@@ -122,7 +124,7 @@ func TestMetadata(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				return postgres.MarkPartitionDone(ctx, tx, meta, "m3", dotted, 5, 1)
+				return postgres.MarkPartitionDone(ctx, tx, meta, "m3", dotted, 5, 1, false)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -203,4 +205,58 @@ VALUES ('m', 'public.t', 'catchup', 'swap', 22216), ('m', 'public.u', 'copy', 't
 	}
 	wantRows(t, conn, "SELECT lsn || ' ' || position FROM _sluice.table_state WHERE source_table = 'public.t'",
 		"22300 "+string(postgres.LSNPosition(22300)))
+}
+
+// Two workers that copied the same partition of a plain (appending) load
+// cannot both commit it: the second waits for the first's key, then fails,
+// and its transaction, rows included, is rolled back. An upserting load's
+// repeat overwrites the count.
+func TestMarkPartitionDoneOnce(t *testing.T) {
+	ctx := testCtx(t)
+	url := dstCluster.NewDB(t)
+	a, b := connect(t, url), connect(t, url)
+	if err := postgres.EnsureMetadata(ctx, a, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	tbl := connectors.TableName{Schema: "public", Name: "t"}
+	first, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Exec(ctx, "INSERT INTO t SELECT generate_series(1, 10)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.MarkPartitionDone(ctx, first, "", "m", tbl, 4, 10, true); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan error, 1)
+	go func() {
+		second <- pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "INSERT INTO t SELECT generate_series(1, 10)"); err != nil {
+				return err
+			}
+			return postgres.MarkPartitionDone(ctx, tx, "", "m", tbl, 4, 10, true)
+		})
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the second mark did not wait for the first transaction: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := first.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err == nil || !strings.Contains(err.Error(), "loaded meanwhile by another worker") {
+		t.Fatalf("second mark of partition 4 = %v, want it refused", err)
+	}
+	wantRows(t, a, "SELECT count(*)::text FROM t", "10")
+	// An upsert's repeat overwrites.
+	err = pgx.BeginFunc(ctx, a, func(tx pgx.Tx) error { return postgres.MarkPartitionDone(ctx, tx, "", "m", tbl, 4, 12, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRows(t, a, "SELECT rows::text FROM _sluice.snapshot_partitions WHERE mirror = 'm'", "12")
 }

@@ -231,7 +231,7 @@ func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJo
 			return fail(fmt.Errorf("insert from staging table: %w", err))
 		}
 	}
-	if err = MarkPartitionDone(ctx, tx, job.Meta, job.Mirror, job.Source, job.Partition.Index, rows); err != nil {
+	if err = MarkPartitionDone(ctx, tx, job.Meta, job.Mirror, job.Source, job.Partition.Index, rows, !job.Upsert); err != nil {
 		return fail(err)
 	}
 	if err = tx.Commit(ctx); err != nil {
