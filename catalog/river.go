@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 )
@@ -62,4 +63,20 @@ func migrateRiver(ctx context.Context, tx pgx.Tx, version int) error {
 		return fmt.Errorf("river migrations up to %d: %w", version, err)
 	}
 	return nil
+}
+
+// RiverPool opens a connection pool of its own on the catalog database, of
+// at most maxConns connections, for the node's River client (which keeps
+// one listening for notifications and uses others to fetch and finish
+// jobs), so that River and the flows never wait for each other's
+// connections. The caller owns it and closes it.
+func (s *Store) RiverPool(ctx context.Context, maxConns int32) (*pgxpool.Pool, error) {
+	cfg := s.pool.Config().Copy()
+	cfg.MaxConns = maxConns
+	cfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open the catalog pool for jobs: %w", err)
+	}
+	return pool, nil
 }

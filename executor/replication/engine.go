@@ -86,6 +86,12 @@ type Engine struct {
 	bgDone chan struct{}
 	// closed: Close was called; no runner starts any more.
 	closed bool
+	// jobs is the node's River client (jobs.go); nil until Start, and in
+	// an engine never started, whose flows load in-process.
+	jobs *jobs
+	// loads holds the progress of the loads this node owns, by load id
+	// and source table, for the partitions this node works (jobs.go).
+	loads map[string]map[string]*tableProgress
 }
 
 type runner struct {
@@ -120,7 +126,8 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Start registers this node in the catalog (freeing the leases of its
-// earlier run), starts its heartbeat (cluster.go), and resumes every
+// earlier run), starts its River client, which works the cluster's jobs
+// (jobs.go), and its heartbeat (cluster.go), and resumes every
 // mirror whose operator wants it running and whose lease is free. Runners
 // stop when ctx ends (Close waits for them). Call it once.
 func (e *Engine) Start(ctx context.Context) error {
@@ -128,12 +135,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := store.RegisterNode(ctx, e.cfg.Node, e.cfg.Address, e.cfg.NodeTimeout); err != nil {
 		return err
 	}
+	j, err := e.startJobs(ctx)
+	if err != nil {
+		return err
+	}
 	names, err := store.MirrorsToRun(ctx)
 	if err != nil {
+		e.stopJobs(j)
 		return err
 	}
 	e.mu.Lock()
 	e.base = ctx
+	e.jobs = j
 	e.mu.Unlock()
 	for _, name := range names {
 		e.start(name, false)
@@ -143,8 +156,9 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 // Close stops every runner and waits for them; their leases are released
-// free, for other nodes to take at once, and the node is recorded as
-// stopped.
+// free, for other nodes to take at once. It then stops the node's River
+// client (jobs it was running go back to the queue) and records the node
+// as stopped.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop, done := e.bgStop, e.bgDone
@@ -163,6 +177,12 @@ func (e *Engine) Close() {
 	}
 	for _, r := range runners {
 		<-r.done
+	}
+	e.mu.Lock()
+	j := e.jobs
+	e.mu.Unlock()
+	if j != nil {
+		e.stopJobs(j)
 	}
 	if stop != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
