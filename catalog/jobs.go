@@ -88,4 +88,3 @@ WHERE j.state = 'running'
 	}
 	return tag.RowsAffected(), nil
 }
-
