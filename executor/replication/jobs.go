@@ -52,8 +52,9 @@ const (
 	// the first failed attempt anyway (load_jobs.go), so more only serve
 	// attempts cut off by a node's death or stop.
 	jobMaxAttempts = 25
-	// riverConns caps the connections of a node's River client.
-	riverConns = 8
+	// JobsCatalogConns caps the catalog connections of a node's River
+	// client, a pool of their own (catalog.Store.RiverPool).
+	JobsCatalogConns = 8
 	// jobsStopTimeout bounds River's stop when the node stops.
 	jobsStopTimeout = 10 * time.Second
 )
@@ -140,7 +141,7 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 	} else if n > 0 {
 		e.cfg.Logger.InfoContext(ctx, "jobs of this node's earlier run made available again", "jobs", n)
 	}
-	pool, err := store.RiverPool(ctx, riverConns)
+	pool, err := store.RiverPool(ctx, JobsCatalogConns)
 	if err != nil {
 		return nil, err
 	}
