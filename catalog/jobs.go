@@ -68,13 +68,17 @@ WHERE kind = $1 AND args->>'mirror' = $2 AND args->>'load' IS DISTINCT FROM $3
 // RescueJobs makes the running jobs whose node is gone (silent for longer
 // than its node timeout, or stopped) or is node (this node's earlier run,
 // over since this one started; "" for none) available again at once, for
-// any node to redo, recording why as the attempt's error. It returns how
+// any node to redo, recording why as the attempt's error; those whose
+// cancellation was asked for (River's JobCancel of a running job: their
+// load ended) are cancelled instead. It returns how
 // many it rescued. River's own rescuer cannot tell a dead node's job from
 // a slow one, so it waits much longer (RescueStuckJobsAfter).
 func (s *Store) RescueJobs(ctx context.Context, node string) (int64, error) {
 	tag, err := s.pool.Exec(ctx, `
 UPDATE sluice.river_job j
-SET state = 'available', scheduled_at = now(),
+SET state = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN 'cancelled' ELSE 'available' END::sluice.river_job_state,
+    finalized_at = CASE WHEN j.metadata ? 'cancel_attempted_at' THEN now() END,
+    scheduled_at = now(),
     errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', j.attempt,
         'error', format('node %s ended while running the job: redone by another attempt',
                         j.attempted_by[cardinality(j.attempted_by)]),
