@@ -114,9 +114,19 @@ WHERE t.mirror = 'jm' GROUP BY 1, 2 ORDER BY 1`, node)
 // TestJobsLoadOnThreeNodes: three nodes share an initial load of three
 // tables, its partitions slowed down by the destination: the jobs table
 // shows partitions completed by at least two nodes. A node killed (SIGKILL)
-// while it runs partitions has them redone by the others, and the
-// destination ends equal to the source.
-func TestJobsLoadOnThreeNodes(t *testing.T) {
+// while it runs partitions, not the load's owner, has them redone by the
+// others, as jobs retried; the destination ends equal to the source.
+func TestJobsLoadOnThreeNodes(t *testing.T) { loadOnThreeNodes(t, false) }
+
+// TestJobsOwnerKilledMidLoad is TestJobsLoadOnThreeNodes killing the load's
+// owner: another node takes the mirror over and starts the load over as a
+// resumed one, the partitions loaded kept, the killed node's partitions
+// (and the rest) loaded by the others.
+func TestJobsOwnerKilledMidLoad(t *testing.T) { loadOnThreeNodes(t, true) }
+
+// loadOnThreeNodes runs the three-node tests; owner: kill the load's owner
+// rather than another node running partitions.
+func loadOnThreeNodes(t *testing.T, owner bool) {
 	catURL := catalogCluster.NewDB(t)
 	var procs []*process
 	for range 3 {
@@ -136,20 +146,20 @@ func TestJobsLoadOnThreeNodes(t *testing.T) {
 		WITH (snapshot_num_rows_per_partition = 100, snapshot_max_parallel_workers = 6)`)
 	conn.Close(context.Background())
 
-	// Wait for a node other than the load's owner to run partitions, with
-	// partitions completed by at least two nodes, then kill it.
+	// Wait for partitions completed by at least two nodes and the node to
+	// kill running some (the owner, or another node), then kill it.
 	var victim string
 	deadline := time.Now().Add(60 * time.Second)
 	for victim == "" {
 		if time.Now().After(deadline) {
-			t.Fatalf("no node but the owner runs partitions; jobs: %s", mirrorJobs(t, cat, "jm"))
+			t.Fatalf("no node to kill runs partitions (owner: %v); jobs: %s", owner, mirrorJobs(t, cat, "jm"))
 		}
 		var nodes int
 		var running *string
 		err := cat.QueryRow(testCtx(t), `
 SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'completed'),
        (SELECT min(j.node) FROM jobs j JOIN mirrors m ON m.name = j.mirror
-        WHERE j.mirror = 'jm' AND j.state = 'running' AND j.node <> m.node)`).Scan(&nodes, &running)
+        WHERE j.mirror = 'jm' AND j.state = 'running' AND (j.node = m.node) = $1)`, owner).Scan(&nodes, &running)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,13 +169,13 @@ SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'c
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	var ranThere []int
-	rows, err := cat.Query(testCtx(t), `SELECT partition FROM jobs WHERE mirror = 'jm' AND node = $1 AND state = 'running'`, victim)
+	var ranThere []string
+	rows, err := cat.Query(testCtx(t), `SELECT "table" || ':' || partition FROM jobs WHERE mirror = 'jm' AND node = $1 AND state = 'running'`, victim)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var part int
+		var part string
 		if err := rows.Scan(&part); err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +187,7 @@ SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'c
 		t.Fatalf("node %s is none of the processes", victim)
 	}
 	killed.Kill()
-	t.Logf("killed node %s running partitions %v; jobs: %s", victim, ranThere, mirrorJobs(t, cat, "jm"))
+	t.Logf("killed node %s (owner: %v) running partitions %v; jobs: %s", victim, owner, ranThere, mirrorJobs(t, cat, "jm"))
 
 	var alive *process
 	for _, p := range procs {
@@ -197,16 +207,18 @@ SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'c
 		}
 	}
 	t.Logf("jobs: %s", mirrorJobs(t, cat, "jm"))
-	var nodes, redone int
+	var nodes, redone, retried int
 	err = cat.QueryRow(testCtx(t), `
 SELECT count(DISTINCT node) FILTER (WHERE state = 'completed'),
+       count(DISTINCT "table" || ':' || partition) FILTER (WHERE state = 'completed' AND node <> $1
+         AND "table" || ':' || partition = ANY ($2)),
        count(*) FILTER (WHERE state = 'completed' AND node <> $1 AND attempt >= 2 AND error LIKE '%' || $1 || '%')
-FROM jobs WHERE mirror = 'jm'`, victim).Scan(&nodes, &redone)
+FROM jobs WHERE mirror = 'jm'`, victim, ranThere).Scan(&nodes, &redone, &retried)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nodes < 2 || redone == 0 {
-		t.Fatalf("%d nodes completed partitions (want 2 or more), %d of the killed node's partitions redone elsewhere (want some); jobs: %s",
-			nodes, redone, mirrorJobs(t, cat, "jm"))
+	if nodes < 2 || redone != len(ranThere) || (!owner && retried == 0) {
+		t.Fatalf("%d nodes completed partitions (want 2 or more); of the killed node's %d running partitions, %d completed by another node, %d retried jobs (want some unless the owner was killed); jobs: %s",
+			nodes, len(ranThere), redone, retried, mirrorJobs(t, cat, "jm"))
 	}
 }
