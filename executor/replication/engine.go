@@ -89,9 +89,9 @@ type Engine struct {
 	// jobs is the node's River client (jobs.go); nil until Start, and in
 	// an engine never started, whose flows load in-process.
 	jobs *jobs
-	// loads holds the progress of the loads this node owns, by load id
-	// and source table, for the partitions this node works (jobs.go).
-	loads map[string]map[string]*tableProgress
+	// loads holds the loads this node owns, by load id, for the
+	// partitions this node works (jobs.go).
+	loads map[string]*localLoad
 }
 
 type runner struct {

@@ -55,6 +55,10 @@ const (
 	// JobsCatalogConns caps the catalog connections of a node's River
 	// client, a pool of their own (catalog.Store.RiverPool).
 	JobsCatalogConns = 8
+	// jobFetchCooldown is the least time between two fetches of a node's
+	// client (River's default, 100 ms, delays each partition enqueued
+	// behind one that just ended).
+	jobFetchCooldown = 10 * time.Millisecond
 	// jobsStopTimeout bounds River's stop when the node stops.
 	jobsStopTimeout = 10 * time.Second
 )
@@ -98,12 +102,13 @@ type loadOutput struct {
 // loadWorker works load_partition jobs.
 type loadWorker struct {
 	river.WorkerDefaults[loadPartitionArgs]
-	e *Engine
+	e     *Engine
+	conns *connCache
 }
 
 // Work implements river.Worker.
 func (w *loadWorker) Work(ctx context.Context, job *river.Job[loadPartitionArgs]) error {
-	err := w.e.loadPartition(ctx, job.Args)
+	err := w.e.loadPartition(ctx, w.conns, job.Args)
 	if err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely) &&
 		!errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 		// This node stops: the partition goes back to the queue, for
@@ -127,6 +132,7 @@ func (jobRetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
 type jobs struct {
 	client *river.Client[pgx.Tx]
 	pool   *pgxpool.Pool
+	conns  connCache // see job_conns.go
 	stop   context.CancelFunc
 	done   chan struct{} // closed when the rescue loop ended
 }
@@ -145,8 +151,9 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 	if err != nil {
 		return nil, err
 	}
+	j := &jobs{pool: pool, done: make(chan struct{})}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &loadWorker{e: e})
+	river.AddWorker(workers, &loadWorker{e: e, conns: &j.conns})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:                   e.cfg.Node,
 		Schema:               catalog.RiverSchema,
@@ -156,6 +163,7 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueStuckAfter,
 		RetryPolicy:          jobRetryPolicy{},
+		FetchCooldown:        jobFetchCooldown,
 		MaxAttempts:          jobMaxAttempts,
 	})
 	if err != nil {
@@ -167,10 +175,10 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 		return nil, fmt.Errorf("start jobs: %w", err)
 	}
 	rctx, stop := context.WithCancel(ctx)
-	j := &jobs{client: client, pool: pool, stop: stop, done: make(chan struct{})}
+	j.client, j.stop = client, stop
 	go func() {
 		defer close(j.done)
-		e.rescueJobs(rctx)
+		e.rescueJobs(rctx, &j.conns)
 	}()
 	return j, nil
 }
@@ -186,13 +194,15 @@ func (e *Engine) stopJobs(j *jobs) {
 	if err := j.client.StopAndCancel(ctx); err != nil {
 		e.cfg.Logger.ErrorContext(ctx, "stop jobs", "err", err)
 	}
+	j.conns.drop("", false)
 	j.pool.Close()
 }
 
-// rescueJobs makes the running jobs of gone nodes available again, every
+// rescueJobs makes the running jobs of gone nodes available again, and
+// closes the connections of loads idle for connIdle (conns), every
 // heartbeat interval, until ctx ends. Every node does it; a job is
 // rescued once (the update needs it running).
-func (e *Engine) rescueJobs(ctx context.Context) {
+func (e *Engine) rescueJobs(ctx context.Context, conns *connCache) {
 	tick := time.NewTicker(e.heartbeatEvery())
 	defer tick.Stop()
 	for {
@@ -201,6 +211,7 @@ func (e *Engine) rescueJobs(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		conns.drop("", true)
 		n, err := e.cfg.Store.RescueJobs(ctx, "")
 		if err != nil {
 			if ctx.Err() == nil {
@@ -214,73 +225,140 @@ func (e *Engine) rescueJobs(ctx context.Context) {
 	}
 }
 
-// loadPartition loads one partition of a load on this node: it opens the
-// mirror's peers as the flow does, reads the partition under the load's
-// snapshot and loads it with the destination's Loader, which records it
-// done in the same transaction. A partition the destination already
-// records done (an attempt that committed just before its node died) is
-// not loaded again. A dropped mirror's job is cancelled.
-func (e *Engine) loadPartition(ctx context.Context, a loadPartitionArgs) error {
-	store := e.cfg.Store
-	m, err := store.GetMirror(ctx, a.Mirror)
-	if errors.Is(err, catalog.ErrMirrorNotFound) {
-		return river.JobCancel(err)
+// loadPartition loads one partition of a load on this node, with what an
+// earlier partition of the load opened here or opening it (openPartition):
+// it reads the partition under the load's snapshot and loads it with the
+// destination's Loader, which records it done in the same transaction. A
+// partition the destination already records done (an attempt that
+// committed just before its node died) is not loaded again.
+func (e *Engine) loadPartition(ctx context.Context, conns *connCache, a loadPartitionArgs) error {
+	c := conns.take(a.Load)
+	if c == nil {
+		var err error
+		if c, err = e.openPartition(ctx, a); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	log := e.cfg.Logger.With("mirror", a.Mirror)
-	f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log}
-	if err := f.peers(ctx); err != nil {
-		return err
-	}
-	src, dst, closeAll, err := f.open(ctx, "sluice-snapshot")
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	done, err := dst.Loaded(ctx, a.Dest.Source)
+	healthy := false
+	defer func() {
+		if healthy {
+			conns.put(a.Load, c)
+		} else {
+			c.close()
+		}
+	}()
+	done, err := c.dst.Loaded(ctx, a.Dest.Source)
 	if err != nil {
 		return err
 	}
 	if rows, ok := done[a.Partition]; ok {
+		healthy = true
+		e.partitionLoaded(a, rows)
 		return river.RecordOutput(ctx, loadOutput{Rows: rows})
 	}
-	r, err := src.OpenReader(ctx, a.Snapshot)
-	if err != nil {
-		return fmt.Errorf("copy %s partition %d: open the snapshot: %w", a.Table, a.Partition, err)
-	}
-	defer r.Close(context.Background())
-	l, err := dst.OpenLoader(ctx)
-	if err != nil {
-		return err
-	}
-	defer l.Close(context.Background())
 	job := connectors.LoadJob{Table: a.Dest, Index: a.Partition, Partition: a.Bounds, Upsert: a.Upsert,
 		Version: a.Version, Progress: e.partitionProgress(a)}
-	rows, err := l.Load(ctx, r, job)
+	rows, err := c.l.Load(ctx, c.r, job)
 	if err != nil {
 		return fmt.Errorf("copy %s partition %d: %w", a.Table, a.Partition, err)
 	}
-	if nk, ok := l.(connectors.NullKeyReporter); ok {
+	if nk, ok := c.l.(connectors.NullKeyReporter); ok {
 		for t, n := range nk.NullKeys() {
-			if err := f.reportNullKeys(ctx, t, n); err != nil {
+			if err := c.f.reportNullKeys(ctx, t, n); err != nil {
 				return err
 			}
 		}
 	}
-	log.DebugContext(ctx, "partition loaded", "table", a.Table, "partition", a.Partition, "rows", rows)
+	healthy = true
+	c.f.log.DebugContext(ctx, "partition loaded", "table", a.Table, "partition", a.Partition, "rows", rows)
+	e.partitionLoaded(a, rows)
 	return river.RecordOutput(ctx, loadOutput{Rows: rows})
+}
+
+// openPartition opens what a's partition needs, as the flow opens its
+// peers: the mirror's source and destination, a reader under the load's
+// snapshot and a loader. A dropped mirror's job is cancelled.
+func (e *Engine) openPartition(ctx context.Context, a loadPartitionArgs) (_ *partitionConns, err error) {
+	store := e.cfg.Store
+	m, err := store.GetMirror(ctx, a.Mirror)
+	if errors.Is(err, catalog.ErrMirrorNotFound) {
+		return nil, river.JobCancel(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: e.cfg.Logger.With("mirror", a.Mirror)}
+	if err := f.peers(ctx); err != nil {
+		return nil, err
+	}
+	src, dst, closeAll, err := f.open(ctx, "sluice-snapshot")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	r, err := src.OpenReader(ctx, a.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("copy %s partition %d: open the snapshot: %w", a.Table, a.Partition, err)
+	}
+	l, err := dst.OpenLoader(ctx)
+	if err != nil {
+		r.Close(context.Background())
+		return nil, err
+	}
+	return &partitionConns{f: f, src: src, dst: dst, r: r, l: l}, nil
+}
+
+// localLoad is a load this node owns, as its partitions' jobs on this
+// node see it.
+type localLoad struct {
+	// progress is the load's progress by source table: a partition copied
+	// here moves rows_copied while its rows flow, as before jobs.
+	progress map[string]*tableProgress
+	// loaded receives the partitions loaded here as soon as their
+	// transaction committed, before River records their jobs completed
+	// (its completer writes in batches, a little later): the owner
+	// enqueues the next partitions at once. Buffered for every partition
+	// of the load; a send never blocks.
+	loaded chan loadedPartition
+}
+
+// loadedPartition is a partition loaded, and its rows.
+type loadedPartition struct {
+	table     string
+	partition int
+	rows      int64
+}
+
+// localLoadOf returns the load of id if this node owns it, else nil.
+func (e *Engine) localLoadOf(id string) *localLoad {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loads[id]
+}
+
+// partitionLoaded tells the load's owner, when it is this node, that a's
+// partition is loaded.
+func (e *Engine) partitionLoaded(a loadPartitionArgs, rows int64) {
+	if l := e.localLoadOf(a.Load); l != nil {
+		select {
+		case l.loaded <- loadedPartition{table: a.Table, partition: a.Partition, rows: rows}:
+		default: // told already (a partition redone)
+		}
+	}
 }
 
 // partitionProgress returns what a partition's copy calls with its rows
 // so far: the owner's progress of the table when the load's owner is this
-// node (rows_copied moves while rows flow, as before jobs), and the test
-// hook in any case.
+// node, and the test hook in any case.
 func (e *Engine) partitionProgress(a loadPartitionArgs) func(rows int64) {
-	e.mu.Lock()
-	p := e.loads[a.Load][a.Table]
-	e.mu.Unlock()
+	var p *tableProgress
+	if l := e.localLoadOf(a.Load); l != nil {
+		p = l.progress[a.Table]
+	}
 	if p != nil {
 		return p.begin(a.Mirror, a.Partition)
 	}

@@ -21,7 +21,8 @@ import (
 // unseen by the owner.
 
 const (
-	// loadPoll is how often the owner reads its load's jobs.
+	// loadPoll is how often the owner reads its load's jobs (partitions
+	// loaded on this node are seen at once: localLoad.loaded).
 	loadPoll = 200 * time.Millisecond
 	// loadEndTimeout bounds the wait for a load's cancelled jobs to stop.
 	loadEndTimeout = 30 * time.Second
@@ -40,17 +41,19 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 	for _, p := range progress {
 		byTable[p.name] = p
 	}
+	local := &localLoad{progress: byTable, loaded: make(chan loadedPartition, len(jobs))}
 	e.mu.Lock()
 	if e.loads == nil {
-		e.loads = map[string]map[string]*tableProgress{}
+		e.loads = map[string]*localLoad{}
 	}
-	e.loads[load] = byTable
+	e.loads[load] = local
 	e.mu.Unlock()
 	defer func() {
 		f.endLoad(ctx, load)
 		e.mu.Lock()
 		delete(e.loads, load)
 		e.mu.Unlock()
+		e.jobs.conns.drop(load, false)
 	}()
 
 	type key struct {
@@ -66,6 +69,17 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 	window := max(1, f.opt.MaxParallelWorkers)
 	next := 0
 	counted := map[key]bool{}
+	done := func(k key, rows int64) error {
+		if counted[k] {
+			return nil
+		}
+		counted[k] = true
+		if p := byTable[k.table]; p != nil {
+			p.end(k.part, rows)
+			return p.flush(ctx, store, f.m.Name)
+		}
+		return nil
+	}
 	tick := time.NewTicker(loadPoll)
 	defer tick.Stop()
 	for {
@@ -78,19 +92,15 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 			k := key{s.Table, s.Partition}
 			switch s.State {
 			case "completed":
-				if !counted[k] {
-					counted[k] = true
-					if p := byTable[s.Table]; p != nil {
-						p.end(s.Partition, s.Rows)
-						if err := p.flush(ctx, store, f.m.Name); err != nil {
-							return err
-						}
-					}
+				if err := done(k, s.Rows); err != nil {
+					return err
 				}
 			case "retryable", "discarded", "cancelled":
 				return fmt.Errorf("copy %s partition %d (on node %s): %s", s.Table, s.Partition, s.Node, s.Error)
 			default:
-				open++
+				if !counted[k] { // loaded here, its job not yet recorded completed
+					open++
+				}
 			}
 		}
 		if len(counted) == len(jobs) {
@@ -107,6 +117,10 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+		case lp := <-local.loaded:
+			if err := done(key{lp.table, lp.partition}, lp.rows); err != nil {
+				return err
+			}
 		}
 	}
 }
