@@ -24,10 +24,10 @@ func (testJob) Kind() string { return "test_job" }
 // jobs view shows a job's mirror, table, partition, node and state from
 // its args and attempts, and RescueJobs makes the running jobs of gone
 // nodes (and of this node's earlier run) available again, cancels those
-// whose cancellation was asked for, and leaves live nodes' jobs running.
+// whose cancellation was asked for, and leaves live nodes' jobs running;
+// dropping the mirror removes its finished jobs.
 func TestJobsRescue(t *testing.T) {
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := oneTableMirror(t)
 	ctx := testCtx(t)
 	for _, n := range []string{"live", "dead", "me"} {
 		if err := s.RegisterNode(ctx, n, "127.0.0.1:1", time.Second); err != nil {
@@ -88,5 +88,12 @@ FROM sluice_status.jobs WHERE mirror = 'm' AND "table" = 'public.t' AND kind = '
 	stale, err := s.StaleLoadJobs(ctx, "test_job", "m", "l2")
 	if err != nil || len(stale) != 3 {
 		t.Fatalf("StaleLoadJobs of another load: %v, %v; want the 3 not finished", stale, err)
+	}
+	// Dropping the mirror removes its finished jobs.
+	if err := s.DeleteMirror(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := s.LoadJobs(ctx, "test_job", "m", "l1"); err != nil || len(jobs) != 3 {
+		t.Fatalf("jobs after DROP MIRROR: %v, %v; want the 3 not finished", jobs, err)
 	}
 }
