@@ -116,17 +116,23 @@ WHERE t.mirror = 'jm' GROUP BY 1, 2 ORDER BY 1`, node)
 // shows partitions completed by at least two nodes. A node killed (SIGKILL)
 // while it runs partitions, not the load's owner, has them redone by the
 // others, as jobs retried; the destination ends equal to the source.
-func TestJobsLoadOnThreeNodes(t *testing.T) { loadOnThreeNodes(t, false) }
+func TestJobsLoadOnThreeNodes(t *testing.T) { loadOnThreeNodes(t, false, false) }
 
 // TestJobsOwnerKilledMidLoad is TestJobsLoadOnThreeNodes killing the load's
 // owner: another node takes the mirror over and starts the load over as a
 // resumed one, the partitions loaded kept, the killed node's partitions
 // (and the rest) loaded by the others.
-func TestJobsOwnerKilledMidLoad(t *testing.T) { loadOnThreeNodes(t, true) }
+func TestJobsOwnerKilledMidLoad(t *testing.T) { loadOnThreeNodes(t, true, false) }
+
+// TestJobsNodeStoppedMidLoad is TestJobsLoadOnThreeNodes stopping the node
+// cleanly (SIGTERM): it cuts its running partitions off and puts them
+// back in the queue at once, and the others load them.
+func TestJobsNodeStoppedMidLoad(t *testing.T) { loadOnThreeNodes(t, false, true) }
 
 // loadOnThreeNodes runs the three-node tests; owner: kill the load's owner
-// rather than another node running partitions.
-func loadOnThreeNodes(t *testing.T, owner bool) {
+// rather than another node running partitions; stop: stop that node
+// cleanly rather than kill it.
+func loadOnThreeNodes(t *testing.T, owner, stop bool) {
 	catURL := catalogCluster.NewDB(t)
 	var procs []*process
 	for range 3 {
@@ -180,8 +186,13 @@ SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'c
 	if killed == nil {
 		t.Fatalf("node %s is none of the processes", victim)
 	}
-	killed.Kill()
-	t.Logf("killed node %s (owner: %v) running partitions %v; jobs: %s", victim, owner, ranThere, mirrorJobs(t, cat, "jm"))
+	if stop {
+		killed.Stop()
+	} else {
+		killed.Kill()
+	}
+	t.Logf("killed node %s (owner: %v, stopped: %v) running partitions %v; jobs: %s", victim, owner, stop, ranThere,
+		mirrorJobs(t, cat, "jm"))
 
 	var alive *process
 	for _, p := range procs {
@@ -211,8 +222,8 @@ FROM jobs WHERE mirror = 'jm'`, victim, ranThere).Scan(&nodes, &redone, &retried
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nodes < 2 || redone != len(ranThere) || (!owner && retried == 0) {
-		t.Fatalf("%d nodes completed partitions (want 2 or more); of the killed node's %d running partitions, %d completed by another node, %d retried jobs (want some unless the owner was killed); jobs: %s",
+	if nodes < 2 || redone != len(ranThere) || (!owner && !stop && retried == 0) {
+		t.Fatalf("%d nodes completed partitions (want 2 or more); of the killed node's %d running partitions, %d completed by another node, %d retried jobs (want some unless the owner was killed or the node stopped); jobs: %s",
 			nodes, len(ranThere), redone, retried, mirrorJobs(t, cat, "jm"))
 	}
 }
