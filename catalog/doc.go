@@ -52,6 +52,11 @@
 // never runs against a schema it does not know. Migrations are append-only:
 // never edit one that has shipped, add the next number.
 //
+// River's job tables (the cluster's jobs) are part of the schema: some
+// migrations first apply River's own migrations, in schema sluice and in
+// the same transaction (river.go), so the catalog's version implies
+// River's and the one version check covers both.
+//
 // # Secrets
 //
 // A peer's whole option map, secrets included, is encoded as JSON and

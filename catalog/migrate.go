@@ -113,8 +113,16 @@ CREATE TABLE IF NOT EXISTS sluice.schema_migrations (
 	return nil
 }
 
+// applyMigration applies m in one transaction with its version row, and
+// first, in that transaction, the River migrations that go with it
+// (river.go).
 func applyMigration(ctx context.Context, conn *pgx.Conn, m migration) error {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if rv, ok := riverVersions[m.version]; ok {
+			if err := migrateRiver(ctx, tx, rv); err != nil {
+				return err
+			}
+		}
 		// No arguments: the simple protocol runs a multi-statement file.
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
 			return err

@@ -226,8 +226,8 @@ SELECT name FROM sluice.mirrors WHERE source_peer = $1 OR destination_peer = $1 
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// DeleteMirror removes the mirror, its tables and its lag history, with a
-// "dropped" event.
+// DeleteMirror removes the mirror, its tables, its lag history and its
+// finished jobs, with a "dropped" event.
 func (s *Store) DeleteMirror(ctx context.Context, name string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM sluice.mirrors WHERE name = $1`, name)
@@ -239,6 +239,13 @@ func (s *Store) DeleteMirror(ctx context.Context, name string) error {
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sluice.mirror_lag_history WHERE mirror = $1`, name); err != nil {
 			return fmt.Errorf("delete mirror %q: lag history: %w", name, err)
+		}
+		// Its finished jobs; one that may still run ends on its own (its
+		// mirror is gone) and is cleaned up by River.
+		_, err = tx.Exec(ctx, `DELETE FROM sluice.river_job WHERE args @> jsonb_build_object('mirror', $1::text)
+  AND state IN ('completed', 'cancelled', 'discarded')`, name)
+		if err != nil {
+			return fmt.Errorf("delete mirror %q: jobs: %w", name, err)
 		}
 		return addEvent(ctx, tx, name, "dropped", "mirror dropped")
 	})

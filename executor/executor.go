@@ -177,7 +177,8 @@ func (e *Executor) checkCatalogCapacity(ctx context.Context) {
 		e.cfg.Logger.WarnContext(ctx, "cannot read the catalog's max_connections", "err", err)
 		return
 	}
-	own := int(e.cfg.Store.Pool().Config().MaxConns) // Sluice's own (mirrors, status)
+	// Sluice's own (mirrors, status), and the node's jobs (River).
+	own := int(e.cfg.Store.Pool().Config().MaxConns) + replication.JobsCatalogConns
 	if e.cfg.CatalogPoolSize+own > slots {
 		e.cfg.Logger.WarnContext(ctx, "--catalog-pool-size and Sluice's own catalog connections are above the catalog server's "+
 			"connection slots: sessions may wait for catalog connections and get 53300; lower --catalog-pool-size "+

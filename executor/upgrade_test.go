@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/sluicedb/sluice/catalog"
 )
 
 // The upgrade to positions (catalog migration 0009 and the position
@@ -21,9 +24,11 @@ import (
 // migrations after it, which a catalog from before 0009 does not have:
 // 0010's column (dropping it drops the status view, made again as 0006
 // made it), 0011's validations and 0012's table holds (the mirror_tables
-// view made again as 0008 made it), 0013's lag history and 0014's nodes
-// and stream leases.
+// view made again as 0008 made it), 0013's lag history, 0014's nodes
+// and stream leases, and 0016's jobs view (River's tables, which 0015 and
+// 0016 made, are removed by River's own down migrations: downgradeRiver).
 const downgradeCatalog = `
+DROP VIEW sluice_status.jobs;
 DROP VIEW sluice_status.nodes;
 DROP TABLE sluice.nodes;
 ALTER TABLE sluice.mirrors DROP COLUMN node CASCADE, DROP COLUMN lease_epoch, DROP COLUMN lease_expires_at,
@@ -55,6 +60,24 @@ ALTER TABLE sluice.mirrors DROP COLUMN consistent_position, DROP COLUMN last_syn
 DROP FUNCTION sluice.lsn_position(bigint);
 DROP FUNCTION sluice.position_lsn(text);
 DELETE FROM sluice.schema_migrations WHERE version >= 9`
+
+// downgradeRiver undoes River's migrations (catalog migrations 0015 and
+// 0016) on the catalog, in schema sluice, after downgradeCatalog dropped
+// the view over River's jobs.
+func downgradeRiver(t *testing.T, cat *pgx.Conn) {
+	t.Helper()
+	m, err := rivermigrate.New(riverpgxv5.New(nil), &rivermigrate.Config{Schema: catalog.RiverSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pgx.BeginFunc(testCtx(t), cat, func(tx pgx.Tx) error {
+		_, err := m.MigrateTx(testCtx(t), tx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("undo river's migrations: %v", err)
+	}
+}
 
 // downgradeMetadata undoes the position columns of the destination's
 // metadata.
@@ -120,6 +143,7 @@ FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name WHERE m.name = 'up'`).S
 		t.Helper()
 		p.Stop()
 		mustExec(t, cat, downgradeCatalog)
+		downgradeRiver(t, cat)
 		mustExec(t, dst, downgradeMetadata)
 	}
 	// upgraded checks the upgrade; written: a batch was applied since, so

@@ -94,6 +94,12 @@ type Engine struct {
 	lastHandOver time.Time
 	// stopping is done once, before the first lease a stopping node frees.
 	stopping sync.Once
+	// jobs is the node's River client (jobs.go); nil until Start, and in
+	// an engine never started, whose flows load in-process.
+	jobs *jobs
+	// loads holds the loads this node owns, by load id, for the
+	// partitions this node works (jobs.go).
+	loads map[string]*localLoad
 }
 
 type runner struct {
@@ -137,20 +143,27 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Start registers this node in the catalog (freeing the leases of its
-// earlier run), starts its heartbeat (cluster.go), and resumes the
-// mirrors whose operator wants them running and whose lease is free, up
-// to its fair share when other nodes are alive (look). Runners stop when
-// ctx ends (Close waits for them). Call it once.
+// earlier run), starts its River client, which works the cluster's jobs
+// (jobs.go), and its heartbeat (cluster.go), and resumes the mirrors
+// whose operator wants them running and whose lease is free, up to its
+// fair share when other nodes are alive (look). Runners stop when ctx
+// ends (Close waits for them). Call it once.
 func (e *Engine) Start(ctx context.Context) error {
 	store := e.cfg.Store
 	if err := store.RegisterNode(ctx, e.cfg.Node, e.cfg.Address, e.cfg.NodeTimeout); err != nil {
 		return err
 	}
+	j, err := e.startJobs(ctx)
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
 	e.base = ctx
 	e.lastHandOver = time.Now()
+	e.jobs = j
 	e.mu.Unlock()
 	if err := e.look(ctx); err != nil {
+		e.stopJobs(j)
 		return err
 	}
 	e.startNode(ctx)
@@ -159,9 +172,10 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Close stops every runner and waits for them; the node is marked
 // stopping and their leases are released free, each with a notification
-// to the other nodes, which take them at once (cluster.go); the node is
-// recorded as stopped. A process ending its Start context (SIGTERM) does
-// the same as its runners end, before Close.
+// to the other nodes, which take them at once (cluster.go). It then stops
+// the node's River client (jobs it was running go back to the queue) and
+// records the node as stopped. A process ending its Start context
+// (SIGTERM) does the same as its runners end, before Close.
 func (e *Engine) Close() {
 	e.mu.Lock()
 	stop, done := e.bgStop, e.bgDone
@@ -180,6 +194,12 @@ func (e *Engine) Close() {
 	}
 	for _, r := range runners {
 		<-r.done
+	}
+	e.mu.Lock()
+	j := e.jobs
+	e.mu.Unlock()
+	if j != nil {
+		e.stopJobs(j)
 	}
 	if stop != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)

@@ -202,7 +202,8 @@ type copyJob struct {
 
 // loadTables loads a group of tables with the parallel workers, reading
 // under snapshot ("" for a fresh one: a resumed load, which upserts) and
-// writing rows of version version.
+// writing rows of version version: as jobs that any node may run
+// (load_jobs.go) in a started engine, with in-process workers otherwise.
 func (f *flow) loadTables(ctx context.Context, src connectors.Source, dst connectors.Destination, snapshot string, version uint64,
 	tables []mirrorTable, schemas []*connectors.TableSchema) error {
 	resumed := snapshot == ""
@@ -245,6 +246,9 @@ func (f *flow) loadTables(ctx context.Context, src connectors.Source, dst connec
 	}
 	stop := f.flushProgress(ctx, progress)
 	defer stop()
+	if f.jobsRunning() {
+		return f.loadWithJobs(ctx, snapshot, jobs, progress)
+	}
 	return runWorkers(ctx, min(f.opt.MaxParallelWorkers, len(jobs)), jobs, func(ctx context.Context, queue <-chan copyJob) error {
 		return f.copyWorker(ctx, src, dst, snapshot, queue, progress)
 	})
