@@ -26,7 +26,10 @@
 //     the CDC catch-up of the same changes;
 //  6. with -big (1M and 5M rows by default), for each size one source
 //     transaction of that many changes, caught up by each mirror alone
-//     (bigtx.go), with the peak memory of each.
+//     (bigtx.go), with the peak memory of each;
+//  7. with -nodes (1,2,3 by default), after (1), the same initial load
+//     while that many Sluice nodes share the catalog, with the partitions
+//     each node loaded (nodes.go).
 //
 // Sluice runs in this process: after each of the loads and catch-ups the
 // program prints the process's peak resident memory during it, and with
@@ -63,10 +66,14 @@ func main() {
 	my := flag.Bool("mysql", true, "also measure a mirror from MariaDB into Postgres (needs mariadb-server)")
 	flag.StringVar(&compare, "compare-workers", "", "also time the initial load with each of these worker counts (0: the default; N/P: N workers, P partitions), next to a pipe, in -compare-rounds rounds")
 	flag.IntVar(&compareRounds, "compare-rounds", 2, "rounds of -compare-workers")
-	flag.BoolVar(&loadOnly, "load-only", false, "stop after the initial load (and -compare-workers)")
+	flag.BoolVar(&loadOnly, "load-only", false, "stop after the initial load (and -compare-workers, -nodes)")
+	flag.StringVar(&nodeCounts, "nodes", "1,2,3", "also time the initial load with this many Sluice nodes on one catalog, each count in turn (\"\" for none)")
 	flag.StringVar(&profileDir, "profile", "", "write CPU and allocation profiles of each measured phase of Sluice into this directory")
 	flag.Parse()
 	sizes, err := parseSizes(*big)
+	if err == nil {
+		nodes, err = parseNodes(nodeCounts)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
 		os.Exit(2)
@@ -104,12 +111,14 @@ func cpuSince(before cpuTimes) (cpuTimes, error) {
 	return now.sub(before), err
 }
 
-// compare, compareRounds and loadOnly are -compare-workers,
-// -compare-rounds and -load-only.
+// compare, compareRounds, loadOnly and nodeCounts are -compare-workers,
+// -compare-rounds, -load-only and -nodes; nodes is -nodes parsed.
 var (
 	compare       string
 	compareRounds int
 	loadOnly      bool
+	nodeCounts    string
+	nodes         []int
 )
 
 // withWorkers is the WITH clause of a CREATE MIRROR that sets workers
@@ -297,6 +306,11 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 		return err
 	} else if len(configs) > 0 {
 		if err := compareWorkers(ctx, sl, srcURL, dstC, rows, configs, compareRounds); err != nil {
+			return err
+		}
+	}
+	if len(nodes) > 0 {
+		if err := benchNodes(ctx, s, sl, catC, dstC, rows, nodes, pipeSecs); err != nil {
 			return err
 		}
 	}

@@ -43,6 +43,8 @@ type Sluice struct {
 	done   chan error
 	// webDone receives the HTTP listener's end (nil: none started).
 	webDone chan error
+	// key is the catalog's secret key (for Options.Join).
+	key []byte
 }
 
 var catalogSeq atomic.Int64
@@ -70,25 +72,35 @@ type Options struct {
 	// LagHistoryEvery is how often the lag history samples (0: the
 	// executor's default).
 	LagHistoryEvery time.Duration
+	// Join, when set, makes the server another node of Join's catalog
+	// (docs/cluster.md) rather than the first of a new one: the same
+	// catalog database and secret key, a node of its own.
+	Join *Sluice
 }
 
 // StartSluice starts a server on a random loopback port with its catalog in
 // a new database of cat. Logs go to stderr when SLUICE_TEST_LOG is set.
 func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, error) {
 	password := opts.Password
-	dbName := fmt.Sprintf("sluice_catalog_%d", catalogSeq.Add(1))
-	conn, err := pgconn.Connect(ctx, cat.URL("postgres"))
-	if err != nil {
-		return nil, fmt.Errorf("testbed: connect catalog cluster: %w", err)
+	var url string
+	var key []byte
+	if opts.Join != nil {
+		url, key = opts.Join.CatalogURL, opts.Join.key
+	} else {
+		dbName := fmt.Sprintf("sluice_catalog_%d", catalogSeq.Add(1))
+		conn, err := pgconn.Connect(ctx, cat.URL("postgres"))
+		if err != nil {
+			return nil, fmt.Errorf("testbed: connect catalog cluster: %w", err)
+		}
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+dbName).ReadAll()
+		conn.Close(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("testbed: create catalog database: %w", err)
+		}
+		url = cat.URL(dbName)
+		key = make([]byte, catalog.KeySize)
+		_, _ = rand.Read(key)
 	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+dbName).ReadAll()
-	conn.Close(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("testbed: create catalog database: %w", err)
-	}
-	url := cat.URL(dbName)
-	key := make([]byte, catalog.KeySize)
-	_, _ = rand.Read(key)
 	store, err := catalog.Open(ctx, url, key)
 	if err != nil {
 		return nil, err
@@ -124,7 +136,7 @@ func StartSluice(ctx context.Context, cat *Cluster, opts Options) (*Sluice, erro
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Sluice{
 		Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, User: "sluice", Password: password,
-		CatalogURL: url, Store: store, cancel: cancel, done: make(chan error, 1),
+		CatalogURL: url, Store: store, cancel: cancel, done: make(chan error, 1), key: key,
 	}
 	if err := ex.Start(sctx); err != nil {
 		cancel()
