@@ -59,16 +59,7 @@ func sigstopFailover(t *testing.T, useCH bool) {
 	}
 	mustExec(t, conn, "CREATE MIRROR frz FROM src TO dst WITH TABLE MAPPING ("+pgbenchMapping+") WITH (max_batch_size = 200)")
 	conn.Close(context.Background())
-	running := func(p *process) {
-		t.Helper()
-		waitFor(t, p, "the mirror streaming", func(c *pgx.Conn) bool {
-			var status string
-			var node *string
-			return c.QueryRow(context.Background(), `SELECT status, node FROM mirrors WHERE name = 'frz'`).Scan(&status, &node) == nil &&
-				status == "RUNNING" && node != nil
-		})
-	}
-	running(a)
+	waitStreaming(t, a, "frz")
 	first := leaseOf(t, cat, "frz")
 	owner := nodeOf(t, cat, first.node, a, b)
 	if owner == nil {
@@ -211,7 +202,7 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 		t.Fatalf("after the frozen node woke, the lease is %+v, was %+v", l, moved)
 	}
 	<-load
-	running(other)
+	waitStreaming(t, other, "frz")
 	if useCH {
 		waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
 			`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM default.pgbench_accounts FINAL

@@ -51,6 +51,18 @@ func walsenders(t *testing.T, src *pgx.Conn) int {
 	return n
 }
 
+// waitStreaming waits until mirror streams (RUNNING) on some node, as
+// seen from p.
+func waitStreaming(t *testing.T, p *process, mirror string) {
+	t.Helper()
+	waitFor(t, p, "mirror "+mirror+" streaming", func(c *pgx.Conn) bool {
+		var status string
+		var node *string
+		return c.QueryRow(context.Background(), `SELECT status, node FROM mirrors WHERE name = $1`, mirror).Scan(&status, &node) == nil &&
+			status == "RUNNING" && node != nil
+	})
+}
+
 // nodeOf returns which of procs has node id id (by its listen address in
 // the nodes table); nil when none.
 func nodeOf(t *testing.T, cat *pgx.Conn, id string, procs ...*process) *process {
@@ -128,16 +140,7 @@ func TestTwoNodesFailover(t *testing.T) {
 	mustExec(t, conn, `CREATE MIRROR two FROM src TO dst WITH TABLE MAPPING (
 		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
 	conn.Close(context.Background())
-	running := func(p *process) {
-		t.Helper()
-		waitFor(t, p, "the mirror streaming", func(c *pgx.Conn) bool {
-			var status string
-			var node *string
-			return c.QueryRow(context.Background(), `SELECT status, node FROM mirrors WHERE name = 'two'`).Scan(&status, &node) == nil &&
-				status == "RUNNING" && node != nil
-		})
-	}
-	running(b)
+	waitStreaming(t, b, "two")
 	waitFor(t, b, "both nodes alive", func(c *pgx.Conn) bool {
 		var alive int
 		return c.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'alive') FROM nodes`).Scan(&alive) == nil && alive == 2
@@ -183,7 +186,7 @@ func TestTwoNodesFailover(t *testing.T) {
 		t.Fatalf("lease after the failover: %+v, want the other node at an epoch above %d", moved, first.epoch)
 	}
 	<-load
-	running(other)
+	waitStreaming(t, other, "two")
 	for _, tbl := range pgbenchTables {
 		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
 	}
@@ -220,7 +223,7 @@ func TestTwoNodesFailover(t *testing.T) {
 	waitForCount(0)
 	mustExec(t, src, "UPDATE pgbench_branches SET bbalance = bbalance + 1")
 	mustExec(t, c, "RESUME MIRROR two")
-	running(owner)
+	waitStreaming(t, owner, "two")
 	resumed := leaseOf(t, cat, "two")
 	if resumed.node != first.node {
 		t.Fatalf("after RESUME MIRROR on node %s, the lease is %+v", first.node, resumed)
@@ -281,7 +284,7 @@ func TestTwoNodesFailover(t *testing.T) {
 	if l := leaseOf(t, cat, "two"); l.node == validated.node {
 		t.Fatalf("the node stopped with SIGTERM kept its lease: %+v", l)
 	}
-	running(owner)
+	waitStreaming(t, owner, "two")
 	if l := leaseOf(t, cat, "two"); l.node != first.node {
 		t.Fatalf("after the other node stopped, the lease is %+v", l)
 	}

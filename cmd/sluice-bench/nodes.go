@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/internal/testbed"
@@ -65,31 +64,7 @@ func benchNodes(ctx context.Context, first *testbed.Sluice, sl *pgx.Conn, catC, 
 			return err
 		}
 		name := fmt.Sprintf("nodes%d", n)
-		if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+name); err != nil {
-			return err
-		}
-		if _, err := sl.Exec(ctx, fmt.Sprintf(
-			"CREATE PEER %s FROM POSTGRES WITH (host='127.0.0.1', port=%d, user='postgres', password='%s', database='%s')",
-			name, dstC.Port(), dstC.Password(), name)); err != nil {
-			return err
-		}
-		if err := checkpoint(ctx); err != nil {
-			return err
-		}
-		cpu0, err := cpuNow(servers...)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR %s FROM src TO %s WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)`,
-			name, name)); err != nil {
-			return err
-		}
-		if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT status = 'RUNNING' FROM mirrors WHERE name = '%s'`, name)); err != nil {
-			return err
-		}
-		secs := time.Since(start).Seconds()
-		cpu, err := cpuSince(cpu0)
+		secs, cpu, err := timeLoad(ctx, sl, dstC, name, "")
 		if err != nil {
 			return err
 		}

@@ -45,30 +45,7 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, dstC *test
 		for i, c := range configs {
 			name := fmt.Sprintf("w%d_%d", i, r)
 			dbs = append(dbs, name)
-			if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+name); err != nil {
-				return err
-			}
-			if _, err := sl.Exec(ctx, fmt.Sprintf(
-				"CREATE PEER %s FROM POSTGRES WITH (host='127.0.0.1', port=%d, user='postgres', password='%s', database='%s')",
-				name, dstC.Port(), dstC.Password(), name)); err != nil {
-				return err
-			}
-			if err := checkpoint(ctx); err != nil {
-				return err
-			}
-			if cpu0, err = cpuNow(servers...); err != nil {
-				return err
-			}
-			start := time.Now()
-			if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR %s FROM src TO %s WITH TABLE MAPPING
-				(pgbench_accounts:pgbench_accounts)%s`, name, name, c.with())); err != nil {
-				return err
-			}
-			if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT status = 'RUNNING' FROM mirrors WHERE name = '%s'`, name)); err != nil {
-				return err
-			}
-			secs := time.Since(start).Seconds()
-			cpu, err := cpuSince(cpu0)
+			secs, cpu, err := timeLoad(ctx, sl, dstC, name, c.with())
 			if err != nil {
 				return err
 			}
@@ -141,4 +118,37 @@ func parseConfigs(s string) ([]loadConfig, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// timeLoad makes database name on dstC with a peer of that name, and times
+// CREATE MIRROR name of pgbench_accounts into it (with the mirror options
+// clause with) until it runs, after a checkpoint: the seconds and the CPU
+// time it took.
+func timeLoad(ctx context.Context, sl *pgx.Conn, dstC *testbed.Cluster, name, with string) (float64, cpuTimes, error) {
+	if err := exec1(ctx, dstC.URL("postgres"), "CREATE DATABASE "+name); err != nil {
+		return 0, cpuTimes{}, err
+	}
+	if _, err := sl.Exec(ctx, fmt.Sprintf(
+		"CREATE PEER %s FROM POSTGRES WITH (host='127.0.0.1', port=%d, user='postgres', password='%s', database='%s')",
+		name, dstC.Port(), dstC.Password(), name)); err != nil {
+		return 0, cpuTimes{}, err
+	}
+	if err := checkpoint(ctx); err != nil {
+		return 0, cpuTimes{}, err
+	}
+	cpu0, err := cpuNow(servers...)
+	if err != nil {
+		return 0, cpuTimes{}, err
+	}
+	start := time.Now()
+	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR %s FROM src TO %s WITH TABLE MAPPING
+		(pgbench_accounts:pgbench_accounts)%s`, name, name, with)); err != nil {
+		return 0, cpuTimes{}, err
+	}
+	if err := waitFor(ctx, sl, fmt.Sprintf(`SELECT status = 'RUNNING' FROM mirrors WHERE name = '%s'`, name)); err != nil {
+		return 0, cpuTimes{}, err
+	}
+	secs := time.Since(start).Seconds()
+	cpu, err := cpuSince(cpu0)
+	return secs, cpu, err
 }
