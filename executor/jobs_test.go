@@ -84,6 +84,14 @@ func TestJobsShowLoadPartitions(t *testing.T) {
 	if err := conn.QueryRow(testCtx(t), `SELECT id FROM nodes`).Scan(&node); err != nil {
 		t.Fatal(err)
 	}
+	// The load ends as soon as its last partition is loaded; River
+	// records the completion of this node's jobs in batches, moments
+	// later.
+	waitFor(t, p, "the load's jobs recorded completed", func(c *pgx.Conn) bool {
+		var open int
+		return c.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE mirror = 'jm' AND state <> 'completed'`).Scan(&open) == nil &&
+			open == 0
+	})
 	rows, err := conn.Query(testCtx(t), `
 SELECT t.source_table, t.partitions_total, count(j.*), count(*) FILTER (WHERE j.state = 'completed' AND j.node = $1
          AND j.kind = 'load_partition' AND j.attempt = 1 AND j.error IS NULL AND j.finished_at >= j.started_at),

@@ -151,8 +151,13 @@ func jobFor(ts *connectors.TableSchema, dest connectors.TableName, p postgres.Pa
 		cols[i] = c.Name
 	}
 	return postgres.CopyJob{Source: ts.Name, Dest: dest, Columns: cols, PrimaryKey: ts.PrimaryKey, Partition: p,
-		Mirror: "m1", SoftDeleteColumn: "_sluice_is_deleted", SyncedAtColumn: "_sluice_synced_at"}
+		Mirror: jobMirror(dest), SoftDeleteColumn: "_sluice_is_deleted", SyncedAtColumn: "_sluice_synced_at"}
 }
+
+// jobMirror is the mirror of jobFor's jobs into dest: one per destination
+// table, as a mirror loads a source table into one table (a plain load
+// records each partition done once per mirror and source table).
+func jobMirror(dest connectors.TableName) string { return "m1/" + dest.String() }
 
 // queryInt64 runs a query returning one integer.
 func queryInt64(t *testing.T, q postgres.Querier, sql string, args ...any) int64 {
@@ -248,7 +253,7 @@ INSERT INTO big SELECT i, i, 'new' FROM generate_series(100001, 110000) i;`)
 			if !slices.Equal(srcDump, dstDump) {
 				t.Errorf("destination rows differ from the snapshot's (%d vs %d rows)", len(dstDump), len(srcDump))
 			}
-			done, err := postgres.DonePartitions(ctx, e.dst, "", "m1", ts.Name)
+			done, err := postgres.DonePartitions(ctx, e.dst, "", jobMirror(dest), ts.Name)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -49,7 +49,14 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 	e.loads[load] = local
 	e.mu.Unlock()
 	defer func() {
-		f.endLoad(ctx, load)
+		// A load done has nothing left to stop: every partition is
+		// recorded done, by its job's completion or by this node's own
+		// worker (whose job may not be marked completed yet: River
+		// records completions in batches, and waiting for that, or
+		// cancelling it, would delay the load's end for nothing).
+		if err != nil {
+			f.endLoad(ctx, load)
+		}
 		e.mu.Lock()
 		delete(e.loads, load)
 		e.mu.Unlock()
