@@ -305,7 +305,7 @@ func (d *Destination) PutTableState(ctx context.Context, st connectors.TableStat
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
-	return PutTableState(ctx, d.conn, d.meta, d.mirror, st)
+	return d.fencedWrite(ctx, func(db Execer) error { return PutTableState(ctx, db, d.meta, d.mirror, st) })
 }
 
 // DeleteTableState implements connectors.TablePositions (DeleteTableState).
@@ -313,5 +313,5 @@ func (d *Destination) DeleteTableState(ctx context.Context, table connectors.Tab
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
-	return DeleteTableState(ctx, d.conn, d.meta, d.mirror, table)
+	return d.fencedWrite(ctx, func(db Execer) error { return DeleteTableState(ctx, db, d.meta, d.mirror, table) })
 }

@@ -122,6 +122,9 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 	}
 	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		rep = connectors.SwapReport{}
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
 		if err := SetLockTimeout(ctx, tx, swapLockTimeout); err != nil {
 			return err
 		}

@@ -48,6 +48,45 @@ func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) 
 	return ended, nil
 }
 
+// checkEpoch refuses, with a *connectors.FencedError, a write of a claimed
+// Destination (Fence) whose epoch is no longer the one recorded: a later
+// lease claimed the mirror's destination. It holds the metadata row with
+// a share lock until tx ends, so no claim can come between the check and
+// tx's commit (a claim waits for it, as it waits for an applier's batch).
+// A Destination never claimed (d.epoch 0: a flow without a lease) checks
+// nothing.
+func (d *Destination) checkEpoch(ctx context.Context, tx pgx.Tx) error {
+	if d.epoch == 0 {
+		return nil
+	}
+	var recorded int64
+	err := tx.QueryRow(ctx, "SELECT epoch FROM "+metaSchema(d.meta)+".mirror_state WHERE mirror = $1 FOR SHARE", d.mirror).
+		Scan(&recorded)
+	if errors.Is(err, pgx.ErrNoRows) {
+		recorded = 0
+	} else if err != nil {
+		return fmt.Errorf("read the lease epoch of mirror %s: %w", d.mirror, err)
+	}
+	if recorded != d.epoch {
+		return &connectors.FencedError{Mirror: d.mirror, Epoch: d.epoch, Recorded: recorded}
+	}
+	return nil
+}
+
+// fencedWrite runs write in a transaction that first checks the
+// Destination's epoch (checkEpoch); without a claim, write runs alone.
+func (d *Destination) fencedWrite(ctx context.Context, write func(db Execer) error) error {
+	if d.epoch == 0 {
+		return write(d.conn)
+	}
+	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
+		return write(tx)
+	})
+}
+
 // Fence records epoch in mirror's metadata row (mirror_state.epoch,
 // making the row when missing), unless a later epoch is recorded: then it
 // returns a *connectors.FencedError and changes nothing. The same epoch

@@ -184,3 +184,58 @@ func TestSourceTakeStream(t *testing.T) {
 	}
 	s.Close(context.Background())
 }
+
+// A claimed destination whose epoch a later claim superseded writes no
+// table resync state and swaps nothing in: the stale node's record and
+// swap are refused (ErrFenced), the new owner's go through.
+func TestFenceTableStatesAndSwap(t *testing.T) {
+	ctx := testCtx(t)
+	url := dstCluster.NewDB(t)
+	conn := connect(t, url)
+	mustExec(t, conn, `CREATE TABLE users (id int PRIMARY KEY, v text); INSERT INTO users VALUES (1, 'live')`)
+	dt := connectors.DestTable{Source: publicTable("users"), Dest: publicTable("users"), Schema: usersSchema("users")}
+	stale, owner := openDest(t, url, "", "m"), openDest(t, url, "", "m")
+	if _, err := stale.Fence(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	st := connectors.TableState{Table: dt.Source, Stage: connectors.StageCatchup, Strategy: "swap", Position: postgres.LSNPosition(0x100)}
+	if err := stale.PutTableState(ctx, st); err != nil {
+		t.Fatalf("the current epoch's table state: %v", err)
+	}
+	if _, err := stale.CreateShadow(ctx, dt, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Fence(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	st.Position = postgres.LSNPosition(0x200)
+	if err := stale.PutTableState(ctx, st); !errors.Is(err, connectors.ErrFenced) {
+		t.Fatalf("stale PutTableState = %v, want ErrFenced", err)
+	}
+	if err := stale.DeleteTableState(ctx, dt.Source); !errors.Is(err, connectors.ErrFenced) {
+		t.Fatalf("stale DeleteTableState = %v, want ErrFenced", err)
+	}
+	states, err := owner.TableStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := states[dt.Source]; got.Position != postgres.LSNPosition(0x100) {
+		t.Fatalf("table state after the stale writes: %+v, want the position 0x100 kept", got)
+	}
+	if _, err := stale.SwapIn(ctx, []connectors.Swap{{Table: dt}}); !errors.Is(err, connectors.ErrFenced) {
+		t.Fatalf("stale SwapIn = %v, want ErrFenced", err)
+	}
+	if shadows, err := owner.Shadows(ctx); err != nil || len(shadows) != 1 {
+		t.Fatalf("shadows after the stale swap: %v, %v; want the shadow still there", shadows, err)
+	}
+	wantRows(t, conn, "SELECT v FROM users", "live")
+
+	if err := owner.PutTableState(ctx, st); err != nil {
+		t.Fatalf("the new owner's table state: %v", err)
+	}
+	if _, err := owner.SwapIn(ctx, []connectors.Swap{{Table: dt}}); err != nil {
+		t.Fatalf("the new owner's swap: %v", err)
+	}
+	wantRows(t, conn, "SELECT count(*)::text FROM users", "0") // the empty shadow is in
+}
