@@ -560,15 +560,8 @@ func TestLoadKeyFile(t *testing.T) {
 // no row and no event of its own, and no "dropped" event; the history of an
 // earlier mirror of the same name stays.
 func TestDiscardMirror(t *testing.T) {
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := twoPeers(t)
 	ctx := testCtx(t)
-	for _, name := range []string{"a", "b"} {
-		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
-		if err := s.CreatePeer(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
 	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
 		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
 	// An earlier mirror m, created and dropped: its two events stay.

@@ -60,20 +60,28 @@ func TestAddRemoveMirrorTables(t *testing.T) {
 	}
 }
 
+// twoPeers opens a catalog in a database of its own holding two Postgres
+// peers, a and b; it returns the store and the database's URL.
+func twoPeers(t *testing.T) (*catalog.Store, string) {
+	t.Helper()
+	url := cluster.NewDB(t)
+	s := mustOpen(t, url, testKey(1))
+	for _, name := range []string{"a", "b"} {
+		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
+		if err := s.CreatePeer(testCtx(t), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, url
+}
+
 // oneTableMirror opens a catalog in a database of its own holding two
 // peers, a and b, and mirror m from a to b of table public.t; it returns
 // the store and the database's URL.
 func oneTableMirror(t *testing.T) (*catalog.Store, string) {
 	t.Helper()
-	url := cluster.NewDB(t)
-	s := mustOpen(t, url, testKey(1))
+	s, url := twoPeers(t)
 	ctx := testCtx(t)
-	for _, name := range []string{"a", "b"} {
-		p := catalog.Peer{Name: name, Type: "POSTGRES", Options: map[string]string{"host": "h", "port": "5432", "database": "d", "user": "u", "password": "pw"}}
-		if err := s.CreatePeer(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
 	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
 		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
 	if err := s.CreateMirror(ctx, m); err != nil {

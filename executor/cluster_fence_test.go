@@ -61,14 +61,7 @@ func sigstopFailover(t *testing.T, useCH bool) {
 	conn.Close(context.Background())
 	waitStreaming(t, a, "frz")
 	first := leaseOf(t, cat, "frz")
-	owner := nodeOf(t, cat, first.node, a, b)
-	if owner == nil {
-		t.Fatalf("the mirror's node %s is neither process", first.node)
-	}
-	other := a
-	if owner == a {
-		other = b
-	}
+	owner, other := ownerAndOther(t, cat, first.node, a, b)
 	// What the destination records, read as the flows record it.
 	state := func() destState {
 		t.Helper()

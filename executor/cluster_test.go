@@ -51,6 +51,19 @@ func walsenders(t *testing.T, src *pgx.Conn) int {
 	return n
 }
 
+// ownerAndOther returns which of a and b is node id, and the other one.
+func ownerAndOther(t *testing.T, cat *pgx.Conn, id string, a, b *process) (owner, other *process) {
+	t.Helper()
+	switch nodeOf(t, cat, id, a, b) {
+	case a:
+		return a, b
+	case b:
+		return b, a
+	}
+	t.Fatalf("the mirror's node %s is neither process", id)
+	return nil, nil
+}
+
 // waitStreaming waits until mirror streams (RUNNING) on some node, as
 // seen from p.
 func waitStreaming(t *testing.T, p *process, mirror string) {
@@ -146,14 +159,7 @@ func TestTwoNodesFailover(t *testing.T) {
 		return c.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'alive') FROM nodes`).Scan(&alive) == nil && alive == 2
 	})
 	first := leaseOf(t, cat, "two")
-	owner := nodeOf(t, cat, first.node, a, b)
-	if owner == nil {
-		t.Fatalf("the mirror's node %s is neither process", first.node)
-	}
-	other := a
-	if owner == a {
-		other = b
-	}
+	owner, other := ownerAndOther(t, cat, first.node, a, b)
 	time.Sleep(time.Second) // a few heartbeats: still one reader, same owner
 	if n := walsenders(t, src); n != 1 {
 		t.Fatalf("%d active slots on the source, want 1", n)

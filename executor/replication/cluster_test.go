@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -114,13 +113,7 @@ func TestEnginesShareLeases(t *testing.T) {
 func unreachableMirrors(t *testing.T, names ...string) (*catalog.Store, *connectors.Registry) {
 	t.Helper()
 	ctx := context.Background()
-	key := make([]byte, catalog.KeySize)
-	_, _ = rand.Read(key)
-	store, err := catalog.Open(ctx, newCatalogDB(t), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Close)
+	store := openStore(t)
 	kinds, err := connectors.NewRegistry(connectors.Kind{Type: "FAKE", Name: "Fake", Source: true, Destination: true,
 		Parse: func(map[string]string) (connectors.Peer, error) { return nil, errors.New("unreachable peer") }})
 	if err != nil {

@@ -95,16 +95,24 @@ type bed struct {
 	store *catalog.Store
 }
 
-func newBed(t *testing.T, ables abilities, opts map[string]string) *bed {
+// openStore opens a catalog in a new database, with a random key; it is
+// closed when the test ends.
+func openStore(t *testing.T) *catalog.Store {
 	t.Helper()
-	ctx := context.Background()
 	key := make([]byte, catalog.KeySize)
 	_, _ = rand.Read(key)
-	store, err := catalog.Open(ctx, newCatalogDB(t), key)
+	store, err := catalog.Open(context.Background(), newCatalogDB(t), key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
+	return store
+}
+
+func newBed(t *testing.T, ables abilities, opts map[string]string) *bed {
+	t.Helper()
+	ctx := context.Background()
+	store := openStore(t)
 	w := newWorld(map[connectors.TableName]int{usersTable: 10, ordersTable: 25}, 10)
 	kinds, err := connectors.NewRegistry(connectors.Kind{Type: "FAKE", Name: "Fake", Source: true, Destination: true,
 		Parse: func(map[string]string) (connectors.Peer, error) { return &fakePeer{w: w, ables: ables}, nil }})
