@@ -1,9 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
+	"sync"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/connectors"
 )
 
@@ -32,7 +36,16 @@ type stagedRow struct {
 
 // copyStream is an io.Reader producing the binary COPY stream of rows,
 // encoding lazily so a large flush never holds a second copy of its rows.
+//
+// pgx reads it on a goroutine of its own, which it does not wait for when
+// the connection fails in the middle of the COPY: that goroutine may go on
+// reading after CopyFrom returned, while the applier rolls back and reuses
+// the rows' memory. So a stream is only used through copyRows, which
+// closes it when CopyFrom returns; a read after that (or one under way,
+// which close waits for) touches no row.
 type copyStream struct {
+	mu     sync.Mutex
+	closed bool
 	rows   []stagedRow
 	encode func(b []byte, r stagedRow) []byte
 	next   int
@@ -42,7 +55,34 @@ type copyStream struct {
 	done   bool
 }
 
+// errCopyClosed is what a read of a closed copyStream returns.
+var errCopyClosed = errors.New("copy stream closed: the COPY ended")
+
+// copyRows copies rows into the destination with the COPY statement sql,
+// each row encoded by encode, and returns when nothing reads the rows any
+// more.
+func copyRows(ctx context.Context, conn *pgconn.PgConn, sql string, rows []stagedRow, encode func(b []byte, r stagedRow) []byte) error {
+	src := &copyStream{rows: rows, encode: encode}
+	_, err := conn.CopyFrom(ctx, src, sql)
+	src.close()
+	return err
+}
+
+// close ends the stream: it waits for a read under way and makes later
+// ones fail without touching the rows.
+func (s *copyStream) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.rows, s.buf = nil, nil
+	s.mu.Unlock()
+}
+
 func (s *copyStream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, errCopyClosed
+	}
 	for s.off == len(s.buf) {
 		if s.done {
 			return 0, io.EOF

@@ -137,8 +137,7 @@ func (ts *tableState) flush(ctx context.Context, env *flushEnv) error {
 	}
 	if len(staged) > 0 {
 		ts.staged += len(staged)
-		src := &copyStream{rows: staged, encode: ts.appendRow}
-		if _, err := env.conn.PgConn().CopyFrom(ctx, src, "COPY "+ts.stage+" FROM STDIN (FORMAT binary)"); err != nil {
+		if err := copyRows(ctx, env.conn.PgConn(), "COPY "+ts.stage+" FROM STDIN (FORMAT binary)", staged, ts.appendRow); err != nil {
 			return fmt.Errorf("stage %d changes of %s: %w", len(staged), ts.Dest, err)
 		}
 	}
@@ -251,9 +250,8 @@ func (ts *tableState) copyDirect(ctx context.Context, env *flushEnv, rows []stag
 			return err
 		}
 	}
-	src := &copyStream{rows: rows, encode: func(b []byte, r stagedRow) []byte { return ts.appendDirectRow(b, r, now) }}
-	_, err := env.conn.PgConn().CopyFrom(ctx, src, "COPY "+ts.Dest.Quoted()+" ("+strings.Join(names, ", ")+") FROM STDIN (FORMAT binary)")
-	return err
+	return copyRows(ctx, env.conn.PgConn(), "COPY "+ts.Dest.Quoted()+" ("+strings.Join(names, ", ")+") FROM STDIN (FORMAT binary)",
+		rows, func(b []byte, r stagedRow) []byte { return ts.appendDirectRow(b, r, now) })
 }
 
 // writes reports whether entry e's statement writes (or, for a delete,
