@@ -21,9 +21,17 @@ import (
 // node's open destination transaction; woken with SIGCONT, the frozen
 // node applies nothing, and the destination converges with the source row
 // by row.
+//
+// The stale-node runs start the nodes with the fault injection that makes
+// a node ignore the loss of its leases (SLUICE_FAULT_IGNORE_LEASE_LOSS:
+// neither its heartbeat nor its watchdog stops its flow, which retries
+// what the catalog refuses): the woken node goes on as if it still owned
+// the stream, and only the destination's fencing token stops it, which
+// the test shows by the event the refused node records.
 func TestSIGSTOPFencing(t *testing.T) {
-	t.Run("postgres", func(t *testing.T) { sigstopFailover(t, false) })
-	t.Run("clickhouse", func(t *testing.T) { sigstopFailover(t, true) })
+	t.Run("postgres", func(t *testing.T) { sigstopFailover(t, false, false) })
+	t.Run("postgres-stale-node", func(t *testing.T) { sigstopFailover(t, false, true) })
+	t.Run("clickhouse-stale-node", func(t *testing.T) { sigstopFailover(t, true, true) })
 }
 
 // destState is what a destination records for a mirror: the lease epoch
@@ -34,9 +42,12 @@ type destState struct {
 }
 
 // sigstopFailover runs the test into a Postgres destination, or into
-// ClickHouse when useCH.
-func sigstopFailover(t *testing.T, useCH bool) {
+// ClickHouse when useCH; with nodes that ignore lost leases when stale.
+func sigstopFailover(t *testing.T, useCH, stale bool) {
 	const nodeTimeout = 5 * time.Second
+	if stale {
+		t.Setenv("SLUICE_FAULT_IGNORE_LEASE_LOSS", "1") // read by the processes started below
+	}
 	catURL := catalogCluster.NewDB(t)
 	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", nodeTimeout.String())
 	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", nodeTimeout.String())
@@ -194,6 +205,13 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	if l := leaseOf(t, cat, "frz"); l.node != moved.node || l.epoch != moved.epoch {
 		t.Fatalf("after the frozen node woke, the lease is %+v, was %+v", l, moved)
 	}
+	if stale {
+		// The woken node, blind to its lost lease, tried again and the
+		// destination refused its epoch.
+		refused := waitLeaseEvent(t, cat, "frz", fmt.Sprintf("this node's (%s) lease epoch %d was superseded by epoch %d at the destination%%",
+			first.node, first.epoch, moved.epoch), 30*time.Second)
+		t.Logf("the woken node was refused by the destination: %s", refused)
+	}
 	<-load
 	waitStreaming(t, other, "frz")
 	if useCH {
@@ -237,6 +255,12 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	}
 	if !stopped {
 		t.Errorf("the woken node's log does not say its flow stopped:\n%s", testbed.LastLines(after, 40))
+	}
+	// And it is alive: ending its sessions under it (the walsender, the
+	// destination transaction in the middle of a COPY) crashed nothing.
+	var alive int
+	if err := connect(t, owner.URL()).QueryRow(testCtx(t), `SELECT count(*) FROM nodes`).Scan(&alive); err != nil || alive != 2 {
+		t.Errorf("the woken node answers %d nodes (%v), want 2", alive, err)
 	}
 	oc := connect(t, other.URL())
 	var status string

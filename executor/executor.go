@@ -50,6 +50,9 @@ type Config struct {
 	Node        string
 	NodeAddress string
 	NodeTimeout time.Duration
+	// IgnoreLeaseLoss is fault injection for tests
+	// (replication.Config.IgnoreLeaseLoss).
+	IgnoreLeaseLoss bool
 }
 
 // Validate reports a config that cannot work.
@@ -128,7 +131,8 @@ func New(cfg Config) (*Executor, error) {
 		return nil, errors.New("executor: catalog URL is required")
 	}
 	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger,
-		Observer: cfg.Observer, Node: cfg.Node, Address: cfg.NodeAddress, NodeTimeout: cfg.NodeTimeout})
+		Observer: cfg.Observer, Node: cfg.Node, Address: cfg.NodeAddress, NodeTimeout: cfg.NodeTimeout,
+		IgnoreLeaseLoss: cfg.IgnoreLeaseLoss})
 	if err != nil {
 		return nil, err
 	}

@@ -33,6 +33,11 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
+// faultIgnoreLeaseLoss names the environment variable that, set to 1,
+// makes the node ignore the loss of its stream leases (fault injection for
+// the fencing tests, replication.Config.IgnoreLeaseLoss); not in --help.
+const faultIgnoreLeaseLoss = "SLUICE_FAULT_IGNORE_LEASE_LOSS"
+
 const usage = `Sluice: change-data-capture mirrors driven from psql.
 
 Usage:
@@ -311,10 +316,14 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 	}
 	defer store.Close()
 	mets := metrics.New(store.Pool(), logger)
+	ignoreLeaseLoss := os.Getenv(faultIgnoreLeaseLoss) == "1"
+	if ignoreLeaseLoss {
+		logger.WarnContext(ctx, "fault injection: this node ignores the loss of its stream leases; never use it outside tests", "env", faultIgnoreLeaseLoss)
+	}
 	ex, err := executor.New(executor.Config{Store: store, CatalogURL: catalogURL, Logger: logger,
 		CatalogPoolSize: cfg.CatalogPoolSize, CatalogPoolWait: cfg.CatalogPoolWait,
 		Kinds: all.Registry(), Observer: mets, LagHistoryRetention: cfg.LagHistoryRetention, LagHistoryEvery: cfg.LagHistoryInterval,
-		Node: node, NodeAddress: cfg.Listen, NodeTimeout: cfg.NodeTimeout})
+		Node: node, NodeAddress: cfg.Listen, NodeTimeout: cfg.NodeTimeout, IgnoreLeaseLoss: ignoreLeaseLoss})
 	if err != nil {
 		return err
 	}

@@ -232,6 +232,8 @@ func (e *Engine) beat(ctx context.Context) {
 			}
 			release, ok := kept[name]
 			switch {
+			case !ok && e.cfg.IgnoreLeaseLoss:
+				e.cfg.Logger.ErrorContext(ctx, "stream lease lost, and ignored (fault injection)", "mirror", name, "epoch", epoch)
 			case !ok:
 				e.cfg.Logger.ErrorContext(ctx, "stream lease lost: stopping the mirror's flow here", "mirror", name, "epoch", epoch)
 				r.lost = true
@@ -267,7 +269,7 @@ func (e *Engine) watchdog(ctx context.Context) {
 		}
 		e.mu.Lock()
 		for name, r := range e.runners {
-			if r.lease.Epoch != 0 && !r.lost && time.Since(r.renewed) > e.cfg.NodeTimeout/2 {
+			if r.lease.Epoch != 0 && !r.lost && time.Since(r.renewed) > e.cfg.NodeTimeout/2 && !e.cfg.IgnoreLeaseLoss {
 				r.lost = true
 				e.cfg.Logger.ErrorContext(ctx, "stream lease not renewed for half the node timeout: stopping the mirror's flow here",
 					"mirror", name, "epoch", r.lease.Epoch, "node_timeout", e.cfg.NodeTimeout)

@@ -36,6 +36,14 @@ type Config struct {
 	// NodeTimeout is how long a node may be silent before it is gone and
 	// the leases of its streams expire; 0: DefaultNodeTimeout.
 	NodeTimeout time.Duration
+	// IgnoreLeaseLoss is fault injection for tests, never for use: the
+	// node does not stop a flow whose lease it lost (the heartbeat's
+	// renewal and the watchdog) and retries a flow step the catalog
+	// refused for a stale lease instead of stopping, as a node would that
+	// wrongly believes it still owns its streams (a bug, a clock that
+	// jumped). It shows that the destination's fence alone keeps such a
+	// node from applying anything (docs/cluster.md#fencing).
+	IgnoreLeaseLoss bool
 }
 
 // Validate reports a config that cannot work, and sets defaults.
@@ -361,8 +369,9 @@ func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}, val
 				return true
 			}
 		},
-		fenced: func(ctx context.Context, err error) { fencedEvent(ctx, store, name, e.cfg.Node, err) },
-		log:    log,
+		fenced:          func(ctx context.Context, err error) { fencedEvent(ctx, store, name, e.cfg.Node, err) },
+		ignoreLeaseLoss: e.cfg.IgnoreLeaseLoss,
+		log:             log,
 	})
 }
 
@@ -382,7 +391,10 @@ type retryDeps struct {
 	// fenced records that a step stopped with connectors.ErrFenced (nil:
 	// nothing is recorded).
 	fenced func(ctx context.Context, err error)
-	log    interface {
+	// ignoreLeaseLoss retries a step that failed with catalog.ErrLeaseLost
+	// like any other (Config.IgnoreLeaseLoss, fault injection).
+	ignoreLeaseLoss bool
+	log             interface {
 		ErrorContext(ctx context.Context, msg string, args ...any)
 		InfoContext(ctx context.Context, msg string, args ...any)
 	}
@@ -436,7 +448,7 @@ func retry(ctx context.Context, d retryDeps) {
 			}
 			return
 		}
-		if errors.Is(err, catalog.ErrLeaseLost) {
+		if errors.Is(err, catalog.ErrLeaseLost) && !d.ignoreLeaseLoss {
 			// Another node runs the mirror now: nothing more to do here,
 			// not even recording the error (fenced too).
 			d.log.ErrorContext(ctx, "mirror flow stopped: its stream lease was lost", "err", err)
