@@ -164,7 +164,14 @@ func (b *batcher) run(ctx context.Context, stream connectors.Stream) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		b.read(rctx, stream, results, free)
+		// What the source sends is decoded here: a panic is the stream's
+		// error (protect.go).
+		if err := protect(func() error { b.read(rctx, stream, results, free); return nil }); err != nil {
+			select {
+			case results <- readResult{err: err}:
+			case <-rctx.Done():
+			}
+		}
 	}()
 	defer func() {
 		cancel()

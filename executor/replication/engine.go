@@ -435,7 +435,10 @@ func retry(ctx context.Context, d retryDeps) {
 			return
 		}
 		var progressed atomic.Bool
-		err = d.step(ctx, m, func() { progressed.Store(true) })
+		err = protect(func() error { return d.step(ctx, m, func() { progressed.Store(true) }) })
+		if pe := (*PanicError)(nil); errors.As(err, &pe) {
+			d.log.ErrorContext(ctx, "mirror flow panicked", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+		}
 		if errors.Is(err, errFlowDone) {
 			return
 		}

@@ -267,7 +267,7 @@ func runWorkers[J any](ctx context.Context, n int, jobs []J, work func(ctx conte
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := work(ctx, queue); err != nil {
+			if err := protect(func() error { return work(ctx, queue) }); err != nil {
 				errs <- err
 				cancel()
 			}
