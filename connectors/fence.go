@@ -49,7 +49,15 @@ func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 // Destination makes (NewApplier, called after Fence) refuse to record a
 // batch, in the batch's own transaction where the database has them,
 // unless the recorded epoch is still theirs, and return an error wrapping
-// ErrFenced (a *FencedError) without applying it.
+// ErrFenced (a *FencedError) without applying it. Its other writes that a
+// stale node could make after a claim (a table resync's state, a swap of
+// shadow tables) are refused the same way once it is claimed. Its Loaders
+// refuse a partition of a load planned under an earlier epoch than the
+// recorded one (LoadJob.Epoch): in the transaction that writes the
+// partition and records it done where the database has them; otherwise
+// before the rows and again before the done mark, the rows of a partition
+// that slips past converging with the new owner's (same rows, same
+// version).
 type Fencer interface {
 	// Fence records epoch as the mirror's at the destination, unless a
 	// later one is recorded (a *FencedError, nothing changed). The same
