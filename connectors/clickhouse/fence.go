@@ -62,7 +62,8 @@ import (
 // *connectors.FencedError, an epoch below the highest recorded for the
 // mirror; otherwise it records epoch and, when the mirror has a position,
 // records it again under epoch (so that positions recorded under earlier
-// epochs no longer count). The same epoch again is accepted. The
+// epochs no longer count). The same epoch again is accepted, and writes
+// nothing once the position is recorded under it. The
 // appliers the Destination makes after it check the epoch. Nothing a
 // stale node holds needs ending: ClickHouse has no transactions.
 func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) {
@@ -83,6 +84,23 @@ func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) 
 	if recorded < epoch {
 		if err := insertRow(ctx, d.conn, metaTable(db, MirrorEpochTable)+" (mirror, epoch)", d.mirror, uint64(epoch)); err != nil {
 			return nil, fmt.Errorf("fence mirror %q at epoch %d: %w", d.mirror, epoch, err)
+		}
+	}
+	if recorded == epoch {
+		// Claimed before (another step of the same run, such as a table
+		// resync's copy beside the stream): the position is recorded
+		// under epoch already, unless that claim was cut off before it
+		// recorded it. Recording it again while the stream's applier
+		// records later ones would give a merge two rows of one epoch,
+		// and the older could outlive the newer.
+		var n uint64
+		if err := d.conn.QueryRow(ctx, "SELECT count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ? AND epoch = ?",
+			d.mirror, uint64(epoch)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("fence mirror %q at epoch %d: %w", d.mirror, epoch, err)
+		}
+		if n > 0 {
+			d.epoch = epoch
+			return nil, nil
 		}
 	}
 	pos, _, err := LastPosition(ctx, d.conn, db, d.mirror)
