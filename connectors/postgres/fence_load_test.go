@@ -120,3 +120,40 @@ func TestFenceLoadPartitions(t *testing.T) {
 		t.Errorf("Loaded = %v, %v; want partitions 0, 1 and 2 of 100, 10 and 5 rows", done, err)
 	}
 }
+
+// A claimed destination whose epoch a later claim superseded makes no
+// shadow table, and drops none it recorded (ErrFenced, nothing changed);
+// the new owner's shadow is made.
+func TestFenceCreateShadow(t *testing.T) {
+	ctx := testCtx(t)
+	url := dstCluster.NewDB(t)
+	conn := connect(t, url)
+	mustExec(t, conn, `CREATE TABLE users (id int PRIMARY KEY, v text)`)
+	dt := connectors.DestTable{Source: publicTable("users"), Dest: publicTable("users"), Schema: usersSchema("users")}
+	stale, owner := openDest(t, url, "", "m"), openDest(t, url, "", "m")
+	if _, err := stale.Fence(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	first, err := stale.CreateShadow(ctx, dt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Fence(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stale.CreateShadow(ctx, dt, nil)
+	var fe *connectors.FencedError
+	if !errors.Is(err, connectors.ErrFenced) || !errors.As(err, &fe) || fe.Epoch != 1 || fe.Recorded != 2 {
+		t.Fatalf("CreateShadow at epoch 1 after Fence(2) = %v, want a FencedError 1 < 2", err)
+	}
+	if got, err := owner.Shadows(ctx); err != nil || len(got) != 1 || got[dt.Dest] != first {
+		t.Fatalf("Shadows after the stale CreateShadow = %v, %v; want only %s", got, err, first)
+	}
+	second, err := owner.CreateShadow(ctx, dt, nil)
+	if err != nil {
+		t.Fatalf("CreateShadow at epoch 2: %v", err)
+	}
+	if got, err := owner.Shadows(ctx); err != nil || len(got) != 1 || got[dt.Dest] != second {
+		t.Fatalf("Shadows after the owner's CreateShadow = %v, %v; want only %s", got, err, second)
+	}
+}
