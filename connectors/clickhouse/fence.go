@@ -54,9 +54,13 @@ import (
 //     copy is started over by the new owner in a new shadow table, made
 //     after its claim and after the stale shadow was dropped, so a stale
 //     insert begun before the claim writes into the dropped table. A done
-//     mark written after a check is true (the partition's rows were
-//     written before it): it can only make a load skip a partition whose
-//     rows are there.
+//     mark is written after the partition's rows, so for an initial load
+//     or a full resync (same tables for every owner) it is true whoever
+//     writes it. Not closed: in a table resync, the mark of a node frozen
+//     exactly between its last check and the mark's insert, landing after
+//     the new owner forgot the copy's marks (ForgetLoad) and before it
+//     read them, would make the new copy skip a partition whose rows went
+//     to the dropped shadow.
 
 // Fence implements connectors.Fencer: it refuses, with a
 // *connectors.FencedError, an epoch below the highest recorded for the
