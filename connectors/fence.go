@@ -15,8 +15,10 @@ import (
 
 // ErrFenced is wrapped by a destination's error when a later lease epoch
 // claimed the mirror's destination (Fencer.Fence): the caller's epoch is
-// stale and it applied nothing. The flow that gets it must stop, as for a
-// lost lease, and not retry.
+// stale and its write was refused (where the database has transactions,
+// nothing of it applied; elsewhere, rows written before the refusing
+// check converge with the new owner's, as the Fencer's comment says). The
+// flow that gets it must stop, as for a lost lease, and not retry.
 var ErrFenced = errors.New("the destination is claimed by a later lease epoch")
 
 // ErrStreamBusy is wrapped by Source.Stream's error when the mirror's
