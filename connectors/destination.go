@@ -114,6 +114,12 @@ type LoadJob struct {
 	// Progress, when not nil, is called with the rows read so far (see
 	// PartitionReader.Read).
 	Progress func(rows int64)
+	// Epoch is the lease epoch the load was planned under (0: none, no
+	// check). The Loader of a destination that is a Fencer refuses the
+	// partition, with an error wrapping ErrFenced and nothing recorded
+	// done, when the destination records a later epoch for the mirror:
+	// a node that took the mirror over claimed it, and the load is stale.
+	Epoch int64
 }
 
 // Loader loads partitions on a connection of its own. Not safe for

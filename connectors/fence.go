@@ -15,8 +15,10 @@ import (
 
 // ErrFenced is wrapped by a destination's error when a later lease epoch
 // claimed the mirror's destination (Fencer.Fence): the caller's epoch is
-// stale and it applied nothing. The flow that gets it must stop, as for a
-// lost lease, and not retry.
+// stale and its write was refused (where the database has transactions,
+// nothing of it applied; elsewhere, rows written before the refusing
+// check converge with the new owner's, as the Fencer's comment says). The
+// flow that gets it must stop, as for a lost lease, and not retry.
 var ErrFenced = errors.New("the destination is claimed by a later lease epoch")
 
 // ErrStreamBusy is wrapped by Source.Stream's error when the mirror's
@@ -49,7 +51,15 @@ func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 // Destination makes (NewApplier, called after Fence) refuse to record a
 // batch, in the batch's own transaction where the database has them,
 // unless the recorded epoch is still theirs, and return an error wrapping
-// ErrFenced (a *FencedError) without applying it.
+// ErrFenced (a *FencedError) without applying it. Its other writes that a
+// stale node could make after a claim (a table resync's state, a swap of
+// shadow tables) are refused the same way once it is claimed. Its Loaders
+// refuse a partition of a load planned under an earlier epoch than the
+// recorded one (LoadJob.Epoch): in the transaction that writes the
+// partition and records it done where the database has them; otherwise
+// before the rows and again before the done mark, the rows of a partition
+// that slips past converging with the new owner's (same rows, same
+// version).
 type Fencer interface {
 	// Fence records epoch as the mirror's at the destination, unless a
 	// later one is recorded (a *FencedError, nothing changed). The same

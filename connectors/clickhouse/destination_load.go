@@ -49,16 +49,25 @@ func (d *Destination) OpenLoader(ctx context.Context) (connectors.Loader, error)
 // them into job.Table.Dest as live rows of version job.Version, and then
 // records the partition done (MarkPartitionDone). It returns the rows
 // loaded. job.Upsert changes nothing: a load written again converges.
+// A partition of a stale lease epoch (job.Epoch below the highest
+// recorded) is refused with an error wrapping connectors.ErrFenced: it is
+// checked before the rows, before each insert and before the done mark
+// (fence.go says why rows that slip past converge).
 //
 // The reader's goroutine decodes the next batch while another converts
 // and sends the last one (loadPipe).
 func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job connectors.LoadJob) (int64, error) {
 	l.nullKeys = nil
 	t := job.Table
+	fenced := func(ctx context.Context) error { return checkLoadEpoch(ctx, l.conn, l.db, l.mirror, job.Epoch) }
+	if err := fenced(ctx); err != nil {
+		return 0, fmt.Errorf("copy %s partition %d: %w", t.Source, job.Index, err)
+	}
 	w, err := newLoadWriter(t.Dest, t.Schema, l.info, tableOptions(t), job.Version, l.limits)
 	if err != nil {
 		return 0, err
 	}
+	w.check = fenced
 	p := startLoadPipe(ctx, l.conn, w)
 	rows, err := r.Read(ctx, t.Source, t.Schema, job.Partition, LoadBatch, p.put, job.Progress)
 	if perr := p.stop(); err == nil {
@@ -73,6 +82,9 @@ func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job con
 	}
 	if n := w.nullKeys(); n != nil {
 		l.nullKeys = map[connectors.TableName]map[string]int64{t.Source: n}
+	}
+	if err := fenced(ctx); err != nil {
+		return 0, fmt.Errorf("copy %s partition %d: %w", t.Source, job.Index, err)
 	}
 	if err := MarkPartitionDone(ctx, l.conn, l.db, l.mirror, t.Source, job.Index, rows); err != nil {
 		return 0, err

@@ -19,9 +19,14 @@ import (
 // (its sorting key and column names), under a free name none of reserved
 // takes, recorded as Sluice's own and marked (CreateOwned); the shadow an
 // earlier attempt recorded for it is dropped, nothing else. An error wraps
-// connectors.ErrNoFreeName when every candidate name is taken.
+// connectors.ErrNoFreeName when every candidate name is taken. A claimed
+// Destination whose lease epoch was superseded (Fence) makes nothing: an
+// error wrapping connectors.ErrFenced.
 func (d *Destination) CreateShadow(ctx context.Context, t connectors.DestTable, reserved []connectors.TableName) (connectors.TableName, error) {
 	if err := d.ensureMeta(ctx); err != nil {
+		return connectors.TableName{}, err
+	}
+	if err := d.checkEpoch(ctx); err != nil {
 		return connectors.TableName{}, err
 	}
 	o, err := CreateOwned(ctx, d.conn, d.cfg.Database, d.mirror, t.Dest, reserved,
@@ -81,9 +86,18 @@ func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableN
 // someone else, and SwapIn returns an error wrapping
 // connectors.ErrShadowLost and changes nothing. The report is empty.
 // Swap.EndResync changes nothing: ClickHouse keeps no table positions.
+//
+// A claimed Destination (Fence) checks its lease epoch before it changes
+// anything and again just before each statement that puts a shadow in:
+// once a later epoch claimed the mirror, SwapIn returns an error wrapping
+// connectors.ErrFenced, and a swap refused at its first check changed
+// nothing (fence.go says how small the window after the last check is).
 func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (connectors.SwapReport, error) {
 	shadows, err := d.ownedShadows(ctx)
 	if err != nil {
+		return connectors.SwapReport{}, err
+	}
+	if err := d.checkEpoch(ctx); err != nil {
 		return connectors.SwapReport{}, err
 	}
 	var missing []string
@@ -123,7 +137,7 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 		}
 	}
 	// The live tables are reserved: a missing one is about to be moved in.
-	if err := SwapTables(ctx, d.conn, d.info, d.cfg.Database, d.mirror, lives, slices.Clone(lives)); err != nil {
+	if err := swapTables(ctx, d.conn, d.info, d.cfg.Database, d.mirror, lives, slices.Clone(lives), d.checkEpoch); err != nil {
 		return connectors.SwapReport{}, err
 	}
 	return connectors.SwapReport{}, nil

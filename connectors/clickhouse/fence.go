@@ -29,12 +29,45 @@ import (
 //     versions, that the new owner's replay writes identically; the
 //     newest version of a row wins whichever node wrote it last. So such
 //     rows change nothing the new owner would not set the same way.
+//   - Once claimed, the Destination's own writes that a stale node could
+//     make after losing its lease (a table resync's shadow made and
+//     recorded, CreateShadow; a swap, SwapIn) check the epoch first
+//     (Destination.checkEpoch), and a swap again just before each
+//     EXCHANGE or RENAME that puts a shadow in. The check and the
+//     statement are two round trips: a claim that lands between them lets
+//     one stale swap through. That window is a round trip (about a
+//     millisecond), against the new owner's claim, stream start and first
+//     batch, all of which must fit in it for a row of the new owner's to
+//     be written into the live table the stale swap then moves away; only
+//     a node frozen exactly between its check and its statement can do
+//     it, and the swap it makes is the resync's own, finished (the shadow
+//     carries the live table's newer rows, and the new owner's replay
+//     writes its rows again).
+//   - A load's partitions (Loader.Load, LoadJob.Epoch) are checked against
+//     the highest epoch before their rows, before each insert they open
+//     (an insert names its table once, when it starts) and before their
+//     done mark; a partition of an earlier epoch is refused. Rows of a
+//     stale partition that slip past a check converge: an initial load or
+//     a full resync's is redone by the new owner with the same snapshot
+//     version, and its stream replays every change after that version, so
+//     the newest version wins whichever node wrote last; a table resync's
+//     copy is started over by the new owner in a new shadow table, made
+//     after its claim and after the stale shadow was dropped, so a stale
+//     insert begun before the claim writes into the dropped table. A done
+//     mark is written after the partition's rows, so for an initial load
+//     or a full resync (same tables for every owner) it is true whoever
+//     writes it. Not closed: in a table resync, the mark of a node frozen
+//     exactly between its last check and the mark's insert, landing after
+//     the new owner forgot the copy's marks (ForgetLoad) and before it
+//     read them, would make the new copy skip a partition whose rows went
+//     to the dropped shadow.
 
 // Fence implements connectors.Fencer: it refuses, with a
 // *connectors.FencedError, an epoch below the highest recorded for the
 // mirror; otherwise it records epoch and, when the mirror has a position,
 // records it again under epoch (so that positions recorded under earlier
-// epochs no longer count). The same epoch again is accepted. The
+// epochs no longer count). The same epoch again is accepted, and writes
+// nothing once the position is recorded under it. The
 // appliers the Destination makes after it check the epoch. Nothing a
 // stale node holds needs ending: ClickHouse has no transactions.
 func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) {
@@ -55,6 +88,23 @@ func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) 
 	if recorded < epoch {
 		if err := insertRow(ctx, d.conn, metaTable(db, MirrorEpochTable)+" (mirror, epoch)", d.mirror, uint64(epoch)); err != nil {
 			return nil, fmt.Errorf("fence mirror %q at epoch %d: %w", d.mirror, epoch, err)
+		}
+	}
+	if recorded == epoch {
+		// Claimed before (another step of the same run, such as a table
+		// resync's copy beside the stream): the position is recorded
+		// under epoch already, unless that claim was cut off before it
+		// recorded it. Recording it again while the stream's applier
+		// records later ones would give a merge two rows of one epoch,
+		// and the older could outlive the newer.
+		var n uint64
+		if err := d.conn.QueryRow(ctx, "SELECT count() FROM "+metaTable(db, MirrorStateTable)+" WHERE mirror = ? AND epoch = ?",
+			d.mirror, uint64(epoch)).Scan(&n); err != nil {
+			return nil, fmt.Errorf("fence mirror %q at epoch %d: %w", d.mirror, epoch, err)
+		}
+		if n > 0 {
+			d.epoch = epoch
+			return nil, nil
 		}
 	}
 	pos, _, err := LastPosition(ctx, d.conn, db, d.mirror)
@@ -94,19 +144,56 @@ func ClearEpoch(ctx context.Context, conn driver.Conn, db, mirror string) error 
 // checkEpoch returns a *connectors.FencedError when a later epoch than
 // the applier's claimed the mirror; nothing for an applier not fenced.
 func (a *Applier) checkEpoch(ctx context.Context) error {
-	if a.epoch == 0 {
+	return checkClaimed(ctx, a.conn, a.db, a.mirror, a.epoch)
+}
+
+// checkEpoch refuses, with a *connectors.FencedError, a write of a
+// claimed Destination (Fence) whose epoch is no longer the highest
+// recorded: a later lease claimed the mirror. A Destination never claimed
+// (a flow without a lease) checks nothing. See the file's comment for the
+// window between the check and the write.
+func (d *Destination) checkEpoch(ctx context.Context) error {
+	return checkClaimed(ctx, d.conn, d.cfg.Database, d.mirror, d.epoch)
+}
+
+// checkClaimed returns an error wrapping connectors.ErrFenced unless
+// epoch (0: none, nothing checked) is the highest epoch recorded for
+// mirror: a *connectors.FencedError when a later one is recorded, and an
+// error saying so when the epochs were removed (DROP MIRROR) after it
+// claimed the mirror.
+func checkClaimed(ctx context.Context, conn driver.Conn, db, mirror string, epoch int64) error {
+	if epoch == 0 {
 		return nil
 	}
-	recorded, err := Epoch(ctx, a.conn, a.db, a.mirror)
+	recorded, err := Epoch(ctx, conn, db, mirror)
 	if err != nil {
 		return err
 	}
-	if recorded != a.epoch {
-		if recorded < a.epoch {
+	if recorded != epoch {
+		if recorded < epoch {
 			return fmt.Errorf("mirror %q: the lease epochs recorded at the destination were removed after epoch %d claimed it: %w",
-				a.mirror, a.epoch, connectors.ErrFenced)
+				mirror, epoch, connectors.ErrFenced)
 		}
-		return &connectors.FencedError{Mirror: a.mirror, Epoch: a.epoch, Recorded: recorded}
+		return &connectors.FencedError{Mirror: mirror, Epoch: epoch, Recorded: recorded}
+	}
+	return nil
+}
+
+// checkLoadEpoch refuses, with a *connectors.FencedError, a partition of
+// a load planned under lease epoch epoch (0: none, nothing checked) when
+// a later epoch is recorded for mirror: a node that took the mirror over
+// claimed it, and the load is stale. A lower or no recorded epoch passes
+// (a load whose flow never claimed the destination).
+func checkLoadEpoch(ctx context.Context, conn driver.Conn, db, mirror string, epoch int64) error {
+	if epoch == 0 {
+		return nil
+	}
+	recorded, err := Epoch(ctx, conn, db, mirror)
+	if err != nil {
+		return err
+	}
+	if recorded > epoch {
+		return &connectors.FencedError{Mirror: mirror, Epoch: epoch, Recorded: recorded}
 	}
 	return nil
 }

@@ -46,7 +46,10 @@ type loadWriter struct {
 	limits  loadLimits
 	version uint64
 	sql     string
-	batch   driver.Batch // the open insert, or nil
+	// check, when set, runs before each insert is opened, and its error
+	// ends the write: the lease epoch's check (fence.go).
+	check func(ctx context.Context) error
+	batch driver.Batch // the open insert, or nil
 	// rows and bytes are in the block not sent yet; inserted, in the
 	// open insert.
 	rows, bytes, inserted int
@@ -80,6 +83,11 @@ func (w *loadWriter) add(ctx context.Context, conn driver.Conn, rows [][]connect
 		return nil
 	}
 	if w.batch == nil {
+		if w.check != nil {
+			if err := w.check(ctx); err != nil {
+				return err
+			}
+		}
 		b, err := conn.PrepareBatch(ctx, w.sql)
 		if err != nil {
 			return fmt.Errorf("insert into %s: %w", w.l.dest, err)

@@ -101,6 +101,21 @@ func commonColumns(ctx context.Context, conn driver.Conn, a, b connectors.TableN
 // not Sluice's): nothing is done for that table. A live table that is
 // missing is simply replaced. Run it again after a crash: idempotent.
 func SwapTables(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirror string, lives, reserved []connectors.TableName) error {
+	return swapTables(ctx, conn, info, db, mirror, lives, reserved, nil)
+}
+
+// swapTables is SwapTables that runs check (when not nil) before it
+// changes anything and again just before each statement that puts a
+// shadow in (EXCHANGE, RENAME), and stops with check's error: a claimed
+// Destination's lease epoch (fence.go).
+func swapTables(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirror string, lives, reserved []connectors.TableName,
+	check func(ctx context.Context) error) error {
+	if check == nil {
+		check = func(context.Context) error { return nil }
+	}
+	if err := check(ctx); err != nil {
+		return err
+	}
 	for _, live := range lives {
 		// An old table a crash left behind, if it is still Sluice's.
 		if err := DropOwned(ctx, conn, db, mirror, live, RoleOld); err != nil {
@@ -154,6 +169,9 @@ func SwapTables(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirr
 		}
 		replaced = append(replaced, live)
 		if exchange {
+			if err := check(ctx); err != nil {
+				return err
+			}
 			if err := conn.Exec(ctx, "EXCHANGE TABLES "+qualified(live)+" AND "+qualified(sh.Name)); err != nil {
 				return fmt.Errorf("exchange %s and %s: %w", live, sh.Name, err)
 			}
@@ -162,6 +180,9 @@ func SwapTables(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirr
 		renames = append(renames, qualified(live)+" TO "+qualified(oldName), qualified(sh.Name)+" TO "+qualified(live))
 	}
 	if len(renames) > 0 {
+		if err := check(ctx); err != nil {
+			return err
+		}
 		if err := conn.Exec(ctx, "RENAME TABLE "+strings.Join(renames, ", ")); err != nil {
 			return fmt.Errorf("swap resynced tables in: %w", err)
 		}

@@ -43,7 +43,10 @@ type Loader struct {
 // through a temporary table and INSERT ... ON CONFLICT (primary key) DO
 // UPDATE, which resets the soft-delete and synced-at columns of rows that
 // were there (PrepareUpsert must have made the key). job.Version is not
-// used: a Postgres destination keeps no row versions.
+// used: a Postgres destination keeps no row versions. A partition of a
+// stale lease epoch (job.Epoch below the one the metadata records) is
+// refused in the same transaction (checkLoadEpoch): an error wrapping
+// connectors.ErrFenced, nothing written.
 func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job connectors.LoadJob) (int64, error) {
 	t := job.Table
 	if sr, ok := r.(snapshotReader); ok {
@@ -55,7 +58,7 @@ func (l *Loader) Load(ctx context.Context, r connectors.PartitionReader, job con
 		return CopyPartition(ctx, sr.snapshotConn(), l.conn, CopyJob{
 			Source: t.Source, Dest: t.Dest, Columns: t.Schema.ColumnNames(), PrimaryKey: t.Schema.PrimaryKey,
 			Partition: part, Meta: l.meta, Mirror: l.mirror, Upsert: job.Upsert,
-			SoftDeleteColumn: t.SoftDeleteColumn, SyncedAtColumn: t.SyncedAtColumn, Progress: job.Progress,
+			SoftDeleteColumn: t.SoftDeleteColumn, SyncedAtColumn: t.SyncedAtColumn, Progress: job.Progress, Epoch: job.Epoch,
 		})
 	}
 	rows, err := l.loadValues(ctx, r, job)
@@ -86,6 +89,9 @@ func (l *Loader) loadValues(ctx context.Context, r connectors.PartitionReader, j
 			cancel()
 		}
 	}()
+	if err := checkLoadEpoch(ctx, tx, l.meta, l.mirror, job.Epoch, false); err != nil {
+		return 0, err
+	}
 	// The staged path of CopyPartition, with no column sent as text.
 	plan := &copyPlan{cols: cols, asText: make([]bool, len(cols)), upsert: job.Upsert, staged: job.Upsert}
 	target := t.Dest.Quoted()
@@ -107,6 +113,9 @@ func (l *Loader) loadValues(ctx context.Context, r connectors.PartitionReader, j
 		if _, err := tx.Exec(ctx, insert); err != nil {
 			return 0, fmt.Errorf("insert from staging table: %w", err)
 		}
+	}
+	if err := checkLoadEpoch(ctx, tx, l.meta, l.mirror, job.Epoch, true); err != nil {
+		return 0, err
 	}
 	if err := MarkPartitionDone(ctx, tx, l.meta, l.mirror, t.Source, job.Index, rows, !job.Upsert); err != nil {
 		return 0, err

@@ -23,12 +23,18 @@ const swapLockTimeout = 5 * time.Second
 // and synced-at columns), under the first free name for t.Dest that none
 // of reserved takes, recorded as Sluice's own in the same transaction. A
 // shadow recorded for t.Dest before is dropped, nothing else. An error
-// wraps connectors.ErrNoFreeName when every name is taken.
+// wraps connectors.ErrNoFreeName when every name is taken. A claimed
+// Destination whose lease epoch was superseded (Fence) is refused in that
+// transaction (checkEpoch): an error wrapping connectors.ErrFenced,
+// nothing dropped or made.
 func (d *Destination) CreateShadow(ctx context.Context, t connectors.DestTable, reserved []connectors.TableName) (connectors.TableName, error) {
 	if err := d.ensureMeta(ctx); err != nil {
 		return connectors.TableName{}, err
 	}
 	o, err := CreateOwned(ctx, d.conn, d.meta, d.mirror, t.Dest, reserved, func(tx pgx.Tx, name connectors.TableName) error {
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
 		if err := CreateTable(ctx, tx, name, t.Schema, t.SoftDeleteColumn, t.SyncedAtColumn); err != nil {
 			return fmt.Errorf("create shadow table %s: %w", name, err)
 		}

@@ -87,6 +87,48 @@ func (d *Destination) fencedWrite(ctx context.Context, write func(db Execer) err
 	})
 }
 
+// checkLoadEpoch refuses, with a *connectors.FencedError, a partition of
+// a load planned under lease epoch epoch when mirror's metadata row
+// records a later one: a node that took the mirror over claimed the
+// destination (Fence), and the load is stale. A load without an epoch (0:
+// a flow without a lease, or a job queued by an older Sluice) checks
+// nothing, and so does a mirror without a row (no claim yet).
+//
+// A load calls it twice in the transaction that copies the partition:
+// first without a lock (a stale partition is not copied for nothing),
+// then with lock, just before recording the partition done. The lock is
+// FOR UPDATE, held until the transaction ends: a claim cannot pass
+// between this check and the commit (it waits, as for an applier's
+// batch), so a stale partition either committed before the claim (and
+// counts as loaded before the owner changed, as if its node had died
+// then) or is refused, rows and all. FOR UPDATE rather than FOR SHARE,
+// although partitions only read the row: the share locks of partitions
+// committing at once would make the row's locker a multixact, in which
+// Fence cannot find the session to end when a frozen node holds it
+// (endRowHolder reads the row's xmax); an exclusive lock held for the
+// few milliseconds of a commit keeps the locker one transaction.
+func checkLoadEpoch(ctx context.Context, tx pgx.Tx, meta, mirror string, epoch int64, lock bool) error {
+	if epoch == 0 {
+		return nil
+	}
+	q := "SELECT epoch FROM " + metaSchema(meta) + ".mirror_state WHERE mirror = $1"
+	if lock {
+		q += " FOR UPDATE"
+	}
+	var recorded int64
+	err := tx.QueryRow(ctx, q, mirror).Scan(&recorded)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the lease epoch of mirror %s: %w", mirror, err)
+	}
+	if recorded > epoch {
+		return &connectors.FencedError{Mirror: mirror, Epoch: epoch, Recorded: recorded}
+	}
+	return nil
+}
+
 // Fence records epoch in mirror's metadata row (mirror_state.epoch,
 // making the row when missing), unless a later epoch is recorded: then it
 // returns a *connectors.FencedError and changes nothing. The same epoch

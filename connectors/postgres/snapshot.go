@@ -151,6 +151,11 @@ type CopyJob struct {
 	// committed), from a goroutine of CopyPartition's, never after
 	// CopyPartition returns. It slows the copy by what it takes.
 	Progress func(rows int64)
+	// Epoch is the lease epoch the load was planned under (0: no check):
+	// a partition of an earlier epoch than Meta records for Mirror is
+	// refused, with a *connectors.FencedError, and nothing is written
+	// (checkLoadEpoch).
+	Epoch int64
 }
 
 // loadStageTable is the temporary table a staged load copies into.
@@ -168,7 +173,8 @@ var errCopyAborted = errors.New("copy aborted: the destination side failed")
 // as binary COPY from src straight into a COPY on dst, with no decoding and
 // no staging on disk, in one dst transaction that also records the
 // partition with MarkPartitionDone: on success the partition is loaded and
-// marked, on error neither. Arrays of enums, whose binary form names the
+// marked, on error neither. A partition of a stale lease epoch
+// (job.Epoch) is refused in that transaction, nothing written. Arrays of enums, whose binary form names the
 // source's enum OID, are sent as text[] into a temporary table and cast on
 // insert; arrays of domains are sent as arrays of their base type.
 //
@@ -209,6 +215,9 @@ func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJo
 			cancel()
 		}
 	}()
+	if err = checkLoadEpoch(ctx, tx, job.Meta, job.Mirror, job.Epoch, false); err != nil {
+		return fail(err)
+	}
 
 	target := job.Dest.Quoted()
 	if plan.staged {
@@ -230,6 +239,9 @@ func CopyPartition(ctx context.Context, src *pgx.Conn, dst *pgx.Conn, job CopyJo
 		if _, err := tx.Exec(ctx, plan.insertFromStage(job)); err != nil {
 			return fail(fmt.Errorf("insert from staging table: %w", err))
 		}
+	}
+	if err = checkLoadEpoch(ctx, tx, job.Meta, job.Mirror, job.Epoch, true); err != nil {
+		return fail(err)
 	}
 	if err = MarkPartitionDone(ctx, tx, job.Meta, job.Mirror, job.Source, job.Partition.Index, rows, !job.Upsert); err != nil {
 		return fail(err)

@@ -20,6 +20,13 @@ import (
 //     each batch's commit checks it, in the batch's transaction where the
 //     destination has them. A stale node's batch is refused with
 //     connectors.ErrFenced; its flow stops as for a lost lease (retry).
+//     A load claims it too before it plans (a new owner resuming a load),
+//     and each of its partitions carries the load's epoch, which the
+//     destination's loader checks (connectors.LoadJob.Epoch): a partition
+//     job of a superseded load is refused, its job cancelled rather than
+//     retried (jobs.go), and the stale owner's load stops as for a lost
+//     lease (load_jobs.go). A table resync's copy claims its own
+//     connection, so that its state records and shadows are checked.
 //   - The source's stream has one active reader (a Postgres slot): a new
 //     owner whose stream start finds the slot active for the stale node's
 //     walsender ends that walsender (connectors.StreamTaker), once it has
@@ -52,6 +59,14 @@ func (f *flow) fence(ctx context.Context, dst connectors.Destination) error {
 	}
 	f.log.DebugContext(ctx, "destination claimed for the lease's epoch", "epoch", lease.Epoch)
 	return nil
+}
+
+// leaseEpoch is the epoch of the lease the flow runs under (0: none, a
+// flow of a unit test), which its loads' partitions carry
+// (connectors.LoadJob.Epoch).
+func leaseEpoch(ctx context.Context) int64 {
+	lease, _ := catalog.LeaseFrom(ctx)
+	return lease.Epoch
 }
 
 // fencedAtClaim explains a claim the destination refused (err wraps
@@ -120,7 +135,7 @@ func (f *flow) takeStream(ctx context.Context, src connectors.Source) (bool, err
 // the flow stopped because the destination was claimed by a later epoch:
 // it applied nothing. Best effort.
 func fencedEvent(ctx context.Context, store *catalog.Store, name, node string, err error) {
-	msg := fmt.Sprintf("node %s stopped the mirror's flow: %v: it applied nothing", node, err)
+	msg := fmt.Sprintf("node %s stopped the mirror's flow: %v: the write was refused", node, err)
 	if fe := (*connectors.FencedError)(nil); errors.As(err, &fe) {
 		msg = fmt.Sprintf("this node's (%s) lease epoch %d was superseded by epoch %d at the destination: it applied nothing",
 			node, fe.Epoch, fe.Recorded)

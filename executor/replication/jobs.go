@@ -83,6 +83,11 @@ type loadPartitionArgs struct {
 	Version  uint64               `json:"version"`
 	Upsert   bool                 `json:"upsert"`
 	Dest     connectors.DestTable `json:"dest"`
+	// Epoch is the lease epoch of the owner that planned the load: the
+	// destination refuses the partition once a later epoch claimed it
+	// (connectors.LoadJob.Epoch), and the job is cancelled. A job queued
+	// by a Sluice before epochs has none (0) and is not checked.
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -109,6 +114,12 @@ type loadWorker struct {
 // Work implements river.Worker.
 func (w *loadWorker) Work(ctx context.Context, job *river.Job[loadPartitionArgs]) error {
 	err := w.e.loadPartition(ctx, w.conns, job.Args)
+	if errors.Is(err, connectors.ErrFenced) {
+		// A later owner claimed the destination: this load is stale,
+		// and an attempt again would be refused again. Its owner stops
+		// the load (load_jobs.go).
+		return river.JobCancel(err)
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely) &&
 		!errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 		// This node stops: the partition goes back to the queue, for
@@ -257,7 +268,7 @@ func (e *Engine) loadPartition(ctx context.Context, conns *connCache, a loadPart
 		return river.RecordOutput(ctx, loadOutput{Rows: rows})
 	}
 	job := connectors.LoadJob{Table: a.Dest, Index: a.Partition, Partition: a.Bounds, Upsert: a.Upsert,
-		Version: a.Version, Progress: e.partitionProgress(a)}
+		Version: a.Version, Progress: e.partitionProgress(a), Epoch: a.Epoch}
 	rows, err := c.l.Load(ctx, c.r, job)
 	if err != nil {
 		return fmt.Errorf("copy %s partition %d: %w", a.Table, a.Partition, err)

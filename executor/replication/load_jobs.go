@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/sluicedb/sluice/connectors"
 )
 
 // The owner's side of a load run as jobs (jobs.go): loadWithJobs enqueues
@@ -71,7 +73,7 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 	for i, j := range jobs {
 		args[i] = river.InsertManyParams{Args: loadPartitionArgs{Mirror: f.m.Name, Table: j.job.Table.Source.String(),
 			Partition: j.job.Index, Load: load, Bounds: j.job.Partition, Snapshot: snapshot, Version: j.job.Version,
-			Upsert: j.job.Upsert, Dest: j.job.Table}}
+			Upsert: j.job.Upsert, Dest: j.job.Table, Epoch: j.job.Epoch}}
 	}
 	window := max(1, f.opt.MaxParallelWorkers)
 	next := 0
@@ -103,7 +105,12 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 					return err
 				}
 			case "retryable", "discarded", "cancelled":
-				return fmt.Errorf("copy %s partition %d (on node %s): %s", s.Table, s.Partition, s.Node, s.Error)
+				err := fmt.Errorf("copy %s partition %d (on node %s): %s", s.Table, s.Partition, s.Node, s.Error)
+				if strings.Contains(s.Error, connectors.ErrFenced.Error()) {
+					// Refused by the destination: a later owner claimed it.
+					return &fencedLoadError{err: err}
+				}
+				return err
 			default:
 				if !counted[k] { // loaded here, its job not yet recorded completed
 					open++
@@ -131,6 +138,15 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 		}
 	}
 }
+
+// fencedLoadError is the error of a load whose partition the destination
+// refused because a later lease epoch claimed it (the job's recorded
+// error names connectors.ErrFenced): it wraps ErrFenced, so the flow
+// stops as for a lost lease, without retrying.
+type fencedLoadError struct{ err error }
+
+func (e *fencedLoadError) Error() string        { return e.err.Error() }
+func (e *fencedLoadError) Is(target error) bool { return target == connectors.ErrFenced }
 
 // cancelJobs cancels the mirror's jobs of loads other than load that may
 // still run: an earlier load of the mirror ended (its owner cancelled them

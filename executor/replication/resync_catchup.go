@@ -283,6 +283,11 @@ func (f *flow) copyTable(ctx context.Context, c resyncCopy, ts *connectors.Table
 		return err
 	}
 	defer closeAll()
+	// Claimed (the stream's epoch, already recorded: nothing changes), so
+	// that this connection's state records and swap check the epoch.
+	if err := f.fence(ctx, dst); err != nil {
+		return err
+	}
 	tp, ok := dst.(connectors.TablePositions)
 	if !ok {
 		return f.unsupported("RESYNC TABLE")

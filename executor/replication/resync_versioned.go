@@ -81,6 +81,11 @@ func (f *flow) copyVersioned(ctx context.Context, t mirrorTable) (uint64, error)
 		return 0, err
 	}
 	defer closeAll()
+	// Claimed (the stream's epoch, already recorded: nothing changes), so
+	// that this connection's shadow checks the epoch.
+	if err := f.fence(ctx, dst); err != nil {
+		return 0, err
+	}
 	sw, ok := dst.(connectors.ShadowSwapper)
 	if !ok {
 		return 0, f.unsupported("RESYNC TABLE")

@@ -27,6 +27,12 @@ func (f *flow) snapshot(ctx context.Context, snap *connectors.Snapshot) error {
 		return err
 	}
 	defer closeAll()
+	// A load resumed by a new owner claims the destination before it
+	// plans: the partitions of the earlier owner's load, still queued or
+	// running on other nodes, are refused from then on (fence.go).
+	if err := f.fence(ctx, dst); err != nil {
+		return err
+	}
 
 	if f.m.Resync != "" && f.shadows == nil {
 		if err := f.adoptShadows(ctx, dst); err != nil {
@@ -204,9 +210,12 @@ type copyJob struct {
 // under snapshot ("" for a fresh one: a resumed load, which upserts) and
 // writing rows of version version: as jobs that any node may run
 // (load_jobs.go) in a started engine, with in-process workers otherwise.
+// Each partition carries the epoch of the flow's lease (LoadJob.Epoch),
+// which the destination checks: the caller claimed it (fence.go).
 func (f *flow) loadTables(ctx context.Context, src connectors.Source, dst connectors.Destination, snapshot string, version uint64,
 	tables []mirrorTable, schemas []*connectors.TableSchema) error {
 	resumed := snapshot == ""
+	epoch := leaseEpoch(ctx)
 	var jobs []copyJob
 	progress := make([]*tableProgress, len(tables))
 	for i, t := range tables {
@@ -238,7 +247,7 @@ func (f *flow) loadTables(ctx context.Context, src connectors.Source, dst connec
 				continue
 			}
 			jobs = append(jobs, copyJob{table: i, job: connectors.LoadJob{Table: d, Index: index, Partition: part,
-				Upsert: resumed, Version: version}})
+				Upsert: resumed, Version: version, Epoch: epoch}})
 		}
 	}
 	if len(jobs) == 0 {
