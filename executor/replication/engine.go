@@ -36,6 +36,10 @@ type Config struct {
 	// NodeTimeout is how long a node may be silent before it is gone and
 	// the leases of its streams expire; 0: DefaultNodeTimeout.
 	NodeTimeout time.Duration
+	// Periodic is the work the cluster does periodically on one node of
+	// all, as River periodic jobs (periodic_jobs.go); each node's engine
+	// must be given the same.
+	Periodic []PeriodicWork
 }
 
 // Validate reports a config that cannot work, and sets defaults.
@@ -61,7 +65,7 @@ func (c *Config) Validate() error {
 	if c.NodeTimeout < MinNodeTimeout {
 		return fmt.Errorf("replication: node timeout %s is below the minimum %s", c.NodeTimeout, MinNodeTimeout)
 	}
-	return nil
+	return validatePeriodic(c.Periodic)
 }
 
 // Engine runs the mirrors' flows: one runner goroutine per mirror, on the

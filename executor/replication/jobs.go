@@ -154,12 +154,15 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 	j := &jobs{pool: pool, done: make(chan struct{})}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &loadWorker{e: e, conns: &j.conns})
+	periodic := addPeriodic(workers, e.cfg.Periodic) // periodic_jobs.go
+	queues := map[string]river.QueueConfig{loadQueue: {MaxWorkers: jobWorkers}, periodicQueue: {MaxWorkers: periodicWorkers}}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:                   e.cfg.Node,
 		Schema:               catalog.RiverSchema,
 		Logger:               e.cfg.Logger.With("component", "jobs"),
-		Queues:               map[string]river.QueueConfig{loadQueue: {MaxWorkers: jobWorkers}},
+		Queues:               queues,
 		Workers:              workers,
+		PeriodicJobs:         periodic,
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueStuckAfter,
 		RetryPolicy:          jobRetryPolicy{},
