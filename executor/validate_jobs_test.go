@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -129,4 +130,101 @@ WHERE kind = 'validate' AND mirror = 'vj' AND "table" IS NOT NULL`).Scan(&states
 	if rows := validateRows(t, connect(t, other.URL()), "VALIDATE MIRROR vj TABLE pgbench_branches"); rows["public.pgbench_branches"].status != "equal" {
 		t.Fatalf("the validation after the cancelled one: %+v", rows)
 	}
+}
+
+// A validation whose node (the mirror's owner) is killed while it runs is
+// made available again, moved to the queue of the node that takes the
+// stream over, and run there: the statement, issued on that other node,
+// returns its rows.
+func TestValidateJobOwnerKilled(t *testing.T) {
+	catURL := catalogCluster.NewDB(t)
+	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	cat := connect(t, catURL)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	dst := connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "1", "-q")
+	conn := connect(t, a.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (
+		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
+	conn.Close(context.Background())
+	waitStreaming(t, b, "vk")
+	first := leaseOf(t, cat, "vk")
+	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	otherID := nodeSet{t: t, cat: cat}.id(other)
+
+	lock, err := dst.Begin(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(testCtx(t), "LOCK TABLE pgbench_branches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	oc := connect(t, other.URL())
+	type result struct {
+		rows map[string]validationRow
+		err  error
+	}
+	ended := make(chan result, 1)
+	go func() {
+		rows, err := oc.Query(context.Background(), "VALIDATE MIRROR vk TABLE pgbench_branches", pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			ended <- result{err: err}
+			return
+		}
+		out := map[string]validationRow{}
+		for rows.Next() {
+			var r validationRow
+			if err := rows.Scan(&r.table, &r.source, &r.dest, &r.ranges, &r.status); err != nil {
+				ended <- result{err: err}
+				return
+			}
+			out[r.table] = r
+		}
+		ended <- result{rows: out, err: rows.Err()}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var running int
+		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, first.node).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the validation's job did not start on the owner")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the job waits on the lock
+	owner.Kill()
+	killed := time.Now()
+	if err := lock.Rollback(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ended:
+		if r.err != nil {
+			t.Fatalf("VALIDATE MIRROR after its node was killed: %v", r.err)
+		}
+		if r.rows["public.pgbench_branches"].status != "equal" {
+			t.Fatalf("VALIDATE MIRROR after its node was killed: %+v", r.rows)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("VALIDATE MIRROR did not end within a minute of its node's kill")
+	}
+	var node, state string
+	var attempt int
+	if err := cat.QueryRow(testCtx(t), `SELECT node, state, attempt FROM sluice_status.jobs WHERE kind = 'validate' AND mirror = 'vk'`).
+		Scan(&node, &state, &attempt); err != nil || node != otherID || state != "completed" || attempt != 2 {
+		t.Fatalf("the validate job: node %s, %s, attempt %d (%v); want %s, completed, 2", node, state, attempt, err, otherID)
+	}
+	if l := leaseOf(t, cat, "vk"); l.node != otherID {
+		t.Fatalf("the stream is on %s, want %s", l.node, otherID)
+	}
+	t.Logf("the validation ended %s after its node's kill", time.Since(killed).Round(100*time.Millisecond))
 }
