@@ -45,9 +45,10 @@ const (
 	validatePoll = 50 * time.Millisecond
 )
 
-// nodeQueue returns the River queue of node's own jobs: node_<id>, the id
-// lower-cased with characters a queue name cannot have replaced, and a
-// hash of the id added when that changed it.
+// nodeQueue returns the River queue of node's own jobs: node_<id>, or,
+// for an id a queue name cannot hold as it is (characters other than
+// lower-case letters, digits, _ and -, or longer than 40), its first 40
+// characters so cleaned and a hash of the whole id.
 func nodeQueue(node string) string {
 	var b strings.Builder
 	for _, c := range strings.ToLower(node) {
@@ -58,12 +59,12 @@ func nodeQueue(node string) string {
 		}
 	}
 	id := b.String()
-	if id != node {
-		h := fnv.New32a()
+	if id != node || len(id) > 40 {
+		h := fnv.New64a()
 		h.Write([]byte(node))
-		id = fmt.Sprintf("%.40s_%08x", id, h.Sum32())
+		id = fmt.Sprintf("%.40s_%016x", id, h.Sum64())
 	}
-	return "node_" + fmt.Sprintf("%.58s", id)
+	return "node_" + id
 }
 
 // validateArgs is a validate job: one VALIDATE MIRROR.
