@@ -121,6 +121,15 @@ func (w *validateWorker) Work(ctx context.Context, job *river.Job[validateArgs])
 		}
 		req.Tables = []connectors.TableName{t}
 	}
+	if !w.e.Running(a.Mirror) {
+		h, err := w.e.cfg.Store.GetLeaseHolder(ctx, a.Mirror)
+		if err == nil && h.Node != "" && h.Node != w.e.cfg.Node {
+			// The stream moved since the job was queued here: the rescue
+			// loop moves the job to its node's queue meanwhile
+			// (routeValidations). A snooze is not an attempt.
+			return river.JobSnooze(time.Second)
+		}
+	}
 	out, err := w.e.validateAndRecord(ctx, a.Mirror, req)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely) {
