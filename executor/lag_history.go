@@ -23,8 +23,8 @@ import (
 // which the catalog counts whichever node applied the rows, and its time
 // on the catalog's clock. A gap (River electing a new leader after one
 // died, up to about 20 s) gives a rate over the gap, an average; a last
-// sample older than lagRateWindow periods, and than a minute, (the
-// cluster was down) gives no rate (NULL).
+// sample older than both lagRateWindow periods and a minute (the cluster
+// was down) gives no rate (NULL).
 
 // Defaults of Config.LagHistoryRetention and Config.LagHistoryEvery.
 const (

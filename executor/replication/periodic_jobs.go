@@ -25,9 +25,9 @@ import (
 // periods late (a dead node's, rescued) does nothing: a later one
 // measures instead.
 //
-// Their completed jobs are kept for periodicKeepCompleted only (the
-// lag_sample job deletes older ones: DeleteFinishedJobs), failed ones for
-// periodicKeepFailed, so that the jobs status table shows the last
+// Their completed jobs are kept for PeriodicKeepCompleted only (the
+// lag_sample job deletes older ones: catalog's DeleteFinishedJobs), failed
+// ones for PeriodicKeepFailed, so that the jobs status table shows the last
 // minute's rounds and recent failures, not a day of them.
 
 // Kinds of the periodic jobs, as the jobs status table shows them.
