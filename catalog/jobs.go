@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -89,6 +90,24 @@ WHERE j.state = 'running'
                     AND (n.stopped_at IS NOT NULL OR n.heartbeat_at < now() - n.node_timeout)))`, node)
 	if err != nil {
 		return 0, fmt.Errorf("rescue the jobs of gone nodes: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeleteFinishedJobs deletes the jobs of kinds completed more than
+// completed ago, and those that ended otherwise (failed for good, or
+// cancelled) more than failed ago, by the catalog's clock, and returns how
+// many it deleted. River's own cleaner keeps every kind's completed jobs
+// for a day, too long for a job every few seconds (the periodic samplers:
+// docs/cluster.md#where-periodic-work-runs).
+func (s *Store) DeleteFinishedJobs(ctx context.Context, kinds []string, completed, failed time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `
+DELETE FROM sluice.river_job
+WHERE kind = ANY($1)
+  AND (state = 'completed' AND finalized_at < now() - $2::interval
+       OR state IN ('discarded', 'cancelled') AND finalized_at < now() - $3::interval)`, kinds, completed, failed)
+	if err != nil {
+		return 0, fmt.Errorf("delete finished jobs: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -18,9 +18,6 @@ type MirrorLag struct {
 	// RowsSynced is the mirror's rows_synced: row changes applied since
 	// it was created or last resynced as a whole.
 	RowsSynced int64
-	// Owner is the node holding the mirror's live stream lease; "" when
-	// none does (paused, waiting, or between nodes).
-	Owner string
 }
 
 // MirrorLags reads every mirror's lag figures, and the catalog's time of
@@ -28,10 +25,8 @@ type MirrorLag struct {
 func (s *Store) MirrorLags(ctx context.Context) (time.Time, []MirrorLag, error) {
 	// The time comes in a row of its own when there is no mirror.
 	rows, err := s.pool.Query(ctx, `
-SELECT t.at, m.name, m.lag_bytes, m.lag_seconds, m.rows_synced,
-       CASE WHEN s.lease_expires_at > now() THEN s.node END
-FROM (SELECT clock_timestamp() AS at) t LEFT JOIN sluice_status.mirrors m ON true
-LEFT JOIN sluice.mirrors s ON s.name = m.name ORDER BY m.name`)
+SELECT t.at, m.name, m.lag_bytes, m.lag_seconds, m.rows_synced
+FROM (SELECT clock_timestamp() AS at) t LEFT JOIN sluice_status.mirrors m ON true ORDER BY m.name`)
 	if err != nil {
 		return time.Time{}, nil, fmt.Errorf("read mirrors' lag: %w", err)
 	}
@@ -39,14 +34,10 @@ LEFT JOIN sluice.mirrors s ON s.name = m.name ORDER BY m.name`)
 	var out []MirrorLag
 	var name *string
 	var rowsSynced *int64
-	var owner *string
 	var m MirrorLag
-	_, err = pgx.ForEachRow(rows, []any{&at, &name, &m.LagBytes, &m.LagSeconds, &rowsSynced, &owner}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&at, &name, &m.LagBytes, &m.LagSeconds, &rowsSynced}, func() error {
 		if name != nil {
 			m.Mirror, m.RowsSynced = *name, *rowsSynced
-			if owner != nil {
-				m.Owner = *owner
-			}
 			out = append(out, m)
 		}
 		m = MirrorLag{}
@@ -64,11 +55,47 @@ type LagSample struct {
 	LagBytes      *int64
 	LagSeconds    *float64
 	RowsPerSecond *float64
+	// RowsSynced is the mirror's rows_synced at the sample, for the next
+	// sample's rate (LastLagSamples); nil in samples an older Sluice
+	// stored.
+	RowsSynced *int64
+}
+
+// LagMark is what the next sample of a mirror needs of its last one: its
+// time and the mirror's rows_synced then.
+type LagMark struct {
+	At   time.Time
+	Rows int64
+}
+
+// LastLagSamples returns, by mirror, the latest sample taken after since
+// that recorded rows_synced, whichever node stored it: the lag history's
+// sampler runs as a job on any node (docs/cluster.md), so a sample's rate
+// is computed against the catalog's last sample rather than one a node
+// remembers.
+func (s *Store) LastLagSamples(ctx context.Context, since time.Time) (map[string]LagMark, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT DISTINCT ON (mirror) mirror, at, rows_synced FROM sluice.mirror_lag_history
+WHERE at > $1 AND rows_synced IS NOT NULL ORDER BY mirror, at DESC`, since)
+	if err != nil {
+		return nil, fmt.Errorf("read the last lag samples: %w", err)
+	}
+	out := make(map[string]LagMark)
+	var name string
+	var m LagMark
+	if _, err := pgx.ForEachRow(rows, []any{&name, &m.At, &m.Rows}, func() error {
+		out[name] = m
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the last lag samples: %w", err)
+	}
+	return out, nil
 }
 
 // AddLagSamples stores samples taken at at, and, when retention > 0,
 // deletes every mirror's samples older than at minus retention, in one
-// transaction (one node of a cluster expires: see docs/cluster.md). A
+// transaction (the lag_sample job of each period does both: see
+// docs/cluster.md). A
 // sample of a mirror dropped meanwhile is not stored; one already stored
 // for the same mirror and time is kept. Idempotent. at must be set
 // (MirrorLags' time).
@@ -80,17 +107,18 @@ func (s *Store) AddLagSamples(ctx context.Context, at time.Time, samples []LagSa
 	bytes := make([]*int64, len(samples))
 	secs := make([]*float64, len(samples))
 	rates := make([]*float64, len(samples))
+	synced := make([]*int64, len(samples))
 	for i, sm := range samples {
-		names[i], bytes[i], secs[i], rates[i] = sm.Mirror, sm.LagBytes, sm.LagSeconds, sm.RowsPerSecond
+		names[i], bytes[i], secs[i], rates[i], synced[i] = sm.Mirror, sm.LagBytes, sm.LagSeconds, sm.RowsPerSecond, sm.RowsSynced
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-INSERT INTO sluice.mirror_lag_history (mirror, at, lag_bytes, lag_seconds, rows_per_second)
-SELECT u.mirror, $1, u.lag_bytes, u.lag_seconds, u.rows_per_second
-FROM unnest($2::text[], $3::bigint[], $4::double precision[], $5::double precision[])
-     AS u(mirror, lag_bytes, lag_seconds, rows_per_second)
+INSERT INTO sluice.mirror_lag_history (mirror, at, lag_bytes, lag_seconds, rows_per_second, rows_synced)
+SELECT u.mirror, $1, u.lag_bytes, u.lag_seconds, u.rows_per_second, u.rows_synced
+FROM unnest($2::text[], $3::bigint[], $4::double precision[], $5::double precision[], $6::bigint[])
+     AS u(mirror, lag_bytes, lag_seconds, rows_per_second, rows_synced)
 WHERE EXISTS (SELECT 1 FROM sluice.mirrors m WHERE m.name = u.mirror)
-ON CONFLICT (mirror, at) DO NOTHING`, at, names, bytes, secs, rates)
+ON CONFLICT (mirror, at) DO NOTHING`, at, names, bytes, secs, rates, synced)
 		if err != nil {
 			return fmt.Errorf("add lag samples: %w", err)
 		}

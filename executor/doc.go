@@ -6,9 +6,10 @@
 // executor starts (engine.go) and wakes when a statement changes a mirror;
 // the slot monitor (monitor.go) measures the mirrors' streams through the
 // sources (connectors.LagReporter), and the lag history sampler
-// (lag_history.go) keeps mirror_lag_history. What the flows and the
-// monitor measure that the catalog does not keep goes to the Observer of
-// executor.Config (server/metrics).
+// (lag_history.go) keeps mirror_lag_history, each as a River periodic job
+// the engine's client runs on one node a period. What the flows measure
+// that the catalog does not keep goes to the Observer of executor.Config
+// (server/metrics).
 //
 // Sessions query the catalog as its unprivileged reader role
 // (catalog.Store.ReaderURL), read-only, on connections they share from a

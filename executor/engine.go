@@ -11,36 +11,33 @@ import (
 )
 
 // Start resumes every mirror whose operator wants it running (the
-// replication engine, executor/replication), and starts the slot monitor
-// (monitor.go) and the lag history sampler (lag_history.go). They stop
-// when ctx ends (Close waits for them). Call it once.
+// replication engine, executor/replication), and starts the node's River
+// client, which works the cluster's jobs, the slot monitor's and the lag
+// history's rounds among them (periodicWork). They stop when ctx ends
+// (Close waits for them). Call it once.
 func (e *Executor) Start(ctx context.Context) error {
-	mctx, stop := context.WithCancel(ctx)
-	e.monStop, e.monDone, e.histDone = stop, make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(e.monDone)
-		e.monitor(mctx)
-	}()
-	go func() {
-		defer close(e.histDone)
-		e.sampleLag(mctx)
-	}()
 	e.checkCatalogCapacity(ctx)
 	return e.engine.Start(ctx)
 }
 
-// Close stops every mirror's flow, the monitor and the sampler and waits
-// for them, and closes the idle catalog connections of sessions.
+// Close stops every mirror's flow and the node's jobs and waits for them,
+// and closes the idle catalog connections of sessions.
 func (e *Executor) Close() {
 	e.engine.Close()
-	if e.monDone != nil {
-		e.monStop()
-		<-e.monDone
-		<-e.histDone
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.pool.close(ctx)
+}
+
+// periodicWork is the cluster's periodic work, run as River periodic jobs
+// on one node each period (replication/periodic_jobs.go): the slot
+// monitor's round (monitor.go) and the lag history's sample
+// (lag_history.go).
+func (e *Executor) periodicWork() []replication.PeriodicWork {
+	return []replication.PeriodicWork{
+		{Kind: replication.KindSlotMonitor, Every: monitorEvery, Run: e.measure},
+		{Kind: replication.KindLagSample, Every: e.cfg.LagHistoryEvery, Run: e.sampleLagOnce},
+	}
 }
 
 // stopFlow stops the mirror's flow wherever it runs (replication's

@@ -102,17 +102,6 @@ type Executor struct {
 	warn   sync.Once           // the warning that sessions are not isolated
 	engine *replication.Engine // runs the mirrors' flows
 	pool   *catalogPool        // the catalog connections sessions share
-	// monStop stops the slot monitor (monitor.go) and monDone is closed
-	// when it has stopped; nil until Start.
-	monStop context.CancelFunc
-	monDone chan struct{}
-	// histDone is closed when the lag history sampler (lag_history.go),
-	// stopped with monStop, has stopped; nil until Start.
-	histDone chan struct{}
-	// warned holds the mirrors whose stream the monitor warned about (a
-	// LagReporter's Warning), so that it warns once until the warning
-	// clears; the monitor's goroutine only.
-	warned map[string]bool
 	// tablesMu serializes ALTER MIRROR's ADD TABLE and DROP TABLE (of any
 	// mirror): each reads the mirror's tables, then sets the source's
 	// stream to that list changed, which two at once on one mirror would
@@ -130,13 +119,14 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Store.ReaderURL() == "" && cfg.CatalogURL == "" {
 		return nil, errors.New("executor: catalog URL is required")
 	}
+	e := &Executor{cfg: cfg}
 	engine, err := replication.New(replication.Config{Store: cfg.Store, Kinds: cfg.Kinds, Logger: cfg.Logger,
 		Observer: cfg.Observer, Node: cfg.Node, Address: cfg.NodeAddress, NodeTimeout: cfg.NodeTimeout,
-		IgnoreLeaseLoss: cfg.IgnoreLeaseLoss})
+		IgnoreLeaseLoss: cfg.IgnoreLeaseLoss, Periodic: e.periodicWork()})
 	if err != nil {
 		return nil, err
 	}
-	e := &Executor{cfg: cfg, engine: engine, warned: make(map[string]bool)}
+	e.engine = engine
 	e.pool = newCatalogPool(cfg.CatalogPoolSize, cfg.CatalogPoolWait, e.dialCatalog)
 	return e, nil
 }

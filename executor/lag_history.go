@@ -9,20 +9,22 @@ import (
 )
 
 // The lag history sampler keeps sluice.mirror_lag_history (status view
-// mirror_lag_history): every LagHistoryEvery it stores one row per mirror
+// mirror_lag_history): every LagHistoryEvery a lag_sample River job, which
+// one node of the cluster runs (replication/periodic_jobs.go,
+// docs/cluster.md#where-periodic-work-runs), stores one row per mirror
 // with the lag the mirrors view shows then (lag_bytes, measured by the
 // slot monitor; lag_seconds, recorded with each applied batch) and the
-// rows applied per second since its previous sample of the mirror, and
-// deletes rows older than LagHistoryRetention. One goroutine, the
-// catalog's clock. In a cluster, each mirror is sampled by the node that
-// does its periodic work, and the leader expires (owner.go).
+// rows applied per second since the mirror's previous sample, and deletes
+// rows older than LagHistoryRetention, and the periodic jobs finished long
+// enough ago. The catalog's clock.
 //
-// The rate is computed against this node's own previous sample of the
-// mirror, kept only while the mirror is sampled here at every successful
-// round: a mirror that moved here from another node, or back after a
-// while, has no rate in its first sample here (NULL, unknown) rather than
-// a rate against a sample another node took, or one this node took
-// before another node's turn.
+// The rate is computed against the mirror's last sample in the catalog,
+// whichever node took it: each sample keeps the mirror's rows_synced,
+// which the catalog counts whichever node applied the rows, and its time
+// on the catalog's clock. A gap (River electing a new leader after one
+// died, up to about 20 s) gives a rate over the gap, an average; a last
+// sample older than both lagRateWindow periods and a minute (the cluster
+// was down) gives no rate (NULL).
 
 // Defaults of Config.LagHistoryRetention and Config.LagHistoryEvery.
 const (
@@ -31,18 +33,10 @@ const (
 )
 
 // Observer receives, for metrics, what the flows measure
-// (replication.Observer) and what the slot monitor learns that the
-// catalog does not keep. Safe for concurrent use; its methods must not
-// block.
-type Observer interface {
-	replication.Observer
-	// StreamActive reports whether a reader streams from the mirror's
-	// slot on its source now (Postgres: pg_replication_slots.active;
-	// MySQL: a replica with the mirror's server id is connected); nil
-	// when it is not known (no slot, a source that cannot tell, or one
-	// that cannot be reached).
-	StreamActive(mirror string, active *bool)
-}
+// (replication.Observer); what the slot monitor measures is in the
+// catalog, which every node's metrics read. Safe for concurrent use; its
+// methods must not block.
+type Observer = replication.Observer
 
 // nopObserver is the Observer of an executor configured without one.
 type nopObserver struct{}
@@ -50,77 +44,45 @@ type nopObserver struct{}
 func (nopObserver) FetchedBytes(string, int64)              {}
 func (nopObserver) BatchApplied(string, int, time.Duration) {}
 func (nopObserver) Error(string, string)                    {}
-func (nopObserver) StreamActive(string, *bool)              {}
 
-// lagMark is what a sample needs of the sampler's previous one of a
-// mirror: its time and the mirror's rows_synced then.
-type lagMark struct {
-	at   time.Time
-	rows int64
-}
+// lagRateWindow is how many periods back a mirror's last sample may be
+// for the next one to have a rate, if that is more than a minute.
+const lagRateWindow = 10
 
-// sampleLag samples every LagHistoryEvery until ctx ends.
-func (e *Executor) sampleLag(ctx context.Context) {
-	t := time.NewTicker(e.cfg.LagHistoryEvery)
-	defer t.Stop()
-	prev := make(map[string]lagMark)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := e.sampleLagOnce(ctx, prev); err != nil && ctx.Err() == nil {
-			e.cfg.Logger.DebugContext(ctx, "lag history: sample", "err", err)
-		}
-	}
-}
-
-// sampleLagOnce stores one sample of every mirror; prev holds each
-// mirror's previous sample and is updated (mirrors gone are forgotten).
-func (e *Executor) sampleLagOnce(ctx context.Context, prev map[string]lagMark) error {
-	at, lags, err := e.cfg.Store.MirrorLags(ctx)
+// sampleLagOnce stores one sample of every mirror, expires the history
+// older than the retention, and deletes the periodic jobs finished long
+// enough ago: one lag_sample job.
+func (e *Executor) sampleLagOnce(ctx context.Context) error {
+	store := e.cfg.Store
+	at, lags, err := store.MirrorLags(ctx)
 	if err != nil {
 		return err
 	}
-	own, err := e.readOwnership(ctx)
+	prev, err := store.LastLagSamples(ctx, at.Add(-max(lagRateWindow*e.cfg.LagHistoryEvery, time.Minute)))
 	if err != nil {
 		return err
 	}
 	samples := make([]catalog.LagSample, 0, len(lags))
-	seen := make(map[string]bool, len(lags))
 	for _, l := range lags {
-		// The owner as MirrorLags read it, with the sample's figures.
-		if !own.mineAs(l.Owner) {
-			continue
-		}
-		seen[l.Mirror] = true
+		rows := l.RowsSynced
 		samples = append(samples, catalog.LagSample{Mirror: l.Mirror, LagBytes: l.LagBytes, LagSeconds: l.LagSeconds,
-			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, l.RowsSynced)})
-		prev[l.Mirror] = lagMark{at: at, rows: l.RowsSynced}
+			RowsPerSecond: rowsPerSecond(prev[l.Mirror], at, rows), RowsSynced: &rows})
 	}
-	for name := range prev {
-		if !seen[name] {
-			delete(prev, name) // gone, or sampled elsewhere: no rate against it later
-		}
+	if err := store.AddLagSamples(ctx, at, samples, e.cfg.LagHistoryRetention); err != nil {
+		return err
 	}
-	var retention time.Duration
-	if own.leader {
-		retention = e.cfg.LagHistoryRetention
-	}
-	return e.cfg.Store.AddLagSamples(ctx, at, samples, retention)
+	_, err = store.DeleteFinishedJobs(ctx, replication.PeriodicKinds, replication.PeriodicKeepCompleted, replication.PeriodicKeepFailed)
+	return err
 }
 
 // rowsPerSecond is the rate of rows applied from the previous sample p to
 // rows at at; nil without a previous sample, or when rows_synced went back
-// (a RESYNC MIRROR starts it over), so the rate is not known. rows_synced
-// is the catalog's, whichever node applied them, so the rate is right over
-// any interval this node watched.
-func rowsPerSecond(p lagMark, at time.Time, rows int64) *float64 {
-	secs := at.Sub(p.at).Seconds()
-	if p.at.IsZero() || secs <= 0 || rows < p.rows {
+// (a RESYNC MIRROR starts it over), so the rate is not known.
+func rowsPerSecond(p catalog.LagMark, at time.Time, rows int64) *float64 {
+	secs := at.Sub(p.At).Seconds()
+	if p.At.IsZero() || secs <= 0 || rows < p.Rows {
 		return nil
 	}
-	r := float64(rows-p.rows) / secs
+	r := float64(rows-p.Rows) / secs
 	return &r
 }

@@ -11,15 +11,19 @@ import (
 )
 
 // The slot monitor measures every mirror's lag on its source, whatever the
-// mirror's status and whether or not its flow is healthy, on the node that
-// does the mirror's periodic work (owner.go): one goroutine,
-// short-lived connections of its own, one query per source peer every
-// monitorEvery. It records lag_bytes (pg_current_wal_lsn() -
-// confirmed_flush_lsn), the slot's wal_status and safe_wal_size, and the
-// time of the measurement; whether the slot is active goes to the
-// Observer only (metrics). A source it cannot reach gets NULLs, with the
-// time of the last measurement kept. A slot the source invalidated fails
-// its mirror with replication.LostStreamError, which waits for the user.
+// mirror's status and whether or not its flow is healthy: one round every
+// monitorEvery, as a slot_monitor River job that one node of the cluster
+// runs (replication/periodic_jobs.go, docs/cluster.md#where-periodic-work-runs),
+// on short-lived connections of its own, one query per source peer. It
+// records lag_bytes (pg_current_wal_lsn() - confirmed_flush_lsn), the
+// slot's wal_status and safe_wal_size, whether a reader streams from it
+// (slot_active, the metric sluice_slot_active) and the time of the
+// measurement. A source it cannot reach gets NULLs, with the time of the
+// last measurement kept. A source's warning that the mirror may soon
+// lose its stream is a lag event, once until it clears (kept in the
+// catalog: the next round may run on another node). A slot the source
+// invalidated fails its mirror with replication.LostStreamError, which
+// waits for the user.
 //
 // The slot measured is the mirror's slot. During a RESYNC MIRROR that is
 // the old slot through SETUP (it is replaced only when the new one is made)
@@ -31,53 +35,24 @@ const monitorEvery = 5 * time.Second
 // monitorTimeout bounds one source's measurement.
 const monitorTimeout = 4 * time.Second
 
-// monitor runs until ctx ends.
-func (e *Executor) monitor(ctx context.Context) {
-	t := time.NewTicker(monitorEvery)
-	defer t.Stop()
-	for {
-		e.measure(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // monitored is a mirror as the monitor sees it.
 type monitored struct {
 	m    catalog.Mirror
 	slot string
 }
 
-// measure measures every mirror once.
-func (e *Executor) measure(ctx context.Context) {
+// measure measures every mirror once: one slot_monitor job. Its error is
+// the catalog's (the mirrors could not be listed); a source's is recorded
+// as unknown lag.
+func (e *Executor) measure(ctx context.Context) error {
 	store := e.cfg.Store
 	names, err := store.MirrorNames(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			e.cfg.Logger.DebugContext(ctx, "slot monitor: list mirrors", "err", err)
-		}
-		return
-	}
-	own, err := e.readOwnership(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			e.cfg.Logger.DebugContext(ctx, "slot monitor: read the mirrors' owners", "err", err)
-		}
-		return
+		return fmt.Errorf("slot monitor: list mirrors: %w", err)
 	}
 	bySource := make(map[string][]monitored)
 	var order []string
 	for _, name := range names {
-		if !own.mine(name) {
-			// Measured on its owner, whose metrics show whether its
-			// stream is active.
-			e.cfg.Observer.StreamActive(name, nil)
-			delete(e.warned, name)
-			continue
-		}
 		m, err := store.GetMirror(ctx, name)
 		if err != nil {
 			continue // dropped meanwhile, or the catalog is away
@@ -90,6 +65,7 @@ func (e *Executor) measure(ctx context.Context) {
 	for _, peer := range order {
 		e.measureSource(ctx, peer, bySource[peer])
 	}
+	return nil
 }
 
 // measureSource measures the slots of the mirrors of one source peer.
@@ -103,7 +79,6 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 		}
 		log.DebugContext(ctx, "slot monitor: source unreachable", "err", err)
 		for _, mm := range mirrors {
-			e.cfg.Observer.StreamActive(mm.m.Name, nil)
 			if err := store.SetLagUnknown(ctx, mm.m.Name); err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			}
@@ -113,26 +88,20 @@ func (e *Executor) measureSource(ctx context.Context, peer string, mirrors []mon
 	for _, mm := range mirrors {
 		s, ok := slots[mm.m.Name]
 		l := catalog.SlotLag{}
-		var active *bool
 		if ok {
-			l = catalog.SlotLag{Bytes: s.Bytes, WALStatus: s.Status, SafeWALSize: s.SafeBytes}
-			active = s.Active
+			l = catalog.SlotLag{Bytes: s.Bytes, WALStatus: s.Status, SafeWALSize: s.SafeBytes, Active: s.Active, Warning: s.Warning}
 		}
-		e.cfg.Observer.StreamActive(mm.m.Name, active)
-		if err := store.SetSlotLag(ctx, mm.m.Name, l); err != nil {
+		warn, err := store.SetSlotLag(ctx, mm.m.Name, l)
+		if err != nil {
 			log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 			continue
 		}
-		switch {
-		case ok && s.Warning != "" && !e.warned[mm.m.Name]:
+		if warn {
 			if err := store.AddEvent(ctx, mm.m.Name, "lag", s.Warning); err != nil {
 				log.DebugContext(ctx, "slot monitor: record", "mirror", mm.m.Name, "err", err)
 				continue
 			}
-			e.warned[mm.m.Name] = true
 			log.WarnContext(ctx, "mirror at risk of losing its stream", "mirror", mm.m.Name, "warning", s.Warning)
-		case !ok || s.Warning == "":
-			delete(e.warned, mm.m.Name)
 		}
 		if ok && s.Lost && slotInUse(mm.m) {
 			msg := replication.LostStreamError(mm.m.Name, mm.slot, peer).Error()

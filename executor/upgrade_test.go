@@ -25,9 +25,12 @@ import (
 // 0010's column (dropping it drops the status view, made again as 0006
 // made it), 0011's validations and 0012's table holds (the mirror_tables
 // view made again as 0008 made it), 0013's lag history, 0014's nodes
-// and stream leases, and 0016's jobs view (River's tables, which 0015 and
-// 0016 made, are removed by River's own down migrations: downgradeRiver).
+// and stream leases, 0016's jobs view (River's tables, which 0015 and
+// 0016 made, are removed by River's own down migrations: downgradeRiver)
+// and 0017's columns of the periodic jobs (mirror_lag_history's goes with
+// its table).
 const downgradeCatalog = `
+ALTER TABLE sluice.mirrors DROP COLUMN slot_active CASCADE, DROP COLUMN lag_warning;
 DROP VIEW sluice_status.jobs;
 DROP VIEW sluice_status.nodes;
 DROP TABLE sluice.nodes;

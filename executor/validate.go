@@ -25,9 +25,12 @@ const (
 
 // validateMirror compares a streaming mirror's tables on both sides at one
 // consistent point (executor/replication/validate.go, docs/validate.md),
-// returns a row per table and records them in mirror_validations. A
-// mirror that does not stream (paused, failed, loading, resyncing) is
-// refused: there is no running flow to stop at the source's snapshot.
+// returns a row per table and records them in mirror_validations: a
+// validate job on the node running the mirror's flow does it
+// (executor/replication/validate_jobs.go), which this session waits for
+// (its end cancels the job). A mirror that does not stream (paused,
+// failed, loading, resyncing) is refused: there is no running flow to stop
+// at the source's snapshot.
 func (s *session) validateMirror(ctx context.Context, st *sqlext.ValidateMirror, w server.ResultWriter) error {
 	mode := validateCount
 	for _, o := range st.Options {
@@ -66,16 +69,7 @@ func (s *session) validateMirror(ctx context.Context, st *sqlext.ValidateMirror,
 		return sqlerr.New(pgerrcode.ObjectNotInPrerequisiteState, "validate mirror %q: %v", m.Name, err).
 			WithHint("The mirror goes on streaming.")
 	}
-	rows := make([]catalog.Validation, len(res.Tables))
-	for i, t := range res.Tables {
-		rows[i] = catalog.Validation{SourceTable: t.Table.String(), SourceRows: t.SourceRows, DestinationRows: t.DestinationRows,
-			MismatchedRanges: t.Mismatched, Status: t.Status()}
-	}
-	if err := s.ex.cfg.Store.RecordValidation(ctx, m.Name, mode, res.Position, rows); err != nil {
-		return err
-	}
-	s.ex.cfg.Logger.InfoContext(ctx, "mirror validated", "mirror", m.Name, "mode", mode, "position", res.Position)
-	return writeValidation(w, rows, s.resultFormats)
+	return writeValidation(w, res.Rows, s.resultFormats)
 }
 
 // notStreaming refuses a mirror that is not streaming, saying why.

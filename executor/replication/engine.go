@@ -42,8 +42,12 @@ type Config struct {
 	// refused for a stale lease instead of stopping, as a node would that
 	// wrongly believes it still owns its streams (a bug, a clock that
 	// jumped). It shows that the destination's fence alone keeps such a
-	// node from applying anything (docs/cluster.md#fencing).
+	// node from applying anything (docs/cluster.md#fencing-a-node-that-wakes-up).
 	IgnoreLeaseLoss bool
+	// Periodic is the work the cluster does periodically on one node of
+	// all, as River periodic jobs (periodic_jobs.go); each node's engine
+	// must be given the same.
+	Periodic []PeriodicWork
 }
 
 // Validate reports a config that cannot work, and sets defaults.
@@ -69,7 +73,7 @@ func (c *Config) Validate() error {
 	if c.NodeTimeout < MinNodeTimeout {
 		return fmt.Errorf("replication: node timeout %s is below the minimum %s", c.NodeTimeout, MinNodeTimeout)
 	}
-	return nil
+	return validatePeriodic(c.Periodic)
 }
 
 // Engine runs the mirrors' flows: one runner goroutine per mirror, on the

@@ -165,12 +165,17 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 	j := &jobs{pool: pool, done: make(chan struct{})}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &loadWorker{e: e, conns: &j.conns})
+	periodic := addPeriodic(workers, e.cfg.Periodic) // periodic_jobs.go
+	river.AddWorker(workers, &validateWorker{e: e})  // validate_jobs.go
+	queues := map[string]river.QueueConfig{loadQueue: {MaxWorkers: jobWorkers}, periodicQueue: {MaxWorkers: periodicWorkers},
+		nodeQueue(e.cfg.Node): {MaxWorkers: nodeWorkers}}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:                   e.cfg.Node,
 		Schema:               catalog.RiverSchema,
 		Logger:               e.cfg.Logger.With("component", "jobs"),
-		Queues:               map[string]river.QueueConfig{loadQueue: {MaxWorkers: jobWorkers}},
+		Queues:               queues,
 		Workers:              workers,
+		PeriodicJobs:         periodic,
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueStuckAfter,
 		RetryPolicy:          jobRetryPolicy{},
@@ -189,7 +194,7 @@ func (e *Engine) startJobs(ctx context.Context) (*jobs, error) {
 	j.client, j.stop = client, stop
 	go func() {
 		defer close(j.done)
-		e.rescueJobs(rctx, &j.conns)
+		e.rescueJobs(rctx, j)
 	}()
 	return j, nil
 }
@@ -209,11 +214,13 @@ func (e *Engine) stopJobs(j *jobs) {
 	j.pool.Close()
 }
 
-// rescueJobs makes the running jobs of gone nodes available again, and
-// closes the connections of loads idle for connIdle (conns), every
+// rescueJobs makes the running jobs of gone nodes available again, moves
+// waiting validations to their mirror's node (routeValidations), and
+// closes the connections of loads idle for connIdle (j.conns), every
 // heartbeat interval, until ctx ends. Every node does it; a job is
 // rescued once (the update needs it running).
-func (e *Engine) rescueJobs(ctx context.Context, conns *connCache) {
+func (e *Engine) rescueJobs(ctx context.Context, j *jobs) {
+	conns := &j.conns
 	tick := time.NewTicker(e.heartbeatEvery())
 	defer tick.Stop()
 	for {
@@ -232,6 +239,9 @@ func (e *Engine) rescueJobs(ctx context.Context, conns *connCache) {
 		}
 		if n > 0 {
 			e.cfg.Logger.InfoContext(ctx, "jobs of gone nodes made available again", "jobs", n)
+		}
+		if err := e.routeValidations(ctx, j); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.WarnContext(ctx, "move waiting validations to their mirror's node", "err", err)
 		}
 	}
 }

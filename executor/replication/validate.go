@@ -15,8 +15,9 @@ import (
 // VALIDATE MIRROR: compare each table on both sides at one consistent
 // point, while the mirror streams (docs/validate.md).
 //
-//  1. The statement hands a request to the mirror's running flow
-//     (Engine.Validate). Its batcher commits what it holds (a source may
+//  1. The statement enqueues a validate job for the node that runs the
+//     mirror's flow (Engine.Validate, validate_jobs.go), whose worker
+//     hands a request to that flow (validateHere). Its batcher commits what it holds (a source may
 //     wait for every transaction on its server to end, the batcher's own
 //     on a destination there included: see ask), then takes a snapshot of
 //     the source of its own (connectors.TableSnapshotter, or
@@ -31,8 +32,9 @@ import (
 //     destination holds every transaction before S and none after, and
 //     holds the stream there while it summarizes the destination's tables
 //     (connectors.RowSummer). Then it goes on.
-//  3. The statement summarizes the source's tables under the snapshot
-//     (connectors.SnapshotSummer) while the mirror streams, and compares.
+//  3. The job summarizes the source's tables under the snapshot
+//     (connectors.SnapshotSummer) while the mirror streams, compares,
+//     and records the result; the statement returns it.
 //
 // Nothing is written to the destination or acknowledged differently, and
 // the hold lives in memory only: a kill during a validation loses nothing
@@ -123,30 +125,16 @@ type validatedTable struct {
 	summary connectors.RowSummary
 }
 
-// Validate compares the mirror's tables on both sides at one consistent
-// point (see above). It fails with an error wrapping ErrNotStreaming when
-// the mirror has no flow streaming changes to take the request. The
-// caller records the result. A mirror streaming on another node is
-// taken over first (Stop there, Run here): the flow that takes the request
-// must be this process's. Safe for concurrent use.
-func (e *Engine) Validate(ctx context.Context, name string, req ValidateRequest) (ValidateResult, error) {
+// validateHere compares the mirror's tables on both sides at one
+// consistent point (see above), through the mirror's flow on this node.
+// It fails with an error wrapping ErrNotStreaming when the mirror has no
+// flow here streaming changes to take the request. Its caller records
+// the result: a validate job on the node holding the mirror's lease
+// (validate_jobs.go). Safe for concurrent use.
+func (e *Engine) validateHere(ctx context.Context, name string, req ValidateRequest) (ValidateResult, error) {
 	e.mu.Lock()
 	r := e.runners[name]
-	started := e.base != nil
 	e.mu.Unlock()
-	if r == nil && started {
-		h, err := e.cfg.Store.GetLeaseHolder(ctx, name)
-		if err == nil && h.Node != "" && h.Node != e.cfg.Node {
-			e.cfg.Logger.InfoContext(ctx, "validation takes the mirror over from its node", "mirror", name, "node", h.Node)
-			if err := e.Stop(name); err != nil {
-				return ValidateResult{}, err
-			}
-			e.Run(name)
-			e.mu.Lock()
-			r = e.runners[name]
-			e.mu.Unlock()
-		}
-	}
 	if r == nil {
 		return ValidateResult{}, fmt.Errorf("%w: its flow is not running", ErrNotStreaming)
 	}

@@ -90,22 +90,24 @@ func gauge[T int64 | float64](ch chan<- prometheus.Metric, desc *prometheus.Desc
 func (c *statusCollector) collectMirrors(ctx context.Context, ch chan<- prometheus.Metric) (map[string]bool, error) {
 	rows, err := c.db.Query(ctx, `
 SELECT name, source_peer, destination_peer, status, lag_bytes, lag_seconds,
-       EXTRACT(epoch FROM last_synced_at)::double precision, slot_safe_wal_size
+       EXTRACT(epoch FROM last_synced_at)::double precision, slot_safe_wal_size,
+       CASE WHEN slot_active THEN 1 WHEN NOT slot_active THEN 0 END::bigint
 FROM sluice_status.mirrors`)
 	if err != nil {
 		return nil, fmt.Errorf("read sluice_status.mirrors: %w", err)
 	}
 	names := make(map[string]bool)
 	var name, src, dst, status string
-	var lagBytes, safeWAL *int64
+	var lagBytes, safeWAL, active *int64
 	var lagSecs, lastApplied *float64
-	_, err = pgx.ForEachRow(rows, []any{&name, &src, &dst, &status, &lagBytes, &lagSecs, &lastApplied, &safeWAL}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &src, &dst, &status, &lagBytes, &lagSecs, &lastApplied, &safeWAL, &active}, func() error {
 		names[name] = true
 		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, name, src, dst, status)
 		gauge(ch, descSlotLag, lagBytes, name)
 		gauge(ch, descLagSeconds, lagSecs, name)
 		gauge(ch, descLastApplied, lastApplied, name)
 		gauge(ch, descSafeWAL, safeWAL, name)
+		gauge(ch, descSlotActive, active, name)
 		return nil
 	})
 	if err != nil {
@@ -158,17 +160,6 @@ func (c *statusCollector) collectProcess(ch chan<- prometheus.Metric, mirrors ma
 			c.batches.DeletePartialMatch(prometheus.Labels{"mirror": name})
 			c.errors.DeletePartialMatch(prometheus.Labels{"mirror": name})
 		}
-	}
-	for name, active := range c.active {
-		if !mirrors[name] {
-			delete(c.active, name)
-			continue
-		}
-		v := 0.0
-		if active {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descSlotActive, prometheus.GaugeValue, v, name)
 	}
 	for name := range mirrors {
 		c.seen[name] = true

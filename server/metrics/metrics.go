@@ -3,11 +3,11 @@
 //
 //   - the catalog's status views, read at every scrape by a custom
 //     collector, so that mirror status, lag, rows synced and snapshot
-//     progress are exactly what sluice_status shows (a NULL there is a
-//     series left out here, never a 0);
+//     progress and whether a slot is active are exactly what sluice_status
+//     shows (a NULL there is a series left out here, never a 0);
 //   - what the flows measure in the process and the catalog does not keep
-//     (bytes fetched, batch durations, errors, whether a slot is active),
-//     which Metrics receives as the executor's Observer.
+//     (bytes fetched, batch durations, errors), which Metrics receives as
+//     the executor's Observer.
 //
 // Metrics has a registry of its own (with the Go runtime and process
 // collectors), never the global one. The HTTP listener (server/web)
@@ -59,13 +59,10 @@ type Metrics struct {
 	batches *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
 
-	// mu guards active, each mirror's slot activity as the slot monitor
-	// last reported it (absent: unknown), and seen, the mirrors the
-	// vectors above may have series of; a scrape forgets those of mirrors
-	// the catalog no longer has.
-	mu     sync.Mutex
-	active map[string]bool
-	seen   map[string]bool
+	// mu guards seen, the mirrors the vectors above may have series of; a
+	// scrape forgets those of mirrors the catalog no longer has.
+	mu   sync.Mutex
+	seen map[string]bool
 }
 
 var _ executor.Observer = (*Metrics)(nil)
@@ -77,7 +74,7 @@ func New(db Querier, logger *slog.Logger) *Metrics {
 		logger = slog.Default()
 	}
 	m := &Metrics{db: db, log: logger, reg: prometheus.NewRegistry(),
-		active: make(map[string]bool), seen: make(map[string]bool),
+		seen: make(map[string]bool),
 		fetched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_fetched_bytes_total",
 			Help: "Bytes the mirror's change stream received from its source since Sluice started."}, []string{"mirror"}),
 		batches: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_batch_duration_seconds",
@@ -128,17 +125,6 @@ func (m *Metrics) see(mirror string) {
 	m.mu.Lock()
 	m.seen[mirror] = true
 	m.mu.Unlock()
-}
-
-// StreamActive implements executor.Observer.
-func (m *Metrics) StreamActive(mirror string, active *bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if active == nil {
-		delete(m.active, mirror)
-		return
-	}
-	m.active[mirror] = *active
 }
 
 // slogErrorLog hands promhttp's errors to slog.

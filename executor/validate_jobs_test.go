@@ -1,0 +1,230 @@
+package executor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/testbed"
+)
+
+// VALIDATE MIRROR as a River job (executor/replication/validate_jobs.go),
+// with two nodes on one catalog: issued on the node that does not run the
+// mirror, the validation runs as a validate job on the node that does,
+// without moving the stream, and the statement returns its rows; a second
+// VALIDATE of the mirror meanwhile is refused; the statement cancelled
+// cancels the job, and the mirror goes on streaming.
+func TestValidateJobOnOwner(t *testing.T) {
+	catURL := catalogCluster.NewDB(t)
+	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	cat := connect(t, catURL)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "1", "-q")
+	conn := connect(t, a.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR vj FROM src TO dst WITH TABLE MAPPING (
+		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
+	conn.Close(context.Background())
+	waitStreaming(t, b, "vj")
+	first := leaseOf(t, cat, "vj")
+	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	oc := connect(t, other.URL())
+
+	mustExec(t, src, "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid <= 3")
+	for table, r := range validateRows(t, oc, "VALIDATE MIRROR vj WITH (mode = checksum)") {
+		if r.status != "equal" {
+			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.status, r.source, r.dest)
+		}
+	}
+	if l := leaseOf(t, cat, "vj"); l.node != first.node || l.epoch != first.epoch {
+		t.Fatalf("VALIDATE MIRROR on the other node moved the stream: %+v, was %+v", l, first)
+	}
+	var node, state string
+	if err := cat.QueryRow(testCtx(t), `SELECT node, state FROM sluice_status.jobs WHERE kind = 'validate' AND mirror = 'vj'`).
+		Scan(&node, &state); err != nil || node != first.node || state != "completed" {
+		t.Fatalf("the validate job: node %s, %s (%v); want the owner %s, completed", node, state, err, first.node)
+	}
+	var recorded int
+	if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.mirror_validations WHERE mirror = 'vj'`).Scan(&recorded); err != nil ||
+		recorded != 3 {
+		t.Fatalf("%d rows in mirror_validations (%v), want 3", recorded, err)
+	}
+
+	// A validation that waits: the destination's side blocks on a lock.
+	lock, err := dst.Begin(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(testCtx(t), "LOCK TABLE pgbench_branches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ended := make(chan error, 1)
+	go func() {
+		_, err := oc.Exec(ctx, "VALIDATE MIRROR vj TABLE pgbench_branches")
+		ended <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var running int
+		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = 'vj' AND state = 'running' AND node = $1`, first.node).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second validation's job did not start on the owner")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A third, on the owner, meanwhile: refused, naming the first's node.
+	ownerConn := connect(t, owner.URL())
+	_, err = ownerConn.Exec(testCtx(t), "VALIDATE MIRROR vj")
+	if e := wantError(t, err, "55000"); !strings.Contains(e.Message, "another validation") || !strings.Contains(e.Message, first.node) {
+		t.Fatalf("a validation while another runs: %q, want another validation under way on %s", e.Message, first.node)
+	}
+	time.Sleep(500 * time.Millisecond) // the job waits on the lock
+	cancel()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the cancelled VALIDATE MIRROR succeeded")
+		}
+		t.Logf("the cancelled statement: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled VALIDATE MIRROR did not end")
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var states string
+		if err := cat.QueryRow(testCtx(t), `SELECT string_agg(state, ' ' ORDER BY state) FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = 'vj' AND "table" IS NOT NULL`).Scan(&states); err != nil {
+			t.Fatal(err)
+		}
+		if states == "cancelled" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled statement's job is %q, want cancelled", states)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := lock.Rollback(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	// The mirror goes on streaming, on its node.
+	mustExec(t, src, "UPDATE pgbench_branches SET bbalance = bbalance + 7")
+	waitEqual(t, src, dst, "pgbench_branches", "pgbench_branches", "bid")
+	if l := leaseOf(t, cat, "vj"); l.node != first.node || l.epoch != first.epoch {
+		t.Fatalf("the cancelled validation moved the stream: %+v, was %+v", l, first)
+	}
+	// The next validation of the mirror runs.
+	if rows := validateRows(t, connect(t, other.URL()), "VALIDATE MIRROR vj TABLE pgbench_branches"); rows["public.pgbench_branches"].status != "equal" {
+		t.Fatalf("the validation after the cancelled one: %+v", rows)
+	}
+}
+
+// A validation whose node (the mirror's owner) is killed while it runs is
+// made available again, moved to the queue of the node that takes the
+// stream over, and run there: the statement, issued on that other node,
+// returns its rows.
+func TestValidateJobOwnerKilled(t *testing.T) {
+	catURL := catalogCluster.NewDB(t)
+	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	cat := connect(t, catURL)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	dst := connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "1", "-q")
+	conn := connect(t, a.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (
+		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
+	conn.Close(context.Background())
+	waitStreaming(t, b, "vk")
+	first := leaseOf(t, cat, "vk")
+	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	otherID := nodeSet{t: t, cat: cat}.id(other)
+
+	lock, err := dst.Begin(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(testCtx(t), "LOCK TABLE pgbench_branches IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	oc := connect(t, other.URL())
+	type result struct {
+		rows map[string]validationRow
+		err  error
+	}
+	ended := make(chan result, 1)
+	go func() {
+		rows, err := oc.Query(context.Background(), "VALIDATE MIRROR vk TABLE pgbench_branches", pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			ended <- result{err: err}
+			return
+		}
+		out := map[string]validationRow{}
+		for rows.Next() {
+			var r validationRow
+			if err := rows.Scan(&r.table, &r.source, &r.dest, &r.ranges, &r.status); err != nil {
+				ended <- result{err: err}
+				return
+			}
+			out[r.table] = r
+		}
+		ended <- result{rows: out, err: rows.Err()}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var running int
+		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, first.node).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the validation's job did not start on the owner")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the job waits on the lock
+	owner.Kill()
+	killed := time.Now()
+	if err := lock.Rollback(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-ended:
+		if r.err != nil {
+			t.Fatalf("VALIDATE MIRROR after its node was killed: %v", r.err)
+		}
+		if r.rows["public.pgbench_branches"].status != "equal" {
+			t.Fatalf("VALIDATE MIRROR after its node was killed: %+v", r.rows)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("VALIDATE MIRROR did not end within a minute of its node's kill")
+	}
+	var node, state string
+	var attempt int
+	if err := cat.QueryRow(testCtx(t), `SELECT node, state, attempt FROM sluice_status.jobs WHERE kind = 'validate' AND mirror = 'vk'`).
+		Scan(&node, &state, &attempt); err != nil || node != otherID || state != "completed" || attempt != 2 {
+		t.Fatalf("the validate job: node %s, %s, attempt %d (%v); want %s, completed, 2", node, state, attempt, err, otherID)
+	}
+	if l := leaseOf(t, cat, "vk"); l.node != otherID {
+		t.Fatalf("the stream is on %s, want %s", l.node, otherID)
+	}
+	t.Logf("the validation ended %s after its node's kill", time.Since(killed).Round(100*time.Millisecond))
+}
