@@ -7,75 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/sluicedb/sluice/internal/testbed"
 )
-
-// chRows reads a ClickHouse query whose columns are all strings.
-func chRows(t *testing.T, ch *testbed.ClickHouse, query string) []string {
-	t.Helper()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{ch.Addr()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rows, err := conn.Query(testCtx(t), query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// pgRows reads a Postgres query of one text column.
-func pgRows(t *testing.T, conn *pgx.Conn, query string) []string {
-	t.Helper()
-	rows, err := conn.Query(testCtx(t), query)
-	if err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// waitSame waits until both queries return the same rows.
-func waitSame(t *testing.T, src *pgx.Conn, pgQuery string, ch *testbed.ClickHouse, chQuery string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var a, b []string
-	for time.Now().Before(deadline) {
-		a, b = pgRows(t, src, pgQuery), chRows(t, ch, chQuery)
-		if strings.Join(a, "\n") == strings.Join(b, "\n") {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for i := 0; i < max(len(a), len(b)); i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			t.Fatalf("row %d: source %q, ClickHouse %q (source %d rows, ClickHouse %d)", i, x, y, len(a), len(b))
-		}
-	}
-}
 
 // TestClickHouseMirror mirrors two tables into ClickHouse (one with its
 // own ORDER BY), then streams inserts, updates (one leaving a TOAST value

@@ -139,7 +139,7 @@ func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
 		}
 	}
 	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	rows, err := dst.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
 	if err != nil {

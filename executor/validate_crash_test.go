@@ -58,7 +58,7 @@ func TestKillDuringValidation(t *testing.T) {
 	}
 	<-load
 	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	// The validations' temporary slots ended with their connections.
 	deadline := time.Now().Add(30 * time.Second)
@@ -78,8 +78,8 @@ func TestKillDuringValidation(t *testing.T) {
 	conn = connect(t, p.URL())
 	got := validateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
 	for _, tbl := range pgbenchTables {
-		if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
-			t.Errorf("%s after the kills: %+v", tbl.name, r)
+		if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != r.Dest {
+			t.Errorf("%s after the kills: %+v", tbl.Name, r)
 		}
 	}
 }
