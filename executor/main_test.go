@@ -3,6 +3,7 @@ package executor_test
 import (
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -35,6 +36,22 @@ func startSluice(t *testing.T, opts testbed.Options) *testbed.Sluice {
 		}
 	})
 	return s
+}
+
+// process is a sluice server running as a child process (the real
+// binary, which a test may kill and restart).
+type process = testbed.SluiceProcess
+
+// startProcess starts sluice as a child process on a catalog of its own.
+func startProcess(t *testing.T) *process {
+	t.Helper()
+	return testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testPassword)
+}
+
+// waitFor polls cond on a fresh connection to sluice until it holds.
+func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bool) {
+	t.Helper()
+	p.WaitFor(what, cond, nil)
 }
 
 // Helpers shared with the other packages that drive Sluice over the wire
