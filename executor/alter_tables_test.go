@@ -91,16 +91,6 @@ func published(t *testing.T, src *pgx.Conn, publication string) string {
 	return strings.Join(names, ",")
 }
 
-// count returns count(*) of table.
-func count(t *testing.T, conn *pgx.Conn, table string) int64 {
-	t.Helper()
-	var n int64
-	if err := conn.QueryRow(testCtx(t), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-		t.Fatalf("count %s: %v", table, err)
-	}
-	return n
-}
-
 const alterTablesSQL = `
 CREATE TABLE a (id int PRIMARY KEY, v text); CREATE TABLE b (id int PRIMARY KEY, v text);
 CREATE TABLE c (id int PRIMARY KEY, v text);

@@ -12,19 +12,6 @@ import (
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
-// startClickHouse starts a ClickHouse server for one test (it is up in well
-// under a second), stopped when the test ends. A missing server binary
-// fails the test: make deps installs it.
-func startClickHouse(t *testing.T) *testbed.ClickHouse {
-	t.Helper()
-	ch, err := testbed.StartClickHouse(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ch.Stop)
-	return ch
-}
-
 func TestClickHousePeer(t *testing.T) {
 	ch := startClickHouse(t)
 	s := startSluice(t, testbed.Options{})

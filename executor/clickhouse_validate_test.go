@@ -31,14 +31,14 @@ func TestClickHouseValidateMirror(t *testing.T) {
 		}
 		for _, tbl := range []string{"public.items", "public.notes"} {
 			r := got[tbl]
-			ok := r.status == "equal"
+			ok := r.Status == "equal"
 			if mode == "checksum" && tbl == "public.items" {
 				// Old servers keep timestamps and dates as text: not
 				// compared either.
-				ok = strings.HasPrefix(r.status, "equal; not compared: ") && strings.Contains(r.status, "tags (text[])") &&
-					strings.Contains(r.status, "f (double precision)") && !strings.Contains(r.status, "price")
+				ok = strings.HasPrefix(r.Status, "equal; not compared: ") && strings.Contains(r.Status, "tags (text[])") &&
+					strings.Contains(r.Status, "f (double precision)") && !strings.Contains(r.Status, "price")
 			}
-			if !ok || r.source != r.dest || r.source == 0 {
+			if !ok || r.Source != r.Dest || r.Source == 0 {
 				t.Errorf("%s: %s: %+v", mode, tbl, r)
 			}
 		}
@@ -62,7 +62,7 @@ func TestClickHouseValidateMirror(t *testing.T) {
 	}
 	got := validateRows(t, f.conn, "VALIDATE MIRROR vch TABLE items WITH (mode = checksum)")
 	r := got["public.items"]
-	if !strings.HasPrefix(r.status, "different") || r.source != r.dest || len(r.ranges) != 1 || !rangeHolds(r.ranges[0], 1500) {
+	if !strings.HasPrefix(r.Status, "different") || r.Source != r.Dest || len(r.Ranges) != 1 || !rangeHolds(r.Ranges[0], 1500) {
 		t.Fatalf("after a change on ClickHouse: %+v", got)
 	}
 	load.end()

@@ -94,13 +94,6 @@ func startCluster(t *testing.T, name string, settings map[string]string) *testbe
 	return c
 }
 
-// clusterPeerOptions renders the WITH list of a CREATE PEER for database
-// dbURL of cluster c.
-func clusterPeerOptions(c *testbed.Cluster, dbURL string) string {
-	return fmt.Sprintf("host = '127.0.0.1', port = %d, user = 'postgres', password = '%s', database = '%s'",
-		c.Port(), c.Password(), testbed.DBName(dbURL))
-}
-
 // equalSoon waits until table is the same on both sides, on fresh
 // connections each time (either peer may have restarted), within bound.
 func equalSoon(t *testing.T, srcURL, dstURL, table string, bound time.Duration) {
@@ -181,7 +174,7 @@ func TestMirrorLagSourceDown(t *testing.T) {
 	url := s.URL()
 	conn := connect(t, url)
 	srcURL, dstURL := srcC.NewDB(t), peerCluster.NewDB(t)
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+clusterPeerOptions(srcC, srcURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+srcC.PeerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	srcC.Exec(t, testbed.DBName(srcURL), `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`)
 	mustExec(t, conn, `CREATE MIRROR lagdown FROM src TO dst WITH TABLE MAPPING (t:t)`)
@@ -257,7 +250,7 @@ func TestMirrorSlotLost(t *testing.T) {
 	conn := connect(t, url)
 	srcURL, dstURL := srcC.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+clusterPeerOptions(srcC, srcURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+srcC.PeerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g`)
 	mustExec(t, conn, `CREATE MIRROR lost1 FROM src TO dst WITH TABLE MAPPING (t:t)`)
@@ -341,8 +334,8 @@ func TestMirrorSlotLostWhileFailing(t *testing.T) {
 	conn := connect(t, url)
 	srcURL, dstURL := srcC.NewDB(t), dstC.NewDB(t)
 	src := connect(t, srcURL)
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+clusterPeerOptions(srcC, srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+clusterPeerOptions(dstC, dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+srcC.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+dstC.PeerOptions(dstURL)+")")
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' FROM generate_series(1, 100) g`)
 	mustExec(t, conn, `CREATE MIRROR lost2 FROM src TO dst WITH TABLE MAPPING (t:t)`)
 	f := &mirrorFixture{s: s, conn: conn}

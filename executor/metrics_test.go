@@ -209,7 +209,7 @@ func TestMetrics(t *testing.T) {
 	conn := connect(t, s.URL())
 	srcURL, dstURL := srcCluster.NewDB(t), peerCluster.NewDB(t)
 	src := connect(t, srcURL)
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+clusterPeerOptions(srcCluster, srcURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+srcCluster.PeerOptions(srcURL)+")")
 	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
 	progressSource(t, src)
 	slowCopies(t, "met")

@@ -3,15 +3,12 @@ package executor_test
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
-	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -50,56 +47,6 @@ func (f *mirrorFixture) waitStatus(t *testing.T, mirror, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("mirror %s: status %s (error %q), want %s", mirror, status, errText, want)
-}
-
-// waitEqual waits until the destination table equals the source table row
-// by row, and fails with the first differences otherwise.
-func waitEqual(t *testing.T, src, dst *pgx.Conn, srcTable, dstTable, key string) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var diff string
-	for time.Now().Before(deadline) {
-		diff = compareTables(t, src, dst, srcTable, dstTable, key)
-		if diff == "" {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s and %s differ:\n%s", srcTable, dstTable, diff)
-}
-
-func tableRows(t *testing.T, conn *pgx.Conn, table, key string) []string {
-	t.Helper()
-	rows, err := conn.Query(testCtx(t), fmt.Sprintf("SELECT x::text FROM %s x ORDER BY %s", table, key))
-	if err != nil {
-		t.Fatalf("read %s: %v", table, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatalf("read %s: %v", table, err)
-	}
-	return out
-}
-
-func compareTables(t *testing.T, src, dst *pgx.Conn, srcTable, dstTable, key string) string {
-	a, b := tableRows(t, src, srcTable, key), tableRows(t, dst, dstTable, key)
-	var d []string
-	for i := 0; i < max(len(a), len(b)) && len(d) < 5; i++ {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			d = append(d, fmt.Sprintf("row %d: source %s, destination %s", i, x, y))
-		}
-	}
-	if len(a) != len(b) {
-		d = append(d, fmt.Sprintf("source has %d rows, destination %d", len(a), len(b)))
-	}
-	return strings.Join(d, "\n")
 }
 
 const mirrorTypesSQL = `
@@ -242,19 +189,6 @@ func TestMirrorValidation(t *testing.T) {
 	}
 }
 
-// pgbench runs the pgbench binary of the installed Postgres.
-func pgbench(t *testing.T, url string, args ...string) {
-	t.Helper()
-	bin, err := pgcluster.BinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(bin, "pgbench"), append(args, url)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("pgbench %v: %v\n%s", args, err, out)
-	}
-}
-
 func TestMirrorUnderPgbench(t *testing.T) {
 	f := newMirrorFixture(t)
 	pgbench(t, f.srcURL, "-i", "-s", "2", "-q")
@@ -269,8 +203,8 @@ func TestMirrorUnderPgbench(t *testing.T) {
 		WITH (snapshot_num_rows_per_partition = 50000)`)
 	<-done
 	f.waitStatus(t, "bench", "RUNNING")
-	for _, tbl := range []struct{ name, key string }{{"pgbench_accounts", "aid"}, {"pgbench_branches", "bid"}, {"pgbench_tellers", "tid"}} {
-		waitEqual(t, f.src, f.dst, tbl.name, tbl.name, tbl.key)
+	for _, tbl := range pgbenchTables {
+		waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	_ = context.Background
 }

@@ -1,11 +1,7 @@
 package executor_test
 
 import (
-	"context"
-	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // userTables are tables a user made on the destination under the names a
@@ -87,74 +83,4 @@ func TestResyncLeavesOtherTables(t *testing.T) {
 	// DROP MIRROR drops what Sluice recorded, not the user's tables.
 	mustExec(t, f.conn, "DROP MIRROR names")
 	f.checkUserTables(t, "after DROP MIRROR")
-}
-
-// TestKillDuringResyncLeavesOtherTables kills sluice in the middle of a
-// swap resync and of a mirror resync while a user's tables hold the first
-// temporary names: after the restart each resync finds and replaces its
-// own recorded shadow table, finishes, and leaves no table of its own and
-// every table of the user's behind.
-func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
-	p := startProcess(t)
-	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
-	src, dst := connect(t, srcURL), connect(t, dstURL)
-	pgbench(t, srcURL, "-i", "-s", "3", "-q")
-	theirs := []string{"pgbench_accounts_resync", "pgbench_tellers_resync", "pgbench_branches_resync_1"}
-	for _, name := range theirs {
-		mustExec(t, dst, "CREATE TABLE "+name+" (keep_me text); INSERT INTO "+name+" VALUES ('mine')")
-	}
-	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR kn FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
-		WITH (snapshot_num_rows_per_partition = 8000, snapshot_max_parallel_workers = 1)`)
-	conn.Close(context.Background())
-	status := func(c *pgx.Conn) (mirror, resync string, resyncing bool, done int) {
-		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), m.resyncing, t.partitions_done
-			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
-			WHERE m.name = 'kn' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &resyncing, &done)
-		return
-	}
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _, _ := status(c); return m == "RUNNING" })
-	for _, stmt := range []string{"RESYNC TABLE kn.pgbench_accounts WITH (strategy = 'swap')", "RESYNC MIRROR kn"} {
-		c := connect(t, p.URL())
-		mustExec(t, c, stmt)
-		c.Close(context.Background())
-		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
-		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
-			_, resync, resyncing, done := status(c)
-			return (resync == "in_progress" || full && resyncing) && done >= 3
-		})
-		p.Kill()
-		p.Start()
-		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
-			m, resync, resyncing, _ := status(c)
-			return m == "RUNNING" && !resyncing && resync == "done"
-		})
-		for _, name := range theirs {
-			var keep string
-			if err := dst.QueryRow(context.Background(), "SELECT keep_me FROM "+name).Scan(&keep); err != nil || keep != "mine" {
-				t.Fatalf("after %s: the user's %s has %q (%v)", stmt, name, keep, err)
-			}
-		}
-	}
-	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
-	}
-	rows, err := dst.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "pgbench_accounts,pgbench_accounts_resync,pgbench_branches,pgbench_branches_resync_1,pgbench_tellers,pgbench_tellers_resync"
-	if got := strings.Join(tables, ","); got != want {
-		t.Fatalf("destination tables %s, want %s", got, want)
-	}
-	var recorded int
-	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM _sluice.owned_tables`).Scan(&recorded); err != nil || recorded != 0 {
-		t.Fatalf("%d temporary tables still recorded (%v)", recorded, err)
-	}
 }

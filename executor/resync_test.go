@@ -29,13 +29,6 @@ func (f *mirrorFixture) waitResync(t *testing.T, mirror, table, want string) {
 	t.Fatalf("resync of %s: status %q (error %q, mirror %s), want %s", table, status, errText, mstatus, want)
 }
 
-// pgbenchTables are pgbench's tables with a primary key.
-var pgbenchTables = []struct{ name, key string }{
-	{"pgbench_accounts", "aid"}, {"pgbench_branches", "bid"}, {"pgbench_tellers", "tid"},
-}
-
-const pgbenchMapping = `pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers`
-
 // reader polls count(*) of a destination table until stopped and records
 // what a reader would see go wrong: an error, an empty table, and the
 // longest a query took.
@@ -99,7 +92,7 @@ func TestResyncTable(t *testing.T) {
 		WITH (replicate_foreign_keys = true, snapshot_num_rows_per_partition = 40000)`)
 	f.waitStatus(t, "rt", "RUNNING")
 	for _, tbl := range pgbenchTables {
-		waitEqual(t, f.src, f.dst, tbl.name, tbl.name, tbl.key)
+		waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	fkOnto := func(table string) int {
 		var n int
@@ -131,7 +124,7 @@ func TestResyncTable(t *testing.T) {
 	r.finish()
 	<-load
 	for _, tbl := range pgbenchTables {
-		waitEqual(t, f.src, f.dst, tbl.name, tbl.name, tbl.key)
+		waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	if r.errs.Load() > 0 || r.empties.Load() > 0 {
 		t.Fatalf("a reader of the swapped table saw %d errors (last: %v) and %d empty results in %d queries",

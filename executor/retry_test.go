@@ -23,7 +23,7 @@ func TestMirrorDestinationOutages(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), dstC.NewDB(t)
 	src := connect(t, srcURL)
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+clusterPeerOptions(dstC, dstURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+dstC.PeerOptions(dstURL)+")")
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (0, 'start')`)
 	mustExec(t, conn, `CREATE MIRROR outage FROM src TO dst WITH TABLE MAPPING (t:t)`)
 	f := &mirrorFixture{s: s, conn: conn}
@@ -134,7 +134,7 @@ func TestMirrorCatalogOutage(t *testing.T) {
 	srcURL, dstURL := peerCluster.NewDB(t), dstC.NewDB(t)
 	src := connect(t, srcURL)
 	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+clusterPeerOptions(dstC, dstURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+dstC.PeerOptions(dstURL)+")")
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (0, 'start')`)
 	mustExec(t, conn, `CREATE MIRROR catout FROM src TO dst WITH TABLE MAPPING (t:t)`)
 	f := &mirrorFixture{s: s, conn: conn}

@@ -12,40 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// validationRow is a row VALIDATE MIRROR returns.
-type validationRow struct {
-	table        string
-	source, dest int64
-	ranges       []string
-	status       string
-}
-
-// validateRows runs a VALIDATE MIRROR and returns its rows by table, with
-// the simple protocol, or the extended one (binary results) when extended.
-func validateRows(t *testing.T, conn *pgx.Conn, sql string, extended ...bool) map[string]validationRow {
-	t.Helper()
-	mode := pgx.QueryExecModeSimpleProtocol
-	if len(extended) > 0 && extended[0] {
-		mode = pgx.QueryExecModeCacheDescribe
-	}
-	rows, err := conn.Query(testCtx(t), sql, mode)
-	if err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	out := map[string]validationRow{}
-	for rows.Next() {
-		var r validationRow
-		if err := rows.Scan(&r.table, &r.source, &r.dest, &r.ranges, &r.status); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		out[r.table] = r
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return out
-}
-
 // rangeHolds reports whether range r ("[a, b)") holds key.
 func rangeHolds(r string, key int64) bool {
 	var a, b int64
@@ -136,11 +102,11 @@ func TestValidateMirror(t *testing.T) {
 		}
 		for _, tbl := range []string{"public.items", "public.notes"} {
 			r := got[tbl]
-			if r.status != "equal" || r.source != r.dest || r.source == 0 {
+			if r.Status != "equal" || r.Source != r.Dest || r.Source == 0 {
 				t.Errorf("%s: %s: %+v, want equal", mode, tbl, r)
 			}
-			if mode == "checksum" && len(r.ranges) != 0 || mode == "count" && r.ranges != nil {
-				t.Errorf("%s: %s: ranges %q", mode, tbl, r.ranges)
+			if mode == "checksum" && len(r.Ranges) != 0 || mode == "count" && r.Ranges != nil {
+				t.Errorf("%s: %s: ranges %q", mode, tbl, r.Ranges)
 			}
 		}
 	}
@@ -149,25 +115,25 @@ func TestValidateMirror(t *testing.T) {
 	mustExec(t, f.dst, `UPDATE items SET name = 'tampered' WHERE id = 1500`)
 	got := validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE items WITH (mode = checksum)", true)
 	r, ok := got["public.items"]
-	if len(got) != 1 || !ok || r.status != "different" || r.source != r.dest || len(r.ranges) != 1 || !rangeHolds(r.ranges[0], 1500) {
+	if len(got) != 1 || !ok || r.Status != "different" || r.Source != r.Dest || len(r.Ranges) != 1 || !rangeHolds(r.Ranges[0], 1500) {
 		t.Fatalf("after a change on the destination: %+v", got)
 	}
 	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.items", true)
-	if r := got["public.items"]; r.status != "equal" || r.ranges != nil {
+	if r := got["public.items"]; r.Status != "equal" || r.Ranges != nil {
 		t.Fatalf("count mode after a change (same count): %+v", r)
 	}
 	mustExec(t, f.dst, `DELETE FROM items WHERE id = 2500`)
 	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.items")
-	if r := got["public.items"]; r.status != "different" || r.source != r.dest+1 {
+	if r := got["public.items"]; r.Status != "different" || r.Source != r.Dest+1 {
 		t.Fatalf("count mode after a delete on the destination: %+v", r)
 	}
 	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.notes WITH (mode = checksum)")
-	if r := got["public.notes"]; r.status != "equal" {
+	if r := got["public.notes"]; r.Status != "equal" {
 		t.Fatalf("notes: %+v", r)
 	}
 	mustExec(t, f.dst, `UPDATE notes SET body = 'x' WHERE k = 'k7'`)
 	got = validateRows(t, f.conn, "VALIDATE MIRROR vm TABLE public.notes WITH (mode = checksum)")
-	if r := got["public.notes"]; r.status != "different" || len(r.ranges) != 1 || r.ranges[0] != "(whole table)" {
+	if r := got["public.notes"]; r.Status != "different" || len(r.Ranges) != 1 || r.Ranges[0] != "(whole table)" {
 		t.Fatalf("notes after a change: %+v", r)
 	}
 	load.end()
@@ -242,8 +208,8 @@ func TestValidateUnderPgbench(t *testing.T) {
 	for i := 0; ; i++ {
 		got := validateRows(t, f.conn, "VALIDATE MIRROR vp WITH (mode = 'checksum')")
 		for _, tbl := range pgbenchTables {
-			if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
-				t.Fatalf("validation %d under load: %s: %+v", i, tbl.name, r)
+			if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != r.Dest {
+				t.Fatalf("validation %d under load: %s: %+v", i, tbl.Name, r)
 			}
 		}
 		select {
@@ -253,7 +219,7 @@ func TestValidateUnderPgbench(t *testing.T) {
 			}
 			t.Logf("%d validations under load, all equal", i+1)
 			for _, tbl := range pgbenchTables {
-				waitEqual(t, f.src, f.dst, tbl.name, tbl.name, tbl.key)
+				waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
 			}
 			return
 		default:
@@ -274,7 +240,7 @@ func TestValidateSoftDelete(t *testing.T) {
 	waitEqual(t, f.src, f.dst, "(SELECT id, v FROM t)", "(SELECT id, v FROM t WHERE NOT _deleted)", "id")
 	for _, mode := range []string{"count", "checksum"} {
 		got := validateRows(t, f.conn, "VALIDATE MIRROR vsoft WITH (mode = "+mode+")")
-		if r := got["public.t"]; r.status != "equal" || r.source != 91 || r.dest != 91 {
+		if r := got["public.t"]; r.Status != "equal" || r.Source != 91 || r.Dest != 91 {
 			t.Fatalf("%s: %+v, want 91 rows on each side, equal", mode, r)
 		}
 	}

@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const testPassword = "s3cret-pw"
+const testPassword = testbed.Password
 
 // startSluice runs a server for one test, stopped when the test ends.
 func startSluice(t *testing.T) *testbed.Sluice {
@@ -73,15 +73,9 @@ func startSluice(t *testing.T) *testbed.Sluice {
 	return s
 }
 
-// testCtx is a context for one statement or wait of a test.
-func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Helpers shared with the other packages that drive Sluice over the wire.
 var (
+	testCtx   = testbed.Ctx
 	connect   = testbed.Connect
 	mustExec  = testbed.MustExec
 	wantError = testbed.WantError

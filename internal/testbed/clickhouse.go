@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -84,6 +85,19 @@ type ClickHouseOptions struct {
 // (tests fail, never skip). The caller stops it with Stop.
 func StartClickHouse(ctx context.Context) (*ClickHouse, error) {
 	return StartClickHouseWith(ctx, ClickHouseOptions{})
+}
+
+// ClickHouseFor starts a server for t (it is up in well under a second),
+// stopped when t ends. A missing server binary fails t: make deps
+// installs it.
+func ClickHouseFor(t testing.TB) *ClickHouse {
+	t.Helper()
+	ch, err := StartClickHouse(Ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ch.Stop)
+	return ch
 }
 
 // StartClickHouseWith is StartClickHouse on the ports opts chooses (`make

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -166,10 +167,13 @@ func (p *SluiceProcess) URL() string {
 }
 
 // WaitFor polls cond on a fresh connection to the process until it holds,
-// for two minutes at most; then the test fails with what, and detail() when
-// detail is not nil.
+// for two minutes at most; then the test fails with what, and detail()
+// (when detail is nil: the newest mirror events, LastEvents).
 func (p *SluiceProcess) WaitFor(what string, cond func(conn *pgx.Conn) bool, detail func() string) {
 	p.t.Helper()
+	if detail == nil {
+		detail = func() string { return "last events:\n" + p.LastEvents() }
+	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -186,10 +190,33 @@ func (p *SluiceProcess) WaitFor(what string, cond func(conn *pgx.Conn) bool, det
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if detail != nil {
-		p.t.Fatalf("timed out waiting for %s; %s", what, detail())
+	p.t.Fatalf("timed out waiting for %s; %s", what, detail())
+}
+
+// LastEvents renders the newest mirror events the process shows (15 at
+// most, oldest first), or why it cannot: for a failure message.
+func (p *SluiceProcess) LastEvents() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.URL())
+	if err != nil {
+		return err.Error()
 	}
-	p.t.Fatalf("timed out waiting for %s", what)
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT * FROM (SELECT mirror || ' ' || kind || ': ' || message, at FROM mirror_events ORDER BY at DESC LIMIT 15) e ORDER BY at`)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for rows.Next() {
+		var line string
+		var at time.Time
+		if err := rows.Scan(&line, &at); err != nil {
+			return err.Error()
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
 }
 
 // LastLines returns the last n lines of s.

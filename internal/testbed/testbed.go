@@ -135,6 +135,14 @@ func (c *Cluster) Exec(t testing.TB, db, sql string, args ...any) {
 	}
 }
 
+// PeerOptions renders the WITH list of a CREATE PEER ... FROM POSTGRES
+// for the database of the cluster that dbURL (made by NewDB) names, as
+// user postgres.
+func (c *Cluster) PeerOptions(dbURL string) string {
+	return fmt.Sprintf("host = '127.0.0.1', port = %d, user = 'postgres', password = '%s', database = '%s'",
+		c.Port(), c.Password(), DBName(dbURL))
+}
+
 // DBName returns the database name of a URL made by NewDB.
 func DBName(rawURL string) string {
 	u, err := url.Parse(rawURL)

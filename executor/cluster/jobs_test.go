@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -63,20 +63,20 @@ func mirrorJobs(t *testing.T, c *pgx.Conn, mirror string) string {
 // partition as a job, and the jobs table shows them completed by the node,
 // one per partition of the plan, as mirror_tables counts them.
 func TestJobsShowLoadPartitions(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	jobSource(t, src, 1000)
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR jm FROM src TO dst WITH TABLE MAPPING (j1:j1, j2:j2, j3:j3)
 		WITH (snapshot_num_rows_per_partition = 100)`)
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+	p.WaitFor("streaming", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'jm'`).Scan(&status) == nil &&
 			status == "RUNNING"
-	})
+	}, nil)
 	for _, tbl := range jobTables {
 		waitEqual(t, src, dst, tbl, tbl, "id")
 	}
@@ -87,11 +87,11 @@ func TestJobsShowLoadPartitions(t *testing.T) {
 	// The load ends as soon as its last partition is loaded; River
 	// records the completion of this node's jobs in batches, moments
 	// later.
-	waitFor(t, p, "the load's jobs recorded completed", func(c *pgx.Conn) bool {
+	p.WaitFor("the load's jobs recorded completed", func(c *pgx.Conn) bool {
 		var open int
 		return c.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE mirror = 'jm' AND state <> 'completed'`).Scan(&open) == nil &&
 			open == 0
-	})
+	}, nil)
 	rows, err := conn.Query(testCtx(t), `
 SELECT t.source_table, t.partitions_total, count(j.*), count(*) FILTER (WHERE j.state = 'completed' AND j.node = $1
          AND j.kind = 'load_partition' AND j.attempt = 1 AND j.error IS NULL AND j.finished_at >= j.started_at),
@@ -142,9 +142,9 @@ func TestJobsNodeStoppedMidLoad(t *testing.T) { loadOnThreeNodes(t, false, true)
 // cleanly rather than kill it.
 func loadOnThreeNodes(t *testing.T, owner, stop bool) {
 	catURL := catalogCluster.NewDB(t)
-	var procs []*process
+	var procs []*testbed.SluiceProcess
 	for range 3 {
-		procs = append(procs, testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "3s"))
+		procs = append(procs, testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "3s"))
 	}
 	cat := connect(t, catURL)
 	mustExec(t, cat, "SET search_path = sluice_status")
@@ -154,8 +154,8 @@ func loadOnThreeNodes(t *testing.T, owner, stop bool) {
 	slowDestination(t, dst, 300*time.Millisecond)
 
 	conn := connect(t, procs[0].URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR jm FROM src TO dst WITH TABLE MAPPING (j1:j1, j2:j2, j3:j3)
 		WITH (snapshot_num_rows_per_partition = 100, snapshot_max_parallel_workers = 6)`)
 	conn.Close(context.Background())
@@ -202,20 +202,20 @@ SELECT (SELECT count(DISTINCT node) FROM jobs WHERE mirror = 'jm' AND state = 'c
 	t.Logf("killed node %s (owner: %v, stopped: %v) running partitions %v; jobs: %s", victim, owner, stop, ranThere,
 		mirrorJobs(t, cat, "jm"))
 
-	var alive *process
+	var alive *testbed.SluiceProcess
 	for _, p := range procs {
 		if p != killed {
 			alive = p
 		}
 	}
-	waitFor(t, alive, "the mirror streaming", func(c *pgx.Conn) bool {
+	alive.WaitFor("the mirror streaming", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'jm'`).Scan(&status) == nil &&
 			status == "RUNNING"
-	})
+	}, nil)
 	for _, tbl := range jobTables {
 		waitEqual(t, src, dst, tbl, tbl, "id")
-		if got := count(t, dst, tbl); got != 3000 {
+		if got := testbed.Count(t, dst, tbl); got != 3000 {
 			t.Fatalf("%s: %d rows on the destination, want 3000", tbl, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -49,26 +49,26 @@ func sigstopFailover(t *testing.T, useCH, stale bool) {
 		t.Setenv("SLUICE_FAULT_IGNORE_LEASE_LOSS", "1") // read by the processes started below
 	}
 	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", nodeTimeout.String())
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", nodeTimeout.String())
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", nodeTimeout.String())
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", nodeTimeout.String())
 	cat := connect(t, catURL)
 	srcURL := peerCluster.NewDB(t)
 	src := connect(t, srcURL)
 	pgbench(t, srcURL, "-i", "-s", "1", "-q")
 
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
 	var dst *pgx.Conn
 	var ch *testbed.ClickHouse
 	if useCH {
-		ch = startClickHouse(t)
+		ch = testbed.ClickHouseFor(t)
 		mustExec(t, conn, fmt.Sprintf("CREATE PEER dst FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
 	} else {
 		dstURL := peerCluster.NewDB(t)
 		dst = connect(t, dstURL)
-		mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+		mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	}
-	mustExec(t, conn, "CREATE MIRROR frz FROM src TO dst WITH TABLE MAPPING ("+pgbenchMapping+") WITH (max_batch_size = 200)")
+	mustExec(t, conn, "CREATE MIRROR frz FROM src TO dst WITH TABLE MAPPING ("+testbed.PgbenchMapping+") WITH (max_batch_size = 200)")
 	conn.Close(context.Background())
 	waitStreaming(t, a, "frz")
 	first := leaseOf(t, cat, "frz")
@@ -78,11 +78,11 @@ func sigstopFailover(t *testing.T, useCH, stale bool) {
 		t.Helper()
 		var s destState
 		if useCH {
-			e := chRows(t, ch, `SELECT toString(max(epoch)) FROM default._sluice_mirror_epoch WHERE mirror = 'frz'`)
+			e := testbed.CHRows(t, ch, `SELECT toString(max(epoch)) FROM default._sluice_mirror_epoch WHERE mirror = 'frz'`)
 			if _, err := fmt.Sscan(e[0], &s.epoch); err != nil {
 				t.Fatalf("destination epoch %q: %v", e, err)
 			}
-			s.position = chRows(t, ch, `SELECT argMax(position, (epoch, position)) FROM default._sluice_mirror_state WHERE mirror = 'frz'`)[0]
+			s.position = testbed.CHRows(t, ch, `SELECT argMax(position, (epoch, position)) FROM default._sluice_mirror_state WHERE mirror = 'frz'`)[0]
 			return s
 		}
 		var pos *string
@@ -215,16 +215,16 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	<-load
 	waitStreaming(t, other, "frz")
 	if useCH {
-		waitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
+		testbed.WaitSame(t, src, `SELECT aid || '|' || bid || '|' || abalance FROM pgbench_accounts ORDER BY aid`, ch,
 			`SELECT concat(toString(aid), '|', toString(bid), '|', toString(abalance)) FROM default.pgbench_accounts FINAL
 			WHERE _sluice_is_deleted = 0 ORDER BY aid`)
-		waitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
+		testbed.WaitSame(t, src, `SELECT tid || '|' || tbalance FROM pgbench_tellers ORDER BY tid`, ch,
 			`SELECT concat(toString(tid), '|', toString(tbalance)) FROM default.pgbench_tellers FINAL WHERE _sluice_is_deleted = 0 ORDER BY tid`)
-		waitSame(t, src, `SELECT bid || '|' || bbalance FROM pgbench_branches ORDER BY bid`, ch,
+		testbed.WaitSame(t, src, `SELECT bid || '|' || bbalance FROM pgbench_branches ORDER BY bid`, ch,
 			`SELECT concat(toString(bid), '|', toString(bbalance)) FROM default.pgbench_branches FINAL WHERE _sluice_is_deleted = 0 ORDER BY bid`)
 	} else {
-		for _, tbl := range pgbenchTables {
-			waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+		for _, tbl := range testbed.PgbenchTables {
+			waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 		}
 		var stale int
 		var audit string
@@ -267,7 +267,7 @@ CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE ON _sluice.mirror_state FOR EA
 	if err := oc.QueryRow(testCtx(t), `SELECT status FROM mirrors WHERE name = 'frz'`).Scan(&status); err != nil || status != "RUNNING" {
 		t.Errorf("mirror status %q (%v), want RUNNING", status, err)
 	}
-	for _, e := range pgRows(t, cat, `SELECT to_char(at, 'HH24:MI:SS.MS') || ' ' || kind || ': ' || message FROM sluice.mirror_events
+	for _, e := range testbed.PGRows(t, cat, `SELECT to_char(at, 'HH24:MI:SS.MS') || ' ' || kind || ': ' || message FROM sluice.mirror_events
 		WHERE mirror = 'frz' AND kind IN ('lease', 'error') ORDER BY id`) {
 		t.Logf("event %s", e)
 	}
@@ -290,47 +290,8 @@ func waitLeaseEvent(t *testing.T, cat *pgx.Conn, mirror, pattern string, within 
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no lease event of mirror %s like %q within %s; events:\n%s", mirror, pattern, within,
-				strings.Join(pgRows(t, cat, "SELECT kind || ': ' || message FROM sluice.mirror_events WHERE mirror = '"+mirror+"' ORDER BY id"), "\n"))
+				strings.Join(testbed.PGRows(t, cat, "SELECT kind || ': ' || message FROM sluice.mirror_events WHERE mirror = '"+mirror+"' ORDER BY id"), "\n"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// A destination that records a later epoch than the mirror's current
-// lease (the metadata of an earlier mirror of the name, or of another
-// catalog's): the running flow is refused and stops, applying nothing;
-// its restart's claim is refused too, and since the catalog says its
-// lease is current, the mirror waits for the user with an error that says
-// what to do, instead of restarting at every heartbeat. Once the records
-// are removed, PAUSE and RESUME MIRROR make it stream again.
-func TestFenceForeignEpoch(t *testing.T) {
-	f := newMirrorFixture(t)
-	mustExec(t, f.src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')`)
-	mustExec(t, f.conn, "CREATE MIRROR fe FROM src TO dst WITH TABLE MAPPING (t:t)")
-	f.waitStatus(t, "fe", "RUNNING")
-	waitEqual(t, f.src, f.dst, "t", "t", "id")
-	mustExec(t, f.dst, `UPDATE _sluice.mirror_state SET epoch = 1000 WHERE mirror = 'fe'`)
-	mustExec(t, f.src, `INSERT INTO t VALUES (2, 'b')`)
-	f.waitStatus(t, "fe", "FAILED")
-	var msg string
-	if err := f.conn.QueryRow(testCtx(t), "SELECT coalesce(error, '') FROM mirrors WHERE name = 'fe'").Scan(&msg); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(msg, "superseded by epoch 1000") || !strings.Contains(msg, "DROP MIRROR fe") {
-		t.Fatalf("error %q, want it to name the destination's epoch and what to do", msg)
-	}
-	var n int
-	if err := f.dst.QueryRow(testCtx(t), `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d rows at the destination (%v), want 1: the refused flow applied nothing", n, err)
-	}
-	// The running flow, refused at its next batch, says so (unless its
-	// stream happened to restart first, whose claim was refused).
-	for _, e := range pgRows(t, f.conn, `SELECT kind || ': ' || message FROM mirror_events WHERE mirror = 'fe' AND kind IN ('lease', 'error')`) {
-		t.Logf("event %s", e)
-	}
-	mustExec(t, f.dst, `UPDATE _sluice.mirror_state SET epoch = 0 WHERE mirror = 'fe'`)
-	mustExec(t, f.conn, "PAUSE MIRROR fe")
-	mustExec(t, f.conn, "RESUME MIRROR fe")
-	f.waitStatus(t, "fe", "RUNNING")
-	waitEqual(t, f.src, f.dst, "t", "t", "id")
 }

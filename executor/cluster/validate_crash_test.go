@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/testbed"
 )
 
 // TestKillDuringValidation kills sluice with SIGKILL while a VALIDATE
@@ -16,19 +17,19 @@ import (
 // end equal), the source keeps no slot of the validation's, and a new
 // validation reports every table equal.
 func TestKillDuringValidation(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`) WITH (max_batch_size = 500)`)
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (`+testbed.PgbenchMapping+`) WITH (max_batch_size = 500)`)
 	conn.Close(context.Background())
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+	p.WaitFor("streaming", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
-	})
+	}, nil)
 
 	load := make(chan struct{})
 	go func() {
@@ -51,14 +52,14 @@ func TestKillDuringValidation(t *testing.T) {
 		}
 		p.Kill()
 		p.Start()
-		waitFor(t, p, "streaming again", func(c *pgx.Conn) bool {
+		p.WaitFor("streaming again", func(c *pgx.Conn) bool {
 			var status string
 			return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
-		})
+		}, nil)
 	}
 	<-load
-	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	// The validations' temporary slots ended with their connections.
 	deadline := time.Now().Add(30 * time.Second)
@@ -76,16 +77,16 @@ func TestKillDuringValidation(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	conn = connect(t, p.URL())
-	got := validateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
-	for _, tbl := range pgbenchTables {
-		if r := got["public."+tbl.name]; r.status != "equal" || r.source != r.dest {
-			t.Errorf("%s after the kills: %+v", tbl.name, r)
+	got := testbed.ValidateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
+	for _, tbl := range testbed.PgbenchTables {
+		if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != r.Dest {
+			t.Errorf("%s after the kills: %+v", tbl.Name, r)
 		}
 	}
 }
 
 // readLog returns the sluice process's log so far.
-func readLog(t *testing.T, p *process) string {
+func readLog(t *testing.T, p *testbed.SluiceProcess) string {
 	t.Helper()
 	b, err := os.ReadFile(p.LogPath)
 	if err != nil {

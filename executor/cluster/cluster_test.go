@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func walsenders(t *testing.T, src *pgx.Conn) int {
 }
 
 // ownerAndOther returns which of a and b is node id, and the other one.
-func ownerAndOther(t *testing.T, cat *pgx.Conn, id string, a, b *process) (owner, other *process) {
+func ownerAndOther(t *testing.T, cat *pgx.Conn, id string, a, b *testbed.SluiceProcess) (owner, other *testbed.SluiceProcess) {
 	t.Helper()
 	switch nodeOf(t, cat, id, a, b) {
 	case a:
@@ -66,19 +66,19 @@ func ownerAndOther(t *testing.T, cat *pgx.Conn, id string, a, b *process) (owner
 
 // waitStreaming waits until mirror streams (RUNNING) on some node, as
 // seen from p.
-func waitStreaming(t *testing.T, p *process, mirror string) {
+func waitStreaming(t *testing.T, p *testbed.SluiceProcess, mirror string) {
 	t.Helper()
-	waitFor(t, p, "mirror "+mirror+" streaming", func(c *pgx.Conn) bool {
+	p.WaitFor("mirror "+mirror+" streaming", func(c *pgx.Conn) bool {
 		var status string
 		var node *string
 		return c.QueryRow(context.Background(), `SELECT status, node FROM mirrors WHERE name = $1`, mirror).Scan(&status, &node) == nil &&
 			status == "RUNNING" && node != nil
-	})
+	}, nil)
 }
 
 // nodeOf returns which of procs has node id id (by its listen address in
 // the nodes table); nil when none.
-func nodeOf(t *testing.T, cat *pgx.Conn, id string, procs ...*process) *process {
+func nodeOf(t *testing.T, cat *pgx.Conn, id string, procs ...*testbed.SluiceProcess) *testbed.SluiceProcess {
 	t.Helper()
 	var addr string
 	if err := cat.QueryRow(testCtx(t), `SELECT address FROM sluice.nodes WHERE id = $1`, id).Scan(&addr); err != nil {
@@ -96,19 +96,19 @@ func nodeOf(t *testing.T, cat *pgx.Conn, id string, procs ...*process) *process 
 // stream back at once: it is the same node (its id is kept in its data
 // dir), so it does not wait for the lease its last run held to expire.
 func TestRestartResumesAtOnce(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'a' FROM generate_series(1, 100) g`)
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, "CREATE MIRROR one FROM src TO dst WITH TABLE MAPPING (t:t)")
 	conn.Close(context.Background())
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+	p.WaitFor("streaming", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'one'`).Scan(&status) == nil && status == "RUNNING"
-	})
+	}, nil)
 	cat := connect(t, p.CatalogURL())
 	before := leaseOf(t, cat, "one")
 	if before.node == "" || before.epoch == 0 {
@@ -140,24 +140,24 @@ func TestRestartResumesAtOnce(t *testing.T) {
 // node stopped with SIGTERM hands its stream over.
 func TestTwoNodesFailover(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
 	cat := connect(t, catURL)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "1", "-q")
 
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR two FROM src TO dst WITH TABLE MAPPING (
 		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
 	conn.Close(context.Background())
 	waitStreaming(t, b, "two")
-	waitFor(t, b, "both nodes alive", func(c *pgx.Conn) bool {
+	b.WaitFor("both nodes alive", func(c *pgx.Conn) bool {
 		var alive int
 		return c.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'alive') FROM nodes`).Scan(&alive) == nil && alive == 2
-	})
+	}, nil)
 	first := leaseOf(t, cat, "two")
 	owner, other := ownerAndOther(t, cat, first.node, a, b)
 	time.Sleep(time.Second) // a few heartbeats: still one reader, same owner
@@ -193,21 +193,21 @@ func TestTwoNodesFailover(t *testing.T) {
 	}
 	<-load
 	waitStreaming(t, other, "two")
-	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
-	waitFor(t, other, "the killed node gone", func(c *pgx.Conn) bool {
+	other.WaitFor("the killed node gone", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM nodes WHERE id = $1`, first.node).Scan(&status) == nil && status == "gone"
-	})
+	}, nil)
 
 	// The killed node comes back (the same node: its data dir) and does
 	// not take the stream back; statements on it act on the owner.
 	owner.Start()
-	waitFor(t, owner, "the node alive again", func(c *pgx.Conn) bool {
+	owner.WaitFor("the node alive again", func(c *pgx.Conn) bool {
 		var status string
 		return c.QueryRow(context.Background(), `SELECT status FROM nodes WHERE id = $1`, first.node).Scan(&status) == nil && status == "alive"
-	})
+	}, nil)
 	if l := leaseOf(t, cat, "two"); l.node != moved.node || l.epoch != moved.epoch {
 		t.Fatalf("the restarted node took the stream: %+v, was %+v", l, moved)
 	}
@@ -260,14 +260,14 @@ func TestTwoNodesFailover(t *testing.T) {
 		t.Fatalf("RESYNC TABLE moved the stream: %+v, was %+v", l, resumed)
 	}
 	mustExec(t, src, "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid <= 3")
-	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	// VALIDATE MIRROR on the node that does not run it takes the mirror
 	// over: the validation holds the stream of its own process.
-	for table, r := range validateRows(t, oc, "VALIDATE MIRROR two WITH (mode = checksum)") {
-		if r.status != "equal" {
-			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.status, r.source, r.dest)
+	for table, r := range testbed.ValidateRows(t, oc, "VALIDATE MIRROR two WITH (mode = checksum)") {
+		if r.Status != "equal" {
+			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.Status, r.Source, r.Dest)
 		}
 	}
 	if l := leaseOf(t, cat, "two"); nodeOf(t, cat, l.node, a, b) != other {

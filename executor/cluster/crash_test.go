@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -16,55 +16,15 @@ import (
 // The crash tests run the real sluice binary and kill it with SIGKILL at
 // chosen moments, as an operator's machine would.
 
-// process is a sluice server running as a child process.
-type process = testbed.SluiceProcess
-
-// startProcess starts sluice as a child process on a catalog of its own.
-func startProcess(t *testing.T) *process {
-	t.Helper()
-	return testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testPassword)
-}
-
-// waitFor polls cond on a fresh connection to sluice until it holds.
-func waitFor(t *testing.T, p *process, what string, cond func(conn *pgx.Conn) bool) {
-	t.Helper()
-	p.WaitFor(what, cond, func() string { return "last events:\n" + lastEvents(p) })
-}
-
-// lastEvents renders the newest mirror events, for a failure message.
-func lastEvents(p *process) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, p.URL())
-	if err != nil {
-		return err.Error()
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT * FROM (SELECT mirror || ' ' || kind || ': ' || message, at FROM mirror_events ORDER BY at DESC LIMIT 15) e ORDER BY at`)
-	if err != nil {
-		return err.Error()
-	}
-	var out []string
-	for rows.Next() {
-		var line string
-		var at time.Time
-		if err := rows.Scan(&line, &at); err != nil {
-			return err.Error()
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
-}
-
 func TestKillAndRestart(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "3", "-q")
 
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 
 	load := make(chan struct{})
 	go func() {
@@ -77,35 +37,35 @@ func TestKillAndRestart(t *testing.T) {
 	conn.Close(context.Background())
 
 	// Mid-snapshot: some partitions done, not all.
-	waitFor(t, p, "a partly done snapshot", func(c *pgx.Conn) bool {
+	p.WaitFor("a partly done snapshot", func(c *pgx.Conn) bool {
 		var done, total int
 		err := c.QueryRow(context.Background(), `SELECT partitions_done, partitions_total FROM mirror_tables
 			WHERE mirror = 'crash' AND source_table = 'public.pgbench_accounts'`).Scan(&done, &total)
 		return err == nil && done >= 3
-	})
+	}, nil)
 	p.Kill()
 	p.Start()
 
 	// Mid-CDC, while pgbench writes: twice, a moment apart.
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool {
+	p.WaitFor("streaming", func(c *pgx.Conn) bool {
 		var status string
 		err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'crash'`).Scan(&status)
 		return err == nil && status == "RUNNING"
-	})
+	}, nil)
 	for i := 0; i < 2; i++ {
 		time.Sleep(1500 * time.Millisecond)
 		p.Kill()
 		p.Start()
 	}
 	<-load
-	waitFor(t, p, "an event saying the initial load resumed", func(c *pgx.Conn) bool {
+	p.WaitFor("an event saying the initial load resumed", func(c *pgx.Conn) bool {
 		var n int
 		err := c.QueryRow(context.Background(), `SELECT count(*) FROM mirror_events
 			WHERE mirror = 'crash' AND kind = 'snapshot' AND message LIKE '%resumed%'`).Scan(&n)
 		return err == nil && n == 1
-	})
-	for _, tbl := range []struct{ name, key string }{{"pgbench_accounts", "aid"}, {"pgbench_branches", "bid"}, {"pgbench_tellers", "tid"}} {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	}, nil)
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	// The partitions cut off by the kill were copied again and counted
 	// once: the count is that of the partitions the destination recorded
@@ -116,10 +76,10 @@ func TestKillAndRestart(t *testing.T) {
 	// neither, and comes with CDC, which replays every change from the
 	// slot's consistent point.)
 	var copied, estimated int64
-	waitFor(t, p, "the load's row count", func(c *pgx.Conn) bool {
+	p.WaitFor("the load's row count", func(c *pgx.Conn) bool {
 		return c.QueryRow(context.Background(), `SELECT rows_copied, rows_estimated FROM mirror_tables
 			WHERE mirror = 'crash' AND source_table = 'public.pgbench_accounts'`).Scan(&copied, &estimated) == nil
-	})
+	}, nil)
 	done := loadedPartitions(t, dstURL, "crash", connectors.TableName{Schema: "public", Name: "pgbench_accounts"})
 	var loaded int64
 	for _, rows := range done {
@@ -132,13 +92,13 @@ func TestKillAndRestart(t *testing.T) {
 }
 
 func TestKillDuringSetup(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g`)
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	conn.Close(context.Background())
 	// Each round kills sluice a moment after CREATE MIRROR returns (during
 	// slot creation or the load), restarts it, and checks it converges.
@@ -152,11 +112,11 @@ func TestKillDuringSetup(t *testing.T) {
 		p.Kill()
 		mustExec(t, src, fmt.Sprintf("UPDATE t SET v = v || '%d' WHERE id %% 100 = 0", i))
 		p.Start()
-		waitFor(t, p, name+" running", func(c *pgx.Conn) bool {
+		p.WaitFor(name+" running", func(c *pgx.Conn) bool {
 			var status string
 			err := c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = $1`, name).Scan(&status)
 			return err == nil && status == "RUNNING"
-		})
+		}, nil)
 		waitEqual(t, src, dst, "t", dest, "id")
 	}
 	var slots int
@@ -170,14 +130,14 @@ func TestKillDuringSetup(t *testing.T) {
 // load. Each restarted resync completes; the tables converge and no
 // _resync table is left.
 func TestKillDuringResync(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "4", "-q")
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR kr FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`)
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR kr FROM src TO dst WITH TABLE MAPPING (`+testbed.PgbenchMapping+`)
 		WITH (snapshot_num_rows_per_partition = 8000, snapshot_max_parallel_workers = 1)`)
 	conn.Close(context.Background())
 	status := func(c *pgx.Conn) (string, string, int) {
@@ -188,7 +148,7 @@ func TestKillDuringResync(t *testing.T) {
 			WHERE m.name = 'kr' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &done)
 		return mirror, resync, done
 	}
-	waitFor(t, p, "streaming", func(c *pgx.Conn) bool { m, _, _ := status(c); return m == "RUNNING" })
+	p.WaitFor("streaming", func(c *pgx.Conn) bool { m, _, _ := status(c); return m == "RUNNING" }, nil)
 
 	load := make(chan struct{})
 	go func() {
@@ -203,20 +163,20 @@ func TestKillDuringResync(t *testing.T) {
 		c := connect(t, p.URL())
 		mustExec(t, c, stmt)
 		c.Close(context.Background())
-		waitFor(t, p, "a partly done copy after "+stmt, func(c *pgx.Conn) bool {
+		p.WaitFor("a partly done copy after "+stmt, func(c *pgx.Conn) bool {
 			_, resync, done := status(c)
 			return resync == "in_progress" && done >= 3 || strings.HasPrefix(stmt, "RESYNC MIRROR") && done >= 3
-		})
+		}, nil)
 		p.Kill()
 		p.Start()
-		waitFor(t, p, "the resync done after "+stmt, func(c *pgx.Conn) bool {
+		p.WaitFor("the resync done after "+stmt, func(c *pgx.Conn) bool {
 			m, resync, _ := status(c)
 			return m == "RUNNING" && resync == "done"
-		})
+		}, nil)
 	}
 	<-load
-	for _, tbl := range pgbenchTables {
-		waitEqual(t, src, dst, tbl.name, tbl.name, tbl.key)
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	var shadows, slots int
 	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE tablename LIKE '%\_resync'`).Scan(&shadows); err != nil || shadows != 0 {
@@ -257,13 +217,13 @@ func loadedPartitions(t *testing.T, dbURL, mirror string, table connectors.Table
 // source sends the transaction again, and the destination ends equal to
 // the source, with nothing lost or applied twice.
 func TestKillDuringLargeTransaction(t *testing.T) {
-	p := startProcess(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
 	conn := connect(t, p.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR big FROM src TO dst WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)
 		WITH (max_batch_size = 10000)`)
 	conn.Close(context.Background())
@@ -300,4 +260,74 @@ func TestKillDuringLargeTransaction(t *testing.T) {
 		p.Start()
 	}
 	waitEqual(t, src, dst, "pgbench_accounts", "pgbench_accounts", "aid")
+}
+
+// TestKillDuringResyncLeavesOtherTables kills sluice in the middle of a
+// swap resync and of a mirror resync while a user's tables hold the first
+// temporary names: after the restart each resync finds and replaces its
+// own recorded shadow table, finishes, and leaves no table of its own and
+// every table of the user's behind.
+func TestKillDuringResyncLeavesOtherTables(t *testing.T) {
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
+	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
+	src, dst := connect(t, srcURL), connect(t, dstURL)
+	pgbench(t, srcURL, "-i", "-s", "3", "-q")
+	theirs := []string{"pgbench_accounts_resync", "pgbench_tellers_resync", "pgbench_branches_resync_1"}
+	for _, name := range theirs {
+		mustExec(t, dst, "CREATE TABLE "+name+" (keep_me text); INSERT INTO "+name+" VALUES ('mine')")
+	}
+	conn := connect(t, p.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
+	mustExec(t, conn, `CREATE MIRROR kn FROM src TO dst WITH TABLE MAPPING (`+testbed.PgbenchMapping+`)
+		WITH (snapshot_num_rows_per_partition = 8000, snapshot_max_parallel_workers = 1)`)
+	conn.Close(context.Background())
+	status := func(c *pgx.Conn) (mirror, resync string, resyncing bool, done int) {
+		_ = c.QueryRow(context.Background(), `SELECT m.status, coalesce(t.resync_status, ''), m.resyncing, t.partitions_done
+			FROM mirrors m JOIN mirror_tables t ON t.mirror = m.name
+			WHERE m.name = 'kn' AND t.source_table = 'public.pgbench_accounts'`).Scan(&mirror, &resync, &resyncing, &done)
+		return
+	}
+	p.WaitFor("streaming", func(c *pgx.Conn) bool { m, _, _, _ := status(c); return m == "RUNNING" }, nil)
+	for _, stmt := range []string{"RESYNC TABLE kn.pgbench_accounts WITH (strategy = 'swap')", "RESYNC MIRROR kn"} {
+		c := connect(t, p.URL())
+		mustExec(t, c, stmt)
+		c.Close(context.Background())
+		full := strings.HasPrefix(stmt, "RESYNC MIRROR")
+		p.WaitFor("a partly done copy after "+stmt, func(c *pgx.Conn) bool {
+			_, resync, resyncing, done := status(c)
+			return (resync == "in_progress" || full && resyncing) && done >= 3
+		}, nil)
+		p.Kill()
+		p.Start()
+		p.WaitFor("the resync done after "+stmt, func(c *pgx.Conn) bool {
+			m, resync, resyncing, _ := status(c)
+			return m == "RUNNING" && !resyncing && resync == "done"
+		}, nil)
+		for _, name := range theirs {
+			var keep string
+			if err := dst.QueryRow(context.Background(), "SELECT keep_me FROM "+name).Scan(&keep); err != nil || keep != "mine" {
+				t.Fatalf("after %s: the user's %s has %q (%v)", stmt, name, keep, err)
+			}
+		}
+	}
+	for _, tbl := range testbed.PgbenchTables {
+		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
+	}
+	rows, err := dst.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "pgbench_accounts,pgbench_accounts_resync,pgbench_branches,pgbench_branches_resync_1,pgbench_tellers,pgbench_tellers_resync"
+	if got := strings.Join(tables, ","); got != want {
+		t.Fatalf("destination tables %s, want %s", got, want)
+	}
+	var recorded int
+	if err := dst.QueryRow(context.Background(), `SELECT count(*) FROM _sluice.owned_tables`).Scan(&recorded); err != nil || recorded != 0 {
+		t.Fatalf("%d temporary tables still recorded (%v)", recorded, err)
+	}
 }

@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 type nodeSet struct {
 	t     *testing.T
 	cat   *pgx.Conn
-	procs []*process
+	procs []*testbed.SluiceProcess
 }
 
 // owners maps each mirror whose lease is live to its node's id.
@@ -53,7 +53,7 @@ func counts(owners map[string]string, ids []string) []int {
 }
 
 // id returns process p's node id (by its listen address).
-func (s nodeSet) id(p *process) string {
+func (s nodeSet) id(p *testbed.SluiceProcess) string {
 	s.t.Helper()
 	var id string
 	err := s.cat.QueryRow(testCtx(s.t), `SELECT id FROM sluice.nodes WHERE $1 LIKE '%@' || address || '/%'`, p.URL()).Scan(&id)
@@ -194,9 +194,9 @@ func sixTables(t *testing.T, src *pgx.Conn) string {
 // within seconds), three each, and the destination converges.
 func TestThreeNodes(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
-	var procs []*process
+	var procs []*testbed.SluiceProcess
 	for range 3 {
-		procs = append(procs, testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s"))
+		procs = append(procs, testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s"))
 	}
 	s := nodeSet{t: t, cat: connect(t, catURL), procs: procs}
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
@@ -204,8 +204,8 @@ func TestThreeNodes(t *testing.T) {
 	script := sixTables(t, src)
 
 	conn := connect(t, procs[0].URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	var names []string
 	for i := 1; i <= 6; i++ {
 		names = append(names, fmt.Sprintf("m%d", i))
@@ -213,7 +213,7 @@ func TestThreeNodes(t *testing.T) {
 	}
 	conn.Close(context.Background())
 	ids := []string{s.id(procs[0]), s.id(procs[1]), s.id(procs[2])}
-	byID := map[string]*process{ids[0]: procs[0], ids[1]: procs[1], ids[2]: procs[2]}
+	byID := map[string]*testbed.SluiceProcess{ids[0]: procs[0], ids[1]: procs[1], ids[2]: procs[2]}
 	start := time.Now()
 	owners := s.waitSpread("six mirrors spread over three nodes", names, ids, 2, 2, 3*time.Minute)
 	t.Logf("spread 2/2/2 %s after the mirrors were created: %v", time.Since(start).Round(100*time.Millisecond), owners)
@@ -359,15 +359,15 @@ type lagSample struct {
 func TestLagHistoryOnOwner(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
 	args := []string{"--node-timeout", "5s", "--lag-history-interval", "1s"}
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, args...)
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, args...)
-	s := nodeSet{t: t, cat: connect(t, catURL), procs: []*process{a, b}}
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, args...)
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, args...)
+	s := nodeSet{t: t, cat: connect(t, catURL), procs: []*testbed.SluiceProcess{a, b}}
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src := connect(t, srcURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g`)
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, "CREATE MIRROR h FROM src TO dst WITH TABLE MAPPING (t:t)")
 	conn.Close(context.Background())
 	ids := []string{s.id(a), s.id(b)}
