@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -26,15 +26,15 @@ type periodicSample struct {
 func TestPeriodicJobsTwoNodes(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
 	args := []string{"--node-timeout", "5s", "--lag-history-interval", "1s"}
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, args...)
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, args...)
-	s := nodeSet{t: t, cat: connect(t, catURL), procs: []*process{a, b}}
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, args...)
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, args...)
+	s := nodeSet{t: t, cat: connect(t, catURL), procs: []*testbed.SluiceProcess{a, b}}
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src := connect(t, srcURL)
 	mustExec(t, src, `CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 0 FROM generate_series(1, 100) g`)
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, "CREATE MIRROR h FROM src TO dst WITH TABLE MAPPING (t:t)")
 	conn.Close(context.Background())
 	ids := []string{s.id(a), s.id(b)}

@@ -1,4 +1,4 @@
-package executor_test
+package cluster_test
 
 import (
 	"context"
@@ -18,15 +18,15 @@ import (
 // cancels the job, and the mirror goes on streaming.
 func TestValidateJobOnOwner(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
 	cat := connect(t, catURL)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "1", "-q")
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR vj FROM src TO dst WITH TABLE MAPPING (
 		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
 	conn.Close(context.Background())
@@ -36,9 +36,9 @@ func TestValidateJobOnOwner(t *testing.T) {
 	oc := connect(t, other.URL())
 
 	mustExec(t, src, "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid <= 3")
-	for table, r := range validateRows(t, oc, "VALIDATE MIRROR vj WITH (mode = checksum)") {
-		if r.status != "equal" {
-			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.status, r.source, r.dest)
+	for table, r := range testbed.ValidateRows(t, oc, "VALIDATE MIRROR vj WITH (mode = checksum)") {
+		if r.Status != "equal" {
+			t.Errorf("validation from the other node: %s is %s (%d, %d rows)", table, r.Status, r.Source, r.Dest)
 		}
 	}
 	if l := leaseOf(t, cat, "vj"); l.node != first.node || l.epoch != first.epoch {
@@ -88,7 +88,7 @@ WHERE kind = 'validate' AND mirror = 'vj' AND state = 'running' AND node = $1`, 
 	// A third, on the owner, meanwhile: refused, naming the first's node.
 	ownerConn := connect(t, owner.URL())
 	_, err = ownerConn.Exec(testCtx(t), "VALIDATE MIRROR vj")
-	if e := wantError(t, err, "55000"); !strings.Contains(e.Message, "another validation") || !strings.Contains(e.Message, first.node) {
+	if e := testbed.WantError(t, err, "55000"); !strings.Contains(e.Message, "another validation") || !strings.Contains(e.Message, first.node) {
 		t.Fatalf("a validation while another runs: %q, want another validation under way on %s", e.Message, first.node)
 	}
 	time.Sleep(500 * time.Millisecond) // the job waits on the lock
@@ -127,7 +127,7 @@ WHERE kind = 'validate' AND mirror = 'vj' AND "table" IS NOT NULL`).Scan(&states
 		t.Fatalf("the cancelled validation moved the stream: %+v, was %+v", l, first)
 	}
 	// The next validation of the mirror runs.
-	if rows := validateRows(t, connect(t, other.URL()), "VALIDATE MIRROR vj TABLE pgbench_branches"); rows["public.pgbench_branches"].status != "equal" {
+	if rows := testbed.ValidateRows(t, connect(t, other.URL()), "VALIDATE MIRROR vj TABLE pgbench_branches"); rows["public.pgbench_branches"].Status != "equal" {
 		t.Fatalf("the validation after the cancelled one: %+v", rows)
 	}
 }
@@ -138,15 +138,15 @@ WHERE kind = 'validate' AND mirror = 'vj' AND "table" IS NOT NULL`).Scan(&states
 // returns its rows.
 func TestValidateJobOwnerKilled(t *testing.T) {
 	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testPassword, "--node-timeout", "5s")
+	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
+	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
 	cat := connect(t, catURL)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	dst := connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "1", "-q")
 	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerOptions(dstURL)+")")
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
 	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (
 		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
 	conn.Close(context.Background())
@@ -164,7 +164,7 @@ func TestValidateJobOwnerKilled(t *testing.T) {
 	}
 	oc := connect(t, other.URL())
 	type result struct {
-		rows map[string]validationRow
+		rows map[string]testbed.ValidationRow
 		err  error
 	}
 	ended := make(chan result, 1)
@@ -174,14 +174,14 @@ func TestValidateJobOwnerKilled(t *testing.T) {
 			ended <- result{err: err}
 			return
 		}
-		out := map[string]validationRow{}
+		out := map[string]testbed.ValidationRow{}
 		for rows.Next() {
-			var r validationRow
-			if err := rows.Scan(&r.table, &r.source, &r.dest, &r.ranges, &r.status); err != nil {
+			var r testbed.ValidationRow
+			if err := rows.Scan(&r.Table, &r.Source, &r.Dest, &r.Ranges, &r.Status); err != nil {
 				ended <- result{err: err}
 				return
 			}
-			out[r.table] = r
+			out[r.Table] = r
 		}
 		ended <- result{rows: out, err: rows.Err()}
 	}()
@@ -211,7 +211,7 @@ WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, 
 		if r.err != nil {
 			t.Fatalf("VALIDATE MIRROR after its node was killed: %v", r.err)
 		}
-		if r.rows["public.pgbench_branches"].status != "equal" {
+		if r.rows["public.pgbench_branches"].Status != "equal" {
 			t.Fatalf("VALIDATE MIRROR after its node was killed: %+v", r.rows)
 		}
 	case <-time.After(time.Minute):
