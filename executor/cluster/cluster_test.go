@@ -92,6 +92,42 @@ func nodeOf(t *testing.T, cat *pgx.Conn, id string, procs ...*testbed.SluiceProc
 	return nil
 }
 
+// twoNodes is two `sluice serve` processes on one catalog (node timeout
+// 5 s) streaming a mirror of pgbench's tables (scale 1): startTwoNodes.
+type twoNodes struct {
+	a, b           *testbed.SluiceProcess
+	cat            *pgx.Conn
+	srcURL, dstURL string
+	src, dst       *pgx.Conn
+	// first is the mirror's lease once it streams, on owner.
+	first        lease
+	owner, other *testbed.SluiceProcess
+}
+
+// startTwoNodes starts two nodes and the mirror, created on the first
+// node, and returns once it streams.
+func startTwoNodes(t *testing.T, mirror string) *twoNodes {
+	t.Helper()
+	catURL := catalogCluster.NewDB(t)
+	n := &twoNodes{
+		a:      testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s"),
+		b:      testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s"),
+		cat:    connect(t, catURL),
+		srcURL: peerCluster.NewDB(t), dstURL: peerCluster.NewDB(t),
+	}
+	n.src, n.dst = connect(t, n.srcURL), connect(t, n.dstURL)
+	pgbench(t, n.srcURL, "-i", "-s", "1", "-q")
+	conn := connect(t, n.a.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(n.srcURL)+")")
+	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(n.dstURL)+")")
+	mustExec(t, conn, "CREATE MIRROR "+mirror+" FROM src TO dst WITH TABLE MAPPING ("+testbed.PgbenchMapping+")")
+	conn.Close(context.Background())
+	waitStreaming(t, n.b, mirror)
+	n.first = leaseOf(t, n.cat, mirror)
+	n.owner, n.other = ownerAndOther(t, n.cat, n.first.node, n.a, n.b)
+	return n
+}
+
 // A single node killed with SIGKILL and restarted takes its mirror's
 // stream back at once: it is the same node (its id is kept in its data
 // dir), so it does not wait for the lease its last run held to expire.
@@ -136,30 +172,17 @@ func TestRestartResumesAtOnce(t *testing.T) {
 // alive in nodes. Killing the owner moves the stream to the other within
 // 30 s, and the destination converges under a write load. PAUSE, RESUME
 // and RESYNC TABLE issued on the node that does not run the mirror act
-// on the one that does; VALIDATE MIRROR there takes the mirror over. A
-// node stopped with SIGTERM hands its stream over.
+// on the one that does, and VALIDATE MIRROR there runs on it as a job,
+// leaving the stream where it is. A node stopped with SIGTERM hands its
+// stream over.
 func TestTwoNodesFailover(t *testing.T) {
-	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	cat := connect(t, catURL)
-	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
-	src, dst := connect(t, srcURL), connect(t, dstURL)
-	pgbench(t, srcURL, "-i", "-s", "1", "-q")
-
-	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR two FROM src TO dst WITH TABLE MAPPING (
-		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
-	conn.Close(context.Background())
-	waitStreaming(t, b, "two")
+	n := startTwoNodes(t, "two")
+	a, b, cat, srcURL, src, dst := n.a, n.b, n.cat, n.srcURL, n.src, n.dst
 	b.WaitFor("both nodes alive", func(c *pgx.Conn) bool {
 		var alive int
 		return c.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE status = 'alive') FROM nodes`).Scan(&alive) == nil && alive == 2
 	}, nil)
-	first := leaseOf(t, cat, "two")
-	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	first, owner, other := n.first, n.owner, n.other
 	time.Sleep(time.Second) // a few heartbeats: still one reader, same owner
 	if n := walsenders(t, src); n != 1 {
 		t.Fatalf("%d active slots on the source, want 1", n)

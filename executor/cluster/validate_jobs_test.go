@@ -17,22 +17,8 @@ import (
 // VALIDATE of the mirror meanwhile is refused; the statement cancelled
 // cancels the job, and the mirror goes on streaming.
 func TestValidateJobOnOwner(t *testing.T) {
-	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	cat := connect(t, catURL)
-	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
-	src, dst := connect(t, srcURL), connect(t, dstURL)
-	pgbench(t, srcURL, "-i", "-s", "1", "-q")
-	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR vj FROM src TO dst WITH TABLE MAPPING (
-		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
-	conn.Close(context.Background())
-	waitStreaming(t, b, "vj")
-	first := leaseOf(t, cat, "vj")
-	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	n := startTwoNodes(t, "vj")
+	cat, src, dst, first, owner, other := n.cat, n.src, n.dst, n.first, n.owner, n.other
 	oc := connect(t, other.URL())
 
 	mustExec(t, src, "UPDATE pgbench_tellers SET tbalance = tbalance + 1 WHERE tid <= 3")
@@ -70,21 +56,7 @@ func TestValidateJobOnOwner(t *testing.T) {
 		_, err := oc.Exec(ctx, "VALIDATE MIRROR vj TABLE pgbench_branches")
 		ended <- err
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var running int
-		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
-WHERE kind = 'validate' AND mirror = 'vj' AND state = 'running' AND node = $1`, first.node).Scan(&running); err != nil {
-			t.Fatal(err)
-		}
-		if running == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second validation's job did not start on the owner")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitValidateRunning(t, cat, "vj", first.node)
 	// A third, on the owner, meanwhile: refused, naming the first's node.
 	ownerConn := connect(t, owner.URL())
 	_, err = ownerConn.Exec(testCtx(t), "VALIDATE MIRROR vj")
@@ -102,7 +74,7 @@ WHERE kind = 'validate' AND mirror = 'vj' AND state = 'running' AND node = $1`, 
 	case <-time.After(10 * time.Second):
 		t.Fatal("the cancelled VALIDATE MIRROR did not end")
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var states string
 		if err := cat.QueryRow(testCtx(t), `SELECT string_agg(state, ' ' ORDER BY state) FROM sluice_status.jobs
@@ -137,22 +109,8 @@ WHERE kind = 'validate' AND mirror = 'vj' AND "table" IS NOT NULL`).Scan(&states
 // stream over, and run there: the statement, issued on that other node,
 // returns its rows.
 func TestValidateJobOwnerKilled(t *testing.T) {
-	catURL := catalogCluster.NewDB(t)
-	a := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	b := testbed.StartSluiceProcess(t, catURL, testbed.Password, "--node-timeout", "5s")
-	cat := connect(t, catURL)
-	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
-	dst := connect(t, dstURL)
-	pgbench(t, srcURL, "-i", "-s", "1", "-q")
-	conn := connect(t, a.URL())
-	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
-	mustExec(t, conn, "CREATE PEER dst FROM POSTGRES WITH ("+peerCluster.PeerOptions(dstURL)+")")
-	mustExec(t, conn, `CREATE MIRROR vk FROM src TO dst WITH TABLE MAPPING (
-		pgbench_accounts:pgbench_accounts, pgbench_branches:pgbench_branches, pgbench_tellers:pgbench_tellers)`)
-	conn.Close(context.Background())
-	waitStreaming(t, b, "vk")
-	first := leaseOf(t, cat, "vk")
-	owner, other := ownerAndOther(t, cat, first.node, a, b)
+	n := startTwoNodes(t, "vk")
+	cat, dst, first, owner, other := n.cat, n.dst, n.first, n.owner, n.other
 	otherID := nodeSet{t: t, cat: cat}.id(other)
 
 	lock, err := dst.Begin(testCtx(t))
@@ -185,21 +143,7 @@ func TestValidateJobOwnerKilled(t *testing.T) {
 		}
 		ended <- result{rows: out, err: rows.Err()}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var running int
-		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
-WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, first.node).Scan(&running); err != nil {
-			t.Fatal(err)
-		}
-		if running == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the validation's job did not start on the owner")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitValidateRunning(t, cat, "vk", first.node)
 	time.Sleep(300 * time.Millisecond) // the job waits on the lock
 	owner.Kill()
 	killed := time.Now()
@@ -227,4 +171,24 @@ WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, 
 		t.Fatalf("the stream is on %s, want %s", l.node, otherID)
 	}
 	t.Logf("the validation ended %s after its node's kill", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// waitValidateRunning waits until the mirror's validate job runs on node.
+func waitValidateRunning(t *testing.T, cat *pgx.Conn, mirror, node string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var running int
+		if err := cat.QueryRow(testCtx(t), `SELECT count(*) FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = $1 AND state = 'running' AND node = $2`, mirror, node).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		if running == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the validation's job of mirror %s did not start on node %s", mirror, node)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
