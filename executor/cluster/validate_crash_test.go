@@ -1,13 +1,19 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/internal/testbed"
 )
 
@@ -17,7 +23,8 @@ import (
 // end equal), the source keeps no slot of the validation's, and a new
 // validation reports every table equal.
 func TestKillDuringValidation(t *testing.T) {
-	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
+	catURL := catalogCluster.NewDB(t)
+	p := testbed.StartSluiceProcess(t, catURL, testbed.Password)
 	srcURL, dstURL := peerCluster.NewDB(t), peerCluster.NewDB(t)
 	src, dst := connect(t, srcURL), connect(t, dstURL)
 	pgbench(t, srcURL, "-i", "-s", "2", "-q")
@@ -31,25 +38,42 @@ func TestKillDuringValidation(t *testing.T) {
 		return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
 	}, nil)
 
-	load := make(chan struct{})
-	go func() {
-		defer close(load)
-		pgbench(t, srcURL, "-n", "-c", "2", "-T", "12")
-	}()
-	time.Sleep(time.Second)
+	// The load lasts until the kills are done, however long they take.
+	load := startPgbench(t, srcURL, 5*time.Minute, "-n", "-c", "2")
+	deadline := time.Now().Add(time.Minute)
+	for n := 0; n == 0; {
+		load.mustRun(t, "its first transaction")
+		if time.Now().After(deadline) {
+			t.Fatal("pgbench committed nothing in a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+		if err := src.QueryRow(testCtx(t), `SELECT count(*) FROM pgbench_history`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := 0; i < 2; i++ {
 		// A validation in the background; killed once the flow holds the
 		// stream for it (its log says so).
 		logged := strings.Count(readLog(t, p), "validation: holding the stream")
 		vconn := connect(t, p.URL())
-		go func() { _, _ = vconn.Exec(context.Background(), "VALIDATE MIRROR vk WITH (mode = 'checksum')") }()
+		ended := make(chan error, 1)
+		go func() {
+			_, err := vconn.Exec(context.Background(), "VALIDATE MIRROR vk WITH (mode = 'checksum')")
+			ended <- err
+		}()
 		deadline := time.Now().Add(30 * time.Second)
 		for strings.Count(readLog(t, p), "validation: holding the stream") == logged {
 			if time.Now().After(deadline) {
-				t.Fatal("the validation did not start")
+				select {
+				case err := <-ended:
+					t.Fatalf("validation %d did not start: it ended: %v", i+1, err)
+				default:
+					t.Fatalf("validation %d did not start", i+1)
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		load.mustRun(t, fmt.Sprintf("kill %d", i+1))
 		p.Kill()
 		p.Start()
 		p.WaitFor("streaming again", func(c *pgx.Conn) bool {
@@ -57,12 +81,12 @@ func TestKillDuringValidation(t *testing.T) {
 			return c.QueryRow(context.Background(), `SELECT status FROM mirrors WHERE name = 'vk'`).Scan(&status) == nil && status == "RUNNING"
 		}, nil)
 	}
-	<-load
+	load.stop(t)
 	for _, tbl := range testbed.PgbenchTables {
 		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 	// The validations' temporary slots ended with their connections.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for {
 		var slots int
 		if err := src.QueryRow(testCtx(t), `SELECT count(*) FROM pg_replication_slots WHERE temporary`).Scan(&slots); err != nil {
@@ -73,6 +97,25 @@ func TestKillDuringValidation(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d temporary slots left on the source", slots)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The validations the kills interrupted are jobs, made available again
+	// and run to their end by the restarted node; until then a new
+	// validation of the mirror is refused as another one under way.
+	cat := connect(t, catURL)
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		var pending string
+		if err := cat.QueryRow(testCtx(t), `SELECT coalesce(string_agg(state, ' '), '') FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = 'vk' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("validate jobs of the mirror still %s after two minutes", pending)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -93,4 +136,64 @@ func readLog(t *testing.T, p *testbed.SluiceProcess) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// pgbenchLoad is a pgbench write load that runs until the test stops it, so
+// that a test does what it needs under the load whatever the machine's
+// speed. Its -T is only an upper bound; pgbench ending before stop is a
+// failure. (A copy of the executor package's; test helpers of two test
+// packages cannot be shared but through internal/testbed.)
+type pgbenchLoad struct {
+	cmd   *exec.Cmd
+	bound time.Duration
+	out   bytes.Buffer // pgbench's output, read once it ended
+	done  chan struct{}
+	err   error // how pgbench ended, once done is closed
+}
+
+// startPgbench starts pgbench on url with args for at most bound; the load
+// is stopped when t ends.
+func startPgbench(t *testing.T, url string, bound time.Duration, args ...string) *pgbenchLoad {
+	t.Helper()
+	bin, err := pgcluster.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "-T", strconv.Itoa(int(bound.Seconds())), url)
+	l := &pgbenchLoad{cmd: exec.Command(filepath.Join(bin, "pgbench"), args...), bound: bound, done: make(chan struct{})}
+	l.cmd.Stdout, l.cmd.Stderr = &l.out, &l.out
+	if err := l.cmd.Start(); err != nil {
+		t.Fatalf("pgbench %v: %v", args, err)
+	}
+	go func() {
+		l.err = l.cmd.Wait()
+		close(l.done)
+	}()
+	t.Cleanup(func() {
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	})
+	return l
+}
+
+// mustRun fails t, saying what was under way, when pgbench has ended: the
+// upper bound was too short for the test, or pgbench failed.
+func (l *pgbenchLoad) mustRun(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-l.done:
+		t.Fatalf("pgbench ended (%v, bound %s) before %s:\n%s", l.err, l.bound, what, l.out.String())
+	default:
+	}
+}
+
+// stop ends the load (pgbench dies of SIGINT, its open transactions roll
+// back) and fails t if it had ended by itself.
+func (l *pgbenchLoad) stop(t *testing.T) {
+	t.Helper()
+	l.mustRun(t, "the test stopped it")
+	if err := l.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatalf("stop pgbench: %v", err)
+	}
+	<-l.done
 }
