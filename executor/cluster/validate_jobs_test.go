@@ -94,7 +94,7 @@ WHERE kind = 'validate' AND mirror = 'vj' AND state = 'running' AND node = $1`, 
 	if e := testbed.WantError(t, err, "55000"); !strings.Contains(e.Message, "another validation") || !strings.Contains(e.Message, first.node) {
 		t.Fatalf("a validation while another runs: %q, want another validation under way on %s", e.Message, first.node)
 	}
-	waitOnLock(t, lock)
+	waitOnLock(t, dstURL, lock)
 	cancel()
 	select {
 	case err := <-ended:
@@ -203,7 +203,7 @@ WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	waitOnLock(t, lock)
+	waitOnLock(t, dstURL, lock)
 	owner.Kill()
 	killed := time.Now()
 	if err := lock.Rollback(testCtx(t)); err != nil {
@@ -235,17 +235,21 @@ WHERE kind = 'validate' AND mirror = 'vk' AND state = 'running' AND node = $1`, 
 // waitOnLock waits until a session of the peers' server waits for tx, the
 // test's transaction that holds a lock: the validation's, however long it
 // took to get there. (Its slot, being made, waits for tx to end: source
-// and destination share the server.)
-func waitOnLock(t *testing.T, tx pgx.Tx) {
+// and destination share the server.) It watches from a connection of its
+// own to url, a database of that server: pg_stat_activity read in tx would
+// show the sessions as they were at its first read.
+func waitOnLock(t *testing.T, url string, tx pgx.Tx) {
 	t.Helper()
 	var holder int
 	if err := tx.QueryRow(testCtx(t), `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
 		t.Fatal(err)
 	}
+	conn := connect(t, url)
+	defer conn.Close(context.Background())
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var waiting string
-		if err := tx.QueryRow(testCtx(t), `SELECT coalesce(string_agg(format('%s %s %s/%s: %s', datname, backend_type, wait_event_type, wait_event, query), E'\n'), '')
+		if err := conn.QueryRow(testCtx(t), `SELECT coalesce(string_agg(format('%s %s %s/%s: %s', datname, backend_type, wait_event_type, wait_event, query), E'\n'), '')
 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +258,13 @@ FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&wai
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no session waits for the test's lock")
+			var sessions string
+			if err := conn.QueryRow(testCtx(t), `SELECT coalesce(string_agg(format('%s %s %s %s xid %s, %s/%s, blocked by %s: %s', pid, datname, backend_type, state,
+  backend_xid, wait_event_type, wait_event, pg_blocking_pids(pid), query), E'\n'), '')
+FROM pg_stat_activity WHERE pid <> pg_backend_pid()`).Scan(&sessions); err != nil {
+				t.Fatal(err)
+			}
+			t.Fatalf("no session waits for the test's lock (held by %d); the server's sessions:\n%s", holder, sessions)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
