@@ -51,9 +51,13 @@ func TestKillDuringValidation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	cat := connect(t, catURL)
 	for i := 0; i < 2; i++ {
 		// A validation in the background; killed once the flow holds the
-		// stream for it (its log says so).
+		// stream for it (its log says so). The one the previous kill
+		// interrupted is a job, made available again and run to its end
+		// by the restarted node: until then a new one would be refused.
+		waitValidationsEnded(t, cat, "vk")
 		logged := strings.Count(readLog(t, p), "validation: holding the stream")
 		vconn := connect(t, p.URL())
 		ended := make(chan error, 1)
@@ -61,7 +65,7 @@ func TestKillDuringValidation(t *testing.T) {
 			_, err := vconn.Exec(context.Background(), "VALIDATE MIRROR vk WITH (mode = 'checksum')")
 			ended <- err
 		}()
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(time.Minute)
 		for strings.Count(readLog(t, p), "validation: holding the stream") == logged {
 			if time.Now().After(deadline) {
 				select {
@@ -85,6 +89,7 @@ func TestKillDuringValidation(t *testing.T) {
 	for _, tbl := range testbed.PgbenchTables {
 		waitEqual(t, src, dst, tbl.Name, tbl.Name, tbl.Key)
 	}
+	waitValidationsEnded(t, cat, "vk")
 	// The validations' temporary slots ended with their connections.
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -100,31 +105,33 @@ func TestKillDuringValidation(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The validations the kills interrupted are jobs, made available again
-	// and run to their end by the restarted node; until then a new
-	// validation of the mirror is refused as another one under way.
-	cat := connect(t, catURL)
-	deadline = time.Now().Add(2 * time.Minute)
-	for {
-		var pending string
-		if err := cat.QueryRow(testCtx(t), `SELECT coalesce(string_agg(state, ' '), '') FROM sluice_status.jobs
-WHERE kind = 'validate' AND mirror = 'vk' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
-			t.Fatal(err)
-		}
-		if pending == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("validate jobs of the mirror still %s after two minutes", pending)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	conn = connect(t, p.URL())
 	got := testbed.ValidateRows(t, conn, "VALIDATE MIRROR vk WITH (mode = 'checksum')")
 	for _, tbl := range testbed.PgbenchTables {
 		if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != r.Dest {
 			t.Errorf("%s after the kills: %+v", tbl.Name, r)
 		}
+	}
+}
+
+// waitValidationsEnded waits until no validate job of mirror is waiting or
+// running: those interrupted by a kill are run again after the restart.
+func waitValidationsEnded(t *testing.T, cat *pgx.Conn, mirror string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var pending string
+		if err := cat.QueryRow(testCtx(t), `SELECT coalesce(string_agg(state, ' '), '') FROM sluice_status.jobs
+WHERE kind = 'validate' AND mirror = $1 AND state NOT IN ('completed', 'cancelled', 'discarded')`, mirror).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("validate jobs of mirror %s still %s after two minutes", mirror, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
