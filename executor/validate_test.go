@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/sluicedb/sluice/internal/testbed"
 )
 
 // rangeHolds reports whether range r ("[a, b)") holds key.
@@ -191,39 +192,54 @@ func waitSame2(t *testing.T, a, b *pgx.Conn, query string) {
 }
 
 // TestValidateUnderPgbench validates, in checksum mode, a mirror that
-// pgbench keeps busy: every validation reports every table equal (each
-// side read at the same point while changes stream), and the mirror ends
-// equal.
+// pgbench keeps busy: every validation runs while pgbench writes (the
+// source commits pgbench transactions during each one) and reports every
+// table equal, with pgbench's row counts on both sides (each side read at
+// the same point while changes stream: the destination had applied the
+// stream up to the validation's snapshot); the mirror keeps streaming and
+// ends equal. The load lasts as long as the validations take.
 func TestValidateUnderPgbench(t *testing.T) {
+	const validations = 3
 	f := newMirrorFixture(t)
 	pgbench(t, f.srcURL, "-i", "-s", "1", "-q")
 	mustExec(t, f.conn, `CREATE MIRROR vp FROM src TO dst WITH TABLE MAPPING (`+pgbenchMapping+`) WITH (max_batch_size = 200)`)
 	f.waitStatus(t, "vp", "RUNNING")
-	load := make(chan struct{})
-	go func() {
-		defer close(load)
-		pgbench(t, f.srcURL, "-n", "-c", "3", "-T", "8")
-	}()
-	time.Sleep(500 * time.Millisecond)
-	for i := 0; ; i++ {
+	// pgbench_history is not mirrored (no key): its rows on the source
+	// count the load's transactions.
+	committed := func() int64 {
+		var n int64
+		if err := f.src.QueryRow(testCtx(t), `SELECT count(*) FROM pgbench_history`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rows := map[string]int64{"pgbench_accounts": 100000, "pgbench_branches": 1, "pgbench_tellers": 10}
+	load := testbed.StartPgbench(t, f.srcURL, 5*time.Minute, "-n", "-c", "3")
+	for n := int64(0); n == 0; n = committed() {
+		load.MustRun(t, "its first transaction")
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 1; i <= validations; i++ {
+		before := committed()
 		got := validateRows(t, f.conn, "VALIDATE MIRROR vp WITH (mode = 'checksum')")
+		during := committed() - before
+		load.MustRun(t, fmt.Sprintf("validation %d ended", i))
+		if len(got) != len(pgbenchTables) {
+			t.Fatalf("validation %d: %d rows, want %d: %+v", i, len(got), len(pgbenchTables), got)
+		}
 		for _, tbl := range pgbenchTables {
-			if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != r.Dest {
-				t.Fatalf("validation %d under load: %s: %+v", i, tbl.Name, r)
+			if r := got["public."+tbl.Name]; r.Status != "equal" || r.Source != rows[tbl.Name] || r.Dest != r.Source || len(r.Ranges) != 0 {
+				t.Fatalf("validation %d under load: %s: %+v, want equal, %d rows on each side", i, tbl.Name, r, rows[tbl.Name])
 			}
 		}
-		select {
-		case <-load:
-			if i < 2 {
-				t.Fatalf("only %d validations ran during the load", i+1)
-			}
-			t.Logf("%d validations under load, all equal", i+1)
-			for _, tbl := range pgbenchTables {
-				waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
-			}
-			return
-		default:
+		if during == 0 {
+			t.Fatalf("validation %d: pgbench committed nothing while it ran", i)
 		}
+		t.Logf("validation %d: equal; pgbench committed %d transactions meanwhile", i, during)
+	}
+	load.Stop(t)
+	for _, tbl := range pgbenchTables {
+		waitEqual(t, f.src, f.dst, tbl.Name, tbl.Name, tbl.Key)
 	}
 }
 

@@ -41,7 +41,10 @@ func TestValidateJobOnOwner(t *testing.T) {
 		t.Fatalf("%d rows in mirror_validations (%v), want 3", recorded, err)
 	}
 
-	// A validation that waits: the destination's side blocks on a lock.
+	// A validation that waits, on a lock: the test's transaction that
+	// holds it has a transaction id (an ACCESS EXCLUSIVE lock takes one),
+	// and the source shares the destination's server, so the validation's
+	// snapshot (a slot) waits for that transaction to end.
 	lock, err := dst.Begin(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +66,7 @@ func TestValidateJobOnOwner(t *testing.T) {
 	if e := testbed.WantError(t, err, "55000"); !strings.Contains(e.Message, "another validation") || !strings.Contains(e.Message, first.node) {
 		t.Fatalf("a validation while another runs: %q, want another validation under way on %s", e.Message, first.node)
 	}
-	time.Sleep(500 * time.Millisecond) // the job waits on the lock
+	waitOnLock(t, n.dstURL, lock)
 	cancel()
 	select {
 	case err := <-ended:
@@ -71,10 +74,10 @@ func TestValidateJobOnOwner(t *testing.T) {
 			t.Fatal("the cancelled VALIDATE MIRROR succeeded")
 		}
 		t.Logf("the cancelled statement: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the cancelled VALIDATE MIRROR did not end")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the cancelled VALIDATE MIRROR did not end within 30 s")
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var states string
 		if err := cat.QueryRow(testCtx(t), `SELECT string_agg(state, ' ' ORDER BY state) FROM sluice_status.jobs
@@ -144,7 +147,7 @@ func TestValidateJobOwnerKilled(t *testing.T) {
 		ended <- result{rows: out, err: rows.Err()}
 	}()
 	waitValidateRunning(t, cat, "vk", first.node)
-	time.Sleep(300 * time.Millisecond) // the job waits on the lock
+	waitOnLock(t, n.dstURL, lock)
 	owner.Kill()
 	killed := time.Now()
 	if err := lock.Rollback(testCtx(t)); err != nil {
@@ -190,5 +193,43 @@ WHERE kind = 'validate' AND mirror = $1 AND state = 'running' AND node = $2`, mi
 			t.Fatalf("the validation's job of mirror %s did not start on node %s", mirror, node)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitOnLock waits until a session of the peers' server waits for tx, the
+// test's transaction that holds a lock: the validation's, however long it
+// took to get there. (Its slot, being made, waits for tx to end: source
+// and destination share the server.) It watches from a connection of its
+// own to url, a database of that server: pg_stat_activity read in tx would
+// show the sessions as they were at its first read.
+func waitOnLock(t *testing.T, url string, tx pgx.Tx) {
+	t.Helper()
+	var holder int
+	if err := tx.QueryRow(testCtx(t), `SELECT pg_backend_pid()`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting string
+		if err := conn.QueryRow(testCtx(t), `SELECT coalesce(string_agg(format('%s %s %s/%s: %s', datname, backend_type, wait_event_type, wait_event, query), E'\n'), '')
+FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting != "" {
+			t.Logf("waiting for the test's lock: %s", waiting)
+			return
+		}
+		if time.Now().After(deadline) {
+			var sessions string
+			if err := conn.QueryRow(testCtx(t), `SELECT coalesce(string_agg(format('%s %s %s %s xid %s, %s/%s, blocked by %s: %s', pid, datname, backend_type, state,
+  backend_xid, wait_event_type, wait_event, pg_blocking_pids(pid), query), E'\n'), '')
+FROM pg_stat_activity WHERE pid <> pg_backend_pid()`).Scan(&sessions); err != nil {
+				t.Fatal(err)
+			}
+			t.Fatalf("no session waits for the test's lock (held by %d); the server's sessions:\n%s", holder, sessions)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
