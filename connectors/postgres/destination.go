@@ -273,14 +273,20 @@ func (d *Destination) finishLoad(ctx context.Context, t connectors.DestTable, li
 }
 
 // CreateIndexes implements connectors.IndexCreator (CreateIndexes), with
-// the memory of an index build (withBuildMemory).
+// the memory of an index build (withBuildMemory). Once the Destination is
+// claimed, the indexes commit together, only under its epoch (fencedBuild).
 func (d *Destination) CreateIndexes(ctx context.Context, dest connectors.TableName, stmts []string) error {
-	return d.withBuildMemory(ctx, func() error { return CreateIndexes(ctx, d.conn, dest, stmts) })
+	return d.withBuildMemory(ctx, func() error {
+		return d.fencedBuild(ctx, func(db queryExecer) error { return CreateIndexes(ctx, db, dest, stmts) })
+	})
 }
 
 // CreateForeignKeys implements connectors.IndexCreator (CreateForeignKeys).
+// Once the Destination is claimed, they are added in a transaction that
+// checks its epoch first (fencedWrite: a foreign key locks the table it
+// references, so the metadata row is taken first, as an applier takes it).
 func (d *Destination) CreateForeignKeys(ctx context.Context, dest connectors.TableName, stmts []string) error {
-	return CreateForeignKeys(ctx, d.conn, dest, stmts)
+	return d.fencedWrite(ctx, func(db Execer) error { return CreateForeignKeys(ctx, db, dest, stmts) })
 }
 
 // PlanTable implements connectors.TablePlanner: a Postgres destination

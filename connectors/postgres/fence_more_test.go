@@ -323,3 +323,40 @@ func TestFenceRemoveTable(t *testing.T) {
 	}
 	state(0)
 }
+
+// The source's indexes and foreign keys (IndexCreator, replicate_indexes
+// and replicate_foreign_keys) made under a stale epoch are refused and
+// made nowhere; the current epoch's are made.
+func TestFenceCreateIndexes(t *testing.T) {
+	ctx := testCtx(t)
+	url := dstCluster.NewDB(t)
+	conn := connect(t, url)
+	mustExec(t, conn, `CREATE TABLE users (id int PRIMARY KEY, v text); CREATE TABLE orders (id int PRIMARY KEY, user_id int)`)
+	users, orders := publicTable("users"), publicTable("orders")
+	stale, owner := openDest(t, url, "", "m"), openDest(t, url, "", "m")
+	if _, err := stale.Fence(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Fence(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	ix := []string{"CREATE INDEX IF NOT EXISTS users_v ON users (v)"}
+	fk := []string{"ALTER TABLE orders ADD CONSTRAINT orders_user FOREIGN KEY (user_id) REFERENCES users"}
+	wantFenced(t, "stale CreateIndexes", stale.CreateIndexes(ctx, users, ix), 1, 2)
+	wantFenced(t, "stale CreateForeignKeys", stale.CreateForeignKeys(ctx, orders, fk), 1, 2)
+	if got := queryString(t, conn, indexesOf, "users"); got != "users_pkey" {
+		t.Fatalf("indexes of users after the stale CreateIndexes: %q", got)
+	}
+	wantRows(t, conn, "SELECT count(*)::text FROM pg_constraint WHERE contype = 'f'", "0")
+
+	if err := owner.CreateIndexes(ctx, users, ix); err != nil {
+		t.Fatalf("the current epoch's CreateIndexes: %v", err)
+	}
+	if err := owner.CreateForeignKeys(ctx, orders, fk); err != nil {
+		t.Fatalf("the current epoch's CreateForeignKeys: %v", err)
+	}
+	if got := queryString(t, conn, indexesOf, "users"); got != "users_pkey,users_v" {
+		t.Fatalf("indexes of users after CreateIndexes: %q", got)
+	}
+	wantRows(t, conn, "SELECT count(*)::text FROM pg_constraint WHERE contype = 'f'", "1")
+}
