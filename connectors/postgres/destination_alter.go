@@ -121,6 +121,12 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 		st.Saved = raw
 	}
 	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		// live first: TRUNCATE waits for its readers, and must not wait
+		// holding the metadata row, which every batch of the mirror's
+		// other tables needs (fence_more.go).
+		if err := d.lockFirst(ctx, tx, live, "ACCESS EXCLUSIVE"); err != nil {
+			return err
+		}
 		if err := d.checkEpoch(ctx, tx); err != nil {
 			return err
 		}
@@ -139,9 +145,9 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 // that may need it. Each is a step of its own, skipped when done, so a
 // run cut off can be re-run: idempotent. Once the Destination is claimed,
 // each index and the key commit only under its epoch (fencedBuild), and
-// each foreign key checks it first (fencedWrite: it locks the other
-// table, which an applier writes, so the row is taken first): a stale
-// node's step is a *connectors.FencedError and changes nothing.
+// each foreign key checks it first (fencedWriteAfter: it locks t.Dest
+// before the metadata row, the other table after): a stale node's step is
+// a *connectors.FencedError and changes nothing.
 func (d *Destination) Restore(ctx context.Context, t connectors.DestTable, st connectors.TableState) error {
 	saved, err := savedObjects(st)
 	if err != nil {
@@ -157,7 +163,7 @@ func (d *Destination) Restore(ctx context.Context, t connectors.DestTable, st co
 			return err
 		}
 		for _, fk := range saved.ForeignKeys {
-			err := d.fencedWrite(ctx, func(db Execer) error {
+			err := d.fencedWriteAfter(ctx, t.Dest, "SHARE ROW EXCLUSIVE", func(db Execer) error {
 				if _, err := db.Exec(ctx, fk.AddDDL(true)); err != nil {
 					return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
 				}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/connectors"
@@ -17,9 +18,13 @@ import (
 // The short writes (ForgetLoad, Empty, RemoveTable, the table states)
 // check first, with the metadata row share-locked until they commit
 // (fencedWrite, checkEpoch): they are over in milliseconds, and taking
-// the row before the tables they lock keeps the order an applier takes
+// the row before the tables an applier writes keeps the order it takes
 // them in (its Begin locks the row, then it writes the tables), so the
-// two cannot deadlock.
+// two cannot deadlock. One table is locked before the row (lockFirst):
+// the one a truncate resync empties and rebuilds, which no applier writes
+// meanwhile (its changes are held back). Its lock waits for the table's
+// readers, which can be long, and must not wait holding the row: every
+// batch of the mirror's other tables would wait with it.
 //
 // A long build cannot hold the row for its whole length: the stream's
 // applier, beside a table resync's copy, locks the row FOR UPDATE for
@@ -80,4 +85,35 @@ func (d *Destination) buildShadowIndexes(ctx context.Context, live, shadow conne
 		fence = func(tx pgx.Tx, lock bool) error { return d.fenceBuild(ctx, tx, lock) }
 	}
 	return buildShadowIndexes(ctx, d.conn, live, shadow, fence)
+}
+
+// lockFirst locks table in mode (a LOCK TABLE mode) in tx, before a
+// claimed Destination's epoch check takes the metadata row (see the
+// file's comment); without a claim it does nothing, the statements that
+// follow taking the lock as they always did.
+func (d *Destination) lockFirst(ctx context.Context, tx pgx.Tx, table connectors.TableName, mode string) error {
+	if d.epoch == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+table.Quoted()+" IN "+mode+" MODE"); err != nil {
+		return fmt.Errorf("lock %s: %w", table, err)
+	}
+	return nil
+}
+
+// fencedWriteAfter is fencedWrite with table locked in mode first
+// (lockFirst).
+func (d *Destination) fencedWriteAfter(ctx context.Context, table connectors.TableName, mode string, write func(db Execer) error) error {
+	if d.epoch == 0 {
+		return write(d.conn)
+	}
+	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		if err := d.lockFirst(ctx, tx, table, mode); err != nil {
+			return err
+		}
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
+		return write(tx)
+	})
 }
