@@ -236,10 +236,11 @@ func (d *Destination) Dependents(ctx context.Context, tables []connectors.TableN
 func (d *Destination) Close(ctx context.Context) error { return d.conn.Close(ctx) }
 
 // PrepareUpsert implements connectors.LoadFinisher: EnsurePrimaryKey,
-// with the memory of an index build (withBuildMemory).
+// with the memory of an index build (withBuildMemory); once the
+// Destination is claimed, committed only under its epoch (fencedBuild).
 func (d *Destination) PrepareUpsert(ctx context.Context, t connectors.DestTable) error {
 	return d.withBuildMemory(ctx, func() error {
-		return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+		return d.fencedBuild(ctx, func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) })
 	})
 }
 

@@ -159,8 +159,8 @@ INSERT INTO users SELECT g, 'v' || g FROM generate_series(1, 3) g; INSERT INTO o
 	wantRows(t, conn, fks, "1")
 }
 
-// The key and indexes built after a load (FinishLoad) of a stale epoch are
-// refused and build nothing, on a table loaded in place and on a shadow
+// The key and indexes built around a load (PrepareUpsert, FinishLoad) of a
+// stale epoch are refused and build nothing, on a table loaded in place and on a shadow
 // table, also when the claim comes in the middle of the build; the current
 // epoch's are built.
 func TestFenceFinishLoad(t *testing.T) {
@@ -188,6 +188,7 @@ func TestFenceFinishLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	wantFenced(t, "stale PrepareUpsert", stale.PrepareUpsert(ctx, du), 1, 2)
 	wantFenced(t, "stale FinishLoad in place", stale.FinishLoad(ctx, du, users), 1, 2)
 	wantFenced(t, "stale FinishLoad of a shadow", stale.FinishLoad(ctx, ds, items), 1, 2)
 	err = overtaken(t, url, users, func() error { _, err := next.Fence(ctx, 3); return err },
