@@ -99,9 +99,10 @@ func backfillRead(ctx context.Context, src connectors.ColumnReader, tx pgx.Tx, s
 // table no longer has it) and, in one transaction, recorded with st
 // (PutTableState) and removed with the rows (EmptyTable). It returns st
 // with the record in Saved (SavedObjects as JSON). Once the Destination is
-// claimed, that transaction first checks its epoch (checkEpoch, the row
-// held until the commit): a stale node empties nothing (TRUNCATE and DROP
-// are transactional), and its error is a *connectors.FencedError.
+// claimed, that transaction first locks live (lockFirst), then checks the
+// epoch (checkEpoch, the row held until the commit): a stale node empties
+// nothing (TRUNCATE and DROP are transactional), and its error is a
+// *connectors.FencedError.
 func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st connectors.TableState) (connectors.TableState, error) {
 	if err := d.ensureMeta(ctx); err != nil {
 		return st, err

@@ -9,14 +9,15 @@ import (
 )
 
 // The lease epoch checked by the Destination's long writes (docs/cluster.md,
-// "Fencing a node that wakes up"): the keys and indexes built after a load
-// (FinishLoad), the rebuild after a truncate resync's copy (Restore). A
+// "Fencing a node that wakes up"): the keys and indexes built around a
+// load (PrepareUpsert, FinishLoad, CreateIndexes), the rebuild after a
+// truncate resync's copy (Restore). A
 // claimed Destination (Fence) runs each in a transaction that commits only
 // where the recorded epoch is still its own; DDL is transactional in
 // Postgres, so a stale node's build rolls back and leaves nothing.
 //
-// The short writes (ForgetLoad, Empty, RemoveTable, the table states)
-// check first, with the metadata row share-locked until they commit
+// The short writes (ForgetLoad, Empty, RemoveTable, the table states,
+// foreign keys) check first, with the metadata row share-locked until they commit
 // (fencedWrite, checkEpoch): they are over in milliseconds, and taking
 // the row before the tables an applier writes keeps the order it takes
 // them in (its Begin locks the row, then it writes the tables), so the
