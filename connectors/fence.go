@@ -52,8 +52,10 @@ func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 // batch, in the batch's own transaction where the database has them,
 // unless the recorded epoch is still theirs, and return an error wrapping
 // ErrFenced (a *FencedError) without applying it. Its other writes that a
-// stale node could make after a claim (a table resync's state, a swap of
-// shadow tables) are refused the same way once it is claimed. Its Loaders
+// stale node could make after a claim (a table resync's state, a shadow
+// table made or swapped in, ForgetLoad, Emptier's emptying and restoring,
+// LoadFinisher.FinishLoad, TableRemover.RemoveTable) are refused the same
+// way once it is claimed. Its Loaders
 // refuse a partition of a load planned under an earlier epoch than the
 // recorded one (LoadJob.Epoch): in the transaction that writes the
 // partition and records it done where the database has them; otherwise

@@ -219,6 +219,9 @@ func (s *session) addTables(ctx context.Context, st *sqlext.AlterMirror, m catal
 		return err
 	}
 	defer s.restarter(m)()
+	if err := s.claimStopped(ctx, m, dest); err != nil {
+		return fmt.Errorf("alter mirror %q: add tables: %w (the mirror is unchanged)", m.Name, err)
+	}
 	var made []mapping
 	undo := func(err error) error {
 		for _, t := range made {
@@ -368,6 +371,9 @@ func (s *session) dropTable(ctx context.Context, st *sqlext.AlterMirror, m catal
 		return err
 	}
 	defer s.restarter(m)()
+	if err := s.claimStopped(ctx, m, dest); err != nil {
+		return fmt.Errorf("alter mirror %q: drop table %s: %w (the mirror is unchanged)", m.Name, table, err)
+	}
 	if err := src.Prepare(ctx, spec, rest, false); err != nil {
 		return fmt.Errorf("alter mirror %q: drop table %s: %w (the mirror is unchanged)", m.Name, table, err)
 	}
@@ -386,4 +392,37 @@ func (s *session) dropTable(ctx context.Context, st *sqlext.AlterMirror, m catal
 	}
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror table dropped", "mirror", m.Name, "table", table.String(), "drop_destination_table", dropDest)
 	return w.Complete(tag)
+}
+
+// claimStopped claims dest (connectors.Fencer) for the epoch of m's stream
+// lease, which stopFlow just stopped and left free and reserved for this
+// statement, so that the destination writes the statement makes next
+// (a table's removal, the keys it builds) are checked against that epoch:
+// should this node be frozen past the reservation and a node start m's
+// flow meanwhile, that flow's claim of a later epoch makes them fail with
+// connectors.ErrFenced, changing nothing, rather than remove or change a
+// table the flow streams into. A lease that a node holds again already is
+// 55006; a mirror whose stream never ran under a lease (epoch 0), or a
+// destination that keeps no epoch, claims nothing.
+func (s *session) claimStopped(ctx context.Context, m catalog.Mirror, dest connectors.Destination) error {
+	fc, ok := dest.(connectors.Fencer)
+	if !ok {
+		return nil
+	}
+	h, err := s.ex.cfg.Store.GetLeaseHolder(ctx, m.Name)
+	if err != nil {
+		return err
+	}
+	if h.Node != "" {
+		return sqlerr.New(pgerrcode.ObjectInUse, "mirror %q runs again on node %s (lease epoch %d): its tables cannot change now", m.Name, h.Node, h.Epoch).
+			WithHint("Try again.")
+	}
+	if h.Epoch == 0 {
+		return nil
+	}
+	ended, err := fc.Fence(ctx, h.Epoch)
+	for _, e := range ended {
+		s.ex.cfg.Logger.InfoContext(ctx, "ended a stale node's session", "mirror", m.Name, "what", e, "epoch", h.Epoch)
+	}
+	return err
 }

@@ -127,12 +127,27 @@ func (d *Destination) Loaded(ctx context.Context, table connectors.TableName) (m
 // mirror (ClearMirror): its partitions and also its position, as a full
 // resync's setup does; the epochs that claimed it stay (a stale node stays
 // fenced). Idempotent.
+//
+// Once the Destination is claimed, it first checks that its epoch is still
+// the highest (checkEpoch): a stale node's is a *connectors.FencedError
+// and forgets nothing. ClickHouse has no transactions, so a claim that
+// lands in the round trip between the check and the delete lets one stale
+// ForgetLoad through. What it can forget is bounded: the positions it
+// deletes are those of its own epoch and earlier ones (clearMirror), never
+// the new owner's, which its claim recorded again under its epoch; and
+// the partitions it forgets are loaded again should the new owner need
+// them (a full resync's setup, a table resync's copy: steps the new owner
+// runs again from the catalog's record, forgetting the same), where they
+// converge (same rows, same version).
 func (d *Destination) ForgetLoad(ctx context.Context, table connectors.TableName) error {
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
+	if err := d.checkEpoch(ctx); err != nil {
+		return err
+	}
 	if table == (connectors.TableName{}) {
-		return ClearMirror(ctx, d.conn, d.cfg.Database, d.mirror)
+		return clearMirror(ctx, d.conn, d.cfg.Database, d.mirror, d.epoch)
 	}
 	return ClearTable(ctx, d.conn, d.cfg.Database, d.mirror, table)
 }

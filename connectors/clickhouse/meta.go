@@ -211,8 +211,22 @@ func DonePartitions(ctx context.Context, conn driver.Conn, db, mirror string, so
 // ClearMirror deletes everything recorded for mirror (its position and
 // its partitions) and waits until the deletes are done. Idempotent.
 func ClearMirror(ctx context.Context, conn driver.Conn, db, mirror string) error {
-	for _, t := range []string{MirrorStateTable, SnapshotPartitionsTable} {
-		if err := deleteWhere(ctx, conn, db, t, "mirror = "+quoteString(mirror)); err != nil {
+	return clearMirror(ctx, conn, db, mirror, 0)
+}
+
+// clearMirror is ClearMirror; with upTo > 0 it deletes only the positions
+// recorded under epochs up to upTo, so that a stale node's clear never
+// deletes what a later epoch recorded (see Destination.ForgetLoad).
+func clearMirror(ctx context.Context, conn driver.Conn, db, mirror string, upTo int64) error {
+	state := "mirror = " + quoteString(mirror)
+	if upTo > 0 {
+		state += fmt.Sprintf(" AND epoch <= %d", upTo)
+	}
+	for _, t := range []struct{ table, cond string }{
+		{MirrorStateTable, state},
+		{SnapshotPartitionsTable, "mirror = " + quoteString(mirror)},
+	} {
+		if err := deleteWhere(ctx, conn, db, t.table, t.cond); err != nil {
 			return fmt.Errorf("clear mirror %q: %w", mirror, err)
 		}
 	}

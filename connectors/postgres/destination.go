@@ -130,15 +130,29 @@ func (d *Destination) Loaded(ctx context.Context, table connectors.TableName) (m
 
 // ForgetLoad implements connectors.Destination: ClearTable, or for the zero
 // name ForgetMirror, which also forgets the mirror's position and table
-// resync states (and keeps its fencing epoch).
+// resync states (and keeps its fencing epoch). Once the Destination is
+// claimed, it runs in a transaction that checks the epoch first
+// (checkEpoch): a stale node forgets nothing, and its error is a
+// *connectors.FencedError.
 func (d *Destination) ForgetLoad(ctx context.Context, table connectors.TableName) error {
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
-	if table == (connectors.TableName{}) {
-		return ForgetMirror(ctx, d.conn, d.meta, d.mirror)
+	if d.epoch == 0 {
+		if table == (connectors.TableName{}) {
+			return ForgetMirror(ctx, d.conn, d.meta, d.mirror)
+		}
+		return ClearTable(ctx, d.conn, d.meta, d.mirror, table)
 	}
-	return ClearTable(ctx, d.conn, d.meta, d.mirror, table)
+	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
+		if table == (connectors.TableName{}) {
+			return ForgetMirror(ctx, tx, d.meta, d.mirror)
+		}
+		return ClearTable(ctx, tx, d.meta, d.mirror, table)
+	})
 }
 
 // OpenLoader implements connectors.Destination: a Loader on a new
@@ -222,10 +236,11 @@ func (d *Destination) Dependents(ctx context.Context, tables []connectors.TableN
 func (d *Destination) Close(ctx context.Context) error { return d.conn.Close(ctx) }
 
 // PrepareUpsert implements connectors.LoadFinisher: EnsurePrimaryKey,
-// with the memory of an index build (withBuildMemory).
+// with the memory of an index build (withBuildMemory); once the
+// Destination is claimed, committed only under its epoch (fencedBuild).
 func (d *Destination) PrepareUpsert(ctx context.Context, t connectors.DestTable) error {
 	return d.withBuildMemory(ctx, func() error {
-		return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+		return d.fencedBuild(ctx, func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) })
 	})
 }
 
@@ -235,7 +250,10 @@ func (d *Destination) PrepareUpsert(ctx context.Context, t connectors.DestTable)
 // its primary key (EnsurePrimaryKey). The indexes are built with the
 // memory of withBuildMemory. Idempotent. A shadow's statistics are
 // collected after its swap (Analyze): ANALYZE of 3M rows took 0.2-0.3 s
-// that the swap, and the resync's end, waited for.
+// that the swap, and the resync's end, waited for. Once the Destination
+// is claimed, each index and the key commit only under its epoch
+// (fencedBuild): a stale node's build is a *connectors.FencedError and
+// rolls back.
 func (d *Destination) FinishLoad(ctx context.Context, t connectors.DestTable, live connectors.TableName) error {
 	return d.withBuildMemory(ctx, func() error { return d.finishLoad(ctx, t, live) })
 }
@@ -247,23 +265,29 @@ func (d *Destination) finishLoad(ctx context.Context, t connectors.DestTable, li
 			return err
 		}
 		if exists {
-			if err := BuildShadowIndexes(ctx, d.conn, live, t.Dest); err != nil {
+			if err := d.buildShadowIndexes(ctx, live, t.Dest); err != nil {
 				return err
 			}
 		}
 	}
-	return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+	return d.fencedBuild(ctx, func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) })
 }
 
 // CreateIndexes implements connectors.IndexCreator (CreateIndexes), with
-// the memory of an index build (withBuildMemory).
+// the memory of an index build (withBuildMemory). Once the Destination is
+// claimed, the indexes commit together, only under its epoch (fencedBuild).
 func (d *Destination) CreateIndexes(ctx context.Context, dest connectors.TableName, stmts []string) error {
-	return d.withBuildMemory(ctx, func() error { return CreateIndexes(ctx, d.conn, dest, stmts) })
+	return d.withBuildMemory(ctx, func() error {
+		return d.fencedBuild(ctx, func(db queryExecer) error { return CreateIndexes(ctx, db, dest, stmts) })
+	})
 }
 
 // CreateForeignKeys implements connectors.IndexCreator (CreateForeignKeys).
+// Once the Destination is claimed, they are added in a transaction that
+// checks its epoch first (fencedWrite: a foreign key locks the table it
+// references, so the metadata row is taken first, as an applier takes it).
 func (d *Destination) CreateForeignKeys(ctx context.Context, dest connectors.TableName, stmts []string) error {
-	return CreateForeignKeys(ctx, d.conn, dest, stmts)
+	return d.fencedWrite(ctx, func(db Execer) error { return CreateForeignKeys(ctx, db, dest, stmts) })
 }
 
 // PlanTable implements connectors.TablePlanner: a Postgres destination

@@ -98,7 +98,11 @@ func backfillRead(ctx context.Context, src connectors.ColumnReader, tx pgx.Tx, s
 // (SaveObjects; or taken from st.Saved, an earlier attempt's record, as the
 // table no longer has it) and, in one transaction, recorded with st
 // (PutTableState) and removed with the rows (EmptyTable). It returns st
-// with the record in Saved (SavedObjects as JSON).
+// with the record in Saved (SavedObjects as JSON). Once the Destination is
+// claimed, that transaction first locks live (lockFirst), then checks the
+// epoch (checkEpoch, the row held until the commit): a stale node empties
+// nothing (TRUNCATE and DROP are transactional), and its error is a
+// *connectors.FencedError.
 func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st connectors.TableState) (connectors.TableState, error) {
 	if err := d.ensureMeta(ctx); err != nil {
 		return st, err
@@ -118,6 +122,15 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 		st.Saved = raw
 	}
 	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+		// live first: TRUNCATE waits for its readers, and must not wait
+		// holding the metadata row, which every batch of the mirror's
+		// other tables needs (fence_more.go).
+		if err := d.lockFirst(ctx, tx, live, "ACCESS EXCLUSIVE"); err != nil {
+			return err
+		}
+		if err := d.checkEpoch(ctx, tx); err != nil {
+			return err
+		}
 		if err := PutTableState(ctx, tx, d.meta, d.mirror, st); err != nil {
 			return err
 		}
@@ -126,19 +139,42 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 	return st, err
 }
 
-// Restore implements connectors.Emptier: RestoreSaved of st.Saved on
-// t.Dest, then EnsurePrimaryKey, the indexes built with the memory of
-// withBuildMemory. Idempotent.
+// Restore implements connectors.Emptier: what RestoreSaved does with
+// st.Saved on t.Dest, and EnsurePrimaryKey, the indexes built with the
+// memory of withBuildMemory: each index (RestoreIndex), then the key, then
+// each foreign key re-added NOT VALID, the key before the foreign keys
+// that may need it. Each is a step of its own, skipped when done, so a
+// run cut off can be re-run: idempotent. Once the Destination is claimed,
+// each index and the key commit only under its epoch (fencedBuild), and
+// each foreign key checks it first (fencedWriteAfter: it locks t.Dest
+// before the metadata row, the other table after): a stale node's step is
+// a *connectors.FencedError and changes nothing.
 func (d *Destination) Restore(ctx context.Context, t connectors.DestTable, st connectors.TableState) error {
 	saved, err := savedObjects(st)
 	if err != nil {
 		return err
 	}
 	return d.withBuildMemory(ctx, func() error {
-		if err := RestoreSaved(ctx, d.conn, t.Dest, saved); err != nil {
+		for _, ix := range saved.Indexes {
+			if err := d.fencedBuild(ctx, func(db queryExecer) error { return RestoreIndex(ctx, db, t.Dest, ix) }); err != nil {
+				return err
+			}
+		}
+		if err := d.fencedBuild(ctx, func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) }); err != nil {
 			return err
 		}
-		return EnsurePrimaryKey(ctx, d.conn, t.Dest, t.Schema)
+		for _, fk := range saved.ForeignKeys {
+			err := d.fencedWriteAfter(ctx, t.Dest, "SHARE ROW EXCLUSIVE", func(db Execer) error {
+				if _, err := db.Exec(ctx, fk.AddDDL(true)); err != nil {
+					return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

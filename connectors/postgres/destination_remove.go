@@ -14,13 +14,19 @@ var _ connectors.TableRemover = (*Destination)(nil)
 // forgets source's done partitions and resync state, drops the shadow
 // table recorded for live (DropOwned) and, with drop, live itself. The
 // lock timeout of Teardown applies: a session holding a lock on live makes
-// it fail rather than wait. Idempotent.
+// it fail rather than wait. Idempotent. Once the Destination is claimed,
+// the transaction first checks its epoch (checkEpoch, the row held until
+// the commit): a stale node's removal is a *connectors.FencedError and
+// changes nothing (DROP TABLE is transactional).
 func (d *Destination) RemoveTable(ctx context.Context, source, live connectors.TableName, drop bool) error {
 	if err := d.ensureMeta(ctx); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		if err := SetLockTimeout(ctx, tx, teardownLockTimeout); err != nil {
+			return err
+		}
+		if err := d.checkEpoch(ctx, tx); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM "+metaSchema(d.meta)+".snapshot_partitions WHERE mirror = $1 AND source_table = ANY($2)",

@@ -121,7 +121,7 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 			return rep, fmt.Errorf("swap in the shadow table of %s: %w", live, ErrNoShadow)
 		}
 		// Indexes made on the live table since the shadow was indexed.
-		err := BuildShadowIndexes(ctx, d.conn, live, o.Name)
+		err := d.buildShadowIndexes(ctx, live, o.Name)
 		if err != nil && !errors.Is(err, ErrNoShadow) && !errors.Is(err, ErrTableNotFound) {
 			return rep, fmt.Errorf("index %s before the swap: %w", o.Name, err)
 		}

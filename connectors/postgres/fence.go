@@ -56,11 +56,17 @@ func (d *Destination) Fence(ctx context.Context, epoch int64) ([]string, error) 
 // A Destination never claimed (d.epoch 0: a flow without a lease) checks
 // nothing.
 func (d *Destination) checkEpoch(ctx context.Context, tx pgx.Tx) error {
+	return d.checkEpochLock(ctx, tx, "FOR SHARE")
+}
+
+// checkEpochLock is checkEpoch with the metadata row read under lock, a
+// row-locking clause ("FOR SHARE", "FOR UPDATE") or "" for none.
+func (d *Destination) checkEpochLock(ctx context.Context, tx pgx.Tx, lock string) error {
 	if d.epoch == 0 {
 		return nil
 	}
 	var recorded int64
-	err := tx.QueryRow(ctx, "SELECT epoch FROM "+metaSchema(d.meta)+".mirror_state WHERE mirror = $1 FOR SHARE", d.mirror).
+	err := tx.QueryRow(ctx, "SELECT epoch FROM "+metaSchema(d.meta)+".mirror_state WHERE mirror = $1 "+lock, d.mirror).
 		Scan(&recorded)
 	if errors.Is(err, pgx.ErrNoRows) {
 		recorded = 0

@@ -277,8 +277,8 @@ func ForgetMirror(ctx context.Context, db Beginner, meta, mirror string) error {
 
 // ClearTable deletes the done partitions of one table of mirror, so its
 // initial load starts over. Idempotent.
-func ClearTable(ctx context.Context, conn *pgx.Conn, meta, mirror string, table connectors.TableName) error {
-	_, err := conn.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".snapshot_partitions WHERE mirror = $1 AND source_table = ANY($2)",
+func ClearTable(ctx context.Context, db Execer, meta, mirror string, table connectors.TableName) error {
+	_, err := db.Exec(ctx, "DELETE FROM "+metaSchema(meta)+".snapshot_partitions WHERE mirror = $1 AND source_table = ANY($2)",
 		mirror, table.Keys())
 	if err != nil {
 		return fmt.Errorf("clear done partitions of %s in mirror %s: %w", table, mirror, err)

@@ -470,6 +470,14 @@ LEFT JOIN (pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspnam
 // A missing live table is an error wrapping ErrTableNotFound, a missing
 // shadow one wrapping ErrNoShadow.
 func BuildShadowIndexes(ctx context.Context, conn *pgx.Conn, live, shadow connectors.TableName) error {
+	return buildShadowIndexes(ctx, conn, live, shadow, nil)
+}
+
+// buildShadowIndexes is BuildShadowIndexes with a fence: when not nil,
+// each index's transaction calls fence(tx, false) before its statements
+// and fence(tx, true) after them, just before it commits; an error rolls
+// that index back and ends the build (see Destination.fencedBuild).
+func buildShadowIndexes(ctx context.Context, conn *pgx.Conn, live, shadow connectors.TableName, fence func(tx pgx.Tx, lock bool) error) error {
 	liveOID, err := tableOID(ctx, conn, live)
 	if err != nil {
 		return fmt.Errorf("build indexes of %s: %w", shadow, err)
@@ -529,10 +537,18 @@ func BuildShadowIndexes(ctx context.Context, conn *pgx.Conn, live, shadow connec
 			stmts = append(stmts, "COMMENT ON INDEX "+pgx.Identifier{shadow.Schema, x.temp}.Sanitize()+" IS "+quoteLiteral(x.comment))
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if fence != nil {
+				if err := fence(tx, false); err != nil {
+					return err
+				}
+			}
 			for _, s := range stmts {
 				if _, err := tx.Exec(ctx, s); err != nil {
 					return err
 				}
+			}
+			if fence != nil {
+				return fence(tx, true)
 			}
 			return nil
 		})

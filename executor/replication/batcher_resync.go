@@ -3,6 +3,7 @@ package replication
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/sluicedb/sluice/catalog"
@@ -143,8 +144,9 @@ func (b *batcher) startCopies(ctx context.Context, copies []resyncCopy, schemas 
 }
 
 // copyDone handles a copy's end in the batcher: an error fails the flow
-// (the copy starts over after the backoff), unless it refused the resync
-// before anything changed (refused); when the last copy is done, the
+// (the copy starts over after the backoff; a copy fenced by a later lease
+// epoch stops the flow, without marking the resync failed), unless it
+// refused the resync before anything changed (refused); when the last copy is done, the
 // stream restarts to replay the copied tables' changes.
 func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
 	if r.err != nil && refused(r.err) {
@@ -158,7 +160,9 @@ func (b *batcher) copyDone(ctx context.Context, r copyResult) error {
 		r.err = nil
 	}
 	if r.err != nil {
-		if ctx.Err() == nil {
+		// A copy refused by a later lease epoch's claim did not fail: the
+		// node that claimed the mirror carries the resync on.
+		if ctx.Err() == nil && !errors.Is(r.err, connectors.ErrFenced) {
 			_ = b.f.store.SetTableResync(ctx, b.f.m.Name, r.table.String(), catalog.ResyncFailed, r.err.Error())
 		}
 		return fmt.Errorf("resync of %s: %w", r.table, r.err)

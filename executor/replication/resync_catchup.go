@@ -423,7 +423,9 @@ func (f *flow) finishSwap(ctx context.Context, dst connectors.Destination, t, li
 		return f.shadowLost(ctx, tp, t, live)
 	}
 	if err != nil {
-		_ = f.store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed, err.Error())
+		if !errors.Is(err, connectors.ErrFenced) { // else the node that claimed the mirror swaps
+			_ = f.store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncFailed, err.Error())
+		}
 		return fmt.Errorf("swap %s in for %s: %w", shadow, live, err)
 	}
 	if err := f.store.SetTableResync(ctx, f.m.Name, t.String(), catalog.ResyncDone, ""); err != nil {
