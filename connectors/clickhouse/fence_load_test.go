@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/sluicedb/sluice/connectors"
 	"github.com/sluicedb/sluice/connectors/clickhouse"
 )
@@ -20,6 +21,37 @@ func wantFenced(t *testing.T, what string, err error, epoch, recorded int64) {
 	if !errors.Is(err, connectors.ErrFenced) || !errors.As(err, &fe) || fe.Epoch != epoch || fe.Recorded != recorded {
 		t.Fatalf("%s = %v; want a FencedError %d < %d", what, err, epoch, recorded)
 	}
+}
+
+// fenceRig is what the fencing tests of a table share: a database, a
+// stale and an owning Destination of mirror "m" (neither claimed yet), the
+// owner's users table made, and a loader of the owner's (closed when the
+// test ends).
+type fenceRig struct {
+	conn         driver.Conn
+	db           string
+	stale, owner *clickhouse.Destination
+	users        connectors.DestTable
+	l            connectors.Loader
+}
+
+func newFenceRig(t *testing.T) fenceRig {
+	t.Helper()
+	ctx := testCtx(t)
+	var r fenceRig
+	r.conn, r.db = newDB(t)
+	r.stale, r.owner = openDest(t, r.db, "m"), openDest(t, r.db, "m")
+	r.users = usersTable(r.db, "users")
+	if err := r.owner.CreateTable(ctx, r.users); err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.owner.OpenLoader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	r.l = l
+	return r
 }
 
 // A partition of a load planned under a lease epoch a later claim
@@ -113,17 +145,8 @@ func TestFenceLoadPartitions(t *testing.T) {
 // in.
 func TestFenceShadowsAndSwap(t *testing.T) {
 	ctx := testCtx(t)
-	conn, db := newDB(t)
-	stale, owner := openDest(t, db, "m"), openDest(t, db, "m")
-	users := usersTable(db, "users")
-	if err := owner.CreateTable(ctx, users); err != nil {
-		t.Fatal(err)
-	}
-	l, err := owner.OpenLoader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	r := newFenceRig(t)
+	conn, db, stale, owner, users, l := r.conn, r.db, r.stale, r.owner, r.users, r.l
 	load(t, l, users, 0, 10, user(t, 1, "live"), user(t, 2, "live"))
 	load(t, l, users, 1, 25, user(t, 3, "newer than the stale copy"))
 	if _, err := stale.Fence(ctx, 1); err != nil {

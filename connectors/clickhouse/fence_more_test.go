@@ -1,7 +1,6 @@
 package clickhouse_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/sluicedb/sluice/connectors"
@@ -15,17 +14,8 @@ import (
 // position, and keeps the epochs.
 func TestFenceForgetLoad(t *testing.T) {
 	ctx := testCtx(t)
-	conn, db := newDB(t)
-	stale, owner := openDest(t, db, "m"), openDest(t, db, "m")
-	users := usersTable(db, "users")
-	if err := owner.CreateTable(ctx, users); err != nil {
-		t.Fatal(err)
-	}
-	l, err := owner.OpenLoader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	r := newFenceRig(t)
+	conn, db, stale, owner, users, l := r.conn, r.db, r.stale, r.owner, r.users, r.l
 	load(t, l, users, 0, 10, user(t, 1, "a"))
 	if _, err := stale.Fence(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -76,17 +66,8 @@ func TestFenceForgetLoad(t *testing.T) {
 // its partitions and its shadow stay; the current epoch's removes them.
 func TestFenceRemoveTable(t *testing.T) {
 	ctx := testCtx(t)
-	conn, db := newDB(t)
-	stale, owner := openDest(t, db, "m"), openDest(t, db, "m")
-	users := usersTable(db, "users")
-	if err := owner.CreateTable(ctx, users); err != nil {
-		t.Fatal(err)
-	}
-	l, err := owner.OpenLoader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	r := newFenceRig(t)
+	conn, stale, owner, users, l := r.conn, r.stale, r.owner, r.users, r.l
 	load(t, l, users, 0, 10, user(t, 1, "live"))
 	if _, err := stale.Fence(ctx, 1); err != nil {
 		t.Fatal(err)
