@@ -139,7 +139,7 @@ func (d *Destination) Empty(ctx context.Context, live connectors.TableName, st c
 	return st, err
 }
 
-// Restore implements connectors.Emptier: what RestoreSaved does with
+// Restore implements connectors.Emptier: the steps of RestoreSaved with
 // st.Saved on t.Dest, and EnsurePrimaryKey, the indexes built with the
 // memory of withBuildMemory: each index (RestoreIndex), then the key, then
 // each foreign key re-added NOT VALID, the key before the foreign keys
@@ -155,26 +155,12 @@ func (d *Destination) Restore(ctx context.Context, t connectors.DestTable, st co
 		return err
 	}
 	return d.withBuildMemory(ctx, func() error {
-		for _, ix := range saved.Indexes {
-			if err := d.fencedBuild(ctx, func(db queryExecer) error { return RestoreIndex(ctx, db, t.Dest, ix) }); err != nil {
-				return err
-			}
-		}
-		if err := d.fencedBuild(ctx, func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) }); err != nil {
-			return err
-		}
-		for _, fk := range saved.ForeignKeys {
-			err := d.fencedWriteAfter(ctx, t.Dest, "SHARE ROW EXCLUSIVE", func(db Execer) error {
-				if _, err := db.Exec(ctx, fk.AddDDL(true)); err != nil {
-					return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
-				}
-				return nil
+		return restoreSaved(ctx, t.Dest, saved,
+			func(db queryExecer) error { return EnsurePrimaryKey(ctx, db, t.Dest, t.Schema) },
+			func(build func(queryExecer) error) error { return d.fencedBuild(ctx, build) },
+			func(write func(Execer) error) error {
+				return d.fencedWriteAfter(ctx, t.Dest, "SHARE ROW EXCLUSIVE", write)
 			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
 	})
 }
 

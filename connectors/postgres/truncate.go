@@ -98,19 +98,41 @@ func EmptyTable(ctx context.Context, db Execer, live connectors.TableName, saved
 // (RestoreIndex), then the foreign keys, re-added NOT VALID (no scan of
 // the tables; ForeignKeyDef.AddDDL). Each statement runs on its own and
 // skips what is there already, so a run killed half-way can be re-run:
-// idempotent.
+// idempotent. Destination.Restore runs the same steps (restoreSaved),
+// each under the lease epoch, with the primary key between.
 func RestoreSaved(ctx context.Context, db interface {
 	Querier
 	Execer
 }, live connectors.TableName, saved SavedObjects) error {
+	return restoreSaved(ctx, live, saved, nil,
+		func(build func(queryExecer) error) error { return build(db) },
+		func(write func(Execer) error) error { return write(db) })
+}
+
+// restoreSaved is RestoreSaved's steps: each index, then key (nil: none)
+// through build, then each foreign key through write; build and write run
+// a step (on a connection, or fenced in a transaction of its own).
+func restoreSaved(ctx context.Context, live connectors.TableName, saved SavedObjects, key func(queryExecer) error,
+	build func(func(queryExecer) error) error, write func(func(Execer) error) error) error {
 	for _, ix := range saved.Indexes {
-		if err := RestoreIndex(ctx, db, live, ix); err != nil {
+		if err := build(func(db queryExecer) error { return RestoreIndex(ctx, db, live, ix) }); err != nil {
+			return err
+		}
+	}
+	if key != nil {
+		if err := build(key); err != nil {
 			return err
 		}
 	}
 	for _, fk := range saved.ForeignKeys {
-		if _, err := db.Exec(ctx, fk.AddDDL(true)); err != nil {
-			return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
+		err := write(func(db Execer) error {
+			if _, err := db.Exec(ctx, fk.AddDDL(true)); err != nil {
+				return fmt.Errorf("restore foreign key %s on %s: %w", fk.Name, fk.Table, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
