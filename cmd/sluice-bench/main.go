@@ -157,10 +157,14 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	// how long ago the copy before it ended. And no autovacuum: each load
 	// would otherwise share the CPU with the vacuum of the table loaded
 	// before it (3M rows inserted call for one), and the second CDC run
-	// with the dead rows of the first.
+	// with the dead rows of the first. And no checkpoint in the middle of
+	// a step: each starts with one (checkpoint), and a load writes about
+	// 460 MB of write-ahead log, near the 540 MB at which the default
+	// max_wal_size (1 GB) starts one, so that a step that happened to
+	// cross it paid for a checkpoint the ones before it caused.
 	for _, c := range []*testbed.Cluster{srcC, dstC} {
 		for _, sql := range []string{"ALTER SYSTEM SET wal_retrieve_retry_interval = '10ms'",
-			"ALTER SYSTEM SET autovacuum = off", "SELECT pg_reload_conf()"} {
+			"ALTER SYSTEM SET autovacuum = off", "ALTER SYSTEM SET max_wal_size = '8GB'", "SELECT pg_reload_conf()"} {
 			if err := exec1(ctx, c.URL("postgres"), sql); err != nil {
 				return err
 			}

@@ -121,7 +121,7 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 			return nil
 		}
 		if n := min(window-open, len(args)-next); n > 0 {
-			if _, err := e.jobs.client.InsertMany(ctx, args[next:next+n]); err != nil {
+			if err := e.jobs.insertLoad(ctx, args[next:next+n]); err != nil {
 				return fmt.Errorf("enqueue the load's partitions: %w", err)
 			}
 			next += n
