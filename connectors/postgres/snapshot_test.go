@@ -748,6 +748,37 @@ func TestCopyPartitionContextDone(t *testing.T) {
 	}
 }
 
+// TestCopyPartitionSourceMessages copies from a source that sends other
+// messages in the middle of its COPY (a notice, and one longer than the
+// copy's read buffer): they are skipped, every row arrives, and the source
+// connection is still usable after the copy, whose reads stopped at its
+// end.
+func TestCopyPartitionSourceMessages(t *testing.T) {
+	ctx := testCtx(t)
+	e := newLoadEnv(t)
+	mustExec(t, e.src, bigTableDDL)
+	dest := connectors.TableName{Schema: "m", Name: "big"}
+	ts := e.createDestFor(t, publicTable("big"), dest, nil, false)
+	role := sourceTrap(t, e, `RAISE NOTICE 'short'; RAISE NOTICE '%', repeat('n', 300000)`)
+	conn, tx := e.worker(t, "")
+	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+role); err != nil {
+		t.Fatal(err)
+	}
+	n, err := postgres.CopyPartition(ctx, conn, e.dst, jobFor(ts, dest, postgres.Partition{EndPage: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 100000 {
+		t.Errorf("copied %d rows, want 100000", n)
+	}
+	if got := queryInt64(t, e.dst, `SELECT count(*) FROM m.big`); got != 100000 {
+		t.Errorf("destination holds %d rows, want 100000", got)
+	}
+	if got := queryInt64(t, conn, `SELECT count(*) FROM big WHERE id <= 10`); got != 10 {
+		t.Errorf("the source connection after the copy counted %d rows, want 10", got)
+	}
+}
+
 // TestCopyPartitionProgress checks the rows a copy reports as they stream:
 // one call per row, in order, ending at the count CopyPartition returns,
 // for an empty table, a table of one row of one NULL (the smallest row,

@@ -12,10 +12,10 @@ import (
 )
 
 // The owner's side of a load run as jobs (jobs.go): loadWithJobs enqueues
-// the partitions, at most snapshot_max_parallel_workers at a time (so a
-// mirror's load puts the same load on its source and destination as with
-// in-process workers, whichever nodes run it), and waits for them while
-// holding the snapshot they read under. Its semantics are the in-process
+// the partitions, at most its window at a time (load_window.go: from one
+// up to snapshot_max_parallel_workers, as they pay; so a mirror's load puts
+// the same load on its source and destination whichever nodes run it),
+// and waits for them while holding the snapshot they read under. Its semantics are the in-process
 // workers' (runWorkers): the first failed attempt fails the load, which
 // the flow's retry starts over as a resumed load; its end, whatever it is,
 // cancels the jobs still queued or running and waits for them to stop.
@@ -75,14 +75,16 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 			Partition: j.job.Index, Load: load, Bounds: j.job.Partition, Snapshot: snapshot, Version: j.job.Version,
 			Upsert: j.job.Upsert, Dest: j.job.Table, Epoch: j.job.Epoch}}
 	}
-	window := max(1, f.opt.MaxParallelWorkers)
+	window := newLoadWindow(f.opt.MaxParallelWorkers) // load_window.go
 	next := 0
 	counted := map[key]bool{}
+	var doneRows int64
 	done := func(k key, rows int64) error {
 		if counted[k] {
 			return nil
 		}
 		counted[k] = true
+		doneRows += rows
 		if p := byTable[k.table]; p != nil {
 			p.end(k.part, rows)
 			return p.flush(ctx, store, f.m.Name)
@@ -120,7 +122,11 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 		if len(counted) == len(jobs) {
 			return nil
 		}
-		if n := min(window-open, len(args)-next); n > 0 {
+		state := loadState{rows: doneRows, open: open, pending: len(args) - next, done: len(counted), doneRow: doneRows}
+		for _, p := range byTable {
+			state.rows += p.inFlight()
+		}
+		if n := min(window.next(time.Now(), state)-open, len(args)-next); n > 0 {
 			if err := e.jobs.insertLoad(ctx, args[next:next+n]); err != nil {
 				return fmt.Errorf("enqueue the load's partitions: %w", err)
 			}

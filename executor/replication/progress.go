@@ -48,6 +48,17 @@ func newTableProgress(name string, total int, done map[int]int64) *tableProgress
 	return p
 }
 
+// inFlight returns the rows read so far by the partitions being copied.
+func (p *tableProgress) inFlight() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, c := range p.copying {
+		n += c.Load()
+	}
+	return n
+}
+
 // begin registers partition part as being copied and returns what its copy
 // calls with the rows read so far (connectors.LoadJob.Progress).
 func (p *tableProgress) begin(mirror string, part int) func(rows int64) {
