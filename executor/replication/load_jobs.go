@@ -126,7 +126,15 @@ func (f *flow) loadWithJobs(ctx context.Context, snapshot string, jobs []copyJob
 		for _, p := range byTable {
 			state.rows += p.inFlight()
 		}
-		if n := min(window.next(time.Now(), state)-open, len(args)-next); n > 0 {
+		was := window.n
+		if now := window.next(time.Now(), state); now != was {
+			msg := window.describe()
+			f.log.InfoContext(ctx, "load window: "+msg)
+			if err := store.AddEvent(ctx, f.m.Name, "snapshot", msg); err != nil {
+				return err
+			}
+		}
+		if n := min(window.n-open, len(args)-next); n > 0 {
 			if err := e.jobs.insertLoad(ctx, args[next:next+n]); err != nil {
 				return fmt.Errorf("enqueue the load's partitions: %w", err)
 			}

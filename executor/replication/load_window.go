@@ -1,6 +1,9 @@
 package replication
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // A load's window is how many of its partitions run at once (load_jobs.go).
 // snapshot_max_parallel_workers is its upper bound, not its size: a load
@@ -48,8 +51,12 @@ type loadWindow struct {
 	filled time.Time
 	t0     time.Time
 	rows0  int64
-	// rate is the rows per second of the level below n, as measured.
-	rate float64
+	// rate is the rows per second measured with measured partitions at
+	// once: the last level that paid.
+	rate     float64
+	measured int
+	// tried is the rate of the level taken back (0: none).
+	tried float64
 }
 
 // newLoadWindow returns the window of a load of at most limit partitions
@@ -93,11 +100,12 @@ func (w *loadWindow) next(now time.Time, s loadState) int {
 	rate := float64(s.rows-w.rows0) / elapsed.Seconds()
 	if w.n > 1 && rate < w.rate*(1+0.5/float64(w.n-1)) {
 		// The last stream added did not pay.
+		w.tried = rate
 		w.n--
 		w.fixed = true
 		return w.n
 	}
-	w.rate = rate
+	w.rate, w.measured = rate, w.n
 	if w.n >= w.max || s.pending == 0 || !worthWidening(s, rate) {
 		w.fixed = true
 		return w.n
@@ -118,4 +126,13 @@ func worthWidening(s loadState, rate float64) bool {
 	}
 	left := float64(s.doneRow)/float64(s.done)*float64(s.open+s.pending) - float64(s.rows-s.doneRow)
 	return left/rate >= windowWorthIt.Seconds()
+}
+
+// describe says why the window changed to w.n, for the mirror's events.
+func (w *loadWindow) describe() string {
+	if w.tried > 0 {
+		return fmt.Sprintf("back to %d partition(s) at once: %.0f rows/s with %d, %.0f with %d",
+			w.n, w.tried, w.n+1, w.rate, w.measured)
+	}
+	return fmt.Sprintf("copying %d partitions at once: %.0f rows/s with %d", w.n, w.rate, w.measured)
 }
