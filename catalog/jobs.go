@@ -32,7 +32,7 @@ SELECT id, args->>'table', (args->>'partition')::int, state::text,
        coalesce(errors[cardinality(errors)]->>'error', ''),
        coalesce((metadata->'output'->>'rows')::bigint, 0)
 FROM sluice.river_job
-WHERE kind = $1 AND args->>'mirror' = $2 AND args->>'load' = $3`, kind, mirror, load)
+WHERE kind = $1 AND args @> jsonb_build_object('mirror', $2::text, 'load', $3::text)`, kind, mirror, load)
 	if err != nil {
 		return nil, fmt.Errorf("read the jobs of mirror %q's load: %w", mirror, err)
 	}

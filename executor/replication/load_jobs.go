@@ -24,8 +24,12 @@ import (
 
 const (
 	// loadPoll is how often the owner reads its load's jobs (partitions
-	// loaded on this node are seen at once: localLoad.loaded).
-	loadPoll = 200 * time.Millisecond
+	// loaded on this node are seen at once: localLoad.loaded). A partition
+	// loaded on another node is seen at the next poll, and the next one
+	// enqueued then: with one partition at a time (load_window.go), each
+	// of those waited half a poll on average. The read finds the load's
+	// jobs by River's index of their arguments.
+	loadPoll = 50 * time.Millisecond
 	// loadEndTimeout bounds the wait for a load's cancelled jobs to stop.
 	loadEndTimeout = 30 * time.Second
 )
