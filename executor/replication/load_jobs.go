@@ -13,12 +13,13 @@ import (
 
 // The owner's side of a load run as jobs (jobs.go): loadWithJobs enqueues
 // the partitions, at most its window at a time (load_window.go: from one
-// up to snapshot_max_parallel_workers, as they pay; so a mirror's load puts
-// the same load on its source and destination whichever nodes run it),
-// and waits for them while holding the snapshot they read under. Its semantics are the in-process
-// workers' (runWorkers): the first failed attempt fails the load, which
-// the flow's retry starts over as a resumed load; its end, whatever it is,
-// cancels the jobs still queued or running and waits for them to stop.
+// up to snapshot_max_parallel_workers, as they pay; so a mirror's load
+// puts the same load on its source and destination whichever nodes run
+// it), and waits for them while holding the snapshot they read under. Its
+// semantics are the in-process workers' (runWorkers): the first failed
+// attempt fails the load, which the flow's retry starts over as a resumed
+// load; its end, whatever it is, cancels the jobs still queued or running
+// and waits for them to stop.
 // Only attempts cut off by a node's death or stop are retried as jobs,
 // unseen by the owner.
 
