@@ -38,7 +38,7 @@ var mirrorOptions = map[string]optionSpec{
 	"publication_name":                {kind: optIdent, doc: "source publication (default sluice_<mirror>)"},
 	"replication_slot_name":           {kind: optIdent, doc: "source replication slot (default sluice_<mirror>)"},
 	"snapshot_num_rows_per_partition": {kind: optInt, def: "250000", min: 1, doc: "rows per snapshot partition"},
-	"snapshot_max_parallel_workers":   {kind: optInt, def: "4", min: 1, doc: "parallel copy workers"},
+	"snapshot_max_parallel_workers":   {kind: optInt, def: "4", min: 1, doc: "most partitions copied at once (a load adds them while they pay)"},
 	"snapshot_num_tables_in_parallel": {kind: optInt, def: "1", min: 1, doc: "tables copied at once"},
 	"snapshot_num_partitions_override": {kind: optInt, def: "0", min: 0,
 		doc: "partitions of each table's initial load, overriding snapshot_num_rows_per_partition (0: no override)"},

@@ -121,8 +121,9 @@ var (
 	nodes         []int
 )
 
-// withWorkers is the WITH clause of a CREATE MIRROR that sets workers
-// parallel copy workers, or nothing for 0 (the mirror's default).
+// withWorkers is the WITH clause of a CREATE MIRROR that sets
+// snapshot_max_parallel_workers to workers, or nothing for 0 (the
+// mirror's default).
 func withWorkers(workers int) string {
 	if workers == 0 {
 		return ""

@@ -87,7 +87,7 @@ func (c loadConfig) with() string {
 func (c loadConfig) String() string {
 	w := "default workers"
 	if c.workers > 0 {
-		w = fmt.Sprintf("%d workers", c.workers)
+		w = fmt.Sprintf("up to %d workers", c.workers)
 	}
 	if c.partitions > 0 {
 		w += fmt.Sprintf(", %d partitions", c.partitions)

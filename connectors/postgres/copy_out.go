@@ -32,11 +32,11 @@ import (
 // sent, up to its ReadyForQuery) and not used by anything else until the
 // copy ends. The server sends nothing unasked between queries, so nothing
 // is read ahead of the copy, and reading stops at the copy's
-// ReadyForQuery: pgconn finds the connection as it left it. A copy that fails on the server (an
-// ErrorResponse) is read to its ReadyForQuery too, and the connection
-// stays usable (its transaction aborted). Any other failure (a network
-// error, the context done, abort) leaves the connection in an unknown
-// state: copyOut closes it.
+// ReadyForQuery: pgconn finds the connection as it left it. A copy that
+// fails on the server (an ErrorResponse) is read to its ReadyForQuery too,
+// and the connection stays usable (its transaction aborted). Any other
+// failure (a network error, the context done, abort) leaves the connection
+// in an unknown state: copyOut closes it.
 type copyOut struct {
 	conn     net.Conn
 	br       *bufio.Reader
@@ -62,8 +62,9 @@ var errCopyOutAborted = errors.New("copy aborted")
 
 // startCopyOut sends query, a COPY ... TO STDOUT (FORMAT binary), on
 // conn, idle, and reads up to the start of its data. progress, when not
-// nil, is called with the rows read so far after each row. The copy's reads stop when ctx is done (the connection is then
-// closed). The caller reads the copy to its end (io.EOF), or calls abort.
+// nil, is called with the rows read so far after each row. The copy's
+// reads stop when ctx is done (the connection is then closed). The caller
+// reads the copy to its end (io.EOF) and calls result, or calls abort.
 func startCopyOut(ctx context.Context, conn *pgconn.PgConn, query string, progress func(int64)) (*copyOut, error) {
 	// pgconn may still have a read of its own under way (its background
 	// reader, started when a write was slow): SyncConn waits for it.
