@@ -158,6 +158,8 @@ func (c *copyOut) Read(p []byte) (int, error) {
 			}
 			if err := c.frame(); err != nil {
 				c.fail(err)
+			}
+			if c.err != nil {
 				break
 			}
 			continue
@@ -231,8 +233,8 @@ func (c *copyOut) frame() error {
 	case 'Z':
 		c.done = true
 	case 'E':
+		// Recorded as the copy's error; the connection stays open.
 		c.serverError(body)
-		return c.err
 	default:
 		return fmt.Errorf("unexpected message %q in a COPY", typ)
 	}

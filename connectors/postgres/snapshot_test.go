@@ -408,6 +408,9 @@ CREATE TRIGGER stall BEFORE INSERT ON m.big FOR EACH ROW EXECUTE FUNCTION m.stal
 		wantErr   string
 		// dstUsable: the destination connection survives the failure.
 		dstUsable bool
+		// srcUsable: the source connection survives the failure (its
+		// transaction aborted, rolled back).
+		srcUsable bool
 	}{
 		{
 			name:      "destination check violation",
@@ -422,7 +425,7 @@ CREATE TRIGGER stall BEFORE INSERT ON m.big FOR EACH ROW EXECUTE FUNCTION m.stal
 		{
 			name:    "source error",
 			srcTrap: `RAISE EXCEPTION 'source trap at row %', id`,
-			wantErr: "source: ERROR: source trap at row 50000", dstUsable: true,
+			wantErr: "source: ERROR: source trap at row 50000", dstUsable: true, srcUsable: true,
 		},
 		{
 			name:    "source terminated",
@@ -515,6 +518,13 @@ CREATE TRIGGER stall BEFORE INSERT ON m.big FOR EACH ROW EXECUTE FUNCTION m.stal
 			}
 			if n := queryInt64(t, check, `SELECT count(*) FROM _sluice.snapshot_partitions`); n != 0 {
 				t.Errorf("%d partitions marked", n)
+			}
+			if tt.srcUsable {
+				if err := tx.Rollback(testCtx(t)); err != nil {
+					t.Errorf("source connection after the failure: rollback: %v", err)
+				} else if n := queryInt64(t, conn, `SELECT 1`); n != 1 {
+					t.Errorf("source connection after the failure: SELECT 1 = %d", n)
+				}
 			}
 			if tt.dstUsable {
 				if n := queryInt64(t, e.dst, `SELECT count(*) FROM m.big`); n != 0 {
