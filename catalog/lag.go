@@ -99,6 +99,13 @@ WHERE at > $1 AND rows_synced IS NOT NULL ORDER BY mirror, at DESC`, since)
 // sample of a mirror dropped meanwhile is not stored; one already stored
 // for the same mirror and time is kept. Idempotent. at must be set
 // (MirrorLags' time).
+//
+// The mirror's row is locked (FOR KEY SHARE) while its sample is stored:
+// a DROP MIRROR in flight (DeleteMirror deletes the mirror's row, then its
+// history) either is waited for, and then the mirror is gone and no sample
+// is stored, or waits for the sample's commit and then deletes it. Without
+// the lock a sample whose statement began before the drop committed was
+// stored after the drop had deleted the history, and stayed.
 func (s *Store) AddLagSamples(ctx context.Context, at time.Time, samples []LagSample, retention time.Duration) error {
 	if at.IsZero() {
 		return fmt.Errorf("add lag samples: no time given")
@@ -117,7 +124,7 @@ INSERT INTO sluice.mirror_lag_history (mirror, at, lag_bytes, lag_seconds, rows_
 SELECT u.mirror, $1, u.lag_bytes, u.lag_seconds, u.rows_per_second, u.rows_synced
 FROM unnest($2::text[], $3::bigint[], $4::double precision[], $5::double precision[], $6::bigint[])
      AS u(mirror, lag_bytes, lag_seconds, rows_per_second, rows_synced)
-WHERE EXISTS (SELECT 1 FROM sluice.mirrors m WHERE m.name = u.mirror)
+WHERE EXISTS (SELECT 1 FROM sluice.mirrors m WHERE m.name = u.mirror FOR KEY SHARE)
 ON CONFLICT (mirror, at) DO NOTHING`, at, names, bytes, secs, rates, synced)
 		if err != nil {
 			return fmt.Errorf("add lag samples: %w", err)

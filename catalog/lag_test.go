@@ -70,3 +70,60 @@ func TestLagSecondsAndHistory(t *testing.T) {
 		t.Fatalf("history after DeleteMirror: %d rows, %v", n, err)
 	}
 }
+
+// A lag sample stored while a DROP MIRROR is in flight does not outlive
+// the drop: AddLagSamples waits for the drop's transaction (it locks the
+// mirror's row) and then stores nothing. Without the lock the sample's
+// statement saw the mirror the drop had not yet committed deleting, and
+// its row stayed after the drop had deleted the history (TestMetrics
+// failed on it once in CI).
+func TestLagSampleDuringDrop(t *testing.T) {
+	s, url := oneTableMirror(t)
+	ctx := testCtx(t)
+	drop := connect(t, url)
+	tx, err := drop.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	// DeleteMirror's statements, not yet committed.
+	if _, err := tx.Exec(ctx, `DELETE FROM sluice.mirrors WHERE name = 'm'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM sluice.mirror_lag_history WHERE mirror = 'm'`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.AddLagSamples(ctx, time.Now(), []catalog.LagSample{{Mirror: "m"}}, 0)
+	}()
+	// Either the sample waits for the drop's lock (right) or it is stored
+	// at once (wrong: checked below).
+	watch := connect(t, url)
+	deadline := time.Now().Add(20 * time.Second)
+	waited := false
+	for !waited && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			done <- err
+			deadline = time.Time{}
+			continue
+		default:
+		}
+		if err := watch.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO sluice.mirror_lag_history%'`).Scan(&waited); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a sample during the drop: %v", err)
+	}
+	var n int
+	if err := watch.QueryRow(ctx, `SELECT count(*) FROM sluice.mirror_lag_history WHERE mirror = 'm'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("lag history after a drop with a sample in flight: %d rows, %v; want 0 (waited for the drop: %v)", n, err, waited)
+	}
+}

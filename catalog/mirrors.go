@@ -266,6 +266,10 @@ func (s *Store) DiscardMirror(ctx context.Context, name string) error {
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("discard mirror %q: %w", name, ErrMirrorNotFound)
 		}
+		// A lag sample may have been taken while the statement ran.
+		if _, err := tx.Exec(ctx, `DELETE FROM sluice.mirror_lag_history WHERE mirror = $1`, name); err != nil {
+			return fmt.Errorf("discard mirror %q: lag history: %w", name, err)
+		}
 		_, err = tx.Exec(ctx, `
 DELETE FROM sluice.mirror_events
 WHERE mirror = $1 AND id >= (SELECT max(id) FROM sluice.mirror_events WHERE mirror = $1 AND kind = 'created')`, name)
