@@ -50,9 +50,14 @@ func (h *heapWatch) finish() uint64 {
 // changes it has added, so the server's heap stays far below the
 // transaction's size as decoded events (the peak is logged; the bound is
 // loose: the rows alone are over 80 MB as text, several times that as
-// events).
+// events; alone, the peak is 45-55 MB with the race detector).
+//
+// Not parallel: the heap measured is the test process's, which the
+// package's parallel tests' servers share; run beside them the peak was
+// 268 MB once (CI), theirs and not this stream's. Go runs a package's
+// serial tests before it resumes the parallel ones, so this one runs
+// alone.
 func TestLargeTransaction(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t)
 	my := myConn(t, f.db)
 	myExec(t, my, "CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, pad varchar(300))",
@@ -92,7 +97,7 @@ func TestLargeTransaction(t *testing.T) {
 	growth := int64(peak) - int64(base)
 	t.Logf("live heap: %d MB before, peak %d MB during the transaction", base>>20, peak>>20)
 	waitSamePG(t, f.conn, f.dst, my, "big", "big", "id", cols)
-	const limit = 250 << 20
+	const limit = 150 << 20
 	if growth > limit {
 		t.Errorf("the heap grew by %d MB during a transaction of 300,000 changes (limit %d MB): the stream or the batcher holds it", growth>>20, limit>>20)
 	}
