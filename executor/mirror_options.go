@@ -33,11 +33,12 @@ type optionSpec struct {
 // PeerDB's staging and scripting options are accepted for compatibility
 // and reported as not applicable.
 var mirrorOptions = map[string]optionSpec{
-	"do_initial_copy":                 {kind: optBool, def: "true", doc: "copy existing rows before streaming changes"},
-	"initial_copy_only":               {kind: optBool, def: "false", doc: "copy existing rows, then stop (no CDC)"},
-	"publication_name":                {kind: optIdent, doc: "source publication (default sluice_<mirror>)"},
-	"replication_slot_name":           {kind: optIdent, doc: "source replication slot (default sluice_<mirror>)"},
-	"snapshot_num_rows_per_partition": {kind: optInt, def: "250000", min: 1, doc: "rows per snapshot partition"},
+	"do_initial_copy":       {kind: optBool, def: "true", doc: "copy existing rows before streaming changes"},
+	"initial_copy_only":     {kind: optBool, def: "false", doc: "copy existing rows, then stop (no CDC)"},
+	"publication_name":      {kind: optIdent, doc: "source publication (default sluice_<mirror>)"},
+	"replication_slot_name": {kind: optIdent, doc: "source replication slot (default sluice_<mirror>)"},
+	"snapshot_num_rows_per_partition": {kind: optInt, def: "0", min: 0,
+		doc: "rows per initial-load partition (0: automatic: a table of up to 1 GB whole, a larger one in partitions of 250000 rows)"},
 	"snapshot_max_parallel_workers":   {kind: optInt, def: "4", min: 1, doc: "most partitions copied at once (a load adds them while they pay)"},
 	"snapshot_num_tables_in_parallel": {kind: optInt, def: "1", min: 1, doc: "tables copied at once"},
 	"snapshot_num_partitions_override": {kind: optInt, def: "0", min: 0,

@@ -37,9 +37,15 @@ func parseNodes(s string) ([]int, error) {
 
 // benchNodes times the initial load with each node count of counts,
 // starting nodes that join first's catalog as needed, beside pipeSecs.
+// nodesPartitionRows is the partition size of the nodes' loads: the
+// automatic size copies pgbench_accounts whole, in one partition, which
+// one node would copy alone.
+const nodesPartitionRows = 250_000
+
 func benchNodes(ctx context.Context, first *testbed.Sluice, sl *pgx.Conn, catC, dstC *testbed.Cluster, rows int64, counts []int,
 	pipeSecs float64) error {
-	fmt.Printf("\n== initial load by Sluice nodes on one catalog, %d rows (COPY pipe + primary key: %.2f s) ==\n", rows, pipeSecs)
+	fmt.Printf("\n== initial load by Sluice nodes on one catalog, %d rows in partitions of %d (COPY pipe + primary key: %.2f s) ==\n",
+		rows, nodesPartitionRows, pipeSecs)
 	var extra []*testbed.Sluice
 	defer func() {
 		for _, s := range extra {
@@ -64,7 +70,7 @@ func benchNodes(ctx context.Context, first *testbed.Sluice, sl *pgx.Conn, catC, 
 			return err
 		}
 		name := fmt.Sprintf("nodes%d", n)
-		secs, cpu, err := timeLoad(ctx, sl, dstC, name, "")
+		secs, cpu, err := timeLoad(ctx, sl, dstC, name, fmt.Sprintf(" WITH (snapshot_num_rows_per_partition = %d)", nodesPartitionRows))
 		if err != nil {
 			return err
 		}

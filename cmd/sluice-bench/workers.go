@@ -49,7 +49,7 @@ func compareWorkers(ctx context.Context, sl *pgx.Conn, srcURL string, dstC *test
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(&line, ", %s %.2f s (%.2f; CPU %.2f s)", c, secs, pipe/secs, cpu.servers+cpu.self)
+			fmt.Fprintf(&line, ", %s %.2f s (%.2f; %s)", c, secs, pipe/secs, cpu)
 			if _, err := sl.Exec(ctx, "DROP MIRROR "+name); err != nil {
 				return err
 			}

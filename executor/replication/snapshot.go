@@ -345,7 +345,7 @@ func (f *flow) plan(ctx context.Context, src connectors.Source, t mirrorTable, t
 		}
 		return plan, nil
 	}
-	plan, err := src.Plan(ctx, t.source, ts, f.opt.rowsPerPartition)
+	plan, err := src.Plan(ctx, t.source, ts, f.opt.partitionRows(ts))
 	if err != nil {
 		return nil, err
 	}
