@@ -13,8 +13,9 @@
 //  3. with -resync (the default), RESYNC TABLE of pgbench_accounts with each
 //     strategy and RESYNC MIRROR, timed until done, next to a COPY pipe
 //     of the table as the catch-up of (2) left it, run before and after
-//     them (the faster counts): twice alone, as the pipe ran (the faster is the ratio's figure, with the
-//     mirror's events during it as a timeline), then again while a reader
+//     them (the faster counts): twice alone, as the pipe ran (the faster
+//     is the ratio's figure, with the mirror's events during it as a
+//     timeline), then again while a reader
 //     polls the table and records the longest any of its queries waited,
 //     and whether it ever saw no rows or an error;
 //  4. with -mysql (the default), a mirror from MariaDB into Postgres: the

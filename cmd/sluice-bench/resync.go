@@ -15,7 +15,9 @@ import (
 )
 
 // benchResync times each kind of resync of the mirror's pgbench_accounts
-// against the COPY pipe's time, with a reader polling the table.
+// against a COPY pipe of the table as it is then, alone and with a reader
+// polling the table; firstPipe, the pipe's time of the initial load, is
+// printed beside.
 func benchResync(ctx context.Context, sl *pgx.Conn, srcURL string, dstC *testbed.Cluster, rows int64, firstPipe float64) error {
 	// The resyncs copy the table as the catch-up left it: its changed
 	// rows' new versions at the end of the heap (out of key order, so the
