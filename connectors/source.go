@@ -187,6 +187,22 @@ type TableSnapshotter interface {
 	TableSnapshot(ctx context.Context) (*Snapshot, error)
 }
 
+// EarlyStreamer is the ability of a source to send a large transaction's
+// changes while it is still in progress, so that the destination applies
+// them while the source is still decoding the rest (Postgres 14 and later:
+// pgoutput's streaming). Its stream sends such a transaction as an
+// EventBegin with Open, ended by an EventCommit or an EventAbort; a
+// transaction that commits while one is open is folded into the open one
+// (its changes come as the open transaction's, in the order the source
+// sent them), and is acknowledged with it. When the open transaction can
+// no longer be applied as one, Read returns an error wrapping
+// ErrEarlyAbandoned. Only for destinations that need no version before a
+// transaction commits (not VersionedRows).
+type EarlyStreamer interface {
+	// StreamEarly is Source.Stream with large transactions sent early.
+	StreamEarly(ctx context.Context, spec StreamSpec, from Position, tables map[TableName]*TableSchema) (Stream, error)
+}
+
 // IndexDefiner is the ability of a source to describe a table's indexes and
 // foreign keys as Postgres DDL for a destination table
 // (replicate_indexes, replicate_foreign_keys).

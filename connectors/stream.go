@@ -2,6 +2,7 @@ package connectors
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -27,6 +28,10 @@ const (
 	// (idle keepalive or heartbeat): it may be acknowledged once everything
 	// received earlier has been applied.
 	EventProgress
+	// EventAbort ends an open transaction (an EventBegin with Open) that
+	// the source rolled back: none of the changes since its EventBegin
+	// are to be applied. Only an early stream (EarlyStreamer) sends it.
+	EventAbort
 )
 
 // Event is one decoded item of a source's change stream.
@@ -39,7 +44,14 @@ type Event struct {
 	Pos Position
 	// Version is, for EventBegin, Pos as a number that increases with it:
 	// what the batcher sets as Change.Version of the transaction's changes.
-	Version    uint64
+	// 0 when Open.
+	Version uint64
+	// Open is, for EventBegin, that the transaction is still in progress
+	// on the source: a large transaction an early stream (EarlyStreamer)
+	// sends before it commits. Its commit is then known only to come
+	// after Pos and after the position the stream started at; it ends
+	// with an EventCommit or an EventAbort.
+	Open       bool
 	CommitTime time.Time // EventBegin, EventCommit
 	Table      TableName
 	NewColumns []Column // EventNewColumns
@@ -54,7 +66,8 @@ type Event struct {
 
 // Stream is a source's change stream, started at a position: the changes
 // of the transactions committed after it, in commit order, for the
-// mirrored tables. Read, Ack, KeepAlive and Close are not safe for
+// mirrored tables (an early stream sends a large transaction before its
+// commit: see EarlyStreamer). Read, Ack, KeepAlive and Close are not safe for
 // concurrent use (one goroutine owns the stream); Heartbeat is safe to call
 // concurrently with them.
 type Stream interface {
@@ -81,6 +94,15 @@ type Stream interface {
 	// used after.
 	Close(ctx context.Context) error
 }
+
+// ErrEarlyAbandoned is what an early stream (EarlyStreamer) returns,
+// wrapped, when a transaction it sent open can no longer be applied as
+// one: the source rolled back part of it (a savepoint) after other
+// transactions were folded into it, or a second large transaction began
+// streaming before the first ended. The caller rolls back the
+// destination's transaction and starts the stream again without early
+// sending, from the position the destination has.
+var ErrEarlyAbandoned = errors.New("a transaction sent before its commit cannot be applied as one")
 
 // ByteCounter is a Stream's ability to tell how much it received from the
 // source: the metrics' fetched bytes. Streams without it are not counted.

@@ -21,6 +21,7 @@ var (
 	_ connectors.SourcePeer       = (*PeerConfig)(nil)
 	_ connectors.Source           = (*Source)(nil)
 	_ connectors.TableSnapshotter = (*Source)(nil)
+	_ connectors.EarlyStreamer    = (*Source)(nil)
 	_ connectors.IndexDefiner     = (*Source)(nil)
 	_ connectors.ColumnReader     = (*Source)(nil)
 )
@@ -158,6 +159,19 @@ func (s *Source) OpenReader(ctx context.Context, snapshot string) (connectors.Pa
 // connectors.ErrStreamLost (see CheckStream).
 func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
 	tables map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
+	return s.stream(ctx, spec, from, tables, false)
+}
+
+// StreamEarly implements connectors.EarlyStreamer: Stream, with large
+// transactions sent before they commit on Postgres 14 and later
+// (stream_early.go); an older server's stream sends them at their commit.
+func (s *Source) StreamEarly(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
+	tables map[connectors.TableName]*connectors.TableSchema) (connectors.Stream, error) {
+	return s.stream(ctx, spec, from, tables, true)
+}
+
+func (s *Source) stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
+	tables map[connectors.TableName]*connectors.TableSchema, early bool) (connectors.Stream, error) {
 	sql, err := s.peer.ConnectSQL(ctx, s.appName)
 	if err != nil {
 		return nil, err
@@ -168,7 +182,7 @@ func (s *Source) Stream(ctx context.Context, spec connectors.StreamSpec, from co
 		return nil, err
 	}
 	st, err := StartStream(ctx, repl, StreamConfig{
-		Slot: spec.Slot, Publication: spec.Publication, Start: from, Tables: tables, SQL: sql,
+		Slot: spec.Slot, Publication: spec.Publication, Start: from, Tables: tables, SQL: sql, Early: early,
 	})
 	if err != nil {
 		repl.Close(context.Background())

@@ -75,6 +75,8 @@ type Stream struct {
 	// received counts the bytes of the CopyData messages received
 	// (connectors.ByteCounter).
 	received int64
+	// early: large transactions come before they commit (stream_early.go).
+	early earlyState
 }
 
 // StreamConfig configures StartStream.
@@ -97,6 +99,9 @@ type StreamConfig struct {
 	// keeps it open, and does not use it, until the stream is closed;
 	// Close does not close it.
 	SQL *pgx.Conn
+	// Early asks for large transactions before they commit
+	// (connectors.EarlyStreamer; Postgres 14 and later).
+	Early bool
 }
 
 var (
@@ -115,9 +120,16 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("start replication on slot %q: %w", cfg.Slot, err)
 	}
+	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", cfg.Publication),
+		"binary 'true'", "messages 'true'"}
+	early := false
+	if cfg.Early {
+		if args, early, err = earlyArgs(ctx, conn, args); err != nil {
+			return nil, fmt.Errorf("start replication on slot %q: %w", cfg.Slot, err)
+		}
+	}
 	err = pglogrepl.StartReplication(ctx, conn, cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", cfg.Publication),
-			"binary 'true'", "messages 'true'"},
+		PluginArgs: args,
 	})
 	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == pgerrcode.ObjectInUse {
 		// The slot is active for another walsender (a StreamTaker can end it).
@@ -133,7 +145,7 @@ func StartStream(ctx context.Context, conn *pgconn.PgConn, cfg StreamConfig) (*S
 		tables[name] = &c
 	}
 	s := &Stream{conn: conn, tables: tables, relations: make(map[uint32]*relation), sql: cfg.SQL,
-		acked: start, nextStatus: time.Now().Add(statusInterval)}
+		acked: start, nextStatus: time.Now().Add(statusInterval), early: earlyState{on: early, start: start}}
 	describe := cfg.DescribeType
 	if describe == nil && cfg.SQL != nil {
 		describe = TypeDescriber(cfg.SQL)
@@ -331,24 +343,40 @@ func (s *Stream) handle(ctx context.Context, buf []connectors.Event, data []byte
 		if uint64(xld.ServerWALEnd) > s.walEnd {
 			s.walEnd = uint64(xld.ServerWALEnd)
 		}
-		return s.decode(ctx, buf, xld.WALData)
+		return s.decode(ctx, buf, xld.WALData, uint64(xld.WALStart))
 	}
 	return buf, nil
 }
 
-// decode decodes one pgoutput message. data is the connection's buffer,
-// valid until the next receive: row values are decoded from a copy.
-func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte) ([]connectors.Event, error) {
+// decode decodes one pgoutput message, which the source sent as of WAL
+// position at. data is the connection's buffer, valid until the next
+// receive: row values are decoded from a copy.
+func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte, at uint64) ([]connectors.Event, error) {
 	if len(data) == 0 {
 		return buf, nil
 	}
 	switch data[0] {
 	case 'I', 'U', 'D': // the bulk of the stream: decoded here, without garbage
+		if s.early.skip {
+			return buf, nil
+		}
 		return s.decodeRow(buf, data)
 	}
-	msg, err := pglogrepl.Parse(data)
+	var msg pglogrepl.Message
+	var err error
+	if s.early.on {
+		msg, err = pglogrepl.ParseV2(data, s.early.inBlock)
+	} else {
+		msg, err = pglogrepl.Parse(data)
+	}
 	if err != nil {
 		return buf, fmt.Errorf("parse pgoutput message: %w", err)
+	}
+	if s.early.on {
+		var done bool
+		if buf, msg, done, err = s.decodeEarly(buf, msg, at); done || err != nil {
+			return buf, err
+		}
 	}
 	switch m := msg.(type) {
 	case *pglogrepl.BeginMessage:
@@ -366,6 +394,9 @@ func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte
 		}
 		return append(buf, *ev), nil
 	case *pglogrepl.TruncateMessage:
+		if s.early.skip {
+			return buf, nil
+		}
 		for _, id := range m.RelationIDs {
 			rel, err := s.rel(id)
 			if err != nil {
@@ -387,19 +418,24 @@ func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte
 
 var errShortMessage = errors.New("replication stream: truncated row message")
 
-// decodeRow decodes an Insert, Update or Delete message (protocol version
-// 1): Byte1 kind, Int32 relation, then tuples each behind a Byte1 tag
+// decodeRow decodes an Insert, Update or Delete message: Byte1 kind,
+// Int32 transaction (protocol version 2, in a block of a transaction sent
+// before its commit), Int32 relation, then tuples each behind a Byte1 tag
 // ('N' new, 'K' old key, 'O' old row).
 func (s *Stream) decodeRow(buf []connectors.Event, data []byte) ([]connectors.Event, error) {
-	if len(data) < 6 {
+	at := 1
+	if s.early.inBlock {
+		at = 5
+	}
+	if len(data) < at+5 {
 		return buf, errShortMessage
 	}
-	rel, err := s.rel(binary.BigEndian.Uint32(data[1:5]))
+	rel, err := s.rel(binary.BigEndian.Uint32(data[at : at+4]))
 	if err != nil || rel.schema == nil {
 		return buf, err
 	}
 	own := s.keep(data)
-	kind, p := own[0], own[5:]
+	kind, p := own[0], own[at+4:]
 	c := connectors.Change{Table: rel.table}
 	tag := func() byte {
 		if len(p) == 0 {

@@ -102,6 +102,10 @@ type batcher struct {
 	inTx       bool                // a source transaction is being received
 	txEarly    bool                // its rows may be added before its commit
 	txSkipped  bool                // its changes were dropped as applied before
+	open       bool                // it was sent before its commit (early.go)
+	// lateOnly: the stream sends transactions at their commit only because
+	// an early one was abandoned a while ago (early.go).
+	lateOnly bool
 	txRows     int                 // its row changes kept
 	// added counts the changes given to the open destination transaction,
 	// begun when it was opened.
@@ -347,12 +351,18 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 	}
 	switch ev.Kind {
 	case connectors.EventBegin:
-		b.inTx = true
+		if ev.Open {
+			if err := b.beginOpen(ctx); err != nil {
+				return err
+			}
+		}
+		b.inTx, b.open = true, ev.Open
 		b.beginPos, b.beginVersion = ev.Pos, ev.Version
 		// Its commit record starts at ev.Pos and ends beyond: when that is
 		// not before the applied position, the destination does not have
-		// the transaction.
-		b.txEarly = !ev.Pos.Before(b.applied)
+		// the transaction. One sent before its commit commits after the
+		// stream's start.
+		b.txEarly = ev.Open || !ev.Pos.Before(b.applied)
 		b.txSkipped, b.txRows = false, 0
 	case connectors.EventChange:
 		if b.rs.active() {
@@ -376,7 +386,10 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case connectors.EventCommit:
-		b.inTx = false
+		if b.open {
+			b.commitOpen(ev)
+		}
+		b.inTx, b.open = false, false
 		if b.txSkipped && b.applied.Before(ev.Pos) {
 			return fmt.Errorf("transaction ending at %s was taken for applied before, but the destination's position is %s",
 				b.f.display(ev.Pos), b.f.display(b.applied))
@@ -408,7 +421,13 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		return b.add(ctx, b.chunk)
 	case connectors.EventNewColumns:
 		return b.addColumns(ctx, ev)
+	case connectors.EventAbort:
+		return b.abortOpen(ctx)
 	case connectors.EventProgress:
+		if b.retryEarly() {
+			b.f.log.InfoContext(ctx, "starting the stream again with large transactions sent before their commit")
+			return errRestart
+		}
 		if b.changes.n == 0 && b.rs.catchingUp() && b.applied.Before(ev.Pos) {
 			// Idle: every table has caught up to here.
 			b.end = ev.Pos

@@ -102,13 +102,18 @@ func (f *flow) cdc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stream, err := f.startStream(ctx, src, schemas, start)
+	// Large transactions come before their commit when nothing needs
+	// them at it (early.go).
+	earlyOK := !versioned && !rs.active()
+	early := earlyOK && f.early.allowed()
+	stream, err := f.startStream(ctx, src, schemas, start, early)
 	if err != nil {
 		return err
 	}
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
 
-	b := &batcher{f: f, applier: applier, store: f.store, dst: dst, applied: applied, dests: dests, rs: rs}
+	b := &batcher{f: f, applier: applier, store: f.store, dst: dst, applied: applied, dests: dests, rs: rs,
+		lateOnly: earlyOK && !early}
 	b.useOptions(f.opt) // then followed as they change (live_options.go)
 	if follows {
 		b.addColumnsTo = f.columnAdder(src, sf)
@@ -138,15 +143,24 @@ func (f *flow) cdc(ctx context.Context) error {
 	if errors.Is(err, errRestart) {
 		return nil
 	}
+	if errors.Is(err, connectors.ErrEarlyAbandoned) && ctx.Err() == nil {
+		// The destination transaction is rolled back (b.run): start again
+		// from the applied position, the stream sending at commits.
+		f.log.InfoContext(ctx, "a large transaction sent before its commit cannot be applied as one: "+
+			"the stream starts again and sends transactions at their commit for a while",
+			"reason", err.Error(), "for", f.early.abandoned())
+		return nil
+	}
 	return f.explainStreamError(ctx, err)
 }
 
-// startStream starts the mirror's change stream at start, and emits a
-// heartbeat, whose acknowledgement shows progress (flow.progressed) even
+// startStream starts the mirror's change stream at start (early: sending
+// large transactions before their commit, when the source can), and emits
+// a heartbeat, whose acknowledgement shows progress (flow.progressed) even
 // when the source is idle.
 func (f *flow) startStream(ctx context.Context, src connectors.Source, schemas map[connectors.TableName]*connectors.TableSchema,
-	start connectors.Position) (connectors.Stream, error) {
-	stream, err := src.Stream(ctx, f.spec(), start, schemas)
+	start connectors.Position, early bool) (connectors.Stream, error) {
+	stream, err := openStream(ctx, src, f.spec(), start, schemas, early)
 	if errors.Is(err, connectors.ErrStreamBusy) {
 		// A stale node's reader may still hold the stream (fence.go).
 		took, terr := f.takeStream(ctx, src)
@@ -159,7 +173,7 @@ func (f *flow) startStream(ctx context.Context, src connectors.Source, schemas m
 				return nil, ctx.Err()
 			case <-time.After(fenceRetryAfter):
 			}
-			stream, err = src.Stream(ctx, f.spec(), start, schemas)
+			stream, err = openStream(ctx, src, f.spec(), start, schemas, early)
 		}
 	}
 	if err != nil {

@@ -349,10 +349,12 @@ func (e *Engine) run(ctx context.Context, name string, wake <-chan struct{}, val
 	log := e.cfg.Logger.With("mirror", name)
 	store := e.cfg.Store
 	var acked connectors.Position // by the runner's attempts, one at a time
+	var early earlyBackoff
 	retry(ctx, retryDeps{
 		load: func(ctx context.Context) (catalog.Mirror, error) { return store.GetMirror(ctx, name) },
 		step: func(ctx context.Context, m catalog.Mirror, progress func()) error {
-			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake, validations: validate, acked: &acked}
+			f := &flow{e: e, store: store, m: m, opt: ParseOptions(m.Options), log: log, onProgress: progress, wake: wake,
+				validations: validate, acked: &acked, early: &early}
 			return f.step(ctx)
 		},
 		record: func(ctx context.Context, err error) error {

@@ -44,6 +44,9 @@ type flow struct {
 	// acked is the highest position the runner's attempts acknowledged to
 	// the source, shared by its flows (nil: none kept); see batcher.run.
 	acked *connectors.Position
+	// early is the runner's wait without early streams (early.go; nil:
+	// none kept).
+	early *earlyBackoff
 }
 
 // ackedBefore returns the highest position earlier attempts of the
