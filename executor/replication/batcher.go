@@ -106,7 +106,7 @@ type batcher struct {
 	// lateOnly: the stream sends transactions at their commit only because
 	// an early one was abandoned a while ago (early.go).
 	lateOnly bool
-	txRows     int                 // its row changes kept
+	txRows   int // its row changes kept
 	// added counts the changes given to the open destination transaction,
 	// begun when it was opened.
 	added int
