@@ -195,8 +195,8 @@ type TableSnapshotter interface {
 // transaction that commits while one is open is folded into the open one
 // (its changes come as the open transaction's, in the order the source
 // sent them), and is acknowledged with it. When the open transaction can
-// no longer be applied as one, Read returns an error wrapping
-// ErrEarlyAbandoned. Only for destinations that need no version before a
+// no longer be applied as one, or those folded into it have waited too
+// long for its commit, Read returns an error wrapping ErrEarlyAbandoned. Only for destinations that need no version before a
 // transaction commits (not VersionedRows).
 type EarlyStreamer interface {
 	// StreamEarly is Source.Stream with large transactions sent early.

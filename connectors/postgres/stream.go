@@ -327,6 +327,9 @@ func (s *Stream) handle(ctx context.Context, buf []connectors.Event, data []byte
 			return buf, fmt.Errorf("parse keepalive: %w", err)
 		}
 		s.walEnd = uint64(ka.ServerWALEnd)
+		if err := s.early.overdue(); err != nil {
+			return buf, err
+		}
 		if ka.ReplyRequested {
 			s.nextStatus = time.Time{}
 		}

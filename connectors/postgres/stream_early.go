@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,11 +26,13 @@ import (
 // changes after another committed it comes after that commit), so the
 // destination commits them with it. Those the stream's start says the
 // destination has (committed before it) are dropped, as the flow would.
+// They wait for the open one's commit at most foldWait.
 // When the open transaction cannot be applied as one, Read fails with
 // connectors.ErrEarlyAbandoned: the source rolled back a savepoint of it
 // (its changes are in the destination's transaction among the others), or
 // rolled it back after others were folded into it, or a second transaction
-// began streaming while it was open.
+// began streaming while it was open, or transactions folded into it waited
+// longer than foldWait.
 
 const (
 	// earlyMinServer is the first server version with streaming in
@@ -41,6 +44,11 @@ const (
 	// at the server's default (64 MB), a transaction of 400,000 updates was
 	// two-thirds decoded before its first block.
 	earlyWorkMem = "8MB"
+	// foldWait is how long transactions folded into an open one may wait
+	// for its commit: past it the stream is abandoned (and, for a while,
+	// sent at commits), so that a transaction that stays open on the
+	// source for minutes does not hold the others back as long.
+	foldWait = 10 * time.Second
 )
 
 // earlyState is a Stream's state for early streaming.
@@ -52,9 +60,24 @@ type earlyState struct {
 	inBlock bool
 	// open is the transaction sent early and not yet ended (0: none).
 	open uint32
-	// folded: a committed transaction was folded into it; inFold: one is
-	// being received; skip: the one being received is applied (dropped).
+	// folded: a committed transaction was folded into it, the first at
+	// foldedAt; inFold: one is being received; skip: the one being
+	// received is applied (dropped).
 	folded, inFold, skip bool
+	foldedAt             time.Time
+}
+
+// overdue returns an error wrapping connectors.ErrEarlyAbandoned when
+// transactions folded into the open one have waited for it longer than
+// foldWait. Checked when a block, a folded transaction or a keepalive or
+// heartbeat comes: an open transaction idle on the source gets the
+// batcher's heartbeats.
+func (e *earlyState) overdue() error {
+	if e.open != 0 && e.folded && time.Since(e.foldedAt) > foldWait {
+		return fmt.Errorf("transactions committed while %d was open waited for it over %s: %w", e.open, foldWait,
+			connectors.ErrEarlyAbandoned)
+	}
+	return nil
 }
 
 // earlyArgs returns pgoutput's arguments args for an early stream on conn,
@@ -90,6 +113,12 @@ func serverVersionNum(ctx context.Context, conn *pgconn.PgConn) (int, error) {
 // takes them (version 1 messages; skip and inFold tell decode what to drop).
 func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at uint64) ([]connectors.Event, pglogrepl.Message, bool, error) {
 	e := &s.early
+	switch msg.(type) {
+	case *pglogrepl.StreamStartMessageV2, *pglogrepl.BeginMessage, *pglogrepl.LogicalDecodingMessageV2:
+		if err := e.overdue(); err != nil {
+			return buf, nil, true, err
+		}
+	}
 	switch m := msg.(type) {
 	case *pglogrepl.StreamStartMessageV2:
 		switch {
@@ -141,7 +170,9 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		// Committed while the open one streams: folded into it, unless
 		// the destination has it.
 		e.inFold, e.skip = true, uint64(m.FinalLSN) < e.start
-		e.folded = e.folded || !e.skip
+		if !e.folded && !e.skip {
+			e.folded, e.foldedAt = true, time.Now()
+		}
 		return buf, nil, true, nil
 	case *pglogrepl.CommitMessage:
 		if !e.inFold {
