@@ -106,18 +106,27 @@ func (d *Destination) TableExists(ctx context.Context, table connectors.TableNam
 // CreateTable implements connectors.Destination: unless d.Dest exists, it
 // creates it and the enum types it needs in one transaction (CreateTable),
 // with the soft-delete and synced-at columns, without its primary key,
-// which FinishLoad adds after the load (LoadFinisher).
+// which FinishLoad adds after the load (LoadFinisher). When another
+// session creates it at the same time (CREATE MIRROR and the mirror's
+// flow, started by another node as soon as the mirror is recorded), the
+// loser finds the winner's table.
 func (d *Destination) CreateTable(ctx context.Context, t connectors.DestTable) error {
 	exists, err := TableExists(ctx, d.conn, t.Dest)
 	if err != nil || exists {
 		return err
 	}
-	return pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
 		if err := CreateTable(ctx, tx, t.Dest, t.Schema, t.SoftDeleteColumn, t.SyncedAtColumn); err != nil {
 			return fmt.Errorf("create destination table %s: %w", t.Dest, err)
 		}
 		return nil
 	})
+	if err != nil && lostCreateRace(err) {
+		if exists, xerr := TableExists(ctx, d.conn, t.Dest); xerr == nil && exists {
+			return nil
+		}
+	}
+	return err
 }
 
 // Loaded implements connectors.Destination (DonePartitions).

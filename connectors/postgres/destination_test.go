@@ -702,3 +702,27 @@ func TestDestinationTeardown(t *testing.T) {
 		t.Errorf("other mirror's shadows: %v, %v", sh, err)
 	}
 }
+
+// TestDestinationCreateTableRace: two sessions creating the same tables at
+// once (CREATE MIRROR and its flow on another node) both succeed.
+func TestDestinationCreateTableRace(t *testing.T) {
+	ctx := testCtx(t)
+	dstURL := dstCluster.NewDB(t)
+	ts := &connectors.TableSchema{Columns: []connectors.Column{{Name: "id", Type: "integer", NotNull: true}, {Name: "v", Type: "text"}},
+		PrimaryKey: []string{"id"}}
+	a, b := openDest(t, dstURL, "", "m"), openDest(t, dstURL, "", "m")
+	for i := range 20 {
+		name := publicTable(fmt.Sprintf("race_%d", i))
+		dt := connectors.DestTable{Source: name, Dest: name, Schema: &connectors.TableSchema{Name: name,
+			Columns: ts.Columns, PrimaryKey: ts.PrimaryKey}}
+		errs := make(chan error, 2)
+		for _, d := range []*postgres.Destination{a, b} {
+			go func() { errs <- d.CreateTable(ctx, dt) }()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("CreateTable %s: %v", name, err)
+			}
+		}
+	}
+}
