@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -82,8 +83,15 @@ type slotStats struct {
 // as it streams (Postgres 15), so they are current, if not to the message.
 func (e *earlyBed) stats(t *testing.T) slotStats {
 	t.Helper()
+	return slotStatsOf(t, e.src)
+}
+
+// slotStatsOf reads pg_stat_replication_slots for the only slot of src's
+// database.
+func slotStatsOf(t *testing.T, src *pgx.Conn) slotStats {
+	t.Helper()
 	var s slotStats
-	err := e.src.QueryRow(testCtx(t), `SELECT s.stream_txns, s.stream_count, s.stream_bytes, s.spill_txns
+	err := src.QueryRow(testCtx(t), `SELECT s.stream_txns, s.stream_count, s.stream_bytes, s.spill_txns
 		FROM pg_stat_replication_slots s JOIN pg_replication_slots r USING (slot_name)
 		WHERE r.database = current_database()`).Scan(&s.streamTxns, &s.streamCount, &s.streamBytes, &s.spillTxns)
 	if err != nil {
@@ -216,7 +224,7 @@ func TestEarlySavepointRollback(t *testing.T) {
 	first := e.waitStreamed(t, before, "first UPDATE")
 	e.applying(t, "first UPDATE")
 	mustExec(t, a, "SAVEPOINT s")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1000, filler = 'undone' || aid")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1000, filler = 'undone' || aid WHERE aid <= 100000")
 	e.waitStreamed(t, first, "UPDATE in the savepoint")
 	mustExec(t, a, "ROLLBACK TO s")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = 7 WHERE aid % 500 = 0")
@@ -410,7 +418,7 @@ func TestEarlyAddColumnHeldOpen(t *testing.T) {
 	first := e.waitStreamed(t, before, "UPDATE before the ALTER")
 	e.applying(t, "UPDATE before the ALTER")
 	mustExec(t, a, "ALTER TABLE pgbench_accounts ADD COLUMN note text DEFAULT 'x'")
-	mustExec(t, a, "UPDATE pgbench_accounts SET note = 'n' || aid")
+	mustExec(t, a, "UPDATE pgbench_accounts SET note = 'n' || aid WHERE aid % 2 = 0")
 	e.waitStreamed(t, first, "UPDATE after the ALTER")
 	e.waitLogged(t, addedColumnsLog)
 	time.Sleep(3 * time.Second)
@@ -473,5 +481,42 @@ func TestEarlyTruncate(t *testing.T) {
 	e.healthy(t)
 	if e.logged(t, abandonedLog) {
 		t.Fatal("a TRUNCATE in an open transaction abandoned the early stream")
+	}
+}
+
+// TestEarlyNotIntoClickHouse: a destination that versions rows by the
+// commit position (ClickHouse) gets a large transaction at its commit: the
+// source streams nothing in progress (it spills instead), and the FINAL
+// view equals the source.
+func TestEarlyNotIntoClickHouse(t *testing.T) {
+	ch := testbed.ClickHouseFor(t)
+	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
+	srcURL := peerCluster.NewDB(t)
+	src := connect(t, srcURL)
+	pgbench(t, srcURL, "-i", "-s", "2", "-q")
+	conn := connect(t, p.URL())
+	mustExec(t, conn, "CREATE PEER src FROM POSTGRES WITH ("+peerCluster.PeerOptions(srcURL)+")")
+	mustExec(t, conn, fmt.Sprintf("CREATE PEER ch FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d)", ch.Port()))
+	mustExec(t, conn, `CREATE MIRROR ech FROM src TO ch WITH TABLE MAPPING (pgbench_accounts:pgbench_accounts)`)
+	conn.Close(context.Background())
+	same := func() {
+		t.Helper()
+		testbed.WaitSame(t, src, `SELECT aid || '|' || abalance || '|' || rpad(filler, 84) FROM pgbench_accounts ORDER BY aid`, ch,
+			`SELECT concat(toString(aid), '|', toString(abalance), '|', filler) FROM pgbench_accounts FINAL
+			 WHERE _sluice_is_deleted = 0 ORDER BY aid`)
+	}
+	same()
+	a := connect(t, srcURL)
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1, filler = 'a' || aid")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 2 = 0")
+	deadline := time.Now().Add(30 * time.Second)
+	for slotStatsOf(t, src).spillTxns == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	mustExec(t, a, "COMMIT")
+	same()
+	if s := slotStatsOf(t, src); s.streamTxns != 0 || s.spillTxns == 0 {
+		t.Fatalf("the stream into ClickHouse sent a transaction before its commit, or did not spill it: %+v", s)
 	}
 }
