@@ -520,3 +520,58 @@ func TestEarlyNotIntoClickHouse(t *testing.T) {
 		t.Fatalf("the stream into ClickHouse sent a transaction before its commit, or did not spill it: %+v", s)
 	}
 }
+
+// TestEarlyUnmirroredOpen: a large transaction that changes no mirrored
+// table (pgbench_history is not in the mapping) streams while small
+// transactions commit on mirrored tables: those arrive while it is open,
+// as they would if it were sent at its commit. When it then changes a
+// mirrored table, it is handed over open, the commits after that are
+// folded into it, and all arrive at its commit. A second one rolls back
+// without abandoning the early stream.
+func TestEarlyUnmirroredOpen(t *testing.T) {
+	e := startEarly(t, "eun")
+	before := e.stats(t)
+	a, b := e.session(t), e.session(t)
+	tellers := func(want int64, what string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for testbed.Count(t, e.dst, "pgbench_tellers") != want {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	unmirrored := `INSERT INTO pgbench_history (tid, bid, aid, delta, mtime, filler)
+		SELECT 1, 1, g, g, now(), 'unmirrored' FROM generate_series(1, 300000) g`
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, unmirrored)
+	streamed := e.waitStreamed(t, before, "the unmirrored INSERT")
+	mustExec(t, b, "INSERT INTO pgbench_tellers VALUES (4000, 1, 0, 'while open')")
+	tellers(21, "a small commit on a mirrored table did not arrive in 10 s while a large transaction that "+
+		"changes no mirrored table was open: it was folded into that transaction and waits for its end")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1, filler = 'a' || aid")
+	e.waitStreamed(t, streamed, "A's UPDATE of the accounts")
+	e.applying(t, "A's UPDATE of the accounts")
+	mustExec(t, b, "INSERT INTO pgbench_tellers VALUES (4001, 1, 0, 'folded')")
+	time.Sleep(time.Second)
+	if n := testbed.Count(t, e.dst, "pgbench_tellers"); n != 21 {
+		t.Fatalf("the destination has %d tellers while A, now changing accounts, is open: not folded", n)
+	}
+	mustExec(t, a, "COMMIT")
+	e.equal(t)
+
+	before = e.stats(t)
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, unmirrored)
+	e.waitStreamed(t, before, "the second unmirrored INSERT")
+	mustExec(t, b, "INSERT INTO pgbench_tellers VALUES (4002, 1, 0, 'while open')")
+	tellers(23, "a small commit did not arrive while the second unmirrored transaction was open")
+	mustExec(t, a, "ROLLBACK")
+	mustExec(t, b, "UPDATE pgbench_tellers SET filler = 'after rollback' WHERE tid = 4000")
+	e.equal(t)
+	e.healthy(t)
+	if e.logged(t, abandonedLog) {
+		t.Fatal("the early stream was abandoned")
+	}
+}
