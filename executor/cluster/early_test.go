@@ -214,7 +214,8 @@ func TestEarlyRollback(t *testing.T) {
 // TestEarlySavepointRollback: a savepoint of a streamed transaction is
 // rolled back after its changes were streamed: the early stream is
 // abandoned, the stream starts again sending at commits, and the
-// destination ends with the transaction as the source committed it.
+// destination ends with the transaction as the source committed it. The
+// next large transaction, within the minute, comes at its commit.
 func TestEarlySavepointRollback(t *testing.T) {
 	e := startEarly(t, "esp")
 	before := e.stats(t)
@@ -234,6 +235,14 @@ func TestEarlySavepointRollback(t *testing.T) {
 	if !e.logged(t, "rolled back a savepoint") {
 		t.Fatal("the savepoint's rollback did not take the abandoned path (no \"rolled back a savepoint\" in the log)")
 	}
+	// For a minute after, large transactions come at their commit.
+	late := e.stats(t)
+	mustExec(t, e.src, "UPDATE pgbench_accounts SET abalance = abalance - 1, filler = 'late' || aid")
+	e.equal(t)
+	if s := e.stats(t); s.streamTxns != late.streamTxns {
+		t.Fatalf("a large transaction was streamed in progress right after an early stream was abandoned: %+v, before %+v", s, late)
+	}
+	e.healthy(t)
 }
 
 // foldedChanges are small transactions of session b on rows the open
