@@ -363,6 +363,9 @@ func (s *Stream) decode(ctx context.Context, buf []connectors.Event, data []byte
 		if s.early.skip {
 			return buf, nil
 		}
+		if s.early.pending && s.early.inBlock {
+			buf = s.beginOpen(buf, at)
+		}
 		return s.decodeRow(buf, data)
 	}
 	var msg pglogrepl.Message

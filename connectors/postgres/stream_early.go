@@ -20,7 +20,11 @@ import (
 // sends the first change, and the destination waits.
 //
 // The stream hands such a transaction over as an open one (EventBegin with
-// Open) from its first block. Transactions that commit while it is open
+// Open) from the first change of a mirrored table in its blocks (pgoutput
+// sends a Relation message before it): one that changes only tables the
+// publication leaves out (a bulk load elsewhere) is never handed over, and
+// the transactions that commit while it streams are handed over as they
+// come, not held until its end. Transactions that commit while it is open
 // come between its blocks, whole: their changes are handed over as the open
 // transaction's, in the order they came (a row the open transaction
 // changes after another committed it comes after that commit), so the
@@ -60,6 +64,10 @@ type earlyState struct {
 	inBlock bool
 	// open is the transaction sent early and not yet ended (0: none).
 	open uint32
+	// pending: open has sent no change of a mirrored table yet, so it was
+	// not handed over (beginOpen); transactions that commit meanwhile go
+	// through as they are.
+	pending bool
 	// folded: a committed transaction was folded into it, the first at
 	// foldedAt; inFold: one is being received; skip: the one being
 	// received is applied (dropped).
@@ -129,13 +137,7 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		case s.inTx || m.FirstSegment != 1:
 			return buf, nil, true, fmt.Errorf("replication stream: transaction %d streamed from its middle", m.Xid)
 		default:
-			e.open, e.folded, s.inTx = m.Xid, false, true
-			// Its commit comes after everything of it (at: its first
-			// change) and after the stream's start (the source streams no
-			// transaction before it passed the start).
-			pos := max(at, e.start)
-			buf = append(buf, connectors.Event{Kind: connectors.EventBegin, Open: true, Pos: LSNPosition(pos),
-				Latest: s.latestPos()})
+			e.open, e.folded, e.pending = m.Xid, false, true
 		}
 		e.inBlock = true
 		return buf, nil, true, nil
@@ -146,6 +148,11 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		if m.Xid != e.open {
 			return buf, nil, true, fmt.Errorf("replication stream: commit of transaction %d, which was not open", m.Xid)
 		}
+		if e.pending {
+			// Nothing of it was handed over: nothing to commit.
+			e.open, e.pending = 0, false
+			return buf, nil, true, nil
+		}
 		e.open, s.inTx = 0, false
 		buf = append(buf, connectors.Event{Kind: connectors.EventCommit, Pos: LSNPosition(uint64(m.TransactionEndLSN)),
 			CommitTime: m.CommitTime, Latest: s.latestPos()})
@@ -154,6 +161,12 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		switch {
 		case m.Xid != e.open:
 			// Nothing of it was handed over.
+			return buf, nil, true, nil
+		case e.pending:
+			// Nothing of it was handed over: the whole, or a savepoint.
+			if m.SubXid == m.Xid {
+				e.open, e.pending = 0, false
+			}
 			return buf, nil, true, nil
 		case m.SubXid != m.Xid:
 			return buf, nil, true, fmt.Errorf("transaction %d rolled back a savepoint: %w", m.Xid, connectors.ErrEarlyAbandoned)
@@ -164,7 +177,7 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		e.open, s.inTx = 0, false
 		return append(buf, connectors.Event{Kind: connectors.EventAbort, Latest: s.latestPos()}), nil, true, nil
 	case *pglogrepl.BeginMessage:
-		if e.open == 0 {
+		if e.open == 0 || e.pending {
 			return buf, msg, false, nil
 		}
 		// Committed while the open one streams: folded into it, unless
@@ -181,11 +194,30 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		e.inFold, e.skip = false, false
 		return buf, nil, true, nil
 	case *pglogrepl.RelationMessageV2:
+		if e.pending && e.inBlock {
+			buf = s.beginOpen(buf, at)
+		}
 		return buf, &m.RelationMessage, false, nil
 	case *pglogrepl.TruncateMessageV2:
+		if e.pending && e.inBlock {
+			buf = s.beginOpen(buf, at)
+		}
 		return buf, &m.TruncateMessage, false, nil
 	case *pglogrepl.LogicalDecodingMessageV2:
 		return buf, &m.LogicalDecodingMessage, false, nil
 	}
 	return buf, msg, false, nil
+}
+
+// beginOpen hands the pending open transaction over (an EventBegin with
+// Open), at its first message about a mirrored table, sent as of WAL
+// position at.
+func (s *Stream) beginOpen(buf []connectors.Event, at uint64) []connectors.Event {
+	s.early.pending, s.inTx = false, true
+	// Its commit comes after everything of it sent so far (at) and after
+	// the stream's start (the source streams no transaction before it
+	// passed the start).
+	pos := max(at, s.early.start)
+	return append(buf, connectors.Event{Kind: connectors.EventBegin, Open: true, Pos: LSNPosition(pos),
+		Latest: s.latestPos()})
 }
