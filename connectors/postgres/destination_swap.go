@@ -96,13 +96,10 @@ func (d *Destination) CheckSwappable(ctx context.Context, live connectors.TableN
 // not analyzed before: FinishLoad).
 func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (connectors.SwapReport, error) {
 	var rep connectors.SwapReport
-	t0 := time.Now()
-	defer trace("SwapIn total", t0)
 	if err := d.ensureMeta(ctx); err != nil {
 		return rep, err
 	}
 	owned, err := OwnedTables(ctx, d.conn, d.meta, d.mirror)
-	trace("owned", t0)
 	if err != nil {
 		return rep, err
 	}
@@ -129,9 +126,7 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 			return rep, fmt.Errorf("index %s before the swap: %w", o.Name, err)
 		}
 	}
-	trace("shadow indexes", t0)
 	err = pgx.BeginFunc(ctx, d.conn, func(tx pgx.Tx) error {
-		defer trace("tx body", t0)
 		rep = connectors.SwapReport{}
 		if err := d.checkEpoch(ctx, tx); err != nil {
 			return err
@@ -146,7 +141,6 @@ func (d *Destination) SwapIn(ctx context.Context, swaps []connectors.Swap) (conn
 		}
 		return nil
 	})
-	trace("committed", t0)
 	if err != nil {
 		return connectors.SwapReport{}, err
 	}

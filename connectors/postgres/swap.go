@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"time"
 	"errors"
 	"fmt"
 	"slices"
@@ -88,8 +87,6 @@ func SwapOwned(ctx context.Context, tx pgx.Tx, shadow OwnedTable) (SwapReport, e
 // an error wrapping ErrNoShadow.
 func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, wantOID uint32) (SwapReport, error) {
 	var rep SwapReport
-	t0 := time.Now()
-	defer trace("swapTable", t0)
 	if live == shadow || live.Schema != shadow.Schema {
 		return rep, fmt.Errorf("swap %s: shadow %s must be another table of the same schema", live, shadow)
 	}
@@ -110,11 +107,9 @@ func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 	if err := p.err(); err != nil {
 		return rep, err
 	}
-	trace("analyzeSwap1", t0)
 	if err := lockForSwap(ctx, tx, p, nil); err != nil {
 		return rep, err
 	}
-	trace("lockForSwap1", t0)
 	if _, err := tx.Exec(ctx, "LOCK TABLE "+live.Quoted()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 		return rep, fmt.Errorf("swap %s: lock it: %w", live, err)
 	}
@@ -147,15 +142,11 @@ func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 		return rep, err
 	}
 
-	trace("relocked", t0)
 	c, err := captureSwap(ctx, tx, p, shadow, shadowOID)
-	trace("captured", t0)
 	if err != nil {
 		return rep, fmt.Errorf("swap %s: %w", live, err)
 	}
 	run := func(what, sql string) error {
-		t1 := time.Now()
-		defer trace("  stmt "+what, t1)
 		if _, err := tx.Exec(ctx, sql); err != nil {
 			return fmt.Errorf("swap %s: %s: %w", live, what, err)
 		}
