@@ -147,6 +147,7 @@ func run(scale, changes, workers int, workload string, resync, ch, my bool, size
 	if workload != "update" && workload != "insert" {
 		return fmt.Errorf("unknown workload %q", workload)
 	}
+	setMemoryLimit()
 	fmt.Printf("starting clusters (source, destination, catalog)...\n")
 	srcC, err := testbed.Start(ctx, "bench-src")
 	if err != nil {

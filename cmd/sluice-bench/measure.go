@@ -6,9 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+
+	"github.com/sluicedb/sluice/executor"
 )
 
 // phase measures one part of the run of Sluice, which runs in this
@@ -111,4 +114,16 @@ func writeAllocs(path string) error {
 		err = cerr
 	}
 	return err
+}
+
+// setMemoryLimit gives the process, in which Sluice runs, the soft memory
+// limit `sluice serve` sets by default (executor.DefaultMemoryLimit), unless
+// GOMEMLIMIT set one; the peak RSS figures are under it.
+func setMemoryLimit() {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		fmt.Printf("memory limit: GOMEMLIMIT=%s\n", v)
+		return
+	}
+	debug.SetMemoryLimit(executor.DefaultMemoryLimit)
+	fmt.Printf("memory limit: %d MiB (sluice serve's default --memory-limit)\n", executor.DefaultMemoryLimit>>20)
 }

@@ -153,3 +153,34 @@ func TestLagHistoryIntervalFlag(t *testing.T) {
 		}
 	}
 }
+
+// --memory-limit defaults to executor.DefaultMemoryLimit, comes from the
+// environment too, takes units, is checked, and is in --help.
+func TestMemoryLimitFlag(t *testing.T) {
+	t.Setenv("SLUICE_MEMORY_LIMIT", "")
+	var stderr bytes.Buffer
+	cfg, err := parseServe(nil, &stderr)
+	if err != nil || cfg.MemoryLimit != executor.DefaultMemoryLimit {
+		t.Fatalf("default: %d, %v", cfg.MemoryLimit, err)
+	}
+	for in, want := range map[string]int64{"0": 0, "1GiB": 1 << 30, "512 MiB": 512 << 20, "300MB": 300e6,
+		"64kB": 64000, "1048576": 1 << 20, "10B": 10, "2KiB": 2048, "1GB": 1e9} {
+		if cfg, err = parseServe([]string{"--memory-limit", in}, &stderr); err != nil || cfg.MemoryLimit != want {
+			t.Errorf("--memory-limit %s: %d, %v; want %d", in, cfg.MemoryLimit, err, want)
+		}
+	}
+	t.Setenv("SLUICE_MEMORY_LIMIT", "1GiB")
+	if cfg, err = parseServe(nil, &stderr); err != nil || cfg.MemoryLimit != 1<<30 {
+		t.Errorf("environment: %d, %v", cfg.MemoryLimit, err)
+	}
+	for _, bad := range []string{"lots", "-5MiB", "1.5GiB", "12TB", "99999999999GiB"} {
+		if _, err := parseServe([]string{"--memory-limit", bad}, &stderr); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+			t.Errorf("--memory-limit %s: err = %v", bad, err)
+		}
+	}
+	for _, flag := range []string{"--memory-limit", "SLUICE_MEMORY_LIMIT", "200MiB", "GOMEMLIMIT"} {
+		if !strings.Contains(usage, flag) {
+			t.Errorf("--help does not mention %s", flag)
+		}
+	}
+}

@@ -75,6 +75,9 @@ Flags of serve (each also read from the environment variable shown):
   --node-timeout D     how long a node may be silent before it is gone and other nodes sharing
                        the catalog take its mirrors' streams over; see docs/cluster.md
                        (SLUICE_NODE_TIMEOUT, default 15s, at least 1s)
+  --memory-limit SIZE  soft limit of the process's memory: the garbage collector works harder
+                       as it nears it (SLUICE_MEMORY_LIMIT, default 200MiB; 0 for none; sizes
+                       in B, KiB, MiB, GiB, or kB, MB, GB). GOMEMLIMIT, when set, wins
   --log-level LEVEL    debug, info, warn or error (SLUICE_LOG_LEVEL, default info)
 
 Environment only:
@@ -116,6 +119,9 @@ type Config struct {
 	// NodeTimeout is the silence after which a node is gone
 	// (executor.Config).
 	NodeTimeout time.Duration
+	// MemoryLimit is the runtime's soft memory limit in bytes (0: none);
+	// GOMEMLIMIT, when set, wins (applyMemoryLimit).
+	MemoryLimit int64
 	LogLevel    slog.Level
 }
 
@@ -232,9 +238,13 @@ func parseServe(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("invalid SLUICE_NODE_TIMEOUT: %w", err)
 	}
 	fs.DurationVar(&cfg.NodeTimeout, "node-timeout", nodeTimeout, "")
+	memLimit := fs.String("memory-limit", envOr("SLUICE_MEMORY_LIMIT", fmt.Sprintf("%dMiB", executor.DefaultMemoryLimit>>20)), "")
 	level := fs.String("log-level", envOr("SLUICE_LOG_LEVEL", "info"), "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if cfg.MemoryLimit, err = parseSize(*memLimit); err != nil {
+		return nil, fmt.Errorf("invalid --memory-limit %q: %w", *memLimit, err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -272,6 +282,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		slog.SetDefault(logger)
+		applyMemoryLimit(cfg.MemoryLimit, logger)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := serve(ctx, cfg, logger); err != nil {
