@@ -144,6 +144,30 @@ func (e *earlyBed) dstWriting(t *testing.T) bool {
 	return n > 0
 }
 
+// openStreamed begins a transaction on conn that runs sql, a change large
+// enough to be streamed, and waits until the source streamed it (its slot's
+// statistics moved past before) and the destination applies it (what names
+// it in failures).
+func (e *earlyBed) openStreamed(t *testing.T, conn *pgx.Conn, before slotStats, sql, what string) {
+	t.Helper()
+	mustExec(t, conn, "BEGIN")
+	mustExec(t, conn, sql)
+	e.waitStreamed(t, before, what)
+	e.applying(t, what)
+}
+
+// converged waits for the destination to equal the source and checks the
+// mirror is healthy; with stayedEarly, also that the early stream was never
+// abandoned (stayedEarly is the failure's message).
+func (e *earlyBed) converged(t *testing.T, stayedEarly string) {
+	t.Helper()
+	e.equal(t)
+	e.healthy(t)
+	if stayedEarly != "" && e.logged(t, abandonedLog) {
+		t.Fatal(stayedEarly)
+	}
+}
+
 // healthy checks that the mirror is RUNNING with no error.
 func (e *earlyBed) healthy(t *testing.T) {
 	t.Helper()
@@ -194,18 +218,11 @@ func TestEarlyRollback(t *testing.T) {
 	e := startEarly(t, "erb")
 	before := e.stats(t)
 	a := e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1, filler = 'rolled back' || aid")
-	e.waitStreamed(t, before, "open UPDATE of all accounts")
-	e.applying(t, "open UPDATE of all accounts")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 1, filler = 'rolled back' || aid", "open UPDATE of all accounts")
 	mustExec(t, a, "ROLLBACK")
 	mustExec(t, e.src, "UPDATE pgbench_accounts SET abalance = -1 WHERE aid % 1000 = 0")
 	mustExec(t, e.src, "INSERT INTO pgbench_tellers VALUES (1000, 1, 0, 'after')")
-	e.equal(t)
-	e.healthy(t)
-	if e.logged(t, abandonedLog) {
-		t.Fatal("a rollback of a transaction with nothing folded into it abandoned the early stream")
-	}
+	e.converged(t, "a rollback of a transaction with nothing folded into it abandoned the early stream")
 	if s := e.stats(t); s.streamTxns == 0 {
 		t.Fatalf("no transaction streamed: %+v", s)
 	}
@@ -230,8 +247,7 @@ func TestEarlySavepointRollback(t *testing.T) {
 	mustExec(t, a, "ROLLBACK TO s")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = 7 WHERE aid % 500 = 0")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 	if !e.logged(t, "rolled back a savepoint") {
 		t.Fatal("the savepoint's rollback did not take the abandoned path (no \"rolled back a savepoint\" in the log)")
 	}
@@ -268,10 +284,7 @@ func TestEarlyFolded(t *testing.T) {
 	e := startEarly(t, "efo")
 	before := e.stats(t)
 	a, b := e.session(t), e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 3, filler = 'a' || aid WHERE aid <= 200000")
-	e.waitStreamed(t, before, "A's UPDATE")
-	e.applying(t, "A's UPDATE")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 3, filler = 'a' || aid WHERE aid <= 200000", "A's UPDATE")
 	foldedChanges(t, b)
 	// Folded: the destination has B's changes only with A's commit.
 	time.Sleep(time.Second)
@@ -284,11 +297,7 @@ func TestEarlyFolded(t *testing.T) {
 	mustExec(t, a, "UPDATE pgbench_tellers SET filler = 'a after b' WHERE tid IN (3, 1001)")
 	mustExec(t, a, "DELETE FROM pgbench_accounts WHERE aid = 300001")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
-	if e.logged(t, abandonedLog) {
-		t.Fatal("committing an open transaction with others folded into it abandoned the early stream")
-	}
+	e.converged(t, "committing an open transaction with others folded into it abandoned the early stream")
 }
 
 // TestEarlyFoldedRollback: as TestEarlyFolded, but the open transaction
@@ -298,10 +307,7 @@ func TestEarlyFoldedRollback(t *testing.T) {
 	e := startEarly(t, "efr")
 	before := e.stats(t)
 	a, b := e.session(t), e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 3, filler = 'a' || aid WHERE aid <= 200000")
-	e.waitStreamed(t, before, "A's UPDATE")
-	e.applying(t, "A's UPDATE")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 3, filler = 'a' || aid WHERE aid <= 200000", "A's UPDATE")
 	foldedChanges(t, b)
 	mustExec(t, a, "UPDATE pgbench_branches SET filler = 'a' WHERE bid = 2")
 	mustExec(t, a, "ROLLBACK")
@@ -327,8 +333,7 @@ func TestEarlyTwoOpen(t *testing.T) {
 	e.waitLogged(t, "began streaming while")
 	mustExec(t, b, "COMMIT")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 }
 
 // TestEarlyKillWithFolded: kill -9 while a large source transaction is
@@ -339,10 +344,7 @@ func TestEarlyKillWithFolded(t *testing.T) {
 	e := startEarly(t, "ekf")
 	before := e.stats(t)
 	a, b := e.session(t), e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 4, filler = 'a' || aid WHERE aid <= 200000")
-	e.waitStreamed(t, before, "A's UPDATE")
-	e.applying(t, "A's UPDATE")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 4, filler = 'a' || aid WHERE aid <= 200000", "A's UPDATE")
 	foldedChanges(t, b)
 	time.Sleep(300 * time.Millisecond) // the folded changes received
 	e.p.Kill()
@@ -355,8 +357,7 @@ func TestEarlyKillWithFolded(t *testing.T) {
 	mustExec(t, b, "UPDATE pgbench_tellers SET filler = 'after restart' WHERE tid = 5")
 	mustExec(t, a, "UPDATE pgbench_accounts SET filler = 'a2' WHERE aid % 100 = 0 AND aid <= 200000")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 }
 
 // TestEarlyKillAfterEarlierCommit: as TestEarlyKillWithFolded, but a
@@ -383,8 +384,7 @@ func TestEarlyKillAfterEarlierCommit(t *testing.T) {
 	e.p.Start()
 	mustExec(t, a, "UPDATE pgbench_accounts SET filler = 'a2' WHERE aid % 100 = 0 AND aid <= 200000")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 }
 
 // TestEarlyAddColumn: a column added inside a large streamed transaction,
@@ -403,8 +403,7 @@ func TestEarlyAddColumn(t *testing.T) {
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 2 = 0")
 	e.waitStreamed(t, first, "UPDATE after the ALTER")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 	var note string
 	if err := e.dst.QueryRow(testCtx(t), "SELECT note FROM pgbench_accounts WHERE aid = 10").Scan(&note); err != nil || note != "n10" {
 		t.Fatalf("destination's note of account 10: %q (%v)", note, err)
@@ -439,8 +438,7 @@ func TestEarlyAddColumnHeldOpen(t *testing.T) {
 		t.Fatalf("the stream restarted %d times at the new column while the transaction was open", n)
 	}
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 }
 
 // addedColumnsLog is what the batcher logs when columns come in the middle
@@ -454,18 +452,14 @@ func TestEarlyUnstreamedSavepointRollback(t *testing.T) {
 	e := startEarly(t, "eus")
 	before := e.stats(t)
 	a := e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 2, filler = 'kept' || aid")
-	e.waitStreamed(t, before, "UPDATE")
-	e.applying(t, "UPDATE")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 2, filler = 'kept' || aid", "UPDATE")
 	mustExec(t, a, "SAVEPOINT s")
 	mustExec(t, a, "INSERT INTO pgbench_tellers VALUES (2000, 1, 0, 'undone')")
 	mustExec(t, a, "UPDATE pgbench_accounts SET filler = 'undone' WHERE aid = 5")
 	mustExec(t, a, "ROLLBACK TO s")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = 7 WHERE aid % 500 = 0")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
+	e.converged(t, "")
 	// Whether the source sent a Stream Abort of the savepoint (abandoning
 	// the early stream) depends on whether its changes went out in a block:
 	// only the destination's rows are checked.
@@ -478,19 +472,12 @@ func TestEarlyTruncate(t *testing.T) {
 	e := startEarly(t, "etr")
 	before := e.stats(t)
 	a := e.session(t)
-	mustExec(t, a, "BEGIN")
-	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 2, filler = 'a' || aid")
-	e.waitStreamed(t, before, "UPDATE")
-	e.applying(t, "UPDATE")
+	e.openStreamed(t, a, before, "UPDATE pgbench_accounts SET abalance = abalance + 2, filler = 'a' || aid", "UPDATE")
 	mustExec(t, a, "TRUNCATE pgbench_tellers")
 	mustExec(t, a, "INSERT INTO pgbench_tellers SELECT g, 1, g, 'refilled' FROM generate_series(1, 50) g")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = 0 WHERE aid % 3 = 0")
 	mustExec(t, a, "COMMIT")
-	e.equal(t)
-	e.healthy(t)
-	if e.logged(t, abandonedLog) {
-		t.Fatal("a TRUNCATE in an open transaction abandoned the early stream")
-	}
+	e.converged(t, "a TRUNCATE in an open transaction abandoned the early stream")
 }
 
 // TestEarlyNotIntoClickHouse: a destination that versions rows by the
@@ -578,9 +565,5 @@ func TestEarlyUnmirroredOpen(t *testing.T) {
 	tellers(23, "a small commit did not arrive while the second unmirrored transaction was open")
 	mustExec(t, a, "ROLLBACK")
 	mustExec(t, b, "UPDATE pgbench_tellers SET filler = 'after rollback' WHERE tid = 4000")
-	e.equal(t)
-	e.healthy(t)
-	if e.logged(t, abandonedLog) {
-		t.Fatal("the early stream was abandoned")
-	}
+	e.converged(t, "the early stream was abandoned")
 }
