@@ -227,6 +227,16 @@ type ShadowSwapper interface {
 	SwapIn(ctx context.Context, swaps []Swap) (SwapReport, error)
 }
 
+// RetiredDropper is the ability of a ShadowSwapper that sets the tables a
+// swap replaced aside rather than drop them in the swap (a large table's
+// files take a while to remove): the flow drops them once the resync is
+// done, and again when the mirror's stream starts (a crash in between).
+type RetiredDropper interface {
+	// DropRetired drops the tables swaps of the mirror set aside.
+	// Idempotent.
+	DropRetired(ctx context.Context) error
+}
+
 // Swap is one table of ShadowSwapper.SwapIn.
 type Swap struct {
 	// Table is the live table (Table.Dest) and its source.

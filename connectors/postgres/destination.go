@@ -23,6 +23,7 @@ var (
 	_ connectors.TablePlanner        = (*Destination)(nil)
 	_ connectors.SchemaFollower      = (*Destination)(nil)
 	_ connectors.ShadowSwapper       = (*Destination)(nil)
+	_ connectors.RetiredDropper      = (*Destination)(nil)
 	_ connectors.ConstraintValidator = (*Destination)(nil)
 	_ connectors.Analyzer            = (*Destination)(nil)
 	_ connectors.TablePositions      = (*Destination)(nil)
@@ -211,6 +212,9 @@ func (d *Destination) Teardown(ctx context.Context, drop []connectors.TableName)
 			return err
 		}
 		if err := DropAllOwned(ctx, tx, d.meta, d.mirror); err != nil {
+			return err
+		}
+		if err := dropRetiredAll(ctx, tx, d.meta, d.mirror); err != nil {
 			return err
 		}
 		if err := DropTables(ctx, tx, drop); err != nil {

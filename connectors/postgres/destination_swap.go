@@ -166,7 +166,7 @@ func (d *Destination) swapOne(ctx context.Context, tx pgx.Tx, o OwnedTable, s co
 				return err
 			}
 		}
-		r, err := SwapOwned(ctx, tx, o)
+		r, err := swapOwnedRetiring(ctx, tx, o, d.meta, d.mirror)
 		if errors.Is(err, ErrNoShadow) {
 			return fmt.Errorf("shadow table %s is missing: %w", shadow, err)
 		}

@@ -403,6 +403,22 @@ func TestDestinationShadowSwap(t *testing.T) {
 	if got, err := d.Shadows(ctx); err != nil || len(got) != 0 {
 		t.Errorf("Shadows after the swap = %v, %v", got, err)
 	}
+	// The old users table is set aside, not dropped, until DropRetired.
+	retired := func() int64 {
+		return queryInt64(t, conn, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename LIKE 'sluice_retired%'`,
+			postgres.DefaultMetadataSchema)
+	}
+	if n := retired(); n != 1 {
+		t.Errorf("%d tables set aside after the swap, want users' old one", n)
+	}
+	for range 2 {
+		if err := d.DropRetired(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := retired(); n != 0 {
+		t.Errorf("%d tables set aside after DropRetired", n)
+	}
 	states, err := d.TableStates(ctx)
 	if err != nil {
 		t.Fatal(err)

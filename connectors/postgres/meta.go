@@ -82,6 +82,7 @@ func EnsureMetadata(ctx context.Context, conn *pgx.Conn, meta string) error {
 		fmt.Sprintf(metaPartitionsDDL, s),
 		fmt.Sprintf(metaTableStateDDL, s),
 		fmt.Sprintf(metaOwnedDDL, s),
+		fmt.Sprintf(metaRetiredDDL, s),
 	} {
 		if err := execRetryingUnique(ctx, conn, sql); err != nil {
 			return fmt.Errorf("create metadata schema %s: %w", s, err)

@@ -72,7 +72,7 @@ import (
 // to them. A missing shadow is an error wrapping ErrNoShadow; a missing
 // live table one wrapping ErrTableNotFound.
 func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName) (SwapReport, error) {
-	return swapTable(ctx, tx, live, shadow, 0)
+	return swapTable(ctx, tx, live, shadow, 0, nil)
 }
 
 // SwapOwned is SwapTable with shadow, a temporary table Sluice recorded as
@@ -80,12 +80,22 @@ func SwapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 // still have the recorded OID, or the error wraps ErrNoShadow and nothing
 // changed. The caller forgets the record (ForgetOwned) in tx.
 func SwapOwned(ctx context.Context, tx pgx.Tx, shadow OwnedTable) (SwapReport, error) {
-	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID)
+	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID, nil)
+}
+
+// swapOwnedRetiring is SwapOwned, the old table set aside for mirror in
+// meta (retireTable) rather than dropped.
+func swapOwnedRetiring(ctx context.Context, tx pgx.Tx, shadow OwnedTable, meta, mirror string) (SwapReport, error) {
+	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID, func(old connectors.TableName) error {
+		return retireTable(ctx, tx, meta, mirror, old)
+	})
 }
 
 // swapTable is SwapTable; a shadow whose OID is not wantOID (unless 0) is
-// an error wrapping ErrNoShadow.
-func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, wantOID uint32) (SwapReport, error) {
+// an error wrapping ErrNoShadow. With retire, the old table, renamed away,
+// is handed to it instead of dropped.
+func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName, wantOID uint32,
+	retire func(old connectors.TableName) error) (SwapReport, error) {
 	var rep SwapReport
 	if live == shadow || live.Schema != shadow.Schema {
 		return rep, fmt.Errorf("swap %s: shadow %s must be another table of the same schema", live, shadow)
@@ -182,7 +192,11 @@ func swapTable(ctx context.Context, tx pgx.Tx, live, shadow connectors.TableName
 	if err := run("rename "+shadow.String()+" to "+live.Name, "ALTER TABLE "+shadow.Quoted()+" RENAME TO "+quoteIdent(live.Name)); err != nil {
 		return rep, err
 	}
-	if err := run("drop the old table", "DROP TABLE "+old.Quoted()); err != nil {
+	if retire != nil {
+		if err := retire(old); err != nil {
+			return rep, fmt.Errorf("swap %s: %w", live, err)
+		}
+	} else if err := run("drop the old table", "DROP TABLE "+old.Quoted()); err != nil {
 		return rep, err
 	}
 

@@ -62,13 +62,17 @@ func newRole(t *testing.T, conn *pgx.Conn, prefix string) string {
 	return name
 }
 
-// swap runs SwapTable in a transaction of its own.
+// swapFn is the swap swap runs: SwapTable, or SwapTableRetiring for the
+// test of a Destination's way (the tests of this file run one at a time).
+var swapFn = postgres.SwapTable
+
+// swap runs swapFn in a transaction of its own.
 func swap(t *testing.T, conn *pgx.Conn, live, shadow connectors.TableName) (postgres.SwapReport, error) {
 	t.Helper()
 	var rep postgres.SwapReport
 	err := pgx.BeginFunc(testCtx(t), conn, func(tx pgx.Tx) error {
 		var err error
-		rep, err = postgres.SwapTable(testCtx(t), tx, live, shadow)
+		rep, err = swapFn(testCtx(t), tx, live, shadow)
 		return err
 	})
 	return rep, err
@@ -489,9 +493,44 @@ SELECT format(E'indexes: %s\nconstraints: %s\nreplident: %s, options: %s, cluste
 	(SELECT string_agg(format('%s:%s:%s', relname, relkind, reloptions), ' ' ORDER BY relname) FROM pg_class WHERE relname IN ('v', 'v2', 'mv')))
 FROM pg_class c WHERE c.oid = 't'::regclass`
 
-func TestSwapTable(t *testing.T) {
-	ctx := testCtx(t)
+func TestSwapTable(t *testing.T) { testSwapTable(t, connect(t, dstCluster.NewDB(t))) }
+
+// TestSwapTableRetiring is TestSwapTable the way a Destination swaps: the
+// old table is set aside in the metadata schema, not dropped, and nothing
+// of it is left under the user's names (the same state after each swap,
+// two on the same table); then dropping the retired tables leaves none.
+func TestSwapTableRetiring(t *testing.T) {
 	conn := connect(t, dstCluster.NewDB(t))
+	if err := postgres.EnsureMetadata(testCtx(t), conn, ""); err != nil {
+		t.Fatal(err)
+	}
+	swapFn = postgres.SwapTableRetiring
+	t.Cleanup(func() { swapFn = postgres.SwapTable })
+	testSwapTable(t, conn)
+	retired := `SELECT string_agg(c.relname || ':' || c.relkind::text, ' ' ORDER BY c.relname) FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '` + postgres.DefaultMetadataSchema + `' AND c.relname LIKE 'sluice_retired%'`
+	got := scalar[string](t, conn, retired)
+	// Two tables, each with its 4 indexes and its identity sequence (the
+	// serial one went to the new table).
+	if n := strings.Count(got, ":r"); n != 2 || strings.Count(got, ":i") != 8 || strings.Count(got, ":S") != 2 {
+		t.Fatalf("retired relations: %s; want 2 tables, 8 indexes, 2 sequences", got)
+	}
+	if n := scalar[int64](t, conn, "SELECT count(*) FROM "+postgres.DefaultMetadataSchema+".retired_tables WHERE mirror = 'm'"); n != 2 {
+		t.Fatalf("%d retired tables recorded, want 2", n)
+	}
+	if err := postgres.DropRetiredAll(testCtx(t), conn, "m"); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar[*string](t, conn, retired); got != nil {
+		t.Errorf("retired relations after DropRetired: %s", *got)
+	}
+	if n := scalar[int64](t, conn, "SELECT count(*) FROM "+postgres.DefaultMetadataSchema+".retired_tables"); n != 0 {
+		t.Errorf("%d retired records left", n)
+	}
+}
+
+func testSwapTable(t *testing.T, conn *pgx.Conn) {
+	ctx := testCtx(t)
 	reader, writer := newRole(t, conn, "swap_reader"), newRole(t, conn, "swap_writer")
 	mustExec(t, conn, swapFixture)
 	mustExec(t, conn, fmt.Sprintf(`

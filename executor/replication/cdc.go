@@ -27,6 +27,10 @@ func (f *flow) cdc(ctx context.Context) error {
 	if err := f.fence(ctx, dst); err != nil {
 		return err
 	}
+	// Tables a swap set aside before a crash (see dropRetired).
+	if err := f.dropRetired(ctx, dst); err != nil {
+		return err
+	}
 	last, err := dst.Applied(ctx)
 	if err != nil {
 		return err

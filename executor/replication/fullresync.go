@@ -96,8 +96,32 @@ func (f *flow) swapAll(ctx context.Context) error {
 		if aerr := f.analyze(ctx, dst, rep.Analyze); aerr != nil {
 			return aerr
 		}
+		if derr := f.dropRetired(ctx, dst); derr != nil {
+			return derr
+		}
 	}
 	return err
+}
+
+// dropRetired drops the tables the swaps replaced and set aside
+// (connectors.RetiredDropper), once the resync is done: their files take
+// a while to remove, which the resync does not wait for. A failure is
+// recorded as an event, not fatal: the stream's next start drops them.
+func (f *flow) dropRetired(ctx context.Context, dst connectors.Destination) error {
+	rd, ok := dst.(connectors.RetiredDropper)
+	if !ok {
+		return nil
+	}
+	began := time.Now()
+	if err := rd.DropRetired(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return f.store.AddEvent(ctx, f.m.Name, "resync",
+			fmt.Sprintf("dropping the tables the swap replaced: %v (tried again when the stream starts)", err))
+	}
+	f.log.DebugContext(ctx, "tables the swap replaced dropped", "took", time.Since(began))
+	return nil
 }
 
 // analyze collects the planner statistics of the tables a swap put in

@@ -450,6 +450,9 @@ func (f *flow) finishSwap(ctx context.Context, dst connectors.Destination, t, li
 	if err := f.analyze(ctx, dst, rep.Analyze); err != nil {
 		return err
 	}
+	if err := f.dropRetired(ctx, dst); err != nil {
+		return err
+	}
 	return f.setStepNames(ctx, catalog.StepStreaming, t.String())
 }
 
