@@ -159,8 +159,13 @@ func timeResync(ctx context.Context, sl *pgx.Conn, stmt, done string, r *probe, 
 		return resyncRun{}, err
 	}
 	run.peak = ph.peak
-	run.timeline, err = timeline(ctx, sl, "bench", t0)
-	return run, err
+	if run.timeline, err = timeline(ctx, sl, "bench", t0); err != nil {
+		return run, err
+	}
+	// Not timed: what the flow does once the resync is done (the swapped
+	// tables' statistics, dropping the tables a swap set aside) ends
+	// before the next step starts, rather than slow its beginning.
+	return run, waitFor(ctx, sl, "SELECT bool_and(step = 'streaming') FROM mirror_tables WHERE mirror = 'bench'")
 }
 
 // timeline returns mirror's events since t0 (the catalog's clock), one
