@@ -742,3 +742,42 @@ func TestDestinationCreateTableRace(t *testing.T) {
 		}
 	}
 }
+
+// TestDestinationSwapMetadataInTableSchema: with the peer's metadata
+// schema the live table's own, the swap sets the old table aside in it
+// (no SET SCHEMA to where it is), and DropRetired drops it.
+func TestDestinationSwapMetadataInTableSchema(t *testing.T) {
+	ctx := testCtx(t)
+	url := dstCluster.NewDB(t)
+	conn := connect(t, url)
+	mustExec(t, conn, `CREATE TABLE users (id integer PRIMARY KEY, v text); CREATE INDEX users_v ON users (v);
+		INSERT INTO users VALUES (1, 'old')`)
+	d := openDest(t, url, "public", "m")
+	users := publicTable("users")
+	dt := connectors.DestTable{Source: publicTable("src_users"), Dest: users, Schema: usersSchema("src_users")}
+	shadow, err := d.CreateShadow(ctx, dt, []connectors.TableName{users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, conn, `INSERT INTO `+shadow.Quoted()+` VALUES (1, 'new'), (2, 'new')`)
+	if err := d.FinishLoad(ctx, connectors.DestTable{Source: dt.Source, Dest: shadow, Schema: dt.Schema}, users); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SwapIn(ctx, []connectors.Swap{{Table: dt}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strs(t, conn, `SELECT v FROM users ORDER BY id`); !slices.Equal(got, []string{"new", "new"}) {
+		t.Errorf("users after the swap: %v", got)
+	}
+	set := `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = 'public' AND c.relname LIKE 'sluice_retired%'`
+	if n := queryInt64(t, conn, set); n != 3 { // the table, its key and its index
+		t.Errorf("%d relations set aside in public, want 3", n)
+	}
+	if err := d.DropRetired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt64(t, conn, set); n != 0 {
+		t.Errorf("%d relations set aside after DropRetired", n)
+	}
+}

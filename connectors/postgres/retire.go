@@ -83,8 +83,11 @@ JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxrelid = $1`)
 	for _, s := range stats {
 		stmts = append(stmts, "DROP STATISTICS "+s)
 	}
-	stmts = append(stmts, "ALTER TABLE "+old.Quoted()+" RENAME TO "+quoteIdent(prefix),
-		"ALTER TABLE "+pgx.Identifier{old.Schema, prefix}.Sanitize()+" SET SCHEMA "+metaSchema(meta))
+	stmts = append(stmts, "ALTER TABLE "+old.Quoted()+" RENAME TO "+quoteIdent(prefix))
+	if old.Schema != metaName(meta) {
+		// (A metadata schema that is the table's own keeps it there.)
+		stmts = append(stmts, "ALTER TABLE "+pgx.Identifier{old.Schema, prefix}.Sanitize()+" SET SCHEMA "+metaSchema(meta))
+	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return fmt.Errorf("set %s aside: %s: %w", old, s, err)
@@ -95,6 +98,14 @@ JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxrelid = $1`)
 		return fmt.Errorf("record %s set aside: %w", old, err)
 	}
 	return nil
+}
+
+// metaName is the metadata schema's name (meta, or the default).
+func metaName(meta string) string {
+	if meta == "" {
+		return DefaultMetadataSchema
+	}
+	return meta
 }
 
 // retiredLockTimeout bounds how long dropping a retired table waits for its
@@ -171,11 +182,7 @@ func dropRetired(ctx context.Context, db interface {
 	Execer
 }, meta, mirror string, r retiredRecord) error {
 	name, oid := r.name, r.oid
-	schema := meta
-	if schema == "" {
-		schema = DefaultMetadataSchema
-	}
-	t := connectors.TableName{Schema: schema, Name: name}
+	t := connectors.TableName{Schema: metaName(meta), Name: name}
 	have, err := tableOID(ctx, db, t)
 	switch {
 	case errors.Is(err, ErrTableNotFound):
