@@ -51,7 +51,7 @@ func TestMetadata(t *testing.T) {
 			}
 			if meta == "" {
 				wantRows(t, conn, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '_sluice'",
-					"mirror_state,owned_tables,snapshot_partitions,table_state")
+					"mirror_state,owned_tables,retired_tables,snapshot_partitions,table_state")
 			}
 			if _, ok, err := postgres.LastPosition(ctx, conn, meta, "m1"); err != nil || ok {
 				t.Fatalf("LastPosition of a new mirror: ok=%v err=%v", ok, err)
