@@ -41,6 +41,14 @@ const metaRetiredDDL = `CREATE TABLE IF NOT EXISTS %s.retired_tables (
 // of its indexes' and sequences' names.
 func retiredPrefix(oid uint32) string { return "sluice_retired_" + strconv.FormatUint(uint64(oid), 10) }
 
+// swapOwnedRetiring is SwapOwned, the old table set aside for mirror in
+// meta (retireTable) rather than dropped.
+func swapOwnedRetiring(ctx context.Context, tx pgx.Tx, shadow OwnedTable, meta, mirror string) (SwapReport, error) {
+	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID, func(old connectors.TableName) error {
+		return retireTable(ctx, tx, meta, mirror, old)
+	})
+}
+
 // retireTable sets old aside in tx (see the file's comment) for mirror.
 func retireTable(ctx context.Context, tx pgx.Tx, meta, mirror string, old connectors.TableName) error {
 	oid, err := tableOID(ctx, tx, old)

@@ -83,14 +83,6 @@ func SwapOwned(ctx context.Context, tx pgx.Tx, shadow OwnedTable) (SwapReport, e
 	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID, nil)
 }
 
-// swapOwnedRetiring is SwapOwned, the old table set aside for mirror in
-// meta (retireTable) rather than dropped.
-func swapOwnedRetiring(ctx context.Context, tx pgx.Tx, shadow OwnedTable, meta, mirror string) (SwapReport, error) {
-	return swapTable(ctx, tx, shadow.Live, shadow.Name, shadow.OID, func(old connectors.TableName) error {
-		return retireTable(ctx, tx, meta, mirror, old)
-	})
-}
-
 // swapTable is SwapTable; a shadow whose OID is not wantOID (unless 0) is
 // an error wrapping ErrNoShadow. With retire, the old table, renamed away,
 // is handed to it instead of dropped.
