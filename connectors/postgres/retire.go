@@ -73,15 +73,17 @@ WHERE i.indrelid = $1 ORDER BY c.oid`)
 		stmts = append(stmts, "ALTER INDEX "+pgx.Identifier{old.Schema, x}.Sanitize()+" RENAME TO "+
 			quoteIdent(prefix+"_i"+strconv.Itoa(i)))
 	}
-	seqs, err := names(`SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+	// Its sequences (identity, and serial ones not handed to the new
+	// table), wherever they are: they move or go with it.
+	seqs, err := names(`SELECT format('%I.%I', n.nspname, c.relname) FROM pg_depend d
+JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = $1
   AND d.deptype IN ('a', 'i') AND c.relkind = 'S' ORDER BY c.oid`)
 	if err != nil {
 		return fmt.Errorf("set %s aside: read its sequences: %w", old, err)
 	}
 	for i, s := range seqs {
-		stmts = append(stmts, "ALTER SEQUENCE "+pgx.Identifier{old.Schema, s}.Sanitize()+" RENAME TO "+
-			quoteIdent(prefix+"_s"+strconv.Itoa(i)))
+		stmts = append(stmts, "ALTER SEQUENCE "+s+" RENAME TO "+quoteIdent(prefix+"_s"+strconv.Itoa(i)))
 	}
 	stats, err := names(`SELECT format('%I.%I', n.nspname, s.stxname) FROM pg_statistic_ext s
 JOIN pg_namespace n ON n.oid = s.stxnamespace WHERE s.stxrelid = $1`)
