@@ -745,7 +745,7 @@ func TestDestinationCreateTableRace(t *testing.T) {
 
 // TestDestinationSwapMetadataInTableSchema: with the peer's metadata
 // schema the live table's own, the swap sets the old table aside in it
-// (no SET SCHEMA to where it is), and DropRetired drops it.
+// (no SET SCHEMA to where it is), and Teardown drops it.
 func TestDestinationSwapMetadataInTableSchema(t *testing.T) {
 	ctx := testCtx(t)
 	url := dstCluster.NewDB(t)
@@ -774,10 +774,15 @@ func TestDestinationSwapMetadataInTableSchema(t *testing.T) {
 	if n := queryInt64(t, conn, set); n != 3 { // the table, its key and its index
 		t.Errorf("%d relations set aside in public, want 3", n)
 	}
-	if err := d.DropRetired(ctx); err != nil {
+	// DROP MIRROR drops what is set aside (DropRetired: TestDestinationShadowSwap).
+	p, err := d.Teardown(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := queryInt64(t, conn, set); n != 0 {
-		t.Errorf("%d relations set aside after DropRetired", n)
+		t.Errorf("%d relations set aside after Teardown", n)
 	}
 }
