@@ -13,9 +13,20 @@ import (
 // Kind is the Postgres kind of peer (CREATE PEER ... FROM POSTGRES): a
 // mirror's source or destination; sessions query it over the Postgres
 // protocol themselves (Wire), so it has no federated reader.
+//
+// The peers one Kind parses share what it remembers of their servers
+// (tlsMemo): a program makes one Kind, its registry's.
 func Kind() connectors.Kind {
+	memo := newTLSMemo()
+	parse := func(opts map[string]string) (*PeerConfig, error) {
+		c, err := ParsePeerOptions(opts)
+		if err == nil {
+			c.tls = memo
+		}
+		return c, err
+	}
 	return connectors.Kind{Type: "POSTGRES", Name: "Postgres", Source: true, Destination: true, StreamObjects: true, Wire: wireDialer{},
-		Parse: connectors.ParseWith(ParsePeerOptions), FormatPosition: FormatPosition}
+		Parse: connectors.ParseWith(parse), FormatPosition: FormatPosition}
 }
 
 var _ connectors.Peer = (*PeerConfig)(nil)

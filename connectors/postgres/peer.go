@@ -27,6 +27,10 @@ type PeerConfig struct {
 	// answers no TLS handshake (sslmode=prefer). A Postgres peer takes no
 	// client certificate.
 	connectors.TLSOptions
+	// tls remembers the servers that refused TLS lately (tls_memo.go):
+	// the Postgres kind's, shared by the peers it parses; nil (always
+	// TLS first) for a config made otherwise.
+	tls *tlsMemo
 }
 
 // OptionKeys lists every option a Postgres peer accepts, sorted.
@@ -78,12 +82,13 @@ func (c *PeerConfig) ConnConfig(appName string) (*pgconn.Config, error) {
 	cfg.ConnectTimeout = 15 * time.Second
 	cfg.Fallbacks = nil
 	cfg.RuntimeParams = map[string]string{"application_name": appName}
-	if !c.DisableTLS {
+	switch {
+	case c.DisableTLS:
+	case c.RequireTLS:
 		cfg.TLSConfig = c.TLSOptions.Config(c.Host)
-		if !c.RequireTLS {
-			// sslmode=prefer: try TLS, fall back to plain text.
-			cfg.Fallbacks = []*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port}}
-		}
+	default:
+		// sslmode=prefer: TLS and plain text, in the order c.tls says.
+		c.tls.order(cfg, c.TLSOptions.Config(c.Host))
 	}
 	cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, CancelRequestDelay: 0, DeadlineDelay: 10 * time.Second}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sluicedb/sluice/connectors"
 )
 
@@ -172,13 +173,23 @@ func (s *Source) StreamEarly(ctx context.Context, spec connectors.StreamSpec, fr
 
 func (s *Source) stream(ctx context.Context, spec connectors.StreamSpec, from connectors.Position,
 	tables map[connectors.TableName]*connectors.TableSchema, early bool) (connectors.Stream, error) {
+	// Both connections at once: each costs the start of a server process.
+	var repl *pgconn.PgConn
+	var replErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		repl, replErr = s.peer.ConnectReplication(ctx, s.appName)
+	}()
 	sql, err := s.peer.ConnectSQL(ctx, s.appName)
-	if err != nil {
-		return nil, err
-	}
-	repl, err := s.peer.ConnectReplication(ctx, s.appName)
-	if err != nil {
-		sql.Close(context.Background())
+	<-done
+	if err != nil || replErr != nil {
+		if err == nil {
+			sql.Close(context.Background())
+			err = replErr
+		} else if replErr == nil {
+			repl.Close(context.Background())
+		}
 		return nil, err
 	}
 	st, err := StartStream(ctx, repl, StreamConfig{

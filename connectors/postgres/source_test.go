@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -582,5 +584,80 @@ func TestSourceStreamLost(t *testing.T) {
 	_, err = e.src.Stream(ctx, e.spec, snap.Position, nil)
 	if !errors.Is(err, connectors.ErrStreamLost) {
 		t.Errorf("Stream of a lost slot: err = %v, want connectors.ErrStreamLost", err)
+	}
+}
+
+// A Postgres kind remembers that a server refused TLS (sslmode=prefer):
+// its peers' next connections to it try plain text first, TLS second;
+// another kind (another program) does not know; disable_tls and
+// require_tls are as they were.
+func TestPreferTLSRemembersRefusal(t *testing.T) {
+	ctx := testCtx(t)
+	opts := map[string]string{"host": "127.0.0.1", "port": strconv.Itoa(srcCluster.Port()), "user": "postgres",
+		"password": srcCluster.Password(), "database": "postgres"}
+	order := func(kind connectors.Kind, extra ...string) (*postgres.PeerConfig, string) {
+		t.Helper()
+		o := maps.Clone(opts)
+		for i := 0; i+1 < len(extra); i += 2 {
+			o[extra[i]] = extra[i+1]
+		}
+		p, err := kind.Parse(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := p.(*postgres.PeerConfig)
+		cfg, err := pc.ConnConfig("sluice-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case cfg.TLSConfig == nil && len(cfg.Fallbacks) == 0:
+			return pc, "plain"
+		case cfg.TLSConfig != nil && len(cfg.Fallbacks) == 0:
+			return pc, "tls"
+		case cfg.TLSConfig != nil && cfg.Fallbacks[0].TLSConfig == nil:
+			return pc, "tls,plain"
+		case cfg.TLSConfig == nil && cfg.Fallbacks[0].TLSConfig != nil:
+			return pc, "plain,tls"
+		}
+		t.Fatalf("attempts: %+v", cfg)
+		return nil, ""
+	}
+	kind := postgres.Kind()
+	pc, got := order(kind)
+	if got != "tls,plain" {
+		t.Fatalf("first connection: %s, want tls,plain", got)
+	}
+	conn, err := pc.ConnectSQL(ctx, "sluice-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	// The test server has no TLS: the next connections, of any peer of
+	// this kind to it, try plain text first, and connect.
+	pc, got = order(kind)
+	if got != "plain,tls" {
+		t.Fatalf("after the server refused TLS: %s, want plain,tls", got)
+	}
+	conn, err = pc.ConnectSQL(ctx, "sluice-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ssl bool
+	if err := conn.QueryRow(ctx, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil || ssl {
+		t.Errorf("ssl %v, %v", ssl, err)
+	}
+	conn.Close(ctx)
+	if _, got := order(kind); got != "plain,tls" {
+		t.Errorf("a plain-text connection tried first: %s, want plain,tls still", got)
+	}
+	if _, got := order(postgres.Kind()); got != "tls,plain" {
+		t.Errorf("another kind: %s, want tls,plain", got)
+	}
+	if _, got := order(kind, "disable_tls", "true"); got != "plain" {
+		t.Errorf("disable_tls: %s", got)
+	}
+	if _, got := order(kind, "require_tls", "true"); got != "tls" {
+		t.Errorf("require_tls: %s", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -126,6 +127,11 @@ type batcher struct {
 	rs        *resyncs
 	vr        *versionedResyncs
 	noResyncs bool
+	// copies counts the table copies running (startCopies); src is the
+	// flow's source, with which a copy starts on the running stream
+	// (copyHere).
+	copies sync.WaitGroup
+	src    connectors.Source
 	// beginPos is where the commit of the transaction being received
 	// starts; beginVersion the same as a number, its changes' version.
 	beginPos     connectors.Position

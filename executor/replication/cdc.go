@@ -117,7 +117,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	defer stream.Close(context.Background()) // after b.run, which stops the reader
 
 	b := &batcher{f: f, applier: applier, store: f.store, dst: dst, applied: applied, dests: dests, rs: rs,
-		lateOnly: earlyOK && !early}
+		lateOnly: earlyOK && !early, src: src}
 	b.useOptions(f.opt) // then followed as they change (live_options.go)
 	if follows {
 		b.addColumnsTo = f.columnAdder(src, sf)
@@ -130,20 +130,22 @@ func (f *flow) cdc(ctx context.Context) error {
 			return err
 		}
 	}
+	// The copies run as long as the batcher, and copies it starts on the
+	// running stream (copyHere) take its context.
 	cctx, cancel := context.WithCancel(ctx)
-	var wait func()
+	wait := func() {}
 	switch {
 	case catchup:
-		wait = b.startCopies(cctx, copies, schemas)
+		b.startCopies(cctx, copies, schemas)
 	case versioned:
 		b.vr, wait = f.startVersionedResyncs(cctx)
 	default:
 		b.noResyncs = true
-		wait = func() {}
 	}
-	err = b.run(ctx, stream)
+	err = b.run(cctx, stream)
 	cancel()
 	wait()
+	b.copies.Wait()
 	if errors.Is(err, errRestart) {
 		return nil
 	}

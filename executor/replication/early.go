@@ -113,7 +113,8 @@ func (b *batcher) commitOpen(ev *connectors.Event) {
 
 // retryEarly reports, on an idle stream started without early sending
 // only because an earlier one was abandoned, that the wait is over: the
-// stream is to start again, early.
+// stream is to start again, early (not while a table copy runs: its
+// restart would start the copy over).
 func (b *batcher) retryEarly() bool {
-	return b.lateOnly && !b.inTx && b.changes.n == 0 && !b.applier.InTx() && b.f.early.allowed()
+	return b.lateOnly && !b.inTx && b.changes.n == 0 && !b.applier.InTx() && (b.rs == nil || b.rs.copying == 0) && b.f.early.allowed()
 }

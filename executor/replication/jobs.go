@@ -350,14 +350,9 @@ func (e *Engine) openPartition(ctx context.Context, a loadPartitionArgs) (_ *par
 			closeAll()
 		}
 	}()
-	r, err := src.OpenReader(ctx, a.Snapshot)
+	r, l, err := openReaderLoader(ctx, src, dst, a.Snapshot)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s partition %d: open the snapshot: %w", a.Table, a.Partition, err)
-	}
-	l, err := dst.OpenLoader(ctx)
-	if err != nil {
-		r.Close(context.Background())
-		return nil, err
+		return nil, fmt.Errorf("copy %s partition %d: %w", a.Table, a.Partition, err)
 	}
 	return &partitionConns{f: f, src: src, dst: dst, r: r, l: l}, nil
 }

@@ -299,19 +299,40 @@ feed:
 	return ctx.Err()
 }
 
+// openReaderLoader opens a reader of src under snapshot and a loader of
+// dst, at the same time (see flow.open); on an error, neither is left
+// open.
+func openReaderLoader(ctx context.Context, src connectors.Source, dst connectors.Destination, snapshot string) (
+	connectors.PartitionReader, connectors.Loader, error) {
+	var r connectors.PartitionReader
+	var l connectors.Loader
+	rErr, lErr := both(
+		func() (err error) { r, err = src.OpenReader(ctx, snapshot); return err },
+		func() (err error) { l, err = dst.OpenLoader(ctx); return err })
+	if rErr == nil && lErr == nil {
+		return r, l, nil
+	}
+	if rErr == nil {
+		r.Close(context.Background())
+	}
+	if lErr == nil {
+		l.Close(context.Background())
+	}
+	if rErr != nil {
+		return nil, nil, fmt.Errorf("open the snapshot: %w", rErr)
+	}
+	return nil, nil, lErr
+}
+
 // copyWorker loads partitions from the queue with a reader and a loader of
 // its own (connections of their own).
 func (f *flow) copyWorker(ctx context.Context, src connectors.Source, dst connectors.Destination, snapshot string,
 	queue <-chan copyJob, progress []*tableProgress) error {
-	r, err := src.OpenReader(ctx, snapshot)
+	r, l, err := openReaderLoader(ctx, src, dst, snapshot)
 	if err != nil {
 		return err
 	}
 	defer r.Close(context.Background())
-	l, err := dst.OpenLoader(ctx)
-	if err != nil {
-		return err
-	}
 	defer l.Close(context.Background())
 	for j := range queue {
 		p, part := progress[j.table], j.job.Index
