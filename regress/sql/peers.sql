@@ -144,7 +144,9 @@ CREATE PEER unreachable FROM POSTGRES WITH (
 );
 
 -- A wrong password is caught the same way, with the server's 28P01 and
--- message first; the refused TLS attempt is in the DETAIL.
+-- message first. (The peers above found the server without TLS, so
+-- Sluice tries it in plain text first for a while: no refused TLS
+-- attempt follows in a DETAIL.)
 CREATE PEER wrong_password FROM POSTGRES WITH (
     host = :'peer_host', port = :peer_port, user = :'peer_user',
     password = 'not-the-password', database = :'peer_db'
