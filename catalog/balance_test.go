@@ -19,7 +19,7 @@ func TestClusterLoad(t *testing.T) {
 	conn := connect(t, url)
 	for _, name := range []string{"m2", "m3"} {
 		err := s.CreateMirror(ctx, catalog.Mirror{Name: name, SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{},
-			Publication: "p" + name, Slot: "s" + name, Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}})
+			Publication: "p" + name, Slot: "s" + name, Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,5 +120,56 @@ func TestClusterLoad(t *testing.T) {
 	}
 	if e2 != 2 || strings.Join(events, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("node events:\n%s\nwant:\n%s", strings.Join(events, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A mirror created reserved (CREATE MIRROR while it prepares it) is not
+// free for the nodes' look, nor taken by one, until Unreserve; its
+// statement may take it meanwhile. A failed CREATE MIRROR's undo thus
+// races with no flow making its publication again.
+func TestCreateMirrorReserved(t *testing.T) {
+	s, _ := oneTableMirror(t)
+	ctx := testCtx(t)
+	err := s.CreateMirror(ctx, catalog.Mirror{Name: "r", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{},
+		Publication: "pr", Slot: "sr", Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		t.Helper()
+		free, err := s.FreeMirrors(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range free {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := strings.Join(names(), ","); got != "m" {
+		t.Fatalf("free mirrors with r reserved: %q, want m", got)
+	}
+	if _, ok, err := s.AcquireLease(ctx, "r", "n1", time.Minute, false); err != nil || ok {
+		t.Fatalf("a look took the reserved lease: %v %v", ok, err)
+	}
+	if err := s.Unreserve(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(names(), ","); got != "m,r" {
+		t.Fatalf("free mirrors after Unreserve: %q, want m,r", got)
+	}
+	// Reserved again, the statement takes it; Unreserve leaves a held lease alone.
+	if ok, err := s.ReserveLease(ctx, "r", time.Minute); err != nil || !ok {
+		t.Fatalf("reserve: %v %v", ok, err)
+	}
+	if _, ok, err := s.AcquireLease(ctx, "r", "n1", time.Minute, true); err != nil || !ok {
+		t.Fatalf("the statement could not take its reserved lease: %v %v", ok, err)
+	}
+	if err := s.Unreserve(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.GetLeaseHolder(ctx, "r"); err != nil || h.Node != "n1" {
+		t.Fatalf("holder after Unreserve of a held lease: %+v %v", h, err)
 	}
 }

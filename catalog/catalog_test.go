@@ -565,13 +565,13 @@ func TestDiscardMirror(t *testing.T) {
 	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
 		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
 	// An earlier mirror m, created and dropped: its two events stay.
-	if err := s.CreateMirror(ctx, m); err != nil {
+	if err := s.CreateMirror(ctx, m, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteMirror(ctx, "m"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateMirror(ctx, m); err != nil {
+	if err := s.CreateMirror(ctx, m, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DiscardMirror(ctx, "m"); err != nil {

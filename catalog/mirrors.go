@@ -108,18 +108,22 @@ type MirrorTable struct {
 }
 
 // CreateMirror stores m and its tables in one transaction, with a "created"
-// event. It fails with an error wrapping ErrMirrorExists when the name is
-// taken. Not idempotent.
-func (s *Store) CreateMirror(ctx context.Context, m Mirror) error {
+// event. With reserve > 0 the new mirror's free lease is reserved that long
+// (see ReserveLease): the statement that creates it prepares its
+// publication and tables, or undoes them, before any node's periodic look
+// may run it, and then lifts the reservation (Unreserve). It fails with an
+// error wrapping ErrMirrorExists when the name is taken. Not idempotent.
+func (s *Store) CreateMirror(ctx context.Context, m Mirror, reserve time.Duration) error {
 	opts, err := json.Marshal(m.Options)
 	if err != nil {
 		return fmt.Errorf("create mirror %q: encode options: %w", m.Name, err)
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `
-INSERT INTO sluice.mirrors (name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			m.Name, m.SourcePeer, m.DestinationPeer, opts, PhaseSetup, DesiredRunning, m.Publication, m.Slot)
+INSERT INTO sluice.mirrors (name, source_peer, destination_peer, options, phase, desired, publication_name, slot_name,
+    lease_expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::interval > '0'::interval THEN now() + $9::interval END)`,
+			m.Name, m.SourcePeer, m.DestinationPeer, opts, PhaseSetup, DesiredRunning, m.Publication, m.Slot, reserve)
 		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation {
 			return fmt.Errorf("create mirror %q: %w", m.Name, ErrMirrorExists)
 		}

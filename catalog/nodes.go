@@ -252,6 +252,17 @@ WHERE name = $1 AND (node IS NULL OR lease_expires_at IS NULL OR lease_expires_a
 	return tag.RowsAffected() == 1, nil
 }
 
+// Unreserve lifts the reservation of the mirror's free lease (see
+// ReserveLease), if any: any node may take it now. Idempotent.
+func (s *Store) Unreserve(ctx context.Context, mirror string) error {
+	_, err := s.pool.Exec(ctx, `
+UPDATE sluice.mirrors SET lease_expires_at = NULL WHERE name = $1 AND node IS NULL AND lease_expires_at > now()`, mirror)
+	if err != nil {
+		return fmt.Errorf("lift the reservation of the stream lease of mirror %q: %w", mirror, err)
+	}
+	return nil
+}
+
 // LeaseHolder is who holds a mirror's stream lease.
 type LeaseHolder struct {
 	// Node holds a lease that has not expired; "" when nobody does.

@@ -23,7 +23,7 @@ func TestOwnedObjects(t *testing.T) {
 		{Name: "m1", SourcePeer: "src", DestinationPeer: "dst", Publication: "sluice_m1", Slot: "sluice_m1"},
 		{Name: "Odd", SourcePeer: "src", DestinationPeer: "dst", Publication: "Custom Pub", Slot: "custom_slot"},
 	} {
-		if err := s.CreateMirror(ctx, m); err != nil {
+		if err := s.CreateMirror(ctx, m, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

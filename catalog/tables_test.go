@@ -84,7 +84,7 @@ func oneTableMirror(t *testing.T) (*catalog.Store, string) {
 	ctx := testCtx(t)
 	m := catalog.Mirror{Name: "m", SourcePeer: "a", DestinationPeer: "b", Options: map[string]string{}, Publication: "p", Slot: "s",
 		Tables: []catalog.MirrorTable{{Source: "public.t", Destination: "public.t"}}}
-	if err := s.CreateMirror(ctx, m); err != nil {
+	if err := s.CreateMirror(ctx, m, 0); err != nil {
 		t.Fatal(err)
 	}
 	return s, url

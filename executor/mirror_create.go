@@ -106,7 +106,9 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		m.Tables = append(m.Tables, catalog.MirrorTable{Source: t.source.String(), Destination: t.dest.String(),
 			PartitionKey: t.key, Exclude: t.exclude, OrderBy: t.orderBy})
 	}
-	if err := store.CreateMirror(ctx, m); err != nil {
+	// Reserved until prepared: a node's look that ran the mirror meanwhile
+	// would make its publication again after an undo.
+	if err := store.CreateMirror(ctx, m, s.ex.engine.ReserveFor()); err != nil {
 		if errors.Is(err, catalog.ErrMirrorExists) {
 			return sqlerr.New(pgerrcode.DuplicateObject, "mirror %q already exists", st.Name).WithPosition(int(st.NamePos))
 		}
@@ -132,6 +134,10 @@ func (s *session) createMirror(ctx context.Context, st *sqlext.CreateMirror, w s
 		if t.key != "" {
 			_ = w.Notice(sqlerr.Notice("partition key %q of %s is checked but not needed: Sluice partitions the initial load by physical row location", t.key, t.source))
 		}
+	}
+	if err := store.Unreserve(ctx, st.Name); err != nil {
+		// Run takes it here all the same (a statement may take a reserved lease).
+		s.ex.cfg.Logger.WarnContext(ctx, "new mirror stays reserved for this node", "mirror", st.Name, "error", err)
 	}
 	s.ex.engine.Run(st.Name)
 	s.ex.cfg.Logger.InfoContext(ctx, "mirror created", "mirror", st.Name, "tables", len(tables))

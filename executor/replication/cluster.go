@@ -72,6 +72,11 @@ func (e *Engine) heartbeatEvery() time.Duration {
 // reserveFor is how long a Stop keeps a free lease for its statement.
 func (e *Engine) reserveFor() time.Duration { return 2 * e.cfg.NodeTimeout }
 
+// ReserveFor is how long a statement may keep a free lease reserved for
+// itself (catalog.Store.ReserveLease): CREATE MIRROR while it prepares
+// the new mirror.
+func (e *Engine) ReserveFor() time.Duration { return e.reserveFor() }
+
 // Node returns this node's id.
 func (e *Engine) Node() string { return e.cfg.Node }
 

@@ -126,7 +126,7 @@ func unreachableMirrors(t *testing.T, names ...string) (*catalog.Store, *connect
 	}
 	for _, name := range names {
 		err = store.CreateMirror(ctx, catalog.Mirror{Name: name, SourcePeer: "src", DestinationPeer: "dst", Options: map[string]string{},
-			Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}}})
+			Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +168,7 @@ func TestCloseHandsOverAtOnce(t *testing.T) {
 	}
 	for _, name := range names {
 		err := store.CreateMirror(ctx, catalog.Mirror{Name: name, SourcePeer: "src", DestinationPeer: "dst", Options: map[string]string{},
-			Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}}})
+			Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}}}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

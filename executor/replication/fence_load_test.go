@@ -111,7 +111,7 @@ func TestFencedLoadPartitionsEndTheLoad(t *testing.T) {
 	err = store.CreateMirror(ctx, catalog.Mirror{Name: "m", SourcePeer: "src", DestinationPeer: "dst", Options: map[string]string{
 		"do_initial_copy": "true", "publication_name": "sluice_m", "replication_slot_name": "sluice_m",
 		"snapshot_num_rows_per_partition": "10", "snapshot_max_parallel_workers": "2", "snapshot_num_tables_in_parallel": "2"},
-		Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}, {Source: "public.orders", Destination: "public.orders"}}})
+		Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}, {Source: "public.orders", Destination: "public.orders"}}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,7 @@ func newBed(t *testing.T, ables abilities, opts map[string]string) *bed {
 		options[k] = v
 	}
 	err = store.CreateMirror(ctx, catalog.Mirror{Name: "m", SourcePeer: "src", DestinationPeer: "dst", Options: options,
-		Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}, {Source: "public.orders", Destination: "public.orders"}}})
+		Tables: []catalog.MirrorTable{{Source: "public.users", Destination: "public.users"}, {Source: "public.orders", Destination: "public.orders"}}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
