@@ -335,3 +335,17 @@ type VersionedRows interface {
 	// VersionsRows documents the ability; it does nothing.
 	VersionsRows()
 }
+
+// LateVersions is the ability of a VersionedRows destination's Applier to
+// take a transaction an early stream sends before its commit
+// (EarlyStreamer): its changes come with Version 0, as the only ones of
+// the Applier's transaction, and are held aside as they come (ClickHouse:
+// a stage table); SetVersion gives them their version, the EventCommit's,
+// before Commit writes them where they belong. Rollback forgets them. Add
+// fails with an error wrapping ErrEarlyAbandoned for a change it cannot
+// hold aside: the flow then starts the stream again from the applied
+// position, sending transactions at their commit for a while.
+type LateVersions interface {
+	// SetVersion sets the version of the changes added with Version 0.
+	SetVersion(version uint64)
+}

@@ -196,8 +196,10 @@ type TableSnapshotter interface {
 // (its changes come as the open transaction's, in the order the source
 // sent them), and is acknowledged with it. When the open transaction can
 // no longer be applied as one, or those folded into it have waited too
-// long for its commit, Read returns an error wrapping ErrEarlyAbandoned. Only for destinations that need no version before a
-// transaction commits (not VersionedRows).
+// long for its commit, Read returns an error wrapping ErrEarlyAbandoned.
+// Only for destinations that need no version before a transaction commits
+// (not VersionedRows), or whose applier can give the changes their version
+// at the commit (LateVersions).
 type EarlyStreamer interface {
 	// StreamEarly is Source.Stream with large transactions sent early.
 	StreamEarly(ctx context.Context, spec StreamSpec, from Position, tables map[TableName]*TableSchema) (Stream, error)

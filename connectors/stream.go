@@ -44,7 +44,9 @@ type Event struct {
 	Pos Position
 	// Version is, for EventBegin, Pos as a number that increases with it:
 	// what the batcher sets as Change.Version of the transaction's changes.
-	// 0 when Open.
+	// 0 when Open; the EventCommit of an Open transaction then carries it
+	// (where its commit record starts, as a number: the version its
+	// changes would have had, sent at its commit).
 	Version uint64
 	// Open is, for EventBegin, that the transaction is still in progress
 	// on the source: a large transaction an early stream (EarlyStreamer)

@@ -75,6 +75,16 @@ type Applier struct {
 
 	inTx     bool
 	recorded connectors.Position
+	// A transaction sent before its commit (apply_stage.go): staging, its
+	// changes have no version and go to stages; lateVersion is theirs
+	// (SetVersion); txChanges counts the transaction's changes.
+	// leftover are stages of a transaction that ended in an error, dropped
+	// by the next Begin or Rollback.
+	staging     bool
+	lateVersion uint64
+	stages      []*stage
+	leftover    []*stage
+	txChanges   int
 	active   []*chTable // tables whose windows hold changes, in first-change order
 	held     int        // bytes the active windows hold
 	counts   map[connectors.TableName]connectors.TableCounts
@@ -131,6 +141,9 @@ func NewApplier(ctx context.Context, conn driver.Conn, info ServerInfo, db, mirr
 	if err := EnsureMetadata(ctx, conn, db); err != nil {
 		return nil, err
 	}
+	if err := dropStagesLeft(ctx, conn, db, mirror); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -175,6 +188,9 @@ func (a *Applier) Begin(ctx context.Context) (connectors.Position, error) {
 		return "", errors.New("begin: a transaction is already open")
 	}
 	if err := a.checkEpoch(ctx); err != nil {
+		return "", err
+	}
+	if err := a.dropLeftover(ctx); err != nil {
 		return "", err
 	}
 	pos, _, err := LastPosition(ctx, a.conn, a.db, a.mirror)
@@ -241,8 +257,8 @@ func (a *Applier) add(ctx context.Context, c *connectors.Change) error {
 		n.Deletes++
 	}
 	a.counts[c.Table] = n
-	if c.Version == 0 {
-		return fmt.Errorf("change (%c of %s) has no version", c.Kind, c.Table)
+	if err := a.stageFor(t, c); err != nil {
+		return err
 	}
 	if t.ncols != len(t.dt.Schema.Columns) {
 		// Columns were appended to the schema in place: the rows folded
@@ -318,6 +334,11 @@ func (a *Applier) Commit(ctx context.Context, end connectors.Position) (map[conn
 	if err := a.checkEpoch(ctx); err != nil {
 		return nil, err
 	}
+	if a.staging {
+		if err := a.commitStages(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := SetPositionAt(ctx, a.conn, a.db, a.mirror, end, a.epoch); err != nil {
 		return nil, err
 	}
@@ -339,10 +360,12 @@ func (a *Applier) Commit(ctx context.Context, end connectors.Position) (map[conn
 // ClickHouse has no transactions: it forgets only what the windows hold.
 // Rows Add already wrote stay, but they are rows a replay writes again
 // identically: adding the same changes again (same versions) in a new
-// transaction and committing converges to the same state.
+// transaction and committing converges to the same state. The stages of a
+// transaction sent before its commit are dropped (one that cannot be is
+// dropped when its table's next stage is made).
 func (a *Applier) Rollback(ctx context.Context) error {
 	a.finish()
-	return nil
+	return a.dropLeftover(ctx)
 }
 
 // InTx reports whether a transaction is open.
@@ -354,6 +377,8 @@ func (a *Applier) finish() {
 		t.win.release()
 	}
 	a.inTx, a.recorded, a.active, a.held = false, "", nil, 0
+	a.leftover = append(a.leftover, a.stages...)
+	a.staging, a.lateVersion, a.stages, a.txChanges = false, 0, nil, 0
 }
 
 // truncate marks every live row of the table deleted, with version.

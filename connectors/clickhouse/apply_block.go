@@ -17,18 +17,19 @@ import (
 // typed slice (no value boxed into an interface, no row of []any), the
 // others go value by value through the converter.
 
-// sendEntries inserts one row per entry (values completed by fills, by
-// entry; nil when none lack values) with the entry's version and deleted
-// flag, in one batch.
-func (t *chTable) sendEntries(ctx context.Context, conn driver.Conn, entries []entry, fills [][]any, now time.Time) error {
+// sendEntries inserts into table (the destination table or its stage)
+// one row per entry (values completed by fills, by entry; nil when none
+// lack values) with the entry's version and deleted flag, in one batch.
+func (t *chTable) sendEntries(ctx context.Context, conn driver.Conn, table connectors.TableName, entries []entry, fills [][]any,
+	now time.Time) error {
 	l := t.l
-	b, err := conn.PrepareBatch(ctx, l.insertSQL())
+	b, err := conn.PrepareBatch(ctx, l.insertInto(table))
 	if err != nil {
-		return fmt.Errorf("insert into %s: %w", l.dest, err)
+		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	fail := func(err error) error {
 		_ = b.Abort()
-		return fmt.Errorf("insert into %s: %w", l.dest, err)
+		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	for j := range l.cols {
 		if err := t.appendColumn(b.Column(j), j, entries, fills); err != nil {
@@ -49,7 +50,7 @@ func (t *chTable) sendEntries(ctx context.Context, conn driver.Conn, entries []e
 		}
 	}
 	if err := b.Send(); err != nil {
-		return fmt.Errorf("insert into %s: %w", l.dest, err)
+		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	return nil
 }

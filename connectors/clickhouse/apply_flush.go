@@ -26,6 +26,9 @@ func (a *Applier) flush(ctx context.Context, t *chTable) error {
 	if len(w.entries) == 0 {
 		return nil
 	}
+	if a.staging {
+		return a.stageWindow(ctx, t)
+	}
 	var keys [][]any
 	seen := make(map[string]bool)
 	want := func(vals []connectors.Value) (string, error) {
@@ -96,7 +99,7 @@ func (a *Applier) flush(ctx context.Context, t *chTable) error {
 			}
 		}
 	}
-	return t.sendEntries(ctx, a.conn, w.entries, fills, now)
+	return t.sendEntries(ctx, a.conn, t.l.dest, w.entries, fills, now)
 }
 
 func indexOf(ts []*chTable, t *chTable) int {

@@ -187,8 +187,11 @@ func (l *layout) columnList() string {
 }
 
 // insertSQL is the batch insert statement (18.16 needs the column list).
-func (l *layout) insertSQL() string {
-	return "INSERT INTO " + qualified(l.dest) + " (" + l.columnList() + ")"
+func (l *layout) insertSQL() string { return l.insertInto(l.dest) }
+
+// insertInto is insertSQL into table, of the same columns (a stage).
+func (l *layout) insertInto(table connectors.TableName) string {
+	return "INSERT INTO " + qualified(table) + " (" + l.columnList() + ")"
 }
 
 // CreateTableDDL returns the CREATE TABLE IF NOT EXISTS statement of the

@@ -37,7 +37,7 @@ func (d *Destination) RemoveTable(ctx context.Context, source, live connectors.T
 	if err := ClearTable(ctx, d.conn, d.cfg.Database, d.mirror, source); err != nil {
 		return err
 	}
-	for _, role := range []string{RoleShadow, RoleOld} {
+	for _, role := range roles {
 		if err := d.checkEpoch(ctx); err != nil {
 			return err
 		}

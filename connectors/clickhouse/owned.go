@@ -13,7 +13,8 @@ import (
 )
 
 // Temporary tables Sluice makes on a ClickHouse destination (a resync's
-// shadow table, and the old table a swap renames away before dropping it)
+// shadow table, the old table a swap renames away before dropping it, and
+// the stage of a transaction sent before its commit: apply_stage.go)
 // are recorded in the metadata table _sluice_owned_tables BEFORE they are
 // created or renamed into place, each with a random token. The table
 // itself carries the token as the comment of one of its columns (ClickHouse
@@ -25,7 +26,7 @@ import (
 // and a record whose table is gone or unmarked is forgotten.
 //
 // Names are picked free: the live table's name with the role's suffix
-// ("_resync", "_sluice_old"), else with "_1", "_2"... appended, skipping
+// ("_resync", "_sluice_old", "_sluice_stage"), else with "_1", "_2"... appended, skipping
 // every table in the database and the names the caller reserves.
 
 // OwnedTablesTable is the metadata table recording temporary tables.
@@ -35,7 +36,11 @@ const OwnedTablesTable = "_sluice_owned_tables"
 const (
 	RoleShadow = "shadow" // a resync's copy, swapped in for the live table
 	RoleOld    = "old"    // a live table renamed away, to be dropped
+	RoleStage  = "stage"  // changes of a transaction not committed yet
 )
+
+// roles are every role, for the drops of a mirror's or a table's.
+var roles = []string{RoleShadow, RoleOld, RoleStage}
 
 // ownedDDL creates the record; rows are only inserted, the newest per
 // (mirror, live, role) wins, and dropped = 1 forgets.
@@ -178,7 +183,7 @@ func DropOwned(ctx context.Context, conn driver.Conn, db, mirror string, live co
 // DropAllOwned drops every temporary table recorded for mirror that still
 // carries its marker and forgets the records (DROP MIRROR). Idempotent.
 func DropAllOwned(ctx context.Context, conn driver.Conn, db, mirror string) error {
-	for _, role := range []string{RoleShadow, RoleOld} {
+	for _, role := range roles {
 		recs, err := ownedRecords(ctx, conn, db, mirror, role)
 		if err != nil {
 			return err
@@ -196,7 +201,7 @@ func DropAllOwned(ctx context.Context, conn driver.Conn, db, mirror string) erro
 // suffix that no table of the database has, and that is in neither
 // reserved nor taken (names picked for other tables not created yet).
 func FreeName(ctx context.Context, conn driver.Conn, live connectors.TableName, role string, reserved []connectors.TableName) (connectors.TableName, error) {
-	suffix := map[string]string{RoleShadow: connectors.ShadowSuffix, RoleOld: "_sluice_old"}[role]
+	suffix := map[string]string{RoleShadow: connectors.ShadowSuffix, RoleOld: "_sluice_old", RoleStage: "_sluice_stage"}[role]
 	base := live.Name + suffix
 	for k := range maxTempTries {
 		name := connectors.TempName(live, suffix, k, 0)
@@ -222,14 +227,20 @@ func FreeName(ctx context.Context, conn driver.Conn, live connectors.TableName, 
 // forgotten later. Not idempotent: each call makes a new table.
 func CreateOwned(ctx context.Context, conn driver.Conn, db, mirror string, live connectors.TableName, reserved []connectors.TableName,
 	ddl func(name connectors.TableName, marker string) (string, error)) (OwnedTable, error) {
-	if err := DropOwned(ctx, conn, db, mirror, live, RoleShadow); err != nil {
+	return createOwned(ctx, conn, db, mirror, live, RoleShadow, reserved, ddl)
+}
+
+// createOwned is CreateOwned for a temporary table of role.
+func createOwned(ctx context.Context, conn driver.Conn, db, mirror string, live connectors.TableName, role string,
+	reserved []connectors.TableName, ddl func(name connectors.TableName, marker string) (string, error)) (OwnedTable, error) {
+	if err := DropOwned(ctx, conn, db, mirror, live, role); err != nil {
 		return OwnedTable{}, err
 	}
-	name, err := FreeName(ctx, conn, live, RoleShadow, reserved)
+	name, err := FreeName(ctx, conn, live, role, reserved)
 	if err != nil {
 		return OwnedTable{}, err
 	}
-	o, err := NewOwned(live, name, RoleShadow)
+	o, err := NewOwned(live, name, role)
 	if err != nil {
 		return OwnedTable{}, err
 	}

@@ -155,7 +155,7 @@ func (s *Stream) decodeEarly(buf []connectors.Event, msg pglogrepl.Message, at u
 		}
 		e.open, s.inTx = 0, false
 		buf = append(buf, connectors.Event{Kind: connectors.EventCommit, Pos: LSNPosition(uint64(m.TransactionEndLSN)),
-			CommitTime: m.CommitTime, Latest: s.latestPos()})
+			Version: uint64(m.CommitLSN), CommitTime: m.CommitTime, Latest: s.latestPos()})
 		return buf, nil, true, nil
 	case *pglogrepl.StreamAbortMessageV2:
 		switch {

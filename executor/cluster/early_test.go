@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -480,11 +481,17 @@ func TestEarlyTruncate(t *testing.T) {
 	e.converged(t, "a TRUNCATE in an open transaction abandoned the early stream")
 }
 
-// TestEarlyNotIntoClickHouse: a destination that versions rows by the
-// commit position (ClickHouse) gets a large transaction at its commit: the
-// source streams nothing in progress (it spills instead), and the FINAL
-// view equals the source.
-func TestEarlyNotIntoClickHouse(t *testing.T) {
+// TestEarlyIntoClickHouse: a destination that versions rows by the commit
+// position (ClickHouse) takes a large transaction while it is open into a
+// stage table, the version given at its commit (connectors.LateVersions):
+// the source streams it (stream_txns) and the stage holds its rows before
+// the commit; a small transaction committed meanwhile is folded into it.
+// After the commit the FINAL view equals the source and no stage is left.
+// A second one rolled back leaves the table as it was and no stage. A
+// large DELETE (no REPLICA IDENTITY FULL: its rows' other values are read
+// from the table) cannot be staged: the early stream is abandoned and the
+// transaction comes at its commit, and the table converges all the same.
+func TestEarlyIntoClickHouse(t *testing.T) {
 	ch := testbed.ClickHouseFor(t)
 	p := testbed.StartSluiceProcess(t, catalogCluster.NewDB(t), testbed.Password)
 	srcURL := peerCluster.NewDB(t)
@@ -501,19 +508,74 @@ func TestEarlyNotIntoClickHouse(t *testing.T) {
 			`SELECT concat(toString(aid), '|', toString(abalance), '|', filler) FROM pgbench_accounts FINAL
 			 WHERE _sluice_is_deleted = 0 ORDER BY aid`)
 	}
+	staged := func() uint64 {
+		t.Helper()
+		rows := testbed.CHRows(t, ch, `SELECT toString(count()) FROM system.tables
+			WHERE database = currentDatabase() AND name LIKE 'pgbench_accounts_sluice_stage%'`)
+		n, _ := strconv.ParseUint(rows[0], 10, 64)
+		return n
+	}
+	waitStage := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for staged() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no stage table while the source transaction is open (slot %+v)", what, slotStatsOf(t, src))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	logged := func(s string) bool {
+		t.Helper()
+		b, err := os.ReadFile(p.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(b), s)
+	}
 	same()
-	a := connect(t, srcURL)
+	a, b := connect(t, srcURL), connect(t, srcURL)
 	mustExec(t, a, "BEGIN")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1, filler = 'a' || aid")
+	waitStage("the first UPDATE")
+	mustExec(t, b, "INSERT INTO pgbench_accounts VALUES (900001, 1, 7, 'committed while A is open')")
 	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 2 = 0")
-	deadline := time.Now().Add(30 * time.Second)
-	for slotStatsOf(t, src).spillTxns == 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
 	mustExec(t, a, "COMMIT")
 	same()
-	if s := slotStatsOf(t, src); s.streamTxns != 0 || s.spillTxns == 0 {
-		t.Fatalf("the stream into ClickHouse sent a transaction before its commit, or did not spill it: %+v", s)
+	if s := slotStatsOf(t, src); s.streamTxns == 0 {
+		t.Fatalf("the source streamed no transaction in progress: %+v", s)
+	}
+	if n := staged(); n != 0 {
+		t.Fatalf("%d stage tables left after the commit", n)
+	}
+	if logged(abandonedLog) {
+		t.Fatal("the early stream into ClickHouse was abandoned")
+	}
+
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = -1, filler = 'rolled back'")
+	waitStage("the UPDATE rolled back")
+	mustExec(t, a, "ROLLBACK")
+	mustExec(t, b, "UPDATE pgbench_accounts SET abalance = 5 WHERE aid = 900001")
+	same()
+	deadline := time.Now().Add(10 * time.Second)
+	for staged() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stage of a transaction rolled back on the source is left")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	mustExec(t, a, "BEGIN")
+	mustExec(t, a, "DELETE FROM pgbench_accounts WHERE aid % 3 = 0")
+	mustExec(t, a, "UPDATE pgbench_accounts SET abalance = abalance + 3, filler = 'b' || aid WHERE aid % 3 = 1")
+	mustExec(t, a, "COMMIT")
+	same()
+	if !logged(abandonedLog) {
+		t.Fatal("a large DELETE was staged: its rows' values are not in its changes")
+	}
+	if n := staged(); n != 0 {
+		t.Fatalf("%d stage tables left after an abandoned early stream", n)
 	}
 }
 

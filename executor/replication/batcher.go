@@ -392,7 +392,8 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		b.changes.add(ev.Change)
 		return b.add(ctx, b.chunk)
 	case connectors.EventCommit:
-		if b.open {
+		open := b.open
+		if open {
 			b.commitOpen(ev)
 		}
 		b.inTx, b.open = false, false
@@ -421,6 +422,9 @@ func (b *batcher) handle(ctx context.Context, ev *connectors.Event) error {
 		b.txRows = 0
 		b.txStart = b.changes.n
 		b.end, b.commitTime = ev.Pos, ev.CommitTime
+		if lv, ok := b.applier.(connectors.LateVersions); ok && open {
+			return b.commitLate(ctx, lv, ev)
+		}
 		if b.rows >= b.maxBatch {
 			return b.flush(ctx)
 		}

@@ -108,7 +108,7 @@ func (f *flow) cdc(ctx context.Context) error {
 	}
 	// Large transactions come before their commit when nothing needs
 	// them at it (early.go).
-	earlyOK := !versioned && !rs.active()
+	earlyOK := f.earlyFits(versioned, applier, rs)
 	early := earlyOK && f.early.allowed()
 	stream, err := f.startStream(ctx, src, schemas, start, early)
 	if err != nil {

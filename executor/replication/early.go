@@ -14,9 +14,13 @@ import (
 // commit. The batcher takes such a transaction (an EventBegin with Open)
 // as the only one of its destination transaction: it commits the batch
 // before it, so that an EventAbort rolls back that transaction alone. A
-// destination that needs a version before the commit (VersionedRows), and
-// a stream that table resyncs follow (positions of their own), get
-// transactions at their commit, as before.
+// destination that needs a version with each row (VersionedRows) takes
+// it when its applier can hold the changes aside until the commit gives
+// their version (connectors.LateVersions: ClickHouse's stage tables); the
+// batcher then commits the destination transaction at the open one's
+// commit (commitLate). A stream that table resyncs follow (positions of
+// their own, or a versioned copy under way) gets transactions at their
+// commit, as before.
 //
 // When the source cannot go on with an open transaction (the stream's
 // error wraps connectors.ErrEarlyAbandoned), the destination transaction is
@@ -71,7 +75,7 @@ func openStream(ctx context.Context, src connectors.Source, spec connectors.Stre
 // beginOpen takes the EventBegin of a transaction sent before its commit:
 // the batch before it is committed first.
 func (b *batcher) beginOpen(ctx context.Context) error {
-	if b.rs.active() || b.vr != nil {
+	if b.rs.active() || b.vr.active() {
 		// The flow asks for early streams only without these (cdc).
 		return fmt.Errorf("a transaction came before its commit while table resyncs follow the stream: %w",
 			connectors.ErrEarlyAbandoned)
@@ -109,6 +113,27 @@ func (b *batcher) commitOpen(ev *connectors.Event) {
 		b.hold.fail(fmt.Errorf("validate: a large transaction that was applied as it came commits after the snapshot; try again"))
 		b.hold = nil
 	}
+}
+
+// commitLate ends an open transaction on a destination that versions its
+// rows late (connectors.LateVersions): the changes held aside take the
+// commit's version, and the destination transaction, which holds that
+// transaction alone (beginOpen), commits at once.
+func (b *batcher) commitLate(ctx context.Context, lv connectors.LateVersions, ev *connectors.Event) error {
+	if ev.Version == 0 {
+		return fmt.Errorf("the commit at %s of a transaction sent before it carries no version", b.f.display(ev.Pos))
+	}
+	lv.SetVersion(ev.Version)
+	return b.flush(ctx)
+}
+
+// earlyFits reports whether the flow may start its stream early: the
+// destination needs no version before a commit, or its applier can give
+// one late; and no table resync follows the stream (positions of their
+// own, a table held, a versioned copy to make).
+func (f *flow) earlyFits(versioned bool, applier connectors.Applier, rs *resyncs) bool {
+	_, late := applier.(connectors.LateVersions)
+	return (!versioned || late) && !rs.active() && !(versioned && f.versionedCopies())
 }
 
 // retryEarly reports, on an idle stream started without early sending

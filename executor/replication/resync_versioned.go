@@ -34,6 +34,20 @@ type versionedCopy struct {
 	err     error
 }
 
+// active reports whether table copies started with the stream.
+func (r *versionedResyncs) active() bool { return r != nil && len(r.tables) > 0 }
+
+// versionedCopies reports whether a table resync is asked for or under
+// way: the stream starts its copy (startVersionedResyncs).
+func (f *flow) versionedCopies() bool {
+	for _, t := range f.tables() {
+		if t.catalog.ResyncStatus == catalog.ResyncPending || t.catalog.ResyncStatus == catalog.ResyncInProgress {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *versionedResyncs) doneCh() chan versionedCopy {
 	if r == nil {
 		return nil
