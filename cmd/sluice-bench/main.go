@@ -54,6 +54,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicedb/sluice/internal/pgcluster"
 	"github.com/sluicedb/sluice/internal/testbed"
@@ -511,6 +512,9 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	if err != nil {
 		return err
 	}
+	if err := checkpoint(ctx); err != nil {
+		return err
+	}
 	start := time.Now()
 	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR chbench FROM src TO ch WITH TABLE MAPPING
 		(pgbench_accounts:pgbench_accounts)%s`, withWorkers(workers))); err != nil {
@@ -524,6 +528,14 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	if err != nil {
 		return err
 	}
+	// The load again, into a fresh database: the faster run counts, as
+	// the Postgres load's and the pipe's do.
+	loadFirst := loadSecs
+	again, err := timeCHLoad(ctx, sl, chConn, ch.Port(), workers)
+	if err != nil {
+		return err
+	}
+	loadSecs = min(loadSecs, again)
 	// Each mirror catches up alone: the Postgres one would take the same
 	// changes at the same time.
 	for _, m := range []string{"chbench", "bench"} {
@@ -558,6 +570,7 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 	fmt.Printf("binary COPY pipe into Postgres: %7.2f s  %9.0f rows/s\n", pipeSecs, float64(rows)/pipeSecs)
 	fmt.Printf("sluice initial load:            %7.2f s  %9.0f rows/s\n", loadSecs, float64(rows)/loadSecs)
 	fmt.Printf("ratio (sluice / pipe speed):    %7.2f\n", pipeSecs/loadSecs)
+	fmt.Printf("the faster of two runs: sluice %.2f s and %.2f s\n", loadFirst, again)
 	fmt.Println(loadRSS)
 	fmt.Printf("native logical replication into Postgres, %d updates: %7.2f s  %9.0f rows/s\n", changes, nativeSecs, float64(changes)/nativeSecs)
 	fmt.Printf("sluice CDC catch-up, %d updates:  %7.2f s  %9.0f rows/s\n", changes, cdcSecs, float64(changes)/cdcSecs)
@@ -571,6 +584,37 @@ func benchClickHouse(ctx context.Context, sl, src *pgx.Conn, rows int64, changes
 			return fmt.Sprintf("SELECT toUInt8(count() = 1) FROM pgbench_accounts FINAL WHERE aid = %d", aid)
 		}}
 	return benchBigTransactions(ctx, sl, src, sizes, []bigTarget{pg, chTarget})
+}
+
+// timeCHLoad times a second load of pgbench_accounts into ClickHouse, by
+// a mirror chbench2 into a database of its own, which it then drops with
+// the mirror and its peer.
+func timeCHLoad(ctx context.Context, sl *pgx.Conn, chConn clickhouse.Conn, port, workers int) (float64, error) {
+	if err := chConn.Exec(ctx, "CREATE DATABASE chbench2"); err != nil {
+		return 0, err
+	}
+	if _, err := sl.Exec(ctx, fmt.Sprintf("CREATE PEER ch2 FROM CLICKHOUSE WITH (host = '127.0.0.1', port = %d, database = 'chbench2')",
+		port)); err != nil {
+		return 0, err
+	}
+	if err := checkpoint(ctx); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if _, err := sl.Exec(ctx, fmt.Sprintf(`CREATE MIRROR chbench2 FROM src TO ch2 WITH TABLE MAPPING
+		(pgbench_accounts:pgbench_accounts)%s`, withWorkers(workers))); err != nil {
+		return 0, err
+	}
+	if err := waitFor(ctx, sl, `SELECT status = 'RUNNING' FROM mirrors WHERE name = 'chbench2'`); err != nil {
+		return 0, err
+	}
+	secs := time.Since(start).Seconds()
+	for _, sql := range []string{"DROP MIRROR chbench2", "DROP PEER ch2"} {
+		if _, err := sl.Exec(ctx, sql); err != nil {
+			return 0, err
+		}
+	}
+	return secs, chConn.Exec(ctx, "DROP DATABASE chbench2")
 }
 
 func exec1(ctx context.Context, url, sql string) error {
