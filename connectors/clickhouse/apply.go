@@ -85,10 +85,10 @@ type Applier struct {
 	stages      []*stage
 	leftover    []*stage
 	txChanges   int
-	active   []*chTable // tables whose windows hold changes, in first-change order
-	held     int        // bytes the active windows hold
-	counts   map[connectors.TableName]connectors.TableCounts
-	nullKeys map[connectors.TableName]map[string]int64 // of the last commit
+	active      []*chTable // tables whose windows hold changes, in first-change order
+	held        int        // bytes the active windows hold
+	counts      map[connectors.TableName]connectors.TableCounts
+	nullKeys    map[connectors.TableName]map[string]int64 // of the last commit
 	// epoch is the lease epoch the Destination was fenced with (0: not
 	// fenced), checked before each batch and before its position is
 	// recorded (checkEpoch, fence.go).
