@@ -106,7 +106,11 @@ func (a *Applier) stageOf(ctx context.Context, t *chTable) (*stage, error) {
 	if err := a.checkEpoch(ctx); err != nil {
 		return nil, err // a superseded run touches no stage
 	}
-	o, err := createOwned(ctx, a.conn, a.db, a.mirror, t.dt.Dest, RoleStage, nil,
+	var reserved []connectors.TableName // the mirror's tables, even one missing
+	for _, m := range a.tables {
+		reserved = append(reserved, m.dt.Dest)
+	}
+	o, err := createOwned(ctx, a.conn, a.db, a.mirror, t.dt.Dest, RoleStage, reserved,
 		func(name connectors.TableName, marker string) (string, error) {
 			opts := t.l.opts
 			opts.Marker = marker
@@ -160,14 +164,5 @@ func (a *Applier) dropLeftover(ctx context.Context) error { return a.dropStages(
 // dropStagesLeft drops the stages the mirror's earlier runs left (a crash
 // in a transaction sent before its commit).
 func dropStagesLeft(ctx context.Context, conn driver.Conn, db, mirror string) error {
-	recs, err := ownedRecords(ctx, conn, db, mirror, RoleStage)
-	if err != nil {
-		return err
-	}
-	for live := range recs {
-		if err := DropOwned(ctx, conn, db, mirror, live, RoleStage); err != nil {
-			return err
-		}
-	}
-	return nil
+	return dropRole(ctx, conn, db, mirror, RoleStage)
 }

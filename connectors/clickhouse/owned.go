@@ -184,14 +184,23 @@ func DropOwned(ctx context.Context, conn driver.Conn, db, mirror string, live co
 // carries its marker and forgets the records (DROP MIRROR). Idempotent.
 func DropAllOwned(ctx context.Context, conn driver.Conn, db, mirror string) error {
 	for _, role := range roles {
-		recs, err := ownedRecords(ctx, conn, db, mirror, role)
-		if err != nil {
+		if err := dropRole(ctx, conn, db, mirror, role); err != nil {
 			return err
 		}
-		for l := range recs {
-			if err := DropOwned(ctx, conn, db, mirror, l, role); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// dropRole drops every temporary table of role recorded for mirror that
+// still carries its marker and forgets the records. Idempotent.
+func dropRole(ctx context.Context, conn driver.Conn, db, mirror, role string) error {
+	recs, err := ownedRecords(ctx, conn, db, mirror, role)
+	if err != nil {
+		return err
+	}
+	for l := range recs {
+		if err := DropOwned(ctx, conn, db, mirror, l, role); err != nil {
+			return err
 		}
 	}
 	return nil
