@@ -24,8 +24,9 @@ var (
 // ClickHouse has no transactions. Begin reads the recorded position. Add
 // folds the changes into a window per table: one row per changed primary
 // key (the last change wins), copied out of the caller's slices, with the
-// change's version (Change.Version, which must be set) as the row version.
-// When a window holds windowKeys keys, or the windows together hold
+// change's version (Change.Version) as the row version; a transaction sent
+// before its commit comes without versions and is written to stage tables
+// until Commit (apply_stage.go). When a window holds windowKeys keys, or the windows together hold
 // windowBytes bytes of values, Add writes it (one large insert) and starts
 // a new one, so that memory stays bounded whatever the size of the source
 // transaction. Commit writes what the windows hold, then records the
