@@ -155,3 +155,69 @@ func TestEarlyBackoff(t *testing.T) {
 		t.Error("a nil backoff must allow and keep nothing")
 	}
 }
+
+// lateApplier is a fakeApplier with connectors.LateVersions: it records
+// the version SetVersion gave, and when.
+type lateApplier struct {
+	*fakeApplier
+	d        *dest
+	versions []uint64 // SetVersion's, in order
+	before   []int    // commits recorded when each came
+}
+
+func (a *lateApplier) SetVersion(v uint64) {
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	a.versions = append(a.versions, v)
+	a.before = append(a.before, len(a.d.commits))
+}
+
+// TestBatcherLateVersions: into a destination that versions rows late
+// (connectors.LateVersions), an open transaction's changes come without
+// version, its commit gives them the commit's version (SetVersion) and
+// commits the destination transaction at once, alone; a commit of an open
+// transaction without a version is an error.
+func TestBatcherLateVersions(t *testing.T) {
+	d := &dest{}
+	a := &lateApplier{fakeApplier: d.applier(), d: d}
+	f := make(feed, 16)
+	b := newTestBatcher(a, 100, 1000)
+	b.chunk, b.eager = 1, 1
+	running(t, b, d.stream(f))
+
+	open := openTx(125, 160, "x1", "x2")
+	open[len(open)-1].Version = 150
+	f <- append(append(tx(110, 120, "1"), open...), tx(165, 170, "2")...)
+	eventually(t, "three commits", func() bool { c, _, _ := d.snapshot(); return len(c) == 3 })
+	commits, _, _ := d.snapshot()
+	if got := commits[0].String() + "|" + commits[1].String() + "|" + commits[2].String(); got != "a:1|a:x1,a:x2|a:2" ||
+		commits[1].lsn != 160 {
+		t.Fatalf("commits: %v", commits)
+	}
+	d.mu.Lock()
+	versions, before := a.versions, a.before
+	var openVersions []uint64
+	for _, cs := range d.added {
+		for _, c := range cs {
+			if strings.HasPrefix(string(c.New[0].Data), "x") {
+				openVersions = append(openVersions, c.Version)
+			}
+		}
+	}
+	d.mu.Unlock()
+	if len(versions) != 1 || versions[0] != 150 || before[0] != 1 {
+		t.Fatalf("SetVersion: %v with %v commits before, want 150 once, after the first commit", versions, before)
+	}
+	if len(openVersions) != 2 || openVersions[0] != 0 || openVersions[1] != 0 {
+		t.Fatalf("versions of the open transaction's changes: %v, want 0 (given at its commit)", openVersions)
+	}
+
+	d2 := &dest{}
+	b2 := newTestBatcher(&lateApplier{fakeApplier: d2.applier(), d: d2}, 100, 1000)
+	f2 := make(feed, 16)
+	done := runUntilError(t, b2, d2.stream(f2))
+	f2 <- openTx(125, 160, "y1")
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "carries no version") {
+		t.Fatalf("run: %v, want an error for the commit without a version", err)
+	}
+}
