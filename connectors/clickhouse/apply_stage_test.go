@@ -73,6 +73,11 @@ func TestApplierStagesLateVersions(t *testing.T) {
 		"id=3 name=three' body=b3' qty=30 _sluice_is_deleted=0 _sluice_version=500",
 		"id=4 name=four body=b4 qty=4 _sluice_is_deleted=0 _sluice_version=500",
 	})
+	// One row per key moved in (the stage's FINAL), not one per window: two
+	// rows of a key with the same version would leave the winner to chance.
+	equalRows(t, "rows of the commit's version, without FINAL",
+		query(t, conn, "SELECT id, qty FROM "+db+".items WHERE _sluice_version = 500"),
+		[]string{"id=1 qty=100", "id=2 qty=20", "id=3 qty=30", "id=4 qty=4"})
 	if got := stages(); len(got) != 0 {
 		t.Fatalf("stage tables after the commit: %q", got)
 	}
